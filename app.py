@@ -1,0 +1,198 @@
+"""ClientGate: sign-in with one-time codes for a small firm's client portal."""
+
+from __future__ import annotations
+
+import logging
+from typing import Optional
+
+import click
+from flask import Flask, flash, redirect, render_template, request, session
+from flask_wtf.csrf import CSRFError
+from werkzeug.exceptions import HTTPException
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from config import INSTANCE_DIR, Config, config_from_environment
+from extensions import csrf, db, limiter, login_manager, mail, migrate
+from services import clock, delivery, passwords, sessions
+
+log = logging.getLogger("clientgate")
+
+
+def create_app(config_class: Optional[type[Config]] = None) -> Flask:
+    """Build the app: configuration, extensions, blueprints, CLI, error pages, headers."""
+    config_class = config_class or config_from_environment()
+    app = Flask(__name__, instance_path=str(INSTANCE_DIR))
+    app.config.from_object(config_class)
+    config_class.check(app.config)
+    app.config.setdefault("MAX_CONTENT_LENGTH", 64 * 1024)
+
+    register_logging(app)
+    register_proxy(app)
+    register_extensions(app)
+    register_blueprints(app)
+    register_errorhandlers(app)
+    register_headers(app)
+    register_template_helpers(app)
+    register_cli(app)
+    start_background(app)
+    return app
+
+
+def register_logging(app: Flask) -> None:
+    if not logging.getLogger().handlers:
+        logging.basicConfig(
+            level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s"
+        )
+
+
+def register_proxy(app: Flask) -> None:
+    """Trust X-Forwarded-* only from as many proxies as the operator says there are."""
+    x_for, x_proto, x_host = (
+        app.config["PROXY_FIX_X_FOR"], app.config["PROXY_FIX_X_PROTO"],
+        app.config["PROXY_FIX_X_HOST"],
+    )
+    if x_for or x_proto or x_host:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=x_for, x_proto=x_proto, x_host=x_host)
+
+
+def register_extensions(app: Flask) -> None:
+    db.init_app(app)
+    migrate.init_app(app, db, render_as_batch=True, directory=str(
+        app.root_path + "/migrations"))
+    csrf.init_app(app)
+    mail.init_app(app)
+    limiter.init_app(app)
+    login_manager.init_app(app)
+    login_manager.login_view = "auth.login"
+    login_manager.login_message = "Please sign in to see that page."
+    login_manager.login_message_category = "info"
+    login_manager.session_protection = None  # the server-side session row does this job
+    delivery.init_app(app)
+    with app.app_context():
+        from db_setup import configure_engine
+
+        configure_engine(db.engine)
+
+
+@login_manager.user_loader
+def load_user(user_id: str):
+    """A user comes only from a live server-side session, so logout and timeouts hold."""
+    return sessions.user_for_token(session.get("sid"), user_id)
+
+
+def register_blueprints(app: Flask) -> None:
+    from blueprints import account, auth, dev, health, portal, support, webhooks
+
+    app.register_blueprint(auth.bp)
+    app.register_blueprint(portal.bp)
+    app.register_blueprint(account.bp)
+    app.register_blueprint(support.bp)
+    app.register_blueprint(webhooks.bp)
+    app.register_blueprint(health.bp)
+    if app.config["DEV_OUTBOX"]:
+        app.register_blueprint(dev.bp)
+
+
+# Forms a client can come back to: a stale token sends them back there with a message.
+RETRYABLE_FORMS = ("/login", "/login/code", "/account/security")
+
+
+def register_errorhandlers(app: Flask) -> None:
+    @app.errorhandler(CSRFError)
+    def csrf_error(error: CSRFError):
+        if request.path in RETRYABLE_FORMS:
+            flash("That page had been open too long, so nothing was sent. Please try again.",
+                  "warning")
+            return redirect(request.path)
+        return render_error(400, "That form had expired. Go back, reload the page and try again.")
+
+    @app.errorhandler(HTTPException)
+    def http_error(error: HTTPException):
+        messages = {
+            400: "The request could not be understood.",
+            404: "There is nothing at this address.",
+            405: "That page cannot be used that way.",
+            413: "That was far more data than any form here takes.",
+            429: "Too many attempts. Please wait a little and try again.",
+        }
+        return render_error(error.code or 500, messages.get(error.code, error.description))
+
+    @app.errorhandler(Exception)
+    def server_error(error: Exception):
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        db.session.rollback()
+        return render_error(500, "Something went wrong on our side. Please try again.")
+
+
+def render_error(status: int, message: str, **extra):
+    if request.accept_mimetypes.best == "application/json" or request.path.startswith(
+        ("/login/code/status", "/healthz", "/webhooks/")
+    ):
+        return {"error": message, "status": status}, status, extra.get("headers", {})
+    return render_template("errors/error.html", status=status, message=message, **extra), status
+
+
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "font-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; "
+    "base-uri 'none'; object-src 'none'"
+)
+
+
+def register_headers(app: Flask) -> None:
+    @app.after_request
+    def security_headers(response):
+        response.headers.setdefault("Content-Security-Policy", CSP)
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("Referrer-Policy", "same-origin")
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        response.headers.setdefault("Permissions-Policy", "camera=(), microphone=(), geolocation=()")
+        if request.is_secure:
+            response.headers.setdefault(
+                "Strict-Transport-Security", "max-age=31536000; includeSubDomains"
+            )
+        return response
+
+
+def register_template_helpers(app: Flask) -> None:
+    from services.masking import mask_destination
+
+    tz = app.config["PORTAL_TIMEZONE"]
+
+    @app.template_filter("hhmm")
+    def hhmm(moment) -> str:
+        """"10:05" in the portal's time zone."""
+        return clock.local(moment, tz).strftime("%H:%M") if moment else ""
+
+    @app.template_filter("when")
+    def when(moment) -> str:
+        """"27 Nov 2026, 10:05" in the portal's time zone."""
+        return clock.local(moment, tz).strftime("%-d %b %Y, %H:%M") if moment else ""
+
+    app.jinja_env.globals["mask_destination"] = mask_destination
+    app.jinja_env.globals["portal_name"] = app.config["PORTAL_NAME"]
+
+
+def register_cli(app: Flask) -> None:
+    from cli import register
+
+    register(app)
+
+
+def start_background(app: Flask) -> None:
+    """Start the dispatcher where the app serves requests, and say where messages go."""
+    context = click.get_current_context(silent=True)
+    serving = context is None or context.info_name == "run"
+    if not serving:
+        return
+    for channel, name in (("email", "MAIL_SERVER"), ("sms", "VONAGE_API_KEY")):
+        if not delivery.channel_configured(channel, app.config):
+            where = "/dev/outbox" if app.config["DEV_OUTBOX"] else "the console (log)"
+            app.logger.warning(
+                "No %s is set: %s messages go to the console and %s, not to clients.",
+                name, channel, where,
+            )
+    with app.app_context():
+        passwords.warm_up()
+    if app.config["DISPATCHER_AUTOSTART"]:
+        app.extensions["dispatcher"].start()

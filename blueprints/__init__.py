@@ -1,0 +1,1 @@
+"""One blueprint per noun: auth, portal, account, support, webhooks, health, dev."""

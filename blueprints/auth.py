@@ -1,0 +1,276 @@
+"""Sign-in: the password, the code page, resend, live status, logout."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Optional
+
+from flask import (
+    Blueprint, current_app, flash, redirect, render_template, request, session, url_for,
+)
+from flask_login import current_user, login_user, logout_user
+from sqlalchemy import func, select
+
+from blueprints.safety import no_store, safe_next
+from extensions import db
+from forms import ChoiceForm, CodeForm, LoginForm, LogoutForm, ResendForm
+from models import SignIn, User
+from services import audit, clock, codes, delivery, passwords, sessions
+from services.masking import mask_destination
+
+bp = Blueprint("auth", __name__)
+
+# How long "keep the code already sent, or send a new one?" may wait for an answer.
+CHOICE_LIFETIME = timedelta(minutes=5)
+
+GENERIC_LOGIN_ERROR = "The email address or password is not right. Check them and try again."
+
+
+@bp.after_request
+def never_cache(response):
+    return no_store(response)
+
+
+def browser_sign_in() -> Optional[SignIn]:
+    """The sign-in this browser started (kept in its session cookie), if any."""
+    sign_in_id = session.get("signin_id")
+    if not isinstance(sign_in_id, int):
+        return None
+    return db.session.get(SignIn, sign_in_id)
+
+
+def _pending_choice() -> Optional[dict]:
+    choice = session.get("choice")
+    if not isinstance(choice, dict):
+        return None
+    started = datetime.fromisoformat(choice.get("at", "1970-01-01T00:00:00+00:00"))
+    if clock.now() - started > CHOICE_LIFETIME:
+        session.pop("choice", None)
+        return None
+    return choice
+
+
+def _begin(user: User, next_url: Optional[str]):
+    """Start a new sign-in for this browser and go to the code page."""
+    sign_in = codes.start_sign_in(
+        user, ip=audit.client_ip(), user_agent=audit.client_agent(), next_url=next_url,
+        host=request.host,
+    )
+    db.session.commit()
+    session.pop("choice", None)
+    session["signin_id"] = sign_in.id
+    return redirect(url_for("auth.code"))
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login():
+    if current_user.is_authenticated:
+        return redirect(url_for("portal.home"))
+    next_url = safe_next(request.args.get("next"))
+    form = LoginForm()
+    waiting = browser_sign_in()
+    if waiting is not None and (not waiting.is_pending or codes.expire_if_due(waiting)):
+        db.session.commit()
+        waiting = None
+
+    if "action" in request.form:
+        return _answer_choice(next_url)
+
+    if form.validate_on_submit():
+        email = form.email.data.strip().lower()
+        user = db.session.scalar(select(User).where(func.lower(User.email) == email))
+        if not passwords.verify_password(user, form.password.data):
+            audit.record("password_failed", user_id=user.id if user else None,
+                         outcome="wrong", detail={} if user else {"unknown_email": True})
+            db.session.commit()
+            flash(GENERIC_LOGIN_ERROR, "error")
+            return render_template("auth/login.html", form=form, waiting=waiting), 200
+        audit.record("password_ok", user_id=user.id, outcome="ok")
+        elsewhere = codes.pending_sign_in_of(user)
+        if elsewhere is not None and elsewhere.id != session.get("signin_id"):
+            # A code is already on its way to this user from another window or browser.
+            db.session.commit()
+            session["choice"] = {"user_id": user.id, "sign_in_id": elsewhere.id,
+                                 "at": clock.now().isoformat(), "next": next_url}
+            return redirect(url_for("auth.login"))
+        return _begin(user, next_url)
+
+    choice = _pending_choice()
+    if choice is not None and request.method == "GET":
+        elsewhere = db.session.get(SignIn, choice["sign_in_id"])
+        if elsewhere is not None and elsewhere.is_pending:
+            return render_template("auth/choice.html", form=ChoiceForm(), elsewhere=elsewhere)
+        session.pop("choice", None)
+    return render_template("auth/login.html", form=form, waiting=waiting)
+
+
+def _answer_choice(next_url: Optional[str]):
+    """The answer to "keep the code already sent, or send a new one?"."""
+    choice = _pending_choice()
+    form = ChoiceForm()
+    if choice is None:
+        flash("That question had expired. Please enter your email and password again.", "warning")
+        return redirect(url_for("auth.login"))
+    if not form.validate_on_submit():
+        elsewhere = db.session.get(SignIn, choice["sign_in_id"])
+        return render_template("auth/choice.html", form=form, elsewhere=elsewhere)
+    user = db.session.get(User, choice["user_id"])
+    elsewhere = db.session.get(SignIn, choice["sign_in_id"])
+    if form.action.data == "keep" and elsewhere is not None and elsewhere.is_pending \
+            and not codes.expire_if_due(elsewhere):
+        audit.record("signin_kept", user_id=user.id, sign_in_id=elsewhere.id)
+        db.session.commit()
+        session.pop("choice", None)
+        session["signin_id"] = elsewhere.id
+        return redirect(url_for("auth.code"))
+    return _begin(user, choice.get("next") or next_url)
+
+
+def _code_page(sign_in: Optional[SignIn], form: CodeForm, *, problem: Optional[dict] = None,
+               status: int = 200):
+    latest = delivery.latest_for(sign_in) if sign_in is not None else None
+    state, state_text = delivery.describe(latest)
+    return render_template(
+        "auth/code.html", form=form, sign_in=sign_in, problem=problem,
+        delivery=latest, delivery_state=state, delivery_text=state_text,
+        resend_form=ResendForm(), resend_wait=codes.resend_wait(sign_in) if sign_in else 0,
+        resends_left=codes.MAX_RESENDS - sign_in.resend_count if sign_in else 0,
+        newer=codes.newest_successor(sign_in) if sign_in is not None
+        and sign_in.status == "superseded" else None,
+    ), status
+
+
+@bp.route("/login/code", methods=["GET", "POST"])
+def code():
+    sign_in = browser_sign_in()
+    if sign_in is None:
+        if request.method == "POST":
+            flash("There is no sign-in waiting for a code in this browser. "
+                  "Please enter your email and password first.", "warning")
+        return redirect(url_for("auth.login"))
+    if sign_in.is_pending:
+        codes.expire_if_due(sign_in)
+        db.session.commit()
+    form = CodeForm()
+    if request.method == "GET" or not form.validate_on_submit():
+        return _code_page(sign_in, form, status=200 if request.method == "GET" else 422)
+
+    check = codes.check_code(sign_in, form.code.data)
+    db.session.commit()
+    if check.outcome == codes.ACCEPTED:
+        return _finish_sign_in(sign_in)
+    problem = {
+        "outcome": check.outcome, "tries_left": check.tries_left,
+        "earlier": check.earlier, "newer": check.newer,
+    }
+    form.code.data = ""
+    return _code_page(sign_in, form, problem=problem, status=422)
+
+
+def _finish_sign_in(sign_in: SignIn):
+    """The code was right: a fresh session (new token, new cookie), then the portal."""
+    user = sign_in.user
+    next_url = safe_next(sign_in.next_url)
+    session.clear()
+    token = sessions.open_session(user, sign_in.id)
+    login_user(user)
+    session["sid"] = token
+    audit.record("signed_in", user_id=user.id, sign_in_id=sign_in.id)
+    db.session.commit()
+    return redirect(next_url or url_for("portal.home"))
+
+
+@bp.route("/login/code/resend", methods=["POST"])
+def resend():
+    sign_in = browser_sign_in()
+    form = ResendForm()
+    if sign_in is None or not form.validate_on_submit():
+        flash("There is no sign-in waiting for a code in this browser. "
+              "Please enter your email and password first.", "warning")
+        return redirect(url_for("auth.login"))
+    channel = form.channel.data if form.channel.data in ("email",) else None
+    result = codes.resend_code(sign_in, channel=channel, host=request.host)
+    db.session.commit()
+    if result.ok:
+        where = "your email" if sign_in.channel == "email" else "your phone"
+        left = result.resends_left
+        flash(f"We have sent the same code to {where} again. It is still the code "
+              f"sent at {_hhmm(sign_in.created_at)}. "
+              + (f"You can ask {left} more time{'s' if left != 1 else ''}." if left
+                 else "That was the last resend for this sign-in."), "success")
+    elif result.reason == "cooldown":
+        flash(f"Please wait {result.wait_seconds} seconds before asking again: "
+              "the code may already be on its way.", "warning")
+    elif result.reason == "limit":
+        flash("The code has been sent 3 more times already, which is the most we send. "
+              "If it still has not come, sign in again to get a new code.", "warning")
+    else:
+        flash("This sign-in has ended, so its code cannot be sent again. "
+              "Please sign in again.", "warning")
+    return redirect(url_for("auth.code"))
+
+
+def _hhmm(moment: datetime) -> str:
+    return clock.local(moment, current_app.config["PORTAL_TIMEZONE"]).strftime("%H:%M")
+
+
+@bp.route("/login/code/status")
+def status():
+    """The pending sign-in as JSON, for the code page's live status and the tab guard."""
+    current = browser_sign_in()
+    asked = request.args.get("sign_in", type=int)
+    sign_in = current
+    if asked is not None and current is not None and asked != current.id:
+        other = db.session.get(SignIn, asked)
+        if other is not None and other.user_id == current.user_id:
+            sign_in = other
+    if sign_in is None:
+        return {"status": "none"}, 404
+    if sign_in.is_pending:
+        codes.expire_if_due(sign_in)
+        db.session.commit()
+    latest = delivery.latest_for(sign_in)
+    state, state_text = delivery.describe(latest)
+    newer = codes.newest_successor(sign_in) if sign_in.status == "superseded" else None
+    return {
+        "sign_in": sign_in.id,
+        "current_sign_in": current.id if current else None,
+        "status": sign_in.status,
+        "channel": sign_in.channel,
+        "destination": _mask(sign_in),
+        "sent_at": sign_in.created_at.isoformat(),
+        "sent_at_local": _hhmm(sign_in.created_at),
+        "expires_at": sign_in.expires_at.isoformat(),
+        "expires_at_local": _hhmm(sign_in.expires_at),
+        "delivery": {
+            "state": state, "text": state_text,
+            "at": (latest.sent_at or latest.created_at).isoformat() if latest else None,
+            "attempts": latest.attempts if latest else 0,
+        },
+        "superseded": sign_in.status == "superseded",
+        "superseded_at": sign_in.ended_at.isoformat() if newer else None,
+        "newer": {
+            "sign_in": newer.id, "sent_at_local": _hhmm(newer.created_at),
+            "destination": _mask(newer), "here": current is not None and current.id == newer.id,
+        } if newer else None,
+        "resend_wait": codes.resend_wait(sign_in) if sign_in.is_pending else None,
+        "resends_left": codes.MAX_RESENDS - sign_in.resend_count,
+    }
+
+
+def _mask(sign_in: SignIn) -> str:
+    return mask_destination(sign_in.channel, sign_in.destination)
+
+
+@bp.route("/logout", methods=["POST"])
+def logout():
+    form = LogoutForm()
+    if form.validate_on_submit():
+        if current_user.is_authenticated:
+            audit.record("logout", user_id=current_user.id)
+        sessions.revoke(session.get("sid"))
+        db.session.commit()
+        logout_user()
+        session.clear()
+        flash("You have logged out.", "success")
+    return redirect(url_for("auth.login"))

@@ -1,0 +1,161 @@
+"""Admin command line: `flask --app app users ...` and `flask --app app demo`."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+from flask import Flask
+from flask.cli import AppGroup, with_appcontext
+from sqlalchemy import func, select
+
+from extensions import db
+from models import CHANNELS, ROLES, User
+from services import audit, clock, passwords, phones, sessions
+
+users = AppGroup("users", help="Add and manage users.")
+
+MIN_PASSWORD_LENGTH = 10
+
+
+def _find(email: str) -> User:
+    user = db.session.scalar(select(User).where(func.lower(User.email) == email.strip().lower()))
+    if user is None:
+        raise click.UsageError(f"No user has the email address {email}.")
+    return user
+
+
+def _read_password(from_stdin: bool) -> str:
+    if from_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise click.UsageError(f"The password must be at least {MIN_PASSWORD_LENGTH} characters.")
+    if len(password) > passwords.MAX_PASSWORD_LENGTH:
+        raise click.UsageError("The password is too long.")
+    return password
+
+
+@users.command("add")
+@click.argument("email")
+@click.option("--role", type=click.Choice(ROLES), default="client", show_default=True)
+@click.option("--phone", help="UK mobile number; counts as verified by the firm.")
+@click.option("--channel", type=click.Choice(CHANNELS), default="email", show_default=True)
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
+@with_appcontext
+def add_user(email: str, role: str, phone: str | None, channel: str, password_stdin: bool):
+    """Add a user."""
+    email = email.strip().lower()
+    if "@" not in email or len(email) > 254:
+        raise click.UsageError(f"{email!r} is not an email address.")
+    if db.session.scalar(select(User.id).where(func.lower(User.email) == email)):
+        raise click.UsageError(f"A user with the email address {email} already exists.")
+    e164 = None
+    if phone:
+        e164 = phones.uk_mobile(phone)
+        if e164 is None:
+            raise click.UsageError(
+                f"{phone!r} is not a UK mobile number; SMS codes work only for UK mobiles."
+            )
+    if channel == "sms" and e164 is None:
+        raise click.UsageError("--channel sms needs --phone with a UK mobile number.")
+    password = _read_password(password_stdin)
+    user = User(
+        email=email, password_hash=passwords.hash_password(password), role=role,
+        channel=channel, phone=e164, phone_verified_at=clock.now() if e164 else None,
+        created_at=clock.now(), password_changed_at=clock.now(),
+    )
+    db.session.add(user)
+    db.session.flush()
+    audit.record("user_added", user_id=user.id, detail={"role": role, "by": "cli"})
+    db.session.commit()
+    click.echo(f"Added {email} ({role}, codes by {channel}).")
+
+
+@users.command("list")
+@with_appcontext
+def list_users():
+    """List every user."""
+    rows = db.session.scalars(select(User).order_by(User.email)).all()
+    if not rows:
+        click.echo("No users yet. Add one with: flask --app app users add EMAIL")
+        return
+    for user in rows:
+        locked = " locked" if user.is_locked(clock.now()) else ""
+        phone = f" {user.phone}" if user.phone else ""
+        click.echo(f"{user.id:>5}  {user.email:<40} {user.role:<8} {user.channel:<5}{phone}{locked}")
+
+
+@users.command("set-password")
+@click.argument("email")
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
+@with_appcontext
+def set_password(email: str, password_stdin: bool):
+    """Set a user's password and end their sessions."""
+    user = _find(email)
+    user.password_hash = passwords.hash_password(_read_password(password_stdin))
+    user.password_changed_at = clock.now()
+    sessions.revoke_all_for(user.id)
+    audit.record("password_set", user_id=user.id, detail={"by": "cli"})
+    db.session.commit()
+    click.echo(f"Password changed for {user.email}; their sessions have ended.")
+
+
+@users.command("set-role")
+@click.argument("email")
+@click.argument("role", type=click.Choice(ROLES))
+@with_appcontext
+def set_role(email: str, role: str):
+    """Change a user's role and end their sessions."""
+    user = _find(email)
+    old = user.role
+    user.role = role
+    sessions.revoke_all_for(user.id)
+    audit.record("role_set", user_id=user.id, detail={"from": old, "to": role, "by": "cli"})
+    db.session.commit()
+    click.echo(f"{user.email} is now {role} (was {old}).")
+
+
+@users.command("unlock")
+@click.argument("email")
+@with_appcontext
+def unlock(email: str):
+    """Lift an account lockout."""
+    user = _find(email)
+    user.locked_until = None
+    user.lockout_count = 0
+    audit.record("account_unlocked", user_id=user.id, detail={"by": "cli"})
+    db.session.commit()
+    click.echo(f"{user.email} is unlocked.")
+
+
+DEMO_ACCOUNTS = (
+    ("client@example.com", "client", "email", None),
+    ("sms-client@example.com", "client", "sms", "+447400123456"),
+    ("support@example.com", "support", "email", None),
+    ("admin@example.com", "admin", "email", None),
+)
+DEMO_PASSWORD = "correct horse battery"
+
+
+@click.command("demo")
+@with_appcontext
+def demo():
+    """Add demo accounts (development), and print them with their password."""
+    for email, role, channel, phone in DEMO_ACCOUNTS:
+        if db.session.scalar(select(User.id).where(User.email == email)) is None:
+            db.session.add(User(
+                email=email, password_hash=passwords.hash_password(DEMO_PASSWORD), role=role,
+                channel=channel, phone=phone, phone_verified_at=clock.now() if phone else None,
+                created_at=clock.now(),
+            ))
+    db.session.commit()
+    click.echo("Demo accounts (password for each: %r):" % DEMO_PASSWORD)
+    for email, role, channel, _ in DEMO_ACCOUNTS:
+        click.echo(f"  {email:<26} {role:<8} codes by {channel}")
+
+
+def register(app: Flask) -> None:
+    app.cli.add_command(users)
+    app.cli.add_command(demo)

@@ -1,0 +1,172 @@
+"""Configuration read from the environment (and a `.env` file beside this one)."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+from dotenv import load_dotenv
+
+BASE_DIR = Path(__file__).resolve().parent
+INSTANCE_DIR = BASE_DIR / "instance"
+
+load_dotenv(BASE_DIR / ".env")
+
+
+def env_bool(name: str, default: bool = False) -> bool:
+    """Read a yes/no environment variable ("1", "true", "yes", "on" mean yes)."""
+    value = os.environ.get(name)
+    if value is None or value.strip() == "":
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def env_int(name: str, default: int) -> int:
+    value = os.environ.get(name, "").strip()
+    if not value:
+        return default
+    try:
+        return int(value)
+    except ValueError:
+        raise RuntimeError(f"{name} must be a whole number, not {value!r}") from None
+
+
+def database_url(raw: str | None) -> str:
+    """Normalise DATABASE_URL; PostgreSQL URLs use the psycopg 3 driver."""
+    if not raw:
+        INSTANCE_DIR.mkdir(exist_ok=True)
+        return f"sqlite:///{INSTANCE_DIR / 'clientgate.db'}"
+    for prefix in ("postgres://", "postgresql://"):
+        if raw.startswith(prefix):
+            return "postgresql+psycopg://" + raw[len(prefix):]
+    return raw
+
+
+class Config:
+    """Production settings: everything comes from the environment."""
+
+    ENV_NAME = "production"
+    DEBUG = False
+    TESTING = False
+
+    SECRET_KEY = os.environ.get("SECRET_KEY")
+    SQLALCHEMY_DATABASE_URI = database_url(os.environ.get("DATABASE_URL"))
+
+    MAIL_SERVER = os.environ.get("MAIL_SERVER") or None
+    MAIL_PORT = env_int("MAIL_PORT", 25)
+    MAIL_USE_TLS = env_bool("MAIL_USE_TLS")
+    MAIL_USE_SSL = env_bool("MAIL_USE_SSL")
+    MAIL_USERNAME = os.environ.get("MAIL_USERNAME") or None
+    MAIL_PASSWORD = os.environ.get("MAIL_PASSWORD") or None
+    MAIL_DEFAULT_SENDER = os.environ.get("MAIL_DEFAULT_SENDER") or "ClientGate <no-reply@localhost>"
+    MAIL_TIMEOUT = env_int("MAIL_TIMEOUT", 20)
+    MAIL_SUPPRESS_SEND = False
+
+    VONAGE_API_KEY = os.environ.get("VONAGE_API_KEY") or None
+    VONAGE_API_SECRET = os.environ.get("VONAGE_API_SECRET") or None
+    VONAGE_SMS_FROM = os.environ.get("VONAGE_SMS_FROM") or "ClientGate"
+    VONAGE_REST_HOST = os.environ.get("VONAGE_REST_HOST") or "rest.nexmo.com"
+    VONAGE_SIGNATURE_SECRET = os.environ.get("VONAGE_SIGNATURE_SECRET") or None
+    # Only for tests: a CA bundle that the Vonage client alone trusts.
+    VONAGE_CA_BUNDLE: str | None = None
+
+    PORTAL_NAME = os.environ.get("PORTAL_NAME") or "Client Portal"
+    PORTAL_TIMEZONE = os.environ.get("PORTAL_TIMEZONE") or "Europe/London"
+
+    # Sessions: HttpOnly and SameSite=Lax always, Secure unless told otherwise.
+    SESSION_COOKIE_NAME = "clientgate_session"
+    SESSION_COOKIE_HTTPONLY = True
+    SESSION_COOKIE_SAMESITE = "Lax"
+    SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", True)
+    SESSION_IDLE_MINUTES = env_int("SESSION_IDLE_MINUTES", 30)
+    SESSION_ABSOLUTE_HOURS = env_int("SESSION_ABSOLUTE_HOURS", 12)
+    WTF_CSRF_TIME_LIMIT = None  # the token lives as long as the session
+
+    # The delivery dispatcher runs inside each app process.
+    DISPATCHER_AUTOSTART = env_bool("DISPATCHER_AUTOSTART", True)
+    DISPATCHER_POLL_SECONDS = 2.0
+
+    # Rate limits (Flask-Limiter); memory by default, Redis by URI.
+    RATELIMIT_STORAGE_URI = os.environ.get("RATELIMIT_STORAGE_URI") or "memory://"
+    RATELIMIT_ENABLED = env_bool("RATELIMIT_ENABLED", True)
+
+    # Behind a reverse proxy: how many proxies set X-Forwarded-* headers.
+    PROXY_FIX_X_FOR = env_int("PROXY_FIX_X_FOR", 0)
+    PROXY_FIX_X_PROTO = env_int("PROXY_FIX_X_PROTO", 0)
+    PROXY_FIX_X_HOST = env_int("PROXY_FIX_X_HOST", 0)
+
+    RETENTION_DAYS = env_int("RETENTION_DAYS", 90)
+
+    # Shows messages on /dev/outbox instead of sending them when no server is set.
+    DEV_OUTBOX = False
+
+    @classmethod
+    def check(cls, config: dict) -> None:
+        """Refuse to start without the settings production cannot do without."""
+        if not config.get("SECRET_KEY"):
+            raise RuntimeError(
+                "SECRET_KEY is not set. Put a long random value in the environment or in .env, "
+                "for example: python -c 'import secrets; print(secrets.token_urlsafe(48))'"
+            )
+
+
+def _instance_secret_key() -> str:
+    """A development key made once and kept in instance/, so sessions survive restarts."""
+    INSTANCE_DIR.mkdir(exist_ok=True)
+    path = INSTANCE_DIR / "dev-secret-key"
+    if not path.exists():
+        path.write_text(secrets.token_urlsafe(48))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+class DevelopmentConfig(Config):
+    """Local development: a kept secret key, plain-HTTP cookies and a development outbox."""
+
+    ENV_NAME = "development"
+    DEBUG = True
+    SESSION_COOKIE_SECURE = False
+    DEV_OUTBOX = True
+
+    @classmethod
+    def check(cls, config: dict) -> None:
+        if not config.get("SECRET_KEY"):
+            config["SECRET_KEY"] = _instance_secret_key()
+
+
+class TestConfig(Config):
+    """Tests: a throwaway database, CSRF on, and the dispatcher driven by the tests."""
+
+    ENV_NAME = "testing"
+    TESTING = True
+    SECRET_KEY = "test-secret-key-not-for-production-use-0123456789"
+    SQLALCHEMY_DATABASE_URI = os.environ.get("TEST_DATABASE_URL") or "sqlite://"
+    SESSION_COOKIE_SECURE = False
+    DISPATCHER_AUTOSTART = False
+    MAIL_SERVER = None
+    VONAGE_API_KEY = None
+    VONAGE_API_SECRET = None
+    VONAGE_SIGNATURE_SECRET = None
+    PORTAL_NAME = "Test Portal"
+    PORTAL_TIMEZONE = "Europe/London"
+    RATELIMIT_STORAGE_URI = "memory://"
+    DEV_OUTBOX = False
+
+
+CONFIGS = {
+    "production": Config,
+    "development": DevelopmentConfig,
+    "testing": TestConfig,
+}
+
+
+def config_from_environment() -> type[Config]:
+    """CLIENTGATE_ENV picks the configuration; production unless told otherwise."""
+    name = (os.environ.get("CLIENTGATE_ENV") or "production").strip().lower()
+    try:
+        return CONFIGS[name]
+    except KeyError:
+        raise RuntimeError(
+            f"CLIENTGATE_ENV must be one of {', '.join(CONFIGS)}, not {name!r}"
+        ) from None

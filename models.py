@@ -1,0 +1,235 @@
+"""The database: users, their sign-ins, the delivery outbox, sessions and the audit trail."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any, Optional
+
+from flask_login import UserMixin
+from sqlalchemy import JSON, DateTime, ForeignKey, Index, String, Text, TypeDecorator
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from extensions import db
+from services.clock import now
+
+
+class UTCDateTime(TypeDecorator):
+    """Aware UTC in and out, on SQLite (which keeps no zone) and PostgreSQL alike."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: Optional[datetime], dialect) -> Optional[datetime]:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetimes are not stored; use services.clock.now()")
+        value = value.astimezone(timezone.utc)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Optional[datetime], dialect) -> Optional[datetime]:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=timezone.utc)
+        return value.astimezone(timezone.utc)
+
+
+ROLES = ("client", "support", "admin")
+CHANNELS = ("email", "sms")
+
+
+class User(UserMixin, db.Model):
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(254), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    role: Mapped[str] = mapped_column(String(16), default="client")
+    channel: Mapped[str] = mapped_column(String(8), default="email")
+    phone: Mapped[Optional[str]] = mapped_column(String(20))  # E.164, UK mobile
+    phone_verified_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=now)
+    password_changed_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime())
+    # Account lockout after repeated failures: how many times, and until when.
+    lockout_count: Mapped[int] = mapped_column(default=0)
+    locked_until: Mapped[Optional[datetime]] = mapped_column(UTCDateTime())
+
+    sign_ins: Mapped[list["SignIn"]] = relationship(
+        back_populates="user", order_by="SignIn.created_at.desc()", lazy="dynamic",
+        foreign_keys="SignIn.user_id",
+    )
+
+    @property
+    def is_staff(self) -> bool:
+        return self.role in ("support", "admin")
+
+    def is_locked(self, at: datetime) -> bool:
+        return self.locked_until is not None and self.locked_until > at
+
+    def __repr__(self) -> str:
+        return f"<User {self.id} {self.role}>"
+
+
+# How a sign-in ended. `pending` is the only live state.
+SIGNIN_STATUSES = ("pending", "completed", "superseded", "expired", "locked", "cancelled")
+
+
+class SignIn(db.Model):
+    """One password check and the one code that belongs to it."""
+
+    __tablename__ = "sign_ins"
+    __table_args__ = (Index("ix_sign_ins_user_status", "user_id", "status"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=now, index=True)
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    ended_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime())
+    superseded_by_id: Mapped[Optional[int]] = mapped_column(
+        ForeignKey("sign_ins.id", ondelete="SET NULL")
+    )
+    channel: Mapped[str] = mapped_column(String(8))
+    destination: Mapped[str] = mapped_column(String(254))
+    code_hash: Mapped[str] = mapped_column(String(64))
+    # The code encrypted (Fernet) for resends and retries; wiped when the sign-in ends.
+    code_encrypted: Mapped[Optional[str]] = mapped_column(Text)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    failed_attempts: Mapped[int] = mapped_column(default=0)
+    resend_count: Mapped[int] = mapped_column(default=0)
+    last_sent_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime())
+    ip: Mapped[Optional[str]] = mapped_column(String(64))
+    user_agent: Mapped[Optional[str]] = mapped_column(String(512))
+    next_url: Mapped[Optional[str]] = mapped_column(String(512))
+
+    user: Mapped[User] = relationship(back_populates="sign_ins", foreign_keys=[user_id])
+    superseded_by: Mapped[Optional["SignIn"]] = relationship(remote_side=[id])
+    deliveries: Mapped[list["Delivery"]] = relationship(
+        back_populates="sign_in", order_by="Delivery.created_at", cascade="all, delete-orphan",
+        passive_deletes=True,
+    )
+
+    @property
+    def is_pending(self) -> bool:
+        return self.status == "pending"
+
+    def __repr__(self) -> str:
+        return f"<SignIn {self.id} {self.status}>"
+
+
+# Delivery states: queued (waiting, perhaps after a failure), sending (claimed by a
+# dispatcher), sent (handed to the mail server or Vonage), delivered (receipt came back),
+# failed (gave up, with a reason), cancelled (the sign-in ended first).
+DELIVERY_STATUSES = ("queued", "sending", "sent", "delivered", "failed", "cancelled")
+
+
+class Delivery(db.Model):
+    """One message in the durable outbox."""
+
+    __tablename__ = "deliveries"
+    __table_args__ = (Index("ix_deliveries_due", "status", "next_attempt_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[Optional[int]] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
+    sign_in_id: Mapped[Optional[int]] = mapped_column(
+        ForeignKey("sign_ins.id", ondelete="CASCADE"), index=True
+    )
+    # code, resend, phone_proof, notice
+    kind: Mapped[str] = mapped_column(String(16))
+    channel: Mapped[str] = mapped_column(String(8))
+    destination: Mapped[str] = mapped_column(String(254))
+    # What the message says apart from any code: template name and its values.
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # The code, encrypted, only while the message may still be sent.
+    code_encrypted: Mapped[Optional[str]] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16), default="queued")
+    attempts: Mapped[int] = mapped_column(default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=now)
+    give_up_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime())
+    claimed_by: Mapped[Optional[str]] = mapped_column(String(64))
+    claimed_until: Mapped[Optional[datetime]] = mapped_column(UTCDateTime())
+    last_error: Mapped[Optional[str]] = mapped_column(String(500))
+    client_ref: Mapped[Optional[str]] = mapped_column(String(40), unique=True)
+    provider_ref: Mapped[Optional[str]] = mapped_column(String(64), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=now)
+    sent_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime())
+    delivered_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime())
+    failed_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime())
+
+    sign_in: Mapped[Optional[SignIn]] = relationship(back_populates="deliveries")
+
+    def __repr__(self) -> str:
+        return f"<Delivery {self.id} {self.kind} {self.channel} {self.status}>"
+
+
+class PhoneProof(db.Model):
+    """A code sent to a new mobile number, which must come back before SMS is the channel."""
+
+    __tablename__ = "phone_proofs"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    phone: Mapped[str] = mapped_column(String(20))
+    code_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=now)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    failed_attempts: Mapped[int] = mapped_column(default=0)
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    ended_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime())
+
+
+class AuthSession(db.Model):
+    """A signed-in browser. The cookie holds a random token; logout revokes the row."""
+
+    __tablename__ = "auth_sessions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    sign_in_id: Mapped[Optional[int]] = mapped_column(
+        ForeignKey("sign_ins.id", ondelete="SET NULL")
+    )
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=now)
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=now)
+    revoked_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime())
+    ip: Mapped[Optional[str]] = mapped_column(String(64))
+    user_agent: Mapped[Optional[str]] = mapped_column(String(512))
+
+    user: Mapped[User] = relationship()
+
+
+class Event(db.Model):
+    """The audit trail: what happened, to whom, from where. Never a code's digits."""
+
+    __tablename__ = "events"
+    __table_args__ = (Index("ix_events_user_created", "user_id", "created_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=now, index=True)
+    type: Mapped[str] = mapped_column(String(40), index=True)
+    user_id: Mapped[Optional[int]] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    sign_in_id: Mapped[Optional[int]] = mapped_column(
+        ForeignKey("sign_ins.id", ondelete="CASCADE"), index=True
+    )
+    delivery_id: Mapped[Optional[int]] = mapped_column(
+        ForeignKey("deliveries.id", ondelete="SET NULL")
+    )
+    actor_id: Mapped[Optional[int]] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    outcome: Mapped[Optional[str]] = mapped_column(String(32))
+    ip: Mapped[Optional[str]] = mapped_column(String(64))
+    user_agent: Mapped[Optional[str]] = mapped_column(String(512))
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+    def __repr__(self) -> str:
+        return f"<Event {self.type} {self.outcome or ''}>"
+
+
+class DispatcherBeat(db.Model):
+    """Each app process's dispatcher writes its heartbeat here, for /healthz."""
+
+    __tablename__ = "dispatcher_beats"
+
+    worker: Mapped[str] = mapped_column(String(64), primary_key=True)
+    beat_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=now)

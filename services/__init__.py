@@ -1,0 +1,1 @@
+"""The domain: sign-ins and codes, delivery, phones, diagnosis. Free of request objects."""

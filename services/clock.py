@@ -1,0 +1,39 @@
+"""The one clock. Everything stored is aware UTC; tests move time with `freeze`/`advance`."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
+
+_offset = timedelta(0)
+
+
+def now() -> datetime:
+    """The current time as an aware UTC datetime."""
+    return datetime.now(timezone.utc) + _offset
+
+
+def advance(delta: timedelta) -> None:
+    """Move the clock forward (tests only)."""
+    global _offset
+    _offset += delta
+
+
+def reset() -> None:
+    """Put the clock back to real time (tests only)."""
+    global _offset
+    _offset = timedelta(0)
+
+
+def as_utc(moment: datetime | None) -> datetime | None:
+    """Make a datetime read from the database aware UTC (SQLite drops the zone)."""
+    if moment is None:
+        return None
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=timezone.utc)
+    return moment.astimezone(timezone.utc)
+
+
+def local(moment: datetime, tz_name: str) -> datetime:
+    """Convert a stored time to the portal's time zone, for people to read."""
+    return as_utc(moment).astimezone(ZoneInfo(tz_name))

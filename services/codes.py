@@ -1,0 +1,327 @@
+"""The rules of one-time codes, and nowhere else: making, hashing, checking, resending.
+
+A code belongs to one sign-in (one password check). It is 6 digits from `secrets`, lives
+10 minutes, is used once, and is stored only as an HMAC keyed from SECRET_KEY. The plaintext
+is kept Fernet-encrypted for resends and retries until the sign-in ends, then wiped.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import re
+import secrets
+import unicodedata
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Optional
+
+from cryptography.fernet import Fernet, InvalidToken
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from flask import current_app
+from sqlalchemy import select, update
+
+from extensions import db
+from models import Delivery, SignIn, User
+from services import audit, clock, delivery
+
+CODE_DIGITS = 6
+CODE_LIFETIME = timedelta(minutes=10)
+MAX_WRONG_CODES = 5
+RESEND_COOLDOWN = timedelta(seconds=30)
+MAX_RESENDS = 3
+# How far back a typed code is compared with earlier sign-ins, to name the mistake.
+EARLIER_CODE_LOOKBACK = timedelta(hours=24)
+
+# Outcomes of a code entry, as recorded in the audit trail.
+ACCEPTED, WRONG, SUPERSEDED, EXPIRED, LOCKED, USED = (
+    "accepted", "wrong", "superseded", "expired", "locked", "used",
+)
+
+
+# --- keys -----------------------------------------------------------------------------
+
+def _derived_key(purpose: bytes) -> bytes:
+    """A 32-byte key for one purpose, derived from SECRET_KEY (HKDF-SHA256)."""
+    cache = current_app.extensions.setdefault("clientgate_keys", {})
+    if purpose not in cache:
+        cache[purpose] = HKDF(
+            algorithm=hashes.SHA256(), length=32, salt=b"clientgate", info=purpose
+        ).derive(current_app.config["SECRET_KEY"].encode())
+    return cache[purpose]
+
+
+def _fernet() -> Fernet:
+    return Fernet(base64.urlsafe_b64encode(_derived_key(b"code-encryption")))
+
+
+# --- primitives -----------------------------------------------------------------------
+
+def new_code() -> str:
+    """Six random digits."""
+    return f"{secrets.randbelow(10 ** CODE_DIGITS):0{CODE_DIGITS}d}"
+
+
+def hash_code(scope: str, code: str) -> str:
+    """The keyed hash stored for a code; `scope` binds it to one sign-in or proof."""
+    message = f"{scope}:{code}".encode()
+    return hmac.new(_derived_key(b"code-hmac"), message, hashlib.sha256).hexdigest()
+
+
+def code_matches(scope: str, code: str, stored_hash: str) -> bool:
+    return hmac.compare_digest(hash_code(scope, code), stored_hash)
+
+
+def encrypt_code(code: str) -> str:
+    return _fernet().encrypt(code.encode()).decode()
+
+
+def decrypt_code(token: str) -> Optional[str]:
+    try:
+        return _fernet().decrypt(token.encode()).decode()
+    except (InvalidToken, ValueError):
+        return None
+
+
+_SEPARATORS = re.compile(r"[\s\-\u2010-\u2015\u2212.·•_]+")
+
+
+def normalise_code(raw: str | None) -> Optional[str]:
+    """The code as people copy it ("123 456", "123-456", full-width digits) as 6 ASCII digits."""
+    if not raw:
+        return None
+    text = unicodedata.normalize("NFKC", raw)
+    text = _SEPARATORS.sub("", text)
+    if len(text) == CODE_DIGITS and text.isascii() and text.isdigit():
+        return text
+    return None
+
+
+def sign_in_scope(sign_in_id: int) -> str:
+    return f"signin:{sign_in_id}"
+
+
+# --- the sign-in lifecycle ------------------------------------------------------------
+
+def end_sign_in(sign_in: SignIn, status: str, at: Optional[datetime] = None) -> None:
+    """End a pending sign-in: wipe the code it kept and cancel messages not yet sent."""
+    at = at or clock.now()
+    sign_in.status = status
+    sign_in.ended_at = at
+    sign_in.code_encrypted = None
+    db.session.execute(
+        update(Delivery)
+        .where(Delivery.sign_in_id == sign_in.id, Delivery.status.in_(("queued", "sending")))
+        .values(status="cancelled", code_encrypted=None, last_error=f"sign-in {status}")
+    )
+    db.session.execute(
+        update(Delivery)
+        .where(Delivery.sign_in_id == sign_in.id, Delivery.code_encrypted.is_not(None))
+        .values(code_encrypted=None)
+    )
+
+
+def expire_if_due(sign_in: SignIn) -> bool:
+    """Mark a pending sign-in expired once its code's 10 minutes are over."""
+    if sign_in.is_pending and clock.now() >= sign_in.expires_at:
+        end_sign_in(sign_in, "expired", at=sign_in.expires_at)
+        audit.record("signin_expired", user_id=sign_in.user_id, sign_in_id=sign_in.id)
+        return True
+    return False
+
+
+def expire_due_sign_ins(limit: int = 200) -> int:
+    """Sweep: end every pending sign-in whose code has run out (called by the dispatcher)."""
+    due = db.session.scalars(
+        select(SignIn)
+        .where(SignIn.status == "pending", SignIn.expires_at <= clock.now())
+        .limit(limit)
+    ).all()
+    for sign_in in due:
+        expire_if_due(sign_in)
+    return len(due)
+
+
+def pending_sign_in_of(user: User) -> Optional[SignIn]:
+    """The user's live sign-in, if any (the newest pending one whose code has not run out)."""
+    sign_in = db.session.scalar(
+        select(SignIn)
+        .where(SignIn.user_id == user.id, SignIn.status == "pending")
+        .order_by(SignIn.created_at.desc(), SignIn.id.desc())
+        .limit(1)
+    )
+    if sign_in is None or expire_if_due(sign_in):
+        return None
+    return sign_in
+
+
+def destination_for(user: User, channel: str) -> str:
+    return user.phone if channel == "sms" else user.email
+
+
+def start_sign_in(
+    user: User,
+    *,
+    ip: Optional[str] = None,
+    user_agent: Optional[str] = None,
+    next_url: Optional[str] = None,
+    host: Optional[str] = None,
+) -> SignIn:
+    """A password check succeeded: make a new code, end earlier pending sign-ins, queue it."""
+    # Lock the user's row (PostgreSQL) so that two sign-ins at once leave exactly one pending.
+    db.session.execute(select(User.id).where(User.id == user.id).with_for_update())
+    at = clock.now()
+    channel = user.channel if (user.channel == "sms" and user.phone) else "email"
+    code = new_code()
+    sign_in = SignIn(
+        user_id=user.id,
+        created_at=at,
+        status="pending",
+        channel=channel,
+        destination=destination_for(user, channel),
+        code_hash="",
+        code_encrypted=encrypt_code(code),
+        expires_at=at + CODE_LIFETIME,
+        last_sent_at=at,
+        ip=audit.clip(ip, 64),
+        user_agent=audit.clip(user_agent, 512),
+        next_url=next_url,
+    )
+    db.session.add(sign_in)
+    db.session.flush()  # gives the sign-in its id, which the code's hash is bound to
+    sign_in.code_hash = hash_code(sign_in_scope(sign_in.id), code)
+    earlier = db.session.scalars(
+        select(SignIn).where(
+            SignIn.user_id == user.id, SignIn.status == "pending", SignIn.id != sign_in.id
+        )
+    ).all()
+    for old in earlier:
+        end_sign_in(old, "superseded", at=at)
+        old.superseded_by_id = sign_in.id
+        audit.record(
+            "signin_superseded", user_id=user.id, sign_in_id=old.id,
+            detail={"by_sign_in": sign_in.id},
+        )
+    audit.record("signin_started", user_id=user.id, sign_in_id=sign_in.id,
+                 detail={"channel": channel})
+    delivery.queue_code(sign_in, kind="code", host=host)
+    return sign_in
+
+
+@dataclass
+class CodeCheck:
+    """What came of one code entry, with what a message to the client needs."""
+
+    outcome: str
+    sign_in: Optional[SignIn] = None
+    tries_left: int = 0
+    earlier: Optional[SignIn] = None  # the sign-in an older code belonged to
+    newer: Optional[SignIn] = None  # the sign-in that replaced this one
+
+
+def newest_successor(sign_in: SignIn) -> Optional[SignIn]:
+    """Follow superseded_by to the sign-in that replaced this one last."""
+    newer = sign_in.superseded_by
+    for _ in range(50):
+        if newer is None or newer.superseded_by is None:
+            break
+        newer = newer.superseded_by
+    return newer
+
+
+def _earlier_sign_in_with(sign_in: SignIn, code: str) -> Optional[SignIn]:
+    """An earlier sign-in of the same user whose code this is, within the look-back."""
+    candidates = db.session.scalars(
+        select(SignIn)
+        .where(
+            SignIn.user_id == sign_in.user_id,
+            SignIn.id != sign_in.id,
+            SignIn.created_at >= clock.now() - EARLIER_CODE_LOOKBACK,
+            SignIn.status.in_(("superseded", "expired")),
+        )
+        .order_by(SignIn.created_at.desc())
+        .limit(20)
+    ).all()
+    for candidate in candidates:
+        if code_matches(sign_in_scope(candidate.id), code, candidate.code_hash):
+            return candidate
+    return None
+
+
+def check_code(sign_in: SignIn, code: str) -> CodeCheck:
+    """Judge a well-formed code typed for this sign-in, and record the outcome."""
+    check = _judge(sign_in, code)
+    audit.record(
+        "code_entry", user_id=sign_in.user_id, sign_in_id=sign_in.id, outcome=check.outcome,
+        detail={"earlier_sign_in": check.earlier.id} if check.earlier else {},
+    )
+    return check
+
+
+def _judge(sign_in: SignIn, code: str) -> CodeCheck:
+    if sign_in.status == "superseded":
+        return CodeCheck(SUPERSEDED, sign_in, newer=newest_successor(sign_in))
+    if sign_in.status == "completed":
+        return CodeCheck(USED, sign_in)
+    if sign_in.status in ("locked", "cancelled"):
+        return CodeCheck(LOCKED, sign_in)
+    if sign_in.status == "expired" or expire_if_due(sign_in):
+        return CodeCheck(EXPIRED, sign_in)
+    if sign_in.user.is_locked(clock.now()):
+        return CodeCheck(LOCKED, sign_in)
+
+    if code_matches(sign_in_scope(sign_in.id), code, sign_in.code_hash):
+        end_sign_in(sign_in, "completed")
+        return CodeCheck(ACCEPTED, sign_in)
+
+    earlier = _earlier_sign_in_with(sign_in, code)
+    if earlier is not None:
+        # An honest mix-up, not a guess: say which code it was and do not count it.
+        return CodeCheck(SUPERSEDED, sign_in, earlier=earlier,
+                         tries_left=MAX_WRONG_CODES - sign_in.failed_attempts)
+
+    sign_in.failed_attempts += 1
+    if sign_in.failed_attempts >= MAX_WRONG_CODES:
+        end_sign_in(sign_in, "locked")
+        return CodeCheck(LOCKED, sign_in)
+    return CodeCheck(WRONG, sign_in, tries_left=MAX_WRONG_CODES - sign_in.failed_attempts)
+
+
+@dataclass
+class ResendResult:
+    ok: bool
+    reason: str = ""  # "cooldown", "limit", "ended"
+    wait_seconds: int = 0
+    resends_left: int = 0
+
+
+def resend_wait(sign_in: SignIn) -> int:
+    """Seconds until a resend is allowed (0 when it is)."""
+    if sign_in.last_sent_at is None:
+        return 0
+    remaining = sign_in.last_sent_at + RESEND_COOLDOWN - clock.now()
+    return max(0, int(remaining.total_seconds() + 0.999))
+
+
+def resend_code(sign_in: SignIn, *, channel: Optional[str] = None,
+                host: Optional[str] = None) -> ResendResult:
+    """Send the same code of this sign-in again, by its channel or by `channel` instead."""
+    if not sign_in.is_pending or expire_if_due(sign_in) or not sign_in.code_encrypted:
+        return ResendResult(False, "ended")
+    if sign_in.resend_count >= MAX_RESENDS:
+        return ResendResult(False, "limit")
+    wait = resend_wait(sign_in)
+    if wait:
+        return ResendResult(False, "cooldown", wait_seconds=wait,
+                            resends_left=MAX_RESENDS - sign_in.resend_count)
+    sign_in.resend_count += 1
+    sign_in.last_sent_at = clock.now()
+    if channel and channel != sign_in.channel:
+        sign_in.channel = channel
+        sign_in.destination = destination_for(sign_in.user, channel)
+    delivery.queue_code(sign_in, kind="resend", host=host)
+    audit.record("code_resend", user_id=sign_in.user_id, sign_in_id=sign_in.id,
+                 detail={"channel": sign_in.channel, "count": sign_in.resend_count})
+    return ResendResult(True, resends_left=MAX_RESENDS - sign_in.resend_count)

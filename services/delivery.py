@@ -1,0 +1,430 @@
+"""The durable outbox and its dispatcher: every message goes through the database.
+
+A request only adds a row to `deliveries`. A dispatcher thread inside each app process
+claims due rows atomically (a conditional UPDATE, so two workers never send the same row),
+renders the message, hands it to the mail server or Vonage, and records the result. A
+transient failure is retried with backoff until the code expires; a permanent one ends
+as failed with a reason a person can read. Rows left behind by a crash or a restart are
+picked up again when their claim runs out.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import smtplib
+import socket
+import threading
+from collections import deque
+from datetime import datetime, timedelta
+from typing import Optional
+
+from flask import Flask, current_app, has_app_context, render_template
+from flask_mail import Connection, Message
+from sqlalchemy import event, func, or_, select, update
+
+from extensions import db
+from models import Delivery, DispatcherBeat, SignIn
+from services import audit, clock
+
+log = logging.getLogger("clientgate.delivery")
+
+# Seconds to wait after the 1st, 2nd, ... failure; the last one repeats.
+BACKOFF_SECONDS = (5, 15, 30, 60, 120, 300)
+CLAIM_LEASE = timedelta(seconds=90)
+NOTICE_GIVE_UP = timedelta(hours=24)
+HEARTBEAT_EVERY = timedelta(seconds=10)
+CODE_KINDS = ("code", "resend", "phone_proof")
+
+
+class DeliveryError(Exception):
+    """A message could not be handed over. `permanent` means retrying will not help."""
+
+    def __init__(self, reason: str, *, permanent: bool = False) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.permanent = permanent
+
+
+# --- queueing -------------------------------------------------------------------------
+
+def _wake_after_commit() -> None:
+    db.session.info["wake_dispatcher"] = True
+
+
+def queue_code(sign_in: SignIn, *, kind: str, host: Optional[str] = None) -> Delivery:
+    """Queue this sign-in's code for its channel (the caller commits)."""
+    item = Delivery(
+        user_id=sign_in.user_id,
+        sign_in_id=sign_in.id,
+        kind=kind,
+        channel=sign_in.channel,
+        destination=sign_in.destination,
+        payload={
+            "requested_at": sign_in.created_at.isoformat(),
+            "expires_at": sign_in.expires_at.isoformat(),
+            "host": host,
+        },
+        code_encrypted=sign_in.code_encrypted,
+        status="queued",
+        next_attempt_at=clock.now(),
+        give_up_at=sign_in.expires_at,
+        client_ref=secrets.token_hex(20),
+        created_at=clock.now(),
+    )
+    db.session.add(item)
+    db.session.flush()
+    audit.record("delivery_queued", user_id=sign_in.user_id, sign_in_id=sign_in.id,
+                 delivery_id=item.id, detail={"channel": item.channel, "kind": kind})
+    _wake_after_commit()
+    return item
+
+
+def queue_message(
+    *, user_id: Optional[int], channel: str, destination: str, kind: str, template: str,
+    values: dict, code_encrypted: Optional[str] = None, give_up_at=None,
+) -> Delivery:
+    """Queue a message rendered from templates/messages/<template>_<channel>.txt."""
+    item = Delivery(
+        user_id=user_id, kind=kind, channel=channel, destination=destination,
+        payload={"template": template, "values": values},
+        code_encrypted=code_encrypted, status="queued", next_attempt_at=clock.now(),
+        give_up_at=give_up_at or clock.now() + NOTICE_GIVE_UP,
+        client_ref=secrets.token_hex(20), created_at=clock.now(),
+    )
+    db.session.add(item)
+    db.session.flush()
+    audit.record("delivery_queued", user_id=user_id, delivery_id=item.id,
+                 detail={"channel": channel, "kind": kind})
+    _wake_after_commit()
+    return item
+
+
+def latest_for(sign_in: SignIn) -> Optional[Delivery]:
+    """The newest message of a sign-in, whose state the code page shows."""
+    return db.session.scalar(
+        select(Delivery).where(Delivery.sign_in_id == sign_in.id)
+        .order_by(Delivery.created_at.desc(), Delivery.id.desc()).limit(1)
+    )
+
+
+def describe(item: Optional[Delivery]) -> tuple[str, str]:
+    """A short state and a sentence for people: ("queued", "Waiting to be sent")."""
+    if item is None:
+        return "none", "No message has been queued."
+    if item.status in ("queued", "sending") and item.attempts and item.last_error:
+        return "retrying", "Sending failed for a moment; we are trying again."
+    where = "the mail server" if item.channel == "email" else "the text message service"
+    return {
+        "queued": ("queued", "Waiting to be sent."),
+        "sending": ("sending", "Being sent now."),
+        "sent": ("sent", f"Handed to {where}."),
+        "delivered": ("delivered", "Delivered to your phone."),
+        "failed": ("failed", f"Could not be sent: {item.last_error or 'unknown reason'}."),
+        "cancelled": ("cancelled", "Not sent: this sign-in had already ended."),
+    }.get(item.status, (item.status, item.status))
+
+
+# --- rendering ------------------------------------------------------------------------
+
+def render(item: Delivery, code: Optional[str]) -> tuple[str, str]:
+    """Subject and text of a message; the code goes in only here, at send time."""
+    tz = current_app.config["PORTAL_TIMEZONE"]
+    payload = dict(item.payload or {})
+    if item.kind in ("code", "resend"):
+        template = "code"
+        values = {
+            "requested_at": clock.local(clock_from_iso(payload["requested_at"]), tz),
+            "expires_at": clock.local(clock_from_iso(payload["expires_at"]), tz),
+            "host": payload.get("host"),
+            "resend": item.kind == "resend",
+        }
+    else:
+        template = payload["template"]
+        values = dict(payload.get("values") or {})
+    values.update(code=code, portal=current_app.config["PORTAL_NAME"], kind=item.kind)
+    text = render_template(f"messages/{template}_{item.channel}.txt", **values).strip() + "\n"
+    subject = ""
+    if item.channel == "email":
+        subject = render_template(f"messages/{template}_subject.txt", **values).strip()
+    return subject, text
+
+
+def clock_from_iso(value: str) -> datetime:
+    return clock.as_utc(datetime.fromisoformat(value))
+
+
+# --- channels -------------------------------------------------------------------------
+
+class _TimedConnection(Connection):
+    """Flask-Mail's connection, with a timeout so a silent mail server cannot hang a worker."""
+
+    def configure_host(self):
+        timeout = current_app.config["MAIL_TIMEOUT"]
+        factory = smtplib.SMTP_SSL if self.mail.use_ssl else smtplib.SMTP
+        host = factory(self.mail.server, self.mail.port, timeout=timeout)
+        if self.mail.use_tls:
+            host.starttls()
+        if self.mail.username and self.mail.password:
+            host.login(self.mail.username, self.mail.password)
+        return host
+
+
+def send_email(item: Delivery, subject: str, text: str) -> Optional[str]:
+    """Hand an email to the configured SMTP server."""
+    message = Message(subject=subject, recipients=[item.destination], body=text)
+    message.extra_headers = {"X-ClientGate-Ref": item.client_ref or ""}
+    try:
+        with _TimedConnection(current_app.extensions["mail"]) as connection:
+            connection.send(message)
+    except smtplib.SMTPRecipientsRefused as exc:
+        raise DeliveryError("the mail server refused the address", permanent=True) from exc
+    except smtplib.SMTPResponseException as exc:
+        permanent = 500 <= exc.smtp_code < 600
+        raise DeliveryError(
+            f"the mail server answered {exc.smtp_code}", permanent=permanent
+        ) from exc
+    except (OSError, smtplib.SMTPException) as exc:
+        raise DeliveryError(f"the mail server could not be reached ({type(exc).__name__})") from exc
+    return None
+
+
+def _send_sms(item: Delivery, subject: str, text: str) -> Optional[str]:
+    from services import sms
+
+    return sms.send_sms(item.destination, text, client_ref=item.client_ref)
+
+
+def channel_configured(channel: str, config=None) -> bool:
+    config = config or current_app.config
+    if channel == "email":
+        return bool(config.get("MAIL_SERVER"))
+    return bool(config.get("VONAGE_API_KEY") and config.get("VONAGE_API_SECRET"))
+
+
+def _send_to_outbox(item: Delivery, subject: str, text: str) -> str:
+    """No server configured for this channel: print it and keep it for /dev/outbox."""
+    outbox = current_app.extensions.setdefault("dev_outbox", deque(maxlen=100))
+    outbox.appendleft({
+        "at": clock.now(), "channel": item.channel, "to": item.destination,
+        "subject": subject, "text": text,
+    })
+    print(f"\n--- {item.channel} to {item.destination} (development outbox) ---\n"
+          f"{subject + chr(10) if subject else ''}{text}--- end ---\n", flush=True)
+    return "outbox"
+
+
+def hand_over(item: Delivery, subject: str, text: str) -> Optional[str]:
+    """Send through the channel's transport; returns the provider's reference if any."""
+    if not channel_configured(item.channel):
+        return _send_to_outbox(item, subject, text)
+    if item.channel == "email":
+        return send_email(item, subject, text)
+    return _send_sms(item, subject, text)
+
+
+# --- the dispatcher -------------------------------------------------------------------
+
+def worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def claim_due(limit: int = 20, worker: Optional[str] = None) -> list[int]:
+    """Claim up to `limit` due messages for this worker; each row goes to one worker only."""
+    worker = worker or worker_name()
+    at = clock.now()
+    due_now = (
+        Delivery.status.in_(("queued", "sending")),
+        Delivery.next_attempt_at <= at,
+        or_(Delivery.claimed_until.is_(None), Delivery.claimed_until < at),
+    )
+    candidates = db.session.scalars(
+        select(Delivery.id).where(*due_now).order_by(Delivery.next_attempt_at).limit(limit)
+    ).all()
+    db.session.rollback()  # end the read so the claims below each commit on their own
+    claimed = []
+    for delivery_id in candidates:
+        result = db.session.execute(
+            update(Delivery)
+            .where(Delivery.id == delivery_id, *due_now)
+            .values(status="sending", claimed_by=worker, claimed_until=at + CLAIM_LEASE,
+                    attempts=Delivery.attempts + 1)
+        )
+        db.session.commit()
+        if result.rowcount == 1:
+            claimed.append(delivery_id)
+    return claimed
+
+
+def _backoff(attempts: int) -> timedelta:
+    return timedelta(seconds=BACKOFF_SECONDS[min(attempts, len(BACKOFF_SECONDS)) - 1])
+
+
+def _fail(item: Delivery, reason: str) -> None:
+    item.status = "failed"
+    item.failed_at = clock.now()
+    item.last_error = reason[:500]
+    item.code_encrypted = None
+    item.claimed_until = None
+    audit.record("delivery_failed", user_id=item.user_id, sign_in_id=item.sign_in_id,
+                 delivery_id=item.id, outcome="failed",
+                 detail={"channel": item.channel, "reason": item.last_error,
+                         "attempts": item.attempts})
+
+
+def process(delivery_id: int) -> str:
+    """Send one claimed message and record what happened; returns its new status."""
+    from services import codes  # codes imports this module
+
+    item = db.session.get(Delivery, delivery_id)
+    if item is None:
+        return "missing"
+    sign_in = item.sign_in
+    if sign_in is not None and item.kind in ("code", "resend") and (
+        not sign_in.is_pending or codes.expire_if_due(sign_in)
+    ):
+        item.status, item.code_encrypted, item.last_error = "cancelled", None, "sign-in ended"
+        db.session.commit()
+        return item.status
+    code = codes.decrypt_code(item.code_encrypted) if item.code_encrypted else None
+    if item.kind in CODE_KINDS and code is None:
+        _fail(item, "the code could not be read back (was SECRET_KEY changed?)")
+        db.session.commit()
+        return item.status
+    try:
+        subject, text = render(item, code)
+        provider_ref = hand_over(item, subject, text)
+    except DeliveryError as exc:
+        db.session.rollback()
+        item = db.session.get(Delivery, delivery_id)
+        if exc.permanent or clock.now() + _backoff(item.attempts) > (item.give_up_at or clock.now()):
+            _fail(item, exc.reason)
+        else:
+            item.status = "queued"
+            item.last_error = exc.reason[:500]
+            item.next_attempt_at = clock.now() + _backoff(item.attempts)
+            item.claimed_until = None
+            audit.record("delivery_retry", user_id=item.user_id, sign_in_id=item.sign_in_id,
+                         delivery_id=item.id, outcome="retrying",
+                         detail={"channel": item.channel, "reason": item.last_error,
+                                 "attempts": item.attempts,
+                                 "next_attempt_at": item.next_attempt_at.isoformat()})
+        db.session.commit()
+        return item.status
+    item.status = "sent"
+    item.sent_at = clock.now()
+    item.provider_ref = provider_ref
+    item.code_encrypted = None
+    item.claimed_until = None
+    audit.record("delivery_sent", user_id=item.user_id, sign_in_id=item.sign_in_id,
+                 delivery_id=item.id, outcome="sent",
+                 detail={"channel": item.channel, "attempts": item.attempts,
+                         "transport": "outbox" if provider_ref == "outbox" else item.channel})
+    db.session.commit()
+    return item.status
+
+
+def run_once(limit: int = 20) -> int:
+    """One round: end expired sign-ins, then send what is due. Returns messages handled."""
+    from services import codes
+
+    codes.expire_due_sign_ins()
+    db.session.commit()
+    handled = 0
+    for delivery_id in claim_due(limit):
+        try:
+            process(delivery_id)
+        except Exception:  # one bad message must not stop the others
+            db.session.rollback()
+            log.exception("delivery %s: unexpected error; it will be retried", delivery_id)
+        handled += 1
+    return handled
+
+
+def beat(worker: Optional[str] = None) -> None:
+    """Record that this process's dispatcher is alive."""
+    worker = worker or worker_name()
+    row = db.session.get(DispatcherBeat, worker)
+    if row is None:
+        db.session.add(DispatcherBeat(worker=worker, beat_at=clock.now()))
+    else:
+        row.beat_at = clock.now()
+    db.session.commit()
+
+
+class Dispatcher:
+    """A daemon thread per app process that sends queued messages."""
+
+    def __init__(self, app: Flask) -> None:
+        self.app = app
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: Optional[threading.Thread] = None
+        self.last_round_at = None
+
+    @property
+    def alive(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def start(self) -> None:
+        if self.alive:
+            return
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._loop, name="clientgate-dispatcher",
+                                        daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 5) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def _loop(self) -> None:
+        poll = self.app.config["DISPATCHER_POLL_SECONDS"]
+        last_beat = None
+        while not self._stop.is_set():
+            self._wake.clear()
+            busy = False
+            with self.app.app_context():
+                try:
+                    busy = run_once() > 0
+                    if last_beat is None or clock.now() - last_beat >= HEARTBEAT_EVERY:
+                        beat()
+                        last_beat = clock.now()
+                    self.last_round_at = clock.now()
+                except Exception:
+                    db.session.rollback()
+                    log.exception("dispatcher round failed; trying again shortly")
+                finally:
+                    db.session.remove()
+            if not busy:
+                self._wake.wait(poll)
+
+
+@event.listens_for(db.session, "after_commit")
+def _wake_on_commit(session) -> None:
+    """A commit that queued a message wakes this process's dispatcher at once."""
+    if session.info.pop("wake_dispatcher", False) and has_app_context():
+        dispatcher = current_app.extensions.get("dispatcher")
+        if dispatcher is not None:
+            dispatcher.wake()
+
+
+def init_app(app: Flask) -> Dispatcher:
+    """Attach a dispatcher to the app (started by create_app where it should run)."""
+    dispatcher = Dispatcher(app)
+    app.extensions["dispatcher"] = dispatcher
+    return dispatcher
+
+
+def pending_count() -> int:
+    """Messages waiting to be sent, for /healthz."""
+    return db.session.scalar(
+        select(func.count(Delivery.id)).where(Delivery.status.in_(("queued", "sending")))
+    ) or 0
+

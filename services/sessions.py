@@ -1,0 +1,79 @@
+"""Signed-in browsers, kept on the server so that logout really ends them.
+
+The session cookie carries a random token; the database keeps only its hash. A session
+ends at logout, after SESSION_IDLE_MINUTES without a request, or SESSION_ABSOLUTE_HOURS
+after sign-in, whichever comes first.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from datetime import timedelta
+from typing import Optional
+
+from flask import current_app
+from sqlalchemy import select, update
+
+from extensions import db
+from models import AuthSession, User
+from services import audit, clock
+
+# Writing last_seen_at on every request would make every page a write; a minute is enough.
+TOUCH_EVERY = timedelta(seconds=60)
+
+
+def _hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def open_session(user: User, sign_in_id: Optional[int] = None) -> str:
+    """Start a server-side session for the user; returns the token for the cookie."""
+    token = secrets.token_urlsafe(32)
+    db.session.add(AuthSession(
+        token_hash=_hash(token), user_id=user.id, sign_in_id=sign_in_id,
+        created_at=clock.now(), last_seen_at=clock.now(),
+        ip=audit.client_ip(), user_agent=audit.client_agent(),
+    ))
+    return token
+
+
+def _is_live(row: AuthSession) -> bool:
+    at = clock.now()
+    config = current_app.config
+    idle = timedelta(minutes=config["SESSION_IDLE_MINUTES"])
+    absolute = timedelta(hours=config["SESSION_ABSOLUTE_HOURS"])
+    return row.revoked_at is None and row.last_seen_at + idle > at and row.created_at + absolute > at
+
+
+def user_for_token(token: Optional[str], user_id: str) -> Optional[User]:
+    """The user of a live session whose token this is, or None."""
+    if not token or not user_id.isdigit():
+        return None
+    row = db.session.scalar(select(AuthSession).where(AuthSession.token_hash == _hash(token)))
+    if row is None or row.user_id != int(user_id) or not _is_live(row):
+        return None
+    if clock.now() - row.last_seen_at >= TOUCH_EVERY:
+        row.last_seen_at = clock.now()
+        db.session.commit()
+    return row.user
+
+
+def revoke(token: Optional[str]) -> None:
+    """End the session whose token this is."""
+    if token:
+        db.session.execute(
+            update(AuthSession)
+            .where(AuthSession.token_hash == _hash(token), AuthSession.revoked_at.is_(None))
+            .values(revoked_at=clock.now())
+        )
+
+
+def revoke_all_for(user_id: int) -> int:
+    """End every session of a user (password change, role change, support action)."""
+    result = db.session.execute(
+        update(AuthSession)
+        .where(AuthSession.user_id == user_id, AuthSession.revoked_at.is_(None))
+        .values(revoked_at=clock.now())
+    )
+    return result.rowcount or 0

@@ -1,0 +1,268 @@
+"""Fixtures: the app on a throwaway database, a real SMTP server, and a browser-like client.
+
+Tests go through the front door: they post forms with their CSRF tokens, and read codes out
+of the emails that reached the SMTP server, as a client would.
+"""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import os
+import re
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Optional
+
+import pytest
+from aiosmtpd.controller import Controller
+from sqlalchemy import select
+
+from app import create_app
+from config import TestConfig
+from extensions import db
+from models import User
+from services import clock, delivery, passwords
+
+CODE_IN_TEXT = re.compile(r"\b(\d{6})\b")
+CSRF_IN_PAGE = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"|name="csrf_token" value="([^"]+)"')
+
+# One argon2 hash for every test user, so tests do not spend their time hashing.
+TEST_PASSWORD = "correct horse battery"
+_TEST_HASH = passwords.hash_password(TEST_PASSWORD)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# --- a real SMTP server ------------------------------------------------------------------
+
+@dataclass
+class ReceivedMail:
+    to: list[str]
+    subject: str
+    text: str
+    headers: dict
+
+    @property
+    def code(self) -> Optional[str]:
+        match = CODE_IN_TEXT.search(self.text)
+        return match.group(1) if match else None
+
+
+class _Handler:
+    def __init__(self, server: "SMTPServer") -> None:
+        self.server = server
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        if self.server.refuse_with:
+            return self.server.refuse_with
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server, session, envelope):
+        if self.server.delay:
+            import asyncio
+
+            await asyncio.sleep(self.server.delay)
+        message = email.message_from_bytes(envelope.content, policy=email.policy.default)
+        body = message.get_body(preferencelist=("plain",))
+        self.server._received(ReceivedMail(
+            to=list(envelope.rcpt_tos), subject=str(message["Subject"]),
+            text=body.get_content() if body else "", headers=dict(message.items()),
+        ))
+        return "250 Message accepted"
+
+
+class SMTPServer:
+    """An aiosmtpd server on 127.0.0.1 that keeps what it receives."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.messages: list[ReceivedMail] = []
+        self.refuse_with: Optional[str] = None  # e.g. "550 no such user"
+        self.delay = 0.0
+        self._cond = threading.Condition()
+        self._controller: Optional[Controller] = None
+
+    def start(self) -> None:
+        self._controller = Controller(_Handler(self), hostname="127.0.0.1", port=self.port)
+        self._controller.start()
+
+    def stop(self) -> None:
+        if self._controller is not None:
+            self._controller.stop()
+            self._controller = None
+
+    @property
+    def running(self) -> bool:
+        return self._controller is not None
+
+    def _received(self, mail: ReceivedMail) -> None:
+        with self._cond:
+            self.messages.append(mail)
+            self._cond.notify_all()
+
+    def wait_for(self, count: int = 1, timeout: float = 10) -> list[ReceivedMail]:
+        """Wait until at least `count` messages arrived in all."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while len(self.messages) < count:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise AssertionError(f"expected {count} messages, got {len(self.messages)}")
+                self._cond.wait(left)
+            return list(self.messages)
+
+    def last_to(self, address: str) -> ReceivedMail:
+        for mail in reversed(self.messages):
+            if address in mail.to:
+                return mail
+        raise AssertionError(f"no message to {address}")
+
+
+@pytest.fixture
+def smtp():
+    server = SMTPServer()
+    server.start()
+    yield server
+    server.stop()
+
+
+# --- the app -----------------------------------------------------------------------------
+
+def make_config(tmp_path, smtp_server: Optional[SMTPServer] = None, **overrides):
+    """A TestConfig subclass on a file database in tmp_path (threads can share it)."""
+    values = {
+        "SQLALCHEMY_DATABASE_URI": os.environ.get("TEST_DATABASE_URL")
+        or f"sqlite:///{tmp_path / 'test.db'}",
+        "RATELIMIT_ENABLED": False,
+    }
+    if smtp_server is not None:
+        values.update(MAIL_SERVER="127.0.0.1", MAIL_PORT=smtp_server.port, MAIL_TIMEOUT=5)
+    values.update(overrides)
+    return type("TestRunConfig", (TestConfig,), values)
+
+
+def reset_schema(app) -> None:
+    with app.app_context():
+        db.drop_all()
+        db.create_all()
+
+
+@pytest.fixture
+def app(tmp_path, smtp):
+    application = create_app(make_config(tmp_path, smtp))
+    reset_schema(application)
+    yield application
+    dispatcher = application.extensions.get("dispatcher")
+    if dispatcher is not None:
+        dispatcher.stop()
+    with application.app_context():
+        db.session.remove()
+        db.drop_all()
+        db.engine.dispose()
+    clock.reset()
+
+
+@pytest.fixture
+def deliver(app):
+    """Run the dispatcher once, as the background thread would."""
+
+    def run() -> int:
+        with app.app_context():
+            return delivery.run_once()
+
+    return run
+
+
+def add_user(app, email: str = "client@example.com", *, role: str = "client",
+             channel: str = "email", phone: Optional[str] = None) -> int:
+    with app.app_context():
+        user = User(email=email, password_hash=_TEST_HASH, role=role, channel=channel,
+                    phone=phone, phone_verified_at=clock.now() if phone else None)
+        db.session.add(user)
+        db.session.commit()
+        return user.id
+
+
+@pytest.fixture
+def user(app) -> int:
+    return add_user(app)
+
+
+# --- a browser-like client ---------------------------------------------------------------
+
+class Browser:
+    """A test client that reads CSRF tokens out of pages and posts them back, like a browser."""
+
+    def __init__(self, app, user_agent: str = "Mozilla/5.0 (X11; Linux x86_64) Chrome/120 Test"):
+        self.app = app
+        self.client = app.test_client()
+        self.client.environ_base["HTTP_USER_AGENT"] = user_agent
+        self.last_csrf: Optional[str] = None
+
+    def get(self, path: str, **kwargs):
+        response = self.client.get(path, **kwargs)
+        self._remember_csrf(response)
+        return response
+
+    def _remember_csrf(self, response) -> None:
+        match = CSRF_IN_PAGE.search(response.get_data(as_text=True))
+        if match:
+            self.last_csrf = match.group(1) or match.group(2)
+
+    def csrf_for(self, path: str) -> str:
+        self.get(path)
+        assert self.last_csrf, f"no CSRF token on {path}"
+        return self.last_csrf
+
+    def post(self, path: str, data: Optional[dict] = None, *, form_page: Optional[str] = None,
+             csrf: bool = True, **kwargs):
+        data = dict(data or {})
+        if csrf and "csrf_token" not in data:
+            data["csrf_token"] = self.csrf_for(form_page or path)
+        response = self.client.post(path, data=data, **kwargs)
+        self._remember_csrf(response)
+        return response
+
+    def log_in(self, email: str = "client@example.com", password: str = TEST_PASSWORD, **kw):
+        return self.post("/login", {"email": email, "password": password}, **kw)
+
+    def enter_code(self, code: str, **kw):
+        return self.post("/login/code", {"code": code}, **kw)
+
+    def text(self, path: str) -> str:
+        return self.get(path).get_data(as_text=True)
+
+
+@pytest.fixture
+def browser(app) -> Browser:
+    return Browser(app)
+
+
+@pytest.fixture
+def sign_in(app, smtp, deliver, browser):
+    """Sign `client@example.com` in through the front door; returns the browser."""
+
+    def run(email: str = "client@example.com", b: Optional[Browser] = None) -> Browser:
+        b = b or browser
+        count = len(smtp.messages)
+        assert b.log_in(email).status_code == 302
+        deliver()
+        smtp.wait_for(count + 1)
+        response = b.enter_code(smtp.last_to(email).code)
+        assert response.status_code == 302, response.get_data(as_text=True)
+        return b
+
+    return run
+
+
+def user_by_email(app, email: str) -> User:
+    with app.app_context():
+        return db.session.scalar(select(User).where(User.email == email))
