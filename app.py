@@ -187,10 +187,10 @@ def start_background(app: Flask) -> None:
         return
     for channel, name in (("email", "MAIL_SERVER"), ("sms", "VONAGE_API_KEY")):
         if not delivery.channel_configured(channel, app.config):
-            where = "/dev/outbox" if app.config["DEV_OUTBOX"] else "the console (log)"
+            also = " and to /dev/outbox" if app.config["DEV_OUTBOX"] else ""
             app.logger.warning(
-                "No %s is set: %s messages go to the console and %s, not to clients.",
-                name, channel, where,
+                "No %s is set: %s messages go to the console%s, not to clients.",
+                name, channel, also,
             )
     with app.app_context():
         passwords.warm_up()

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from flask_wtf import FlaskForm
-from wtforms import EmailField, HiddenField, PasswordField, RadioField, StringField, SubmitField
+from wtforms import (
+    EmailField, HiddenField, PasswordField, RadioField, SelectChoice, StringField, SubmitField,
+)
 from wtforms.validators import DataRequired, Email, Length, ValidationError
 
 from services.codes import normalise_code
@@ -56,7 +58,8 @@ class ChoiceForm(FlaskForm):
 
     action = RadioField(
         "What would you like to do?",
-        choices=[("keep", "Use the code already sent"), ("new", "Send a new code")],
+        choices=[SelectChoice("keep", "Use the code already sent"),
+                 SelectChoice("new", "Send a new code")],
         default="keep",
         validators=[DataRequired("Choose one.")],
     )

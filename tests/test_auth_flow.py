@@ -1,15 +1,476 @@
-def test_login_page(browser):
-    r = browser.get("/login")
-    assert r.status_code == 200
-    assert "Log in" in r.get_data(as_text=True)
+"""Email sign-in end to end: password, code by real SMTP, code page outcomes, resend, logout."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import func, select
+
+from extensions import db
+from models import Delivery, Event, SignIn
+from services import clock, codes, passwords
+from tests.conftest import TEST_PASSWORD, Browser, add_user
+
+EMAIL = "client@example.com"
 
 
-def test_email_sign_in(app, user, smtp, deliver, browser):
-    r = browser.log_in()
-    assert r.status_code == 302 and r.headers["Location"].endswith("/login/code")
+def sign_ins(app):
+    with app.app_context():
+        return db.session.scalars(select(SignIn).order_by(SignIn.id)).all()
+
+
+def events(app, type_=None):
+    with app.app_context():
+        query = select(Event).order_by(Event.id)
+        if type_:
+            query = query.where(Event.type == type_)
+        return db.session.scalars(query).all()
+
+
+def start(browser, smtp, deliver, email=EMAIL):
+    """Post the password and return the code from the email that arrived."""
+    before = len(smtp.messages)
+    response = browser.log_in(email)
+    assert response.status_code == 302
+    assert response.headers["Location"].endswith("/login/code")
+    deliver()
+    smtp.wait_for(before + 1)
+    return smtp.last_to(email).code
+
+
+# --- the happy path ----------------------------------------------------------------------
+
+def test_full_sign_in_by_email(app, user, smtp, deliver, browser):
+    code = start(browser, smtp, deliver)
+    page = browser.text("/login/code")
+    assert "c•••@example.com" in page
+    assert "junk or spam" in page
+    assert "Not received a code?" in page
+    assert 'autocomplete="one-time-code"' in page and 'inputmode="numeric"' in page
+
+    response = browser.enter_code(code)
+    assert response.status_code == 302
+    assert response.headers["Location"] == "/portal"
+    home = browser.get("/portal")
+    assert home.status_code == 200
+    assert EMAIL in home.get_data(as_text=True)
+    assert [s.status for s in sign_ins(app)] == ["completed"]
+
+
+def test_email_says_when_requested_and_to_use_the_newest(app, user, smtp, deliver, browser):
+    start(browser, smtp, deliver)
+    mail = smtp.messages[-1]
+    sent = clock.local(sign_ins(app)[0].created_at, "Europe/London").strftime("%H:%M")
+    assert sent in mail.subject
+    assert f"You asked for it at {sent}" in mail.text
+    assert "use the newest one" in mail.text
+    assert mail.to == [EMAIL]
+
+
+def test_code_page_shows_send_time_in_portal_timezone(app, user, smtp, deliver, browser):
+    start(browser, smtp, deliver)
+    sign_in = sign_ins(app)[0]
+    local = clock.local(sign_in.created_at, "Europe/London").strftime("%H:%M")
+    assert f"We sent a 6-digit code at <strong>{local}</strong>" in browser.text("/login/code")
+
+
+@pytest.mark.parametrize("typed", ["{a} {b}", "{a}-{b}", " {a}{b} ", "{a}\u2013{b}",
+                                   "\uff11{a1}{b}"])
+def test_code_accepted_as_people_copy_it(app, user, smtp, deliver, browser, typed):
+    code = start(browser, smtp, deliver)
+    if "\uff11" in typed:  # a full-width first digit, as some phones paste it
+        code = "1" + code[1:]
+        with app.app_context():
+            sign_in = db.session.get(SignIn, sign_ins(app)[0].id)
+            sign_in.code_hash = codes.hash_code(codes.sign_in_scope(sign_in.id), code)
+            db.session.commit()
+        typed_code = typed.format(a1=code[1:3], b=code[3:])
+    else:
+        typed_code = typed.format(a=code[:3], b=code[3:])
+    response = browser.enter_code(typed_code)
+    assert response.status_code == 302 and response.headers["Location"] == "/portal"
+
+
+def test_malformed_code_is_explained_and_not_counted(app, user, smtp, deliver, browser):
+    start(browser, smtp, deliver)
+    response = browser.enter_code("12ab")
+    assert response.status_code == 422
+    assert "The code is 6 digits" in response.get_data(as_text=True)
+    assert sign_ins(app)[0].failed_attempts == 0
+
+
+# --- outcomes ----------------------------------------------------------------------------
+
+def test_wrong_code_says_tries_left_then_locks(app, user, smtp, deliver, browser):
+    code = start(browser, smtp, deliver)
+    wrong = f"{(int(code) + 1) % 1_000_000:06d}"
+    for left in (4, 3, 2, 1):
+        text = browser.enter_code(wrong).get_data(as_text=True)
+        assert "That code is not right" in text
+        assert f"You have {left} {'try' if left == 1 else 'tries'} left" in text
+    text = browser.enter_code(wrong).get_data(as_text=True)
+    assert "too many wrong codes" in text
+    assert sign_ins(app)[0].status == "locked"
+    # Even the right code no longer works: the client must sign in again.
+    assert browser.enter_code(code).status_code == 422
+    assert browser.get("/portal").status_code == 302
+    outcomes = [e.outcome for e in events(app, "code_entry")]
+    assert outcomes == ["wrong"] * 4 + ["locked", "locked"]
+
+
+def test_code_of_superseded_sign_in_names_both_times(app, user, smtp, deliver, browser):
+    old_code = start(browser, smtp, deliver)
+    clock.advance(timedelta(minutes=5))
+    new_code = start(browser, smtp, deliver)
+    first, second = sign_ins(app)
+    assert first.status == "superseded" and first.superseded_by_id == second.id
+    old_time = clock.local(first.created_at, "Europe/London").strftime("%H:%M")
+    new_time = clock.local(second.created_at, "Europe/London").strftime("%H:%M")
+
+    text = browser.enter_code(old_code).get_data(as_text=True)
+    assert f"That code is from your sign-in at {old_time}; use the one sent at {new_time}" in text
+    assert sign_ins(app)[1].failed_attempts == 0  # an honest mix-up is not a guess
+    assert browser.enter_code(new_code).status_code == 302
+    assert [e.outcome for e in events(app, "code_entry")] == ["superseded", "accepted"]
+
+
+def test_superseded_sign_in_in_another_browser_is_told(app, user, smtp, deliver):
+    first, second = Browser(app), Browser(app)
+    old_code = start(first, smtp, deliver)
+    clock.advance(timedelta(minutes=2))
+    # The other browser answers the "a code is already on its way" question with "send a new one".
+    second.log_in()
+    second.post("/login", {"action": "new"})
+    deliver()
+    text = first.enter_code(old_code).get_data(as_text=True)
+    assert "That code no longer works" in text
+    assert first.get("/portal").status_code == 302
+    status = first.get("/login/code/status").get_json()
+    assert status["superseded"] is True and status["newer"]["here"] is False
+
+
+def test_expired_code(app, user, smtp, deliver, browser):
+    code = start(browser, smtp, deliver)
+    clock.advance(codes.CODE_LIFETIME + timedelta(seconds=1))
+    text = browser.enter_code(code).get_data(as_text=True)
+    assert "ran out" in text
+    assert sign_ins(app)[0].status == "expired"
+    assert events(app, "code_entry")[-1].outcome == "expired"
+
+
+def test_code_is_single_use(app, user, smtp, deliver, browser):
+    code = start(browser, smtp, deliver)
+    token = browser.csrf_for("/login/code")
+    assert browser.client.post("/login/code", data={"code": code, "csrf_token": token}).status_code == 302
+    # Replaying the same form (same token, same code) does not sign in a second time.
+    replay = browser.client.post("/login/code", data={"code": code, "csrf_token": token})
+    assert replay.status_code in (302, 400)
+    assert len([e for e in events(app, "signed_in")]) == 1
+
+
+def test_code_posted_with_no_sign_in_pending(app, user, browser):
+    response = browser.post("/login/code", {"code": "123456"}, form_page="/login")
+    assert response.status_code == 302 and response.headers["Location"].endswith("/login")
+    assert "no sign-in waiting" in browser.text("/login")
+    assert events(app, "code_entry") == []
+
+
+def test_code_page_without_sign_in_redirects_to_login(browser):
+    response = browser.get("/login/code")
+    assert response.status_code == 302 and response.headers["Location"].endswith("/login")
+
+
+# --- password check ----------------------------------------------------------------------
+
+def test_wrong_email_and_wrong_password_get_the_same_answer(app, user, browser, monkeypatch):
+    calls = []
+    real = passwords._hasher
+
+    class Counting:
+        def verify(self, hash_, password):
+            calls.append(hash_)
+            return real.verify(hash_, password)
+
+        def __getattr__(self, name):
+            return getattr(real, name)
+
+    monkeypatch.setattr(passwords, "_hasher", Counting())
+    unknown = browser.log_in("nobody@example.com", "whatever password")
+    wrong = browser.log_in(EMAIL, "not the password")
+    assert unknown.status_code == wrong.status_code == 200
+
+    def message(response):
+        return re.search(r'class="notice notice-error"[^>]*>([^<]+)<',
+                         response.get_data(as_text=True)).group(1)
+
+    assert message(unknown) == message(wrong)
+    assert len(calls) == 2  # one argon2 verification each: the same work, the same time
+    assert sign_ins(app) == []
+
+
+def test_email_is_kept_after_a_wrong_password(user, browser):
+    text = browser.log_in(EMAIL, "nope").get_data(as_text=True)
+    assert f'value="{EMAIL}"' in text
+
+
+def test_login_form_errors_are_plain(browser):
+    text = browser.post("/login", {"email": "", "password": ""}).get_data(as_text=True)
+    assert "Enter your email address." in text and "Enter your password." in text
+    assert "aria-describedby" in text
+
+
+def test_argon2id_hash(app, user):
+    with app.app_context():
+        assert passwords.hash_password("x" * 12).startswith("$argon2id$")
+
+
+def test_new_sign_in_supersedes_pending_ones(app, user, smtp, deliver, browser):
+    start(browser, smtp, deliver)
+    start(browser, smtp, deliver)
+    start(browser, smtp, deliver)
+    assert [s.status for s in sign_ins(app)] == ["superseded", "superseded", "pending"]
+    with app.app_context():
+        pending = db.session.scalar(select(func.count()).where(SignIn.status == "pending"))
+        assert pending == 1
+        # Ended sign-ins keep no copy of their code.
+        assert all(s.code_encrypted is None for s in sign_ins(app)[:2])
+
+
+def test_code_stored_only_as_keyed_hash(app, user, smtp, deliver, browser):
+    code = start(browser, smtp, deliver)
+    sign_in = sign_ins(app)[0]
+    assert code not in sign_in.code_hash and len(sign_in.code_hash) == 64
+    assert code not in (sign_in.code_encrypted or "")
+    with app.app_context():
+        assert codes.code_matches(codes.sign_in_scope(sign_in.id), code, sign_in.code_hash)
+        # Keyed: the same code for the same sign-in hashes differently under another key.
+        app.extensions["clientgate_keys"].clear()
+        app.config["SECRET_KEY"] = "another-key-entirely-0123456789abcdef"
+        assert not codes.code_matches(codes.sign_in_scope(sign_in.id), code, sign_in.code_hash)
+
+
+# --- next --------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("target, expected", [
+    ("/portal?tab=docs", "/portal?tab=docs"),
+    ("https://evil.example/", "/portal"),
+    ("//evil.example/", "/portal"),
+    ("/\\evil.example", "/portal"),
+    ("javascript:alert(1)", "/portal"),
+])
+def test_next_only_to_this_site(app, user, smtp, deliver, browser, target, expected):
+    browser.post(f"/login?next={target}", {"email": EMAIL, "password": TEST_PASSWORD},
+                 form_page="/login")
+    deliver()
+    response = browser.enter_code(smtp.wait_for(1)[-1].code)
+    assert response.headers["Location"] == expected
+
+
+def test_portal_needs_sign_in_and_comes_back(app, user, smtp, deliver, browser):
+    response = browser.get("/portal")
+    assert response.status_code == 302 and "/login?next=%2Fportal" in response.headers["Location"]
+
+
+# --- resend ------------------------------------------------------------------------------
+
+def test_resend_sends_the_same_code_with_cooldown_and_limit(app, user, smtp, deliver, browser):
+    code = start(browser, smtp, deliver)
+    text = browser.post("/login/code/resend", form_page="/login/code", follow_redirects=True)
+    assert "Please wait" in text.get_data(as_text=True)
+    for n in range(codes.MAX_RESENDS):
+        clock.advance(codes.RESEND_COOLDOWN)
+        page = browser.post("/login/code/resend", form_page="/login/code",
+                            follow_redirects=True).get_data(as_text=True)
+        assert "sent the same code" in page
+        deliver()
+        smtp.wait_for(n + 2)
+        assert smtp.messages[-1].code == code
+        assert "same code we sent before" in smtp.messages[-1].text
+    clock.advance(codes.RESEND_COOLDOWN)
+    page = browser.post("/login/code/resend", form_page="/login/code",
+                        follow_redirects=True).get_data(as_text=True)
+    assert "the most we send" in page
+    assert len(smtp.messages) == 1 + codes.MAX_RESENDS
+    assert len(sign_ins(app)) == 1
+    assert browser.enter_code(code).status_code == 302
+
+
+def test_resend_without_sign_in(browser):
+    response = browser.post("/login/code/resend", form_page="/login")
+    assert response.status_code == 302 and response.headers["Location"].endswith("/login")
+
+
+# --- delivery ----------------------------------------------------------------------------
+
+def test_mail_server_down_then_back(app, user, smtp, deliver, browser):
+    smtp.stop()
+    response = browser.log_in()
+    assert response.status_code == 302  # the password post does not wait for mail
+    deliver()
+    status = browser.get("/login/code/status").get_json()
+    assert status["delivery"]["state"] == "retrying"
+    assert "trying again" in browser.text("/login/code")
+    assert [e.type for e in events(app, "delivery_retry")] == ["delivery_retry"]
+
+    smtp.start()
+    clock.advance(timedelta(seconds=6))
     deliver()
     mail = smtp.wait_for(1)[0]
+    assert browser.get("/login/code/status").get_json()["delivery"]["state"] == "sent"
+    assert browser.enter_code(mail.code).status_code == 302
+
+
+def test_delivery_gives_up_when_the_code_expires(app, user, smtp, deliver, browser):
+    smtp.stop()
+    browser.log_in()
+    for _ in range(20):
+        deliver()
+        clock.advance(timedelta(seconds=60))
+    with app.app_context():
+        item = db.session.scalars(select(Delivery)).one()
+        assert item.status in ("failed", "cancelled")
+        assert item.code_encrypted is None
+
+
+def test_permanent_refusal_is_shown_as_failed(app, user, smtp, deliver, browser):
+    smtp.refuse_with = "550 No such mailbox"
+    browser.log_in()
+    deliver()
+    status = browser.get("/login/code/status").get_json()
+    assert status["delivery"]["state"] == "failed"
+    assert "refused" in status["delivery"]["text"]
+    assert events(app, "delivery_failed")[0].detail["reason"]
+
+
+def test_queued_message_survives_a_restart(tmp_path, smtp):
+    """A message queued by one process is sent by the next one started on the same database."""
+    from app import create_app
+    from tests.conftest import make_config, reset_schema
+
+    config = make_config(tmp_path, smtp)
+    first = create_app(config)
+    reset_schema(first)
+    add_user(first)
+    b = Browser(first)
+    assert b.log_in().status_code == 302
+    with first.app_context():
+        assert db.session.scalars(select(Delivery)).one().status == "queued"
+        db.engine.dispose()
+    del first  # "the server stopped" before its dispatcher ran
+
+    second = create_app(config)
+    second.extensions["dispatcher"].start()
+    try:
+        mail = smtp.wait_for(1, timeout=15)[0]
+    finally:
+        second.extensions["dispatcher"].stop()
     assert mail.code
-    r = browser.enter_code(mail.code)
-    assert r.status_code == 302, r.get_data(as_text=True)
-    assert browser.get("/portal").status_code == 200
+    with second.app_context():
+        assert db.session.scalars(select(Delivery)).one().status == "sent"
+        db.session.remove()
+        db.engine.dispose()
+
+
+def test_dispatcher_thread_sends_without_being_asked(app, user, smtp, browser):
+    app.extensions["dispatcher"].start()
+    browser.log_in()
+    mail = smtp.wait_for(1, timeout=15)[0]
+    assert browser.enter_code(mail.code).status_code == 302
+
+
+def test_slow_mail_server_does_not_hold_the_password_post(app, user, smtp, browser):
+    """The post only queues; it returns before the server accepts anything."""
+    smtp.delay = 3
+    app.extensions["dispatcher"].start()
+    assert browser.log_in().status_code == 302
+    assert smtp.messages == []  # still being accepted when the post has already answered
+    mail = smtp.wait_for(1, timeout=20)[0]
+    assert mail.code
+
+
+# --- sessions ----------------------------------------------------------------------------
+
+def test_session_rotated_at_sign_in(app, user, smtp, deliver, browser):
+    code = start(browser, smtp, deliver)
+    before = browser.client.get_cookie("clientgate_session").value
+    browser.enter_code(code)
+    after = browser.client.get_cookie("clientgate_session").value
+    assert before != after
+    # The pre-sign-in cookie does not open the portal.
+    stale = app.test_client()
+    stale.set_cookie("clientgate_session", before)
+    assert stale.get("/portal").status_code == 302
+
+
+def test_logout_revokes_the_session_on_the_server(app, user, sign_in):
+    b = sign_in()
+    cookie = b.client.get_cookie("clientgate_session").value
+    copy = app.test_client()
+    copy.set_cookie("clientgate_session", cookie)
+    assert copy.get("/portal").status_code == 200
+
+    response = b.post("/logout", form_page="/portal")
+    assert response.status_code == 302
+    assert b.get("/portal").status_code == 302
+    assert copy.get("/portal").status_code == 302  # a copy of the old cookie is dead too
+    assert events(app, "logout")
+
+
+def test_logout_is_post_only_and_needs_csrf(app, user, sign_in):
+    b = sign_in()
+    assert b.client.get("/logout").status_code == 405
+    b.client.post("/logout", data={})
+    assert b.get("/portal").status_code == 200
+
+
+def test_idle_session_ends(app, user, sign_in):
+    b = sign_in()
+    clock.advance(timedelta(minutes=app.config["SESSION_IDLE_MINUTES"] + 1))
+    assert b.get("/portal").status_code == 302
+
+
+# --- audit -------------------------------------------------------------------------------
+
+def test_every_step_is_audited_with_ip_and_browser(app, user, smtp, deliver, browser):
+    browser.log_in(EMAIL, "wrong password")
+    code = start(browser, smtp, deliver)
+    clock.advance(codes.RESEND_COOLDOWN)
+    browser.post("/login/code/resend", form_page="/login/code")
+    browser.enter_code("000000" if code != "000000" else "111111")
+    browser.enter_code(code)
+    browser.post("/logout", form_page="/portal")
+    types = [e.type for e in events(app)]
+    for expected in ("password_failed", "password_ok", "signin_started", "delivery_queued",
+                     "delivery_sent", "code_resend", "code_entry", "signed_in", "logout"):
+        assert expected in types, expected
+    for event in events(app):
+        if event.type in ("password_failed", "password_ok", "code_entry", "logout"):
+            assert event.ip == "127.0.0.1"
+            assert "Chrome" in event.user_agent
+        assert code not in str(event.detail)
+
+
+# --- pages -------------------------------------------------------------------------------
+
+def test_auth_pages_are_never_cached(app, user, smtp, deliver, browser):
+    start(browser, smtp, deliver)
+    for path in ("/login", "/login/code", "/login/code/status"):
+        assert "no-store" in browser.get(path).headers["Cache-Control"]
+
+
+def test_healthz(browser):
+    response = browser.get("/healthz")
+    assert response.status_code == 200
+    assert response.get_json()["status"] == "ok"
+
+
+def test_unknown_page_is_a_plain_404(browser):
+    response = browser.get("/no/such/page")
+    assert response.status_code == 404
+    assert "Page not found" in response.get_data(as_text=True)
+
+
+def test_dev_outbox_only_in_development(browser):
+    assert browser.get("/dev/outbox").status_code == 404

@@ -1,0 +1,85 @@
+"""The admin command line, through click's runner."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from extensions import db
+from models import AuthSession, User
+from services import clock, passwords
+from tests.conftest import add_user
+
+PASSWORD = "a long enough password"
+
+
+def invoke(app, *args, input=None):
+    return app.test_cli_runner().invoke(args=list(args), input=input)
+
+
+def user(app, email):
+    with app.app_context():
+        return db.session.scalar(select(User).where(User.email == email))
+
+
+def test_add_user_with_password_stdin(app):
+    result = invoke(app, "users", "add", "New@Example.com", "--role", "support",
+                    "--phone", "07400 123456", "--channel", "sms", "--password-stdin",
+                    input=PASSWORD + "\n")
+    assert result.exit_code == 0, result.output
+    added = user(app, "new@example.com")
+    assert added.role == "support" and added.channel == "sms"
+    assert added.phone == "+447400123456" and added.phone_verified_at is not None
+    with app.app_context():
+        assert passwords.verify_password(added, PASSWORD)
+
+
+def test_add_user_prompts_for_the_password(app):
+    result = invoke(app, "users", "add", "p@example.com", input=f"{PASSWORD}\n{PASSWORD}\n")
+    assert result.exit_code == 0, result.output
+    assert user(app, "p@example.com").channel == "email"
+
+
+def test_add_user_refuses_bad_input(app):
+    add_user(app, "taken@example.com")
+    cases = [
+        (["users", "add", "taken@example.com", "--password-stdin"], "already exists"),
+        (["users", "add", "not-an-email", "--password-stdin"], "not an email address"),
+        (["users", "add", "x@example.com", "--phone", "+33612345678", "--password-stdin"],
+         "UK mobile"),
+        (["users", "add", "x@example.com", "--channel", "sms", "--password-stdin"], "needs --phone"),
+        (["users", "add", "x@example.com", "--password-stdin"], "at least 10"),
+        (["users", "add", "x@example.com", "--role", "boss", "--password-stdin"], "Invalid value"),
+    ]
+    for args, message in cases:
+        result = invoke(app, *args, input="short\n")
+        assert result.exit_code == 2, (args, result.output)
+        assert message in result.output, (args, result.output)
+    assert user(app, "x@example.com") is None
+
+
+def test_list_set_password_set_role_unlock(app):
+    uid = add_user(app, "c@example.com")
+    with app.app_context():
+        db.session.add(AuthSession(token_hash="x" * 64, user_id=uid))
+        found = db.session.get(User, uid)
+        found.locked_until = clock.now().replace(year=clock.now().year + 1)
+        db.session.commit()
+
+    listing = invoke(app, "users", "list")
+    assert "c@example.com" in listing.output and "locked" in listing.output
+
+    result = invoke(app, "users", "set-password", "c@example.com", "--password-stdin",
+                    input=PASSWORD + "\n")
+    assert result.exit_code == 0, result.output
+    with app.app_context():
+        assert passwords.verify_password(db.session.get(User, uid), PASSWORD)
+        assert db.session.scalars(select(AuthSession)).one().revoked_at is not None
+
+    assert invoke(app, "users", "set-role", "c@example.com", "admin").exit_code == 0
+    assert user(app, "c@example.com").role == "admin"
+
+    assert invoke(app, "users", "unlock", "c@example.com").exit_code == 0
+    assert user(app, "c@example.com").locked_until is None
+
+    missing = invoke(app, "users", "unlock", "nobody@example.com")
+    assert missing.exit_code == 2 and "No user" in missing.output
