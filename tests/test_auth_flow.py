@@ -474,3 +474,51 @@ def test_unknown_page_is_a_plain_404(browser):
 
 def test_dev_outbox_only_in_development(browser):
     assert browser.get("/dev/outbox").status_code == 404
+
+
+# --- a code already on its way (server side of the tab guard) ----------------------------
+
+def test_login_page_warns_when_this_browser_waits_for_a_code(app, user, smtp, deliver, browser):
+    start(browser, smtp, deliver)
+    sent = clock.local(sign_ins(app)[0].created_at, "Europe/London").strftime("%H:%M")
+    page = re.sub(r"\s+", " ", browser.text("/login"))
+    assert "You already have a code on its way" in page
+    assert f"We sent a code at <strong>{sent}</strong>" in page
+    assert "Enter that code" in page and f"the {sent} code will stop working" in page
+
+
+def test_another_browser_is_asked_before_superseding(app, user, smtp, deliver):
+    first, second = Browser(app), Browser(app)
+    code = start(first, smtp, deliver)
+    response = second.log_in()
+    assert response.status_code == 302 and response.headers["Location"].endswith("/login")
+    page = second.text("/login")
+    assert "A code is already on its way" in page
+    assert 'value="keep" checked' in page
+    assert [s.status for s in sign_ins(app)] == ["pending"]  # nothing superseded yet
+
+    # "Use the code already sent": this browser may now enter that code.
+    response = second.post("/login", {"action": "keep"})
+    assert response.headers["Location"].endswith("/login/code")
+    assert len(smtp.messages) == 1
+    assert second.enter_code(code).status_code == 302
+    assert "signin_kept" in [e.type for e in events(app)]
+
+
+def test_another_browser_may_send_a_new_code(app, user, smtp, deliver):
+    first, second = Browser(app), Browser(app)
+    start(first, smtp, deliver)
+    second.log_in()
+    second.post("/login", {"action": "new"})
+    deliver()
+    assert [s.status for s in sign_ins(app)] == ["superseded", "pending"]
+    assert second.enter_code(smtp.wait_for(2)[-1].code).status_code == 302
+
+
+def test_choice_without_password_check_does_nothing(app, user, smtp, deliver):
+    first, intruder = Browser(app), Browser(app)
+    start(first, smtp, deliver)
+    response = intruder.post("/login", {"action": "keep"})
+    assert response.headers["Location"].endswith("/login")
+    assert intruder.get("/login/code").status_code == 302
+    assert [s.status for s in sign_ins(app)] == ["pending"]
