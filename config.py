@@ -98,6 +98,11 @@ class Config:
 
     RETENTION_DAYS = env_int("RETENTION_DAYS", 90)
 
+    # Host names this site answers to (comma-separated). Flask then refuses other Host
+    # headers, so links and the SMS WebOTP line (@host #code) name only the real site.
+    TRUSTED_HOSTS = [h.strip() for h in os.environ.get("TRUSTED_HOSTS", "").split(",")
+                     if h.strip()] or None
+
     # Shows messages on /dev/outbox instead of sending them when no server is set.
     DEV_OUTBOX = False
 
