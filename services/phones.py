@@ -1,27 +1,115 @@
-"""UK mobile numbers, judged by `phonenumbers`."""
+"""UK mobile numbers, judged by `phonenumbers`.
+
+Codes by SMS go only to UK mobiles: a text to an international number often never arrives,
+so such a number is refused when it is set, with the reason, never discovered at sign-in.
+"""
 
 from __future__ import annotations
 
+import re
+import unicodedata
+from dataclasses import dataclass
 from typing import Optional
 
 import phonenumbers
-from phonenumbers import NumberParseException, PhoneNumberType
+from phonenumbers import NumberParseException, PhoneNumberFormat, PhoneNumberType
+
+# Longer than anyone types a phone number, even with spaces, brackets and "+44 (0)".
+MAX_INPUT_LENGTH = 40
+# E.164 allows at most 15 digits; "0044" adds two more in front.
+MAX_DIGITS = 17
+
+ONLY_UK_MOBILES = (
+    "Codes by text message work only for UK mobile numbers (they start 07). "
+    "You can get your codes by email instead."
+)
+
+# What people put between digits: spaces of any kind, dashes of any kind, dots, slashes.
+_SEPARATORS = re.compile(r"[\s\-\u2010-\u2015\u2212./]+")
+_ALLOWED = re.compile(r"\+?[0-9()]*")
+
+_CROWN_DEPENDENCIES = {"GG": "Guernsey", "IM": "the Isle of Man", "JE": "Jersey"}
+
+
+@dataclass(frozen=True)
+class PhoneCheck:
+    """The verdict on a typed number: its E.164 form, or the reason it cannot get codes."""
+
+    e164: Optional[str] = None
+    problem: Optional[str] = None
+
+    @property
+    def ok(self) -> bool:
+        return self.e164 is not None
+
+    @property
+    def message(self) -> str:
+        """The sentence to show the client when the number is refused."""
+        return f"{self.problem} {ONLY_UK_MOBILES}" if self.problem else ""
+
+
+def _ascii_digits(text: str) -> str:
+    """Full-width and other Unicode digits as ASCII, so "０７４００…" reads as "07400…"."""
+    text = unicodedata.normalize("NFKC", text)
+    return "".join(
+        str(unicodedata.decimal(ch)) if not ch.isascii() and unicodedata.decimal(ch, None)
+        is not None else ch
+        for ch in text
+    )
+
+
+def check_uk_mobile(raw: str | None) -> PhoneCheck:
+    """Judge a number as typed: a valid UK mobile in E.164, or a plain-English reason why not."""
+    if raw is None or not raw.strip():
+        return PhoneCheck(problem="Enter your mobile number.")
+    if len(raw) > MAX_INPUT_LENGTH:
+        return PhoneCheck(problem="That is too long to be a phone number.")
+    text = _SEPARATORS.sub("", _ascii_digits(raw.strip()))
+    # phonenumbers would read letters as a keypad ("0800 FLOWERS"); nobody means that here.
+    if not _ALLOWED.fullmatch(text):
+        return PhoneCheck(
+            problem="A phone number has only digits, spaces, brackets and a + at the start."
+        )
+    digits = re.sub(r"\D", "", text)
+    if len(digits) > MAX_DIGITS:
+        return PhoneCheck(problem="That has too many digits to be a phone number.")
+    if len(digits) < 7:
+        return PhoneCheck(problem="That is too short to be a phone number.")
+    if text.startswith("44"):
+        text = "+" + text  # "447400123456": the international form without its plus
+    try:
+        number = phonenumbers.parse(text, "GB")
+    except NumberParseException:
+        return PhoneCheck(problem="That is not a phone number we recognise.")
+    if number.country_code != 44:
+        return PhoneCheck(problem=f"That is not a UK number (it starts +{number.country_code}).")
+    region = phonenumbers.region_code_for_number(number)
+    if region in _CROWN_DEPENDENCIES:
+        return PhoneCheck(problem=f"That is a number from {_CROWN_DEPENDENCIES[region]}, "
+                                  "not the UK.")
+    if not phonenumbers.is_valid_number(number) or region != "GB":
+        return PhoneCheck(problem="That is not a complete UK phone number: a UK mobile number "
+                                  "has 11 digits, like 07400 123456.")
+    kind = phonenumbers.number_type(number)
+    if kind == PhoneNumberType.FIXED_LINE:
+        return PhoneCheck(problem="That looks like a landline number, which cannot receive "
+                                  "text messages.")
+    if kind != PhoneNumberType.MOBILE:
+        return PhoneCheck(problem="That is not a mobile number.")
+    return PhoneCheck(e164=phonenumbers.format_number(number, PhoneNumberFormat.E164))
 
 
 def uk_mobile(raw: str | None) -> Optional[str]:
     """The number in E.164 if it is a valid UK mobile, else None."""
-    if not raw or len(raw) > 40:
-        return None
-    text = raw.strip()
-    if text.startswith("44"):
-        text = "+" + text
-    try:
-        number = phonenumbers.parse(text, "GB")
-    except NumberParseException:
-        return None
-    if number.country_code != 44 or not phonenumbers.is_valid_number(number):
-        return None
-    if phonenumbers.number_type(number) != PhoneNumberType.MOBILE:
-        return None
-    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    return check_uk_mobile(raw).e164
 
+
+def national(e164: str | None) -> str:
+    """"07400 123456": how a UK client writes their own number."""
+    if not e164:
+        return ""
+    try:
+        number = phonenumbers.parse(e164, "GB")
+    except NumberParseException:
+        return e164
+    return phonenumbers.format_number(number, PhoneNumberFormat.NATIONAL)
