@@ -79,15 +79,20 @@ class SignIn(db.Model):
     """One password check and the one code that belongs to it."""
 
     __tablename__ = "sign_ins"
-    __table_args__ = (Index("ix_sign_ins_user_status", "user_id", "status"),)
+    __table_args__ = (
+        Index("ix_sign_ins_user_status", "user_id", "status"),
+        # A client's newest sign-ins, a page at a time (support console).
+        Index("ix_sign_ins_user_created", "user_id", "created_at"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=now, index=True)
     status: Mapped[str] = mapped_column(String(16), default="pending")
     ended_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime())
+    # Indexed so that deleting old sign-ins does not scan the table for each one.
     superseded_by_id: Mapped[Optional[int]] = mapped_column(
-        ForeignKey("sign_ins.id", ondelete="SET NULL")
+        ForeignKey("sign_ins.id", ondelete="SET NULL"), index=True
     )
     channel: Mapped[str] = mapped_column(String(8))
     destination: Mapped[str] = mapped_column(String(254))
@@ -188,8 +193,9 @@ class AuthSession(db.Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    # Indexed, like every column pointing at a sign-in, so pruning old sign-ins stays cheap.
     sign_in_id: Mapped[Optional[int]] = mapped_column(
-        ForeignKey("sign_ins.id", ondelete="SET NULL")
+        ForeignKey("sign_ins.id", ondelete="SET NULL"), index=True
     )
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=now)
     last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=now)
@@ -204,7 +210,11 @@ class Event(db.Model):
     """The audit trail: what happened, to whom, from where. Never a code's digits."""
 
     __tablename__ = "events"
-    __table_args__ = (Index("ix_events_user_created", "user_id", "created_at"),)
+    __table_args__ = (
+        Index("ix_events_user_created", "user_id", "created_at"),
+        # Recent events of one type across all users (support's list of what went wrong).
+        Index("ix_events_type_created", "type", "created_at"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=now, index=True)
@@ -213,8 +223,9 @@ class Event(db.Model):
     sign_in_id: Mapped[Optional[int]] = mapped_column(
         ForeignKey("sign_ins.id", ondelete="CASCADE"), index=True
     )
+    # Indexed so that deleting old messages does not scan the events for each one.
     delivery_id: Mapped[Optional[int]] = mapped_column(
-        ForeignKey("deliveries.id", ondelete="SET NULL")
+        ForeignKey("deliveries.id", ondelete="SET NULL"), index=True
     )
     actor_id: Mapped[Optional[int]] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     outcome: Mapped[Optional[str]] = mapped_column(String(32))
