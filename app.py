@@ -6,14 +6,14 @@ import logging
 from typing import Optional
 
 import click
-from flask import Flask, flash, redirect, render_template, request, session
+from flask import Flask, flash, make_response, redirect, render_template, request, session
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from config import INSTANCE_DIR, Config, config_from_environment
 from extensions import csrf, db, limiter, login_manager, mail, migrate
-from services import clock, delivery, passwords, sessions
+from services import clock, delivery, limits, passwords, sessions
 
 log = logging.getLogger("clientgate")
 
@@ -116,6 +116,14 @@ def register_errorhandlers(app: Flask) -> None:
             429: "Too many attempts. Please wait a little and try again.",
         }
         return render_error(error.code or 500, messages.get(error.code, error.description))
+
+    @app.errorhandler(429)
+    def too_many_requests(error: HTTPException):
+        """A request limit was hit: say how long to wait, in words and in Retry-After."""
+        seconds = limits.limit_wait_seconds()
+        response = make_response(render_error(429, limits.limited_message(seconds)))
+        response.headers["Retry-After"] = str(seconds)
+        return response
 
     @app.errorhandler(Exception)
     def server_error(error: Exception):

@@ -1,0 +1,366 @@
+"""Account-wide limits: lockout after repeated failures, caps on codes sent, and request limits.
+
+Three layers, each for a different attack:
+
+* **Request limits** (Flask-Limiter, per IP and per account) slow down anyone hammering the
+  password check, the code entry, resends or preference changes. They are counted in memory by
+  default, in Redis when RATELIMIT_STORAGE_URI says so, and a limited request gets a 429 page
+  that says how long to wait.
+* **Lockout** stops guessing spread over time and over many sign-ins: when an account's wrong
+  passwords and wrong codes since its last success reach FAILURES_BEFORE_LOCK, sign-in to it is
+  paused for a delay that grows with each lock (LOCK_DELAYS). The client is emailed; support
+  (or `flask users unlock`) can lift it.
+* **Cost caps** stop anyone running up SMS bills through the sign-in form: no more than so many
+  codes per account and per IP address in an hour, counted from the delivery outbox.
+
+Every count is read from the database (Events and Deliveries), so the rules hold across
+processes and restarts without any storage of their own.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import math
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Callable, Optional
+
+from flask import current_app, has_request_context, request, session
+from flask_login import current_user
+from sqlalchemy import func, select
+
+from extensions import db, limiter
+from models import Delivery, Event, SignIn, User
+from services import audit, clock
+
+# --- lockout --------------------------------------------------------------------------
+
+# Wrong passwords plus wrong codes, since the last success, unlock or lock, that lock an account.
+FAILURES_BEFORE_LOCK = 10
+# Failures older than this no longer count (a forgetful month is not an attack).
+FAILURE_WINDOW = timedelta(hours=24)
+# The first lock lasts 15 minutes, the next an hour, and so on; the last one repeats.
+LOCK_DELAYS = (
+    timedelta(minutes=15), timedelta(hours=1), timedelta(hours=4), timedelta(hours=24),
+)
+# Locks older than this are forgotten when choosing the next delay.
+LOCK_MEMORY = timedelta(days=7)
+
+# --- cost caps ------------------------------------------------------------------------
+
+CODE_KINDS = ("code", "resend", "phone_proof")
+CAP_WINDOW = timedelta(hours=1)
+CODES_PER_ACCOUNT_PER_HOUR = 10
+CODES_PER_IP_PER_HOUR = 30
+
+# --- request limits (Flask-Limiter syntax); RATE_LIMITS in the config overrides any -------
+
+DEFAULT_RATE_LIMITS = {
+    "login_per_ip": "10 per minute;100 per hour",
+    "login_per_account": "5 per minute;20 per hour",
+    "code_per_ip": "20 per minute;200 per hour",
+    "code_per_account": "10 per minute;30 per hour",
+    "resend_per_ip": "10 per minute;60 per hour",
+    "resend_per_account": "5 per minute;20 per hour",
+    "preferences_per_ip": "20 per minute;100 per hour",
+    "preferences_per_account": "10 per minute;30 per hour",
+}
+
+
+# --- waits, in words ------------------------------------------------------------------
+
+def wait_in_words(seconds: float) -> str:
+    """"45 seconds", "3 minutes", "2 hours and 5 minutes": how long a person has to wait."""
+    seconds = max(1, math.ceil(seconds))
+    if seconds < 60:
+        return f"{seconds} second{'s' if seconds != 1 else ''}"
+    minutes = math.ceil(seconds / 60)
+    if minutes < 60:
+        return f"{minutes} minute{'s' if minutes != 1 else ''}"
+    hours, minutes = divmod(minutes, 60)
+    text = f"{hours} hour{'s' if hours != 1 else ''}"
+    if minutes:
+        text += f" and {minutes} minute{'s' if minutes != 1 else ''}"
+    return text
+
+
+def _hhmm(moment: datetime) -> str:
+    return clock.local(moment, current_app.config["PORTAL_TIMEZONE"]).strftime("%H:%M")
+
+
+@dataclass
+class Refusal:
+    """Why a request was refused, and until when: the page shows `message`, status 429."""
+
+    reason: str  # "locked", "account_cap", "ip_cap"
+    until: datetime
+    message: str
+
+    @property
+    def wait_seconds(self) -> int:
+        return max(1, math.ceil((self.until - clock.now()).total_seconds()))
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.wait_seconds)}
+
+
+# --- lockout --------------------------------------------------------------------------
+
+def _latest_event_at(user_id: int, types: tuple[str, ...]) -> Optional[datetime]:
+    return db.session.scalar(
+        select(func.max(Event.created_at)).where(Event.user_id == user_id, Event.type.in_(types))
+    )
+
+
+def _failures_since(user_id: int, since: datetime) -> int:
+    """Wrong passwords (audit events) plus wrong codes (counted on each sign-in) since `since`."""
+    wrong_passwords = db.session.scalar(
+        select(func.count(Event.id)).where(
+            Event.user_id == user_id, Event.type == "password_failed", Event.created_at > since,
+        )
+    ) or 0
+    # A sign-in's wrong codes all fall after it started, and a lock, success or unlock ends
+    # every pending sign-in, so counting sign-ins started after `since` counts the right codes.
+    wrong_codes = db.session.scalar(
+        select(func.coalesce(func.sum(SignIn.failed_attempts), 0)).where(
+            SignIn.user_id == user_id, SignIn.created_at > since,
+        )
+    ) or 0
+    return int(wrong_passwords) + int(wrong_codes)
+
+
+def failures_counted(user: User) -> int:
+    """The failures that count towards the account's next lock right now."""
+    at = clock.now()
+    since = max(
+        filter(None, (at - FAILURE_WINDOW, _latest_event_at(
+            user.id, ("signed_in", "account_unlocked", "account_locked")))),
+    )
+    return _failures_since(user.id, since)
+
+
+def lock_refusal(user: User) -> Optional[Refusal]:
+    """A refusal saying until when the account is locked, or None when it is not."""
+    at = clock.now()
+    if not user.is_locked(at):
+        return None
+    until = user.locked_until
+    return Refusal(
+        "locked", until,
+        f"For your safety, signing in to this account is paused until {_hhmm(until)} "
+        f"(in {wait_in_words((until - at).total_seconds())}), because of too many wrong "
+        "passwords or codes. We have emailed you about it. If you need to sign in sooner, "
+        "please contact us.",
+    )
+
+
+def note_failure(user: User) -> Optional[Refusal]:
+    """After a wrong password or code: lock the account if its failures reached the limit."""
+    if failures_counted(user) < FAILURES_BEFORE_LOCK:
+        return None
+    return lock_account(user)
+
+
+def lock_account(user: User) -> Refusal:
+    """Lock the account for the next delay, end its pending sign-ins, and email the client."""
+    from services import codes, delivery  # both import services that import this one
+
+    at = clock.now()
+    last_reset = _latest_event_at(user.id, ("signed_in", "account_unlocked"))
+    earlier_locks = db.session.scalar(
+        select(func.count(Event.id)).where(
+            Event.user_id == user.id, Event.type == "account_locked",
+            Event.created_at > max(filter(None, (at - LOCK_MEMORY, last_reset))),
+        )
+    ) or 0
+    delay = LOCK_DELAYS[min(earlier_locks, len(LOCK_DELAYS) - 1)]
+    already_locked = user.is_locked(at)
+    until = max(filter(None, (user.locked_until, at + delay)))
+    user.locked_until = until
+    user.lockout_count = earlier_locks + 1
+    for pending in db.session.scalars(
+        select(SignIn).where(SignIn.user_id == user.id, SignIn.status == "pending")
+    ):
+        codes.end_sign_in(pending, "locked", at=at)
+        audit.record("signin_locked", user_id=user.id, sign_in_id=pending.id,
+                     detail={"by": "account lock"})
+    audit.record(
+        "account_locked", user_id=user.id, outcome="locked",
+        detail={"until": until.isoformat(), "lock_number": earlier_locks + 1,
+                "minutes": int(delay.total_seconds() // 60), "extended": already_locked},
+    )
+    if not already_locked:
+        # One email per lock; a lock made longer while it lasts does not mail the client again.
+        tz = current_app.config["PORTAL_TIMEZONE"]
+        local_until = clock.local(until, tz)
+        delivery.queue_message(
+            user_id=user.id, channel="email", destination=user.email, kind="notice",
+            template="lockout",
+            values={
+                "until": local_until.strftime("%H:%M on %-d %B %Y"),
+                "wait": wait_in_words(delay.total_seconds()),
+                "failures": FAILURES_BEFORE_LOCK,
+            },
+        )
+    return lock_refusal(user)
+
+
+def unlock_account(user: User, actor: Optional[User] = None) -> bool:
+    """Lift a lockout (support console or `flask users unlock`); the caller commits."""
+    was_locked = user.is_locked(clock.now())
+    user.locked_until = None
+    user.lockout_count = 0
+    audit.record(
+        "account_unlocked", user_id=user.id, actor_id=actor.id if actor else None,
+        detail={"by": "support" if actor else "cli", "was_locked": was_locked},
+    )
+    return was_locked
+
+
+# --- cost caps ------------------------------------------------------------------------
+
+def _cap_until(sent_times: list[datetime], cap: int) -> Optional[datetime]:
+    """When enough of these sends have left the window for one more to be allowed."""
+    if len(sent_times) < cap:
+        return None
+    sent_times = sorted(sent_times)
+    return sent_times[len(sent_times) - cap] + CAP_WINDOW
+
+
+def _cap(name: str, default: int) -> int:
+    return int(current_app.config.get(name, default))
+
+
+def code_send_refusal(user: User, ip: Optional[str]) -> Optional[Refusal]:
+    """Refuse one more code to this account or from this IP when its hourly cap is used up."""
+    at = clock.now()
+    window_start = at - CAP_WINDOW
+    for_account = db.session.scalars(
+        select(Delivery.created_at).where(
+            Delivery.user_id == user.id, Delivery.kind.in_(CODE_KINDS),
+            Delivery.created_at > window_start,
+        )
+    ).all()
+    until = _cap_until(list(for_account), _cap("CODES_PER_ACCOUNT_PER_HOUR",
+                                               CODES_PER_ACCOUNT_PER_HOUR))
+    if until is not None:
+        return Refusal(
+            "account_cap", until,
+            f"We have sent this account {len(for_account)} codes in the last hour, which is "
+            f"the most we send. Please wait {wait_in_words((until - at).total_seconds())} "
+            f"(until {_hhmm(until)}), then try again. Your latest code may still arrive.",
+        )
+    if ip:
+        # Codes asked for from this address, whoever's account: the outbox rows whose
+        # "queued" audit event came from it.
+        from_ip = db.session.scalars(
+            select(Delivery.created_at)
+            .join(Event, Event.delivery_id == Delivery.id)
+            .where(
+                Event.type == "delivery_queued", Event.ip == ip,
+                Delivery.kind.in_(CODE_KINDS), Delivery.created_at > window_start,
+            )
+        ).all()
+        until = _cap_until(list(from_ip), _cap("CODES_PER_IP_PER_HOUR", CODES_PER_IP_PER_HOUR))
+        if until is not None:
+            return Refusal(
+                "ip_cap", until,
+                "A lot of codes have been sent from your network in the last hour. Please "
+                f"wait {wait_in_words((until - at).total_seconds())} (until {_hhmm(until)}), "
+                "then try again.",
+            )
+    return None
+
+
+def refuse_new_code(user: User, ip: Optional[str]) -> Optional[Refusal]:
+    """Before a new sign-in sends a code: refuse while locked or over a cap (and record why)."""
+    refusal = lock_refusal(user) or code_send_refusal(user, ip)
+    if refusal is not None:
+        audit.record("code_refused", user_id=user.id, outcome=refusal.reason,
+                     detail={"until": refusal.until.isoformat()})
+    return refusal
+
+
+# --- request limits (Flask-Limiter) ---------------------------------------------------
+#
+# Key functions read the request, so this part is request-facing glue for the blueprints.
+
+def _keyed(kind: str, value: str) -> str:
+    """A limiter key that does not put an email address in the limiter's storage (Redis)."""
+    digest = hmac.new(current_app.config["SECRET_KEY"].encode(), f"{kind}:{value}".encode(),
+                      hashlib.sha256).hexdigest()[:32]
+    return f"{kind}:{digest}"
+
+
+def _ip_key() -> str:
+    return f"ip:{request.remote_addr or 'unknown'}"
+
+
+def account_key_from_email() -> str:
+    """The account a password check is for: the email typed, known to us or not."""
+    email = request.form.get("email", "")
+    email = email.strip().lower() if isinstance(email, str) else ""
+    return _keyed("email", email[:254]) if email else _ip_key()
+
+
+def account_key_from_sign_in() -> str:
+    """The account whose code this browser is entering (from its pending sign-in)."""
+    sign_in_id = session.get("signin_id")
+    if isinstance(sign_in_id, int):
+        user_id = db.session.scalar(select(SignIn.user_id).where(SignIn.id == sign_in_id))
+        if user_id is not None:
+            return f"user:{user_id}"
+    return _ip_key()
+
+
+def account_key_from_current_user() -> str:
+    """The signed-in account changing its preferences."""
+    if has_request_context() and current_user.is_authenticated:
+        return f"user:{current_user.id}"
+    return _ip_key()
+
+
+def _configured(name: str) -> Callable[[], str]:
+    return lambda: current_app.config.get("RATE_LIMITS", {}).get(name, DEFAULT_RATE_LIMITS[name])
+
+
+def _limit(name: str, key_func: Callable[[], str]):
+    return limiter.limit(_configured(name), key_func=key_func, methods=["POST"],
+                         scope=name)
+
+
+def _both(per_ip: str, per_account: str, account_key: Callable[[], str]):
+    """A decorator applying a per-IP and a per-account limit to a view's POSTs."""
+    ip_limit = _limit(per_ip, _ip_key)
+    account_limit = _limit(per_account, account_key)
+
+    def decorate(view):
+        return ip_limit(account_limit(view))
+
+    return decorate
+
+
+# Decorators for the routes (under @bp.route): they limit POSTs only.
+password_checks = _both("login_per_ip", "login_per_account", account_key_from_email)
+code_entries = _both("code_per_ip", "code_per_account", account_key_from_sign_in)
+resends = _both("resend_per_ip", "resend_per_account", account_key_from_sign_in)
+preference_changes = _both("preferences_per_ip", "preferences_per_account",
+                           account_key_from_current_user)
+
+
+def limit_wait_seconds() -> int:
+    """Seconds until the request limit this request broke lets it through again."""
+    current = limiter.current_limit
+    if current is None:
+        return 60
+    return max(1, math.ceil(current.reset_at - time.time()))
+
+
+def limited_message(seconds: int) -> str:
+    """The words on the 429 page of a request limit."""
+    return ("You have tried that too many times in a short while, so we have paused it to "
+            f"keep accounts safe. Please wait {wait_in_words(seconds)} and try again.")
+

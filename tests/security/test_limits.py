@@ -1,0 +1,349 @@
+"""Request limits, account lockout and the caps on codes sent, through the front door."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import func, select
+from werkzeug.exceptions import TooManyRequests
+
+from extensions import db
+from models import Delivery, Event, SignIn, User
+from services import clock, limits
+from tests.conftest import TEST_PASSWORD, Browser, add_user, user_by_email
+
+EMAIL = "client@example.com"
+WAIT_IN_WORDS = re.compile(r"\b(?:wait|in) (\d+) (second|minute|hour)s?\b")
+
+
+def wrong_code(code: str) -> str:
+    return f"{(int(code) + 1) % 1_000_000:06d}"
+
+
+def start(browser: Browser, smtp, deliver, email: str = EMAIL) -> str:
+    """Pass the password and return the code that arrived by email."""
+    count = len(smtp.messages)
+    assert browser.log_in(email).status_code == 302
+    deliver()
+    smtp.wait_for(count + 1)
+    return smtp.last_to(email).code
+
+
+def count(app, model, *where) -> int:
+    with app.app_context():
+        return db.session.scalar(select(func.count()).select_from(model).where(*where))
+
+
+def events(app, type_: str) -> list[Event]:
+    with app.app_context():
+        return db.session.scalars(select(Event).where(Event.type == type_)
+                                  .order_by(Event.id)).all()
+
+
+def assert_wait_page(response, *, most_seconds: int) -> int:
+    """A 429 that says how long to wait in words and in Retry-After; returns the seconds."""
+    assert response.status_code == 429
+    text = response.get_data(as_text=True)
+    assert WAIT_IN_WORDS.search(text), text
+    seconds = int(response.headers["Retry-After"])
+    assert 0 < seconds <= most_seconds
+    return seconds
+
+
+@pytest.fixture
+def from_ip(app):
+    """A browser whose requests come from the given address."""
+
+    def make(address: str) -> Browser:
+        b = Browser(app)
+        b.client.environ_base["REMOTE_ADDR"] = address
+        return b
+
+    return make
+
+
+# --- waits in words ------------------------------------------------------------------------
+
+@pytest.mark.parametrize("seconds, words", [
+    (0.2, "1 second"), (45, "45 seconds"), (60, "1 minute"), (61, "2 minutes"),
+    (900, "15 minutes"), (3600, "1 hour"), (3660, "1 hour and 1 minute"),
+    (4 * 3600, "4 hours"), (86400, "24 hours"),
+])
+def test_wait_in_words(seconds, words):
+    assert limits.wait_in_words(seconds) == words
+
+
+# --- request limits (Flask-Limiter) ----------------------------------------------------------
+
+def test_password_checks_limited_per_ip(app, user, limits_on, from_ip, argon2_calls):
+    limits_on(login_per_ip="3 per hour")
+    attacker = from_ip("198.51.100.7")
+    for n in range(3):
+        assert attacker.log_in(f"guess{n}@example.com", "password").status_code == 200
+    verified = argon2_calls["verify"]
+    response = attacker.log_in("guess9@example.com", "password")
+    seconds = assert_wait_page(response, most_seconds=3600)
+    assert "too many times" in response.get_data(as_text=True)
+    assert seconds > 3000  # the hour's window, not a token minute
+    assert argon2_calls["verify"] == verified  # refused before any password was checked
+    # Someone else, elsewhere, is not held up.
+    assert from_ip("203.0.113.9").log_in(EMAIL, "wrong").status_code == 200
+
+
+def test_password_checks_limited_per_account_from_any_ip(app, user, limits_on, from_ip):
+    limits_on(login_per_account="3 per hour")
+    for n in range(3):
+        assert from_ip(f"198.51.100.{n + 1}").log_in(EMAIL, "wrong").status_code == 200
+    assert_wait_page(from_ip("198.51.100.50").log_in(EMAIL, "wrong"), most_seconds=3600)
+    # The same email typed differently is the same account.
+    assert from_ip("198.51.100.51").log_in("  Client@Example.COM ", "x").status_code == 429
+    # Other accounts still work; and an unknown email is limited just the same (no hint).
+    assert from_ip("198.51.100.52").log_in("other@example.com", "x").status_code == 200
+    for n in range(3):
+        from_ip(f"198.51.100.{60 + n}").log_in("nobody@example.com", "x")
+    assert from_ip("198.51.100.70").log_in("nobody@example.com", "x").status_code == 429
+
+
+def test_forged_forwarded_for_does_not_dodge_the_ip_limit(app, user, limits_on, browser):
+    """Without PROXY_FIX_X_FOR nobody's X-Forwarded-For is believed."""
+    limits_on(login_per_ip="2 per hour")
+    for n in range(2):
+        browser.post("/login", {"email": EMAIL, "password": "x"},
+                     headers={"X-Forwarded-For": f"192.0.2.{n}"})
+    response = browser.post("/login", {"email": EMAIL, "password": "x"},
+                            headers={"X-Forwarded-For": "192.0.2.99"})
+    assert response.status_code == 429
+
+
+def test_code_entries_limited(app, user, smtp, deliver, browser, limits_on):
+    limits_on(code_per_account="3 per hour")
+    code = start(browser, smtp, deliver)
+    for _ in range(3):
+        assert browser.enter_code(wrong_code(code)).status_code == 422
+    # Even the right code waits: the limit is checked before the code is.
+    assert_wait_page(browser.enter_code(code), most_seconds=3600)
+    with app.app_context():
+        sign_in = db.session.scalar(select(SignIn))
+        assert sign_in.failed_attempts == 3 and sign_in.status == "pending"
+
+
+def test_resends_limited(app, user, smtp, deliver, browser, limits_on):
+    limits_on(resend_per_ip="2 per hour")
+    start(browser, smtp, deliver)
+    for _ in range(2):
+        clock.advance(timedelta(seconds=31))
+        assert browser.post("/login/code/resend", form_page="/login/code").status_code == 302
+    clock.advance(timedelta(seconds=31))
+    response = browser.post("/login/code/resend", form_page="/login/code")
+    assert_wait_page(response, most_seconds=3600)
+    assert count(app, Delivery, Delivery.kind == "resend") == 2
+
+
+def test_preference_changes_limited(app, user, sign_in, limits_on):
+    if "account.security" not in app.view_functions:
+        pytest.skip("/account/security is not written yet")
+    limits_on(preferences_per_account="2 per hour")
+    b = sign_in()
+    for _ in range(2):
+        assert b.post("/account/security", {"channel": "email"}).status_code != 429
+    assert_wait_page(b.post("/account/security", {"channel": "email"}), most_seconds=3600)
+
+
+def test_limit_page_is_json_for_the_status_endpoint(app, limits_on):
+    """A 429 in JSON for scripts, with the wait in words too (the code page's live status)."""
+    limits_on()
+    with app.test_request_context("/login/code/status"):
+        response = app.make_response(app.handle_user_exception(TooManyRequests()))
+    assert response.status_code == 429
+    assert WAIT_IN_WORDS.search(response.get_json()["error"])
+    assert int(response.headers["Retry-After"]) > 0
+
+
+# --- lockout ---------------------------------------------------------------------------------
+
+def fail_passwords(browser: Browser, times: int, email: str = EMAIL) -> None:
+    for _ in range(times):
+        assert browser.log_in(email, "not the password").status_code == 200
+
+
+@pytest.fixture
+def lock_after_three(monkeypatch):
+    """Lock after 3 failures instead of 10, so tests spend less time on argon2."""
+    monkeypatch.setattr(limits, "FAILURES_BEFORE_LOCK", 3)
+
+
+def locked_until(app, email: str = EMAIL):
+    return user_by_email(app, email).locked_until
+
+
+def test_repeated_wrong_passwords_lock_the_account_and_email_the_client(
+        app, user, smtp, deliver, browser):
+    fail_passwords(browser, limits.FAILURES_BEFORE_LOCK - 1)
+    assert locked_until(app) is None
+    fail_passwords(browser, 1)
+    until = locked_until(app)
+    assert until is not None
+    assert timedelta(minutes=14) < until - clock.now() <= limits.LOCK_DELAYS[0]
+
+    deliver()
+    mail = smtp.wait_for(1)[0]
+    assert mail.to == [EMAIL]
+    assert "paused" in mail.subject and "15 minutes" in mail.text
+    assert mail.code is None  # a notice, never a code
+
+    # The right password now says how long to wait, and sends no code.
+    response = browser.log_in()
+    assert_wait_page(response, most_seconds=15 * 60)
+    text = response.get_data(as_text=True)
+    assert "paused until" in text and "in 15 minutes" in text
+    assert count(app, SignIn) == 0
+    assert count(app, Delivery, Delivery.kind.in_(limits.CODE_KINDS)) == 0
+    assert [e.outcome for e in events(app, "code_refused")] == ["locked"]
+
+    # When the lock runs out, signing in works again.
+    clock.advance(limits.LOCK_DELAYS[0] + timedelta(seconds=1))
+    assert browser.log_in().status_code == 302
+
+
+def test_wrong_codes_across_sign_ins_lock_the_account(app, user, smtp, deliver, browser):
+    first = start(browser, smtp, deliver)
+    for _ in range(5):  # the fifth ends this sign-in (the per-sign-in rule)
+        browser.enter_code(wrong_code(first))
+    fail_passwords(browser, 2)
+    second = start(browser, smtp, deliver)
+    for _ in range(2):
+        assert browser.enter_code(wrong_code(second)).status_code == 422
+    response = browser.enter_code(wrong_code(second))  # the tenth failure
+    assert_wait_page(response, most_seconds=15 * 60)
+    assert "paused until" in response.get_data(as_text=True)
+    with app.app_context():
+        statuses = db.session.scalars(select(SignIn.status).order_by(SignIn.id)).all()
+        assert statuses == ["locked", "locked"]
+        assert all(row.code_encrypted is None for row in db.session.scalars(select(SignIn)))
+    # The right code of the locked sign-in does not get in.
+    assert browser.enter_code(second).status_code == 429
+    assert browser.get("/portal").status_code == 302
+
+
+@pytest.mark.usefixtures("lock_after_three")
+def test_lock_delays_grow_and_mail_once_per_lock(app, user, smtp, deliver, browser):
+    waits = []
+    for delay in limits.LOCK_DELAYS + (limits.LOCK_DELAYS[-1],):
+        fail_passwords(browser, limits.FAILURES_BEFORE_LOCK)
+        waits.append(locked_until(app) - clock.now())
+        clock.advance(delay + timedelta(seconds=1))
+    expected = list(limits.LOCK_DELAYS) + [limits.LOCK_DELAYS[-1]]
+    assert [round(w.total_seconds() / 60) for w in waits] == [
+        round(d.total_seconds() / 60) for d in expected]
+    with app.app_context():
+        assert db.session.scalar(select(User.lockout_count)) == len(expected)
+    deliver()
+    assert len(smtp.wait_for(len(expected))) == len(expected)
+
+
+@pytest.mark.usefixtures("lock_after_three")
+def test_guessing_during_a_lock_makes_it_longer_without_more_mail(
+        app, user, smtp, deliver, browser):
+    fail_passwords(browser, limits.FAILURES_BEFORE_LOCK)
+    first_until = locked_until(app)
+    fail_passwords(browser, limits.FAILURES_BEFORE_LOCK)
+    assert locked_until(app) - first_until > timedelta(minutes=30)
+    extended = events(app, "account_locked")
+    assert [e.detail["extended"] for e in extended] == [False, True]
+    deliver()
+    smtp.wait_for(1)
+    assert len(smtp.messages) == 1
+
+
+@pytest.mark.usefixtures("lock_after_three")
+def test_success_starts_the_count_again(app, user, smtp, deliver, browser, sign_in):
+    fail_passwords(browser, limits.FAILURES_BEFORE_LOCK - 1)
+    sign_in()
+    browser.post("/logout", form_page="/portal")
+    fail_passwords(browser, limits.FAILURES_BEFORE_LOCK - 1)
+    assert locked_until(app) is None
+
+
+@pytest.mark.usefixtures("lock_after_three")
+def test_old_failures_are_forgotten(app, user, browser):
+    fail_passwords(browser, limits.FAILURES_BEFORE_LOCK - 1)
+    clock.advance(limits.FAILURE_WINDOW + timedelta(minutes=1))
+    fail_passwords(browser, 1)
+    assert locked_until(app) is None
+
+
+@pytest.mark.usefixtures("lock_after_three")
+def test_unknown_emails_lock_nothing(app, user, browser):
+    fail_passwords(browser, limits.FAILURES_BEFORE_LOCK + 1, email="nobody@example.com")
+    assert locked_until(app) is None
+    assert count(app, User) == 1
+
+
+@pytest.mark.usefixtures("lock_after_three")
+def test_support_can_lift_a_lock(app, user, smtp, deliver, browser):
+    fail_passwords(browser, limits.FAILURES_BEFORE_LOCK)
+    staff_id = add_user(app, "support@example.com", role="support")
+    with app.app_context():
+        client, staff = db.session.get(User, user), db.session.get(User, staff_id)
+        assert limits.unlock_account(client, actor=staff) is True
+        db.session.commit()
+    assert locked_until(app) is None
+    unlocked = events(app, "account_unlocked")[-1]
+    assert unlocked.actor_id == staff_id and unlocked.detail["by"] == "support"
+    assert browser.log_in().status_code == 302
+    # Unlocking starts the count again: one more failure does not lock at once.
+    fail_passwords(browser, 1)
+    assert locked_until(app) is None
+
+
+@pytest.mark.usefixtures("lock_after_three")
+def test_cli_unlock(app, user, browser):
+    fail_passwords(browser, limits.FAILURES_BEFORE_LOCK)
+    result = app.test_cli_runner().invoke(args=["users", "unlock", EMAIL])
+    assert result.exit_code == 0, result.output
+    assert "is unlocked" in result.output
+    assert locked_until(app) is None
+    assert events(app, "account_unlocked")[-1].detail["by"] == "cli"
+    assert browser.log_in().status_code == 302
+
+
+# --- caps on codes sent ------------------------------------------------------------------------
+
+def test_codes_per_account_per_hour(app, user, smtp, deliver, browser):
+    app.config["CODES_PER_ACCOUNT_PER_HOUR"] = 3
+    start(browser, smtp, deliver)
+    clock.advance(timedelta(minutes=10))
+    start(browser, smtp, deliver)
+    clock.advance(timedelta(seconds=31))
+    assert browser.post("/login/code/resend", form_page="/login/code").status_code == 302
+    clock.advance(timedelta(seconds=31))
+    # Third code of the hour sent; a fourth, by resend or by signing in again, is refused.
+    response = browser.post("/login/code/resend", form_page="/login/code")
+    seconds = assert_wait_page(response, most_seconds=3600)
+    assert "most we send" in response.get_data(as_text=True)
+    assert 48 * 60 < seconds <= 50 * 60  # until the first code of the hour is an hour old
+    response = browser.log_in()
+    assert_wait_page(response, most_seconds=3600)
+    assert "We have sent this account 3 codes in the last hour" in response.get_data(as_text=True)
+    assert count(app, SignIn) == 2
+    assert count(app, Delivery, Delivery.kind.in_(limits.CODE_KINDS)) == 3
+    # An hour after the first code, one more may go.
+    clock.advance(timedelta(seconds=seconds))
+    assert browser.log_in().status_code == 302
+
+
+def test_codes_per_ip_per_hour(app, smtp, deliver, from_ip):
+    app.config["CODES_PER_IP_PER_HOUR"] = 2
+    for n in range(3):
+        add_user(app, f"client{n}@example.com")
+    # Two clients sign in from one network; a third client there must wait.
+    for n in range(2):
+        b = from_ip("198.51.100.20")
+        assert b.log_in(f"client{n}@example.com").status_code == 302
+    response = from_ip("198.51.100.20").log_in("client2@example.com")
+    assert_wait_page(response, most_seconds=3600)
+    assert "from your network" in response.get_data(as_text=True)
+    # The same client elsewhere is fine.
+    assert from_ip("203.0.113.5").log_in("client2@example.com").status_code == 302
