@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # Install everything the tests need (Python packages, Debian's chromium and postgresql),
-# then run the whole test suite. Extra arguments go to pytest.
+# then run the whole test suite on SQLite and again on PostgreSQL. Extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need_apt=()
 command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
+# The suite runs a second time on a throwaway PostgreSQL server (scripts/pgtemp.py).
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1 \
+  || need_apt+=(postgresql)
 if ((${#need_apt[@]})); then
   if [ "$(id -u)" = 0 ]; then
     apt-get update -qq
@@ -20,4 +23,12 @@ PYTHON=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
 .venv/bin/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 
-.venv/bin/python -m pytest "$@"
+# Once on SQLite, then again on PostgreSQL (browser tests only once: they test pages, not
+# the database). The server is stopped at the end even when tests fail.
+status=0
+echo "== tests on SQLite =="
+env -u TEST_DATABASE_URL .venv/bin/python -m pytest "$@" || status=$?
+echo "== tests on PostgreSQL =="
+.venv/bin/python scripts/pgtemp.py run -- .venv/bin/python -m pytest -m "not browser" "$@" \
+  || status=$?
+exit "$status"
