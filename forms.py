@@ -6,9 +6,10 @@ from flask_wtf import FlaskForm
 from wtforms import (
     EmailField, HiddenField, PasswordField, RadioField, SelectChoice, StringField, SubmitField,
 )
-from wtforms.validators import DataRequired, Email, Length, ValidationError
+from wtforms.validators import AnyOf, DataRequired, Email, Length, Optional, ValidationError
 
 from services.codes import normalise_code
+from services.phones import ONLY_UK_MOBILES
 
 
 class LoginForm(FlaskForm):
@@ -68,3 +69,59 @@ class ChoiceForm(FlaskForm):
 
 class LogoutForm(FlaskForm):
     submit = SubmitField("Log out")
+
+
+class SecurityForm(FlaskForm):
+    """/account/security: how codes reach the client, and their mobile number."""
+
+    channel = RadioField(
+        "How would you like to get your sign-in codes?",
+        choices=[SelectChoice("email", "By email"),
+                 SelectChoice("sms", "By text message to a UK mobile")],
+        validate_choice=False,  # AnyOf says it in plain English instead
+        validators=[DataRequired("Choose email or text message."),
+                    AnyOf(("email", "sms"), message="Choose email or text message.")],
+    )
+    phone = StringField(
+        "UK mobile number",
+        validators=[Optional(),
+                    Length(max=100, message=f"That is too long to be a phone number. "
+                                            f"{ONLY_UK_MOBILES}")],
+        render_kw={"autocomplete": "tel", "inputmode": "tel", "spellcheck": "false"},
+    )
+    password = PasswordField(
+        "Your password",
+        validators=[Length(max=1024, message="That password is too long.")],
+        render_kw={"autocomplete": "current-password"},
+    )
+    submit = SubmitField("Save changes")
+
+
+class PhoneProofForm(FlaskForm):
+    """The code sent by SMS to a new number, which proves the number is the client's."""
+
+    code = StringField(
+        "Code from the text message",
+        validators=[DataRequired("Enter the 6-digit code from the text message.")],
+        render_kw={
+            "autocomplete": "one-time-code", "inputmode": "numeric",
+            "pattern": r"[0-9 \-]*", "maxlength": "20", "spellcheck": "false",
+            "autocapitalize": "none",
+        },
+    )
+    # The channel asked for when the proof began; it applies once the number is proved.
+    channel = HiddenField(id="proof-channel")
+    submit = SubmitField("Confirm number")
+
+    def validate_code(self, field) -> None:
+        normalised = normalise_code(field.data)
+        if normalised is None:
+            raise ValidationError("The code is 6 digits, like 123456. Check it and try again.")
+        field.data = normalised
+
+
+class PhoneProofActionForm(FlaskForm):
+    """Send a new code to the number being proved, or stop proving it."""
+
+    action = HiddenField()
+

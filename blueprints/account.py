@@ -1,5 +1,207 @@
-"""The client's own settings: how codes reach them."""
+"""The client's own settings: how codes reach them, and proving a new mobile number."""
 
-from flask import Blueprint
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Optional
+
+from flask import (
+    Blueprint, current_app, flash, redirect, render_template, request, session, url_for,
+)
+from flask_login import current_user, login_required, logout_user
+
+from blueprints.safety import no_store
+from extensions import db
+from forms import PhoneProofActionForm, PhoneProofForm, SecurityForm
+from models import User
+from services import audit, clock, delivery, limits, passwords, phone_proofs, sessions
+from services.phones import national
 
 bp = Blueprint("account", __name__)
+
+# Changing how codes arrive asks for the password again unless the sign-in is this recent.
+REAUTH_WINDOW = timedelta(minutes=10)
+# Wrong passwords on this page before the session is ended: a stolen session gets no further.
+MAX_WRONG_PASSWORDS = 5
+
+
+@bp.after_request
+def never_cache(response):
+    return no_store(response)
+
+
+def _recently_signed_in() -> bool:
+    started = sessions.started_at(session.get("sid"))
+    return started is not None and clock.now() - started <= REAUTH_WINDOW
+
+
+def _user() -> User:
+    return current_user._get_current_object()
+
+
+def _page(form: Optional[SecurityForm] = None, proof_form: Optional[PhoneProofForm] = None,
+          status: int = 200):
+    user = _user()
+    proof = phone_proofs.pending_proof(user)
+    db.session.commit()
+    latest = phone_proofs.proof_delivery(proof) if proof else None
+    state, state_text = delivery.describe(latest)
+    if form is None:
+        form = SecurityForm(formdata=None, channel=user.channel, phone=national(user.phone))
+    if proof_form is None:
+        proof_form = PhoneProofForm(formdata=None, channel=session.get("proof_channel", "sms"))
+    return render_template(
+        "account/security.html", user=user, form=form, proof=proof, proof_form=proof_form,
+        national=national,
+        needs_password=not _recently_signed_in(), delivery_state=state, delivery_text=state_text,
+    ), status
+
+
+@bp.route("/account/security", methods=["GET", "POST"])
+@limits.preference_changes
+@login_required
+def security():
+    if request.method == "GET":
+        return _page()
+    if "code" in request.form:
+        return _prove()
+    if "action" in request.form:
+        return _proof_action()
+    return _change()
+
+
+def _change():
+    """The settings form: a channel, perhaps a new number, perhaps the password."""
+    user = _user()
+    form = SecurityForm()
+    if not form.validate_on_submit():
+        return _page(form, status=422)
+    change = phone_proofs.plan_change(user, form.channel.data, form.phone.data)
+    if change.action == "refuse":
+        form.phone.errors.append(change.problem)
+        return _page(form, status=422)
+    if change.action == "none":
+        flash("Nothing has changed: that is how you get your codes already.", "info")
+        return redirect(url_for("account.security"))
+    if not _recently_signed_in():
+        if not form.password.data:
+            form.password.errors.append("Enter your password to make this change.")
+            return _page(form, status=422)
+        if not passwords.verify_password(user, form.password.data):
+            return _wrong_password(form)
+    session.pop("reauth_failures", None)
+
+    if change.action == "prove":
+        started = phone_proofs.start_proof(user, change.phone, host=request.host)
+        db.session.commit()
+        if not started.ok:
+            flash(_wait_message(started), "warning")
+            return redirect(url_for("account.security"))
+        session["proof_channel"] = change.channel
+        flash(f"We have sent a code by text message to {national(change.phone)}. Enter it below "
+              "to confirm the number. Nothing changes until you do.", "success")
+        return redirect(url_for("account.security"))
+
+    summary = phone_proofs.apply_change(user, change)
+    db.session.commit()
+    flash(f"Saved. {summary} We have emailed you a note of this change.", "success")
+    return redirect(url_for("account.security"))
+
+
+def _wrong_password(form: SecurityForm):
+    user = _user()
+    failures = int(session.get("reauth_failures", 0)) + 1
+    session["reauth_failures"] = failures
+    audit.record("reauth_failed", user_id=user.id, outcome="wrong",
+                 detail={"count": failures})
+    if failures >= MAX_WRONG_PASSWORDS:
+        audit.record("logout", user_id=user.id, detail={"reason": "wrong passwords"})
+        sessions.revoke(session.get("sid"))
+        db.session.commit()
+        logout_user()
+        session.clear()
+        flash("That was too many wrong passwords, so we have signed you out to keep your "
+              "account safe. Please sign in again.", "warning")
+        return redirect(url_for("auth.login"))
+    db.session.commit()
+    left = MAX_WRONG_PASSWORDS - failures
+    form.password.errors.append(
+        f"That password is not right. You have {left} {'try' if left == 1 else 'tries'} left "
+        "before we sign you out.")
+    return _page(form, status=422)
+
+
+def _wait_message(started: phone_proofs.ProofStart) -> str:
+    if started.reason == "cooldown":
+        return (f"We sent a code a moment ago. Please wait {started.wait_seconds} seconds before "
+                "asking for another: it may already be on its way.")
+    minutes = max(1, (started.wait_seconds + 59) // 60)
+    return (f"We have sent {phone_proofs.MAX_PROOFS_PER_HOUR} codes to check numbers in the last "
+            f"hour, which is the most we send. Please try again in {minutes} "
+            f"minute{'s' if minutes != 1 else ''}, or keep getting your codes by email.")
+
+
+def _prove():
+    """The code sent to a new number."""
+    user = _user()
+    form = PhoneProofForm()
+    if not form.validate_on_submit():
+        return _page(proof_form=form, status=422)
+    channel = form.channel.data if form.channel.data in ("email", "sms") else "sms"
+    check = phone_proofs.check_proof(user, form.code.data, channel=channel)
+    db.session.commit()
+    if check.outcome == phone_proofs.ACCEPTED:
+        session.pop("proof_channel", None)
+        flash(f"Thank you: {national(check.proof.phone)} is confirmed. {check.summary} "
+              "We have emailed you a note of this change.", "success")
+        return redirect(url_for("account.security"))
+    if check.outcome == phone_proofs.WRONG:
+        left = check.tries_left
+        form.code.errors.append(
+            f"That code is not right. Check the newest text message and try again. "
+            f"You have {left} {'try' if left == 1 else 'tries'} left.")
+        form.code.data = ""
+        return _page(proof_form=form, status=422)
+    if check.outcome == phone_proofs.LOCKED:
+        flash("That was too many wrong codes, so we have stopped checking this number. "
+              "Nothing has changed. Enter the number again to get a new code.", "error")
+    elif check.outcome == phone_proofs.EXPIRED:
+        flash(f"That code ran out at {_hhmm(check.proof.expires_at)}: codes work for 10 minutes. "
+              "Nothing has changed. Enter the number again to get a new code.", "error")
+    else:
+        flash("There is no new number waiting to be confirmed. Enter your number to get a code.",
+              "warning")
+    return redirect(url_for("account.security"))
+
+
+def _proof_action():
+    """Send a new code to the number being proved, or stop."""
+    user = _user()
+    form = PhoneProofActionForm()
+    if not form.validate_on_submit() or form.action.data not in ("resend", "cancel"):
+        flash("That did not work. Please try again.", "warning")
+        return redirect(url_for("account.security"))
+    if form.action.data == "cancel":
+        proof = phone_proofs.cancel_proof(user)
+        db.session.commit()
+        if proof is not None:
+            flash(f"We have stopped checking {national(proof.phone)}. Nothing has changed.", "info")
+        return redirect(url_for("account.security"))
+    proof = phone_proofs.pending_proof(user)
+    if proof is None:
+        db.session.commit()
+        flash("There is no new number waiting to be confirmed. Enter your number to get a code.",
+              "warning")
+        return redirect(url_for("account.security"))
+    started = phone_proofs.start_proof(user, proof.phone, host=request.host)
+    db.session.commit()
+    if started.ok:
+        flash(f"We have sent a new code to {national(proof.phone)}. The earlier code no longer "
+              "works.", "success")
+    else:
+        flash(_wait_message(started), "warning")
+    return redirect(url_for("account.security"))
+
+
+def _hhmm(moment) -> str:
+    return clock.local(moment, current_app.config["PORTAL_TIMEZONE"]).strftime("%H:%M")

@@ -103,6 +103,11 @@ def sign_in_scope(sign_in_id: int) -> str:
     return f"signin:{sign_in_id}"
 
 
+def proof_scope(proof_id: int) -> str:
+    """A phone proof's codes are hashed apart from any sign-in's."""
+    return f"proof:{proof_id}"
+
+
 # --- the sign-in lifecycle ------------------------------------------------------------
 
 def end_sign_in(sign_in: SignIn, status: str, at: Optional[datetime] = None) -> None:

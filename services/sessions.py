@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Optional
 
 from flask import current_app
@@ -57,6 +57,15 @@ def user_for_token(token: Optional[str], user_id: str) -> Optional[User]:
         row.last_seen_at = clock.now()
         db.session.commit()
     return row.user
+
+
+def started_at(token: Optional[str]) -> Optional[datetime]:
+    """When the session with this token began, that is when its sign-in finished."""
+    if not token:
+        return None
+    return db.session.scalar(
+        select(AuthSession.created_at).where(AuthSession.token_hash == _hash(token))
+    )
 
 
 def revoke(token: Optional[str]) -> None:
