@@ -225,7 +225,8 @@ def status():
         if other is not None and other.user_id == current.user_id:
             sign_in = other
     if sign_in is None:
-        return {"status": "none"}, 404
+        # The code page of a finished sign-in can then say "you signed in in another tab".
+        return {"status": "none", "signed_in": current_user.is_authenticated}, 404
     if sign_in.is_pending:
         codes.expire_if_due(sign_in)
         db.session.commit()

@@ -1,0 +1,77 @@
+/* Back from the code page: going back and signing in again is the commonest way a code on its
+   way is lost. The first Back press stays on this page and says why; a second one (or "Go
+   back anyway") leaves. A typed but unsent code also asks before the page is left. */
+(function () {
+  'use strict';
+  var page = document.querySelector('[data-code-page]');
+  if (!page || page.getAttribute('data-status') !== 'pending' || !window.history.pushState) return;
+  var box = document.getElementById('back-warning');
+  var field = page.querySelector('input[name=code]');
+  var mine = page.getAttribute('data-sign-in');
+  var sentAt = page.getAttribute('data-sent-at');
+  var leaving = false;
+
+  function pending() { return page.getAttribute('data-status') === 'pending'; }
+
+  function arm() {
+    if (!history.state || history.state.codePage !== mine) {
+      // One extra entry for this page: Back lands on it first, and we can explain.
+      history.pushState({ codePage: mine }, '', window.location.href);
+    }
+  }
+
+  function button(text, className, onClick) {
+    var node = document.createElement('button');
+    node.type = 'button';
+    node.className = 'button ' + className;
+    node.textContent = text;
+    node.addEventListener('click', onClick);
+    return node;
+  }
+
+  function warn() {
+    if (!box) return;
+    box.textContent = '';
+    var lead = document.createElement('p');
+    lead.className = 'tab-guard-lead';
+    lead.textContent = 'Going back will not bring a new code. The code we sent at ' + sentAt +
+      ' still works: enter it on this page.';
+    var more = document.createElement('p');
+    more.textContent = 'If you go back and sign in again, we will send a new code and the ' +
+      sentAt + ' one will stop working.';
+    var row = document.createElement('div');
+    row.className = 'button-row';
+    row.appendChild(button('Stay and enter my code', 'button-primary', function () {
+      box.textContent = '';
+      arm();
+      if (field) field.focus();
+    }));
+    row.appendChild(button('Go back anyway', 'button-secondary', function () {
+      leaving = true;
+      history.back();
+    }));
+    box.appendChild(lead);
+    box.appendChild(more);
+    box.appendChild(row);
+  }
+
+  window.addEventListener('popstate', function (event) {
+    var state = event.state;
+    if (state && state.codePage === mine) {
+      if (box) box.textContent = '';  // Forward again: nothing to warn about
+    } else if (pending() && !leaving) {
+      warn();
+    }
+  });
+
+  document.addEventListener('submit', function () { leaving = true; }, true);
+  window.addEventListener('beforeunload', function (event) {
+    // Only a code typed but not sent is worth a browser question.
+    if (leaving || !pending() || !field || !field.value.trim()) return;
+    event.preventDefault();
+    event.returnValue = '';
+  });
+  window.addEventListener('pageshow', function () { leaving = false; });
+
+  arm();
+})();

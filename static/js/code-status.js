@@ -1,0 +1,70 @@
+/* Code page: ask /login/code/status every few seconds for the delivery's progress and the
+   sign-in's fate, and show it without a reload. Other modules hear each answer as a
+   "signin:status" event and can ask for an early look with a "signin:check" event. */
+(function () {
+  'use strict';
+  var page = document.querySelector('[data-code-page]');
+  if (!page || !window.fetch || page.getAttribute('data-status') !== 'pending') return;
+
+  var url = page.getAttribute('data-status-url');
+  var EVERY_VISIBLE = 2500;  // "within a few seconds" of a change elsewhere
+  var EVERY_HIDDEN = 15000;  // a hidden tab checks again the moment it is shown
+  var MOST = 60000;
+  var timer = null;
+  var failures = 0;
+  var busy = false;
+  var stopped = false;
+
+  var box = document.getElementById('delivery-status');
+  var text = document.getElementById('delivery-text');
+  var dot = box ? box.querySelector('.delivery-dot') : null;
+
+  function wait() {
+    var base = document.visibilityState === 'hidden' ? EVERY_HIDDEN : EVERY_VISIBLE;
+    return Math.min(MOST, base * Math.pow(2, failures));
+  }
+
+  function schedule(ms) {
+    clearTimeout(timer);
+    if (!stopped) timer = setTimeout(poll, ms);
+  }
+
+  function showDelivery(delivery) {
+    if (!box || !text || !delivery) return;
+    // Only a real change is written, so screen readers hear each step once.
+    if (text.textContent !== delivery.text) text.textContent = delivery.text;
+    if (box.getAttribute('data-state') !== delivery.state) {
+      box.setAttribute('data-state', delivery.state);
+      if (dot) dot.className = 'delivery-dot delivery-' + delivery.state;
+    }
+  }
+
+  function poll() {
+    if (stopped || busy) return;
+    busy = true;
+    fetch(url, { headers: { Accept: 'application/json' }, credentials: 'same-origin',
+                 cache: 'no-store' })
+      .then(function (response) {
+        // 404 is an answer too: this browser has no sign-in any more.
+        if (response.ok || response.status === 404) return response.json();
+        throw new Error('status ' + response.status);
+      })
+      .then(function (data) {
+        failures = 0;
+        if (data.status === 'pending') showDelivery(data.delivery);
+        else stopped = true;
+        document.dispatchEvent(new CustomEvent('signin:status', { detail: data }));
+      })
+      .catch(function () { failures = Math.min(failures + 1, 5); })
+      .then(function () {
+        busy = false;
+        schedule(wait());
+      });
+  }
+
+  document.addEventListener('signin:check', function () { schedule(0); });
+  document.addEventListener('visibilitychange', function () {
+    if (document.visibilityState === 'visible') schedule(0);
+  });
+  schedule(1000);
+})();

@@ -1,0 +1,57 @@
+/* "Send the code again": count the cooldown down on the page, and keep it in step with the
+   server through the status polls. Without JavaScript the server says how long to wait. */
+(function () {
+  'use strict';
+  var button = document.querySelector('[data-resend-button]');
+  if (!button) return;
+  var hint = document.querySelector('[data-resend-hint]');
+  var left = parseInt(button.getAttribute('data-left'), 10);
+  var deadline = 0;
+  var ticker = null;
+
+  function secondsToWait() {
+    return Math.max(0, Math.ceil((deadline - Date.now()) / 1000));
+  }
+
+  function say(message) {
+    if (hint && hint.textContent !== message) hint.textContent = message;
+  }
+
+  function render() {
+    var seconds = secondsToWait();
+    if (left <= 0) {
+      button.disabled = true;
+      say('We have sent this code as many times as we can.');
+    } else if (seconds > 0) {
+      button.disabled = true;
+      say('You can ask again in ' + seconds + (seconds === 1 ? ' second.' : ' seconds.'));
+    } else {
+      button.disabled = false;
+      say('We will send the same code, not a new one. ' + left + ' left.');
+    }
+    if (seconds === 0 && ticker) {
+      clearInterval(ticker);
+      ticker = null;
+    }
+  }
+
+  function countFrom(seconds) {
+    deadline = Date.now() + seconds * 1000;
+    if (seconds > 0 && !ticker) ticker = setInterval(render, 1000);
+    render();
+  }
+
+  document.addEventListener('signin:status', function (event) {
+    var data = event.detail;
+    if (typeof data.resends_left === 'number') left = data.resends_left;
+    if (typeof data.resend_wait === 'number') countFrom(data.resend_wait);
+  });
+
+  if (button.form) {
+    button.form.addEventListener('submit', function () {
+      // One press, one resend: a second tap while the page loads would only be refused.
+      setTimeout(function () { button.disabled = true; }, 0);
+    });
+  }
+  countFrom(parseInt(button.getAttribute('data-wait'), 10) || 0);
+})();

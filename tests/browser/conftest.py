@@ -1,0 +1,254 @@
+"""Browser fixtures: the app on a real HTTP server, and Debian's Chromium driven by playwright.
+
+One Chromium serves the whole session; every test gets its own server, database, SMTP server
+and fresh browser contexts, so tests do not share cookies or sign-ins.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+from typing import Optional
+
+import pytest
+from werkzeug.serving import make_server
+
+from extensions import db
+from services import clock
+from tests.conftest import TEST_PASSWORD, add_user, make_config, reset_schema
+
+ROOT = Path(__file__).resolve().parents[2]
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--no-first-run",
+]
+AXE_JS = ROOT / "node_modules" / "axe-core" / "axe.min.js"
+SCREENSHOTS = ROOT / "test-artifacts" / "screenshots"
+
+DESKTOP = {"width": 1280, "height": 900}
+PHONE = {"width": 390, "height": 844}
+SMALL_PHONE = {"width": 360, "height": 740}
+
+
+# --- the app on a real server --------------------------------------------------------------
+
+class LiveServer:
+    """The app served over HTTP on 127.0.0.1 in a thread, with its dispatcher running."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+        self._server = make_server("127.0.0.1", 0, app, threaded=True)
+        self.url = f"http://127.0.0.1:{self._server.server_port}"
+        self._thread = threading.Thread(target=self._server.serve_forever, name="live-server",
+                                        daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(5)
+
+    def __call__(self, path: str = "/") -> str:
+        return self.url + path
+
+
+@pytest.fixture
+def live_server(tmp_path, smtp):
+    """The app on http://127.0.0.1:<port>, sending codes to the `smtp` fixture's server."""
+    from app import create_app
+
+    # The dispatcher thread starts once the tables exist, not in create_app before them.
+    application = create_app(make_config(tmp_path, smtp, DISPATCHER_AUTOSTART=False))
+    reset_schema(application)
+    application.extensions["dispatcher"].start()
+    add_user(application, "client@example.com")
+    server = LiveServer(application)
+    server.start()
+    yield server
+    server.stop()
+    application.extensions["dispatcher"].stop()
+    with application.app_context():
+        db.session.remove()
+        db.drop_all()
+        db.engine.dispose()
+    clock.reset()
+
+
+# --- Chromium --------------------------------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def chromium():
+    """One headless Debian Chromium for the whole run (never `playwright install`)."""
+    if not Path(CHROMIUM).exists():
+        pytest.skip("Debian's chromium is not installed (scripts/test.sh installs it)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        # Playwright turns the back-forward cache off by default; clients' browsers have it on,
+        # and Back from the code page must behave with it.
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS,
+            ignore_default_args=["--disable-back-forward-cache"],
+        )
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def new_context(chromium):
+    """Make browser contexts (separate cookie jars, like separate browsers); closed after."""
+    contexts = []
+
+    def make(viewport: Optional[dict] = None, *, javascript: bool = True, phone: bool = False,
+             **options):
+        context = chromium.new_context(
+            viewport=viewport or DESKTOP, java_script_enabled=javascript, is_mobile=phone,
+            has_touch=phone, locale="en-GB", timezone_id="Europe/London", **options,
+        )
+        context.set_default_timeout(8000)
+        contexts.append(context)
+        return context
+
+    yield make
+    for context in contexts:
+        context.close()
+
+
+# --- helpers the tests share ------------------------------------------------------------------
+
+def log_in(page, server: LiveServer, email: str = "client@example.com",
+           password: str = TEST_PASSWORD) -> None:
+    """Fill in the login form as a client would and send it."""
+    if "/login" not in page.url or page.locator("[data-login-form]").count() == 0:
+        page.goto(server("/login"))
+    page.fill("input[name=email]", email)
+    page.fill("input[name=password]", password)
+    page.locator("[data-login-form] button[type=submit]").click()
+
+
+def code_from(smtp, count: int, email: str = "client@example.com") -> str:
+    """The code of the `count`-th message, once it has reached the SMTP server."""
+    smtp.wait_for(count)
+    mail = smtp.last_to(email)
+    assert mail.code, mail.text
+    return mail.code
+
+
+_saved: list[Path] = []
+
+
+def screenshot(page, name: str) -> Path:
+    """Save a full-page screenshot under test-artifacts/screenshots/<name>-<width>.png."""
+    if not _saved and SCREENSHOTS.exists():
+        for old in SCREENSHOTS.glob("*.png"):  # a fresh set each run, no stale pictures
+            old.unlink()
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    width = page.viewport_size["width"]
+    path = SCREENSHOTS / f"{name}-{width}.png"
+    page.screenshot(path=str(path), full_page=True, animations="disabled")
+    _saved.append(path)
+    return path
+
+
+_axe_source: Optional[str] = None
+
+
+def axe_violations(page) -> list[dict]:
+    """Run axe-core inside the page; its serious and critical violations.
+
+    The page's CSP allows only this site's scripts, so axe goes in through the DevTools
+    protocol (page.evaluate is not subject to CSP) rather than a <script> tag.
+    """
+    global _axe_source
+    if _axe_source is None:
+        if not AXE_JS.exists():
+            pytest.fail("node_modules/axe-core is missing: run `npm ci` (scripts/test.sh does)")
+        _axe_source = AXE_JS.read_text(encoding="utf-8")
+    if not page.evaluate("() => typeof window.axe !== 'undefined'"):
+        page.evaluate(_axe_source + "\n;undefined")
+    results = page.evaluate(
+        "async () => { const r = await axe.run(document, {resultTypes: ['violations']});"
+        " return r.violations.map(v => ({id: v.id, impact: v.impact, help: v.help,"
+        " nodes: v.nodes.map(n => n.target.join(' ') + ' :: ' + n.failureSummary)})); }"
+    )
+    return [v for v in results if v["impact"] in ("serious", "critical")]
+
+
+def assert_accessible(page, name: str) -> None:
+    """No serious or critical axe violation on this page."""
+    bad = axe_violations(page)
+    assert not bad, f"axe on {name}:\n" + json.dumps(bad, indent=1)
+
+
+# What a phone user taps: everything interactive except links inside a sentence, which
+# WCAG 2.5.8 exempts (their line height is the text's).
+TAP_TARGETS_JS = """
+() => {
+  const out = [];
+  const items = document.querySelectorAll(
+    'a[href], button, input:not([type=hidden]), select, textarea, summary');
+  for (const el of items) {
+    const style = getComputedStyle(el);
+    if (el.closest('[hidden]') || style.visibility === 'hidden' || style.display === 'none') continue;
+    if (el.classList.contains('skip-link') && document.activeElement !== el) continue;
+    let box = el.getBoundingClientRect();
+    if (box.width === 0 && box.height === 0) continue;
+    if (el.tagName === 'A' && el.closest('p, li') && !el.classList.contains('button')) {
+      const text = el.closest('p, li').textContent.trim();
+      if (text !== el.textContent.trim()) continue;  // inline link in a sentence
+    }
+    if (el.type === 'radio' || el.type === 'checkbox') {
+      const label = el.closest('label') || (el.id && document.querySelector(`label[for="${el.id}"]`));
+      if (label) box = label.getBoundingClientRect();
+    }
+    if (box.height < 44 || box.width < 44) {
+      out.push(`${el.tagName.toLowerCase()} "${(el.textContent || el.name || '').trim().slice(0, 40)}" `
+               + `${Math.round(box.width)}x${Math.round(box.height)}`);
+    }
+  }
+  return out;
+}
+"""
+
+
+def assert_fits_phone(page, name: str) -> None:
+    """No sideways scrolling, and every tap target at least 44 px each way."""
+    widths = page.evaluate(
+        "() => ({scroll: document.documentElement.scrollWidth, inner: window.innerWidth})")
+    assert widths["scroll"] <= widths["inner"], f"{name} scrolls sideways: {widths}"
+    small = page.evaluate(TAP_TARGETS_JS)
+    assert not small, f"{name}: tap targets under 44 px: {small}"
+
+
+FIELD_LABELS_JS = """
+() => {
+  const out = [];
+  for (const el of document.querySelectorAll('input:not([type=hidden]), select, textarea')) {
+    if (!el.labels || el.labels.length === 0) out.push(`${el.name}: no label`);
+    if (el.getAttribute('aria-invalid') === 'true') {
+      const ids = (el.getAttribute('aria-describedby') || '').split(/\\s+/).filter(Boolean);
+      const texts = ids.map(id => document.getElementById(id)).filter(Boolean)
+        .map(n => n.textContent.trim()).join(' ');
+      if (!/error/i.test(ids.join(' ')) || !texts) out.push(`${el.name}: error not linked`);
+    }
+  }
+  return out;
+}
+"""
+
+
+def assert_fields_labelled(page, name: str) -> None:
+    """Every field has a label, and a field in error points at its error message."""
+    problems = page.evaluate(FIELD_LABELS_JS)
+    assert not problems, f"{name}: {problems}"
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Say where this run's screenshots are, so people look at them."""
+    if _saved:
+        terminalreporter.write_sep("-", "browser screenshots")
+        terminalreporter.write_line(f"{len(_saved)} screenshots (1280 and 390 px wide) in {SCREENSHOTS}")
