@@ -6,6 +6,8 @@ cd "$(dirname "$0")/.."
 
 need_apt=()
 command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
+# npm brings axe-core, which the browser tests run inside each page (package-lock.json).
+command -v npm >/dev/null 2>&1 || need_apt+=(npm)
 # The suite runs a second time on a throwaway PostgreSQL server (scripts/pgtemp.py).
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1 \
   || need_apt+=(postgresql)
@@ -22,6 +24,7 @@ fi
 PYTHON=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
 .venv/bin/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+[ -f node_modules/axe-core/axe.min.js ] || npm ci --no-audit --no-fund --loglevel=error
 
 # Once on SQLite, then again on PostgreSQL (browser tests only once: they test pages, not
 # the database). The server is stopped at the end even when tests fail.
