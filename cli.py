@@ -157,5 +157,8 @@ def demo():
 
 
 def register(app: Flask) -> None:
+    from services.retention import prune_command
+
     app.cli.add_command(users)
     app.cli.add_command(demo)
+    app.cli.add_command(prune_command)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from flask_wtf import FlaskForm
 from wtforms import (
-    EmailField, HiddenField, PasswordField, RadioField, SelectChoice, StringField, SubmitField,
+    BooleanField, EmailField, HiddenField, PasswordField, RadioField, SelectChoice, StringField,
+    SubmitField,
 )
 from wtforms.validators import AnyOf, DataRequired, Email, Length, Optional, ValidationError
 
@@ -125,3 +126,9 @@ class PhoneProofActionForm(FlaskForm):
 
     action = HiddenField()
 
+
+class SupportActionForm(FlaskForm):
+    """A support action on a client's account, done only once the box is ticked."""
+
+    confirm = BooleanField(validators=[DataRequired("Tick the box to confirm.")])
+    submit = SubmitField("Confirm")

@@ -1,5 +1,123 @@
-"""The support console: every sign-in attempt of a client (roles support and admin)."""
+"""The support console: every sign-in attempt of a client (roles support and admin).
 
-from flask import Blueprint
+Anyone who is not staff gets a 404, as if the console did not exist. Every action is a POST
+with a CSRF token and a ticked confirmation, and leaves an audit event naming the staff member.
+"""
 
-bp = Blueprint("support", __name__)
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+from flask import (
+    Blueprint, Response, abort, current_app, flash, redirect, render_template, request,
+    stream_with_context, url_for,
+)
+from flask_login import current_user
+
+from blueprints.safety import no_store
+from extensions import csrf, db
+from forms import SupportActionForm
+from models import User
+from services import clock, support
+
+bp = Blueprint("support", __name__, url_prefix="/support")
+# The staff check must come before the CSRF check, so that others get a 404 and not a
+# "form expired" page that would give the console away; staff_only() checks CSRF itself.
+csrf.exempt(bp)
+
+
+@dataclass(frozen=True)
+class Action:
+    """A change support can make to a client's account."""
+
+    title: str
+    run: Callable[[User, User], support.ActionResult]
+
+
+ACTIONS = {
+    "switch-to-email": Action("Switch to codes by email", support.switch_to_email),
+    "unlock": Action("Unlock the account", support.unlock),
+    "end-sign-ins": Action("End pending sign-ins", support.end_pending),
+}
+
+
+@bp.before_request
+def staff_only():
+    if not current_user.is_authenticated or not current_user.is_staff:
+        abort(404)
+    if request.method == "POST" and current_app.config.get("WTF_CSRF_ENABLED", True):
+        csrf.protect()
+
+
+@bp.after_request
+def never_cache(response):
+    return no_store(response)
+
+
+def _tz() -> str:
+    return current_app.config["PORTAL_TIMEZONE"]
+
+
+def _client_or_404(user_id: int) -> User:
+    user = support.get_user(user_id)
+    if user is None:
+        abort(404)
+    return user
+
+
+def may_change(staff: User, user: User) -> bool:
+    """Support may change clients' accounts; only an admin may change a staff account."""
+    return staff.role == "admin" or user.role == "client"
+
+
+@bp.route("")
+def index():
+    query = request.args.get("q", "")
+    return render_template(
+        "support/index.html", q=query[:support.MAX_QUERY_LENGTH],
+        result=support.find_clients(query), problems=support.recent_problems(_tz()),
+        days=support.PROBLEM_DAYS,
+    )
+
+
+@bp.route("/clients/<int:user_id>")
+def client(user_id: int):
+    user = _client_or_404(user_id)
+    page = support.client_page(user, request.args.get("before", type=int), _tz())
+    return render_template("support/client.html", page=page, actions=ACTIONS,
+                           may_change=may_change(current_user, user), tz=_tz())
+
+
+@bp.route("/clients/<int:user_id>/export.csv")
+def export(user_id: int):
+    user = _client_or_404(user_id)
+    support.record_export(user, current_user)
+    db.session.commit()
+    stamp = clock.local(clock.now(), _tz()).strftime("%Y-%m-%d")
+    return Response(
+        stream_with_context(support.export_csv(user.id, _tz())), mimetype="text/csv",
+        headers={"Content-Disposition":
+                 f'attachment; filename="sign-ins-client-{user.id}-{stamp}.csv"'},
+    )
+
+
+@bp.route("/clients/<int:user_id>/actions/<name>", methods=["GET", "POST"])
+def action(user_id: int, name: str):
+    chosen = ACTIONS.get(name)
+    user = _client_or_404(user_id)
+    if chosen is None:
+        abort(404)
+    allowed = may_change(current_user, user)
+    form = SupportActionForm()
+    if allowed and form.validate_on_submit():
+        result = chosen.run(user, current_user._get_current_object())
+        db.session.commit()
+        flash(result.message, "success" if result.changed else "info")
+        return redirect(url_for("support.client", user_id=user.id))
+    status = 200 if request.method == "GET" else (403 if not allowed else 422)
+    return render_template(
+        "support/confirm.html", form=form, action=chosen, name=name, user=user,
+        allowed=allowed, locked=support.is_locked(user),
+        pending=support.pending_sign_ins(user) if name == "end-sign-ins" else [],
+    ), status

@@ -1,0 +1,354 @@
+"""Why a sign-in went wrong, in plain words, for the support console.
+
+Each rule looks at one sign-in's facts (its row, its messages, its audit events and the
+sign-ins around it, all loaded beforehand by services.support) and says what a support
+person should know, naming times and minutes. No database access here, so every rule can be
+tested with the rows of a real sign-in or with plain objects.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Callable, Optional
+
+from services import clock
+from services.codes import MAX_WRONG_CODES
+from services.masking import mask_destination
+from services.phones import uk_mobile
+
+# How serious a finding is, most serious first.
+PROBLEM, WARNING, INFO, OK = "problem", "warning", "info", "ok"
+_RANK = {PROBLEM: 0, WARNING: 1, INFO: 2, OK: 3}
+
+# What a finding is about; tests and templates refer to these.
+LATE = "late"
+EARLIER_CODE = "earlier_code"
+RAPID_SIGN_INS = "rapid_sign_ins"
+SMS_UNREACHABLE = "sms_unreachable"
+DELIVERY_FAILED = "delivery_failed"
+TOO_MANY_TRIES = "too_many_tries"
+ACCOUNT_LOCKED = "account_locked"
+EXPIRED = "expired"
+WRONG_CODES = "wrong_codes"
+SIGNED_IN = "signed_in"
+WAITING = "waiting"
+ENDED_BY_STAFF = "ended_by_staff"
+
+# The dispatcher hands a message over within seconds; two minutes means something held it up.
+LATE_SENDING = timedelta(minutes=2)
+# A text normally reaches the phone within seconds of Vonage taking it.
+LATE_ARRIVAL = timedelta(minutes=2)
+# People type a code within a minute or two of it arriving; five minutes suggests it arrived late.
+SLOW_ENTRY = timedelta(minutes=5)
+# Sign-ins that replace each other within this time are one burst (Back, Log in again, new tab).
+SHORT_TIME = timedelta(minutes=10)
+
+CODE_MESSAGE_KINDS = ("code", "resend")
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One thing support should know about a sign-in."""
+
+    kind: str
+    severity: str
+    text: str
+
+
+@dataclass
+class SignInFacts:
+    """One sign-in and everything that happened to it, loaded by services.support."""
+
+    sign_in: Any  # a SignIn (or anything with its attributes)
+    deliveries: list = field(default_factory=list)  # its Delivery rows, oldest first
+    events: list = field(default_factory=list)  # its Event rows, oldest first
+    successor: Any = None  # the sign-in that replaced this one, if any
+    burst: list = field(default_factory=list)  # sign-ins that replaced each other, oldest first
+    earlier: dict = field(default_factory=dict)  # sign-in id -> earlier sign-in whose code was typed
+    actors: dict = field(default_factory=dict)  # user id -> staff email, for staff actions
+
+
+class _Words:
+    """Times and durations as people say them, in the portal's time zone."""
+
+    def __init__(self, tz: str, day_of: datetime) -> None:
+        self.tz = tz
+        self.day = clock.local(day_of, tz).date()
+
+    def at(self, moment: Optional[datetime]) -> str:
+        """"10:05", or "10:05 on 28 Nov" when it is not the sign-in's day."""
+        if moment is None:
+            return "an unknown time"
+        local = clock.local(moment, self.tz)
+        text = local.strftime("%H:%M")
+        return text if local.date() == self.day else f"{text} on {local.strftime('%-d %b')}"
+
+
+def minutes(delta: timedelta) -> str:
+    """"7 minutes", "1 minute", "under a minute"."""
+    whole = int(delta.total_seconds() // 60)
+    if whole < 1:
+        return "under a minute"
+    if whole >= 120:
+        hours = whole // 60
+        return f"{hours} hours"
+    return f"{whole} minute{'s' if whole != 1 else ''}"
+
+
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}{'' if count == 1 else 's'}"
+
+
+def _code_entries(facts: SignInFacts) -> list:
+    return [e for e in facts.events if e.type == "code_entry"]
+
+
+def _code_messages(facts: SignInFacts) -> list:
+    return [d for d in facts.deliveries if d.kind in CODE_MESSAGE_KINDS]
+
+
+def _where(item) -> str:
+    """"the email to j•••@example.com" or "the text to •••• ••• 456"."""
+    noun = "text" if item.channel == "sms" else "email"
+    return f"the {noun} to {mask_destination(item.channel, item.destination)}"
+
+
+def _handler(channel: str) -> str:
+    return "the text message service" if channel == "sms" else "the mail server"
+
+
+# --- the rules ----------------------------------------------------------------------------
+
+def _late(facts: SignInFacts, words: _Words, now: datetime) -> list[Finding]:
+    found = []
+    for item in _code_messages(facts):
+        if item.sent_at and item.sent_at - item.created_at >= LATE_SENDING:
+            tries = ""
+            if item.attempts > 1:
+                why = f" ({item.last_error})" if item.last_error else ""
+                tries = f" after {item.attempts} tries{why}"
+            found.append(Finding(LATE, WARNING,
+                f"The code arrived late: it took {minutes(item.sent_at - item.created_at)} to "
+                f"leave us (queued at {words.at(item.created_at)}, handed to "
+                f"{_handler(item.channel)} at {words.at(item.sent_at)}{tries})."))
+        if item.sent_at and item.delivered_at and item.delivered_at - item.sent_at >= LATE_ARRIVAL:
+            found.append(Finding(LATE, WARNING,
+                f"The code arrived late: the phone network took "
+                f"{minutes(item.delivered_at - item.sent_at)} to deliver the text (handed over at "
+                f"{words.at(item.sent_at)}, reached the phone at {words.at(item.delivered_at)})."))
+        if (facts.sign_in.status == "pending" and item.status in ("queued", "sending")
+                and not item.last_error and now - item.created_at >= LATE_SENDING):
+            found.append(Finding(LATE, WARNING,
+                f"The code has been waiting to be sent for {minutes(now - item.created_at)} "
+                f"(queued at {words.at(item.created_at)})."))
+    sent = [d.sent_at for d in _code_messages(facts) if d.sent_at]
+    entries = _code_entries(facts)
+    if sent and entries:
+        first_sent, first_entry = min(sent), entries[0].created_at
+        if first_entry - first_sent >= SLOW_ENTRY:
+            found.append(Finding(LATE, WARNING,
+                f"The first code was typed {minutes(first_entry - first_sent)} after the message "
+                f"was handed over (sent at {words.at(first_sent)}, typed at "
+                f"{words.at(first_entry)}): the message probably arrived late, or went to a "
+                f"junk or spam folder."))
+    return found
+
+
+def _earlier_code(facts: SignInFacts, words: _Words, now: datetime) -> list[Finding]:
+    found = []
+    this_time = words.at(facts.sign_in.created_at)
+    for entry in _code_entries(facts):
+        earlier_id = (entry.detail or {}).get("earlier_sign_in")
+        if earlier_id:
+            earlier = facts.earlier.get(earlier_id)
+            then = (f"their earlier sign-in at {words.at(earlier.created_at)}" if earlier
+                    else "an earlier sign-in")
+            found.append(Finding(EARLIER_CODE, PROBLEM,
+                f"At {words.at(entry.created_at)} the client typed the code from {then}, not "
+                f"the code sent at {this_time} for this sign-in. A new sign-in stops the "
+                f"earlier codes, so only the newest message works."))
+        elif entry.outcome == "superseded":
+            newer = facts.successor
+            newer_time = words.at(newer.created_at) if newer else words.at(facts.sign_in.ended_at)
+            found.append(Finding(EARLIER_CODE, PROBLEM,
+                f"At {words.at(entry.created_at)} the client typed a code for this sign-in from "
+                f"{this_time}, but the sign-in at {newer_time} had already replaced it; only "
+                f"the code sent at {newer_time} could work."))
+    return found
+
+
+def _same_browser(one, other) -> bool:
+    return bool(one.user_agent) and one.user_agent == other.user_agent and one.ip == other.ip
+
+
+def _rapid(facts: SignInFacts, words: _Words, now: datetime) -> list[Finding]:
+    burst = facts.burst
+    if len(burst) < 2:
+        return []
+    first, last = burst[0], burst[-1]
+    times = ", ".join(words.at(s.created_at) for s in burst)
+    text = (f"{len(burst)} sign-ins within {minutes(last.created_at - first.created_at)} "
+            f"({times}). Each new sign-in made a new code and stopped the one before; this "
+            f"happens when the client presses Back, clicks Log in again, or opens a new tab.")
+    this = facts.sign_in
+    if this.id != last.id and facts.successor is not None:
+        newer = facts.successor
+        source = ("from the same browser" if _same_browser(this, newer)
+                  else "from a different browser or device")
+        text += (f" This one was replaced at {words.at(newer.created_at)} by a sign-in {source}, "
+                 f"so its code (sent at {words.at(this.created_at)}) stopped working then.")
+    elif this.id == last.id:
+        text += f" Only this last one's code, sent at {words.at(this.created_at)}, could work."
+    return [Finding(RAPID_SIGN_INS, WARNING, text)]
+
+
+def _sms_unreachable(facts: SignInFacts, words: _Words, now: datetime) -> list[Finding]:
+    texts = [d for d in facts.deliveries if d.channel == "sms"]
+    sign_in = facts.sign_in
+    found = []
+    number = sign_in.destination if sign_in.channel == "sms" else (
+        texts[0].destination if texts else None)
+    if number and uk_mobile(number) != number:
+        found.append(Finding(SMS_UNREACHABLE, PROBLEM,
+            f"The code was sent by text to {mask_destination('sms', number)}, which is not a UK "
+            f"mobile number. Texts reach UK mobiles only, so it could not arrive. Switch the "
+            f"client to email."))
+    for item in texts:
+        if item.status == "failed" and item.sent_at:
+            reason = f": {item.last_error}" if item.last_error else ""
+            found.append(Finding(SMS_UNREACHABLE, PROBLEM,
+                f"The text was handed to the phone network at {words.at(item.sent_at)}, but "
+                f"{mask_destination('sms', item.destination)} could not receive it"
+                f"{' (at ' + words.at(item.failed_at) + ')' if item.failed_at else ''}{reason}. "
+                f"The phone may be off or without signal, or the number may not take texts. "
+                f"Switch the client to email."))
+    return found
+
+
+def _last_reason(facts: SignInFacts, item) -> Optional[str]:
+    """Why the newest failed attempt at this message failed, from its retry events."""
+    reasons = [(e.detail or {}).get("reason") for e in facts.events
+               if e.delivery_id == item.id and e.type in ("delivery_retry", "delivery_failed")]
+    reasons = [r for r in reasons if r]
+    return reasons[-1] if reasons else None
+
+
+def _delivery_failed(facts: SignInFacts, words: _Words, now: datetime) -> list[Finding]:
+    found = []
+    for item in facts.deliveries:
+        advice = ""
+        if item.channel == "sms":
+            advice = " Offer to switch the client to email."
+        elif "refused" in (item.last_error or ""):
+            advice = " Check the email address is right and the mailbox is not full."
+        if item.status == "failed" and not (item.channel == "sms" and item.sent_at):
+            found.append(Finding(DELIVERY_FAILED, PROBLEM,
+                f"Delivery failed: {_where(item)} could not be sent: "
+                f"{item.last_error or 'no reason was given'} (gave up at "
+                f"{words.at(item.failed_at)} after {_plural(item.attempts, 'try')}).{advice}"))
+        elif item.status == "cancelled" and item.attempts and not item.sent_at:
+            # Ending the sign-in overwrote last_error; the retry events keep the real reason.
+            reason = _last_reason(facts, item)
+            if reason:
+                found.append(Finding(DELIVERY_FAILED, PROBLEM,
+                    f"Delivery failed: {_where(item)} could not be sent ({reason}); tried "
+                    f"{_plural(item.attempts, 'time')} before the sign-in ended at "
+                    f"{words.at(facts.sign_in.ended_at)}.{advice}"))
+        elif item.status in ("queued", "sending") and item.attempts and item.last_error:
+            found.append(Finding(DELIVERY_FAILED, WARNING,
+                f"Sending {_where(item)} keeps failing: {item.last_error}. Tried "
+                f"{_plural(item.attempts, 'time')} since {words.at(item.created_at)} "
+                f"({minutes(now - item.created_at)}); still trying."))
+    return found
+
+
+def _too_many_tries(facts: SignInFacts, words: _Words, now: datetime) -> list[Finding]:
+    sign_in = facts.sign_in
+    entries = _code_entries(facts)
+    wrong = [e for e in entries if e.outcome == "wrong"]
+    stopped = [e for e in entries if e.outcome == "locked"]
+    lock = next((e for e in facts.events if e.type == "signin_locked"), None)
+    if lock is not None:
+        # Ended by an account-wide lock, not by this sign-in's own wrong codes.
+        return [Finding(ACCOUNT_LOCKED, PROBLEM,
+            f"The account was locked at {words.at(lock.created_at)} after too many wrong "
+            f"passwords or codes, which ended this sign-in. Check the account's lock above.")]
+    if sign_in.status == "locked" or sign_in.failed_attempts >= MAX_WRONG_CODES:
+        count = max(sign_in.failed_attempts, len(wrong))
+        span = ""
+        if wrong:
+            last = stopped[0].created_at if stopped else wrong[-1].created_at
+            span = f" between {words.at(wrong[0].created_at)} and {words.at(last)}"
+        return [Finding(TOO_MANY_TRIES, PROBLEM,
+            f"Too many wrong tries: {_plural(count, 'wrong code')} typed{span}, so this sign-in "
+            f"was stopped at {words.at(sign_in.ended_at)}. The client must sign in again to get "
+            f"a new code, and use the newest message.")]
+    if wrong:
+        return [Finding(WRONG_CODES, INFO,
+            f"{_plural(len(wrong), 'wrong code')} typed (from {words.at(wrong[0].created_at)}); "
+            f"a sign-in stops after {MAX_WRONG_CODES}.")]
+    return []
+
+
+def _expired(facts: SignInFacts, words: _Words, now: datetime) -> list[Finding]:
+    sign_in = facts.sign_in
+    if sign_in.status != "expired":
+        return []
+    text = (f"The code expired: the one sent at {words.at(sign_in.created_at)} ran out at "
+            f"{words.at(sign_in.expires_at)} without being used.")
+    too_late = [e for e in _code_entries(facts) if e.outcome == "expired"]
+    if too_late:
+        text += (f" The client typed a code at {words.at(too_late[0].created_at)}, "
+                 f"{minutes(too_late[0].created_at - sign_in.expires_at)} after that.")
+    elif not _code_entries(facts):
+        handed = any(d.sent_at for d in _code_messages(facts))
+        text += " No code was typed at all" + (
+            ": the message may not have arrived, or may be in a junk or spam folder."
+            if handed else ", and the message was never handed over.")
+    return [Finding(EXPIRED, PROBLEM, text)]
+
+
+def _outcome(facts: SignInFacts, words: _Words, now: datetime) -> list[Finding]:
+    sign_in = facts.sign_in
+    if sign_in.status == "completed":
+        sent = [d.sent_at for d in _code_messages(facts) if d.sent_at]
+        after = (f", {minutes(sign_in.ended_at - min(sent))} after the code was sent"
+                 if sent and sign_in.ended_at else "")
+        return [Finding(SIGNED_IN, OK, f"Signed in at {words.at(sign_in.ended_at)}{after}.")]
+    if sign_in.status == "pending":
+        return [Finding(WAITING, INFO,
+            f"Still waiting for the code: made at {words.at(sign_in.created_at)}, it works "
+            f"until {words.at(sign_in.expires_at)}.")]
+    if sign_in.status == "cancelled":
+        by = next((facts.actors.get(e.actor_id) for e in facts.events
+                   if e.type == "signin_cancelled" and e.actor_id), None)
+        return [Finding(ENDED_BY_STAFF, INFO,
+            f"Ended by {by or 'staff'} at {words.at(sign_in.ended_at)}.")]
+    return []
+
+
+RULES: tuple[Callable[[SignInFacts, _Words, datetime], list[Finding]], ...] = (
+    _sms_unreachable, _delivery_failed, _earlier_code, _too_many_tries, _expired, _late,
+    _rapid, _outcome,
+)
+
+
+def diagnose(facts: SignInFacts, tz: str, now: Optional[datetime] = None) -> list[Finding]:
+    """Every finding about this sign-in, most serious first."""
+    now = now or clock.now()
+    words = _Words(tz, facts.sign_in.created_at)
+    found: list[Finding] = []
+    for rule in RULES:
+        found.extend(rule(facts, words, now))
+    return sorted(found, key=lambda f: _RANK[f.severity])
+
+
+def headline(findings: list[Finding]) -> Optional[Finding]:
+    """The most serious finding, for one-line lists."""
+    return findings[0] if findings else None
+
+
+def went_wrong(findings: list[Finding]) -> bool:
+    """Whether any finding is a problem or a warning."""
+    return any(f.severity in (PROBLEM, WARNING) for f in findings)

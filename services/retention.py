@@ -1,0 +1,124 @@
+"""Forgetting old sign-in history: `flask --app app prune` deletes what is older than N days.
+
+Deletes in small batches, each its own transaction, so that pruning months of a busy portal
+never holds a long lock on SQLite or PostgreSQL while clients are signing in. Every batch is
+found through an index (created_at, sign_in_id or the primary key), and the columns that
+point at deleted rows are indexed too, so the database's own ON DELETE work stays cheap.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import click
+from flask import current_app
+from flask.cli import with_appcontext
+from sqlalchemy import delete, or_, select
+
+from extensions import db
+from models import AuthSession, Delivery, Event, SignIn
+from services import clock
+
+BATCH = 2000
+FINISHED_DELIVERIES = ("sent", "delivered", "failed", "cancelled")
+
+
+@dataclass
+class PruneResult:
+    """How many rows of each kind were deleted, and the cut-off time."""
+
+    cutoff: datetime
+    sign_ins: int = 0
+    events: int = 0
+    deliveries: int = 0
+    sessions: int = 0
+
+
+def _delete_ids(model, ids: list[int]) -> None:
+    db.session.execute(delete(model).where(model.id.in_(ids)))
+
+
+def _prune_sign_ins(cutoff: datetime, batch: int, result: PruneResult) -> None:
+    while True:
+        # Oldest first along the created_at index; each batch removes what the last one found.
+        # A day-old sign-in is over even if still marked pending: its code lived 10 minutes.
+        ids = db.session.scalars(
+            select(SignIn.id).where(SignIn.created_at < cutoff)
+            .order_by(SignIn.created_at).limit(batch)
+        ).all()
+        if not ids:
+            return
+        # Their events and messages go with them, even the odd one newer than the cut-off.
+        result.events += db.session.execute(
+            delete(Event).where(Event.sign_in_id.in_(ids))).rowcount or 0
+        result.deliveries += db.session.execute(
+            delete(Delivery).where(Delivery.sign_in_id.in_(ids))).rowcount or 0
+        _delete_ids(SignIn, list(ids))
+        db.session.commit()
+        result.sign_ins += len(ids)
+
+
+def _prune_events(cutoff: datetime, batch: int, result: PruneResult) -> None:
+    while True:
+        ids = db.session.scalars(
+            select(Event.id).where(Event.created_at < cutoff)
+            .order_by(Event.created_at).limit(batch)
+        ).all()
+        if not ids:
+            return
+        _delete_ids(Event, list(ids))
+        db.session.commit()
+        result.events += len(ids)
+
+
+def _prune_by_id(model, conditions, batch: int) -> int:
+    """Delete rows matching `conditions`, walking the primary key once from start to end."""
+    deleted, after = 0, 0
+    while True:
+        ids = db.session.scalars(
+            select(model.id).where(model.id > after, *conditions).order_by(model.id).limit(batch)
+        ).all()
+        if not ids:
+            return deleted
+        _delete_ids(model, list(ids))
+        db.session.commit()
+        deleted += len(ids)
+        after = ids[-1]
+
+
+def prune(days: int, *, batch: int = BATCH) -> PruneResult:
+    """Delete sign-ins, events, finished messages and ended sessions older than `days` days."""
+    if days < 1:
+        raise ValueError("days must be at least 1")
+    cutoff = clock.now() - timedelta(days=days)
+    result = PruneResult(cutoff=cutoff)
+    _prune_events(cutoff, batch, result)
+    _prune_sign_ins(cutoff, batch, result)
+    # Messages of no sign-in (notices, number proofs), found through sign_in_id IS NULL.
+    result.deliveries += _prune_by_id(
+        Delivery, (Delivery.sign_in_id.is_(None), Delivery.created_at < cutoff,
+                   Delivery.status.in_(FINISHED_DELIVERIES)), batch)
+    # Sessions logged out, or idle since before the cut-off (long dead by the idle timeout).
+    result.sessions = _prune_by_id(
+        AuthSession, (or_(AuthSession.revoked_at < cutoff, AuthSession.last_seen_at < cutoff),),
+        batch)
+    return result
+
+
+@click.command("prune")
+@click.option("--days", type=click.IntRange(min=1), default=None,
+              help="Keep this many days of history (default: RETENTION_DAYS, 90).")
+@with_appcontext
+def prune_command(days: int | None) -> None:
+    """Delete sign-ins, events, finished messages and ended sessions older than N days."""
+    days = days or current_app.config["RETENTION_DAYS"]
+    if days < 1:
+        raise click.UsageError(f"RETENTION_DAYS must be at least 1, not {days}.")
+    result = prune(days)
+    cutoff = clock.local(result.cutoff, current_app.config["PORTAL_TIMEZONE"])
+    click.echo(
+        f"Deleted what was older than {days} days (before {cutoff:%-d %b %Y, %H:%M}): "
+        f"{result.sign_ins} sign-ins, {result.events} events, {result.deliveries} messages, "
+        f"{result.sessions} ended sessions."
+    )

@@ -1,0 +1,425 @@
+"""The support console's questions and actions: find a client, their sign-ins, what went wrong.
+
+Built to stay fast with millions of rows: a client's timeline is one page of sign-ins (by the
+`ix_sign_ins_user_created` index), and the messages and events of that page come in one
+query each, never one per sign-in. Code columns are never loaded here (`raiseload`), so no
+page can show them even by mistake.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Iterable, Iterator, Optional
+
+from sqlalchemy import func, or_, select
+from sqlalchemy.orm import defer
+
+from extensions import db
+from models import Delivery, Event, SignIn, User
+from services import audit, clock, codes, diagnosis, limits, timeline
+from services.diagnosis import Finding, SignInFacts
+from services.masking import mask_destination
+from services.phones import uk_mobile
+
+PAGE_SIZE = 20
+EXPORT_BATCH = 200
+PROBLEM_DAYS = 7
+PROBLEM_LIMIT = 30
+SEARCH_LIMIT = 50
+MAX_QUERY_LENGTH = 254
+ACTIVITY_LIMIT = 20
+# Larger than any id a database will hand out; anything bigger is not an id at all.
+MAX_ID = 2 ** 63 - 1
+
+# Events of a sign-in that mean it went wrong, for the list across all clients.
+PROBLEM_ENTRIES = ("superseded", "expired", "locked")
+# Account events too common or too obvious to list under "other activity".
+QUIET_ACTIVITY = ("password_ok",)
+
+# The support view never needs a code's hash or its encrypted copy: refuse to load them.
+_NO_CODES_SIGN_IN = (defer(SignIn.code_hash, raiseload=True),
+                     defer(SignIn.code_encrypted, raiseload=True))
+_NO_CODES_DELIVERY = (defer(Delivery.code_encrypted, raiseload=True),)
+
+
+@dataclass
+class SignInView:
+    """One sign-in as the console shows it: facts, diagnosis and steps."""
+
+    facts: SignInFacts
+    findings: list[Finding]
+    steps: list[timeline.Step]
+    device: str
+    ending: str
+    destination: str
+
+    @property
+    def sign_in(self) -> SignIn:
+        return self.facts.sign_in
+
+    @property
+    def went_wrong(self) -> bool:
+        return diagnosis.went_wrong(self.findings)
+
+
+@dataclass
+class ClientPage:
+    """Everything /support/clients/<id> shows."""
+
+    user: User
+    views: list[SignInView]
+    older: Optional[int]  # the `before` value for the next page, if there is one
+    newest: bool  # whether this is the first page
+    pending: int
+    activity: list[timeline.Step]
+    locked: bool
+    phone: str
+    phone_is_uk_mobile: bool
+
+
+@dataclass
+class ProblemRow:
+    """A sign-in that went wrong, for the list across all clients."""
+
+    view: SignInView
+    user: User
+
+
+@dataclass
+class SearchResult:
+    users: list[User] = field(default_factory=list)
+    more: bool = False
+    message: str = ""
+
+
+def valid_id(value) -> Optional[int]:
+    """An id from a URL or form, or None when it cannot be one."""
+    if isinstance(value, int) and 0 < value <= MAX_ID:
+        return value
+    return None
+
+
+def get_user(user_id: int) -> Optional[User]:
+    """The user with this id, or None (also for ids no database could hold)."""
+    return db.session.get(User, user_id) if valid_id(user_id) else None
+
+
+# --- finding clients ------------------------------------------------------------------
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _like_escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def find_clients(query: Optional[str]) -> SearchResult:
+    """Users whose email or phone number contains what support typed."""
+    text = _CONTROL.sub("", query or "").strip()
+    if not text:
+        return SearchResult()
+    if len(text) > MAX_QUERY_LENGTH:
+        return SearchResult(message="That is longer than any email address. Type part of the "
+                                    "client's email address or phone number.")
+    conditions = [User.email.ilike(f"%{_like_escape(text.lower())}%", escape="\\")]
+    digits = re.sub(r"\D", "", text)
+    if len(digits) >= 3 and len(digits) >= len(re.sub(r"[\s+()\-.]", "", text)):
+        # "07400 123456" is stored as +447400123456: match without the leading 0.
+        conditions.append(User.phone.like(f"%{digits[1:] if digits[0] == '0' else digits}%"))
+    users = db.session.scalars(
+        select(User).where(or_(*conditions)).order_by(User.email).limit(SEARCH_LIMIT + 1)
+    ).all()
+    result = SearchResult(users=list(users[:SEARCH_LIMIT]), more=len(users) > SEARCH_LIMIT)
+    if not users:
+        result.message = f"No one’s email address or phone number contains “{text}”."
+    return result
+
+
+# --- loading sign-ins with what happened to them --------------------------------------
+
+def _sign_ins(*conditions, order=None, limit: Optional[int] = None) -> list[SignIn]:
+    query = select(SignIn).options(*_NO_CODES_SIGN_IN).where(*conditions)
+    if order is not None:
+        query = query.order_by(*order)
+    if limit is not None:
+        query = query.limit(limit)
+    return list(db.session.scalars(query).all())
+
+
+def _int_ids(values: Iterable) -> set[int]:
+    return {v for v in values if isinstance(v, int) and not isinstance(v, bool) and valid_id(v)}
+
+
+def _bursts(known: dict[int, SignIn]) -> dict[int, list[SignIn]]:
+    """Sign-ins that replaced each other within a short time, oldest first, by member id."""
+    replaced = {s.superseded_by_id: s for s in known.values() if s.superseded_by_id in known}
+    bursts: dict[int, list[SignIn]] = {}
+    for sign_in in known.values():
+        if sign_in.id in bursts:
+            continue
+        chain = [sign_in]
+        while chain[0].id in replaced and (
+                chain[0].created_at - replaced[chain[0].id].created_at <= diagnosis.SHORT_TIME):
+            chain.insert(0, replaced[chain[0].id])
+        while chain[-1].superseded_by_id in known and (
+                known[chain[-1].superseded_by_id].created_at - chain[-1].created_at
+                <= diagnosis.SHORT_TIME):
+            chain.append(known[chain[-1].superseded_by_id])
+        for member in chain:
+            bursts[member.id] = chain
+    return bursts
+
+
+def load_views(sign_ins: list[SignIn], context: Iterable[SignIn] = (),
+               tz: str = "Europe/London") -> list[SignInView]:
+    """Diagnose these sign-ins, loading their messages and events in a few queries in all."""
+    if not sign_ins:
+        return []
+    ids = [s.id for s in sign_ins]
+    deliveries = db.session.scalars(
+        select(Delivery).options(*_NO_CODES_DELIVERY).where(Delivery.sign_in_id.in_(ids))
+        .order_by(Delivery.created_at, Delivery.id)
+    ).all()
+    events = db.session.scalars(
+        select(Event).where(Event.sign_in_id.in_(ids)).order_by(Event.created_at, Event.id)
+    ).all()
+    known = {s.id: s for s in list(context) + sign_ins}
+    wanted = _int_ids(
+        [s.superseded_by_id for s in sign_ins]
+        + [(e.detail or {}).get("earlier_sign_in") for e in events if isinstance(e.detail, dict)]
+    ) - set(known)
+    if wanted:
+        known.update({s.id: s for s in _sign_ins(SignIn.id.in_(wanted))})
+    actor_ids = _int_ids(e.actor_id for e in events)
+    actors = dict(db.session.execute(
+        select(User.id, User.email).where(User.id.in_(actor_ids))).all()) if actor_ids else {}
+
+    by_sign_in: dict[int, tuple[list, list]] = {i: ([], []) for i in ids}
+    for item in deliveries:
+        by_sign_in[item.sign_in_id][0].append(item)
+    for event in events:
+        by_sign_in[event.sign_in_id][1].append(event)
+    bursts = _bursts(known)
+    now = clock.now()
+    views = []
+    for sign_in in sign_ins:
+        items, happened = by_sign_in[sign_in.id]
+        facts = SignInFacts(
+            sign_in=sign_in, deliveries=items, events=happened,
+            successor=known.get(sign_in.superseded_by_id),
+            burst=bursts.get(sign_in.id, [sign_in]),
+            earlier={i: known[i] for i in _int_ids(
+                (e.detail or {}).get("earlier_sign_in") for e in happened
+                if isinstance(e.detail, dict)) if i in known},
+            actors=actors,
+        )
+        views.append(SignInView(
+            facts=facts, findings=diagnosis.diagnose(facts, tz, now),
+            steps=timeline.steps(facts, tz), device=timeline.device_words(sign_in.user_agent),
+            ending=timeline.ending(facts, tz),
+            destination=mask_destination(sign_in.channel, sign_in.destination),
+        ))
+    return views
+
+
+def _page_of_sign_ins(user_id: int, before: Optional[int], size: int):
+    """A page of a user's sign-ins, newest first, plus one older row for context."""
+    conditions = [SignIn.user_id == user_id]
+    anchor = None
+    if valid_id(before):
+        anchor = db.session.execute(
+            select(SignIn.created_at, SignIn.id)
+            .where(SignIn.id == before, SignIn.user_id == user_id)
+        ).first()
+    if anchor is not None:
+        # `created_at <=` keeps this an index range scan; the rest breaks ties by id.
+        conditions += [SignIn.created_at <= anchor.created_at,
+                       or_(SignIn.created_at < anchor.created_at, SignIn.id < anchor.id)]
+    rows = _sign_ins(*conditions, order=(SignIn.created_at.desc(), SignIn.id.desc()),
+                     limit=size + 1)
+    return rows[:size], rows[size:], anchor is not None
+
+
+def client_page(user: User, before: Optional[int], tz: str) -> ClientPage:
+    """A client's settings, a page of their sign-ins with diagnoses, and other activity."""
+    shown, extra, paged = _page_of_sign_ins(user.id, before, PAGE_SIZE)
+    views = load_views(shown, context=extra, tz=tz)
+    pending = db.session.scalar(
+        select(func.count()).select_from(SignIn)
+        .where(SignIn.user_id == user.id, SignIn.status == "pending")
+    ) or 0
+    return ClientPage(
+        user=user, views=views, older=shown[-1].id if extra else None, newest=not paged,
+        pending=pending, activity=account_activity(user, tz), locked=user.is_locked(clock.now()),
+        phone=mask_destination("sms", user.phone),
+        phone_is_uk_mobile=bool(user.phone) and uk_mobile(user.phone) == user.phone,
+    )
+
+
+def account_activity(user: User, tz: str, limit: int = ACTIVITY_LIMIT) -> list[timeline.Step]:
+    """The newest account events that belong to no sign-in: wrong passwords, staff actions."""
+    events = db.session.scalars(
+        select(Event)
+        .where(Event.user_id == user.id, Event.sign_in_id.is_(None),
+               Event.type.not_in(QUIET_ACTIVITY))
+        .order_by(Event.created_at.desc(), Event.id.desc()).limit(limit)
+    ).all()
+    actor_ids = _int_ids(e.actor_id for e in events)
+    actors = dict(db.session.execute(
+        select(User.id, User.email).where(User.id.in_(actor_ids))).all()) if actor_ids else {}
+    return [timeline.activity_step(e, actors, tz) for e in events]
+
+
+def recent_problems(tz: str, *, days: int = PROBLEM_DAYS,
+                    limit: int = PROBLEM_LIMIT) -> list[ProblemRow]:
+    """Sign-ins across all clients that went wrong lately, newest first."""
+    since = clock.now() - timedelta(days=days)
+    hits: list[tuple[datetime, int]] = []
+    # One small query per kind of trouble, each served by an index, rather than one big OR.
+    hits += db.session.execute(
+        select(Event.created_at, Event.sign_in_id)
+        .where(Event.type == "code_entry", Event.created_at >= since,
+               Event.outcome.in_(PROBLEM_ENTRIES), Event.sign_in_id.is_not(None))
+        .order_by(Event.created_at.desc()).limit(limit)
+    ).all()
+    hits += db.session.execute(
+        select(Event.created_at, Event.sign_in_id)
+        .where(Event.type == "signin_expired", Event.created_at >= since,
+               Event.sign_in_id.is_not(None))
+        .order_by(Event.created_at.desc()).limit(limit)
+    ).all()
+    hits += db.session.execute(
+        select(Delivery.created_at, Delivery.sign_in_id)
+        .where(Delivery.status == "failed", Delivery.created_at >= since,
+               Delivery.sign_in_id.is_not(None))
+        .order_by(Delivery.created_at.desc()).limit(limit)
+    ).all()
+    newest: list[int] = []
+    for _, sign_in_id in sorted(hits, key=lambda hit: hit[0], reverse=True):
+        if sign_in_id not in newest:
+            newest.append(sign_in_id)
+    newest = newest[:limit]
+    if not newest:
+        return []
+    sign_ins = {s.id: s for s in _sign_ins(SignIn.id.in_(newest))}
+    ordered = [sign_ins[i] for i in newest if i in sign_ins]
+    users = {u.id: u for u in db.session.scalars(
+        select(User).where(User.id.in_({s.user_id for s in ordered})))}
+    return [ProblemRow(view=view, user=users[view.sign_in.user_id])
+            for view in load_views(ordered, tz=tz)]
+
+
+# --- actions --------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class ActionResult:
+    changed: bool
+    message: str
+
+
+def can_switch_to_email(user: User) -> bool:
+    return user.channel != "email"
+
+
+def is_locked(user: User) -> bool:
+    return user.is_locked(clock.now())
+
+
+def pending_sign_ins(user: User) -> list[SignIn]:
+    """The user's sign-ins still waiting for a code."""
+    return list(db.session.scalars(
+        select(SignIn).where(SignIn.user_id == user.id, SignIn.status == "pending")
+        .order_by(SignIn.created_at)
+    ).all())
+
+
+def switch_to_email(user: User, staff: User) -> ActionResult:
+    """Send this client's codes by email from now on (the caller commits)."""
+    if not can_switch_to_email(user):
+        return ActionResult(False, f"{user.email} already gets codes by email.")
+    old = user.channel
+    user.channel = "email"
+    audit.record("support_channel_switched", user_id=user.id, actor_id=staff.id,
+                 detail={"from": old, "to": "email", "by": "support"})
+    return ActionResult(True, f"{user.email} will get codes by email from their next sign-in.")
+
+
+def unlock(user: User, staff: User) -> ActionResult:
+    """Lift the account lockout and restart its count of failures (the caller commits)."""
+    if limits.unlock_account(user, actor=staff):
+        return ActionResult(True, f"{user.email} is unlocked and can sign in again.")
+    return ActionResult(True, f"{user.email} was not locked; their count of wrong passwords "
+                              f"and codes starts again from now.")
+
+
+def end_pending(user: User, staff: User) -> ActionResult:
+    """End every sign-in of this client still waiting for a code (the caller commits)."""
+    waiting = pending_sign_ins(user)
+    for sign_in in waiting:
+        codes.end_sign_in(sign_in, "cancelled")
+        audit.record("signin_cancelled", user_id=user.id, sign_in_id=sign_in.id,
+                     actor_id=staff.id, detail={"by": "support"})
+    if not waiting:
+        return ActionResult(False, f"{user.email} has no sign-in waiting for a code.")
+    count = len(waiting)
+    return ActionResult(True, f"Ended {count} sign-in{'s' if count != 1 else ''} of "
+                              f"{user.email}; their codes no longer work.")
+
+
+# --- export ---------------------------------------------------------------------------
+
+EXPORT_COLUMNS = (
+    "sign-in", "began", "step time", "step", "details", "channel", "sent to", "IP address",
+    "browser and device", "how it ended", "diagnosis",
+)
+
+
+def safe_cell(value) -> str:
+    """A CSV cell a spreadsheet will not run as a formula."""
+    text = "" if value is None else str(value)
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+
+def record_export(user: User, staff: User) -> None:
+    """Note in the audit trail who exported a client's timeline (the caller commits)."""
+    audit.record("support_export", user_id=user.id, actor_id=staff.id, detail={"by": "support"})
+
+
+def export_csv(user_id: int, tz: str) -> Iterator[str]:
+    """The client's whole timeline as CSV text, a batch of sign-ins at a time."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+
+    def flush() -> str:
+        text = buffer.getvalue()
+        buffer.seek(0)
+        buffer.truncate()
+        return text
+
+    def when(moment) -> str:
+        return clock.local(moment, tz).strftime("%Y-%m-%d %H:%M:%S") if moment else ""
+
+    writer.writerow([f"{c} ({tz})" if c in ("began", "step time") else c
+                     for c in EXPORT_COLUMNS])
+    yield flush()
+    before = None
+    while True:
+        shown, extra, _ = _page_of_sign_ins(user_id, before, EXPORT_BATCH)
+        for view in load_views(shown, context=extra, tz=tz):
+            sign_in = view.sign_in
+            summary = " ".join(f.text for f in view.findings)
+            for step in view.steps or [timeline.Step(sign_in.created_at, "Began")]:
+                writer.writerow([safe_cell(v) for v in (
+                    sign_in.id, when(sign_in.created_at), when(step.at), step.what, step.detail,
+                    sign_in.channel, view.destination, sign_in.ip, view.device, view.ending,
+                    summary,
+                )])
+            yield flush()
+        if not extra:
+            return
+        # The session holds rows weakly, so each written batch can be freed as we go.
+        before = shown[-1].id

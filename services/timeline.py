@@ -1,0 +1,298 @@
+"""One sign-in told as a list of steps, and the browser it came from, in words.
+
+Pure functions over the facts services.support loads; the support page and its CSV export
+both read them. Steps never carry a code: events and messages hold none to begin with.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from functools import lru_cache
+from typing import Optional
+
+import user_agents
+
+from services import clock
+from services.codes import MAX_RESENDS, MAX_WRONG_CODES
+from services.diagnosis import SignInFacts
+from services.masking import mask_destination
+
+OK, WARN, BAD, PLAIN = "ok", "warn", "bad", "plain"
+
+
+@dataclass(frozen=True)
+class Step:
+    """One thing that happened during a sign-in, at a time."""
+
+    at: datetime
+    what: str
+    detail: str = ""
+    tone: str = PLAIN
+
+
+@lru_cache(maxsize=2048)
+def device_words(user_agent: Optional[str]) -> str:
+    """"Chrome Mobile 120 on Android 14, phone" from a User-Agent header."""
+    if not user_agent:
+        return "Unknown browser"
+    parsed = user_agents.parse(user_agent)
+    browser = parsed.browser.family
+    if browser == "Other":
+        browser = "Unknown browser"
+    elif parsed.browser.version:
+        browser += f" {parsed.browser.version[0]}"
+    system = parsed.os.family
+    if system != "Other" and parsed.os.version_string:
+        system += f" {parsed.os.version_string}"
+    if parsed.is_bot:
+        kind = "automated client"
+    elif parsed.is_tablet:
+        kind = "tablet"
+    elif parsed.is_mobile:
+        kind = "phone"
+    elif parsed.is_pc:
+        kind = "computer"
+    else:
+        kind = "unknown device"
+    return f"{browser} on {system}, {kind}" if system != "Other" else f"{browser}, {kind}"
+
+
+def _hhmm(moment: Optional[datetime], tz: str) -> str:
+    return clock.local(moment, tz).strftime("%H:%M") if moment else "?"
+
+
+def _parse_time(value) -> Optional[datetime]:
+    try:
+        return clock.as_utc(datetime.fromisoformat(value)) if isinstance(value, str) else None
+    except ValueError:
+        return None
+
+
+def _handler(channel: str) -> str:
+    return "the text message service" if channel == "sms" else "the mail server"
+
+
+def _channel_words(channel: str, destination: Optional[str]) -> str:
+    noun = "text" if channel == "sms" else "email"
+    return f"{noun} to {mask_destination(channel, destination)}" if destination else noun
+
+
+def _tries(count: int) -> str:
+    return f" after {count} tries" if count and count > 1 else ""
+
+
+def _sentence(text: str) -> str:
+    """Reasons are written to follow a colon; a table cell starts them with a capital."""
+    return text[:1].upper() + text[1:] if text else text
+
+
+def _humanise(event_type: str) -> str:
+    return event_type.replace("_", " ").capitalize()
+
+
+class _Teller:
+    """Turns a sign-in's events into steps, remembering what it has seen so far."""
+
+    def __init__(self, facts: SignInFacts, tz: str) -> None:
+        self.facts = facts
+        self.tz = tz
+        self.deliveries = {d.id: d for d in facts.deliveries}
+        self.wrong = 0
+
+    def step(self, event) -> Step:
+        detail = event.detail or {}
+        item = self.deliveries.get(event.delivery_id)
+        describe = getattr(self, f"_{event.type}", None)
+        if describe is not None:
+            what, words, tone = describe(event, detail, item)
+        else:
+            what, words, tone = self._other(event, detail, item)
+        at = None
+        if event.type == "delivery_receipt":
+            # A receipt says when the phone network acted, which may be before it reached us.
+            at = _parse_time(detail.get("at"))
+        elif event.type == "signin_expired":
+            # The sweep may notice late; the code ran out at its expiry time all the same.
+            at = self.facts.sign_in.expires_at
+        return Step(at or event.created_at, what, _sentence(words), tone)
+
+    def _signin_started(self, event, detail, item):
+        return ("Password accepted", "A new code was made for this sign-in.", PLAIN)
+
+    def _signin_kept(self, event, detail, item):
+        return ("Password typed again elsewhere",
+                "The client chose to keep using the code already sent.", PLAIN)
+
+    def _delivery_queued(self, event, detail, item):
+        channel = item.channel if item else detail.get("channel", "")
+        where = _channel_words(channel, item.destination if item else None)
+        if detail.get("kind") == "resend" or (item and item.kind == "resend"):
+            return ("Resend queued", f"The same code, by {where}.", PLAIN)
+        return ("Code queued", f"By {where}.", PLAIN)
+
+    def _delivery_sent(self, event, detail, item):
+        channel = item.channel if item else detail.get("channel", "email")
+        if detail.get("transport") == "outbox":
+            return ("Not really sent",
+                    f"No {'Vonage key' if channel == 'sms' else 'mail server'} is set, so the "
+                    f"message went to the server's console instead of the client.", BAD)
+        return ("Handed over", f"To {_handler(channel)}{_tries(detail.get('attempts', 0))}.", OK)
+
+    def _delivery_retry(self, event, detail, item):
+        again = _parse_time(detail.get("next_attempt_at"))
+        when = f"; trying again at {_hhmm(again, self.tz)}" if again else ""
+        return ("Sending failed for a moment", f"{detail.get('reason', 'no reason given')}{when}.",
+                WARN)
+
+    def _delivery_failed(self, event, detail, item):
+        return ("Delivery failed",
+                f"{detail.get('reason', 'no reason given')}{_tries(detail.get('attempts', 0))}.",
+                BAD)
+
+    def _delivery_receipt(self, event, detail, item):
+        outcome = (event.outcome or "").lower()
+        if outcome == "delivered":
+            return ("Delivered", "The phone network says it reached the phone.", OK)
+        if outcome in ("failed", "rejected", "expired"):
+            reason = detail.get("reason") or "the phone network gave no reason"
+            return ("Not delivered", f"{reason[:1].upper()}{reason[1:]}.", BAD)
+        return ("Phone network update", f"It says: {outcome or 'no status'}.", PLAIN)
+
+    def _code_resend(self, event, detail, item):
+        channel = detail.get("channel")
+        by = f" by {'text' if channel == 'sms' else 'email'}" if channel else ""
+        count = detail.get("count")
+        which = f" (resend {count} of {MAX_RESENDS})" if count else ""
+        return ("Client asked for the code again", f"The same code{by}{which}.", PLAIN)
+
+    def _code_entry(self, event, detail, item):
+        outcome = event.outcome
+        if outcome == "accepted":
+            return ("Code typed: right", "", OK)
+        if outcome == "wrong":
+            self.wrong += 1
+            return ("Code typed: wrong", f"Wrong code {self.wrong} of {MAX_WRONG_CODES}.", WARN)
+        if outcome == "superseded":
+            earlier = self.facts.earlier.get(detail.get("earlier_sign_in"))
+            if detail.get("earlier_sign_in"):
+                then = f"at {_hhmm(earlier.created_at, self.tz)}" if earlier else "before"
+                return ("Code typed: from an earlier sign-in",
+                        f"The code of the sign-in {then}, not this one's; not counted as a "
+                        f"wrong try.", BAD)
+            newer = self.facts.successor
+            then = f" by the sign-in at {_hhmm(newer.created_at, self.tz)}" if newer else ""
+            return ("Code typed: too late, replaced",
+                    f"This sign-in had already been replaced{then}.", BAD)
+        if outcome == "expired":
+            return ("Code typed: too late, ran out",
+                    f"The code ran out at {_hhmm(self.facts.sign_in.expires_at, self.tz)}.", BAD)
+        if outcome == "locked":
+            if self.wrong == MAX_WRONG_CODES - 1:
+                self.wrong += 1
+                return ("Code typed: wrong",
+                        f"Wrong code {self.wrong} of {MAX_WRONG_CODES}, so this sign-in was "
+                        f"stopped.", BAD)
+            return ("Code typed: sign-in stopped",
+                    "This sign-in had been stopped, or the account was locked.", BAD)
+        if outcome == "used":
+            return ("Code typed again", "It had already been used to sign in.", WARN)
+        return ("Code typed", outcome or "", PLAIN)
+
+    def _signin_superseded(self, event, detail, item):
+        newer = self.facts.successor
+        then = f" at {_hhmm(newer.created_at, self.tz)}" if newer else ""
+        return ("Replaced", f"A new sign-in{then} made a new code; this code stopped working.",
+                WARN)
+
+    def _signin_locked(self, event, detail, item):
+        return ("Ended by an account lock",
+                "Too many wrong passwords or codes on the account.", BAD)
+
+    def _signin_expired(self, event, detail, item):
+        return ("Code ran out", "Ten minutes passed without it being used.", WARN)
+
+    def _signed_in(self, event, detail, item):
+        return ("Signed in", "", OK)
+
+    def _signin_cancelled(self, event, detail, item):
+        by = self.facts.actors.get(event.actor_id, "staff")
+        return ("Ended by staff", f"Ended by {by} from the support console.", PLAIN)
+
+    def _other(self, event, detail, item):
+        outcome = (event.outcome or "").lower()
+        if event.type.startswith("delivery_") and outcome == "delivered":
+            return ("Delivered", "The phone network says it reached the phone.", OK)
+        if event.type.startswith("delivery_") and outcome in ("failed", "expired", "rejected"):
+            reason = detail.get("reason") or (item.last_error if item else None) or outcome
+            return ("Not delivered", f"{reason}.", BAD)
+        by = f" by {self.facts.actors[event.actor_id]}" if event.actor_id in self.facts.actors else ""
+        return (_humanise(event.type), f"{event.outcome or ''}{by}".strip(), PLAIN)
+
+
+def steps(facts: SignInFacts, tz: str) -> list[Step]:
+    """Everything that happened to this sign-in, oldest first."""
+    teller = _Teller(facts, tz)
+    told = [teller.step(event) for event in facts.events]
+    # Receipts and cancellations may leave no event of their own: read them off the rows.
+    receipt_events = {(e.delivery_id, (e.outcome or "").lower()) for e in facts.events
+                      if e.type != "delivery_failed"}
+    for item in facts.deliveries:
+        if item.delivered_at and (item.id, "delivered") not in receipt_events:
+            told.append(Step(item.delivered_at, "Delivered",
+                             "The phone network says it reached the phone.", OK))
+        if (item.status == "failed" and item.sent_at and item.failed_at
+                and not {(item.id, o) for o in ("failed", "rejected", "expired")} & receipt_events):
+            told.append(Step(item.failed_at, "Not delivered",
+                             f"{item.last_error or 'The phone network gave no reason'}.", BAD))
+        if item.status == "cancelled" and not item.sent_at:
+            told.append(Step(facts.sign_in.ended_at or item.created_at, "Not sent",
+                             "The sign-in had ended before this message went out.", PLAIN))
+    return sorted(told, key=lambda s: s.at)
+
+
+def ending(facts: SignInFacts, tz: str) -> str:
+    """How the sign-in ended, in a few words."""
+    sign_in = facts.sign_in
+    at = _hhmm(sign_in.ended_at, tz)
+    if sign_in.status == "pending":
+        return f"Waiting for the code (it works until {_hhmm(sign_in.expires_at, tz)})"
+    return {
+        "completed": f"Signed in at {at}",
+        "superseded": f"Replaced by a newer sign-in at {at}",
+        "expired": f"Code ran out at {at}",
+        "locked": f"Stopped after too many wrong codes at {at}",
+        "cancelled": f"Ended by staff at {at}",
+    }.get(sign_in.status, f"{sign_in.status.capitalize()} at {at}")
+
+
+# Account events outside any sign-in: what they are called, what they mean, and their tone.
+ACTIVITY = {
+    "password_failed": ("Wrong password typed", "No code is sent until the password is right.",
+                        WARN),
+    "logout": ("Logged out", "", PLAIN),
+    "account_locked": ("Account locked", "Too many wrong passwords or codes.", BAD),
+    "account_unlocked": ("Account unlocked", "", OK),
+    "support_channel_switched": ("Switched to codes by email", "", PLAIN),
+    "support_export": ("Sign-in timeline exported", "", PLAIN),
+    "user_added": ("Account created", "", PLAIN),
+    "password_set": ("Password set", "", PLAIN),
+    "role_set": ("Role changed", "", PLAIN),
+    "delivery_queued": ("Message queued", "", PLAIN),
+}
+
+
+def activity_step(event, actors: dict, tz: str) -> Step:
+    """An account event that belongs to no sign-in (wrong passwords, staff actions), as a step."""
+    what, detail, tone = ACTIVITY.get(event.type, (_humanise(event.type), event.outcome or "",
+                                                   PLAIN))
+    extra = event.detail or {}
+    if event.actor_id in actors:
+        detail = f"{detail} By {actors[event.actor_id]}.".strip()
+    elif extra.get("by") == "cli":
+        detail = f"{detail} From the server's command line.".strip()
+    if event.type == "account_locked" and _parse_time(extra.get("until")):
+        detail = f"{detail} Locked until {_hhmm(_parse_time(extra['until']), tz)}."
+    if event.type == "delivery_queued" and extra.get("kind"):
+        detail = f"A {extra['kind'].replace('_', ' ')} message by {extra.get('channel', 'email')}."
+    return Step(event.created_at, what, detail, tone)
