@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Optional
 
 from flask import (
@@ -14,15 +13,10 @@ from blueprints.safety import no_store
 from extensions import db
 from forms import PhoneProofActionForm, PhoneProofForm, SecurityForm
 from models import User
-from services import audit, clock, delivery, limits, passwords, phone_proofs, sessions
+from services import clock, delivery, passwords, phone_proofs
 from services.phones import national
 
 bp = Blueprint("account", __name__)
-
-# Changing how codes arrive asks for the password again unless the sign-in is this recent.
-REAUTH_WINDOW = timedelta(minutes=10)
-# Wrong passwords on this page before the session is ended: a stolen session gets no further.
-MAX_WRONG_PASSWORDS = 5
 
 
 @bp.after_request
@@ -31,8 +25,7 @@ def never_cache(response):
 
 
 def _recently_signed_in() -> bool:
-    started = sessions.started_at(session.get("sid"))
-    return started is not None and clock.now() - started <= REAUTH_WINDOW
+    return phone_proofs.recently_signed_in(session.get("sid"))
 
 
 def _user() -> User:
@@ -58,7 +51,6 @@ def _page(form: Optional[SecurityForm] = None, proof_form: Optional[PhoneProofFo
 
 
 @bp.route("/account/security", methods=["GET", "POST"])
-@limits.preference_changes
 @login_required
 def security():
     if request.method == "GET":
@@ -89,7 +81,6 @@ def _change():
             return _page(form, status=422)
         if not passwords.verify_password(user, form.password.data):
             return _wrong_password(form)
-    session.pop("reauth_failures", None)
 
     if change.action == "prove":
         started = phone_proofs.start_proof(user, change.phone, host=request.host)
@@ -109,22 +100,15 @@ def _change():
 
 
 def _wrong_password(form: SecurityForm):
-    user = _user()
-    failures = int(session.get("reauth_failures", 0)) + 1
-    session["reauth_failures"] = failures
-    audit.record("reauth_failed", user_id=user.id, outcome="wrong",
-                 detail={"count": failures})
-    if failures >= MAX_WRONG_PASSWORDS:
-        audit.record("logout", user_id=user.id, detail={"reason": "wrong passwords"})
-        sessions.revoke(session.get("sid"))
-        db.session.commit()
+    failures = phone_proofs.wrong_password(_user(), session.get("sid"))
+    db.session.commit()
+    left = phone_proofs.MAX_WRONG_PASSWORDS - failures
+    if left <= 0:
         logout_user()
         session.clear()
         flash("That was too many wrong passwords, so we have signed you out to keep your "
               "account safe. Please sign in again.", "warning")
         return redirect(url_for("auth.login"))
-    db.session.commit()
-    left = MAX_WRONG_PASSWORDS - failures
     form.password.errors.append(
         f"That password is not right. You have {left} {'try' if left == 1 else 'tries'} left "
         "before we sign you out.")

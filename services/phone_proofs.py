@@ -13,11 +13,11 @@ from datetime import datetime, timedelta
 from typing import Optional
 
 from flask import current_app
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
 from extensions import db
-from models import Delivery, PhoneProof, User
-from services import audit, clock, codes, delivery
+from models import Delivery, Event, PhoneProof, User
+from services import audit, clock, codes, delivery, sessions
 from services.masking import mask_phone
 from services.phones import check_uk_mobile
 
@@ -28,6 +28,11 @@ PROOF_COOLDOWN = codes.RESEND_COOLDOWN
 MAX_PROOFS_PER_HOUR = 5
 
 ACCEPTED, WRONG, EXPIRED, LOCKED, NONE = "accepted", "wrong", "expired", "locked", "none"
+
+# Changing how codes arrive asks for the password again unless the sign-in is this recent.
+REAUTH_WINDOW = timedelta(minutes=10)
+# Wrong passwords for one session before it is ended: a stolen session gets no further.
+MAX_WRONG_PASSWORDS = 5
 
 
 def _local(moment: datetime, fmt: str = "%H:%M") -> str:
@@ -254,3 +259,29 @@ def notify(user: User, summary: str) -> Delivery:
         values={"change": summary, "when": _local(clock.now(), "%H:%M on %-d %B %Y")},
     )
 
+
+# --- asking for the password again ----------------------------------------------------
+
+def recently_signed_in(token: Optional[str]) -> bool:
+    """True when the session with this token began within REAUTH_WINDOW."""
+    started = sessions.started_at(token)
+    return started is not None and clock.now() - started <= REAUTH_WINDOW
+
+
+def wrong_password(user: User, token: Optional[str]) -> int:
+    """Record a wrong password given to make a change; returns how many this session has had.
+
+    Counted from the audit trail, not the cookie, so replaying an older cookie resets nothing.
+    At MAX_WRONG_PASSWORDS the session is revoked (the caller commits and signs the browser out).
+    """
+    audit.record("reauth_failed", user_id=user.id, outcome="wrong")
+    db.session.flush()
+    since = sessions.started_at(token) or clock.now()
+    failures = db.session.scalar(
+        select(func.count(Event.id)).where(
+            Event.user_id == user.id, Event.type == "reauth_failed", Event.created_at >= since)
+    ) or 0
+    if failures >= MAX_WRONG_PASSWORDS:
+        sessions.revoke(token)
+        audit.record("logout", user_id=user.id, detail={"reason": "wrong passwords"})
+    return failures

@@ -357,12 +357,18 @@ def test_password_needed_after_ten_minutes(app, client_in, vonage, deliver):
 
 def test_five_wrong_passwords_sign_out(app, client_in):
     clock.advance(timedelta(minutes=11))
+    cookie = client_in.client.get_cookie(app.config["SESSION_COOKIE_NAME"]).value
     for _ in range(4):
         assert _ask_for_sms(client_in, password="wrong").status_code == 422
     response = _ask_for_sms(client_in, password="wrong")
     assert response.status_code == 302 and "/login" in response.headers["Location"]
     assert client_in.get("/portal").status_code == 302
     assert len(_events(app, "reauth_failed")) == 5
+    # The count and the sign-out live on the server: replaying the old cookie gets nowhere.
+    replay = app.test_client()
+    replay.set_cookie(app.config["SESSION_COOKIE_NAME"], cookie)
+    assert replay.get("/portal").status_code == 302
+    assert replay.get(PAGE).status_code == 302
 
 
 def test_csrf_is_required(app, client_in):
