@@ -32,6 +32,7 @@ def create_app(config_class: Optional[type[Config]] = None) -> Flask:
     register_blueprints(app)
     register_errorhandlers(app)
     register_headers(app)
+    register_body_checks(app)
     register_template_helpers(app)
     register_cli(app)
     start_background(app)
@@ -160,6 +161,20 @@ def register_headers(app: Flask) -> None:
                 "Strict-Transport-Security", "max-age=31536000; includeSubDomains"
             )
         return response
+
+
+def register_body_checks(app: Flask) -> None:
+    """The pages take HTML forms of text fields; a JSON body or a file upload gets a 415."""
+
+    @app.before_request
+    def text_forms_only():
+        if request.method in ("GET", "HEAD", "OPTIONS"):
+            return None
+        # Flask-WTF would read a JSON body as form data, and a file where a form wants text;
+        # both end in a 500 for a JSON array or an upload. Only the Vonage webhook takes JSON.
+        if (request.is_json and request.blueprint != "webhooks") or request.files:
+            return render_error(415, "This address takes a form of text fields, nothing else.")
+        return None
 
 
 def register_template_helpers(app: Flask) -> None:
