@@ -29,4 +29,8 @@ migrate = Migrate()
 login_manager = LoginManager()
 csrf = CSRFProtect()
 mail = Mail()
-limiter = Limiter(key_func=get_remote_address, default_limits=[], headers_enabled=True)
+# A Redis (RATELIMIT_STORAGE_URI) that stops answering must not take the sign-in page down:
+# each process counts in memory until it is back; lockout and the caps on codes sent live in
+# the database and hold regardless.
+limiter = Limiter(key_func=get_remote_address, default_limits=[], headers_enabled=True,
+                  in_memory_fallback_enabled=True, swallow_errors=True)

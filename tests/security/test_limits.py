@@ -347,3 +347,12 @@ def test_codes_per_ip_per_hour(app, smtp, deliver, from_ip):
     assert "from your network" in response.get_data(as_text=True)
     # The same client elsewhere is fine.
     assert from_ip("203.0.113.5").log_in("client2@example.com").status_code == 302
+
+
+def test_limits_hold_in_memory_when_redis_is_unreachable(app, user, limits_on, caplog):
+    """A dead RATELIMIT_STORAGE_URI neither takes the sign-in page down nor lifts the limits."""
+    app.config["RATELIMIT_STORAGE_URI"] = "redis://127.0.0.1:1/0"  # nothing listens there
+    limits_on(login_per_ip="2 per hour")
+    statuses = [Browser(app).log_in(EMAIL, "wrong").status_code for _ in range(3)]
+    assert statuses == [200, 200, 429]
+    assert "falling back to in-memory storage" in caplog.text
