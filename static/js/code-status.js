@@ -14,6 +14,7 @@
   var failures = 0;
   var busy = false;
   var stopped = false;
+  var unconfirmed = false;
 
   var box = document.getElementById('delivery-status');
   var text = document.getElementById('delivery-text');
@@ -51,14 +52,23 @@
       })
       .then(function (data) {
         failures = 0;
-        if (data.status === 'pending') showDelivery(data.delivery);
-        else stopped = true;
+        if (data.status === 'pending') {
+          unconfirmed = false;
+          showDelivery(data.delivery);
+        } else if (!unconfirmed) {
+          // An answer to a request sent just before another tab's sign-in changed the
+          // cookie can be out of date: ask once more before the page says it has ended.
+          unconfirmed = true;
+          return;
+        } else {
+          stopped = true;
+        }
         document.dispatchEvent(new CustomEvent('signin:status', { detail: data }));
       })
       .catch(function () { failures = Math.min(failures + 1, 5); })
       .then(function () {
         busy = false;
-        schedule(wait());
+        schedule(unconfirmed && !stopped ? 300 : wait());
       });
   }
 

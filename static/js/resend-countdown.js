@@ -4,6 +4,9 @@
   'use strict';
   var button = document.querySelector('[data-resend-button]');
   if (!button) return;
+  // "Send by email instead" is a resend too: the same cooldown holds for it.
+  var buttons = [button].concat(Array.prototype.slice.call(
+    document.querySelectorAll('[data-resend-switch]')));
   var hint = document.querySelector('[data-resend-hint]');
   var left = parseInt(button.getAttribute('data-left'), 10);
   var deadline = 0;
@@ -17,16 +20,20 @@
     if (hint && hint.textContent !== message) hint.textContent = message;
   }
 
+  function enable(yes) {
+    buttons.forEach(function (each) { each.disabled = !yes; });
+  }
+
   function render() {
     var seconds = secondsToWait();
     if (left <= 0) {
-      button.disabled = true;
+      enable(false);
       say('We have sent this code as many times as we can.');
     } else if (seconds > 0) {
-      button.disabled = true;
+      enable(false);
       say('You can ask again in ' + seconds + (seconds === 1 ? ' second.' : ' seconds.'));
     } else {
-      button.disabled = false;
+      enable(true);
       say('We will send the same code, not a new one. ' + left + ' left.');
     }
     if (seconds === 0 && ticker) {
@@ -47,11 +54,12 @@
     if (typeof data.resend_wait === 'number') countFrom(data.resend_wait);
   });
 
-  if (button.form) {
-    button.form.addEventListener('submit', function () {
+  buttons.forEach(function (each) {
+    if (!each.form) return;
+    each.form.addEventListener('submit', function () {
       // One press, one resend: a second tap while the page loads would only be refused.
-      setTimeout(function () { button.disabled = true; }, 0);
+      setTimeout(function () { enable(false); }, 0);
     });
-  }
+  });
   countFrom(parseInt(button.getAttribute('data-wait'), 10) || 0);
 })();

@@ -45,6 +45,7 @@
       portal: codePage.getAttribute('data-portal-url')
     };
     var ended = false;
+    var announced = [];  // sign-ins other tabs of this browser started
 
     var check = function () { document.dispatchEvent(new CustomEvent('signin:check')); };
 
@@ -54,7 +55,7 @@
       var again = { href: urls.login, text: 'Sign in again' };
       switch (data.status) {
         case 'superseded':
-          if (newer && newer.here) {
+          if (newer && (newer.here || announced.indexOf(newer.sign_in) !== -1)) {
             return { title: 'This code no longer works', lines: [
               'Your ' + sent + ' code no longer works: you signed in again at ' +
                 newer.sent_at_local + ' in another tab.',
@@ -130,6 +131,7 @@
     if (tabs) {
       tabs.listen(function (message) {
         // Another tab's news is only a hint: the server's answer is what the page shows.
+        if (message.kind === 'started') announced.push(message.signIn);
         if ((message.kind === 'started' && message.signIn !== mine) ||
             message.kind === 'signed-in') {
           check();

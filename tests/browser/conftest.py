@@ -30,6 +30,7 @@ SCREENSHOTS = ROOT / "test-artifacts" / "screenshots"
 DESKTOP = {"width": 1280, "height": 900}
 PHONE = {"width": 390, "height": 844}
 SMALL_PHONE = {"width": 360, "height": 740}
+SMS_PHONE = "+447700900123"  # a UK mobile number reserved for drama, never a real one
 
 
 # --- the app on a real server --------------------------------------------------------------
@@ -62,10 +63,13 @@ def live_server(tmp_path, smtp):
     from app import create_app
 
     # The dispatcher thread starts once the tables exist, not in create_app before them.
-    application = create_app(make_config(tmp_path, smtp, DISPATCHER_AUTOSTART=False))
+    # Email goes to the SMTP fixture; SMS (no Vonage key) to the development outbox page.
+    application = create_app(make_config(tmp_path, smtp, DISPATCHER_AUTOSTART=False,
+                                         DEV_OUTBOX=True))
     reset_schema(application)
     application.extensions["dispatcher"].start()
     add_user(application, "client@example.com")
+    add_user(application, "texts@example.com", channel="sms", phone=SMS_PHONE)
     server = LiveServer(application)
     server.start()
     yield server

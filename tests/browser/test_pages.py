@@ -137,4 +137,18 @@ def test_every_page(viewport, live_server, new_context, smtp):
     expect(page.locator("main")).to_contain_text("Too many wrong codes")
     check(page, "code-locked")
 
-    assert len(check.seen) == 17
+    texts = new_context(viewport, phone=phone).new_page()
+    log_in(texts, live_server, "texts@example.com")
+    texts.wait_for_url("**/login/code")
+    expect(texts.locator(".lead")).to_contain_text("•••• ••• 123")
+    expect(texts.locator("#delivery-status")).to_contain_text("text message service",
+                                                              timeout=SOON)
+    texts.get_by_text("Not received a code?").click()
+    expect(texts.get_by_role("button", name="Send by email instead")).to_be_disabled()
+    check(texts, "code-sms")
+    texts.goto(live_server("/dev/outbox"))
+    # The SMS ends with the WebOTP line, so the phone can offer to fill the code in.
+    expect(texts.locator("pre").first).to_contain_text("@127.0.0.1 #")
+    check(texts, "dev-outbox")
+
+    assert len(check.seen) == 19
