@@ -206,7 +206,9 @@ TAP_TARGETS_JS = """
       if (text !== el.textContent.trim()) continue;  // inline link in a sentence
     }
     if (el.type === 'radio' || el.type === 'checkbox') {
-      const label = el.closest('label') || (el.id && document.querySelector(`label[for="${el.id}"]`));
+      // The tap target is the choice box (its label covers it), else the label.
+      const label = el.closest('.choice') || el.closest('label')
+        || (el.id && document.querySelector(`label[for="${el.id}"]`));
       if (label) box = label.getBoundingClientRect();
     }
     if (box.height < 44 || box.width < 44) {

@@ -13,6 +13,7 @@ import pytest
 from playwright.sync_api import expect
 
 from services import clock
+from tests.conftest import add_user, user_by_email
 from tests.browser.conftest import (
     DESKTOP, PHONE, SMALL_PHONE, assert_accessible, assert_fields_labelled, assert_fits_phone,
     code_from, log_in, screenshot,
@@ -152,3 +153,30 @@ def test_every_page(viewport, live_server, new_context, smtp):
     check(texts, "dev-outbox")
 
     assert len(check.seen) == 19
+
+
+@pytest.mark.parametrize("viewport", [DESKTOP, PHONE], ids=lambda v: f"{v['width']}px")
+def test_pages_behind_sign_in(viewport, live_server, new_context, smtp):
+    """The account page and the support console pass the same checks."""
+    check = Checker(viewport)
+    add_user(live_server.app, "staff@example.com", role="support")
+    page = new_context(viewport, phone=viewport["width"] <= 400).new_page()
+    log_in(page, live_server, "staff@example.com")
+    page.wait_for_url("**/login/code")
+    page.fill("input[name=code]", code_from(smtp, 1, "staff@example.com"))
+    page.get_by_role("button", name="Continue").click()
+    page.wait_for_url("**/portal")
+
+    page.goto(live_server("/account/security"))
+    check(page, "account-security")
+    # The whole choice box is the tap target: a tap at its far corner picks that option.
+    box = page.locator(".choice").filter(has=page.locator("input[value=sms]"))
+    size = box.bounding_box()
+    box.click(position={"x": size["width"] - 6, "y": size["height"] - 6})
+    expect(page.locator("input[value=sms]")).to_be_checked()
+
+    page.goto(live_server("/support"))
+    check(page, "support")
+    client_id = user_by_email(live_server.app, "client@example.com").id
+    page.goto(live_server(f"/support/clients/{client_id}"))
+    check(page, "support-client")
