@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 
 from extensions import db
 from models import CHANNELS, ROLES, User
-from services import audit, clock, passwords, phones, sessions
+from services import audit, clock, limits, passwords, phones, sessions
 
 users = AppGroup("users", help="Add and manage users.")
 
@@ -123,11 +123,10 @@ def set_role(email: str, role: str):
 def unlock(email: str):
     """Lift an account lockout."""
     user = _find(email)
-    user.locked_until = None
-    user.lockout_count = 0
-    audit.record("account_unlocked", user_id=user.id, detail={"by": "cli"})
+    was_locked = limits.unlock_account(user)
     db.session.commit()
-    click.echo(f"{user.email} is unlocked.")
+    click.echo(f"{user.email} is unlocked." if was_locked
+               else f"{user.email} is unlocked (it was not locked; its failure count restarts).")
 
 
 DEMO_ACCOUNTS = (
@@ -157,8 +156,10 @@ def demo():
 
 
 def register(app: Flask) -> None:
+    from services.data_copy import db_copy
     from services.retention import prune_command
 
     app.cli.add_command(users)
     app.cli.add_command(demo)
     app.cli.add_command(prune_command)
+    app.cli.add_command(db_copy)

@@ -13,7 +13,7 @@ from blueprints.safety import no_store
 from extensions import db
 from forms import PhoneProofActionForm, PhoneProofForm, SecurityForm
 from models import User
-from services import clock, delivery, passwords, phone_proofs
+from services import clock, delivery, limits, passwords, phone_proofs
 from services.phones import national
 
 bp = Blueprint("account", __name__)
@@ -51,6 +51,7 @@ def _page(form: Optional[SecurityForm] = None, proof_form: Optional[PhoneProofFo
 
 
 @bp.route("/account/security", methods=["GET", "POST"])
+@limits.preference_changes
 @login_required
 def security():
     if request.method == "GET":

@@ -15,7 +15,7 @@ from blueprints.safety import no_store, safe_next
 from extensions import db
 from forms import ChoiceForm, CodeForm, LoginForm, LogoutForm, ResendForm
 from models import SignIn, User
-from services import audit, clock, codes, delivery, passwords, sessions
+from services import audit, clock, codes, delivery, limits, passwords, sessions
 from services.masking import mask_destination
 
 bp = Blueprint("auth", __name__)
@@ -52,6 +52,14 @@ def _pending_choice() -> Optional[dict]:
 
 def _begin(user: User, next_url: Optional[str]):
     """Start a new sign-in for this browser and go to the code page."""
+    refusal = limits.refuse_new_code(user, audit.client_ip())
+    if refusal is not None:
+        # Reached only with the right password, so it tells an attacker nothing new.
+        db.session.commit()
+        session.pop("choice", None)
+        flash(refusal.message, "error")
+        return render_template("auth/login.html", form=LoginForm(formdata=None),
+                               waiting=None), 429, refusal.headers
     sign_in = codes.start_sign_in(
         user, ip=audit.client_ip(), user_agent=audit.client_agent(), next_url=next_url,
         host=request.host,
@@ -63,6 +71,7 @@ def _begin(user: User, next_url: Optional[str]):
 
 
 @bp.route("/login", methods=["GET", "POST"])
+@limits.password_checks
 def login():
     if current_user.is_authenticated:
         return redirect(url_for("portal.home"))
@@ -82,6 +91,8 @@ def login():
         if not passwords.verify_password(user, form.password.data):
             audit.record("password_failed", user_id=user.id if user else None,
                          outcome="wrong", detail={} if user else {"unknown_email": True})
+            if user is not None:
+                limits.note_failure(user)
             db.session.commit()
             flash(GENERIC_LOGIN_ERROR, "error")
             return render_template("auth/login.html", form=form, waiting=waiting), 200
@@ -141,6 +152,7 @@ def _code_page(sign_in: Optional[SignIn], form: CodeForm, *, problem: Optional[d
 
 
 @bp.route("/login/code", methods=["GET", "POST"])
+@limits.code_entries
 def code():
     sign_in = browser_sign_in()
     if sign_in is None:
@@ -156,14 +168,21 @@ def code():
         return _code_page(sign_in, form, status=200 if request.method == "GET" else 422)
 
     check = codes.check_code(sign_in, form.code.data)
+    if check.outcome in (codes.WRONG, codes.LOCKED):
+        limits.note_failure(sign_in.user)
     db.session.commit()
     if check.outcome == codes.ACCEPTED:
         return _finish_sign_in(sign_in)
+    lock = limits.lock_refusal(sign_in.user)
     problem = {
         "outcome": check.outcome, "tries_left": check.tries_left,
         "earlier": check.earlier, "newer": check.newer,
+        "account_locked": lock.message if lock else None,
     }
     form.code.data = ""
+    if lock is not None:
+        page, status = _code_page(sign_in, form, problem=problem, status=429)
+        return page, status, lock.headers
     return _code_page(sign_in, form, problem=problem, status=422)
 
 
@@ -181,6 +200,7 @@ def _finish_sign_in(sign_in: SignIn):
 
 
 @bp.route("/login/code/resend", methods=["POST"])
+@limits.resends
 def resend():
     sign_in = browser_sign_in()
     form = ResendForm()
@@ -189,6 +209,12 @@ def resend():
               "Please enter your email and password first.", "warning")
         return redirect(url_for("auth.login"))
     channel = form.channel.data if form.channel.data in ("email",) else None
+    refusal = limits.code_send_refusal(sign_in.user, audit.client_ip()) \
+        if sign_in.is_pending else None
+    if refusal is not None:
+        flash(refusal.message, "warning")
+        page, status = _code_page(sign_in, CodeForm(formdata=None), status=429)
+        return page, status, refusal.headers
     result = codes.resend_code(sign_in, channel=channel, host=request.host)
     db.session.commit()
     if result.ok:
