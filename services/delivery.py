@@ -17,8 +17,9 @@ import smtplib
 import socket
 import threading
 from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
-from typing import Optional
+from typing import Callable, Optional
 
 from flask import Flask, current_app, has_app_context, render_template
 from flask_mail import Connection, Message
@@ -294,6 +295,10 @@ def process(delivery_id: int) -> str:
         return item.status
     try:
         subject, text = render(item, code)
+        # Let go of the database while the mail server or Vonage takes its time: the row
+        # stays claimed, and a slow server must not hold a connection open per message.
+        db.session.expunge(item)
+        db.session.commit()
         provider_ref = hand_over(item, subject, text)
     except DeliveryError as exc:
         db.session.rollback()
@@ -312,6 +317,7 @@ def process(delivery_id: int) -> str:
                                  "next_attempt_at": item.next_attempt_at.isoformat()})
         db.session.commit()
         return item.status
+    item = db.session.get(Delivery, delivery_id)
     item.status = "sent"
     item.sent_at = clock.now()
     item.provider_ref = provider_ref
@@ -325,19 +331,25 @@ def process(delivery_id: int) -> str:
     return item.status
 
 
-def run_once(limit: int = 20) -> int:
-    """One round: end expired sign-ins, then send what is due. Returns messages handled."""
+def process_safely(delivery_id: int) -> None:
+    """`process`, where an unexpected error is logged and the message retried later."""
+    try:
+        process(delivery_id)
+    except Exception:  # one bad message must not stop the others
+        db.session.rollback()
+        log.exception("delivery %s: unexpected error; it will be retried", delivery_id)
+
+
+def run_once(limit: int = 20, send: Optional[Callable[[int], None]] = None) -> int:
+    """One round: end expired sign-ins, then send what is due, here or by `send(id)`.
+    Returns messages handled."""
     from services import codes
 
     codes.expire_due_sign_ins()
     db.session.commit()
     handled = 0
     for delivery_id in claim_due(limit):
-        try:
-            process(delivery_id)
-        except Exception:  # one bad message must not stop the others
-            db.session.rollback()
-            log.exception("delivery %s: unexpected error; it will be retried", delivery_id)
+        (send or process_safely)(delivery_id)
         handled += 1
     return handled
 
@@ -354,7 +366,9 @@ def beat(worker: Optional[str] = None) -> None:
 
 
 class Dispatcher:
-    """A daemon thread per app process that sends queued messages."""
+    """A daemon thread per app process that claims queued messages and hands each to one of
+    DISPATCHER_SENDERS sender threads, so that a mail server taking seconds per message
+    delays that message, not every message queued behind it."""
 
     def __init__(self, app: Flask) -> None:
         self.app = app
@@ -362,6 +376,10 @@ class Dispatcher:
         self._stop = threading.Event()
         self._thread: Optional[threading.Thread] = None
         self.last_round_at = None
+        self.senders = max(1, int(app.config.get("DISPATCHER_SENDERS", 1)))
+        self._pool: Optional[ThreadPoolExecutor] = None
+        self._lock = threading.Lock()
+        self._sending = 0
 
     @property
     def alive(self) -> bool:
@@ -371,6 +389,8 @@ class Dispatcher:
         if self.alive:
             return
         self._stop.clear()
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(self.senders, thread_name_prefix="clientgate-sender")
         self._thread = threading.Thread(target=self._loop, name="clientgate-dispatcher",
                                         daemon=True)
         self._thread.start()
@@ -380,6 +400,30 @@ class Dispatcher:
         self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout)
+        if self._pool is not None:
+            # Messages being handed over finish (each within MAIL_TIMEOUT) and are recorded.
+            self._pool.shutdown(wait=True)
+            self._pool = None
+
+    def _submit(self, delivery_id: int) -> None:
+        with self._lock:
+            self._sending += 1
+        self._pool.submit(self._send, delivery_id)
+
+    def _send(self, delivery_id: int) -> None:
+        """On a sender thread: one message, in its own app context and database session."""
+        try:
+            with self.app.app_context():
+                try:
+                    process_safely(delivery_id)
+                finally:
+                    db.session.remove()
+        finally:
+            with self._lock:
+                was_full = self._sending >= self.senders
+                self._sending -= 1
+            if was_full:
+                self._wake.set()  # messages may be waiting for this sender: claim them now
 
     def wake(self) -> None:
         self._wake.set()
@@ -390,9 +434,11 @@ class Dispatcher:
         while not self._stop.is_set():
             self._wake.clear()
             busy = False
+            with self._lock:
+                free = self.senders - self._sending
             with self.app.app_context():
                 try:
-                    busy = run_once() > 0
+                    busy = free > 0 and run_once(min(20, free), send=self._submit) > 0
                     if last_beat is None or clock.now() - last_beat >= HEARTBEAT_EVERY:
                         beat()
                         last_beat = clock.now()
