@@ -238,3 +238,10 @@ def test_session_token_is_random_and_stored_only_hashed(app, user, sign_in):
     with app.app_context():
         stored = db.session.scalars(select(AuthSession.token_hash)).all()
     assert not set(tokens) & set(stored)
+
+
+def test_sms_is_offered_with_its_risk_and_email_as_the_alternative(app, user, sign_in):
+    """SMS is a restricted authenticator (SP 800-63B-4; ASVS 6.6.1): say so where it is chosen."""
+    page = sign_in().get("/account/security").get_data(as_text=True)
+    assert "Less safe than email" in page and "SIM card" in page
+    assert 'value="email"' in page and 'value="sms"' in page

@@ -146,3 +146,21 @@ def test_secret_key_is_never_logged_or_stored(app, user, smtp, deliver, caplog):
     secret = app.config["SECRET_KEY"]
     assert secret not in caplog.text
     assert not any(secret in text for _, _, text in every_stored_text(app))
+
+
+def test_codes_are_six_digits_from_the_csprng_and_live_ten_minutes(monkeypatch):
+    """ASVS 6.5.3/6.5.4/6.5.5 and SP 800-63B out-of-band verifiers: CSPRNG, ~20 bits, 10 min."""
+    asked = []
+    real = codes.secrets.randbelow
+
+    def spy(n):
+        asked.append(n)
+        return real(n)
+
+    monkeypatch.setattr(codes.secrets, "randbelow", spy)
+    made = [codes.new_code() for _ in range(200)]
+    assert asked == [10 ** 6] * 200  # every code is one draw over all 10^6 values (19.9 bits)
+    assert all(len(code) == 6 and code.isdigit() for code in made)
+    assert len(set(made)) > 190
+    assert codes.CODE_LIFETIME <= timedelta(minutes=10)
+    assert codes.MAX_WRONG_CODES <= 5
