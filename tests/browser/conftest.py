@@ -104,8 +104,18 @@ def chromium():
 
 @pytest.fixture
 def new_context(chromium):
-    """Make browser contexts (separate cookie jars, like separate browsers); closed after."""
+    """Make browser contexts (separate cookie jars, like separate browsers); closed after.
+
+    Any script error, and anything the page's CSP blocked, fails the test.
+    """
     contexts = []
+    errors: list[str] = []
+
+    def watch(page) -> None:
+        page.on("pageerror", lambda error: errors.append(f"{page.url}: {error}"))
+        page.on("console", lambda message: errors.append(f"{page.url}: {message.text}")
+                if message.type == "error" and "Content Security Policy" in message.text
+                else None)
 
     def make(viewport: Optional[dict] = None, *, javascript: bool = True, phone: bool = False,
              **options):
@@ -114,12 +124,14 @@ def new_context(chromium):
             has_touch=phone, locale="en-GB", timezone_id="Europe/London", **options,
         )
         context.set_default_timeout(8000)
+        context.on("page", watch)
         contexts.append(context)
         return context
 
     yield make
     for context in contexts:
         context.close()
+    assert not errors, "errors in the browser:\n" + "\n".join(errors)
 
 
 # --- helpers the tests share ------------------------------------------------------------------
