@@ -32,11 +32,17 @@ PROBLEM_LIMIT = 30
 SEARCH_LIMIT = 50
 MAX_QUERY_LENGTH = 254
 ACTIVITY_LIMIT = 20
+ACTIVITY_SCAN = 2000
 # Larger than any id a database will hand out; anything bigger is not an id at all.
 MAX_ID = 2 ** 63 - 1
 
-# Events of a sign-in that mean it went wrong, for the list across all clients.
-PROBLEM_ENTRIES = ("superseded", "expired", "locked")
+# Events of a sign-in that mean it went wrong (with the outcomes that do), for the list
+# across all clients; failed messages are found on the deliveries themselves.
+PROBLEM_EVENTS = (
+    ("code_entry", ("superseded", "expired", "locked")),
+    ("signin_expired", None),
+    ("signin_locked", None),
+)
 # Account events too common or too obvious to list under "other activity".
 QUIET_ACTIVITY = ("password_ok",)
 
@@ -262,9 +268,13 @@ def client_page(user: User, before: Optional[int], tz: str) -> ClientPage:
 
 def account_activity(user: User, tz: str, limit: int = ACTIVITY_LIMIT) -> list[timeline.Step]:
     """The newest account events that belong to no sign-in: wrong passwords, staff actions."""
+    # Look only among the user's newest events, so a client with years of sign-ins (whose
+    # events all belong to sign-ins) costs a bounded index range, not all their history.
+    newest = (select(Event.id).where(Event.user_id == user.id)
+              .order_by(Event.created_at.desc()).limit(ACTIVITY_SCAN))
     events = db.session.scalars(
         select(Event)
-        .where(Event.user_id == user.id, Event.sign_in_id.is_(None),
+        .where(Event.id.in_(newest), Event.sign_in_id.is_(None),
                Event.type.not_in(QUIET_ACTIVITY))
         .order_by(Event.created_at.desc(), Event.id.desc()).limit(limit)
     ).all()
@@ -279,19 +289,14 @@ def recent_problems(tz: str, *, days: int = PROBLEM_DAYS,
     """Sign-ins across all clients that went wrong lately, newest first."""
     since = clock.now() - timedelta(days=days)
     hits: list[tuple[datetime, int]] = []
-    # One small query per kind of trouble, each served by an index, rather than one big OR.
-    hits += db.session.execute(
-        select(Event.created_at, Event.sign_in_id)
-        .where(Event.type == "code_entry", Event.created_at >= since,
-               Event.outcome.in_(PROBLEM_ENTRIES), Event.sign_in_id.is_not(None))
-        .order_by(Event.created_at.desc()).limit(limit)
-    ).all()
-    hits += db.session.execute(
-        select(Event.created_at, Event.sign_in_id)
-        .where(Event.type == "signin_expired", Event.created_at >= since,
-               Event.sign_in_id.is_not(None))
-        .order_by(Event.created_at.desc()).limit(limit)
-    ).all()
+    # One small query per kind of trouble, each an index range, rather than one big OR.
+    for type_, outcomes in PROBLEM_EVENTS:
+        query = (select(Event.created_at, Event.sign_in_id)
+                 .where(Event.type == type_, Event.created_at >= since,
+                        Event.sign_in_id.is_not(None)))
+        if outcomes:
+            query = query.where(Event.outcome.in_(outcomes))
+        hits += db.session.execute(query.order_by(Event.created_at.desc()).limit(limit)).all()
     hits += db.session.execute(
         select(Delivery.created_at, Delivery.sign_in_id)
         .where(Delivery.status == "failed", Delivery.created_at >= since,

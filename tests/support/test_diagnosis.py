@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import select
 
 from extensions import db
-from models import SignIn
+from models import SignIn, User
 from services import clock, codes, diagnosis, sms
 from tests.conftest import Browser, add_user, user_by_email
 from tests.support.conftest import (
@@ -270,3 +270,52 @@ def test_sms_refused_by_vonage(app, vonage, deliver, phone):
     failed = finding(view, diagnosis.DELIVERY_FAILED)
     assert "the text to •••• ••• 456 could not be sent: this number is barred" in failed.text
     assert "switch the client to email" in failed.text
+
+
+def test_sign_in_ended_by_an_account_lock(app, client_id, smtp, deliver, phone):
+    from services import limits
+
+    start(phone, smtp, deliver)
+    with app.app_context():
+        limits.lock_account(db.session.get(User, client_id))  # as after many wrong passwords
+        db.session.commit()
+    [view] = views(app, client_id)
+    assert view.sign_in.status == "locked"
+    locked = finding(view, diagnosis.ACCOUNT_LOCKED)
+    assert "The account was locked at" in locked.text
+    assert diagnosis.TOO_MANY_TRIES not in kinds(view)  # it was not this sign-in's wrong codes
+    assert "Ended by an account lock" in [s.what for s in view.steps]
+
+
+def test_recent_problems_across_all_clients(app, smtp, deliver, staff):
+    for name in ("fine", "refused", "slow", "mixed"):
+        add_user(app, f"{name}@example.com")
+    fine = Browser(app)
+    assert fine.enter_code(start(fine, smtp, deliver, "fine@example.com")).status_code == 302
+
+    smtp.refuse_with = "550 no such user"
+    Browser(app).log_in("refused@example.com")
+    deliver()
+    smtp.refuse_with = None
+    clock.advance(timedelta(minutes=1))
+
+    slow = Browser(app)
+    start(slow, smtp, deliver, "slow@example.com")
+    clock.advance(timedelta(minutes=1))
+    mixed = Browser(app)
+    old = start(mixed, smtp, deliver, "mixed@example.com")
+    clock.advance(timedelta(seconds=30))
+    start(mixed, smtp, deliver, "mixed@example.com")
+    mixed.enter_code(old)
+    clock.advance(codes.CODE_LIFETIME)
+    deliver()  # the slow client's code, and the mixed one's, run out unused
+
+    page = staff.text("/support")
+    section = page[page.index("Sign-ins that went wrong lately"):]
+    assert "fine@example.com" not in section
+    for email in ("refused@example.com", "slow@example.com", "mixed@example.com"):
+        assert email in section
+    assert section.index("mixed@example.com") < section.index("slow@example.com") \
+        < section.index("refused@example.com")  # newest first
+    assert "the mail server refused the address" in section
+    assert "from their earlier sign-in" in section
