@@ -21,7 +21,7 @@ from tests.browser.conftest import (
 
 pytestmark = pytest.mark.browser
 
-SOON = 6000
+SOON = 8000
 
 
 class Checker:
