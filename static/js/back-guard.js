@@ -59,8 +59,12 @@
     var state = event.state;
     if (state && state.codePage === mine) {
       if (box) box.textContent = '';  // Forward again: nothing to warn about
-    } else if (pending() && !leaving) {
+    } else if (leaving) {
+      return;
+    } else if (pending()) {
       warn();
+    } else {
+      history.back();  // the code has ended: nothing to warn about, so Back goes on back
     }
   });
 

@@ -219,6 +219,11 @@ def test_sign_in_from_another_browser_asks_then_tells_the_first(live_server, new
     enter_code(other_browser, code_from(smtp, 2))
     other_browser.wait_for_url("**/portal")
 
+    # Once its code has ended, Back from the first page is not held up by a warning.
+    first.go_back()
+    first.wait_for_url("**/login")
+    expect(first.locator("[data-login-form]")).to_be_visible()
+
 
 def test_keeping_the_code_from_another_browser_and_using_it(live_server, new_context, smtp):
     first = new_context().new_page()
