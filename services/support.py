@@ -168,10 +168,11 @@ def _bursts(known: dict[int, SignIn]) -> dict[int, list[SignIn]]:
         if sign_in.id in bursts:
             continue
         chain = [sign_in]
-        while chain[0].id in replaced and (
+        # Replacements point only forward in time; the length cap guards against bad data.
+        while chain[0].id in replaced and len(chain) <= len(known) and (
                 chain[0].created_at - replaced[chain[0].id].created_at <= diagnosis.SHORT_TIME):
             chain.insert(0, replaced[chain[0].id])
-        while chain[-1].superseded_by_id in known and (
+        while chain[-1].superseded_by_id in known and len(chain) <= len(known) and (
                 known[chain[-1].superseded_by_id].created_at - chain[-1].created_at
                 <= diagnosis.SHORT_TIME):
             chain.append(known[chain[-1].superseded_by_id])

@@ -55,3 +55,13 @@ def test_a_sign_in_across_midnight_names_the_day():
     [expired] = [f for f in found if f.kind == diagnosis.EXPIRED]
     assert "ran out at 00:05 on 28 Nov" in expired.text
     assert "typed a code at 00:15 on 28 Nov, 10 minutes after that" in expired.text
+
+
+def test_bursts_survive_a_loop_in_bad_data():
+    from services.support import _bursts
+
+    at = datetime(2026, 11, 27, 10, 0, tzinfo=timezone.utc)
+    one = SimpleNamespace(id=1, created_at=at, superseded_by_id=2)
+    two = SimpleNamespace(id=2, created_at=at + timedelta(minutes=1), superseded_by_id=1)
+    bursts = _bursts({1: one, 2: two})
+    assert len(bursts[1]) <= 3 and len(bursts[2]) <= 3
