@@ -175,7 +175,8 @@ def start_sign_in(
     host: Optional[str] = None,
 ) -> SignIn:
     """A password check succeeded: make a new code, end earlier pending sign-ins, queue it."""
-    # Lock the user's row (PostgreSQL) so that two sign-ins at once leave exactly one pending.
+    # Lock the user's row (PostgreSQL; on SQLite the write lock, see db_setup.py) so that two
+    # sign-ins at once leave exactly one pending.
     db.session.execute(select(User.id).where(User.id == user.id).with_for_update())
     at = clock.now()
     channel = user.channel if (user.channel == "sms" and user.phone) else "email"
