@@ -1,0 +1,601 @@
+#!/usr/bin/env python3
+"""A benchmark of the whole sign-in, on SQLite and on PostgreSQL.
+
+    .venv/bin/python bench/run.py            # the full run (1,000,000 sign-ins loaded)
+    .venv/bin/python bench/run.py --quick    # a smaller, shorter run to try it out
+
+It starts ClientGate under gunicorn (as many sync workers as cores), an SMTP server on
+127.0.0.1 and browser-like clients that go through the whole sign-in: open /login, post the
+password, read the code from the message that reached the SMTP server, open and post the code
+page, open /portal. In the same run it serves a bare Flask "hello" route with the same gunicorn
+settings and prints every figure also as a ratio to that ceiling. It installs nothing and leaves
+nothing running: gunicorn, the SMTP server and PostgreSQL stop in `finally` blocks.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import logging
+import math
+import os
+import platform
+import secrets
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Callable, Iterator, Optional
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+# The bench's own app (for setting data up) must read the same settings as gunicorn's.
+os.environ["SESSION_COOKIE_SECURE"] = "0"  # plain HTTP on 127.0.0.1
+os.environ["CLIENTGATE_ENV"] = "production"
+
+logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s %(message)s")
+logging.getLogger("app").setLevel(logging.ERROR)
+
+from load import Browser, PhaseResult, StepFailed, expect, percentile, run_phase  # noqa: E402
+from mailsink import MailSink, free_port  # noqa: E402
+from servers import VENV_BIN, Gunicorn  # noqa: E402
+
+# All the bench's traffic comes from 127.0.0.1, so per-address limits would stop it within
+# seconds. They are lifted through configuration only (no code path is changed), and said so.
+LIMITS_ENV = {
+    "RATELIMIT_ENABLED": "0",  # Flask-Limiter's per-IP and per-account request limits: off
+    "CODES_PER_IP_PER_HOUR": "1000000",  # the hourly cap on codes sent to one IP: raised
+}
+
+MB = 1024 * 1024
+
+
+# --- the machine and the hash ---------------------------------------------------------------
+
+def machine() -> dict:
+    model = "unknown"
+    try:
+        with open("/proc/cpuinfo") as handle:
+            for line in handle:
+                if line.startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return {"nproc": os.cpu_count() or 1, "cpu": model, "python": platform.python_version(),
+            "system": f"{platform.system()} {platform.release()}"}
+
+
+def hash_cpu_seconds(rounds: int = 5, per_round: int = 6) -> float:
+    """CPU seconds (time.process_time, every thread) of one password verification, as the
+    app does it: the median of a few rounds."""
+    from services import passwords
+
+    from dataset import PASSWORD
+
+    holder = SimpleNamespace(password_hash=passwords.hash_password(PASSWORD))
+    passwords.verify_password(holder, PASSWORD)
+    samples = []
+    for _ in range(rounds):
+        started = time.process_time()
+        for _ in range(per_round):
+            if not passwords.verify_password(holder, PASSWORD):
+                raise RuntimeError("the password did not verify")
+        samples.append((time.process_time() - started) / per_round)
+    return statistics.median(samples)
+
+
+# --- one backend -----------------------------------------------------------------------------
+
+@dataclass
+class Settings:
+    workers: int
+    seconds: float
+    warmup: float
+    sign_ins: int
+    light: int
+    busy: int
+    slow_delay: float = 3.0
+    profile: Optional[Path] = None
+
+
+@dataclass
+class BackendReport:
+    name: str
+    phases: dict[str, PhaseResult] = field(default_factory=dict)
+    hello_memory: dict = field(default_factory=dict)
+    memory: dict = field(default_factory=dict)
+    server_errors: list[str] = field(default_factory=list)
+    failed_deliveries: int = 0
+    bulk: Optional[dict] = None
+    scale: dict = field(default_factory=dict)
+    support: str = "not run"
+    notes: list[str] = field(default_factory=list)
+
+
+def bench_app(url: str, secret_key: str, mail_port: int):
+    """The app in this process, for setting data up (no dispatcher: gunicorn's workers send)."""
+    from app import create_app
+    from config import Config, database_url
+
+    config = type("BenchConfig", (Config,), {
+        "SQLALCHEMY_DATABASE_URI": database_url(url), "SECRET_KEY": secret_key,
+        "DISPATCHER_AUTOSTART": False, "MAIL_SERVER": "127.0.0.1", "MAIL_PORT": mail_port,
+        "RATELIMIT_ENABLED": False,
+    })
+    return create_app(config)
+
+
+class Users:
+    """A pool of prepared client accounts; each full sign-in takes a fresh one."""
+
+    def __init__(self, emails: list[str]) -> None:
+        self._emails = iter(emails)
+        self._lock = threading.Lock()
+
+    def take(self) -> Optional[str]:
+        with self._lock:
+            return next(self._emails, None)
+
+
+def full_sign_in(port: int, sink: MailSink, email: str, password: str, rec=None,
+                 mail_timeout: float = 20.0) -> Browser:
+    """One client through the front door; each step's time goes to `rec`."""
+    record = rec.step if rec is not None else (lambda *_: None)
+    measure = rec.measure if rec is not None else (lambda *_: None)
+    browser = Browser(port)
+    page = expect("GET /login", browser.request("GET", "/login"), 200)
+    record("GET /login", page.seconds)
+    slot = sink.expect(email)
+    posted = browser.request("POST", "/login", {
+        "email": email, "password": password, "csrf_token": browser.csrf(page, "GET /login")})
+    expect("POST /login", posted, 302, "/login/code")
+    record("POST /login", posted.seconds)
+    after_post = time.monotonic()
+    arrival = sink.wait(slot, mail_timeout)
+    if arrival is None or not arrival.code:
+        raise StepFailed("read code from mail", f"no code for {email} within {mail_timeout} s")
+    in_hand = time.monotonic()
+    record("read code from mail", in_hand - after_post)
+    measure("message at SMTP server", arrival.arrived - after_post)
+    sink.forget(email)
+    page = expect("GET /login/code", browser.request("GET", "/login/code"), 200)
+    record("GET /login/code", page.seconds)
+    posted = browser.request("POST", "/login/code", {
+        "code": arrival.code, "csrf_token": browser.csrf(page, "GET /login/code")})
+    expect("POST /login/code", posted, 302, "/portal")
+    record("POST /login/code", posted.seconds)
+    portal = expect("GET /portal", browser.request("GET", "/portal"), 200)
+    record("GET /portal", portal.seconds)
+    return browser
+
+
+@contextmanager
+def profiling(directory: Optional[Path], label: str, pids: list[int], seconds: float):
+    """With --profile: py-spy samples every worker through the phase (collapsed stacks,
+    one file per worker, for speedscope or flamegraph.pl)."""
+    if directory is None:
+        yield
+        return
+    spy = VENV_BIN / "py-spy"
+    if not spy.exists():
+        raise SystemExit("--profile needs py-spy: .venv/bin/pip install -r requirements-dev.txt")
+    directory.mkdir(parents=True, exist_ok=True)
+    samplers = [subprocess.Popen(
+        [str(spy), "record", "--pid", str(pid), "--duration", str(math.ceil(seconds)),
+         "--rate", "200", "--format", "raw", "--output", str(directory / f"{label}-{pid}.txt")],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for pid in pids]
+    try:
+        yield
+    finally:
+        for sampler in samplers:
+            try:
+                sampler.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                sampler.kill()
+                sampler.wait()
+
+
+def server_problems(log_path: Path) -> list[str]:
+    """Lines in gunicorn's log that mean something went wrong on the server's side."""
+    problems = []
+    try:
+        lines = log_path.read_text(errors="replace").splitlines()
+    except OSError:
+        return ["gunicorn log unreadable"]
+    markers = (" ERROR ", "Traceback", "[CRITICAL]", "WORKER TIMEOUT", "[ERROR]", "retrying")
+    for line in lines:
+        if any(marker in line for marker in markers):
+            problems.append(line.strip()[:240])
+    return problems
+
+
+def run_backend(name: str, url: str, settings: Settings, hash_cpu: float, out) -> BackendReport:
+    from extensions import db
+    from models import Delivery
+    from services import passwords
+    from sqlalchemy import func, select
+
+    import dataset
+
+    report = BackendReport(name)
+    workdir = Path(tempfile.mkdtemp(prefix=f"clientgate-bench-{name}-"))
+    sink = MailSink().start()
+    secret_key = secrets.token_urlsafe(48)
+    env = dict(os.environ)
+    env.update({
+        "CLIENTGATE_ENV": "production", "SECRET_KEY": secret_key, "DATABASE_URL": url,
+        "MAIL_SERVER": "127.0.0.1", "MAIL_PORT": str(sink.port),
+        "SESSION_COOKIE_SECURE": "0",  # plain HTTP on 127.0.0.1
+        **LIMITS_ENV,
+    })
+    app = None
+    try:
+        out(f"\n=== {name} ===")
+        started = time.monotonic()
+        upgrade = subprocess.run([str(VENV_BIN / "flask"), "--app", "app", "db", "upgrade"],
+                                 cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+        if upgrade.returncode != 0:
+            raise RuntimeError(f"flask db upgrade failed:\n{upgrade.stderr[-3000:]}")
+        app = bench_app(url, secret_key, sink.port)
+        password_hash = passwords.hash_password(dataset.PASSWORD)
+        hash_bound = settings.workers / hash_cpu
+        per_phase = settings.seconds + settings.warmup + 5
+        needed = int(hash_bound * per_phase * 6 * 1.5) + 500
+        emails = [f"user-{i}@signin.example" for i in range(needed)]
+        dataset.add_users(app, emails, password_hash)
+        dataset.add_users(app, ["support@staff.example"], password_hash, role="support")
+        users = Users(emails)
+        out(f"  schema and {needed:,} users ready in {time.monotonic() - started:.1f} s")
+
+        def phase(key: str, title: str, task, concurrency: int, on: Gunicorn,
+                  warmup: float = None, max_tasks: int = 10_000_000) -> PhaseResult:
+            warmup = settings.warmup if warmup is None else warmup
+            with profiling(settings.profile, f"{name}-{key}", on.worker_pids(),
+                           warmup + settings.seconds):
+                result = run_phase(key, task, concurrency=concurrency, seconds=settings.seconds,
+                                   warmup=warmup, max_tasks=max_tasks, server_cpu=on.cpu_seconds)
+            report.phases[key] = result
+            errors = f", {result.error_count} errors" if result.error_count else ""
+            out(f"  {title:<50} {result.rate:8.1f}/s  CPU/op: server "
+                f"{result.cpu_per_task('server') * 1000:6.2f} ms, bench "
+                f"{result.cpu_per_task('bench') * 1000:5.2f} ms  ({concurrency} clients{errors})")
+            for example in result.error_examples[:3]:
+                out(f"      error: {example}")
+            return result
+
+        # 1. The ceiling: a bare Flask route under the same gunicorn settings.
+        def hello(rec, n):
+            response = expect("GET /hello", Browser(hello_port).request("GET", "/hello"), 200)
+            rec.step("GET /hello", response.seconds)
+
+        hello_port = free_port()
+        with Gunicorn("bench.hello:app", hello_port, env, settings.workers,
+                      workdir / "hello.log", "/hello") as hello_server:
+            phase("hello_light", "bare Flask hello (ceiling), light load", hello, settings.light,
+                  hello_server)
+            phase("hello_busy", "bare Flask hello (ceiling), busy", hello, settings.busy,
+                  hello_server)
+            report.hello_memory = hello_server.memory()
+
+        # 2. ClientGate on an empty database.
+        def sign_in(rec, n, timeout=20.0):
+            email = users.take()
+            if email is None:
+                return False
+            full_sign_in(port, sink, email, dataset.PASSWORD, rec, timeout)
+            return True
+
+        def slow_sign_in(rec, n):
+            return sign_in(rec, n, timeout=settings.slow_delay * 20 + 30)
+
+        port = free_port()
+        app_log = workdir / "gunicorn.log"
+        server = Gunicorn("app:create_app()", port, env, settings.workers, app_log, "/healthz")
+        try:
+            server.start()
+            phase("fast_light", "sign-in, fast mail, light load", sign_in, settings.light, server)
+            fast = phase("fast_busy", "sign-in, fast mail, busy", sign_in, settings.busy, server)
+            sink.delay = settings.slow_delay
+            phase("slow_light", f"sign-in, mail server {settings.slow_delay:.0f} s/message, light",
+                  slow_sign_in, settings.light, server, warmup=settings.slow_delay + 2)
+            slow_clients = settings.busy + math.ceil(
+                max(fast.rate, 1.0) * (settings.slow_delay + 1.5))
+            phase("slow_busy", f"sign-in, mail server {settings.slow_delay:.0f} s/message, busy",
+                  slow_sign_in, slow_clients, server, warmup=settings.slow_delay + 3)
+            sink.delay = 0.0
+            time.sleep(settings.slow_delay + 1)
+
+            hello_rate = report.phases["hello_busy"].rate
+            code_count = min(40_000, int(hello_rate * (settings.seconds + settings.warmup)) + 200)
+            prepared = dataset.prepare_pending(app, code_count, f"code-{name}", password_hash)
+            next_prepared = Users(prepared)
+
+            def code_post(rec, n):
+                item = next_prepared.take()
+                if item is None:
+                    return False
+                response = Browser(port, cookies=item.cookies).request(
+                    "POST", "/login/code", {"code": dataset.PREPARED_CODE, "csrf_token": item.csrf})
+                expect("POST /login/code", response, 302, "/portal")
+                rec.step("POST /login/code", response.seconds)
+
+            phase("code_post", "code post alone (prepared sign-ins)", code_post, settings.busy,
+                  server, max_tasks=len(prepared))
+            watching = dataset.prepare_pending(app, 200, f"status-{name}", password_hash)
+
+            def status(rec, n):
+                item = watching[(n * 7919 + int(time.monotonic() * 1000)) % len(watching)]
+                response = Browser(port, cookies=item.cookies).request("GET", "/login/code/status")
+                expect("GET /login/code/status", response, 200)
+                rec.step("GET /login/code/status", response.seconds)
+
+            phase("status", "status endpoint", status, settings.busy, server)
+        finally:
+            report.memory.update(server.memory())
+            server.stop()
+
+        # 3. A million sign-ins, then the pages that read them.
+        plan = dataset.BulkPlan(settings.sign_ins)
+        out(f"  loading {plan.sign_ins:,} sign-ins for {plan.users:,} clients "
+            f"(+{plan.watched} with {plan.watched_sign_ins} each, full trail) ...")
+        report.bulk = dataset.load_million(app, plan, password_hash, progress=out)
+        report.scale = dataset.scale(app)
+        counts = ", ".join(f"{v:,} {k}" for k, v in report.scale.items())
+        out(f"  loaded in {report.bulk['seconds']:.0f} s (rows {report.bulk['rows_seconds']:.0f} s, "
+            f"indexes {report.bulk['index_seconds']:.0f} s); the database holds {counts}")
+
+        server = Gunicorn("app:create_app()", port, env, settings.workers, app_log, "/healthz")
+        try:
+            server.start()
+            phase("fast_busy_1m", "sign-in, fast mail, busy, at this scale", sign_in,
+                  settings.busy, server)
+            watching = dataset.prepare_pending(app, 200, f"status1m-{name}", password_hash)
+            phase("status_1m", "status endpoint at this scale", status, settings.busy, server)
+
+            has_support_page = any(rule.rule.startswith("/support/clients/")
+                                   for rule in app.url_map.iter_rules())
+            if not has_support_page:
+                report.support = "not available (no /support/clients/<id> route in the app yet)"
+                out(f"  support client page: {report.support}")
+            else:
+                staff = full_sign_in(port, sink, "support@staff.example", dataset.PASSWORD)
+                watched = report.bulk["watched"]
+
+                def support_page(rec, n):
+                    client_id = watched[(n + int(time.monotonic() * 10)) % len(watched)]
+                    response = Browser(port, cookies=staff.cookies).request(
+                        "GET", f"/support/clients/{client_id}")
+                    expect("GET /support/clients/<id>", response, 200)
+                    rec.step("GET /support/clients/<id>", response.seconds)
+
+                phase("support_1m", "support client page at this scale", support_page,
+                      settings.light, server)
+                report.support = "measured"
+        finally:
+            for pid, values in server.memory().items():
+                report.memory[pid] = values
+            server.stop()
+
+        with app.app_context():
+            report.failed_deliveries = db.session.scalar(
+                select(func.count(Delivery.id)).where(Delivery.status == "failed")) or 0
+        report.server_errors = server_problems(app_log)
+        return report
+    finally:
+        sink.stop()
+        if app is not None:
+            with app.app_context():
+                db.session.remove()
+                db.engine.dispose()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+# --- backends -------------------------------------------------------------------------------
+
+@contextmanager
+def sqlite_database() -> Iterator[str]:
+    directory = Path(tempfile.mkdtemp(prefix="clientgate-bench-sqlite-"))
+    try:
+        yield f"sqlite:///{directory / 'bench.db'}"
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def postgres_database():
+    """scripts/pgtemp.py's throwaway server, or None with the reason it cannot run."""
+    path = ROOT / "scripts" / "pgtemp.py"
+    if not path.exists():
+        return None, "scripts/pgtemp.py is not there"
+    spec = importlib.util.spec_from_file_location("pgtemp", path)
+    pgtemp = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(pgtemp)
+    try:
+        pgtemp.find_bin_dir()
+    except RuntimeError as error:
+        return None, str(error)
+    return pgtemp.temporary_postgres(), ""
+
+
+# --- the report -----------------------------------------------------------------------------
+
+def ms(seconds: float) -> str:
+    return "    n/a" if seconds != seconds else f"{seconds * 1000:7.1f}"
+
+
+def ratio(value: float, ceiling: float) -> str:
+    if not ceiling or value != value or ceiling != ceiling:
+        return "   n/a"
+    return f"{value / ceiling:6.3f}"
+
+
+STEP_ORDER = ("GET /login", "POST /login", "read code from mail", "GET /login/code",
+              "POST /login/code", "GET /portal", "GET /login/code/status",
+              "GET /support/clients/<id>", "GET /hello")
+
+
+def print_report(report: BackendReport, settings: Settings, hash_cpu: float, out) -> list:
+    phases = report.phases
+    hello_busy = phases["hello_busy"]
+    hello_light = phases["hello_light"]
+    ceiling = hello_busy.rate
+
+    def hello_p(phase_key: str, p: float) -> float:
+        base = hello_light if phase_key.endswith("light") else hello_busy
+        return percentile(base.steps["GET /hello"], p)
+
+    out(f"\n--- {report.name}: figures (ratios are to the bare Flask hello in the same run) ---")
+    out(f"  ceiling: bare hello {ceiling:.0f} requests/s busy, p50 "
+        f"{percentile(hello_busy.steps['GET /hello'], 50) * 1000:.1f} ms busy / "
+        f"{percentile(hello_light.steps['GET /hello'], 50) * 1000:.1f} ms light")
+    out(f"  {'phase':<15} {'rate/s':>8} {'÷hello':>7}  {'step':<26} {'p50 ms':>7} {'p95 ms':>7} "
+        f"{'p99 ms':>7}  {'p50,p95,p99 ÷hello':>20} {'n':>6}")
+    for key, result in phases.items():
+        first = True
+        for step in [s for s in STEP_ORDER if s in result.steps]:
+            values = result.steps[step]
+            p = [percentile(values, q) for q in (50, 95, 99)]
+            rel = ",".join(ratio(v, hello_p(key, q)).strip() for v, q in zip(p, (50, 95, 99)))
+            head = (f"  {key:<15} {result.rate:8.1f} {ratio(result.rate, ceiling)} "
+                    if first else " " * 35)
+            out(f"{head} {step:<26} {ms(p[0])} {ms(p[1])} {ms(p[2])}  {rel:>20} {len(values):>6}")
+            first = False
+        for measure, values in result.extra.items():
+            p = [percentile(values, q) for q in (50, 95, 99)]
+            out(f"{' ' * 35} {measure:<26} {ms(p[0])} {ms(p[1])} {ms(p[2])}")
+    errors = sum(r.error_count for r in phases.values())
+    out(f"  client errors: {errors}; server log problems: {len(report.server_errors)}; "
+        f"failed deliveries: {report.failed_deliveries}")
+    for line in report.server_errors[:5]:
+        out(f"      server: {line}")
+    hello_rss = max((v[1] for v in report.hello_memory.values()), default=0)
+    for pid, (now, busy_peak, kernel_peak) in sorted(report.memory.items()):
+        out(f"  worker {pid}: RSS {now / MB:.0f} MB now, {busy_peak / MB:.0f} MB highest sampled "
+            f"under load ({ratio(busy_peak, hello_rss).strip()}× hello worker's "
+            f"{hello_rss / MB:.0f} MB), {kernel_peak / MB:.0f} MB kernel peak (VmHWM)")
+    if report.support != "measured":
+        out(f"  support client page: {report.support}")
+
+    # Targets
+    def p95(key: str, step: str) -> float:
+        result = phases.get(key)
+        return percentile(result.steps[step], 95) if result else float("nan")
+
+    hash_bound = settings.workers / hash_cpu
+    fast = phases["fast_busy"].rate
+    slow = phases["slow_busy"].rate
+    limit_post = hash_cpu + 0.050
+    rss_worst = max((v[1] for v in report.memory.values()), default=0)
+    targets = [
+        ("zero errors", errors == 0 and not report.server_errors
+         and report.failed_deliveries == 0,
+         f"{errors} client, {len(report.server_errors)} server, "
+         f"{report.failed_deliveries} failed deliveries"),
+        ("sign-ins/s >= 90% of hash-bound limit", fast >= 0.9 * hash_bound,
+         f"{fast:.1f}/s vs {hash_bound:.1f}/s ({fast / hash_bound:.0%})"),
+        ("slow-mail rate >= 90% of fast-mail rate", slow >= 0.9 * fast,
+         f"{slow:.1f}/s vs {fast:.1f}/s ({slow / fast if fast else 0:.0%})"),
+    ]
+    for key, label in (("code_post", "code post"), ("status", "status endpoint"),
+                       ("status_1m", "status endpoint at 1M")):
+        rate = phases[key].rate if key in phases else 0.0
+        targets.append((f"{label} >= 1/3 of bare ceiling", rate >= ceiling / 3,
+                        f"{rate:.0f}/s vs {ceiling / 3:.0f}/s ({rate / ceiling:.2f} of ceiling)"))
+    for key, label in (("fast_light", "fast mail"), ("slow_light", "slow mail")):
+        value = p95(key, "POST /login")
+        targets.append((f"password post p95 <= hash + 50 ms ({label})", value <= limit_post,
+                        f"{value * 1000:.0f} ms vs {limit_post * 1000:.0f} ms"))
+    for key, label in (("fast_light", "light"), ("fast_busy", "busy")):
+        value = percentile(phases[key].extra["message at SMTP server"], 95)
+        targets.append((f"message at SMTP within 1 s p95 ({label})", value <= 1.0,
+                        f"{value * 1000:.0f} ms"))
+    if report.support == "measured":
+        value = p95("support_1m", "GET /support/clients/<id>")
+        targets.append(("support page < 50 ms p95 at 1M", value < 0.050,
+                        f"{value * 1000:.1f} ms"))
+    else:
+        targets.append(("support page < 50 ms p95 at 1M", None, report.support))
+    targets.append(("< 150 MB RSS per worker", rss_worst < 150 * MB if rss_worst else None,
+                    f"{rss_worst / MB:.0f} MB highest"))
+    out(f"\n--- {report.name}: targets ---")
+    for label, met, detail in targets:
+        verdict = "met" if met else ("n/a" if met is None else "NOT MET")
+        out(f"  [{verdict:^7}] {label:<48} {detail}")
+    return targets
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sign-ins", type=int, default=1_000_000,
+                        help="synthetic sign-ins to load before the scale phases (default 1M)")
+    parser.add_argument("--seconds", type=float, default=15.0, help="measured seconds per phase")
+    parser.add_argument("--backends", default="sqlite,postgresql",
+                        help="comma-separated: sqlite, postgresql")
+    parser.add_argument("--profile", type=Path, metavar="DIR",
+                        help="sample the workers with py-spy in every phase; stacks go to DIR")
+    parser.add_argument("--quick", action="store_true",
+                        help="100,000 sign-ins and 6 s phases, to try the bench out")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.sign_ins = min(args.sign_ins, 100_000)
+        args.seconds = min(args.seconds, 6.0)
+
+    def out(line: str = "") -> None:
+        print(line, flush=True)
+
+    info = machine()
+    workers = info["nproc"]
+    settings = Settings(workers=workers, seconds=args.seconds, warmup=2.0,
+                        sign_ins=args.sign_ins, light=workers, busy=4 * workers,
+                        profile=args.profile)
+    began = time.monotonic()
+    out("ClientGate sign-in benchmark")
+    out(f"  machine: {info['nproc']} cores, {info['cpu']}, Python {info['python']}, "
+        f"{info['system']}")
+    out(f"  gunicorn: {workers} sync workers (one per core) on 127.0.0.1; clients: "
+        f"{settings.light} (light) or {settings.busy} (busy), closed loop, "
+        f"{settings.seconds:.0f} s measured per phase after a warm-up")
+    out("  rate limits raised through configuration only, because every request comes from "
+        "127.0.0.1: " + ", ".join(f"{k}={v}" for k, v in LIMITS_ENV.items()))
+    hash_cpu = hash_cpu_seconds()
+    out(f"  one password verification (argon2id): {hash_cpu * 1000:.1f} ms CPU; hash-bound limit "
+        f"= {workers} cores / that = {workers / hash_cpu:.1f} sign-ins/s")
+
+    reports = []
+    for name in [b.strip() for b in args.backends.split(",") if b.strip()]:
+        if name == "sqlite":
+            database = sqlite_database()
+        elif name in ("postgresql", "postgres", "pg"):
+            name = "postgresql"
+            database, reason = postgres_database()
+            if database is None:
+                out(f"\n=== postgresql: skipped ({reason}) ===")
+                continue
+        else:
+            parser.error(f"unknown backend {name!r}")
+        with database as url:
+            report = run_backend(name, url, settings, hash_cpu, out)
+        reports.append((report, print_report(report, settings, hash_cpu, out)))
+
+    out("\n=== summary ===")
+    for report, targets in reports:
+        met = sum(1 for _, ok, _ in targets if ok)
+        out(f"  {report.name}: {met} of {len(targets)} targets met")
+        for label, ok, detail in targets:
+            if ok is False:
+                out(f"    not met: {label} ({detail})")
+    out(f"  whole run: {(time.monotonic() - began) / 60:.1f} min")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
