@@ -135,7 +135,7 @@ def test_every_page(viewport, live_server, new_context, smtp):
         if attempt != wrong[-1]:
             expect(page.locator("#code-problem")).to_contain_text("not right")
     expect(page.locator("h1")).to_have_text("This sign-in has been stopped")
-    expect(page.locator("main")).to_contain_text("Too many wrong codes")
+    expect(page.locator("#code-problem")).to_contain_text("too many wrong codes")
     check(page, "code-locked")
 
     texts = new_context(viewport, phone=phone).new_page()
