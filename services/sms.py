@@ -17,21 +17,20 @@ import logging
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Mapping, Optional
+from typing import TYPE_CHECKING, Mapping, Optional
 
 from flask import current_app
-from pydantic import ValidationError
 from sqlalchemy import select
-from vonage import Auth, HttpClientOptions, Vonage
-from vonage_http_client.errors import HttpRequestError
-from vonage_sms import SmsMessage
-from vonage_sms.errors import PartialFailureError, SmsError
-from vonage_utils import VonageError
 
 from extensions import db
 from models import Delivery
 from services import audit, clock
 from services.delivery import DeliveryError
+
+if TYPE_CHECKING:
+    from vonage import Vonage
+    from vonage_http_client.errors import HttpRequestError
+    from vonage_sms.errors import SmsError
 
 log = logging.getLogger("clientgate.sms")
 
@@ -81,6 +80,8 @@ def message_type(text: str) -> str:
 
 
 def _client() -> Vonage:
+    from vonage import Auth, HttpClientOptions, Vonage
+
     config = current_app.config
     client = Vonage(
         Auth(api_key=config["VONAGE_API_KEY"], api_secret=config["VONAGE_API_SECRET"]),
@@ -129,6 +130,14 @@ def _http_refusal(exc: HttpRequestError) -> DeliveryError:
 
 def send_sms(to: str, text: str, *, client_ref: Optional[str] = None) -> Optional[str]:
     """Hand one SMS to Vonage; returns its message id, or raises DeliveryError."""
+    # The SDK and pydantic add ~25 MB to a process: they load with the first text message,
+    # not in every worker of a portal that sends none (issue 8's memory figure).
+    from pydantic import ValidationError
+    from vonage_http_client.errors import HttpRequestError
+    from vonage_sms import SmsMessage
+    from vonage_sms.errors import PartialFailureError, SmsError
+    from vonage_utils import VonageError
+
     client = None
     try:
         message = SmsMessage(
