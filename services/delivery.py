@@ -436,9 +436,11 @@ class Dispatcher:
             busy = False
             with self._lock:
                 free = self.senders - self._sending
+            batch = min(20, free)
             with self.app.app_context():
                 try:
-                    busy = free > 0 and run_once(min(20, free), send=self._submit) > 0
+                    # Only a full batch means more may be due now; else sleep until woken.
+                    busy = free > 0 and run_once(batch, send=self._submit) >= batch
                     if last_beat is None or clock.now() - last_beat >= HEARTBEAT_EVERY:
                         beat()
                         last_beat = clock.now()
