@@ -128,7 +128,7 @@ class Gunicorn:
         self.process = subprocess.Popen(
             [sys.executable, "-m", "gunicorn", "--workers", str(self.workers),
              "--bind", f"127.0.0.1:{self.port}", "--graceful-timeout", "5",
-             "--timeout", "120", "app:create_app()"],
+             "--timeout", "120", "--no-control-socket", "app:create_app()"],
             cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
         )
         log.close()
