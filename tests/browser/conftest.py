@@ -84,9 +84,17 @@ def live_server(tmp_path, smtp):
 
 # --- Chromium --------------------------------------------------------------------------------
 
+_running: dict = {}
+
+
 @pytest.fixture(scope="session")
 def chromium():
     """One headless Debian Chromium for the whole run (never `playwright install`)."""
+    if "browser" in _running:
+        # This fixture imported into another test module: playwright's sync API cannot be
+        # started twice in one thread, so that module shares the same browser.
+        yield _running["browser"]
+        return
     if not Path(CHROMIUM).exists():
         pytest.skip("Debian's chromium is not installed (scripts/test.sh installs it)")
     from playwright.sync_api import sync_playwright
@@ -98,8 +106,12 @@ def chromium():
             executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS,
             ignore_default_args=["--disable-back-forward-cache"],
         )
-        yield browser
-        browser.close()
+        _running["browser"] = browser
+        try:
+            yield browser
+        finally:
+            del _running["browser"]
+            browser.close()
 
 
 @pytest.fixture
