@@ -180,7 +180,13 @@ def send_email(item: Delivery, subject: str, text: str) -> Optional[str]:
         with _TimedConnection(current_app.extensions["mail"]) as connection:
             connection.send(message)
     except smtplib.SMTPRecipientsRefused as exc:
-        raise DeliveryError("the mail server refused the address", permanent=True) from exc
+        # 5xx is final ("no such mailbox"); 4xx (greylisting, mailbox full) is worth retrying.
+        answers = [code for code, _ in exc.recipients.values()]
+        permanent = bool(answers) and all(500 <= code < 600 for code in answers)
+        raise DeliveryError(
+            f"the mail server refused the address ({', '.join(map(str, answers))})",
+            permanent=permanent,
+        ) from exc
     except smtplib.SMTPResponseException as exc:
         permanent = 500 <= exc.smtp_code < 600
         raise DeliveryError(

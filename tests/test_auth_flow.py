@@ -522,3 +522,22 @@ def test_choice_without_password_check_does_nothing(app, user, smtp, deliver):
     assert response.headers["Location"].endswith("/login")
     assert intruder.get("/login/code").status_code == 302
     assert [s.status for s in sign_ins(app)] == ["pending"]
+
+
+def test_temporary_refusal_of_the_address_is_retried(app, user, smtp, deliver, browser):
+    smtp.refuse_with = "451 Greylisted, try again later"
+    browser.log_in()
+    deliver()
+    assert browser.get("/login/code/status").get_json()["delivery"]["state"] == "retrying"
+    smtp.refuse_with = None
+    clock.advance(timedelta(seconds=6))
+    deliver()
+    assert smtp.wait_for(1)[0].code
+
+
+def test_signed_in_pages_are_not_kept_by_the_browser(app, user, sign_in):
+    b = sign_in()
+    assert "no-store" in b.get("/portal").headers["Cache-Control"]
+    static = b.get("/static/css/app.css")
+    static.close()
+    assert "no-store" not in static.headers.get("Cache-Control", "")
