@@ -258,6 +258,11 @@ def _earlier_sign_in_with(sign_in: SignIn, code: str) -> Optional[SignIn]:
 
 def check_code(sign_in: SignIn, code: str) -> CodeCheck:
     """Judge a well-formed code typed for this sign-in, and record the outcome."""
+    # Lock the sign-in (PostgreSQL's row lock, SQLite's write lock) and read it afresh, so
+    # codes typed at the same moment are judged one after the other: the right code signs in
+    # once, and every wrong one counts towards the five.
+    db.session.execute(select(SignIn.id).where(SignIn.id == sign_in.id).with_for_update())
+    db.session.refresh(sign_in)
     check = _judge(sign_in, code)
     audit.record(
         "code_entry", user_id=sign_in.user_id, sign_in_id=sign_in.id, outcome=check.outcome,

@@ -115,3 +115,62 @@ def test_sqlite_select_for_update_holds_off_other_writers(tmp_path):
     thread.join(30)
     assert order == ["locker committed", "other wrote"]
     dispose(app)
+
+
+# --- codes typed at the same moment ----------------------------------------------------
+
+def judge_at_once(app, sign_in_id: int, typed: list[str]) -> list[str]:
+    """Check each typed code for the sign-in in its own thread, all at the same moment."""
+    from models import SignIn
+    from services import codes
+
+    start = threading.Barrier(len(typed))
+    outcomes: list[str] = []
+
+    def judge(code: str) -> None:
+        with app.app_context():
+            sign_in = db.session.get(SignIn, sign_in_id)
+            start.wait(timeout=30)
+            outcomes.append(codes.check_code(sign_in, code).outcome)
+            db.session.commit()
+            db.session.remove()
+
+    threads = [threading.Thread(target=judge, args=(code,)) for code in typed]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    return sorted(outcomes)
+
+
+def started_sign_in(tmp_path, databases, smtp):
+    from models import SignIn
+    from tests.conftest import Browser
+
+    app = create_app(make_config(tmp_path, smtp, SQLALCHEMY_DATABASE_URI=databases.new()))
+    reset_schema(app)
+    add_user(app)
+    assert Browser(app).log_in().status_code == 302
+    with app.app_context():
+        delivery.run_once()
+        sign_in_id = db.session.scalar(select(SignIn.id))
+    return app, sign_in_id, smtp.wait_for(1)[0].code
+
+
+def test_the_right_code_typed_twice_at_once_signs_in_once(tmp_path, databases, smtp):
+    app, sign_in_id, code = started_sign_in(tmp_path, databases, smtp)
+    assert judge_at_once(app, sign_in_id, [code] * 4) == ["accepted", "used", "used", "used"]
+    dispose(app)
+
+
+def test_wrong_codes_typed_at_once_all_count(tmp_path, databases, smtp):
+    from models import SignIn
+
+    app, sign_in_id, code = started_sign_in(tmp_path, databases, smtp)
+    wrong = [f"{(int(code) + n) % 1000000:06d}" for n in range(1, 9)]
+    outcomes = judge_at_once(app, sign_in_id, wrong)
+    assert outcomes.count("wrong") == 4 and outcomes.count("locked") == 4, outcomes
+    with app.app_context():
+        sign_in = db.session.get(SignIn, sign_in_id)
+        assert (sign_in.failed_attempts, sign_in.status) == (5, "locked")
+    dispose(app)
