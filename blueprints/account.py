@@ -13,7 +13,7 @@ from blueprints.safety import no_store
 from extensions import db
 from forms import PhoneProofActionForm, PhoneProofForm, SecurityForm
 from models import User
-from services import clock, delivery, limits, passwords, phone_proofs
+from services import audit, clock, delivery, limits, passwords, phone_proofs
 from services.phones import national
 
 bp = Blueprint("account", __name__)
@@ -84,7 +84,8 @@ def _change():
             return _wrong_password(form)
 
     if change.action == "prove":
-        started = phone_proofs.start_proof(user, change.phone, host=request.host)
+        started = phone_proofs.start_proof(user, change.phone, host=request.host,
+                                             ip=audit.client_ip())
         db.session.commit()
         if not started.ok:
             flash(_wait_message(started), "warning")
@@ -117,6 +118,8 @@ def _wrong_password(form: SecurityForm):
 
 
 def _wait_message(started: phone_proofs.ProofStart) -> str:
+    if started.message:
+        return started.message
     if started.reason == "cooldown":
         return (f"We sent a code a moment ago. Please wait {started.wait_seconds} seconds before "
                 "asking for another: it may already be on its way.")
@@ -178,7 +181,8 @@ def _proof_action():
         flash("There is no new number waiting to be confirmed. Enter your number to get a code.",
               "warning")
         return redirect(url_for("account.security"))
-    started = phone_proofs.start_proof(user, proof.phone, host=request.host)
+    started = phone_proofs.start_proof(user, proof.phone, host=request.host,
+                                         ip=audit.client_ip())
     db.session.commit()
     if started.ok:
         flash(f"We have sent a new code to {national(proof.phone)}. The earlier code no longer "

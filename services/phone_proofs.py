@@ -17,7 +17,7 @@ from sqlalchemy import func, select, update
 
 from extensions import db
 from models import Delivery, Event, PhoneProof, User
-from services import audit, clock, codes, delivery, sessions
+from services import audit, clock, codes, delivery, limits, sessions
 from services.masking import mask_phone
 from services.phones import check_uk_mobile
 
@@ -90,11 +90,13 @@ def proof_delivery(proof: PhoneProof) -> Optional[Delivery]:
 class ProofStart:
     ok: bool
     proof: Optional[PhoneProof] = None
-    reason: str = ""  # "cooldown", "limit"
+    reason: str = ""  # "cooldown", "limit", "cap"
     wait_seconds: int = 0
+    message: str = ""  # set for "cap": the account's or the address's hourly cap on codes
 
 
-def start_proof(user: User, phone: str, *, host: Optional[str] = None) -> ProofStart:
+def start_proof(user: User, phone: str, *, host: Optional[str] = None,
+                ip: Optional[str] = None) -> ProofStart:
     """Send a new code by SMS to `phone` (E.164, already judged a UK mobile); the caller commits."""
     at = clock.now()
     # Lock the user's row (PostgreSQL) so two tabs cannot both start a proof.
@@ -110,6 +112,11 @@ def start_proof(user: User, phone: str, *, host: Optional[str] = None) -> ProofS
     if len(recent) >= MAX_PROOFS_PER_HOUR:
         wait = (recent[0] + timedelta(hours=1) - at).total_seconds()
         return ProofStart(False, reason="limit", wait_seconds=max(1, int(wait + 0.999)))
+    # Texts cost money: proofs count towards the same hourly caps as sign-in codes.
+    refusal = limits.code_send_refusal(user, ip)
+    if refusal is not None:
+        return ProofStart(False, reason="cap", wait_seconds=refusal.wait_seconds,
+                          message=refusal.message)
 
     earlier = pending_proof(user)
     if earlier is not None:

@@ -380,3 +380,14 @@ def test_csrf_is_required(app, client_in):
     assert response.status_code == 302
     assert user_by_email(app, EMAIL).phone is None
     assert _events(app, "phone_proof_started") == []
+
+
+def test_proving_a_number_counts_towards_the_hourly_code_cap(app, client_in, vonage, smtp,
+                                                             deliver):
+    app.config["CODES_PER_ACCOUNT_PER_HOUR"] = 1  # the sign-in code used the only one
+    _ask_for_sms(client_in)
+    assert "the most we send" in client_in.text(PAGE)
+    deliver()
+    assert vonage.received == []
+    with app.app_context():
+        assert db.session.scalars(select(PhoneProof)).all() == []
