@@ -83,6 +83,8 @@ class SignIn(db.Model):
         Index("ix_sign_ins_user_status", "user_id", "status"),
         # A client's newest sign-ins, a page at a time (support console).
         Index("ix_sign_ins_user_created", "user_id", "created_at"),
+        # The dispatcher's sweep for pending sign-ins whose code ran out, every round.
+        Index("ix_sign_ins_status_expires", "status", "expires_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
