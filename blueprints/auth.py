@@ -160,19 +160,18 @@ def code():
             flash("There is no sign-in waiting for a code in this browser. "
                   "Please enter your email and password first.", "warning")
         return redirect(url_for("auth.login"))
-    if sign_in.is_pending:
-        codes.expire_if_due(sign_in)
-        db.session.commit()
+    if sign_in.is_pending and codes.expire_if_due(sign_in):
+        db.session.commit()  # only when it changed: a commit makes every row load again
     form = CodeForm()
     if request.method == "GET" or not form.validate_on_submit():
         return _code_page(sign_in, form, status=200 if request.method == "GET" else 422)
 
     check = codes.check_code(sign_in, form.code.data)
+    if check.outcome == codes.ACCEPTED:
+        return _finish_sign_in(sign_in)  # one commit: the code used up, the session opened
     if check.outcome in (codes.WRONG, codes.LOCKED):
         limits.note_failure(sign_in.user)
     db.session.commit()
-    if check.outcome == codes.ACCEPTED:
-        return _finish_sign_in(sign_in)
     lock = limits.lock_refusal(sign_in.user)
     problem = {
         "outcome": check.outcome, "tries_left": check.tries_left,
@@ -253,9 +252,8 @@ def status():
     if sign_in is None:
         # The code page of a finished sign-in can then say "you signed in in another tab".
         return {"status": "none", "signed_in": current_user.is_authenticated}, 404
-    if sign_in.is_pending:
-        codes.expire_if_due(sign_in)
-        db.session.commit()
+    if sign_in.is_pending and codes.expire_if_due(sign_in):
+        db.session.commit()  # only when it changed: a commit makes every row load again
     latest = delivery.latest_for(sign_in)
     state, state_text = delivery.describe(latest)
     newer = codes.newest_successor(sign_in) if sign_in.status == "superseded" else None
