@@ -64,9 +64,10 @@ def _begin(user: User, next_url: Optional[str]):
         user, ip=audit.client_ip(), user_agent=audit.client_agent(), next_url=next_url,
         host=request.host,
     )
+    sign_in_id = sign_in.id  # read before the commit, which would make it load again
     db.session.commit()
     session.pop("choice", None)
-    session["signin_id"] = sign_in.id
+    session["signin_id"] = sign_in_id
     return redirect(url_for("auth.code"))
 
 
