@@ -176,8 +176,11 @@ def start_sign_in(
 ) -> SignIn:
     """A password check succeeded: make a new code, end earlier pending sign-ins, queue it."""
     # Lock the user's row (PostgreSQL; on SQLite the write lock, see db_setup.py) so that two
-    # sign-ins at once leave exactly one pending.
-    db.session.execute(select(User.id).where(User.id == user.id).with_for_update())
+    # sign-ins at once leave exactly one pending. NO KEY UPDATE (key_share): the audit event
+    # this request already wrote holds a key-share lock on the row, and FOR UPDATE would
+    # deadlock with another request holding one too.
+    db.session.execute(
+        select(User.id).where(User.id == user.id).with_for_update(key_share=True))
     at = clock.now()
     channel = user.channel if (user.channel == "sms" and user.phone) else "email"
     code = new_code()
@@ -260,8 +263,9 @@ def check_code(sign_in: SignIn, code: str) -> CodeCheck:
     """Judge a well-formed code typed for this sign-in, and record the outcome."""
     # Lock the sign-in (PostgreSQL's row lock, SQLite's write lock) and read it afresh, so
     # codes typed at the same moment are judged one after the other: the right code signs in
-    # once, and every wrong one counts towards the five.
-    db.session.execute(select(SignIn.id).where(SignIn.id == sign_in.id).with_for_update())
+    # once, and every wrong one counts towards the five. (NO KEY UPDATE, as in start_sign_in.)
+    db.session.execute(
+        select(SignIn.id).where(SignIn.id == sign_in.id).with_for_update(key_share=True))
     db.session.refresh(sign_in)
     check = _judge(sign_in, code)
     audit.record(

@@ -174,3 +174,47 @@ def test_wrong_codes_typed_at_once_all_count(tmp_path, databases, smtp):
         sign_in = db.session.get(SignIn, sign_in_id)
         assert (sign_in.failed_attempts, sign_in.status) == (5, "locked")
     dispose(app)
+
+
+def test_sign_ins_of_one_client_at_once_leave_one_pending(tmp_path, databases):
+    """As the login route does it: record the password check, then start the sign-in.
+    (On PostgreSQL the event's link to the user takes a share lock on the user's row; the
+    sign-in's own lock must not deadlock with it.)"""
+    from models import SignIn
+    from services import audit, codes
+
+    app = create_app(make_config(tmp_path, SQLALCHEMY_DATABASE_URI=databases.new()))
+    reset_schema(app)
+    user_id = add_user(app)
+    start = threading.Barrier(6)
+    errors: list[Exception] = []
+
+    def sign_in() -> None:
+        with app.app_context():
+            try:
+                user = db.session.get(User, user_id)
+                # On SQLite the flush takes the write lock, so all meet before it instead.
+                postgres = db.engine.dialect.name == "postgresql"
+                if not postgres:
+                    start.wait(timeout=30)
+                audit.record("password_ok", user_id=user_id, outcome="ok")
+                db.session.flush()
+                if postgres:
+                    start.wait(timeout=30)
+                codes.start_sign_in(user)
+                db.session.commit()
+            except Exception as exc:  # reported below: no error may reach a client
+                errors.append(exc)
+            finally:
+                db.session.remove()
+
+    threads = [threading.Thread(target=sign_in) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert errors == []
+    with app.app_context():
+        statuses = sorted(db.session.scalars(select(SignIn.status)).all())
+    assert statuses == ["pending"] + ["superseded"] * 5
+    dispose(app)

@@ -112,7 +112,8 @@ def test_fifty_clients_signing_in_at_once(server, module_smtp, db_app):
     users = [f"storm{i}@example.com" for i in range(20)]
     for email in users:
         add_user(db_app, email)
-    clients = [(WebClient(server), users[i % len(users)]) for i in range(50)]
+    clients = [(WebClient(server, ip=f"203.0.113.{i + 1}"), users[i % len(users)])
+               for i in range(50)]
     for client, _ in clients:
         assert client.get("/login")[0] == 200
 
@@ -158,6 +159,8 @@ def test_fifty_clients_signing_in_at_once(server, module_smtp, db_app):
             SignIn.status == "pending", SignIn.user_id.in_(
                 select(User.id).where(User.email.like("storm%"))))).all()
         pending_ids = {s.id for s in pending}
+        # PROXY_FIX_X_FOR=1: the address each client came from, as the proxy said.
+        assert all(s.ip.startswith("203.0.113.") for s in pending)
         db.session.remove()
 
     # The live sign-ins' codes reach their clients, each once; superseded ones never twice.
