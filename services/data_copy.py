@@ -14,7 +14,9 @@ from typing import Callable, Optional
 import click
 from flask import current_app
 from flask.cli import with_appcontext
-from sqlalchemy import Connection, Engine, Table, create_engine, func, inspect, select, text
+from sqlalchemy import (
+    Connection, Engine, Table, bindparam, create_engine, func, inspect, select, text,
+)
 from sqlalchemy.exc import SQLAlchemyError
 
 from config import database_url
@@ -100,17 +102,18 @@ def _copy_table(source: Connection, target: Connection, table: Table) -> int:
     for chunk in result.mappings().partitions(BATCH):
         rows = [dict(row) for row in chunk]
         for row in rows:
-            links = {name: row[name] for name in self_refs if row[name] is not None}
-            if links:
-                later.append({**{f"_{k.name}": row[k.name] for k in keys}, **links})
-                row.update({name: None for name in links})
+            if any(row[name] is not None for name in self_refs):
+                later.append({**{f"_{k.name}": row[k.name] for k in keys},
+                              **{name: row[name] for name in self_refs}})
+                row.update({name: None for name in self_refs})
         target.execute(table.insert(), rows)
         count += len(rows)
-    for row in later:
+    if later:
         target.execute(
             table.update()
-            .where(*(k == row[f"_{k.name}"] for k in keys))
-            .values({name: row[name] for name in self_refs if name in row})
+            .where(*(k == bindparam(f"_{k.name}") for k in keys))
+            .values({name: bindparam(name) for name in self_refs}),
+            later,
         )
     return count
 
