@@ -11,7 +11,7 @@ from typing import Iterable, Iterator, Sequence
 
 from flask import Flask, session
 from flask_wtf.csrf import generate_csrf
-from sqlalchemy import func, insert, select, text
+from sqlalchemy import func, insert, select, text, update
 
 from extensions import db
 from models import Delivery, SignIn, User
@@ -101,6 +101,18 @@ def prepare_pending(app: Flask, count: int, prefix: str, password_hash: str) -> 
             cookie = serializer.dumps(dict(session))
         prepared.append(Prepared({app.config["SESSION_COOKIE_NAME"]: cookie}, token, row["id"]))
     return prepared
+
+
+def end_prepared(app: Flask, sign_in_ids: list[int]) -> None:
+    """Cancel the prepared sign-ins still pending, as if their browsers had gone away."""
+    with app.app_context():
+        for start in range(0, len(sign_in_ids), 500):
+            db.session.execute(
+                update(SignIn)
+                .where(SignIn.id.in_(sign_in_ids[start:start + 500]), SignIn.status == "pending")
+                .values(status="cancelled", ended_at=clock.now()),
+                execution_options={"synchronize_session": False})
+        db.session.commit()
 
 
 # --- the million ------------------------------------------------------------------------
