@@ -24,6 +24,11 @@ def create_app(config_class: Optional[type[Config]] = None) -> Flask:
     app = Flask(__name__, instance_path=str(INSTANCE_DIR))
     app.config.from_object(config_class)
     config_class.check(app.config)
+    secure, cookie = app.config["SESSION_COOKIE_SECURE"], app.config["SESSION_COOKIE_NAME"]
+    if secure and not cookie.startswith("__"):
+        # "__Host-": browsers keep the cookie only if Secure, for path / and this host alone (no
+        # Domain), so a sibling subdomain cannot plant or overwrite it. Plain HTTP cannot use it.
+        app.config["SESSION_COOKIE_NAME"] = "__Host-" + cookie
     app.config.setdefault("MAX_CONTENT_LENGTH", 64 * 1024)
 
     register_logging(app)
