@@ -45,10 +45,10 @@ def create_app(config_class: Optional[type[Config]] = None) -> Flask:
 
 
 def register_logging(app: Flask) -> None:
-    if not logging.getLogger().handlers:
-        logging.basicConfig(
-            level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s"
-        )
+    """One line per event on standard error, with the configured secrets blanked out."""
+    import log_setup
+
+    log_setup.configure(app.config)
 
 
 def register_proxy(app: Flask) -> None:

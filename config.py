@@ -7,6 +7,7 @@ import secrets
 from pathlib import Path
 
 from dotenv import load_dotenv
+from sqlalchemy.pool import NullPool
 
 BASE_DIR = Path(__file__).resolve().parent
 INSTANCE_DIR = BASE_DIR / "instance"
@@ -52,6 +53,9 @@ class Config:
 
     SECRET_KEY = os.environ.get("SECRET_KEY")
     SQLALCHEMY_DATABASE_URI = database_url(os.environ.get("DATABASE_URL"))
+    # A database error never writes the statement's values (hashes, encrypted codes) into a
+    # log line; a connection PostgreSQL dropped (restart) is replaced, not shown as an error.
+    SQLALCHEMY_ENGINE_OPTIONS = {"hide_parameters": True, "pool_pre_ping": True}
 
     MAIL_SERVER = os.environ.get("MAIL_SERVER") or None
     MAIL_PORT = env_int("MAIL_PORT", 25)
@@ -86,10 +90,16 @@ class Config:
     # The delivery dispatcher runs inside each app process.
     DISPATCHER_AUTOSTART = env_bool("DISPATCHER_AUTOSTART", True)
     DISPATCHER_POLL_SECONDS = 2.0
+    # Messages each process hands over at once: a mail server taking 3 s per message still
+    # keeps up with the ~7 sign-ins a second one process's password checks allow.
+    DISPATCHER_SENDERS = env_int("DISPATCHER_SENDERS", 32)
 
     # Rate limits (Flask-Limiter); memory by default, Redis by URI.
     RATELIMIT_STORAGE_URI = os.environ.get("RATELIMIT_STORAGE_URI") or "memory://"
     RATELIMIT_ENABLED = env_bool("RATELIMIT_ENABLED", True)
+    # Hourly caps on codes sent (services/limits.py), per account and per client IP address.
+    CODES_PER_ACCOUNT_PER_HOUR = env_int("CODES_PER_ACCOUNT_PER_HOUR", 10)
+    CODES_PER_IP_PER_HOUR = env_int("CODES_PER_IP_PER_HOUR", 30)
 
     # Behind a reverse proxy: how many proxies set X-Forwarded-* headers.
     PROXY_FIX_X_FOR = env_int("PROXY_FIX_X_FOR", 0)
@@ -146,7 +156,14 @@ class TestConfig(Config):
     ENV_NAME = "testing"
     TESTING = True
     SECRET_KEY = "test-secret-key-not-for-production-use-0123456789"
-    SQLALCHEMY_DATABASE_URI = os.environ.get("TEST_DATABASE_URL") or "sqlite://"
+    SQLALCHEMY_DATABASE_URI = database_url(os.environ.get("TEST_DATABASE_URL")) \
+        if os.environ.get("TEST_DATABASE_URL") else "sqlite://"
+    # Statement values show in test failures. On PostgreSQL no connection waits idle in a
+    # pool, so an app a test lets go of leaves no open connection behind (psycopg warns
+    # about those, and warnings are errors).
+    SQLALCHEMY_ENGINE_OPTIONS = (
+        {"poolclass": NullPool} if SQLALCHEMY_DATABASE_URI.startswith("postgresql") else {}
+    )
     SESSION_COOKIE_SECURE = False
     DISPATCHER_AUTOSTART = False
     MAIL_SERVER = None
