@@ -20,6 +20,8 @@ class LoginForm(FlaskForm):
                     Length(max=254, message="That email address is too long."),
                     Email("Enter an email address like name@example.com.",
                           check_deliverability=False)],
+        # Phones often add a space after an autocompleted address.
+        filters=[lambda value: value.strip() if isinstance(value, str) else value],
         render_kw={"autocomplete": "username", "spellcheck": "false", "autocapitalize": "none"},
     )
     password = PasswordField(

@@ -9,7 +9,7 @@ from flask import (
     Blueprint, current_app, flash, redirect, render_template, request, session, url_for,
 )
 from flask_login import current_user, login_user, logout_user
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from blueprints.safety import no_store, safe_next
 from extensions import db
@@ -88,7 +88,8 @@ def login():
 
     if form.validate_on_submit():
         email = form.email.data.strip().lower()
-        user = db.session.scalar(select(User).where(func.lower(User.email) == email))
+        # Emails are stored lower-cased (cli.py), so the unique index finds the account.
+        user = db.session.scalar(select(User).where(User.email == email))
         if not passwords.verify_password(user, form.password.data):
             audit.record("password_failed", user_id=user.id if user else None,
                          outcome="wrong", detail={} if user else {"unknown_email": True})

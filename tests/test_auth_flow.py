@@ -541,3 +541,9 @@ def test_signed_in_pages_are_not_kept_by_the_browser(app, user, sign_in):
     static = b.get("/static/css/app.css")
     static.close()
     assert "no-store" not in static.headers.get("Cache-Control", "")
+
+
+def test_email_is_matched_whatever_its_case(app, user, browser):
+    response = browser.log_in(" Client@Example.COM")
+    assert response.status_code == 302 and response.headers["Location"].endswith("/login/code")
+    assert [s.status for s in sign_ins(app)] == ["pending"]
