@@ -13,7 +13,8 @@ import re
 import socket
 import threading
 import time
-from dataclasses import dataclass, field
+from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Optional
 
 import pytest
@@ -155,19 +156,26 @@ def reset_schema(app) -> None:
         db.create_all()
 
 
+@contextmanager
+def running_app(config):
+    """An app on fresh tables; afterwards its dispatcher stops, its tables go, the clock resets."""
+    application = create_app(config)
+    reset_schema(application)
+    try:
+        yield application
+    finally:
+        application.extensions["dispatcher"].stop()
+        with application.app_context():
+            db.session.remove()
+            db.drop_all()
+            db.engine.dispose()
+        clock.reset()
+
+
 @pytest.fixture
 def app(tmp_path, smtp):
-    application = create_app(make_config(tmp_path, smtp))
-    reset_schema(application)
-    yield application
-    dispatcher = application.extensions.get("dispatcher")
-    if dispatcher is not None:
-        dispatcher.stop()
-    with application.app_context():
-        db.session.remove()
-        db.drop_all()
-        db.engine.dispose()
-    clock.reset()
+    with running_app(make_config(tmp_path, smtp)) as application:
+        yield application
 
 
 @pytest.fixture
@@ -246,17 +254,28 @@ def browser(app) -> Browser:
     return Browser(app)
 
 
+def request_code(b: Browser, smtp: SMTPServer, deliver, email: str = "client@example.com") -> str:
+    """Pass the password as a client would, and return the code from the email that arrived."""
+    count = len(smtp.messages)
+    response = b.log_in(email)
+    assert response.status_code == 302, response.get_data(as_text=True)
+    deliver()
+    smtp.wait_for(count + 1)
+    return smtp.last_to(email).code
+
+
+def wrong_code(code: str) -> str:
+    """A well-formed code that is not this one."""
+    return f"{(int(code) + 1) % 1_000_000:06d}"
+
+
 @pytest.fixture
 def sign_in(app, smtp, deliver, browser):
     """Sign `client@example.com` in through the front door; returns the browser."""
 
     def run(email: str = "client@example.com", b: Optional[Browser] = None) -> Browser:
         b = b or browser
-        count = len(smtp.messages)
-        assert b.log_in(email).status_code == 302
-        deliver()
-        smtp.wait_for(count + 1)
-        response = b.enter_code(smtp.last_to(email).code)
+        response = b.enter_code(request_code(b, smtp, deliver, email))
         assert response.status_code == 302, response.get_data(as_text=True)
         return b
 

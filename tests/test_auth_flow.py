@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from extensions import db
 from models import Delivery, Event, SignIn
 from services import clock, codes, passwords
-from tests.conftest import TEST_PASSWORD, Browser, add_user
+from tests.conftest import TEST_PASSWORD, Browser, add_user, request_code, wrong_code
 
 EMAIL = "client@example.com"
 
@@ -29,21 +29,16 @@ def events(app, type_=None):
         return db.session.scalars(query).all()
 
 
-def start(browser, smtp, deliver, email=EMAIL):
-    """Post the password and return the code from the email that arrived."""
-    before = len(smtp.messages)
-    response = browser.log_in(email)
-    assert response.status_code == 302
-    assert response.headers["Location"].endswith("/login/code")
-    deliver()
-    smtp.wait_for(before + 1)
-    return smtp.last_to(email).code
+start = request_code  # post the password, return the code from the email that arrived
 
 
 # --- the happy path ----------------------------------------------------------------------
 
 def test_full_sign_in_by_email(app, user, smtp, deliver, browser):
-    code = start(browser, smtp, deliver)
+    response = browser.log_in()
+    assert response.status_code == 302 and response.headers["Location"].endswith("/login/code")
+    deliver()
+    code = smtp.wait_for(1)[0].code
     page = browser.text("/login/code")
     assert "c•••@example.com" in page
     assert "junk or spam" in page
@@ -105,7 +100,7 @@ def test_malformed_code_is_explained_and_not_counted(app, user, smtp, deliver, b
 
 def test_wrong_code_says_tries_left_then_locks(app, user, smtp, deliver, browser):
     code = start(browser, smtp, deliver)
-    wrong = f"{(int(code) + 1) % 1_000_000:06d}"
+    wrong = wrong_code(code)
     for left in (4, 3, 2, 1):
         text = browser.enter_code(wrong).get_data(as_text=True)
         assert "That code is not right" in text

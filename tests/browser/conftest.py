@@ -14,9 +14,7 @@ from typing import Optional
 import pytest
 from werkzeug.serving import make_server
 
-from extensions import db
-from services import clock
-from tests.conftest import TEST_PASSWORD, add_user, make_config, reset_schema
+from tests.conftest import TEST_PASSWORD, add_user, make_config, running_app
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = "/usr/bin/chromium"
@@ -60,26 +58,18 @@ class LiveServer:
 @pytest.fixture
 def live_server(tmp_path, smtp):
     """The app on http://127.0.0.1:<port>, sending codes to the `smtp` fixture's server."""
-    from app import create_app
 
     # The dispatcher thread starts once the tables exist, not in create_app before them.
     # Email goes to the SMTP fixture; SMS (no Vonage key) to the development outbox page.
-    application = create_app(make_config(tmp_path, smtp, DISPATCHER_AUTOSTART=False,
-                                         DEV_OUTBOX=True))
-    reset_schema(application)
-    application.extensions["dispatcher"].start()
-    add_user(application, "client@example.com")
-    add_user(application, "texts@example.com", channel="sms", phone=SMS_PHONE)
-    server = LiveServer(application)
-    server.start()
-    yield server
-    server.stop()
-    application.extensions["dispatcher"].stop()
-    with application.app_context():
-        db.session.remove()
-        db.drop_all()
-        db.engine.dispose()
-    clock.reset()
+    with running_app(make_config(tmp_path, smtp, DISPATCHER_AUTOSTART=False,
+                                 DEV_OUTBOX=True)) as application:
+        application.extensions["dispatcher"].start()
+        add_user(application, "client@example.com")
+        add_user(application, "texts@example.com", channel="sms", phone=SMS_PHONE)
+        server = LiveServer(application)
+        server.start()
+        yield server
+        server.stop()
 
 
 # --- Chromium --------------------------------------------------------------------------------

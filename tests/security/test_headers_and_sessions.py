@@ -15,7 +15,7 @@ from app import create_app
 from config import BASE_DIR, Config
 from extensions import db
 from services import clock
-from tests.conftest import Browser, make_config, reset_schema
+from tests.conftest import Browser, make_config, running_app
 
 EMAIL = "client@example.com"
 TEMPLATES = BASE_DIR / "templates"
@@ -143,13 +143,8 @@ def production_app(tmp_path):
               "RATELIMIT_ENABLED": False, "DISPATCHER_AUTOSTART": False, "DEV_OUTBOX": False}
     if "SESSION_COOKIE_SECURE" in os.environ:
         pytest.skip("SESSION_COOKIE_SECURE is set in this environment")
-    application = create_app(type("ProductionForTest", (Config,), values))
-    reset_schema(application)
-    yield application
-    with application.app_context():
-        db.session.remove()
-        db.drop_all()
-        db.engine.dispose()
+    with running_app(type("ProductionForTest", (Config,), values)) as application:
+        yield application
 
 
 def test_production_session_cookie_is_secure_with_host_prefix(production_app):

@@ -12,23 +12,13 @@ from werkzeug.exceptions import TooManyRequests
 from extensions import db
 from models import Delivery, Event, SignIn, User
 from services import clock, limits
-from tests.conftest import TEST_PASSWORD, Browser, add_user, user_by_email
+from tests.conftest import Browser, add_user, request_code, user_by_email, wrong_code
 
 EMAIL = "client@example.com"
 WAIT_IN_WORDS = re.compile(r"\b(?:wait|in) (\d+) (second|minute|hour)s?\b")
 
 
-def wrong_code(code: str) -> str:
-    return f"{(int(code) + 1) % 1_000_000:06d}"
-
-
-def start(browser: Browser, smtp, deliver, email: str = EMAIL) -> str:
-    """Pass the password and return the code that arrived by email."""
-    count = len(smtp.messages)
-    assert browser.log_in(email).status_code == 302
-    deliver()
-    smtp.wait_for(count + 1)
-    return smtp.last_to(email).code
+start = request_code  # pass the password, return the code that arrived by email
 
 
 def count(app, model, *where) -> int:

@@ -15,7 +15,7 @@ from sqlalchemy import select
 from extensions import db
 from models import Delivery, SignIn
 from services import clock, codes
-from tests.conftest import Browser
+from tests.conftest import Browser, wrong_code
 
 EMAIL = "client@example.com"
 ISO_TIME = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(\.\d+)?([+-]\d{2}:?\d{2}|Z)?")
@@ -23,8 +23,7 @@ ISO_TIME = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(\.\d+)?([+-]\d{2}
 TEST_SERVER_LOGGERS = ("mail.log",)
 
 
-def wrong(code: str) -> str:
-    return f"{(int(code) + 1) % 1_000_000:06d}"
+wrong = wrong_code
 
 
 def contains_code(text: str, code: str) -> bool:

@@ -11,7 +11,7 @@ from sqlalchemy import select
 from extensions import db
 from models import Event, PhoneProof
 from services import clock
-from tests.conftest import TEST_PASSWORD, add_user, user_by_email
+from tests.conftest import TEST_PASSWORD, add_user, user_by_email, wrong_code
 from tests.sms.conftest import SMS_EMAIL, SMS_PHONE
 
 PAGE = "/account/security"
@@ -216,8 +216,7 @@ def _start_proof(client_in, vonage, deliver) -> str:
     return vonage.last_to(SMS_PHONE).code
 
 
-def _wrong(code: str) -> str:
-    return f"{(int(code) + 1) % 1000000:06d}"
+_wrong = wrong_code
 
 
 def test_wrong_codes_then_locked(app, client_in, vonage, deliver):

@@ -10,7 +10,7 @@ import pytest
 from extensions import db
 from models import User
 from services import support
-from tests.conftest import Browser, add_user
+from tests.conftest import Browser, add_user, request_code, wrong_code
 
 CLIENT = "client@example.com"
 STAFF = "support@example.com"
@@ -46,18 +46,8 @@ def admin(app, sign_in) -> Browser:
     return sign_in(ADMIN, b=Browser(app, user_agent=DESKTOP_UA))
 
 
-def start(browser: Browser, smtp, deliver, email: str = CLIENT) -> str:
-    """Log in (password right) and return the code that arrived by email."""
-    count = len(smtp.messages)
-    assert browser.log_in(email).status_code == 302
-    deliver()
-    smtp.wait_for(count + 1)
-    return smtp.last_to(email).code
-
-
-def wrong(code: str) -> str:
-    """A well-formed code that is not this one."""
-    return f"{(int(code) + 1) % 1_000_000:06d}"
+start = request_code  # log in (password right), return the code that arrived by email
+wrong = wrong_code  # a well-formed code that is not this one
 
 
 def views(app, user_id: int) -> list[support.SignInView]:

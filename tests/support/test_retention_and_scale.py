@@ -9,7 +9,7 @@ from sqlalchemy import event, func, select
 
 from extensions import db
 from models import AuthSession, Delivery, Event, SignIn, User
-from services import clock, codes, delivery, retention, support
+from services import clock, codes, retention, support
 from tests.support.conftest import CLIENT, start
 
 

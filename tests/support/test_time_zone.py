@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from app import create_app
-from extensions import db
 from services import clock
-from tests.conftest import make_config, reset_schema
+from tests.conftest import make_config, running_app
 from tests.support.conftest import CLIENT, start, views
 
 ZONE = "Asia/Tokyo"  # nine hours from UTC all year, so never equal to London's time
@@ -16,14 +14,8 @@ ZONE = "Asia/Tokyo"  # nine hours from UTC all year, so never equal to London's 
 @pytest.fixture
 def app(tmp_path, smtp):
     """The shared test app, but with the portal in Tokyo."""
-    application = create_app(make_config(tmp_path, smtp, PORTAL_TIMEZONE=ZONE))
-    reset_schema(application)
-    yield application
-    with application.app_context():
-        db.session.remove()
-        db.drop_all()
-        db.engine.dispose()
-    clock.reset()
+    with running_app(make_config(tmp_path, smtp, PORTAL_TIMEZONE=ZONE)) as application:
+        yield application
 
 
 def test_page_findings_and_export_use_the_portal_time_zone(app, client_id, smtp, deliver,
