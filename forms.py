@@ -33,23 +33,30 @@ class LoginForm(FlaskForm):
     submit = SubmitField("Log in")
 
 
-class CodeForm(FlaskForm):
-    code = StringField(
-        "Security code",
-        validators=[DataRequired("Enter the 6-digit code from your message.")],
+def _six_digits(form, field) -> None:
+    """Take the code as people copy it ("123 456", "123-456") and keep it as 6 digits."""
+    normalised = normalise_code(field.data)
+    if normalised is None:
+        raise ValidationError("The code is 6 digits, like 123456. Check it and try again.")
+    field.data = normalised
+
+
+def one_time_code_field(label: str, missing: str) -> StringField:
+    """A code box phones can fill from the message (autocomplete, numeric keypad)."""
+    return StringField(
+        label,
+        validators=[DataRequired(missing), _six_digits],
         render_kw={
             "autocomplete": "one-time-code", "inputmode": "numeric",
             "pattern": r"[0-9 \-]*", "maxlength": "20", "spellcheck": "false",
             "autocapitalize": "none",
         },
     )
-    submit = SubmitField("Continue")
 
-    def validate_code(self, field) -> None:
-        normalised = normalise_code(field.data)
-        if normalised is None:
-            raise ValidationError("The code is 6 digits, like 123456. Check it and try again.")
-        field.data = normalised
+
+class CodeForm(FlaskForm):
+    code = one_time_code_field("Security code", "Enter the 6-digit code from your message.")
+    submit = SubmitField("Continue")
 
 
 class ResendForm(FlaskForm):
@@ -103,24 +110,11 @@ class SecurityForm(FlaskForm):
 class PhoneProofForm(FlaskForm):
     """The code sent by SMS to a new number, which proves the number is the client's."""
 
-    code = StringField(
-        "Code from the text message",
-        validators=[DataRequired("Enter the 6-digit code from the text message.")],
-        render_kw={
-            "autocomplete": "one-time-code", "inputmode": "numeric",
-            "pattern": r"[0-9 \-]*", "maxlength": "20", "spellcheck": "false",
-            "autocapitalize": "none",
-        },
-    )
+    code = one_time_code_field("Code from the text message",
+                               "Enter the 6-digit code from the text message.")
     # The channel asked for when the proof began; it applies once the number is proved.
     channel = HiddenField(id="proof-channel")
     submit = SubmitField("Confirm number")
-
-    def validate_code(self, field) -> None:
-        normalised = normalise_code(field.data)
-        if normalised is None:
-            raise ValidationError("The code is 6 digits, like 123456. Check it and try again.")
-        field.data = normalised
 
 
 class PhoneProofActionForm(FlaskForm):
