@@ -164,3 +164,14 @@ def test_timeline_uses_its_index(app, client_id):
             "ORDER BY created_at DESC, id DESC LIMIT 21")).all()
     detail = " ".join(str(row[-1]) for row in plan)
     assert "ix_sign_ins_user_created" in detail
+
+
+def test_prune_forgets_heartbeats_of_workers_long_gone(app):
+    from models import DispatcherBeat
+
+    with app.app_context():
+        db.session.add(DispatcherBeat(worker="old:1", beat_at=clock.now() - timedelta(days=100)))
+        db.session.add(DispatcherBeat(worker="live:2", beat_at=clock.now()))
+        db.session.commit()
+        retention.prune(90)
+        assert db.session.scalars(select(DispatcherBeat.worker)).all() == ["live:2"]
