@@ -20,7 +20,7 @@ from sqlalchemy.orm import defer
 
 from extensions import db
 from models import Delivery, Event, SignIn, User
-from services import audit, clock, codes, diagnosis, limits, timeline
+from services import audit, clock, codes, diagnosis, limits, phone_proofs, timeline
 from services.diagnosis import Finding, SignInFacts
 from services.masking import mask_destination
 from services.phones import uk_mobile
@@ -351,6 +351,8 @@ def switch_to_email(user: User, staff: User) -> ActionResult:
     user.channel = "email"
     audit.record("support_channel_switched", user_id=user.id, actor_id=staff.id,
                  detail={"from": old, "to": "email", "by": "support"})
+    # Like a change the client makes, this one is announced to them too.
+    phone_proofs.notify(user, "Our support team set your sign-in codes to come by email.")
     return ActionResult(True, f"{user.email} will get codes by email from their next sign-in.")
 
 

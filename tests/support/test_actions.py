@@ -60,6 +60,14 @@ def test_switch_to_email_asks_first_then_switches_and_records_who(app, sms_clien
     assert "Switched to codes by email" in page and f"By {STAFF}." in page
 
 
+def test_switch_is_announced_to_the_client_by_email(app, sms_client, staff, smtp, deliver):
+    staff.post(f"/support/clients/{sms_client}/actions/switch-to-email", {"confirm": "y"})
+    deliver()
+    notice = smtp.wait_for(1)[-1]
+    assert notice.to == [user(app, sms_client).email]
+    assert "support team set your sign-in codes to come by email" in notice.text
+
+
 def test_switch_takes_effect_at_the_next_sign_in(app, sms_client, staff, smtp, deliver, browser):
     staff.post(f"/support/clients/{sms_client}/actions/switch-to-email", {"confirm": "y"})
     code = start(browser, smtp, deliver)
