@@ -76,6 +76,9 @@ class Config:
     VONAGE_CA_BUNDLE: str | None = None
 
     PORTAL_NAME = os.environ.get("PORTAL_NAME") or "Client Portal"
+    # The address clients use, e.g. https://portal.firm.co.uk (services/urls.py). Links in
+    # messages, the WebOTP line of a text, the OpenID Connect issuer come from it.
+    PORTAL_URL = (os.environ.get("PORTAL_URL") or "").strip() or None
     PORTAL_TIMEZONE = os.environ.get("PORTAL_TIMEZONE") or "Europe/London"
 
     # Sessions: HttpOnly and SameSite=Lax always, Secure unless told otherwise.
@@ -140,6 +143,7 @@ class DevelopmentConfig(Config):
     """Local development: a kept secret key, plain-HTTP cookies and a development outbox."""
 
     ENV_NAME = "development"
+    PORTAL_URL = Config.PORTAL_URL or f"http://localhost:{os.environ.get('PORT') or 5000}"
     DEBUG = True
     SESSION_COOKIE_SECURE = False
     DEV_OUTBOX = True
@@ -171,6 +175,7 @@ class TestConfig(Config):
     VONAGE_API_SECRET = None
     VONAGE_SIGNATURE_SECRET = None
     PORTAL_NAME = "Test Portal"
+    PORTAL_URL = "http://localhost"
     PORTAL_TIMEZONE = "Europe/London"
     RATELIMIT_STORAGE_URI = "memory://"
     DEV_OUTBOX = False

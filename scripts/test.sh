@@ -11,6 +11,11 @@ command -v npm >/dev/null 2>&1 || need_apt+=(npm)
 # The suite runs a second time on a throwaway PostgreSQL server (scripts/pgtemp.py).
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1 \
   || need_apt+=(postgresql)
+# Real web servers and Redis, each started by the test fixtures on 127.0.0.1 with their own
+# configuration and temporary folders (never the system services).
+command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need_apt+=(nginx)
+command -v caddy >/dev/null 2>&1 || need_apt+=(caddy)
+command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)
 if ((${#need_apt[@]})); then
   if [ "$(id -u)" = 0 ]; then
     apt-get update -qq
