@@ -204,6 +204,9 @@ class AuthSession(db.Model):
     revoked_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime())
     ip: Mapped[Optional[str]] = mapped_column(String(64))
     user_agent: Mapped[Optional[str]] = mapped_column(String(512))
+    # How the client proved who they are, as RFC 8176 method names ("pwd", "otp", "sms",
+    # "hwk", "mfa", ...): the OpenID Connect `amr` claim and the audit trail read it.
+    amr: Mapped[list[str]] = mapped_column(JSON, default=list)
 
     user: Mapped[User] = relationship()
 

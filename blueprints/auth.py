@@ -192,7 +192,8 @@ def _finish_sign_in(sign_in: SignIn):
     user = sign_in.user
     next_url = safe_next(sign_in.next_url)
     session.clear()
-    token = sessions.open_session(user, sign_in.id)
+    token = sessions.open_session(user, sign_in.id,
+                                  amr=sessions.CODE_AMR.get(sign_in.channel, ["pwd", "mfa"]))
     login_user(user)
     session["sid"] = token
     audit.record("signed_in", user_id=user.id, sign_in_id=sign_in.id)

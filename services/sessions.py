@@ -27,13 +27,21 @@ def _hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def open_session(user: User, sign_in_id: Optional[int] = None) -> str:
-    """Start a server-side session for the user; returns the token for the cookie."""
+# RFC 8176 method names for a sign-in with a password and a code sent by each channel.
+CODE_AMR = {"email": ["pwd", "otp", "mfa"], "sms": ["pwd", "sms", "mfa"]}
+
+
+def open_session(user: User, sign_in_id: Optional[int] = None,
+                 amr: Optional[list[str]] = None) -> str:
+    """Start a server-side session for the user; returns the token for the cookie.
+
+    `amr` names how the client proved who they are (RFC 8176), e.g. ["pwd", "otp", "mfa"].
+    """
     token = secrets.token_urlsafe(32)
     db.session.add(AuthSession(
         token_hash=_hash(token), user_id=user.id, sign_in_id=sign_in_id,
         created_at=clock.now(), last_seen_at=clock.now(),
-        ip=audit.client_ip(), user_agent=audit.client_agent(),
+        ip=audit.client_ip(), user_agent=audit.client_agent(), amr=list(amr or []),
     ))
     return token
 
