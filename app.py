@@ -34,6 +34,7 @@ def create_app(config_class: Optional[type[Config]] = None) -> Flask:
     register_logging(app)
     register_proxy(app)
     register_extensions(app)
+    register_federation(app)
     register_blueprints(app)
     register_errorhandlers(app)
     register_headers(app)
@@ -84,6 +85,13 @@ def register_extensions(app: Flask) -> None:
 def load_user(user_id: str):
     """A user comes only from a live server-side session, so logout and timeouts hold."""
     return sessions.user_for_token(session.get("sid"), user_id)
+
+
+def register_federation(app: Flask) -> None:
+    """Forward-auth and its access rules (services/federation); a wrong rule stops the start."""
+    from services.federation import access
+
+    access.init_app(app)
 
 
 def register_blueprints(app: Flask) -> None:

@@ -119,6 +119,12 @@ class Config:
     # Shows messages on /dev/outbox instead of sending them when no server is set.
     DEV_OUTBOX = False
 
+    # --- in front of the firm's portal (services/federation/access.py, /auth/verify) ---
+    # Host names besides PORTAL_URL's that ClientGate guards; `next` may name only these.
+    PROTECTED_HOSTS = os.environ.get("PROTECTED_HOSTS") or ""
+    # Who may open what: "WHERE WHO [APP NAME]; ..." (see services/federation/access.py).
+    ACCESS_RULES = os.environ.get("ACCESS_RULES") or ""
+
     @classmethod
     def check(cls, config: dict) -> None:
         """Refuse to start without the settings production cannot do without."""

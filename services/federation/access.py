@@ -1,0 +1,236 @@
+"""Which signed-in clients may open which of the firm's apps, from configuration.
+
+The web server in front of the firm's apps asks /auth/verify about every request; OpenID
+Connect asks before it hands an app an id_token. Both ask `decide(user, url)` here, and the
+portal home lists `apps_for(user)`. Two settings say it all:
+
+    PROTECTED_HOSTS=files.firm.co.uk,docs.firm.co.uk
+    ACCESS_RULES='files.firm.co.uk any Shared files; files.firm.co.uk/admin/ admin;
+                  portal.firm.co.uk/wiki/ client,support,admin Knowledge base'
+
+PROTECTED_HOSTS are the host names (besides PORTAL_URL's own) that ClientGate guards, and so
+the only hosts a `next` address after sign-in may name. ACCESS_RULES is a list of rules
+separated by ";" or new lines, each `WHERE WHO [APP NAME]`: WHERE is a host, optionally with
+a path prefix; WHO is `any` (every signed-in user) or roles separated by commas; an APP NAME
+puts the address on the portal home of everyone the rule lets in. The longest matching prefix
+decides. An address on a listed host that no rule names is open to every signed-in user; an
+address on any other host is closed.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from dataclasses import dataclass
+from typing import Optional
+from urllib.parse import unquote, urlsplit
+
+from flask import Flask, current_app
+
+from models import ROLES
+
+ANY = "any"
+
+
+@dataclass(frozen=True)
+class Rule:
+    """Who may open the addresses on `host` under `prefix`; `app` names it on the portal."""
+
+    host: str
+    prefix: str
+    roles: tuple[str, ...]  # empty: any signed-in user
+    app: Optional[str] = None
+
+    @property
+    def who(self) -> str:
+        return "every signed-in user" if not self.roles else ", ".join(self.roles)
+
+    def admits(self, role: str) -> bool:
+        return not self.roles or role in self.roles
+
+    def covers(self, path: str) -> bool:
+        """True if `path` is the prefix itself or lies under it (by whole path segments)."""
+        if self.prefix == "/":
+            return True
+        base = self.prefix.rstrip("/")
+        return path == base or path.startswith(base + "/")
+
+    def __str__(self) -> str:
+        return f"{self.host}{self.prefix} {ANY if not self.roles else ','.join(self.roles)}"
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The answer for one user and one address, with the reason in plain words."""
+
+    allowed: bool
+    rule: Optional[Rule]
+    reason: str
+
+
+@dataclass(frozen=True)
+class App:
+    """An app a client may open, as the portal home lists it."""
+
+    name: str
+    url: str
+
+
+@dataclass(frozen=True)
+class Policy:
+    portal_scheme: str
+    portal_host: str
+    hosts: frozenset[str]  # the portal's host and PROTECTED_HOSTS, lower case, no port
+    rules: tuple[Rule, ...]
+
+
+def parse_hosts(text: Optional[str]) -> list[str]:
+    """PROTECTED_HOSTS: host names separated by commas or spaces, lower-cased."""
+    hosts = []
+    for item in (text or "").replace(",", " ").split():
+        host = item.strip().lower().rstrip(".")
+        if "://" in host or "/" in host or ":" in host or not host:
+            raise ValueError(
+                f"PROTECTED_HOSTS takes host names only (like files.firm.co.uk), not {item!r}"
+            )
+        hosts.append(host)
+    return hosts
+
+
+def parse_rules(text: Optional[str], hosts: set[str]) -> list[Rule]:
+    """ACCESS_RULES as a list of rules; a ValueError says which rule is wrong and why."""
+    rules = []
+    for raw in (text or "").replace("\n", ";").split(";"):
+        words = raw.split()
+        if not words:
+            continue
+        if len(words) < 2:
+            raise ValueError(f"ACCESS_RULES: {raw.strip()!r} needs an address and who may "
+                             "enter, like 'files.firm.co.uk/admin/ admin'")
+        where, who, name = words[0], words[1], " ".join(words[2:]) or None
+        if "://" in where:
+            raise ValueError(f"ACCESS_RULES: write {where!r} without http:// or https://")
+        host, _, path = where.partition("/")
+        host = host.lower().rstrip(".")
+        if host not in hosts:
+            raise ValueError(f"ACCESS_RULES: {host!r} is neither PORTAL_URL's host nor one of "
+                             "PROTECTED_HOSTS; add it to PROTECTED_HOSTS")
+        prefix = normal_path("/" + path)
+        if who.lower() in (ANY, "*"):
+            roles: tuple[str, ...] = ()
+        else:
+            roles = tuple(r.strip().lower() for r in who.split(",") if r.strip())
+            unknown = [r for r in roles if r not in ROLES]
+            if unknown or not roles:
+                raise ValueError(f"ACCESS_RULES: {who!r} in {raw.strip()!r} is not 'any' or "
+                                 f"roles from {', '.join(ROLES)}")
+        rules.append(Rule(host=host, prefix=prefix, roles=roles, app=name))
+    return rules
+
+
+def normal_path(path: str) -> str:
+    """The path as the app will see it: percent-decoded, no `.`/`..` segments, no `//`.
+
+    A rule for /admin/ must also catch /public/../admin/, /%61dmin/ and //admin/.
+    """
+    path = unquote(path or "/")
+    if not path.startswith("/"):
+        path = "/" + path
+    normal = posixpath.normpath(path)
+    normal = "/" + normal.lstrip("/")  # normpath keeps a leading "//"
+    if path.endswith("/") and normal != "/":
+        normal += "/"
+    return normal
+
+
+def build_policy(config) -> Policy:
+    """Read and check PROTECTED_HOSTS and ACCESS_RULES (ValueError with the reason)."""
+    portal = urlsplit((config.get("PORTAL_URL") or "http://localhost").rstrip("/"))
+    portal_host = (portal.hostname or "").lower()
+    hosts = {portal_host, *parse_hosts(config.get("PROTECTED_HOSTS"))}
+    rules = parse_rules(config.get("ACCESS_RULES"), hosts)
+    return Policy(portal_scheme=portal.scheme or "https", portal_host=portal_host,
+                  hosts=frozenset(hosts), rules=tuple(rules))
+
+
+def init_app(app: Flask) -> None:
+    """Check the rules once at start; a wrong rule stops the start with the reason."""
+    try:
+        app.extensions["access_policy"] = build_policy(app.config)
+    except ValueError as error:
+        raise RuntimeError(str(error)) from None
+
+
+def policy() -> Policy:
+    app = current_app._get_current_object()
+    found = app.extensions.get("access_policy")
+    if found is None:
+        found = app.extensions["access_policy"] = build_policy(app.config)
+    return found
+
+
+def is_listed_host(host: Optional[str]) -> bool:
+    """True for PORTAL_URL's host and the PROTECTED_HOSTS (any port)."""
+    return bool(host) and host.lower().rstrip(".") in policy().hosts
+
+
+def rule_for(url: str) -> tuple[Optional[Rule], bool]:
+    """The rule deciding `url` (longest prefix), and whether its host is a listed one."""
+    parts = urlsplit(url)
+    parts.port  # noqa: B018 - raises ValueError for a port out of range
+    host = (parts.hostname or "").lower().rstrip(".")
+    if not is_listed_host(host) or parts.scheme not in ("http", "https"):
+        return None, False
+    path = normal_path(parts.path)
+    best: Optional[Rule] = None
+    for rule in policy().rules:
+        if rule.host == host and rule.covers(path) and (
+            best is None or len(rule.prefix) > len(best.prefix)
+        ):
+            best = rule
+    return best, True
+
+
+def decide(user, url: Optional[str]) -> Decision:
+    """May this user open this address? `user` None means nobody is signed in.
+
+    `url` None means the address is unknown (the web server did not say, or is not
+    trusted to): then only a site with no rules at all lets a signed-in user in.
+    """
+    if user is None or not getattr(user, "is_authenticated", False):
+        return Decision(False, None, "Nobody is signed in.")
+    if not getattr(user, "is_active", True):
+        return Decision(False, None, "This account has been closed.")
+    if url is None:
+        if policy().rules:
+            return Decision(False, None, "The web server did not say which page was asked "
+                                         "for, so the access rules cannot be applied.")
+        return Decision(True, None, "There are no access rules: every signed-in user may enter.")
+    try:
+        rule, listed = rule_for(url)
+    except ValueError:  # a malformed address (e.g. a bad port)
+        return Decision(False, None, "That address could not be read.")
+    if not listed:
+        return Decision(False, None, "That address is not one of the sites this portal guards.")
+    if rule is None:
+        return Decision(True, None, "No rule names this address: every signed-in user may enter.")
+    if rule.admits(user.role):
+        return Decision(True, rule, f"This address is open to {rule.who}.")
+    return Decision(False, rule, f"This address is open only to {rule.who}.")
+
+
+def app_url(rule: Rule) -> str:
+    return f"{policy().portal_scheme}://{rule.host}{rule.prefix}"
+
+
+def apps_for(user) -> list[App]:
+    """The named apps this user may open, in the order of ACCESS_RULES, for the portal home."""
+    if user is None or not getattr(user, "is_authenticated", False):
+        return []
+    apps: list[App] = []
+    for rule in policy().rules:
+        if rule.app is None:
+            continue
+        url = app_url(rule)
+        if decide(user, url).allowed and all(a.url != url for a in apps):
+            apps.append(App(name=rule.app, url=url))
+    return apps
