@@ -105,6 +105,14 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(health.bp)
     if app.config["DEV_OUTBOX"]:
         app.register_blueprint(dev.bp)
+    register_account_blueprints(app)
+
+
+def register_account_blueprints(app: Flask) -> None:
+    """Accounts without a shell (issue 12): devices, passwords, invitations, email changes."""
+    from blueprints import devices
+
+    app.register_blueprint(devices.bp)
 
 
 # Forms a client can come back to: a stale token sends them back there with a message.

@@ -128,3 +128,9 @@ class SupportActionForm(FlaskForm):
 
     confirm = BooleanField(validators=[DataRequired("Tick the box to confirm.")])
     submit = SubmitField("Confirm")
+
+
+# --- accounts without a shell (issue 12) -------------------------------------------------
+
+class SignOutElsewhereForm(FlaskForm):
+    submit = SubmitField("Sign out everywhere else")

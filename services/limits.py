@@ -367,3 +367,33 @@ def limited_message(seconds: int) -> str:
     return ("You have tried that too many times in a short while, so we have paused it to "
             f"keep accounts safe. Please wait {wait_in_words(seconds)} and try again.")
 
+
+
+# --- accounts without a shell (services.accounts) ----------------------------------------
+#
+# Forms reached without signing in (forgotten password, reset and invitation links) are
+# limited per IP and per address typed or link used; forms of a signed-in client per account.
+
+DEFAULT_RATE_LIMITS.update({
+    "forgot_per_ip": "5 per minute;30 per hour",
+    "forgot_per_account": "3 per minute;10 per hour",
+    "link_per_ip": "10 per minute;60 per hour",
+    "link_per_token": "5 per minute;20 per hour",
+    "account_change_per_ip": "10 per minute;60 per hour",
+    "account_change_per_account": "5 per minute;20 per hour",
+    "staff_per_ip": "30 per minute;300 per hour",
+    "staff_per_account": "30 per minute;300 per hour",
+})
+
+
+def token_key_from_url() -> str:
+    """The link being used (hashed): many tries at one reset or invitation link."""
+    token = (request.view_args or {}).get("token", "")
+    return _keyed("token", str(token)[:200]) if token else _ip_key()
+
+
+forgotten_passwords = _both("forgot_per_ip", "forgot_per_account", account_key_from_email)
+link_uses = _both("link_per_ip", "link_per_token", token_key_from_url)
+account_changes = _both("account_change_per_ip", "account_change_per_account",
+                        account_key_from_current_user)
+staff_changes = _both("staff_per_ip", "staff_per_account", account_key_from_current_user)

@@ -27,6 +27,11 @@ def _hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+def token_hash(token: str) -> str:
+    """What the database keeps of a session token (to tell "this browser" among the rows)."""
+    return _hash(token)
+
+
 # RFC 8176 method names for a sign-in with a password and a code sent by each channel.
 CODE_AMR = {"email": ["pwd", "otp", "mfa"], "sms": ["pwd", "sms", "mfa"]}
 

@@ -20,6 +20,14 @@ from services.masking import mask_destination
 
 OK, WARN, BAD, PLAIN = "ok", "warn", "bad", "plain"
 
+# Sign-ins ended by something other than a staff action (services.accounts), and why.
+ENDED_BECAUSE = {
+    "client": "The client chose “sign out everywhere else”.",
+    "password": "The password changed, which ends every sign-in waiting for a code.",
+    "email": "The sign-in email address changed, which ends every sign-in waiting for a code.",
+    "deactivated": "The account was deactivated.",
+}
+
 
 @dataclass(frozen=True)
 class Step:
@@ -216,6 +224,8 @@ class _Teller:
         return ("Signed in", "", OK)
 
     def _signin_cancelled(self, event, detail, item):
+        if detail.get("by") in ENDED_BECAUSE:
+            return ("Ended", ENDED_BECAUSE[detail["by"]], PLAIN)
         by = self.facts.actors.get(event.actor_id, "staff")
         return ("Ended by staff", f"Ended by {by} from the support console.", PLAIN)
 

@@ -1,0 +1,47 @@
+"""/account/devices: where the client is signed in now, recent sign-ins, sign out elsewhere."""
+
+from __future__ import annotations
+
+from flask import Blueprint, flash, redirect, render_template, session, url_for
+from flask_login import current_user, login_required
+
+from blueprints.safety import no_store
+from extensions import db
+from forms import SignOutElsewhereForm
+from services import limits
+from services.accounts import devices
+
+bp = Blueprint("devices", __name__)
+
+
+@bp.after_request
+def never_cache(response):
+    return no_store(response)
+
+
+@bp.route("/account/devices")
+@login_required
+def index():
+    user = current_user._get_current_object()
+    return render_template(
+        "account/devices.html", user=user,
+        devices=devices.signed_in_devices(user, session.get("sid")),
+        recent=devices.recent_sign_ins(user), form=SignOutElsewhereForm(),
+    )
+
+
+@bp.route("/account/devices/sign-out-others", methods=["POST"])
+@limits.account_changes
+@login_required
+def sign_out_others():
+    form = SignOutElsewhereForm()
+    if not form.validate_on_submit():
+        flash("That page had been open too long, so nothing was done. Please try again.",
+              "warning")
+        return redirect(url_for("devices.index"))
+    ended = devices.sign_out_everywhere_else(current_user._get_current_object(),
+                                             session.get("sid"))
+    db.session.commit()
+    flash("You are now signed out everywhere except here." if ended
+          else "You were not signed in anywhere else. Nothing has changed.", "success")
+    return redirect(url_for("devices.index"))

@@ -1,0 +1,117 @@
+"""Where a client is signed in now, and their recent sign-ins, for /account/devices."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Optional
+
+from flask import current_app
+from sqlalchemy import select, update
+
+from extensions import db
+from models import AuthSession, SignIn, User
+from services import audit, clock, codes, sessions
+from services.timeline import device_words
+
+RECENT_SIGN_INS = 10
+
+# How each sign-in ended, in the client's words.
+SIGN_IN_OUTCOMES = {
+    "completed": "Signed in",
+    "pending": "Waiting for the code",
+    "superseded": "Replaced by a newer sign-in",
+    "expired": "The code was not entered in time",
+    "locked": "Stopped after too many wrong codes",
+    "cancelled": "Ended before the code was entered",
+}
+
+
+@dataclass(frozen=True)
+class Device:
+    """One signed-in browser."""
+
+    session_id: int
+    device: str
+    ip: Optional[str]
+    signed_in_at: datetime
+    last_seen_at: datetime
+    this_one: bool
+
+
+@dataclass(frozen=True)
+class RecentSignIn:
+    at: datetime
+    device: str
+    ip: Optional[str]
+    outcome: str
+    ok: bool
+
+
+def _live_conditions(user_id: int) -> tuple:
+    """Sessions of this user that have not been revoked, idled out or run out of time."""
+    at = clock.now()
+    config = current_app.config
+    return (
+        AuthSession.user_id == user_id,
+        AuthSession.revoked_at.is_(None),
+        AuthSession.last_seen_at > at - timedelta(minutes=config["SESSION_IDLE_MINUTES"]),
+        AuthSession.created_at > at - timedelta(hours=config["SESSION_ABSOLUTE_HOURS"]),
+    )
+
+
+def signed_in_devices(user: User, current_token: Optional[str]) -> list[Device]:
+    """The user's live sessions, this browser first, then the most recently seen."""
+    current_hash = sessions.token_hash(current_token) if current_token else None
+    rows = db.session.scalars(
+        select(AuthSession).where(*_live_conditions(user.id))
+        .order_by(AuthSession.last_seen_at.desc(), AuthSession.id.desc())
+    ).all()
+    devices = [Device(
+        session_id=row.id, device=device_words(row.user_agent), ip=row.ip,
+        signed_in_at=row.created_at, last_seen_at=row.last_seen_at,
+        this_one=row.token_hash == current_hash,
+    ) for row in rows]
+    return sorted(devices, key=lambda d: not d.this_one)
+
+
+def recent_sign_ins(user: User, limit: int = RECENT_SIGN_INS) -> list[RecentSignIn]:
+    """The user's newest sign-ins, whatever became of them."""
+    rows = db.session.execute(
+        select(SignIn.created_at, SignIn.status, SignIn.ip, SignIn.user_agent)
+        .where(SignIn.user_id == user.id)
+        .order_by(SignIn.created_at.desc(), SignIn.id.desc()).limit(limit)
+    ).all()
+    return [RecentSignIn(
+        at=row.created_at, device=device_words(row.user_agent), ip=row.ip,
+        outcome=SIGN_IN_OUTCOMES.get(row.status, row.status), ok=row.status == "completed",
+    ) for row in rows]
+
+
+def sign_out_everywhere_else(user: User, current_token: Optional[str]) -> int:
+    """End every other session of the user and any sign-in waiting for a code (caller commits).
+
+    Returns how many sessions and sign-ins ended.
+    """
+    keep = sessions.token_hash(current_token) if current_token else ""
+    ended = db.session.execute(
+        update(AuthSession)
+        .where(AuthSession.user_id == user.id, AuthSession.revoked_at.is_(None),
+               AuthSession.token_hash != keep)
+        .values(revoked_at=clock.now())
+    ).rowcount or 0
+    ended += end_pending_sign_ins(user, by="client")
+    audit.record("signed_out_elsewhere", user_id=user.id, detail={"ended": ended})
+    return ended
+
+
+def end_pending_sign_ins(user: User, *, by: str, actor_id: Optional[int] = None) -> int:
+    """End the user's sign-ins still waiting for a code, so those codes stop working."""
+    waiting = db.session.scalars(
+        select(SignIn).where(SignIn.user_id == user.id, SignIn.status == "pending")
+    ).all()
+    for sign_in in waiting:
+        codes.end_sign_in(sign_in, "cancelled")
+        audit.record("signin_cancelled", user_id=user.id, sign_in_id=sign_in.id,
+                     actor_id=actor_id, detail={"by": by})
+    return len(waiting)
