@@ -28,7 +28,9 @@ def create_app(config_class: Optional[type[Config]] = None) -> Flask:
     if secure and not cookie.startswith("__"):
         # "__Host-": browsers keep the cookie only if Secure, for path / and this host alone (no
         # Domain), so a sibling subdomain cannot plant or overwrite it. Plain HTTP cannot use it.
-        app.config["SESSION_COOKIE_NAME"] = "__Host-" + cookie
+        # With SESSION_COOKIE_DOMAIN (apps on sibling hosts) only "__Secure-" is possible.
+        prefix = "__Secure-" if app.config.get("SESSION_COOKIE_DOMAIN") else "__Host-"
+        app.config["SESSION_COOKIE_NAME"] = prefix + cookie
     app.config.setdefault("MAX_CONTENT_LENGTH", 64 * 1024)
 
     register_logging(app)
@@ -92,10 +94,16 @@ def register_federation(app: Flask) -> None:
     from services.federation import access
 
     access.init_app(app)
+    # The web server may ask /auth/verify with a protected app's host (Caddy keeps the
+    # browser's Host; X-Forwarded-Host under PROXY_FIX_X_HOST): those hosts are the firm's own.
+    hosts = app.config.get("TRUSTED_HOSTS")
+    if hosts:
+        extra = access.policy_hosts(app)
+        app.config["TRUSTED_HOSTS"] = list(dict.fromkeys([*hosts, *extra]))
 
 
 def register_blueprints(app: Flask) -> None:
-    from blueprints import account, auth, dev, health, portal, support, webhooks
+    from blueprints import account, auth, dev, forward_auth, health, portal, support, webhooks
 
     app.register_blueprint(auth.bp)
     app.register_blueprint(portal.bp)
@@ -103,6 +111,7 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(support.bp)
     app.register_blueprint(webhooks.bp)
     app.register_blueprint(health.bp)
+    app.register_blueprint(forward_auth.bp)
     if app.config["DEV_OUTBOX"]:
         app.register_blueprint(dev.bp)
     register_account_blueprints(app)

@@ -124,6 +124,10 @@ class Config:
     PROTECTED_HOSTS = os.environ.get("PROTECTED_HOSTS") or ""
     # Who may open what: "WHERE WHO [APP NAME]; ..." (see services/federation/access.py).
     ACCESS_RULES = os.environ.get("ACCESS_RULES") or ""
+    # Apps on sibling subdomains (files.firm.co.uk beside portal.firm.co.uk) need the session
+    # cookie sent to them too: SESSION_COOKIE_DOMAIN=firm.co.uk. It costs the __Host- cookie
+    # prefix (app.py): the cookie becomes __Secure-, which every host under the domain can set.
+    SESSION_COOKIE_DOMAIN = (os.environ.get("SESSION_COOKIE_DOMAIN") or "").strip() or None
 
     @classmethod
     def check(cls, config: dict) -> None:

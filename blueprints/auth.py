@@ -74,9 +74,10 @@ def _begin(user: User, next_url: Optional[str]):
 @bp.route("/login", methods=["GET", "POST"])
 @limits.password_checks
 def login():
-    if current_user.is_authenticated:
-        return redirect(url_for("portal.home"))
     next_url = safe_next(request.args.get("next"))
+    if current_user.is_authenticated:
+        # Signed in already (e.g. sent here by a protected app): straight on to it.
+        return redirect(next_url or url_for("portal.home"))
     form = LoginForm()
     waiting = browser_sign_in()
     if waiting is not None and (not waiting.is_pending or codes.expire_if_due(waiting)):

@@ -6,15 +6,34 @@ from urllib.parse import urlsplit
 
 
 def safe_next(target: str | None) -> str | None:
-    """`target` if it is a path on this site, else None (no open redirects)."""
+    """`target` if it is a path on this site or an address on a listed host, else None.
+
+    Listed: PORTAL_URL's host and PROTECTED_HOSTS (services/federation/access.py), so that
+    after sign-in a client goes back to the protected app they asked for, and nowhere else.
+    """
     if not target or len(target) > 512:
         return None
-    if "\\" in target or any(ord(ch) < 32 for ch in target):
+    if "\\" in target or any(ord(ch) < 32 or ord(ch) == 127 for ch in target):
         return None
-    parts = urlsplit(target)
-    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
+    try:
+        parts = urlsplit(target)
+        parts.port  # noqa: B018 - raises ValueError for a port out of range
+    except ValueError:
         return None
-    return target
+    if not parts.scheme and not parts.netloc:
+        return target if target.startswith("/") and not target.startswith("//") else None
+    return target if _listed_address(parts) else None
+
+
+def _listed_address(parts) -> bool:
+    from services.federation import access
+
+    policy = access.policy()
+    if parts.scheme not in ("http", "https") or parts.username or parts.password:
+        return False
+    if policy.portal_scheme == "https" and parts.scheme != "https":
+        return False  # never from HTTPS down to plain HTTP
+    return access.is_listed_host(parts.hostname)
 
 
 def no_store(response):

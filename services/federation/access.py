@@ -29,6 +29,7 @@ from flask import Flask, current_app
 from models import ROLES
 
 ANY = "any"
+ROLE_WORDS = {"client": "clients", "support": "support staff", "admin": "administrators"}
 
 
 @dataclass(frozen=True)
@@ -42,7 +43,11 @@ class Rule:
 
     @property
     def who(self) -> str:
-        return "every signed-in user" if not self.roles else ", ".join(self.roles)
+        """Who may enter, in words: "support staff and administrators"."""
+        if not self.roles:
+            return "every signed-in user"
+        words = [ROLE_WORDS.get(role, role) for role in self.roles]
+        return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1]
 
     def admits(self, role: str) -> bool:
         return not self.roles or role in self.roles
@@ -155,9 +160,28 @@ def build_policy(config) -> Policy:
 def init_app(app: Flask) -> None:
     """Check the rules once at start; a wrong rule stops the start with the reason."""
     try:
-        app.extensions["access_policy"] = build_policy(app.config)
+        found = app.extensions["access_policy"] = build_policy(app.config)
     except ValueError as error:
         raise RuntimeError(str(error)) from None
+    others = found.hosts - {found.portal_host}
+    if (others or found.rules) and app.config.get("PROXY_FIX_X_HOST", 0) <= 0:
+        app.logger.warning(
+            "PROTECTED_HOSTS or ACCESS_RULES are set but PROXY_FIX_X_HOST is 0: /auth/verify "
+            "cannot trust the web server's X-Original-URL or X-Forwarded-Host, so it cannot "
+            "tell which page was asked for (see the guide, 'In front of the firm's apps').")
+    domain = (app.config.get("SESSION_COOKIE_DOMAIN") or "").lower().lstrip(".")
+    far = sorted(h for h in others if not domain or not (h == domain or h.endswith("." + domain)))
+    if far:
+        app.logger.warning(
+            "The session cookie does not reach %s: set SESSION_COOKIE_DOMAIN to the domain "
+            "they share with the portal, or serve those apps under a path of the portal's host.",
+            ", ".join(far))
+
+
+def policy_hosts(app: Flask) -> list[str]:
+    """PROTECTED_HOSTS as checked at start (for Flask's TRUSTED_HOSTS)."""
+    policy_ = app.extensions["access_policy"]
+    return sorted(policy_.hosts - {policy_.portal_host})
 
 
 def policy() -> Policy:

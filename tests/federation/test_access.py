@@ -21,10 +21,10 @@ def person(role: str = "client", active: bool = True):
     return SimpleNamespace(is_authenticated=True, is_active=active, role=role)
 
 
-@pytest.fixture
-def rules_app(tmp_path):
+@pytest.fixture(scope="module")
+def rules_app(tmp_path_factory):
     app = create_app(make_config(
-        tmp_path, PORTAL_URL="https://portal.firm.co.uk",
+        tmp_path_factory.mktemp("access"), PORTAL_URL="https://portal.firm.co.uk",
         PROTECTED_HOSTS="files.firm.co.uk, books.firm.co.uk", ACCESS_RULES=RULES,
     ))
     with app.app_context():
@@ -63,7 +63,7 @@ def test_decide(rules_app, role, url, allowed):
 def test_the_rule_and_reason_name_who_may_enter(rules_app):
     decision = access.decide(person("client"), "https://files.firm.co.uk/admin/x")
     assert decision.rule.prefix == "/admin/" and decision.rule.roles == ("admin",)
-    assert decision.reason == "This address is open only to admin."
+    assert decision.reason == "This address is open only to administrators."
     assert access.decide(person("admin"), "https://files.firm.co.uk/admin/x").allowed
 
 

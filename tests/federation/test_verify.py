@@ -1,0 +1,243 @@
+"""GET /auth/verify as nginx, Caddy and Traefik ask it, through Flask's test client.
+
+The real web servers in front are in test_web_servers.py; these tests cover the answers one
+by one: who is let in, with which headers, who is refused and how, and what it costs.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+from sqlalchemy import event
+
+from app import create_app
+from blueprints.safety import safe_next
+from extensions import db
+from services import clock, sessions
+from services.federation.forward_auth import header_text
+from tests.conftest import TEST_PASSWORD, Browser, add_user, make_config, running_app, user_by_email
+
+RULES = "files.localhost any Shared files; files.localhost/admin/ admin"
+FILES = "http://files.localhost/report.pdf?year=2026&part=2"
+NGINX = {"X-Original-URL": FILES}
+CADDY = {"X-Forwarded-Method": "GET", "X-Forwarded-Proto": "http",
+         "X-Forwarded-Host": "files.localhost", "X-Forwarded-Uri": "/report.pdf?year=2026&part=2"}
+
+
+def settings(tmp_path, smtp, **extra):
+    values = dict(PROTECTED_HOSTS="files.localhost", ACCESS_RULES=RULES, PROXY_FIX_X_HOST=1,
+                  PROXY_FIX_X_PROTO=1, TRUSTED_HOSTS=["localhost"])
+    values.update(extra)
+    return make_config(tmp_path, smtp, **values)
+
+
+@pytest.fixture
+def app(tmp_path, smtp):
+    with running_app(settings(tmp_path, smtp)) as application:
+        yield application
+
+
+def verify(b: Browser, headers: dict):
+    return b.client.get("/auth/verify", headers=headers)
+
+
+def test_without_a_session_nginx_gets_401_and_caddy_a_redirect_to_sign_in(browser, user):
+    answer = verify(browser, NGINX)
+    assert answer.status_code == 401 and answer.get_data() == b""
+    assert "Remote-User" not in answer.headers
+
+    answer = verify(browser, CADDY)
+    assert answer.status_code == 302
+    location = urlsplit(answer.headers["Location"])
+    assert (location.scheme, location.netloc, location.path) == ("http", "localhost", "/login")
+    assert parse_qs(location.query) == {"next": [FILES]}
+
+
+def test_a_live_session_gets_200_and_who_it_is(app, sign_in, user):
+    b = sign_in()
+    for headers in (NGINX, CADDY):
+        answer = verify(b, headers)
+        assert answer.status_code == 200, answer.get_data(as_text=True)
+        assert answer.headers["Remote-User"] == str(user)
+        assert answer.headers["Remote-Email"] == "client@example.com"
+        assert answer.headers["Remote-Name"]  # the name once accounts have one, else the email
+        assert answer.headers["Remote-Groups"] == "client"
+        assert "Set-Cookie" not in answer.headers  # the cookie is not rewritten
+
+
+def test_after_the_code_the_client_lands_on_the_page_asked_for(app, browser, smtp, deliver,
+                                                              user):
+    location = urlsplit(verify(browser, CADDY).headers["Location"])
+    login = f"{location.path}?{location.query}"
+    # The login form posts back to its own address, next included, as a browser would.
+    answer = browser.post(login, {"email": "client@example.com", "password": TEST_PASSWORD})
+    assert answer.status_code == 302
+    deliver()
+    answer = browser.enter_code(smtp.wait_for(1)[-1].code)
+    assert answer.status_code == 302 and answer.headers["Location"] == FILES
+    assert verify(browser, NGINX).status_code == 200
+    # Signed in already, a second trip to sign in goes straight on too.
+    again = browser.get("/login?next=" + FILES.replace("&", "%26").replace("?", "%3F"))
+    assert again.status_code == 302 and again.headers["Location"] == FILES
+
+
+def test_logout_revocation_idle_and_age_end_access_at_once(app, sign_in, user, browser):
+    b = sign_in()
+    assert verify(b, NGINX).status_code == 200
+    clock.advance(timedelta(minutes=20))
+    assert verify(b, NGINX).status_code == 200  # and the idle timeout starts again
+    clock.advance(timedelta(minutes=20))
+    assert verify(b, NGINX).status_code == 200
+    clock.advance(timedelta(minutes=31))
+    assert verify(b, NGINX).status_code == 401  # idle too long
+
+    b = sign_in(b=Browser(app))
+    assert verify(b, NGINX).status_code == 200
+    with app.app_context():
+        sessions.revoke_all_for(user)  # support or a password change ends every session
+        db.session.commit()
+    assert verify(b, NGINX).status_code == 401
+
+    b = sign_in(b=Browser(app))
+    for _ in range(13):
+        clock.advance(timedelta(minutes=29, seconds=59))
+        verify(b, NGINX)
+    clock.advance(timedelta(hours=12) - 13 * timedelta(minutes=29, seconds=59))
+    assert verify(b, NGINX).status_code == 401  # twelve hours after sign-in, however active
+
+    b = sign_in(b=Browser(app))
+    b.post("/logout", {}, form_page="/portal")
+    assert verify(b, NGINX).status_code == 401
+
+
+def test_a_client_the_rules_keep_out_gets_a_403_in_our_words(app, sign_in, user):
+    b = sign_in()
+    nginx = verify(b, {"X-Original-URL": "http://files.localhost/admin/users"})
+    assert nginx.status_code == 403 and nginx.get_data() == b""
+    caddy = verify(b, {**CADDY, "X-Forwarded-Uri": "/public/../admin/users"})
+    page = caddy.get_data(as_text=True)
+    assert caddy.status_code == 403
+    assert "You cannot open this page" in page and "client@example.com" in page
+    assert "open only to administrators" in page
+    assert "http://localhost/portal" in page
+    assert "http://localhost/static/css/app.css" in page
+    assert "style-src 'self' http://localhost" in caddy.headers["Content-Security-Policy"]
+    assert "Remote-User" not in caddy.headers
+
+    add_user(app, "boss@example.com", role="admin")
+    boss = sign_in("boss@example.com", Browser(app))
+    answer = verify(boss, {"X-Original-URL": "http://files.localhost/admin/users"})
+    assert answer.status_code == 200 and answer.headers["Remote-Groups"] == "admin"
+
+
+def test_never_redirects_off_the_listed_hosts(app, browser, user):
+    for url in ("http://evil.example/", "https://files.localhost.evil.example/",
+                "http://files.localhost@evil.example/", "javascript:alert(1)"):
+        answer = verify(browser, {"X-Forwarded-Method": "GET", "X-Original-URL": url})
+        assert answer.status_code == 302
+        assert answer.headers["Location"] == "http://localhost/login", url
+
+
+def test_forwarded_headers_count_only_when_proxy_fix_says_so(tmp_path, smtp):
+    config = settings(tmp_path, smtp, PROXY_FIX_X_HOST=0, PROXY_FIX_X_PROTO=0)
+    with running_app(config) as application:
+        add_user(application)
+        b = Browser(application)
+        answer = verify(b, CADDY)
+        assert answer.status_code == 302
+        assert answer.headers["Location"] == "http://localhost/login"  # no next from headers
+        from tests.conftest import request_code  # noqa: F401 - signs in below
+
+    with running_app(config) as application:
+        add_user(application)
+        b = Browser(application)
+        assert verify(b, NGINX).status_code == 401
+
+
+def test_untrusted_address_with_rules_is_refused_even_signed_in(tmp_path, smtp, deliver):
+    # Without PROXY_FIX_X_HOST a client could name a harmless page in X-Original-URL while
+    # asking for a closed one; so with rules and no trusted address, nobody is let in.
+    config = settings(tmp_path, smtp, PROXY_FIX_X_HOST=0)
+    with running_app(config) as application:
+        add_user(application, "boss@example.com", role="admin")
+        from services import delivery
+        from tests.conftest import request_code
+
+        b = Browser(application)
+
+        def run():
+            with application.app_context():
+                return delivery.run_once()
+
+        assert b.enter_code(request_code(b, smtp, run, "boss@example.com")).status_code == 302
+        assert verify(b, {"X-Original-URL": "http://files.localhost/"}).status_code == 403
+
+
+def test_verify_costs_one_query_and_no_write(app, sign_in, user):
+    b = sign_in()
+    verify(b, NGINX)  # any due touch happens now
+    statements = []
+    with app.app_context():
+        engine = db.engine
+    listener = lambda *args: statements.append(args[2])  # noqa: E731
+    event.listen(engine, "before_cursor_execute", listener)
+    try:
+        for _ in range(5):
+            assert verify(b, NGINX).status_code == 200
+    finally:
+        event.remove(engine, "before_cursor_execute", listener)
+    assert len(statements) == 5, statements
+    assert all(s.lstrip().upper().startswith("SELECT") for s in statements)
+
+
+@pytest.mark.parametrize("target,kept", [
+    ("/portal", True),
+    ("http://files.localhost/a?b=c", True),
+    ("http://localhost:8080/x", True),
+    ("http://FILES.localhost/", True),
+    ("https://files.localhost/", True),
+    ("http://evil.example/", False),
+    ("//evil.example/", False),
+    ("/\\evil.example", False),
+    ("http:evil.example", False),
+    ("http://user:pw@files.localhost/", False),
+    ("ftp://files.localhost/", False),
+    ("javascript://files.localhost/%0aalert(1)", False),
+    ("http://files.localhost:99999/", False),
+    ("http://files.localhost/\x00", False),
+])
+def test_safe_next_allows_this_site_and_the_protected_hosts_only(app, target, kept):
+    with app.test_request_context():
+        assert (safe_next(target) == target) is kept
+
+
+def test_safe_next_never_steps_down_from_https(tmp_path, smtp):
+    application = create_app(settings(tmp_path, smtp, PORTAL_URL="https://localhost"))
+    with application.test_request_context():
+        assert safe_next("https://files.localhost/") == "https://files.localhost/"
+        assert safe_next("http://files.localhost/") is None
+
+
+def test_names_outside_ascii_reach_the_header_safely():
+    assert header_text("Ann  Smith") == "Ann Smith"
+    assert header_text("Zoë\r\nX-Evil: 1") == "=?utf-8?q?Zo=C3=AB=20X-Evil=3A=201?="
+
+
+@pytest.mark.parametrize("domain,name", [(None, "__Host-clientgate_session"),
+                                         ("localhost", "__Secure-clientgate_session")])
+def test_a_cookie_for_sibling_hosts_is_secure_prefixed(tmp_path, smtp, domain, name):
+    application = create_app(settings(tmp_path, smtp, SESSION_COOKIE_SECURE=True,
+                                      SESSION_COOKIE_DOMAIN=domain))
+    assert application.config["SESSION_COOKIE_NAME"] == name
+
+
+def test_verify_refuses_a_closed_account(app, sign_in, user, monkeypatch):
+    b = sign_in()
+    assert verify(b, NGINX).status_code == 200
+    from models import User
+
+    monkeypatch.setattr(User, "is_active", property(lambda self: False))
+    assert verify(b, NGINX).status_code == 401
+    assert user_by_email(app, "client@example.com") is not None
