@@ -96,6 +96,10 @@ class Config:
     # Messages each process hands over at once: a mail server taking 3 s per message still
     # keeps up with the ~7 sign-ins a second one process's password checks allow.
     DISPATCHER_SENDERS = env_int("DISPATCHER_SENDERS", 32)
+    # How long a claimed message is left to the process that claimed it before any other
+    # (on any server) may send it: a process killed mid-send delays its messages this long.
+    # Keep it well above MAIL_TIMEOUT, so a slow hand-over is never sent twice.
+    DISPATCHER_CLAIM_SECONDS = env_int("DISPATCHER_CLAIM_SECONDS", 90)
 
     # Rate limits (Flask-Limiter); memory by default, Redis by URI.
     RATELIMIT_STORAGE_URI = os.environ.get("RATELIMIT_STORAGE_URI") or "memory://"

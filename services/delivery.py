@@ -33,6 +33,10 @@ log = logging.getLogger("clientgate.delivery")
 
 # Seconds to wait after the 1st, 2nd, ... failure; the last one repeats.
 BACKOFF_SECONDS = (5, 15, 30, 60, 120, 300)
+# How long a claimed message stays with the process that claimed it (DISPATCHER_CLAIM_SECONDS,
+# default 90). A process that dies mid-send (a server lost, kill -9) leaves its claims behind;
+# another process, on this server or any other, sends them once the lease runs out. It must
+# be longer than a hand-over can take (MAIL_TIMEOUT), or a slow send could be sent twice.
 CLAIM_LEASE = timedelta(seconds=90)
 NOTICE_GIVE_UP = timedelta(hours=24)
 HEARTBEAT_EVERY = timedelta(seconds=10)
@@ -237,10 +241,17 @@ def worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
+def claim_lease() -> timedelta:
+    """How long a claim lasts: DISPATCHER_CLAIM_SECONDS, or CLAIM_LEASE."""
+    seconds = current_app.config.get("DISPATCHER_CLAIM_SECONDS")
+    return timedelta(seconds=seconds) if seconds else CLAIM_LEASE
+
+
 def claim_due(limit: int = 20, worker: Optional[str] = None) -> list[int]:
     """Claim up to `limit` due messages for this worker; each row goes to one worker only."""
     worker = worker or worker_name()
     at = clock.now()
+    lease = claim_lease()
     due_now = (
         Delivery.status.in_(("queued", "sending")),
         Delivery.next_attempt_at <= at,
@@ -255,7 +266,7 @@ def claim_due(limit: int = 20, worker: Optional[str] = None) -> list[int]:
         result = db.session.execute(
             update(Delivery)
             .where(Delivery.id == delivery_id, *due_now)
-            .values(status="sending", claimed_by=worker, claimed_until=at + CLAIM_LEASE,
+            .values(status="sending", claimed_by=worker, claimed_until=at + lease,
                     attempts=Delivery.attempts + 1)
         )
         db.session.commit()

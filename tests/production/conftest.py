@@ -107,20 +107,25 @@ class Gunicorn:
     """`gunicorn 'app:create_app()'` with several workers, as the operator's guide starts it."""
 
     def __init__(self, database_url: str, smtp: SMTPServer, log_dir: Path, workers: int = 3,
-                 **extra: str) -> None:
+                 own_group: bool = False, **extra: str) -> None:
         self.database_url = database_url
         self.port = free_port()
         self.workers = workers
         self.log_path = log_dir / "gunicorn.log"
-        self.env = production_env(
-            database_url, MAIL_SERVER="127.0.0.1", MAIL_PORT=str(smtp.port),
+        # In a process group of its own, the whole server (master and workers) can be
+        # killed at once, as when a machine is lost (kill_group).
+        self.own_group = own_group
+        settings = dict(
+            MAIL_SERVER="127.0.0.1", MAIL_PORT=str(smtp.port),
             MAIL_PASSWORD=MAIL_PASSWORD, MAIL_DEFAULT_SENDER="Portal <portal@example.com>",
             # Behind a proxy, as in the guide: each test client has an address of its own.
             PROXY_FIX_X_FOR="1", RATELIMIT_ENABLED="0", CODES_PER_ACCOUNT_PER_HOUR="1000",
             # Two messages in hand at a time per worker: the workers claim in small bites,
             # over and over, so their claims really do race for the same rows.
-            DISPATCHER_SENDERS="2", **extra,
+            DISPATCHER_SENDERS="2",
         )
+        settings.update(extra)
+        self.env = production_env(database_url, **settings)
         self.process: Optional[subprocess.Popen] = None
 
     def start(self, timeout: float = 90) -> None:
@@ -130,6 +135,7 @@ class Gunicorn:
              "--bind", f"127.0.0.1:{self.port}", "--graceful-timeout", "5",
              "--timeout", "120", "--no-control-socket", "app:create_app()"],
             cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=self.own_group,
         )
         log.close()
         deadline = time.monotonic() + timeout
@@ -148,12 +154,21 @@ class Gunicorn:
     def stop(self) -> None:
         if self.process is None or self.process.poll() is not None:
             return
-        self.process.send_signal(signal.SIGTERM)
+        if self.own_group:
+            os.killpg(self.process.pid, signal.SIGTERM)
+        else:
+            self.process.send_signal(signal.SIGTERM)
         try:
             self.process.wait(30)
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait(10)
+
+    def kill_group(self) -> None:
+        """SIGKILL the master and every worker at once: no clean shutdown of anything."""
+        assert self.own_group and self.process is not None
+        os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait(10)
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")

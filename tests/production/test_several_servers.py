@@ -1,0 +1,415 @@
+"""Two ClientGate servers behind one load balancer, sharing one PostgreSQL and one Redis.
+
+Each server is `gunicorn 'app:create_app()'` with two workers in a process group of its own,
+as two machines would be. A client's requests land on either: a sign-in begun on one ends on
+the other, logout on one ends the session on both, request limits count across both (Redis),
+every queued message is sent once by whichever dispatcher claims it, and when one server is
+killed mid-send the other sends what it had claimed once the claim runs out.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+from collections import Counter, defaultdict
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select
+
+from extensions import db
+from models import Delivery, SignIn, User
+from services import clock, delivery, limits
+from tests.conftest import TEST_PASSWORD, SMTPServer, add_user, make_config
+from tests.production.conftest import DATABASE_KIND, Databases, Gunicorn, WebClient, flask_cli
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        DATABASE_KIND != "postgresql",
+        reason="several servers share one PostgreSQL, as in production; this module runs in "
+               "the PostgreSQL pass (scripts/pgtemp.py run -- pytest)",
+    ),
+]
+
+# Short, so the test of a server killed mid-send is quick; production keeps 90 s.
+CLAIM_SECONDS = 6
+
+
+class TimedSMTP(SMTPServer):
+    """The real SMTP server, noting when (wall clock) each message arrived."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.arrived_at: list[float] = []
+
+    def _received(self, mail) -> None:
+        with self._cond:
+            self.arrived_at.append(time.time())
+        super()._received(mail)
+
+    def by_ref(self, since: int = 0) -> dict[str, list[float]]:
+        """X-ClientGate-Ref -> the times each copy arrived."""
+        with self._cond:
+            pairs = list(zip(self.messages[since:], self.arrived_at[since:]))
+        found: dict[str, list[float]] = defaultdict(list)
+        for mail, at in pairs:
+            found[mail.headers.get("X-ClientGate-Ref")].append(at)
+        return found
+
+
+@pytest.fixture(scope="module")
+def smtp_server():
+    server = TimedSMTP()
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory, smtp_server, redis_server):
+    """Servers A and B on one migrated PostgreSQL database and one Redis."""
+    databases = Databases(tmp_path_factory.mktemp("db"))
+    url = databases.new()
+    flask_cli("db", "upgrade", database_url=url)
+    servers = {}
+    try:
+        for name in ("A", "B"):
+            servers[name] = Gunicorn(
+                url, smtp_server, tmp_path_factory.mktemp(f"server-{name}"), workers=2,
+                own_group=True, RATELIMIT_ENABLED="1",
+                RATELIMIT_STORAGE_URI=redis_server.url,
+                DISPATCHER_CLAIM_SECONDS=str(CLAIM_SECONDS),
+            )
+            servers[name].start()
+        yield servers
+    finally:
+        for server in servers.values():
+            server.stop()
+        databases.drop_all()
+
+
+@pytest.fixture(scope="module")
+def db_app(cluster, tmp_path_factory):
+    """This test process's own app on the servers' database, to set up and to inspect."""
+    from app import create_app
+
+    application = create_app(make_config(
+        tmp_path_factory.mktemp("inspect"), SQLALCHEMY_DATABASE_URI=cluster["A"].database_url))
+    yield application
+    with application.app_context():
+        db.session.remove()
+        db.engine.dispose()
+
+
+def wait_until(condition, timeout: float = 60, every: float = 0.2):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(every)
+
+
+def worker_pids(server: Gunicorn) -> set[int]:
+    """The worker processes of a gunicorn master (its children)."""
+    found = set()
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            try:
+                with open(f"/proc/{entry.name}/stat") as handle:
+                    fields = handle.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == server.process.pid:
+                found.add(int(entry.name))
+    return found
+
+
+def claimer_pid(row: Delivery) -> int:
+    return int(row.claimed_by.rsplit(":", 1)[1])
+
+
+def rows(app, **where) -> list[Delivery]:
+    with app.app_context():
+        found = db.session.scalars(select(Delivery).filter_by(**where)).all()
+        db.session.expunge_all()
+        db.session.remove()
+        return found
+
+
+def code_for(smtp_server: TimedSMTP, email: str, since: int, timeout: float = 30) -> str:
+    """The code in the newest message to `email` that arrived after message number `since`."""
+    def newest():
+        for mail in reversed(smtp_server.messages[since:]):
+            if email in mail.to and mail.code:
+                return mail.code
+        return None
+
+    code = wait_until(newest, timeout)
+    assert code, f"no code reached {email}"
+    return code
+
+
+def password_on(client: WebClient, server: Gunicorn, email: str, password: str = TEST_PASSWORD):
+    client.server = server
+    assert client.get("/login")[0] == 200
+    return client.post("/login", {"email": email, "password": password})
+
+
+def status_of(client: WebClient, server: Gunicorn, sign_in: int | None = None) -> dict:
+    client.server = server
+    path = "/login/code/status" + (f"?sign_in={sign_in}" if sign_in else "")
+    status, _, text = client.get(path)
+    assert status in (200, 404), text
+    return json.loads(text)
+
+
+def assert_clean_logs(cluster) -> None:
+    for server in cluster.values():
+        log = server.log()
+        assert "Traceback" not in log and " ERROR " not in log, log[-4000:]
+
+
+# --- sessions --------------------------------------------------------------------------
+
+def test_signed_in_on_one_is_signed_in_on_the_other_and_logout_ends_both(
+        cluster, smtp_server, db_app):
+    a, b = cluster["A"], cluster["B"]
+    add_user(db_app, "roaming@example.com")
+    client = WebClient(a, ip="198.51.100.10")
+    since = len(smtp_server.messages)
+    status, headers, _ = password_on(client, a, "roaming@example.com")
+    assert (status, headers["Location"]) == (302, "/login/code")
+    code = code_for(smtp_server, "roaming@example.com", since)
+
+    client.server = b  # the load balancer sends the code page and the code to B
+    assert client.get("/login/code")[0] == 200
+    status, headers, _ = client.post("/login/code", {"code": code})
+    assert (status, headers["Location"]) == (302, "/portal")
+    for server in (a, b, a):
+        client.server = server
+        status, _, text = client.get("/portal")
+        assert status == 200 and "Log out" in text, server.port
+
+    stolen = dict(client.cookies)  # as if the cookie had been copied before logout
+    client.server = b
+    status, headers, _ = client.post("/logout", {})
+    assert (status, headers["Location"]) == (302, "/login")
+    for server in (a, b):
+        replay = WebClient(server, ip="198.51.100.10")
+        replay.cookies = dict(stolen)
+        status, headers, _ = replay.get("/portal")
+        assert status == 302 and headers["Location"].startswith("/login"), server.port
+    assert_clean_logs(cluster)
+
+
+# --- request limits --------------------------------------------------------------------
+
+def _per_minute(name: str) -> int:
+    first = limits.DEFAULT_RATE_LIMITS[name].split(";")[0]
+    return int(re.match(r"(\d+) per minute", first).group(1))
+
+
+def test_request_limits_count_across_both_servers(cluster, db_app):
+    """40 wrong passwords spread over both meet a 429 exactly where one server would."""
+    a, b = cluster["A"], cluster["B"]
+    # From one address, each for a different (unknown) email: the per-address limit.
+    per_ip = _per_minute("login_per_ip")
+    answers = []
+    for n in range(40):
+        client = WebClient(a if n % 2 == 0 else b, ip="198.51.100.20")
+        client.get("/login")
+        answers.append(client.post("/login", {"email": f"nobody{n}@example.com",
+                                              "password": "wrong password"})[0])
+    assert answers == [200] * per_ip + [429] * (40 - per_ip), answers
+
+    # For one account, each from a different address: the per-account limit.
+    add_user(db_app, "targeted@example.com")
+    per_account = _per_minute("login_per_account")
+    answers = []
+    for n in range(40):
+        client = WebClient(b if n % 2 == 0 else a, ip=f"198.51.100.{100 + n}")
+        client.get("/login")
+        answers.append(client.post("/login", {"email": "targeted@example.com",
+                                              "password": "wrong password"})[0])
+    assert answers == [200] * per_account + [429] * (40 - per_account), answers
+    assert_clean_logs(cluster)
+
+
+# --- the tab guard and "keep the code already sent, or send a new one?" ---------------------
+
+def test_tab_guard_and_keep_or_new_when_tabs_land_on_different_servers(
+        cluster, smtp_server, db_app):
+    a, b = cluster["A"], cluster["B"]
+    add_user(db_app, "two-tabs@example.com")
+    email = "two-tabs@example.com"
+
+    # A laptop's tab signs in on A; its second tab lands on B and is warned before it
+    # sends a new code, with the sign-in the first tab started.
+    laptop = WebClient(a, ip="198.51.100.30")
+    since = len(smtp_server.messages)
+    assert password_on(laptop, a, email)[0] == 302
+    first = status_of(laptop, a)
+    assert first["status"] == "pending"
+    laptop.server = b
+    status, _, page = laptop.get("/login")
+    assert status == 200 and "You already have a code on its way" in page
+    assert f'data-sign-in="{first["sign_in"]}"' in page
+    assert status_of(laptop, b)["sign_in"] == first["sign_in"]
+
+    # A phone posts the password on B: asked whether to keep that code; it answers on A.
+    phone = WebClient(b, ip="198.51.100.31")
+    status, headers, _ = password_on(phone, b, email)
+    assert (status, headers["Location"]) == (302, "/login")
+    phone.server = a
+    status, _, page = phone.get("/login")
+    assert status == 200 and "A code is already on its way" in page
+    status, headers, _ = phone.post("/login", {"action": "keep"})
+    assert (status, headers["Location"]) == (302, "/login/code")
+    assert status_of(phone, b)["sign_in"] == first["sign_in"]
+    code = code_for(smtp_server, email, since)
+    phone.server = b
+    phone.get("/login/code")
+    status, headers, _ = phone.post("/login/code", {"code": code})
+    assert (status, headers["Location"]) == (302, "/portal")
+    assert status_of(laptop, a)["status"] == "completed"  # the laptop's tab can say so
+
+    # Again, and this time the phone asks for a new code: the laptop's tab (on either
+    # server) learns its code was replaced, and by which sign-in.
+    since = len(smtp_server.messages)
+    phone2 = WebClient(a, ip="198.51.100.32")
+    laptop2 = WebClient(b, ip="198.51.100.33")
+    assert password_on(laptop2, b, email)[0] == 302
+    old = status_of(laptop2, b)
+    old_code = code_for(smtp_server, email, since)
+    status, headers, _ = password_on(phone2, a, email)
+    assert (status, headers["Location"]) == (302, "/login")
+    phone2.server = b
+    assert "A code is already on its way" in phone2.get("/login")[2]
+    status, headers, _ = phone2.post("/login", {"action": "new"})
+    assert (status, headers["Location"]) == (302, "/login/code")
+    new = status_of(phone2, a)
+    assert new["status"] == "pending" and new["sign_in"] != old["sign_in"]
+    seen = status_of(laptop2, a)
+    assert seen["status"] == "superseded" and seen["newer"]["sign_in"] == new["sign_in"]
+    laptop2.server = a
+    laptop2.get("/login/code")
+    status, _, page = laptop2.post("/login/code", {"code": old_code})
+    assert status == 422 and "sent at" in page  # the page names the newer code
+    since_new = wait_until(lambda: next(
+        (m.code for m in reversed(smtp_server.messages[since:])
+         if email in m.to and m.code and m.code != old_code), None), 30)
+    phone2.server = a
+    phone2.get("/login/code")
+    status, headers, _ = phone2.post("/login/code", {"code": since_new})
+    assert (status, headers["Location"]) == (302, "/portal")
+    assert_clean_logs(cluster)
+
+
+# --- the outbox ------------------------------------------------------------------------
+
+def test_hundred_messages_with_both_dispatchers_running_are_each_sent_once(
+        cluster, smtp_server, db_app):
+    count = 100
+    since = len(smtp_server.messages)
+    smtp_server.delay = 0.02  # a mail server that takes its time, so the workers overlap
+    try:
+        with db_app.app_context():
+            for i in range(count):
+                delivery.queue_message(
+                    user_id=None, channel="email", destination=f"many{i}@example.com",
+                    kind="notice", template="security_change",
+                    values={"when": "10:05", "change": f"message {i}"},
+                )
+            db.session.commit()  # all due at once, for all four dispatchers to race for
+            db.session.remove()
+
+        def all_sent():
+            found = [r for r in rows(db_app, kind="notice")
+                     if r.destination.startswith("many")]
+            return len(found) == count and all(r.status == "sent" for r in found)
+
+        assert wait_until(all_sent, timeout=90)
+        smtp_server.wait_for(since + count, timeout=30)
+        time.sleep(1)  # a second copy on its way would arrive now
+    finally:
+        smtp_server.delay = 0
+
+    sent = [r for r in rows(db_app, kind="notice") if r.destination.startswith("many")]
+    arrived = smtp_server.by_ref(since)
+    assert {ref: len(times) for ref, times in arrived.items()} == {r.client_ref: 1 for r in sent}
+    assert all(r.attempts == 1 for r in sent)
+    by_server = Counter("A" if claimer_pid(r) in worker_pids(cluster["A"]) else
+                        "B" if claimer_pid(r) in worker_pids(cluster["B"]) else "?"
+                        for r in sent)
+    assert by_server["A"] and by_server["B"] and not by_server["?"], by_server
+    assert_clean_logs(cluster)
+
+
+def test_a_server_killed_mid_send_its_claims_go_out_from_the_other(
+        cluster, smtp_server, db_app):
+    """SIGKILL server A while it hands messages to a slow mail server: B sends what A had
+    claimed once the claim runs out, none twice within the claim, none lost."""
+    a, b = cluster["A"], cluster["B"]
+    a_workers, b_workers = worker_pids(a), worker_pids(b)
+    count = 16
+    since = len(smtp_server.messages)
+    smtp_server.delay = 2.0
+    try:
+        with db_app.app_context():
+            for i in range(count):
+                delivery.queue_message(
+                    user_id=None, channel="email", destination=f"crash{i}@example.com",
+                    kind="notice", template="security_change",
+                    values={"when": "10:05", "change": f"message {i}"},
+                )
+            db.session.commit()
+            db.session.remove()
+
+        def held_by_a():
+            found = [r for r in rows(db_app, kind="notice")
+                     if r.destination.startswith("crash") and r.status == "sending"
+                     and r.claimed_by and claimer_pid(r) in a_workers]
+            return found
+
+        assert wait_until(held_by_a, timeout=30, every=0.05), "A never claimed a message"
+        time.sleep(0.5)  # A is now talking to the mail server
+        a.kill_group()
+        killed_at = time.time()
+        orphans = {r.id: r for r in rows(db_app, kind="notice")
+                   if r.destination.startswith("crash") and r.status == "sending"
+                   and claimer_pid(r) in a_workers}
+        assert orphans, "A finished its messages before it was killed"
+
+        def all_sent():
+            found = [r for r in rows(db_app, kind="notice") if r.destination.startswith("crash")]
+            return len(found) == count and all(r.status == "sent" for r in found)
+
+        assert wait_until(all_sent, timeout=60), Counter(
+            r.status for r in rows(db_app, kind="notice") if r.destination.startswith("crash"))
+        time.sleep(2.5)  # a duplicate on its way would arrive now
+    finally:
+        smtp_server.delay = 0
+
+    sent = {r.id: r for r in rows(db_app, kind="notice") if r.destination.startswith("crash")}
+    arrived = smtp_server.by_ref(since)
+    # None lost: every message reached the mail server.
+    assert set(arrived) >= {r.client_ref for r in sent.values()}
+    for delivery_id, orphan in orphans.items():
+        row = sent[delivery_id]
+        assert claimer_pid(row) in b_workers and row.attempts == 2
+        # B's copy came only after A's claim had run out.
+        lease_end = orphan.claimed_until.timestamp()
+        assert min(arrived[row.client_ref]) >= lease_end - 0.5, (
+            arrived[row.client_ref], lease_end, killed_at)
+    for ref, times in arrived.items():
+        times = sorted(times)
+        # A second copy could only come from a message A had handed over in full but not yet
+        # marked sent when it died; never within the claim time.
+        assert all(later - earlier >= CLAIM_SECONDS - 1
+                   for earlier, later in zip(times, times[1:])), (ref, times)
+    log = b.log()
+    assert "Traceback" not in log and " ERROR " not in log, log[-4000:]
