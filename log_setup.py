@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import sys
 from typing import Iterable
+from urllib.parse import urlsplit
 
 from sqlalchemy.engine import make_url
 
@@ -42,6 +43,10 @@ def secrets_of(config) -> list[str]:
     try:
         values.append(make_url(config.get("SQLALCHEMY_DATABASE_URI") or "").password)
     except Exception:  # a URL SQLAlchemy cannot parse has no password to hide
+        pass
+    try:  # redis://:PASSWORD@host:6379/0, shared by several servers' request limits
+        values.append(urlsplit(config.get("RATELIMIT_STORAGE_URI") or "").password)
+    except ValueError:
         pass
     return [str(v) for v in values if v]
 

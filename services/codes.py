@@ -139,10 +139,15 @@ def expire_if_due(sign_in: SignIn) -> bool:
 
 def expire_due_sign_ins(limit: int = 200) -> int:
     """Sweep: end every pending sign-in whose code has run out (called by the dispatcher)."""
+    due_now = (SignIn.status == "pending", SignIn.expires_at <= clock.now())
+    # A plain read first: most rounds find nothing, and must not take SQLite's write lock.
+    if not db.session.scalars(select(SignIn.id).where(*due_now).limit(1)).first():
+        return 0
+    # Every dispatcher, on every server, sweeps: lock the rows and skip those another one
+    # holds (PostgreSQL), so each sign-in is ended, and its audit event written, once.
     due = db.session.scalars(
-        select(SignIn)
-        .where(SignIn.status == "pending", SignIn.expires_at <= clock.now())
-        .limit(limit)
+        select(SignIn).where(*due_now).limit(limit)
+        .with_for_update(skip_locked=True, key_share=True)
     ).all()
     for sign_in in due:
         expire_if_due(sign_in)
