@@ -1,0 +1,166 @@
+"""Debian's nginx (auth_request) in front of an app under /files/ of the portal's own host.
+
+nginx runs docs/forward-auth/nginx.conf (the guide's), ClientGate runs under gunicorn, the app
+behind is a small WSGI app that shows the Remote-Email it was given.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+
+from tests.browser.conftest import (  # noqa: F401 - fixtures
+    assert_accessible, chromium, code_from, log_in, new_context, screenshot,
+)
+from tests.conftest import free_port
+from tests.federation.conftest import clientgate_under_gunicorn
+from tests.federation.web_servers import NGINX, Client, Nginx, Upstream, nginx_site
+from tests.production.conftest import module_smtp  # noqa: F401 - fixture
+
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(
+    not __import__("os").path.exists(NGINX), reason="Debian's nginx is not installed")]
+
+RULES = "localhost/files/ any Shared files; localhost/files/staff/ support,admin"
+
+
+@pytest.fixture(scope="module")
+def front(tmp_path_factory, module_smtp):  # noqa: F811
+    """nginx on http://localhost:<port>: ClientGate at /, the protected app at /files/."""
+    port = free_port()
+    folder = tmp_path_factory.mktemp("nginx-front")
+    upstream = Upstream().start()
+    with clientgate_under_gunicorn(folder, module_smtp, f"http://localhost:{port}",
+                                   ACCESS_RULES=RULES) as (gunicorn, app):
+        nginx = Nginx(folder, nginx_site("localhost", port, gunicorn.port, upstream.port), port)
+        try:
+            nginx.start()
+            yield type("Front", (), {"port": port, "url": f"http://localhost:{port}",
+                                     "gunicorn": gunicorn, "nginx": nginx, "app": app})
+        finally:
+            nginx.stop()
+            upstream.stop()
+
+
+def client(front) -> Client:
+    return Client(front.port, f"localhost:{front.port}")
+
+
+def test_without_a_session_to_sign_in_and_back_after_it(front, module_smtp):  # noqa: F811
+    c = client(front)
+    status, headers, _ = c.get("/files/report.pdf?year=2026&part=2")
+    assert status == 302
+    location = urlsplit(headers["Location"])
+    assert f"{location.scheme}://{location.netloc}{location.path}" == front.url + "/login"
+    asked = front.url + "/files/report.pdf?year=2026&part=2"
+    assert parse_qs(location.query) == {"next": [asked]}
+
+    assert c.sign_in(module_smtp, next_url=asked) == asked
+    status, _, page = c.get("/files/report.pdf?year=2026&part=2")
+    assert status == 200
+    assert "<span id='remote-email'>client@example.com</span>" in page
+    assert "<span id='remote-groups'>client</span>" in page
+
+
+def test_the_browser_cannot_pose_as_someone_else(front, module_smtp):  # noqa: F811
+    forged = {"Remote-Email": "boss@example.com", "Remote-User": "1", "Remote-Groups": "admin",
+              "X-Original-URL": front.url + "/files/", "X-Forwarded-Method": "GET"}
+    c = client(front)
+    status, _, page = c.get("/files/staff/", headers=forged)
+    assert status == 302 and "boss@example.com" not in page  # never reached the app
+    c.sign_in(module_smtp)
+    status, _, page = c.get("/files/", headers=forged)
+    assert status == 200 and "<span id='remote-email'>client@example.com</span>" in page
+    assert "<span id='remote-groups'>client</span>" in page
+    # Naming an open page in X-Original-URL does not open a closed one.
+    status, _, page = c.get("/files/staff/plans", headers=forged)
+    assert status == 403 and "You cannot open this page" in page
+
+
+def test_a_client_kept_out_sees_our_403_page_and_staff_get_in(front, module_smtp):  # noqa: F811
+    c = client(front)
+    c.sign_in(module_smtp)
+    for path in ("/files/staff/", "/files/staff/plans?x=1", "/files/public/../staff/",
+                 "/files/%73taff/"):
+        status, headers, page = c.get(path)
+        assert status == 403, path
+        assert "You cannot open this page" in page and "open only to support staff" in page
+        assert "client@example.com" in page
+    staff = client(front)
+    staff.sign_in(module_smtp, "staff@example.com")
+    status, _, page = staff.get("/files/staff/plans")
+    assert status == 200 and "<span id='remote-groups'>support</span>" in page
+
+
+def test_logging_out_closes_the_app_at_once(front, module_smtp):  # noqa: F811
+    c = client(front)
+    c.sign_in(module_smtp)
+    assert c.get("/files/")[0] == 200
+    c.get("/portal")
+    assert c.send("POST", "/logout", {})[0] == 302
+    status, headers, _ = c.get("/files/")
+    assert status == 302 and "/login?next=" in headers["Location"]
+
+
+def test_a_flood_of_questions_neither_locks_nor_fails(front, module_smtp):  # noqa: F811
+    signed = client(front)
+    signed.sign_in(module_smtp)
+    answers: Counter = Counter()
+    lock = threading.Lock()
+
+    def ask(index: int) -> None:
+        for round_ in range(20):
+            c = signed if (index + round_) % 2 else client(front)
+            try:
+                status = c.get(f"/files/{index}/{round_}", headers={"Cookie": "; ".join(
+                    f"{k}={v}" for k, v in c.cookies.items())} if c.cookies else None)[0]
+            except OSError as error:
+                status = repr(error)
+            with lock:
+                answers[status] += 1
+
+    # Meanwhile a client signs in: its writes go through while the flood reads.
+    threads = [threading.Thread(target=ask, args=(i,)) for i in range(16)]
+    for thread in threads:
+        thread.start()
+    late = client(front)
+    assert late.sign_in(module_smtp, "staff@example.com")
+    for thread in threads:
+        thread.join(120)
+    assert set(answers) <= {200, 302}, answers
+    assert answers[200] == answers[302] == 160
+    log = front.gunicorn.log()
+    assert "database is locked" not in log and "Traceback" not in log, log[-3000:]
+
+
+# --- Chromium through nginx ---------------------------------------------------------------------
+
+@pytest.mark.browser
+def test_chromium_signs_in_through_nginx_reaches_the_app_and_logs_out(
+        front, module_smtp, new_context):  # noqa: F811
+    page = new_context().new_page()
+    page.goto(front.url + "/files/welcome")
+    assert page.url.startswith(front.url + "/login?next=")
+    count = len(module_smtp.messages)
+    page.fill("input[name=email]", "client@example.com")
+    page.fill("input[name=password]", __import__("tests.conftest").conftest.TEST_PASSWORD)
+    page.locator("[data-login-form] button[type=submit]").click()
+    page.wait_for_url("**/login/code")
+    page.fill("input[name=code]", code_from(module_smtp, count + 1))
+    page.locator("form[data-code-form] button[type=submit], form button[type=submit]").first.click()
+    page.wait_for_url(front.url + "/files/welcome")
+    assert page.text_content("#remote-email") == "client@example.com"
+    assert page.text_content("#path") == "/files/welcome"
+
+    page.goto(front.url + "/files/staff/")
+    assert page.locator("h1").text_content() == "You cannot open this page"
+    screenshot(page, "forward-auth-403")
+    assert_accessible(page, "the 403 page")
+
+    page.goto(front.url + "/portal")
+    page.get_by_role("button", name="Log out").click()
+    page.wait_for_url("**/login")
+    page.goto(front.url + "/files/welcome")
+    assert page.url.startswith(front.url + "/login?next=")
