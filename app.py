@@ -115,6 +115,7 @@ def register_blueprints(app: Flask) -> None:
     if app.config["DEV_OUTBOX"]:
         app.register_blueprint(dev.bp)
     register_account_blueprints(app)
+    register_oidc_provider(app)
 
 
 def register_account_blueprints(app: Flask) -> None:
@@ -122,6 +123,15 @@ def register_account_blueprints(app: Flask) -> None:
     from blueprints import devices
 
     app.register_blueprint(devices.bp)
+
+
+def register_oidc_provider(app: Flask) -> None:
+    """ClientGate as an OpenID Connect provider (issue 14): Authlib's server and its routes."""
+    from blueprints import oidc
+    from services.federation import oidc as provider
+
+    app.register_blueprint(oidc.bp)
+    provider.init_app(app)
 
 
 # Forms a client can come back to: a stale token sends them back there with a message.

@@ -155,6 +155,94 @@ def demo():
         click.echo(f"  {email:<26} {role:<8} codes by {channel}")
 
 
+# --- flask oidc ... : the apps that sign in through ClientGate (OpenID Connect) ------------
+
+oidc_cli = AppGroup("oidc", help="Apps that sign their users in through ClientGate.")
+
+
+@oidc_cli.command("add-client")
+@click.argument("name")
+@click.option("--redirect-uri", "redirect_uris", multiple=True, required=True,
+              help="Where the app receives the code; exactly as the app sends it. Repeatable.")
+@click.option("--post-logout-uri", "post_logout_uris", multiple=True,
+              help="Where the app may send people after logging out. Repeatable.")
+@click.option("--public", is_flag=True,
+              help="An app that cannot keep a secret (mobile, single-page): PKCE, no secret.")
+@with_appcontext
+def oidc_add_client(name: str, redirect_uris: tuple[str, ...],
+                    post_logout_uris: tuple[str, ...], public: bool):
+    """Register an app; prints its client_id (and client_secret, shown only this once)."""
+    from services.federation import oidc
+
+    try:
+        new = oidc.add_client(name, list(redirect_uris), public=public,
+                              post_logout_uris=list(post_logout_uris))
+    except ValueError as error:
+        raise click.UsageError(str(error)) from None
+    db.session.commit()
+    click.echo(f"client_id: {new.row.client_id}")
+    if new.secret:
+        click.echo(f"client_secret: {new.secret}")
+        click.echo("Keep the secret now: only its hash is stored, it cannot be shown again.",
+                   err=True)
+
+
+@oidc_cli.command("list-clients")
+@with_appcontext
+def oidc_list_clients():
+    """List the registered apps and their redirect addresses."""
+    from services.federation import oidc
+
+    rows = oidc.list_clients()
+    if not rows:
+        click.echo("No apps yet. Add one with: flask --app app oidc add-client NAME "
+                   "--redirect-uri URI")
+        return
+    for row in rows:
+        kind = "public" if row.is_public else "confidential"
+        click.echo(f"{row.client_id}  {row.name}  ({kind})")
+        for uri in row.redirect_uris:
+            click.echo(f"    redirect: {uri}")
+        for uri in row.post_logout_redirect_uris:
+            click.echo(f"    after logout: {uri}")
+
+
+@oidc_cli.command("remove-client")
+@click.argument("client_id")
+@with_appcontext
+def oidc_remove_client(client_id: str):
+    """Remove an app: its codes and access tokens stop working at once."""
+    from services.federation import oidc
+
+    row = oidc.find_client(client_id)
+    if row is None:
+        raise click.UsageError(f"No app has the client_id {client_id}.")
+    name = row.name
+    oidc.remove_client(row)
+    db.session.commit()
+    click.echo(f"Removed {name} ({client_id}).")
+
+
+@oidc_cli.command("rotate-key")
+@click.option("--replace-unreadable", is_flag=True,
+              help="SECRET_KEY changed and the old key cannot be read: replace it anyway.")
+@with_appcontext
+def oidc_rotate_key(replace_unreadable: bool):
+    """Make a new id_token signing key; the old one stays published until its tokens expire."""
+    from services.federation import oidc
+
+    try:
+        row, dropped = oidc.rotate_key(replace_unreadable=replace_unreadable)
+    except RuntimeError as error:
+        raise click.ClickException(str(error)) from None
+    db.session.commit()
+    hours = oidc.ID_TOKEN_LIFETIME.total_seconds() / 3600
+    click.echo(f"New signing key {row.kid} signs from now on. The previous key stays "
+               f"published for {hours:g} hour(s), until the tokens it signed have expired.")
+    if dropped:
+        click.echo(f"No longer published: {', '.join(dropped)}.")
+
+
 def register(app: Flask) -> None:
     from services.data_copy import db_copy
     from services.retention import prune_command
@@ -163,3 +251,4 @@ def register(app: Flask) -> None:
     app.cli.add_command(demo)
     app.cli.add_command(prune_command)
     app.cli.add_command(db_copy)
+    app.cli.add_command(oidc_cli)

@@ -249,3 +249,92 @@ class DispatcherBeat(db.Model):
 
     worker: Mapped[str] = mapped_column(String(64), primary_key=True)
     beat_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=now)
+
+
+# --- OpenID Connect provider (services/federation/oidc.py) ------------------------------
+
+class OAuthClient(db.Model):
+    """An app that signs its users in through ClientGate (a relying party)."""
+
+    __tablename__ = "oauth_clients"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    client_id: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(120))
+    # SHA-256 of the secret (32 random bytes, so a fast hash is enough); None: a public client.
+    secret_hash: Mapped[Optional[str]] = mapped_column(String(64))
+    redirect_uris: Mapped[list[str]] = mapped_column(JSON, default=list)
+    post_logout_redirect_uris: Mapped[list[str]] = mapped_column(JSON, default=list)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=now)
+
+    @property
+    def is_public(self) -> bool:
+        return self.secret_hash is None
+
+    def __repr__(self) -> str:
+        return f"<OAuthClient {self.client_id} {self.name!r}>"
+
+
+class OAuthCode(db.Model):
+    """An authorization code: single use, short lived, stored as a hash."""
+
+    __tablename__ = "oauth_codes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    client_id: Mapped[int] = mapped_column(
+        ForeignKey("oauth_clients.id", ondelete="CASCADE"), index=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    auth_session_id: Mapped[Optional[int]] = mapped_column(
+        ForeignKey("auth_sessions.id", ondelete="SET NULL"), index=True)
+    redirect_uri: Mapped[str] = mapped_column(String(512))
+    scope: Mapped[str] = mapped_column(String(255), default="")
+    nonce: Mapped[Optional[str]] = mapped_column(String(255))
+    code_challenge: Mapped[Optional[str]] = mapped_column(String(128))
+    code_challenge_method: Mapped[Optional[str]] = mapped_column(String(10))
+    auth_time: Mapped[datetime] = mapped_column(UTCDateTime())
+    amr: Mapped[list[str]] = mapped_column(JSON, default=list)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=now)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    used_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime())
+
+    client: Mapped[OAuthClient] = relationship()
+    user: Mapped[User] = relationship()
+
+
+class OAuthToken(db.Model):
+    """An access token given to an app for the userinfo endpoint, stored as a hash."""
+
+    __tablename__ = "oauth_tokens"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    client_id: Mapped[int] = mapped_column(
+        ForeignKey("oauth_clients.id", ondelete="CASCADE"), index=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    # The code it was issued for: a replayed code revokes what it issued (RFC 9700 4.5).
+    code_id: Mapped[Optional[int]] = mapped_column(
+        ForeignKey("oauth_codes.id", ondelete="SET NULL"), index=True)
+    auth_session_id: Mapped[Optional[int]] = mapped_column(
+        ForeignKey("auth_sessions.id", ondelete="SET NULL"), index=True)
+    scope: Mapped[str] = mapped_column(String(255), default="")
+    issued_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=now)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    revoked_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime())
+
+    client: Mapped[OAuthClient] = relationship()
+    user: Mapped[User] = relationship()
+
+
+class OIDCSigningKey(db.Model):
+    """An RSA key that signs id_tokens; the private half Fernet-encrypted under SECRET_KEY."""
+
+    __tablename__ = "oidc_signing_keys"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kid: Mapped[str] = mapped_column(String(64), unique=True)
+    private_key_encrypted: Mapped[str] = mapped_column(Text)
+    public_jwk: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=now)
+    # Set when a newer key replaced it; it stays published until its last id_token expired.
+    retired_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime())

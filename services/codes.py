@@ -53,8 +53,13 @@ def _derived_key(purpose: bytes) -> bytes:
     return cache[purpose]
 
 
+def fernet_for(purpose: bytes) -> Fernet:
+    """A Fernet cipher whose key is derived from SECRET_KEY for one purpose."""
+    return Fernet(base64.urlsafe_b64encode(_derived_key(purpose)))
+
+
 def _fernet() -> Fernet:
-    return Fernet(base64.urlsafe_b64encode(_derived_key(b"code-encryption")))
+    return fernet_for(b"code-encryption")
 
 
 # --- primitives -----------------------------------------------------------------------

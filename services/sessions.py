@@ -103,3 +103,11 @@ def revoke_all_for(user_id: int) -> int:
         .values(revoked_at=clock.now())
     )
     return result.rowcount or 0
+
+
+def session_for_token(token: Optional[str]) -> Optional[AuthSession]:
+    """The live session whose token this is (its start, `amr` and sign-in), or None."""
+    if not token:
+        return None
+    row = db.session.scalar(select(AuthSession).where(AuthSession.token_hash == _hash(token)))
+    return row if row is not None and _is_live(row) else None

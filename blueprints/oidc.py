@@ -1,0 +1,160 @@
+"""OpenID Connect endpoints: thin routes over services/federation/oidc.py."""
+
+from __future__ import annotations
+
+from typing import Optional
+from urllib.parse import urlencode, urlsplit
+
+from authlib.oauth2 import OAuth2Error
+from flask import Blueprint, jsonify, redirect, render_template, request, session, url_for
+from flask_login import current_user, logout_user
+from itsdangerous import BadSignature, URLSafeTimedSerializer
+from flask import current_app
+
+from blueprints.safety import no_store
+from extensions import csrf, db
+from forms import LogoutForm
+from services import audit, clock, sessions
+from services.federation import access, oidc
+
+bp = Blueprint("oidc", __name__)
+
+# How long the "you have just signed in again" marker on a forced re-login stays good.
+REAUTH_MARKER_SECONDS = 15 * 60
+
+
+@bp.after_request
+def never_cache(response):
+    return no_store(response)
+
+
+@bp.route("/.well-known/openid-configuration")
+def discovery():
+    response = jsonify(oidc.discovery())
+    response.headers["Access-Control-Allow-Origin"] = "*"
+    return response
+
+
+@bp.route("/oauth/jwks")
+def jwks_document():
+    db_response = jsonify(oidc.jwks())
+    db.session.commit()
+    db_response.headers["Access-Control-Allow-Origin"] = "*"
+    return db_response
+
+
+def _marker_signer() -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(current_app.config["SECRET_KEY"], salt="oidc-reauth")
+
+
+def _fresh_login_done(started) -> bool:
+    """True if this request came back from a sign-in we asked for, made after we asked."""
+    marker = request.args.get("cg_reauth")
+    if not marker or started is None:
+        return False
+    try:
+        asked_at = _marker_signer().loads(marker, max_age=REAUTH_MARKER_SECONDS)
+    except BadSignature:
+        return False
+    return started.timestamp() >= float(asked_at)
+
+
+def _to_login(force: bool):
+    """Send the browser through ClientGate's own sign-in, then back to this request."""
+    args = request.args.to_dict(flat=False)
+    if force:
+        # prompt=login or max_age: end this session so the sign-in really happens again.
+        sessions.revoke(session.get("sid"))
+        db.session.commit()
+        logout_user()
+        session.clear()
+        args["cg_reauth"] = [_marker_signer().dumps(clock.now().timestamp() - 1)]
+    back = url_for("oidc.authorize") + "?" + urlencode(args, doseq=True)
+    return redirect(url_for("auth.login", next=back))
+
+
+def _refused(title: str, message: str, status: int = 400, **extra):
+    return render_template("oidc/refused.html", title=title, message=message, **extra), status
+
+
+@bp.route("/oauth/authorize")
+def authorize():
+    user = current_user if current_user.is_authenticated else None
+    try:
+        grant = oidc.validate_authorization(user)
+    except OAuth2Error as error:
+        if error.redirect_uri:
+            return oidc.error_redirect(error)
+        return _bad_request(error)
+    client = grant.client.row
+    login = oidc.current_login()
+    started = login.created_at if login else None
+    try:
+        stale = oidc.login_is_stale(grant, started)
+    except OAuth2Error as error:
+        return oidc.error_redirect(error)
+    fresh = _fresh_login_done(started)
+    if user is None or (not fresh and (grant.prompt == "login" or stale)):
+        if grant.request.payload.data.get("prompt") == "none":
+            return oidc.error_redirect(oidc.login_required(grant))
+        oidc.note_app_sign_in(client, user)
+        return _to_login(force=user is not None)
+    decision = oidc.access_decision(user, grant.redirect_uri)
+    if not decision.allowed:
+        oidc.note_refusal(client, user, decision.reason)
+        return _refused("You cannot open this app",
+                        f"You are signed in, but {client.name} is not open to your account. "
+                        f"{decision.reason} If you think you should have access, contact the "
+                        "firm.", 403, logout_form=LogoutForm())
+    return oidc.issue_code(grant, user)
+
+
+def _bad_request(error: OAuth2Error):
+    """No redirect back to an address we cannot trust: say what is wrong, on our own page."""
+    client = oidc.find_client(request.args.get("client_id"))
+    oidc.note_bad_request(client, error, request.args.get("redirect_uri"))
+    if client is None:
+        message = ("The app that sent you here is not registered with this portal, so it "
+                   "cannot use it to sign you in. Please tell the firm.")
+    elif "redirect" in (error.description or "").lower():
+        message = (f"{client.name} asked to send you back to an address it has not registered "
+                   "with this portal, so for your safety we stopped here. Please tell the firm.")
+    else:
+        message = (f"{client.name} sent a sign-in request this portal cannot accept "
+                   f"({error.description or error.error}). Please tell the firm.")
+    return _refused("This app's sign-in did not work", message, 400)
+
+
+@bp.route("/oauth/token", methods=["POST"])
+@csrf.exempt
+def token():
+    return oidc.token_response()
+
+
+@bp.route("/oauth/userinfo", methods=["GET", "POST"])
+@csrf.exempt
+def userinfo():
+    return oidc.userinfo_response()
+
+
+@bp.route("/oauth/logout", methods=["GET", "POST"])
+@csrf.exempt
+def end_session():
+    """RP-initiated logout: with a valid id_token_hint at once, otherwise after asking."""
+    try:
+        end = oidc.validate_end_session()
+    except OAuth2Error as error:
+        return _refused("This sign-out request did not work",
+                        "The app's sign-out request could not be checked "
+                        f"({error.description or error.error}). You can still sign out here.",
+                        400, logout_form=LogoutForm() if current_user.is_authenticated else None)
+    if end.needs_confirmation:
+        if not current_user.is_authenticated:
+            return render_template("oidc/signed_out.html", client=end.client and end.client.row)
+        return render_template("oidc/confirm_logout.html", form=LogoutForm(),
+                               client=end.client and end.client.row)
+    response = oidc.finish_end_session(end)
+    logout_user()
+    session.clear()
+    return response or render_template("oidc/signed_out.html",
+                                       client=end.client and end.client.row)

@@ -1,0 +1,640 @@
+"""ClientGate as an OpenID Connect provider: Authlib's server classes, wrapped thinly.
+
+Only the safe parts of OAuth (RFC 9700): the authorization code flow, PKCE with S256
+(required for public clients, accepted for confidential ones), exact redirect URIs, codes
+used once and within a minute (a replayed code revokes the tokens it issued), id_tokens
+signed with RS256. Every JOSE operation is Authlib's or joserfc's; nothing here builds a
+JWT by hand. Client secrets, codes and access tokens are kept only as SHA-256 hashes; the
+signing key is kept Fernet-encrypted under a key derived from SECRET_KEY.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Optional
+from urllib.parse import urlsplit
+
+from authlib.integrations.flask_oauth2 import AuthorizationServer, ResourceProtector
+from authlib.oauth2.rfc6749 import (
+    AuthorizationCodeMixin, ClientMixin, InvalidGrantError, InvalidRequestError, OAuth2Error,
+    TokenMixin, grants,
+)
+from authlib.oauth2.rfc6750 import BearerTokenValidator
+from authlib.oauth2.rfc7636 import CodeChallenge
+from authlib.oidc.core import UserInfo, UserInfoEndpoint
+from authlib.oidc.core.errors import LoginRequiredError
+from authlib.oidc.core.grants import OpenIDCode
+from authlib.oidc.rpinitiated import EndSessionEndpoint
+from cryptography.fernet import InvalidToken
+from flask import Flask, current_app, session
+from joserfc.jwk import KeySet, RSAKey
+from sqlalchemy import delete, select, update
+
+from extensions import db
+from models import AuthSession, OAuthClient, OAuthCode, OAuthToken, OIDCSigningKey, User
+from services import audit, clock, codes, sessions
+from services.federation import access
+from services.urls import absolute_url, portal_url
+
+log = logging.getLogger("clientgate.oidc")
+
+CODE_LIFETIME = timedelta(seconds=60)
+ACCESS_TOKEN_LIFETIME = timedelta(hours=1)
+ID_TOKEN_LIFETIME = timedelta(hours=1)
+SCOPES = ("openid", "email", "profile")
+SIGNING_ALG = "RS256"
+RSA_BITS = 2048
+KEY_PURPOSE = b"oidc-signing-key"
+
+
+def _hash(value: str) -> str:
+    return hashlib.sha256(value.encode()).hexdigest()
+
+
+# --- Authlib's view of the rows ---------------------------------------------------------
+
+class Client(ClientMixin):
+    """An OAuthClient row as Authlib asks about it."""
+
+    def __init__(self, row: OAuthClient) -> None:
+        self.row = row
+        self.client_id = row.client_id
+        # RP-initiated logout reads the registered post-logout addresses from here.
+        self.client_metadata = {
+            "post_logout_redirect_uris": list(row.post_logout_redirect_uris or [])
+            + list(row.redirect_uris or []),
+            "token_endpoint_auth_method": "none" if row.is_public else "client_secret_basic",
+        }
+
+    def get_client_id(self) -> str:
+        return self.row.client_id
+
+    def get_default_redirect_uri(self) -> Optional[str]:
+        return None  # OpenID Connect: the request always names its redirect_uri
+
+    def get_allowed_scope(self, scope: str) -> str:
+        return " ".join(s for s in (scope or "").split() if s in SCOPES)
+
+    def check_redirect_uri(self, redirect_uri: str) -> bool:
+        return redirect_uri in (self.row.redirect_uris or [])  # exact match, RFC 9700 4.1
+
+    def check_client_secret(self, client_secret: str) -> bool:
+        if self.row.secret_hash is None:
+            return False
+        return hmac.compare_digest(_hash(client_secret), self.row.secret_hash)
+
+    def check_endpoint_auth_method(self, method: str, endpoint: str) -> bool:
+        if self.row.is_public:
+            return method == "none"
+        return method in ("client_secret_basic", "client_secret_post")
+
+    def check_response_type(self, response_type: str) -> bool:
+        return response_type == "code"
+
+    def check_grant_type(self, grant_type: str) -> bool:
+        return grant_type == "authorization_code"
+
+
+class Code(AuthorizationCodeMixin):
+    """An OAuthCode row as Authlib asks about it."""
+
+    def __init__(self, row: OAuthCode) -> None:
+        self.row = row
+        self.code_challenge = row.code_challenge
+        self.code_challenge_method = row.code_challenge_method
+
+    def get_redirect_uri(self) -> str:
+        return self.row.redirect_uri
+
+    def get_scope(self) -> str:
+        return self.row.scope
+
+    def get_nonce(self) -> Optional[str]:
+        return self.row.nonce
+
+    def get_auth_time(self) -> int:
+        return int(self.row.auth_time.timestamp())
+
+    def get_amr(self) -> Optional[list[str]]:
+        return list(self.row.amr or []) or None
+
+
+class Token(TokenMixin):
+    """An OAuthToken row as Authlib asks about it."""
+
+    def __init__(self, row: OAuthToken) -> None:
+        self.row = row
+        self.scope = row.scope
+
+    def check_client(self, client) -> bool:
+        return client.row.id == self.row.client_id
+
+    def get_scope(self) -> str:
+        return self.row.scope
+
+    def get_expires_in(self) -> int:
+        return int((self.row.expires_at - self.row.issued_at).total_seconds())
+
+    def is_expired(self) -> bool:
+        return self.row.expires_at <= clock.now()
+
+    def is_revoked(self) -> bool:
+        return self.row.revoked_at is not None
+
+    def get_user(self) -> User:
+        return self.row.user
+
+    def get_client(self) -> Client:
+        return Client(self.row.client)
+
+
+# --- clients ----------------------------------------------------------------------------
+
+@dataclass
+class NewClient:
+    row: OAuthClient
+    secret: Optional[str]  # shown once, never stored
+
+
+def _check_uri(uri: str) -> str:
+    parts = urlsplit(uri)
+    if parts.scheme not in ("https", "http") or not parts.netloc or parts.fragment:
+        raise ValueError(f"{uri!r} is not an http(s) address without a #fragment.")
+    if parts.scheme == "http" and parts.hostname not in ("localhost", "127.0.0.1", "::1"):
+        raise ValueError(f"{uri!r} must use https (plain http only for localhost).")
+    if len(uri) > 512:
+        raise ValueError("A redirect address may be at most 512 characters long.")
+    return uri
+
+
+def add_client(name: str, redirect_uris: list[str], *, public: bool = False,
+               post_logout_uris: Optional[list[str]] = None) -> NewClient:
+    """Register an app; a confidential one gets a secret, returned here and never again."""
+    name = name.strip()
+    if not name or len(name) > 120:
+        raise ValueError("The name must be 1 to 120 characters long.")
+    if not redirect_uris:
+        raise ValueError("Give at least one --redirect-uri.")
+    uris = [_check_uri(u) for u in redirect_uris]
+    after = [_check_uri(u) for u in post_logout_uris or []]
+    secret = None if public else secrets.token_urlsafe(32)
+    row = OAuthClient(
+        client_id=secrets.token_urlsafe(18), name=name,
+        secret_hash=_hash(secret) if secret else None, redirect_uris=uris,
+        post_logout_redirect_uris=after, created_at=clock.now(),
+    )
+    db.session.add(row)
+    db.session.flush()
+    audit.record("oidc_client_added", detail={"client_id": row.client_id, "name": name,
+                                              "public": public, "by": "cli"})
+    return NewClient(row, secret)
+
+
+def find_client(client_id: Optional[str]) -> Optional[OAuthClient]:
+    """The registered app with this client_id, if any."""
+    if not client_id or len(client_id) > 64:
+        return None
+    return db.session.scalar(select(OAuthClient).where(OAuthClient.client_id == client_id))
+
+
+def list_clients() -> list[OAuthClient]:
+    return list(db.session.scalars(select(OAuthClient).order_by(OAuthClient.name)))
+
+
+def remove_client(row: OAuthClient) -> None:
+    """Forget an app: its codes and tokens go with it (ON DELETE CASCADE)."""
+    db.session.execute(delete(OAuthToken).where(OAuthToken.client_id == row.id))
+    db.session.execute(delete(OAuthCode).where(OAuthCode.client_id == row.id))
+    audit.record("oidc_client_removed", detail={"client_id": row.client_id, "name": row.name,
+                                                "by": "cli"})
+    db.session.delete(row)
+
+
+# --- signing keys -----------------------------------------------------------------------
+
+def _new_key() -> OIDCSigningKey:
+    kid = secrets.token_urlsafe(12)
+    key = RSAKey.generate_key(RSA_BITS, parameters={"kid": kid, "use": "sig",
+                                                   "alg": SIGNING_ALG}, private=True)
+    private = json.dumps(key.as_dict(private=True)).encode()
+    row = OIDCSigningKey(
+        kid=kid, private_key_encrypted=codes.fernet_for(KEY_PURPOSE).encrypt(private).decode(),
+        public_jwk=key.as_dict(private=False), created_at=clock.now(),
+    )
+    db.session.add(row)
+    return row
+
+
+def _published_rows() -> list[OIDCSigningKey]:
+    """The current key and every retired key whose id_tokens may still be in use."""
+    oldest = clock.now() - ID_TOKEN_LIFETIME
+    return list(db.session.scalars(
+        select(OIDCSigningKey)
+        .where((OIDCSigningKey.retired_at.is_(None)) | (OIDCSigningKey.retired_at > oldest))
+        .order_by(OIDCSigningKey.id.desc())
+    ))
+
+
+def ensure_signing_key() -> OIDCSigningKey:
+    """The key that signs now; made (and committed) the first time it is needed."""
+    current = db.session.scalar(
+        select(OIDCSigningKey).where(OIDCSigningKey.retired_at.is_(None))
+        .order_by(OIDCSigningKey.id.desc()).limit(1)
+    )
+    if current is None:
+        # Two workers racing here each add a key; both are published and the newer signs.
+        current = _new_key()
+        db.session.commit()
+        log.info("made the first OpenID Connect signing key %s", current.kid)
+    return current
+
+
+def _private_key(row: OIDCSigningKey) -> RSAKey:
+    cache = current_app.extensions.setdefault("oidc_keys", {})
+    if row.kid not in cache:
+        try:
+            data = codes.fernet_for(KEY_PURPOSE).decrypt(row.private_key_encrypted.encode())
+        except InvalidToken:
+            raise RuntimeError(
+                "The OpenID Connect signing key cannot be read: SECRET_KEY has changed since "
+                "it was made. Run `flask --app app oidc rotate-key --replace-unreadable`."
+            ) from None
+        cache[row.kid] = RSAKey.import_key(json.loads(data))
+    return cache[row.kid]
+
+
+def jwks() -> dict[str, Any]:
+    """The public keys apps check id_tokens with (current first)."""
+    ensure_signing_key()
+    return {"keys": [dict(row.public_jwk) for row in _published_rows()]}
+
+
+def rotate_key(*, replace_unreadable: bool = False) -> tuple[OIDCSigningKey, list[str]]:
+    """Make a new signing key; the old one stays published until its tokens have expired.
+
+    Returns the new key and the kids of keys dropped because their tokens are all expired.
+    """
+    at = clock.now()
+    if not replace_unreadable:
+        current = db.session.scalar(select(OIDCSigningKey).where(
+            OIDCSigningKey.retired_at.is_(None)).limit(1))
+        if current is not None:
+            _private_key(current)  # a wrong SECRET_KEY stops here, before anything changes
+    db.session.execute(update(OIDCSigningKey).where(OIDCSigningKey.retired_at.is_(None))
+                       .values(retired_at=at))
+    gone = list(db.session.scalars(select(OIDCSigningKey.kid).where(
+        OIDCSigningKey.retired_at <= at - ID_TOKEN_LIFETIME)))
+    db.session.execute(delete(OIDCSigningKey).where(
+        OIDCSigningKey.retired_at <= at - ID_TOKEN_LIFETIME))
+    row = _new_key()
+    audit.record("oidc_key_rotated", detail={"kid": row.kid, "dropped": gone, "by": "cli"})
+    return row, gone
+
+
+# --- the people's side: claims ------------------------------------------------------------
+
+def subject(user: User) -> str:
+    """The stable `sub` of a user: their id, never the email, which they can change."""
+    return str(user.id)
+
+
+def user_info(user: User, scope: str) -> UserInfo:
+    """Claims about the user for the scopes granted (OpenID Connect Core 5.4)."""
+    name = getattr(user, "name", None) or user.email
+    # The firm sets every address, and an address change is proved before it is used.
+    return UserInfo(sub=subject(user), email=user.email, email_verified=True,
+                    name=name).filter(scope)
+
+
+# --- Authlib's grant, extensions and endpoints -------------------------------------------
+
+class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
+    TOKEN_ENDPOINT_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "none"]
+
+    def save_authorization_code(self, code: str, request) -> None:
+        payload = request.payload
+        login = current_login()
+        db.session.add(OAuthCode(
+            code_hash=_hash(code), client_id=request.client.row.id, user_id=request.user.id,
+            auth_session_id=login.id if login else None,
+            redirect_uri=payload.redirect_uri, scope=payload.scope or "",
+            nonce=payload.data.get("nonce"),
+            code_challenge=payload.data.get("code_challenge"),
+            code_challenge_method=payload.data.get("code_challenge_method"),
+            auth_time=login.created_at if login else clock.now(),
+            amr=list(login.amr or []) if login else [],
+            created_at=clock.now(), expires_at=clock.now() + CODE_LIFETIME,
+        ))
+
+    def query_authorization_code(self, code: str, client: Client) -> Optional[Code]:
+        """The code, claimed for this one use; a second use revokes what the first issued."""
+        row = db.session.scalar(select(OAuthCode).where(OAuthCode.code_hash == _hash(code)))
+        if row is None or row.client_id != client.row.id:
+            return None
+        claimed = db.session.execute(
+            update(OAuthCode).where(OAuthCode.id == row.id, OAuthCode.used_at.is_(None))
+            .values(used_at=clock.now())
+        ).rowcount
+        if not claimed:
+            revoked = db.session.execute(
+                update(OAuthToken).where(OAuthToken.code_id == row.id,
+                                         OAuthToken.revoked_at.is_(None))
+                .values(revoked_at=clock.now())
+            ).rowcount
+            audit.record("oidc_code_replayed", user_id=row.user_id, outcome="refused",
+                         detail={"client_id": client.row.client_id, "client": client.row.name,
+                                 "tokens_revoked": revoked})
+            db.session.commit()
+            return None
+        if row.expires_at <= clock.now():
+            audit.record("oidc_code_expired", user_id=row.user_id, outcome="refused",
+                         detail={"client_id": client.row.client_id, "client": client.row.name})
+            db.session.commit()
+            return None
+        return Code(row)
+
+    def delete_authorization_code(self, authorization_code: Code) -> None:
+        pass  # claimed (used_at set) in query_authorization_code, kept to detect a replay
+
+    def authenticate_user(self, authorization_code: Code) -> User:
+        return authorization_code.row.user
+
+
+class S256CodeChallenge(CodeChallenge):
+    """PKCE with S256 only (RFC 9700 2.1.1): `plain` is refused, and so is a missing method."""
+
+    SUPPORTED_CODE_CHALLENGE_METHOD = ["S256"]
+    DEFAULT_CODE_CHALLENGE_METHOD = "S256"
+
+    def validate_code_challenge(self, grant, redirect_uri):
+        request = grant.request
+        challenge = request.payload.data.get("code_challenge")
+        if challenge is None and request.client.row.is_public:
+            raise InvalidRequestError("A public client must send a PKCE code_challenge.")
+        if challenge is not None and request.payload.data.get("code_challenge_method") != "S256":
+            raise InvalidRequestError("code_challenge_method must be S256.")
+        return super().validate_code_challenge(grant, redirect_uri)
+
+    def validate_code_verifier(self, grant, result):
+        # The code was bound to a verifier: presenting it without one is an invalid grant.
+        if grant.request.authorization_code.code_challenge \
+                and not grant.request.form.get("code_verifier"):
+            raise InvalidGrantError("The code_verifier is missing.")
+        try:
+            return super().validate_code_verifier(grant, result)
+        except InvalidRequestError as error:
+            raise InvalidGrantError(error.description) from None
+
+
+class IDToken(OpenIDCode):
+    """The id_token: RS256 with the current key; iss, aud, exp, iat, auth_time, nonce, amr."""
+
+    DEFAULT_EXPIRES_IN = int(ID_TOKEN_LIFETIME.total_seconds())
+
+    def exists_nonce(self, nonce: str, request) -> bool:
+        return db.session.scalar(select(OAuthCode.id).where(
+            OAuthCode.client_id == request.client.row.id, OAuthCode.nonce == nonce
+        ).limit(1)) is not None
+
+    def resolve_client_private_key(self, client) -> RSAKey:
+        return _private_key(ensure_signing_key())
+
+    def get_client_algorithm(self, client) -> str:
+        return SIGNING_ALG
+
+    def get_encode_header(self, client) -> dict:
+        return {"alg": SIGNING_ALG, "kid": ensure_signing_key().kid}
+
+    def get_client_claims(self, client) -> dict:
+        return {"iss": portal_url(), "aud": [client.get_client_id()]}
+
+    def generate_user_info(self, user: User, scope: str) -> UserInfo:
+        return user_info(user, scope)
+
+
+class BearerToken(BearerTokenValidator):
+    def authenticate_token(self, token_string: str) -> Optional[Token]:
+        row = db.session.scalar(select(OAuthToken).where(
+            OAuthToken.token_hash == _hash(token_string)))
+        return Token(row) if row is not None else None
+
+
+class UserInfoService(UserInfoEndpoint):
+    def get_issuer(self) -> str:
+        return portal_url()
+
+    def generate_user_info(self, user: User, scope: str) -> UserInfo:
+        return user_info(user, scope)
+
+    def resolve_private_key(self) -> RSAKey:
+        return _private_key(ensure_signing_key())
+
+
+class EndSession(EndSessionEndpoint):
+    def get_server_jwks(self) -> KeySet:
+        return KeySet.import_key_set(jwks())
+
+    def get_algorithms(self) -> list[str]:
+        return [SIGNING_ALG]
+
+    def end_session(self, end_session_request) -> None:
+        end_browser_session(end_session_request.client.row
+                            if end_session_request.client else None)
+
+
+def current_login() -> Optional[AuthSession]:
+    """This browser's live ClientGate session: when it began, and how (amr)."""
+    return sessions.session_for_token(session.get("sid"))
+
+
+def _query_client(client_id: str) -> Optional[Client]:
+    row = find_client(client_id)
+    return Client(row) if row is not None else None
+
+
+def _save_token(token: dict, request) -> None:
+    code = request.authorization_code
+    db.session.add(OAuthToken(
+        token_hash=_hash(token["access_token"]), client_id=request.client.row.id,
+        user_id=request.user.id, code_id=code.row.id if code else None,
+        auth_session_id=code.row.auth_session_id if code else None,
+        scope=token.get("scope", ""), issued_at=clock.now(),
+        expires_at=clock.now() + timedelta(seconds=int(token["expires_in"])),
+    ))
+
+
+server = AuthorizationServer()
+resource = ResourceProtector()
+
+
+def init_app(app: Flask) -> None:
+    """Bind Authlib's server to the app: the code grant with PKCE and OpenID Connect."""
+    app.config.setdefault("OAUTH2_TOKEN_EXPIRES_IN", {
+        "authorization_code": int(ACCESS_TOKEN_LIFETIME.total_seconds())})
+    app.config.setdefault("OAUTH2_SCOPES_SUPPORTED", list(SCOPES))
+    server.init_app(app, query_client=_query_client, save_token=_save_token)
+    if not server._token_grants:
+        server.register_grant(AuthorizationCodeGrant, [S256CodeChallenge(required=True),
+                                                       IDToken(require_nonce=False)])
+        resource.register_token_validator(BearerToken())
+        server.register_endpoint(UserInfoService(resource_protector=resource))
+        server.register_endpoint(EndSession)
+
+
+# --- what the blueprint calls ---------------------------------------------------------------
+
+def discovery() -> dict[str, Any]:
+    """The discovery document (OpenID Connect Discovery 1.0, section 3)."""
+    return {
+        "issuer": portal_url(),
+        "authorization_endpoint": absolute_url("oidc.authorize"),
+        "token_endpoint": absolute_url("oidc.token"),
+        "userinfo_endpoint": absolute_url("oidc.userinfo"),
+        "jwks_uri": absolute_url("oidc.jwks_document"),
+        "end_session_endpoint": absolute_url("oidc.end_session"),
+        "scopes_supported": list(SCOPES),
+        "response_types_supported": ["code"],
+        "response_modes_supported": ["query"],
+        "grant_types_supported": ["authorization_code"],
+        "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": [SIGNING_ALG],
+        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post",
+                                                  "none"],
+        "code_challenge_methods_supported": ["S256"],
+        "claims_supported": ["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "amr",
+                             "email", "email_verified", "name"],
+        "prompt_values_supported": ["none", "login"],
+        "request_parameter_supported": False,
+        "request_uri_parameter_supported": False,
+        "claims_parameter_supported": False,
+    }
+
+
+def validate_authorization(user: Optional[User]):
+    """Authlib's checks of an authorization request; raises OAuth2Error. Returns the grant."""
+    return server.get_consent_grant(end_user=user)
+
+
+def login_is_stale(grant, started: Optional[datetime]) -> bool:
+    """True when the request's max_age says the sign-in is too old (OIDC Core 3.1.2.1)."""
+    raw = grant.request.payload.data.get("max_age")
+    if raw is None or started is None:
+        return False
+    try:
+        max_age = int(raw)
+    except ValueError:
+        raise InvalidRequestError("max_age must be a number of seconds.",
+                                  redirect_uri=grant.redirect_uri, state=grant.request.payload.state)
+    return (clock.now() - started).total_seconds() > max(max_age, 0)
+
+
+def issue_code(grant, user: User):
+    """Send the browser back to the app with a code (Authlib makes and stores it)."""
+    client = grant.client.row
+    login = current_login()
+    audit.record("oidc_code_issued", user_id=user.id,
+                 sign_in_id=login.sign_in_id if login else None, outcome="ok",
+                 detail={"client_id": client.client_id, "client": client.name,
+                         "redirect_uri": grant.redirect_uri})
+    response = server.create_authorization_response(grant=grant, grant_user=user)
+    db.session.commit()
+    return response
+
+
+def error_redirect(error: OAuth2Error):
+    """An error the app should hear about, sent to its (already checked) redirect_uri."""
+    return server.handle_error_response(None, error)
+
+
+def token_response():
+    response = server.create_token_response()
+    db.session.commit()
+    return response
+
+
+def userinfo_response():
+    response = server.create_endpoint_response("userinfo")
+    db.session.commit()
+    return response
+
+
+def validate_end_session():
+    """Authlib's checks of a logout request (id_token_hint, post_logout_redirect_uri)."""
+    return server.validate_endpoint_request("end_session")
+
+
+def finish_end_session(request):
+    """Sign the browser out; a redirect to the app's registered address, or None."""
+    response = server.create_endpoint_response("end_session", request)
+    db.session.commit()
+    return response
+
+
+def end_browser_session(client: Optional[OAuthClient]) -> None:
+    """End this browser's ClientGate session and the tokens issued under it."""
+    login = current_login()
+    if login is not None:
+        db.session.execute(update(OAuthToken).where(
+            OAuthToken.auth_session_id == login.id, OAuthToken.revoked_at.is_(None)
+        ).values(revoked_at=clock.now()))
+        audit.record("logout", user_id=login.user_id,
+                     detail={"client_id": client.client_id, "client": client.name}
+                     if client else {"by": "app"})
+    sessions.revoke(session.get("sid"))
+
+
+def login_required(grant) -> OAuth2Error:
+    """prompt=none, but the browser must sign in first: the app hears `login_required`."""
+    return LoginRequiredError(redirect_uri=grant.redirect_uri, state=grant.request.payload.state)
+
+
+def access_decision(user: User, redirect_uri: str) -> access.Decision:
+    """The access rules (services/federation/access.py) for the app behind this address.
+
+    Registering a client is the operator's word that it may use ClientGate; the rules apply
+    when they name the app's host (PROTECTED_HOSTS), as they do for forward-auth.
+    """
+    host = urlsplit(redirect_uri).hostname
+    if not access.is_listed_host(host):
+        return access.Decision(True, None, "No access rule names this app's address.")
+    return access.decide(user, redirect_uri)
+
+
+def _app(client: Optional[OAuthClient]) -> dict[str, Any]:
+    return {"client_id": client.client_id, "client": client.name} if client else {}
+
+
+def note_app_sign_in(client: OAuthClient, user: Optional[User]) -> None:
+    """An app sent the browser to sign in: the support timeline names the app."""
+    audit.record("oidc_login_asked", user_id=user.id if user else None, detail=_app(client))
+    db.session.commit()
+
+
+def note_refusal(client: OAuthClient, user: User, reason: str) -> None:
+    """The access rules stopped this user at ClientGate before the app got anything."""
+    login = current_login()
+    audit.record("oidc_denied", user_id=user.id, sign_in_id=login.sign_in_id if login else None,
+                 outcome="not_allowed", detail={**_app(client), "reason": reason})
+    db.session.commit()
+
+
+def note_bad_request(client: Optional[OAuthClient], error: OAuth2Error,
+                     redirect_uri: Optional[str]) -> None:
+    """A request we could not send back to the app (unknown app, unregistered address)."""
+    detail = {**_app(client), "error": error.error,
+              "description": audit.clip(error.description, 200)}
+    if redirect_uri:
+        detail["redirect_uri"] = audit.clip(redirect_uri, 300)
+        if client is not None:
+            detail["registered"] = list(client.redirect_uris or [])
+    user_id = current_login().user_id if current_login() else None
+    outcome = "redirect_mismatch" if client is not None and redirect_uri and \
+        redirect_uri not in (client.redirect_uris or []) else error.error
+    audit.record("oidc_bad_request", user_id=user_id, outcome=outcome, detail=detail)
+    db.session.commit()
