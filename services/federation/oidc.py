@@ -22,12 +22,12 @@ from urllib.parse import urlsplit
 
 from authlib.integrations.flask_oauth2 import AuthorizationServer, ResourceProtector
 from authlib.oauth2.rfc6749 import (
-    AuthorizationCodeMixin, ClientMixin, InvalidGrantError, InvalidRequestError, OAuth2Error,
+    ClientMixin, InvalidGrantError, InvalidRequestError, OAuth2Error,
     TokenMixin, grants,
 )
 from authlib.oauth2.rfc6750 import BearerTokenValidator
 from authlib.oauth2.rfc7636 import CodeChallenge
-from authlib.oidc.core import UserInfo, UserInfoEndpoint
+from authlib.oidc.core import AuthorizationCodeMixin, UserInfo, UserInfoEndpoint
 from authlib.oidc.core.errors import LoginRequiredError
 from authlib.oidc.core.grants import OpenIDCode
 from authlib.oidc.rpinitiated import EndSessionEndpoint
@@ -123,6 +123,9 @@ class Code(AuthorizationCodeMixin):
 
     def get_amr(self) -> Optional[list[str]]:
         return list(self.row.amr or []) or None
+
+    def get_acr(self) -> None:
+        return None  # no acr_values are offered
 
 
 class Token(TokenMixin):
@@ -442,6 +445,13 @@ class EndSession(EndSessionEndpoint):
 
     def get_algorithms(self) -> list[str]:
         return [SIGNING_ALG]
+
+    def resolve_client_from_id_token_claims(self, id_token_claims: dict) -> Optional[Client]:
+        # Our id_tokens name their one app as a one-item list.
+        aud = id_token_claims.get("aud")
+        if isinstance(aud, list) and len(aud) == 1:
+            aud = aud[0]
+        return self.server.query_client(aud) if isinstance(aud, str) else None
 
     def end_session(self, end_session_request) -> None:
         end_browser_session(end_session_request.client.row

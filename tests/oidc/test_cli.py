@@ -1,0 +1,49 @@
+"""flask oidc add-client / list-clients / remove-client (SPEC: the contract's output)."""
+
+from __future__ import annotations
+
+import re
+
+from sqlalchemy import select
+
+from extensions import db
+from models import OAuthClient
+
+
+def test_add_list_and_remove_clients(app):
+    runner = app.test_cli_runner()
+    result = runner.invoke(args=["oidc", "add-client", "Nextcloud",
+                                 "--redirect-uri", "https://cloud.example.com/apps/user_oidc/code",
+                                 "--redirect-uri", "https://cloud.example.com/index.php/apps/user_oidc/code"])
+    assert result.exit_code == 0, result.output
+    client_id = re.search(r"^client_id: (\S+)$", result.output, re.M).group(1)
+    secret = re.search(r"^client_secret: (\S+)$", result.output, re.M).group(1)
+    assert len(secret) >= 43
+    with app.app_context():
+        row = db.session.scalar(select(OAuthClient).where(OAuthClient.client_id == client_id))
+        assert row.secret_hash and secret not in row.secret_hash and len(row.redirect_uris) == 2
+
+    public = runner.invoke(args=["oidc", "add-client", "Phone app", "--public",
+                                 "--redirect-uri", "https://phone.example.com/cb"])
+    assert public.exit_code == 0 and "client_id: " in public.output
+    assert "client_secret" not in public.output
+
+    listed = runner.invoke(args=["oidc", "list-clients"]).output
+    assert client_id in listed and "Nextcloud" in listed and "(public)" in listed
+    assert secret not in listed
+
+    removed = runner.invoke(args=["oidc", "remove-client", client_id])
+    assert removed.exit_code == 0 and "Removed Nextcloud" in removed.output
+    assert client_id not in runner.invoke(args=["oidc", "list-clients"]).output
+    assert runner.invoke(args=["oidc", "remove-client", client_id]).exit_code == 2
+
+
+def test_add_client_refuses_bad_addresses(app):
+    runner = app.test_cli_runner()
+    for uri in ("http://cloud.example.com/cb", "https://cloud.example.com/cb#frag", "cloud/cb"):
+        result = runner.invoke(args=["oidc", "add-client", "X", "--redirect-uri", uri])
+        assert result.exit_code == 2, (uri, result.output)
+    assert runner.invoke(args=["oidc", "add-client", "X"]).exit_code == 2
+    ok = runner.invoke(args=["oidc", "add-client", "Dev", "--redirect-uri",
+                             "http://localhost:8080/cb"])
+    assert ok.exit_code == 0

@@ -1,0 +1,363 @@
+"""The OpenID Connect provider through the front door: the flow, and each bad case refused
+with the error the specs name (RFC 6749 5.2, RFC 7636 4.6, RFC 9700, OIDC Core 3.1.2.6).
+
+The id_token is checked here with joserfc (Authlib's JOSE library) against the published
+JWKS; tests/oidc/test_relying_parties.py does the same through two client libraries.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import timedelta
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+from joserfc import jwt
+from joserfc.errors import BadSignatureError
+from joserfc.jwk import KeySet
+from sqlalchemy import select
+
+from extensions import db
+from models import Event, OAuthClient, OAuthCode, OAuthToken, OIDCSigningKey
+from services import clock
+from tests.conftest import Browser, user_by_email
+from tests.oidc.conftest import REDIRECT, authorize_url, code_from, exchange, pkce, register
+
+ISSUER = "http://localhost"
+
+
+def keyset(b: Browser) -> KeySet:
+    return KeySet.import_key_set(b.client.get("/oauth/jwks").get_json())
+
+
+def decode(b: Browser, id_token: str, rp):
+    token = jwt.decode(id_token, keyset(b), algorithms=["RS256"])
+    jwt.JWTClaimsRegistry(iss={"essential": True, "value": ISSUER},
+                          aud={"essential": True, "value": rp.client_id}).validate(token.claims)
+    return token
+
+
+def events(app, type_: str) -> list[Event]:
+    with app.app_context():
+        rows = db.session.scalars(select(Event).where(Event.type == type_)).all()
+        db.session.expunge_all()
+        return rows
+
+
+def signed_in_code(sign_in, rp, **extra):
+    """A signed-in browser, a PKCE verifier and the redirect back to the app with a code."""
+    b = sign_in()
+    verifier, challenge = pkce()
+    back = code_from(b.get(authorize_url(rp, challenge, **extra)))
+    return b, verifier, back
+
+
+def test_discovery_names_the_issuer_and_only_the_safe_choices(browser):
+    doc = browser.client.get("/.well-known/openid-configuration").get_json()
+    assert doc["issuer"] == ISSUER
+    assert doc["authorization_endpoint"] == f"{ISSUER}/oauth/authorize"
+    assert doc["token_endpoint"] == f"{ISSUER}/oauth/token"
+    assert doc["userinfo_endpoint"] == f"{ISSUER}/oauth/userinfo"
+    assert doc["jwks_uri"] == f"{ISSUER}/oauth/jwks"
+    assert doc["end_session_endpoint"] == f"{ISSUER}/oauth/logout"
+    assert doc["response_types_supported"] == ["code"]
+    assert doc["grant_types_supported"] == ["authorization_code"]
+    assert doc["code_challenge_methods_supported"] == ["S256"]
+    assert doc["id_token_signing_alg_values_supported"] == ["RS256"]
+    # The Host header never changes the issuer (SPEC: from PORTAL_URL only).
+    other = browser.client.get("/.well-known/openid-configuration",
+                               headers={"Host": "phish.example"}).get_json()
+    assert other is None or other["issuer"] == ISSUER
+
+
+def test_code_flow_with_pkce_id_token_and_userinfo(app, sign_in, rp):
+    b, verifier, back = signed_in_code(sign_in, rp, nonce="n-42")
+    assert back["_to"] == REDIRECT and back["state"].startswith("st-") and back["code"]
+    response = exchange(b.client, rp, back["code"], verifier)
+    assert response.status_code == 200, response.get_data(as_text=True)
+    body = response.get_json()
+    assert body["token_type"].lower() == "bearer" and "refresh_token" not in body
+    token = decode(b, body["id_token"], rp)
+    claims = token.claims
+    user = user_by_email(app, "client@example.com")
+    assert token.header["alg"] == "RS256" and token.header["kid"] in {
+        k["kid"] for k in b.client.get("/oauth/jwks").get_json()["keys"]}
+    assert claims["sub"] == str(user.id) and claims["sub"] != user.email
+    assert claims["nonce"] == "n-42"
+    assert claims["amr"] == ["pwd", "otp", "mfa"]
+    assert claims["email"] == "client@example.com" and claims["email_verified"] is True
+    assert claims["name"]
+    assert claims["iat"] <= time.time() < claims["exp"] and claims["auth_time"] <= claims["iat"]
+    assert claims["at_hash"]
+
+    info = b.client.get("/oauth/userinfo",
+                        headers={"Authorization": f"Bearer {body['access_token']}"})
+    assert info.status_code == 200
+    assert info.get_json()["sub"] == claims["sub"]
+    assert info.get_json()["email"] == "client@example.com"
+    # Only hashes of the code, the access token and the secret are kept.
+    with app.app_context():
+        stored = json.dumps([[r.code_hash for r in db.session.scalars(select(OAuthCode))],
+                             [r.token_hash for r in db.session.scalars(select(OAuthToken))],
+                             [r.secret_hash for r in db.session.scalars(select(OAuthClient))]])
+    assert back["code"] not in stored and body["access_token"] not in stored
+    assert rp.secret not in stored
+    # Support sees which app the sign-in went to.
+    issued = events(app, "oidc_code_issued")
+    assert issued and issued[-1].detail["client"] == "Files"
+
+
+def test_not_signed_in_goes_through_clientgate_sign_in_and_back(app, smtp, deliver, rp):
+    b = Browser(app)
+    verifier, challenge = pkce()
+    url = authorize_url(rp, challenge)
+    first = b.get(url)
+    assert first.status_code == 302
+    login = first.headers["Location"]
+    assert urlsplit(login).path == "/login"
+    back_to = parse_qs(urlsplit(login).query)["next"][0]
+    assert back_to == url
+    assert _sign_in_again(b, login, smtp, deliver) == url  # the tab guard etc. unchanged
+    back = code_from(b.get(url))
+    assert back["_to"] == REDIRECT
+    assert exchange(b.client, rp, back["code"], verifier).status_code == 200
+    assert events(app, "oidc_login_asked")[0].detail["client"] == "Files"
+
+
+def test_wrong_redirect_uri_stops_at_clientgate_without_redirect(app, sign_in, rp):
+    b = sign_in()
+    _, challenge = pkce()
+    response = b.get(authorize_url(rp, challenge,
+                                   redirect_uri="https://evil.example.net/oidc/callback"))
+    assert response.status_code == 400 and "Location" not in response.headers
+    assert "has not registered" in response.get_data(as_text=True)
+    # A prefix of a registered address is not a match either (exact match only).
+    response = b.get(authorize_url(rp, challenge, redirect_uri=REDIRECT + "/more"))
+    assert response.status_code == 400 and "Location" not in response.headers
+    bad = events(app, "oidc_bad_request")
+    assert bad[0].outcome == "redirect_mismatch"
+    assert bad[0].detail["registered"] == [REDIRECT]
+
+
+def test_unknown_client_gets_a_page_not_a_redirect(sign_in, rp):
+    b = sign_in()
+    rp.client_id = "no-such-app"
+    response = b.get(authorize_url(rp, pkce()[1]))
+    assert response.status_code == 400 and "not registered" in response.get_data(as_text=True)
+
+
+def test_missing_or_wrong_pkce_verifier_is_invalid_grant(sign_in, rp):
+    b, verifier, back = signed_in_code(sign_in, rp)
+    response = exchange(b.client, rp, back["code"], None)
+    assert response.status_code == 400 and response.get_json()["error"] == "invalid_grant"
+    verifier, challenge = pkce()
+    back = code_from(b.get(authorize_url(rp, challenge)))
+    response = exchange(b.client, rp, back["code"], pkce()[0])
+    assert response.status_code == 400 and response.get_json()["error"] == "invalid_grant"
+
+
+def test_plain_pkce_refused_and_public_clients_must_use_pkce(sign_in, rp, public_rp):
+    b = sign_in()
+    back = code_from(b.get(authorize_url(rp, "x" * 43, code_challenge_method="plain")))
+    assert back["error"] == "invalid_request" and "code" not in back
+    back = code_from(b.get(authorize_url(public_rp)))
+    assert back["error"] == "invalid_request" and "code" not in back
+    verifier, challenge = pkce()
+    back = code_from(b.get(authorize_url(public_rp, challenge)))
+    response = exchange(b.client, public_rp, back["code"], verifier, secret=None)
+    assert response.status_code == 200 and response.get_json()["id_token"]
+
+
+def test_confidential_client_without_pkce_still_works(sign_in, rp):
+    b = sign_in()
+    back = code_from(b.get(authorize_url(rp)))
+    assert exchange(b.client, rp, back["code"]).status_code == 200
+
+
+def test_replayed_code_is_refused_and_revokes_its_tokens(app, sign_in, rp):
+    b, verifier, back = signed_in_code(sign_in, rp)
+    first = exchange(b.client, rp, back["code"], verifier).get_json()
+    bearer = {"Authorization": f"Bearer {first['access_token']}"}
+    assert b.client.get("/oauth/userinfo", headers=bearer).status_code == 200
+    again = exchange(b.client, rp, back["code"], verifier)
+    assert again.status_code == 400 and again.get_json()["error"] == "invalid_grant"
+    refused = b.client.get("/oauth/userinfo", headers=bearer)
+    assert refused.status_code == 401 and "invalid_token" in refused.headers["WWW-Authenticate"]
+    assert events(app, "oidc_code_replayed")[0].detail["tokens_revoked"] == 1
+
+
+def test_expired_code_is_invalid_grant(sign_in, rp):
+    b, verifier, back = signed_in_code(sign_in, rp)
+    clock.advance(timedelta(seconds=61))
+    response = exchange(b.client, rp, back["code"], verifier)
+    assert response.status_code == 400 and response.get_json()["error"] == "invalid_grant"
+
+
+def test_wrong_client_secret_is_invalid_client(sign_in, rp):
+    b, verifier, back = signed_in_code(sign_in, rp)
+    response = exchange(b.client, rp, back["code"], verifier, secret="not-the-secret")
+    assert response.status_code == 401 and response.get_json()["error"] == "invalid_client"
+    # The code of another app is no good either, even with that app's right secret.
+    other = register(b.app, "Other", ("https://other.example.com/cb",))
+    other.redirect_uri = REDIRECT
+    response = exchange(b.client, other, back["code"], verifier)
+    assert response.status_code == 400 and response.get_json()["error"] == "invalid_grant"
+
+
+def test_token_redirect_uri_must_match_the_authorization(sign_in, rp):
+    b, verifier, back = signed_in_code(sign_in, rp)
+    response = exchange(b.client, rp, back["code"], verifier,
+                        redirect_uri="https://files.example.com/elsewhere")
+    assert response.status_code == 400 and response.get_json()["error"] == "invalid_grant"
+
+
+def test_tampered_id_token_fails_the_signature_check(sign_in, rp):
+    b, verifier, back = signed_in_code(sign_in, rp)
+    id_token = exchange(b.client, rp, back["code"], verifier).get_json()["id_token"]
+    header, payload, signature = id_token.split(".")
+    claims = json.loads(_b64d(payload))
+    claims["email"] = "boss@example.com"
+    forged = ".".join([header, _b64e(json.dumps(claims).encode()), signature])
+    with pytest.raises(BadSignatureError):
+        jwt.decode(forged, keyset(b), algorithms=["RS256"])
+
+
+def _b64d(part: str) -> bytes:
+    import base64
+    return base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))
+
+
+def _b64e(data: bytes) -> str:
+    import base64
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def test_prompt_none_without_a_session_answers_login_required(app, rp):
+    b = Browser(app)
+    back = code_from(b.get(authorize_url(rp, pkce()[1], prompt="none")))
+    assert back["_to"] == REDIRECT and back["error"] == "login_required"
+    assert back["state"].startswith("st-")
+
+
+def _sign_in_again(b: Browser, login_url: str, smtp, deliver) -> str:
+    count = len(smtp.messages)
+    b.get(login_url)
+    b.post(login_url, {"email": "client@example.com", "password": "correct horse battery"},
+           form_page=login_url)
+    deliver()
+    smtp.wait_for(count + 1)
+    response = b.enter_code(smtp.last_to("client@example.com").code)
+    assert response.status_code == 302
+    return response.headers["Location"]
+
+
+def test_prompt_login_and_max_age_force_a_fresh_sign_in(app, sign_in, smtp, deliver, rp):
+    b, verifier, back = signed_in_code(sign_in, rp)
+    first = exchange(b.client, rp, back["code"], verifier).get_json()
+    first_auth = jwt.decode(first["id_token"], keyset(b)).claims["auth_time"]
+    for extra in ({"prompt": "login"}, {"max_age": "60"}):
+        clock.advance(timedelta(seconds=120))
+        verifier, challenge = pkce()
+        response = b.get(authorize_url(rp, challenge, **extra))
+        assert urlsplit(response.headers["Location"]).path == "/login", extra
+        back_to = _sign_in_again(b, response.headers["Location"], smtp, deliver)
+        back = code_from(b.get(back_to))
+        assert back["_to"] == REDIRECT, back
+        body = exchange(b.client, rp, back["code"], verifier).get_json()
+        assert jwt.decode(body["id_token"], keyset(b)).claims["auth_time"] > first_auth
+    # A sign-in young enough for max_age goes straight through.
+    verifier, challenge = pkce()
+    assert code_from(b.get(authorize_url(rp, challenge, max_age="3600")))["code"]
+
+
+def test_access_rules_stop_an_app_the_client_may_not_open(app, smtp, deliver, tmp_path):
+    from tests.conftest import add_user, make_config, running_app
+
+    config = make_config(tmp_path, smtp, PROTECTED_HOSTS="files.example.com",
+                         ACCESS_RULES="files.example.com admin Files")
+    with running_app(config) as guarded:
+        add_user(guarded, "client@example.com")
+        rp = register(guarded)
+        b = Browser(guarded)
+        b.post("/login", {"email": "client@example.com", "password": "correct horse battery"})
+        with guarded.app_context():
+            from services import delivery
+            delivery.run_once()
+        smtp.wait_for(1)
+        b.enter_code(smtp.last_to("client@example.com").code)
+        response = b.get(authorize_url(rp, pkce()[1]))
+        assert response.status_code == 403 and "Location" not in response.headers
+        text = response.get_data(as_text=True)
+        assert "Files is not open to your account" in text and "open only to admin" in text
+        with guarded.app_context():
+            denied = db.session.scalars(select(Event).where(Event.type == "oidc_denied")).all()
+            assert denied[0].outcome == "not_allowed"
+
+
+def test_rp_initiated_logout(app, user, sign_in):
+    rp = register(app, "Files", (REDIRECT,), post_logout=("https://files.example.com/bye",))
+    b, verifier, back = signed_in_code(sign_in, rp)
+    body = exchange(b.client, rp, back["code"], verifier).get_json()
+    bearer = {"Authorization": f"Bearer {body['access_token']}"}
+    # An address the app never registered: signed out, but not sent there.
+    response = b.get("/oauth/logout?" + _q(id_token_hint=body["id_token"],
+                                           post_logout_redirect_uri="https://evil.example/"))
+    assert response.status_code == 200 and "Location" not in response.headers
+    assert b.client.get("/portal").status_code == 302  # the ClientGate session has ended
+    assert b.client.get("/oauth/userinfo", headers=bearer).status_code == 401
+
+    b = sign_in(b=Browser(app))
+    verifier, challenge = pkce()
+    back = code_from(b.get(authorize_url(rp, challenge)))
+    body = exchange(b.client, rp, back["code"], verifier).get_json()
+    response = b.get("/oauth/logout?" + _q(id_token_hint=body["id_token"], state="s1",
+                                           post_logout_redirect_uri="https://files.example.com/bye"))
+    assert response.status_code == 302
+    assert response.headers["Location"] == "https://files.example.com/bye?state=s1"
+    assert b.client.get("/portal").status_code == 302
+
+    # No id_token_hint: ask first (a link elsewhere must not sign people out).
+    b = sign_in(b=Browser(app))
+    response = b.get("/oauth/logout?" + _q(client_id=rp.client_id))
+    assert response.status_code == 200 and "Log out of" in response.get_data(as_text=True)
+    assert b.client.get("/portal").status_code == 200
+
+
+def _q(**values) -> str:
+    from urllib.parse import urlencode
+    return urlencode(values)
+
+
+def test_signing_key_is_stored_encrypted_and_rotates(app, runner_app=None):
+    runner = app.test_cli_runner()
+    b = Browser(app)
+    first = b.client.get("/oauth/jwks").get_json()["keys"]
+    assert len(first) == 1 and "d" not in first[0] and first[0]["kty"] == "RSA"
+    with app.app_context():
+        row = db.session.scalar(select(OIDCSigningKey))
+        assert '"d"' not in row.private_key_encrypted and first[0]["n"] not in \
+            row.private_key_encrypted
+    result = runner.invoke(args=["oidc", "rotate-key"])
+    assert result.exit_code == 0, result.output
+    keys = b.client.get("/oauth/jwks").get_json()["keys"]
+    assert len(keys) == 2 and keys[1]["kid"] == first[0]["kid"]  # new first, old beside it
+    clock.advance(timedelta(hours=1, minutes=1))
+    result = runner.invoke(args=["oidc", "rotate-key"])
+    assert first[0]["kid"] in result.output  # dropped: its tokens have all expired
+    keys = b.client.get("/oauth/jwks").get_json()["keys"]
+    assert len(keys) == 2 and first[0]["kid"] not in {k["kid"] for k in keys}
+
+
+def test_new_tokens_are_signed_with_the_new_key(app, sign_in, rp):
+    b, verifier, back = signed_in_code(sign_in, rp)
+    old = jwt.decode(exchange(b.client, rp, back["code"], verifier).get_json()["id_token"],
+                     keyset(b))
+    assert app.test_cli_runner().invoke(args=["oidc", "rotate-key"]).exit_code == 0
+    verifier, challenge = pkce()
+    back = code_from(b.get(authorize_url(rp, challenge)))
+    new = jwt.decode(exchange(b.client, rp, back["code"], verifier).get_json()["id_token"],
+                     keyset(b))
+    assert new.header["kid"] != old.header["kid"]
+    assert {old.header["kid"], new.header["kid"]} <= {
+        k["kid"] for k in b.client.get("/oauth/jwks").get_json()["keys"]}
