@@ -96,10 +96,15 @@ def register_federation(app: Flask) -> None:
     access.init_app(app)
     # The web server may ask /auth/verify with a protected app's host (Caddy keeps the
     # browser's Host; X-Forwarded-Host under PROXY_FIX_X_HOST): those hosts are the firm's own.
+    extra = access.policy_hosts(app)
     hosts = app.config.get("TRUSTED_HOSTS")
     if hosts:
-        extra = access.policy_hosts(app)
         app.config["TRUSTED_HOSTS"] = list(dict.fromkeys([*hosts, *extra]))
+    if extra:
+        # After the code, the browser is sent on to the app it asked for; a form's redirect
+        # must be allowed by form-action, or the browser stops on the code page.
+        scheme = app.extensions["access_policy"].portal_scheme
+        extend_csp(app, "form-action", *(f"{scheme}://{host}:*" for host in extra))
 
 
 def register_blueprints(app: Flask) -> None:
@@ -188,10 +193,18 @@ CSP = (
 )
 
 
+def extend_csp(app: Flask, directive: str, *sources: str) -> None:
+    """Allow more sources in one directive of this app's Content-Security-Policy."""
+    parts = [p.strip() for p in app.config.get("CONTENT_SECURITY_POLICY", CSP).split(";")]
+    parts = [f"{p} {' '.join(sources)}" if p.split()[0] == directive else p for p in parts]
+    app.config["CONTENT_SECURITY_POLICY"] = "; ".join(parts)
+
+
 def register_headers(app: Flask) -> None:
     @app.after_request
     def security_headers(response):
-        response.headers.setdefault("Content-Security-Policy", CSP)
+        response.headers.setdefault("Content-Security-Policy",
+                                    app.config.get("CONTENT_SECURITY_POLICY", CSP))
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         response.headers.setdefault("Referrer-Policy", "same-origin")
         response.headers.setdefault("X-Frame-Options", "DENY")

@@ -54,6 +54,7 @@ def forbidden_page(user, url, decision):
     origin = portal_origin()
     response.headers["Content-Security-Policy"] = (
         f"default-src 'none'; style-src 'self' {origin}; img-src 'self' {origin} data:; "
+        f"connect-src 'self' {origin}; "
         "form-action 'none'; frame-ancestors 'none'; base-uri 'none'"
     )
     return response

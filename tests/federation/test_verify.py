@@ -241,3 +241,9 @@ def test_verify_refuses_a_closed_account(app, sign_in, user, monkeypatch):
     monkeypatch.setattr(User, "is_active", property(lambda self: False))
     assert verify(b, NGINX).status_code == 401
     assert user_by_email(app, "client@example.com") is not None
+
+
+def test_forms_may_send_the_browser_on_to_the_protected_hosts_only(app, browser):
+    policy = browser.get("/login").headers["Content-Security-Policy"]
+    form_action = next(p for p in policy.split(";") if p.strip().startswith("form-action"))
+    assert form_action.split() == ["form-action", "'self'", "http://files.localhost:*"]

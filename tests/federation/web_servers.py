@@ -206,7 +206,7 @@ class Caddy(Process):
     def __init__(self, folder: Path, site: str, port: int) -> None:
         super().__init__(folder, port)
         (folder / "Caddyfile").write_text(
-            "{\n    admin off\n    auto_https off\n    persist_config off\n"
+            "{\n    admin off\n    auto_https off\n"
             f"    storage file_system {folder / 'data'}\n}}\n\n{site}")
 
     def env(self) -> dict[str, str]:
