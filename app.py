@@ -6,12 +6,15 @@ import logging
 from typing import Optional
 
 import click
-from flask import Flask, flash, make_response, redirect, render_template, request, session
+from flask import (
+    Flask, current_app, flash, make_response, redirect, render_template, request, session,
+)
+from flask.globals import request_ctx
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from config import INSTANCE_DIR, Config, config_from_environment
+from config import INSTANCE_DIR, Config, config_from_environment, trusted_hosts
 from extensions import csrf, db, limiter, login_manager, mail, migrate
 from services import clock, delivery, limits, passwords, sessions
 
@@ -31,7 +34,10 @@ def create_app(config_class: Optional[type[Config]] = None) -> Flask:
         # With SESSION_COOKIE_DOMAIN (apps on sibling hosts) only "__Secure-" is possible.
         prefix = "__Secure-" if app.config.get("SESSION_COOKIE_DOMAIN") else "__Host-"
         app.config["SESSION_COOKIE_NAME"] = prefix + cookie
-    app.config.setdefault("MAX_CONTENT_LENGTH", 64 * 1024)
+    # Requests must name PORTAL_URL's host (or one the operator adds): no Host header can put
+    # another name into a page or a message (issue 11).
+    app.config["TRUSTED_HOSTS"] = trusted_hosts(
+        app.config, getattr(config_class, "DEVELOPMENT_HOSTS", ()))
 
     register_logging(app)
     register_proxy(app)
@@ -179,6 +185,11 @@ def register_errorhandlers(app: Flask) -> None:
 
 
 def render_error(status: int, message: str, **extra):
+    if request_ctx.url_adapter is None:
+        # The request named a host this site does not answer to (TRUSTED_HOSTS): no page can
+        # be built for it, so a line of text says where the site is.
+        return (f"This site is at {current_app.config['PORTAL_URL']}\n", status,
+                {"Content-Type": "text/plain; charset=utf-8"})
     if request.accept_mimetypes.best == "application/json" or request.path.startswith(
         ("/login/code/status", "/healthz", "/webhooks/")
     ):
@@ -265,13 +276,17 @@ def start_background(app: Flask) -> None:
     serving = context is None or context.info_name == "run"
     if not serving:
         return
-    for channel, name in (("email", "MAIL_SERVER"), ("sms", "VONAGE_API_KEY")):
-        if not delivery.channel_configured(channel, app.config):
+    for channel, names in delivery.missing_settings(app.config).items():
+        if app.config["OUTBOX_WITHOUT_SERVER"]:
             also = " and to /dev/outbox" if app.config["DEV_OUTBOX"] else ""
             app.logger.warning(
                 "No %s is set: %s messages go to the console%s, not to clients.",
-                name, channel, also,
+                " or ".join(names), channel, also,
             )
+        elif channel == "sms":
+            app.logger.warning(
+                "No %s is set: text messages are not offered; clients who chose them get "
+                "their codes by email.", " or ".join(names))
     with app.app_context():
         passwords.warm_up()
     if app.config["DISPATCHER_AUTOSTART"]:

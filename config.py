@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import secrets
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from dotenv import load_dotenv
 from sqlalchemy.pool import NullPool
@@ -115,13 +116,26 @@ class Config:
 
     RETENTION_DAYS = env_int("RETENTION_DAYS", 90)
 
-    # Host names this site answers to (comma-separated). Flask then refuses other Host
-    # headers, so links and the SMS WebOTP line (@host #code) name only the real site.
+    # Host names this site answers to besides PORTAL_URL's own (comma-separated). Flask
+    # refuses a request naming any other host (400); see trusted_hosts() below.
     TRUSTED_HOSTS = [h.strip() for h in os.environ.get("TRUSTED_HOSTS", "").split(",")
                      if h.strip()] or None
 
     # Shows messages on /dev/outbox instead of sending them when no server is set.
     DEV_OUTBOX = False
+    # Messages for a channel without a server (no MAIL_SERVER, no Vonage key) are printed to
+    # the console. Never in production: a code must not reach a log line (issue 11).
+    OUTBOX_WITHOUT_SERVER = False
+
+    # --- issue 11: request size, health details, receipt signatures --------------------
+    # Flask defines MAX_CONTENT_LENGTH as None (no cap); every form here is a few fields.
+    MAX_CONTENT_LENGTH = 64 * 1024
+    MAX_FORM_MEMORY_SIZE = 64 * 1024
+    # /healthz shows its details (workers, queue, missing settings) only to a request from
+    # this machine or one carrying "Authorization: Bearer <HEALTHZ_TOKEN>".
+    HEALTHZ_TOKEN = os.environ.get("HEALTHZ_TOKEN") or None
+    # The signature method chosen in the Vonage dashboard: md5hash, md5, sha1, sha256, sha512.
+    VONAGE_SIGNATURE_METHOD = (os.environ.get("VONAGE_SIGNATURE_METHOD") or "md5hash").strip()
 
     # --- in front of the firm's portal (services/federation/access.py, /auth/verify) ---
     # Host names besides PORTAL_URL's that ClientGate guards; `next` may name only these.
@@ -141,6 +155,48 @@ class Config:
                 "SECRET_KEY is not set. Put a long random value in the environment or in .env, "
                 "for example: python -c 'import secrets; print(secrets.token_urlsafe(48))'"
             )
+        check_portal_url(config.get("PORTAL_URL"))
+        if not config.get("MAIL_SERVER"):
+            raise RuntimeError(
+                "MAIL_SERVER is not set. Production sends every sign-in code through a mail "
+                "server (codes are never written to the log): set MAIL_SERVER, MAIL_PORT and "
+                "the other MAIL_ settings in the environment or in .env."
+            )
+        check_signature_method(config.get("VONAGE_SIGNATURE_METHOD"))
+
+
+SIGNATURE_METHODS = ("md5hash", "md5", "sha1", "sha256", "sha512")
+
+
+def check_portal_url(value: str | None) -> None:
+    """PORTAL_URL must be an absolute http(s) address with a host name."""
+    if not value:
+        raise RuntimeError(
+            "PORTAL_URL is not set. Set it to the address clients use, for example "
+            "PORTAL_URL=https://portal.firm.co.uk: links in messages and the code line of a "
+            "text message name it, and requests for any other host are refused."
+        )
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise RuntimeError(
+            f"PORTAL_URL must be a full address like https://portal.firm.co.uk, not {value!r}")
+
+
+def check_signature_method(value: str | None) -> None:
+    if value not in SIGNATURE_METHODS:
+        raise RuntimeError(
+            f"VONAGE_SIGNATURE_METHOD must be one of {', '.join(SIGNATURE_METHODS)}, "
+            f"not {value!r}")
+
+
+def trusted_hosts(config: dict, also: tuple[str, ...] = ()) -> list[str] | None:
+    """PORTAL_URL's host, any TRUSTED_HOSTS the operator adds, and `also`."""
+    hosts = list(config.get("TRUSTED_HOSTS") or ())
+    if config.get("PORTAL_URL"):
+        hosts.insert(0, urlsplit(config["PORTAL_URL"]).hostname or "")
+    hosts.extend(also)
+    hosts = list(dict.fromkeys(h for h in hosts if h))
+    return hosts or None
 
 
 def _instance_secret_key() -> str:
@@ -161,11 +217,16 @@ class DevelopmentConfig(Config):
     DEBUG = True
     SESSION_COOKIE_SECURE = False
     DEV_OUTBOX = True
+    OUTBOX_WITHOUT_SERVER = True
+    # http://127.0.0.1:5000 keeps working on this machine (development only).
+    DEVELOPMENT_HOSTS = ("localhost", "127.0.0.1")
 
     @classmethod
     def check(cls, config: dict) -> None:
         if not config.get("SECRET_KEY"):
             config["SECRET_KEY"] = _instance_secret_key()
+        check_portal_url(config.get("PORTAL_URL"))
+        check_signature_method(config.get("VONAGE_SIGNATURE_METHOD"))
 
 
 class TestConfig(Config):
@@ -193,6 +254,12 @@ class TestConfig(Config):
     PORTAL_TIMEZONE = "Europe/London"
     RATELIMIT_STORAGE_URI = "memory://"
     DEV_OUTBOX = False
+    OUTBOX_WITHOUT_SERVER = True
+    VONAGE_SIGNATURE_METHOD = "md5hash"
+
+    @classmethod
+    def check(cls, config: dict) -> None:
+        check_portal_url(config.get("PORTAL_URL"))
 
 
 CONFIGS = {

@@ -41,6 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 # The bench's own app (for setting data up) must read the same settings as gunicorn's.
 os.environ["SESSION_COOKIE_SECURE"] = "0"  # plain HTTP on 127.0.0.1
 os.environ["CLIENTGATE_ENV"] = "production"
+os.environ.setdefault("PORTAL_URL", "http://127.0.0.1")  # production requires it (issue 11)
 
 logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s %(message)s")
 logging.getLogger("app").setLevel(logging.ERROR)

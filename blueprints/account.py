@@ -47,6 +47,7 @@ def _page(form: Optional[SecurityForm] = None, proof_form: Optional[PhoneProofFo
         "account/security.html", user=user, form=form, proof=proof, proof_form=proof_form,
         national=national,
         needs_password=not _recently_signed_in(), delivery_state=state, delivery_text=state_text,
+        sms_offered=delivery.sms_offered(),
     ), status
 
 
@@ -84,8 +85,7 @@ def _change():
             return _wrong_password(form)
 
     if change.action == "prove":
-        started = phone_proofs.start_proof(user, change.phone, host=request.host,
-                                             ip=audit.client_ip())
+        started = phone_proofs.start_proof(user, change.phone, ip=audit.client_ip())
         db.session.commit()
         if not started.ok:
             flash(_wait_message(started), "warning")
@@ -181,8 +181,7 @@ def _proof_action():
         flash("There is no new number waiting to be confirmed. Enter your number to get a code.",
               "warning")
         return redirect(url_for("account.security"))
-    started = phone_proofs.start_proof(user, proof.phone, host=request.host,
-                                         ip=audit.client_ip())
+    started = phone_proofs.start_proof(user, proof.phone, ip=audit.client_ip())
     db.session.commit()
     if started.ok:
         flash(f"We have sent a new code to {national(proof.phone)}. The earlier code no longer "

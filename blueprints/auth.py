@@ -62,7 +62,6 @@ def _begin(user: User, next_url: Optional[str]):
                                waiting=None), 429, refusal.headers
     sign_in = codes.start_sign_in(
         user, ip=audit.client_ip(), user_agent=audit.client_agent(), next_url=next_url,
-        host=request.host,
     )
     sign_in_id = sign_in.id  # read before the commit, which would make it load again
     db.session.commit()
@@ -151,6 +150,8 @@ def _code_page(sign_in: Optional[SignIn], form: CodeForm, *, problem: Optional[d
         resends_left=codes.MAX_RESENDS - sign_in.resend_count if sign_in else 0,
         newer=codes.newest_successor(sign_in) if sign_in is not None
         and sign_in.status == "superseded" else None,
+        sms_unavailable=sign_in is not None and sign_in.channel == "email"
+        and sign_in.user.channel == "sms" and not delivery.sms_offered(),
     ), status
 
 
@@ -218,7 +219,7 @@ def resend():
         flash(refusal.message, "warning")
         page, status = _code_page(sign_in, CodeForm(formdata=None), status=429)
         return page, status, refusal.headers
-    result = codes.resend_code(sign_in, channel=channel, host=request.host)
+    result = codes.resend_code(sign_in, channel=channel)
     db.session.commit()
     if result.ok:
         where = "your email" if sign_in.channel == "email" else "your phone"

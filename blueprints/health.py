@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from flask import Blueprint
+import hmac
+import ipaddress
+
+from flask import Blueprint, current_app, request
 from sqlalchemy import func, select, text
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -20,15 +23,34 @@ BEAT_FRESH = delivery.HEARTBEAT_EVERY * 3
 def healthz():
     """200 with {"status": "ok"} when the database answers, 503 when it does not.
 
-    It also says whether a delivery dispatcher is alive and how many messages wait, so a
+    To a request from this machine, or one with the HEALTHZ_TOKEN, it also says whether a
+    delivery dispatcher is alive, how many messages wait and which settings are missing, so a
     monitor can alert on codes that are not going out; those never turn the answer into a 503.
+    Anyone else learns only the status: worker counts and settings are nobody else's business.
     """
     try:
         db.session.execute(text("SELECT 1"))
     except Exception:  # any database failure means "not healthy", never a 500 page
         db.session.rollback()
         return {"status": "error", "database": "unreachable"}, 503
-    return {"status": "ok", "database": "ok", **delivery_health()}
+    if not may_see_details():
+        return {"status": "ok"}
+    return {"status": "ok", "database": "ok", **delivery_health(),
+            "missing": delivery.missing_settings()}
+
+
+def may_see_details() -> bool:
+    """A direct request from this machine (not one relayed by a proxy), or the token."""
+    token = current_app.config.get("HEALTHZ_TOKEN")
+    given = request.headers.get("Authorization", "")
+    if token and hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+        return True
+    if any(name in request.headers for name in ("X-Forwarded-For", "X-Real-IP", "Forwarded")):
+        return False  # relayed by a proxy on this machine: the asker is somewhere else
+    try:
+        return ipaddress.ip_address(request.remote_addr or "").is_loopback
+    except ValueError:
+        return False
 
 
 def _seconds_since(moment) -> int | None:

@@ -182,7 +182,6 @@ def start_sign_in(
     ip: Optional[str] = None,
     user_agent: Optional[str] = None,
     next_url: Optional[str] = None,
-    host: Optional[str] = None,
 ) -> SignIn:
     """A password check succeeded: make a new code, end earlier pending sign-ins, queue it."""
     # Lock the user's row (PostgreSQL; on SQLite the write lock, see db_setup.py) so that two
@@ -192,7 +191,9 @@ def start_sign_in(
     db.session.execute(
         select(User.id).where(User.id == user.id).with_for_update(key_share=True))
     at = clock.now()
-    channel = user.channel if (user.channel == "sms" and user.phone) else "email"
+    # Without Vonage (production), an SMS client gets the code by email; the code page says so.
+    channel = "sms" if (user.channel == "sms" and user.phone and delivery.sms_offered()) \
+        else "email"
     code = new_code()
     sign_in = SignIn(
         user_id=user.id,
@@ -225,7 +226,7 @@ def start_sign_in(
         )
     audit.record("signin_started", user_id=user.id, sign_in_id=sign_in.id,
                  detail={"channel": channel})
-    delivery.queue_code(sign_in, kind="code", host=host)
+    delivery.queue_code(sign_in, kind="code")
     return sign_in
 
 
@@ -330,8 +331,7 @@ def resend_wait(sign_in: SignIn) -> int:
     return max(0, int(remaining.total_seconds() + 0.999))
 
 
-def resend_code(sign_in: SignIn, *, channel: Optional[str] = None,
-                host: Optional[str] = None) -> ResendResult:
+def resend_code(sign_in: SignIn, *, channel: Optional[str] = None) -> ResendResult:
     """Send the same code of this sign-in again, by its channel or by `channel` instead."""
     if not sign_in.is_pending or expire_if_due(sign_in) or not sign_in.code_encrypted:
         return ResendResult(False, "ended")
@@ -346,7 +346,7 @@ def resend_code(sign_in: SignIn, *, channel: Optional[str] = None,
     if channel and channel != sign_in.channel:
         sign_in.channel = channel
         sign_in.destination = destination_for(sign_in.user, channel)
-    delivery.queue_code(sign_in, kind="resend", host=host)
+    delivery.queue_code(sign_in, kind="resend")
     audit.record("code_resend", user_id=sign_in.user_id, sign_in_id=sign_in.id,
                  detail={"channel": sign_in.channel, "count": sign_in.resend_count})
     return ResendResult(True, resends_left=MAX_RESENDS - sign_in.resend_count)

@@ -27,7 +27,7 @@ from sqlalchemy import event, func, or_, select, update
 
 from extensions import db
 from models import Delivery, DispatcherBeat, SignIn
-from services import audit, clock
+from services import audit, clock, urls
 
 log = logging.getLogger("clientgate.delivery")
 
@@ -58,7 +58,7 @@ def _wake_after_commit() -> None:
     db.session.info["wake_dispatcher"] = True
 
 
-def queue_code(sign_in: SignIn, *, kind: str, host: Optional[str] = None) -> Delivery:
+def queue_code(sign_in: SignIn, *, kind: str) -> Delivery:
     """Queue this sign-in's code for its channel (the caller commits)."""
     item = Delivery(
         user_id=sign_in.user_id,
@@ -69,7 +69,6 @@ def queue_code(sign_in: SignIn, *, kind: str, host: Optional[str] = None) -> Del
         payload={
             "requested_at": sign_in.created_at.isoformat(),
             "expires_at": sign_in.expires_at.isoformat(),
-            "host": host,
         },
         code_encrypted=sign_in.code_encrypted,
         status="queued",
@@ -142,13 +141,15 @@ def render(item: Delivery, code: Optional[str]) -> tuple[str, str]:
         values = {
             "requested_at": clock.local(clock_from_iso(payload["requested_at"]), tz),
             "expires_at": clock.local(clock_from_iso(payload["expires_at"]), tz),
-            "host": payload.get("host"),
             "resend": item.kind == "resend",
         }
     else:
         template = payload["template"]
         values = dict(payload.get("values") or {})
-    values.update(code=code, portal=current_app.config["PORTAL_NAME"], kind=item.kind)
+    # The WebOTP line of a text ("@portal.firm.co.uk #123456") names PORTAL_URL's host, never
+    # a request's Host header, so a phishing site cannot get the code filled in (issue 11).
+    values.update(code=code, portal=current_app.config["PORTAL_NAME"], kind=item.kind,
+                  host=urls.portal_host())
     text = render_template(f"messages/{template}_{item.channel}.txt", **values).strip() + "\n"
     subject = ""
     if item.channel == "email":
@@ -214,6 +215,24 @@ def channel_configured(channel: str, config=None) -> bool:
     return bool(config.get("VONAGE_API_KEY") and config.get("VONAGE_API_SECRET"))
 
 
+def sms_offered(config=None) -> bool:
+    """Whether codes may go by text message: Vonage is set up, or (development and tests
+    only) texts go to the console. Production without Vonage sends SMS clients email."""
+    config = config or current_app.config
+    return channel_configured("sms", config) or bool(config.get("OUTBOX_WITHOUT_SERVER"))
+
+
+def missing_settings(config=None) -> dict[str, list[str]]:
+    """Per channel, the settings it lacks (for /healthz and the start-up warning)."""
+    config = config or current_app.config
+    missing = {
+        "email": [] if config.get("MAIL_SERVER") else ["MAIL_SERVER"],
+        "sms": [name for name in ("VONAGE_API_KEY", "VONAGE_API_SECRET")
+                if not config.get(name)],
+    }
+    return {channel: names for channel, names in missing.items() if names}
+
+
 def _send_to_outbox(item: Delivery, subject: str, text: str) -> str:
     """No server configured for this channel: print it and keep it for /dev/outbox."""
     outbox = current_app.extensions.setdefault("dev_outbox", deque(maxlen=100))
@@ -229,6 +248,11 @@ def _send_to_outbox(item: Delivery, subject: str, text: str) -> str:
 def hand_over(item: Delivery, subject: str, text: str) -> Optional[str]:
     """Send through the channel's transport; returns the provider's reference if any."""
     if not channel_configured(item.channel):
+        if not current_app.config.get("OUTBOX_WITHOUT_SERVER"):
+            # Production: never print a message (it may hold a code) in place of sending it.
+            raise DeliveryError(
+                "no mail server is set up" if item.channel == "email"
+                else "text messages are not set up", permanent=True)
         return _send_to_outbox(item, subject, text)
     if item.channel == "email":
         return send_email(item, subject, text)

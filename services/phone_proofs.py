@@ -95,8 +95,7 @@ class ProofStart:
     message: str = ""  # set for "cap": the account's or the address's hourly cap on codes
 
 
-def start_proof(user: User, phone: str, *, host: Optional[str] = None,
-                ip: Optional[str] = None) -> ProofStart:
+def start_proof(user: User, phone: str, *, ip: Optional[str] = None) -> ProofStart:
     """Send a new code by SMS to `phone` (E.164, already judged a UK mobile); the caller commits."""
     at = clock.now()
     # Lock the user's row (PostgreSQL; SQLite's write lock) so two tabs cannot both start a
@@ -132,7 +131,7 @@ def start_proof(user: User, phone: str, *, host: Optional[str] = None,
     proof.code_hash = codes.hash_code(codes.proof_scope(proof.id), code)
     delivery.queue_message(
         user_id=user.id, channel="sms", destination=phone, kind="phone_proof",
-        template="phone_proof", values={"expires_at": _local(proof.expires_at), "host": host},
+        template="phone_proof", values={"expires_at": _local(proof.expires_at)},
         code_encrypted=codes.encrypt_code(code), give_up_at=proof.expires_at,
     )
     audit.record("phone_proof_started", user_id=user.id,
@@ -206,6 +205,9 @@ class Change:
 def plan_change(user: User, channel: str, raw_phone: Optional[str]) -> Change:
     """Work out what the client asked for, judging the number; changes nothing."""
     raw_phone = (raw_phone or "").strip()
+    if (channel == "sms" or raw_phone) and not delivery.sms_offered():
+        return Change("refuse", problem="Text messages are not available at the moment, so "
+                                        "your codes come by email.")
     has_proved_phone = bool(user.phone and user.phone_verified_at)
     if not raw_phone:
         if channel == "sms":

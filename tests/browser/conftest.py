@@ -14,7 +14,7 @@ from typing import Optional
 import pytest
 from werkzeug.serving import make_server
 
-from tests.conftest import TEST_PASSWORD, add_user, make_config, running_app
+from tests.conftest import TEST_PASSWORD, add_user, free_port, make_config, running_app
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = "/usr/bin/chromium"
@@ -34,12 +34,15 @@ SMS_PHONE = "+447700900123"  # a UK mobile number reserved for drama, never a re
 # --- the app on a real server --------------------------------------------------------------
 
 class LiveServer:
-    """The app served over HTTP on 127.0.0.1 in a thread, with its dispatcher running."""
+    """The app served over HTTP on 127.0.0.1 in a thread, with its dispatcher running.
 
-    def __init__(self, app) -> None:
+    Its address is http://localhost:<port> (PORTAL_URL): a name, not an IP address, as
+    passkeys need, and the only host the app answers to."""
+
+    def __init__(self, app, port: int) -> None:
         self.app = app
-        self._server = make_server("127.0.0.1", 0, app, threaded=True)
-        self.url = f"http://127.0.0.1:{self._server.server_port}"
+        self._server = make_server("127.0.0.1", port, app, threaded=True)
+        self.url = app.config["PORTAL_URL"]
         self._thread = threading.Thread(target=self._server.serve_forever, name="live-server",
                                         daemon=True)
 
@@ -57,16 +60,17 @@ class LiveServer:
 
 @pytest.fixture
 def live_server(tmp_path, smtp):
-    """The app on http://127.0.0.1:<port>, sending codes to the `smtp` fixture's server."""
+    """The app on http://localhost:<port>, sending codes to the `smtp` fixture's server."""
 
     # The dispatcher thread starts once the tables exist, not in create_app before them.
     # Email goes to the SMTP fixture; SMS (no Vonage key) to the development outbox page.
-    with running_app(make_config(tmp_path, smtp, DISPATCHER_AUTOSTART=False,
-                                 DEV_OUTBOX=True)) as application:
+    port = free_port()
+    with running_app(make_config(tmp_path, smtp, DISPATCHER_AUTOSTART=False, DEV_OUTBOX=True,
+                                 PORTAL_URL=f"http://localhost:{port}")) as application:
         application.extensions["dispatcher"].start()
         add_user(application, "client@example.com")
         add_user(application, "texts@example.com", channel="sms", phone=SMS_PHONE)
-        server = LiveServer(application)
+        server = LiveServer(application, port)
         server.start()
         yield server
         server.stop()

@@ -149,7 +149,7 @@ def test_every_page(viewport, live_server, new_context, smtp):
     check(texts, "code-sms")
     texts.goto(live_server("/dev/outbox"))
     # The SMS ends with the WebOTP line, so the phone can offer to fill the code in.
-    expect(texts.locator("pre").first).to_contain_text("@127.0.0.1 #")
+    expect(texts.locator("pre").first).to_contain_text("@localhost #")
     check(texts, "dev-outbox")
 
     assert len(check.seen) == 19

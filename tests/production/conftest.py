@@ -85,7 +85,9 @@ def production_env(database_url: str, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("FLASK_", "TEST_DATABASE", "CLIENTGATE_", "MAIL_", "VONAGE_"))}
     env.update(CLIENTGATE_ENV="production", SECRET_KEY=SECRET_KEY, DATABASE_URL=database_url,
-               SESSION_COOKIE_SECURE="0", PYTHONUNBUFFERED="1")
+               SESSION_COOKIE_SECURE="0", PYTHONUNBUFFERED="1",
+               # Production refuses to start without these two (issue 11).
+               PORTAL_URL="http://127.0.0.1", MAIL_SERVER="127.0.0.1")
     env.update(extra)
     return env
 
@@ -117,6 +119,7 @@ class Gunicorn:
         self.own_group = own_group
         settings = dict(
             MAIL_SERVER="127.0.0.1", MAIL_PORT=str(smtp.port),
+            PORTAL_URL=f"http://127.0.0.1:{self.port}",
             MAIL_PASSWORD=MAIL_PASSWORD, MAIL_DEFAULT_SENDER="Portal <portal@example.com>",
             # Behind a proxy, as in the guide: each test client has an address of its own.
             PROXY_FIX_X_FOR="1", RATELIMIT_ENABLED="0", CODES_PER_ACCOUNT_PER_HOUR="1000",

@@ -140,6 +140,7 @@ def test_session_cookie_is_httponly_and_lax(app, browser):
 def production_app(tmp_path):
     """The production configuration (Secure cookies), with a key and a throwaway database."""
     values = {"SECRET_KEY": "k" * 48, "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path}/p.db",
+              "PORTAL_URL": "https://localhost", "MAIL_SERVER": "127.0.0.1",
               "RATELIMIT_ENABLED": False, "DISPATCHER_AUTOSTART": False, "DEV_OUTBOX": False}
     if "SESSION_COOKIE_SECURE" in os.environ:
         pytest.skip("SESSION_COOKIE_SECURE is set in this environment")
@@ -181,7 +182,8 @@ def test_production_command_line_refuses_to_start_without_secret_key(tmp_path):
 def test_development_makes_its_own_key_but_production_never_does():
     from config import DevelopmentConfig
 
-    config = {"SECRET_KEY": None}
+    config = {"SECRET_KEY": None, "PORTAL_URL": DevelopmentConfig.PORTAL_URL,
+              "VONAGE_SIGNATURE_METHOD": "md5hash"}
     DevelopmentConfig.check(config)
     assert config["SECRET_KEY"] and len(config["SECRET_KEY"]) >= 32
     with pytest.raises(RuntimeError):
