@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install ClientGate into .venv, create the SQLite database with demo accounts, and run it
-# on http://127.0.0.1:5000 in development mode (codes appear in the console and /dev/outbox).
+# on http://localhost:5000 in development mode (codes appear in the console and /dev/outbox).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,5 +13,5 @@ export FLASK_APP=app
 .venv/bin/flask db upgrade
 .venv/bin/flask demo
 echo
-echo "Open http://127.0.0.1:${PORT:-5000}/login — codes appear below and at http://127.0.0.1:${PORT:-5000}/dev/outbox"
+echo "Open http://localhost:${PORT:-5000}/login — codes appear below and at http://localhost:${PORT:-5000}/dev/outbox"
 exec .venv/bin/flask run --host 127.0.0.1 --port "${PORT:-5000}" "$@"

@@ -21,7 +21,7 @@ from cryptography.fernet import Fernet, InvalidToken
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from flask import current_app
-from sqlalchemy import select, update
+from sqlalchemy import or_, select, update
 
 from extensions import db
 from models import Delivery, SignIn, User
@@ -335,14 +335,25 @@ def resend_code(sign_in: SignIn, *, channel: Optional[str] = None) -> ResendResu
     """Send the same code of this sign-in again, by its channel or by `channel` instead."""
     if not sign_in.is_pending or expire_if_due(sign_in) or not sign_in.code_encrypted:
         return ResendResult(False, "ended")
-    if sign_in.resend_count >= MAX_RESENDS:
-        return ResendResult(False, "limit")
-    wait = resend_wait(sign_in)
-    if wait:
-        return ResendResult(False, "cooldown", wait_seconds=wait,
+    # One conditional UPDATE counts the resend and starts the cooldown: of several resends
+    # posted at once, only one finds the row still due, however many workers read it before.
+    at = clock.now()
+    claimed = db.session.execute(
+        update(SignIn)
+        .where(SignIn.id == sign_in.id, SignIn.status == "pending",
+               SignIn.resend_count < MAX_RESENDS,
+               or_(SignIn.last_sent_at.is_(None), SignIn.last_sent_at <= at - RESEND_COOLDOWN))
+        .values(resend_count=SignIn.resend_count + 1, last_sent_at=at)
+        .execution_options(synchronize_session=False)
+    ).rowcount == 1
+    db.session.refresh(sign_in)
+    if not claimed:
+        if not sign_in.is_pending:
+            return ResendResult(False, "ended")
+        if sign_in.resend_count >= MAX_RESENDS:
+            return ResendResult(False, "limit")
+        return ResendResult(False, "cooldown", wait_seconds=max(1, resend_wait(sign_in)),
                             resends_left=MAX_RESENDS - sign_in.resend_count)
-    sign_in.resend_count += 1
-    sign_in.last_sent_at = clock.now()
     if channel and channel != sign_in.channel:
         sign_in.channel = channel
         sign_in.destination = destination_for(sign_in.user, channel)

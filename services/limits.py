@@ -29,7 +29,7 @@ from typing import Callable, Optional
 
 from flask import current_app, has_request_context, request, session
 from flask_login import current_user
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from extensions import db, limiter
 from models import Delivery, Event, SignIn, User
@@ -234,8 +234,24 @@ def _cap(name: str, default: int) -> int:
     return int(current_app.config.get(name, default))
 
 
+def _hold_caps(user: User, ip: Optional[str]) -> None:
+    """Lock the account's row (and on PostgreSQL this address's advisory lock) until commit,
+    so requests sending codes at once count one after another and no cap is overshot.
+    On SQLite the row lock is the database's write lock, which covers the address too."""
+    db.session.execute(
+        select(User.id).where(User.id == user.id).with_for_update(key_share=True))
+    if ip and db.session.get_bind().dialect.name == "postgresql":
+        key = int.from_bytes(hashlib.sha256(f"code-cap:{ip}".encode()).digest()[:8], "big",
+                             signed=True)
+        db.session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
+
+
 def code_send_refusal(user: User, ip: Optional[str]) -> Optional[Refusal]:
-    """Refuse one more code to this account or from this IP when its hourly cap is used up."""
+    """Refuse one more code to this account or from this IP when its hourly cap is used up.
+
+    The caller sends the code (or not) in the same transaction: the locks taken here hold
+    until it commits."""
+    _hold_caps(user, ip)
     at = clock.now()
     window_start = at - CAP_WINDOW
     for_account = db.session.scalars(
