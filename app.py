@@ -131,9 +131,11 @@ def register_blueprints(app: Flask) -> None:
 
 def register_account_blueprints(app: Flask) -> None:
     """Accounts without a shell (issue 12): devices, passwords, invitations, email changes."""
-    from blueprints import devices
+    from blueprints import devices, email_change, passwords
 
     app.register_blueprint(devices.bp)
+    app.register_blueprint(passwords.bp)
+    app.register_blueprint(email_change.bp)
 
 
 def register_oidc_provider(app: Flask) -> None:
@@ -146,7 +148,8 @@ def register_oidc_provider(app: Flask) -> None:
 
 
 # Forms a client can come back to: a stale token sends them back there with a message.
-RETRYABLE_FORMS = ("/login", "/login/code", "/account/security")
+RETRYABLE_FORMS = ("/login", "/login/code", "/account/security",
+                   "/password/forgot", "/account/password", "/account/email")
 
 
 def register_errorhandlers(app: Flask) -> None:
@@ -231,6 +234,10 @@ def register_headers(app: Flask) -> None:
         return response
 
 
+# The only form that takes a file: support's CSV of clients to invite (within MAX_CONTENT_LENGTH).
+UPLOAD_ENDPOINTS = ("support.import_clients",)
+
+
 def register_body_checks(app: Flask) -> None:
     """The pages take HTML forms of text fields; a JSON body or a file upload gets a 415."""
 
@@ -240,7 +247,8 @@ def register_body_checks(app: Flask) -> None:
             return None
         # Flask-WTF would read a JSON body as form data, and a file where a form wants text;
         # both end in a 500 for a JSON array or an upload. Only the Vonage webhook takes JSON.
-        if (request.is_json and request.blueprint != "webhooks") or request.files:
+        if (request.is_json and request.blueprint != "webhooks") or (
+                request.files and request.endpoint not in UPLOAD_ENDPOINTS):
             return render_error(415, "This address takes a form of text fields, nothing else.")
         return None
 

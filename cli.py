@@ -5,18 +5,16 @@ from __future__ import annotations
 import sys
 
 import click
-from flask import Flask
+from flask import Flask, current_app
 from flask.cli import AppGroup, with_appcontext
 from sqlalchemy import func, select
 
 from extensions import db
 from models import CHANNELS, ROLES, User
 from services import audit, clock, limits, passwords, phones, sessions
+from services.accounts import invitations, lifecycle, policy
 
 users = AppGroup("users", help="Add and manage users.")
-
-MIN_PASSWORD_LENGTH = 10
-
 
 def _find(email: str) -> User:
     user = db.session.scalar(select(User).where(func.lower(User.email) == email.strip().lower()))
@@ -25,15 +23,16 @@ def _find(email: str) -> User:
     return user
 
 
-def _read_password(from_stdin: bool) -> str:
+def _read_password(from_stdin: bool, email: str) -> str:
+    """The new password, held to the same rules as the browser's (services.accounts.policy)."""
     if from_stdin:
         password = sys.stdin.readline().rstrip("\r\n")
     else:
         password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
-    if len(password) < MIN_PASSWORD_LENGTH:
-        raise click.UsageError(f"The password must be at least {MIN_PASSWORD_LENGTH} characters.")
-    if len(password) > passwords.MAX_PASSWORD_LENGTH:
-        raise click.UsageError("The password is too long.")
+    problem = policy.problem(password, email=email,
+                             firm=current_app.config["PORTAL_NAME"])
+    if problem:
+        raise click.UsageError(problem)
     return password
 
 
@@ -60,7 +59,7 @@ def add_user(email: str, role: str, phone: str | None, channel: str, password_st
             )
     if channel == "sms" and e164 is None:
         raise click.UsageError("--channel sms needs --phone with a UK mobile number.")
-    password = _read_password(password_stdin)
+    password = _read_password(password_stdin, email)
     user = User(
         email=email, password_hash=passwords.hash_password(password), role=role,
         channel=channel, phone=e164, phone_verified_at=clock.now() if e164 else None,
@@ -83,6 +82,8 @@ def list_users():
         return
     for user in rows:
         locked = " locked" if user.is_locked(clock.now()) else ""
+        locked += "" if user.is_active else " off"
+        locked += "" if user.has_password else " invited"
         phone = f" {user.phone}" if user.phone else ""
         click.echo(f"{user.id:>5}  {user.email:<40} {user.role:<8} {user.channel:<5}{phone}{locked}")
 
@@ -94,10 +95,7 @@ def list_users():
 def set_password(email: str, password_stdin: bool):
     """Set a user's password and end their sessions."""
     user = _find(email)
-    user.password_hash = passwords.hash_password(_read_password(password_stdin))
-    user.password_changed_at = clock.now()
-    sessions.revoke_all_for(user.id)
-    audit.record("password_set", user_id=user.id, detail={"by": "cli"})
+    lifecycle.set_password(user, _read_password(password_stdin, user.email), by="cli")
     db.session.commit()
     click.echo(f"Password changed for {user.email}; their sessions have ended.")
 
@@ -127,6 +125,49 @@ def unlock(email: str):
     db.session.commit()
     click.echo(f"{user.email} is unlocked." if was_locked
                else f"{user.email} is unlocked (it was not locked; its failure count restarts).")
+
+
+@users.command("invite")
+@click.argument("email")
+@click.option("--name", default="", help="The client's name, for the invitation's greeting.")
+@click.option("--phone", default="", help="UK mobile number; counts as verified by the firm.")
+@click.option("--channel", type=click.Choice(CHANNELS), default="email", show_default=True)
+@click.option("--role", type=click.Choice(ROLES), default="client", show_default=True)
+@with_appcontext
+def invite(email: str, name: str, phone: str, channel: str, role: str):
+    """Invite someone by email: they choose their own password from the link (7 days)."""
+    candidate = invitations.check(invitations.Candidate(
+        email=email, name=name, phone=phone, channel=channel, role=role))
+    if not candidate.ok:
+        raise click.UsageError(" ".join(candidate.problems))
+    invitations.invite(candidate, actor=None, by="cli")
+    db.session.commit()
+    click.echo(f"Invited {candidate.email} ({role}, codes by {channel}). The invitation email "
+               "is queued; its link works for 7 days.")
+
+
+@users.command("deactivate")
+@click.argument("email")
+@with_appcontext
+def deactivate(email: str):
+    """Switch an account off: no sign-in, no codes; its sessions end."""
+    user = _find(email)
+    changed = lifecycle.deactivate(user, None, by="cli")
+    db.session.commit()
+    click.echo(f"{user.email} is switched off; its sessions have ended." if changed
+               else f"{user.email} was already switched off.")
+
+
+@users.command("reactivate")
+@click.argument("email")
+@with_appcontext
+def reactivate(email: str):
+    """Switch an account on again."""
+    user = _find(email)
+    changed = lifecycle.reactivate(user, None, by="cli")
+    db.session.commit()
+    click.echo(f"{user.email} is switched on again." if changed
+               else f"{user.email} was already switched on.")
 
 
 DEMO_ACCOUNTS = (

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from flask_wtf import FlaskForm
+from flask_wtf.file import FileField
 from wtforms import (
     BooleanField, EmailField, HiddenField, PasswordField, RadioField, SelectChoice, StringField,
-    SubmitField,
+    SubmitField, TextAreaField,
 )
-from wtforms.validators import AnyOf, DataRequired, Email, Length, Optional, ValidationError
+from wtforms.validators import (
+    AnyOf, DataRequired, Email, EqualTo, Length, Optional, ValidationError,
+)
 
 from services.codes import normalise_code
 from services.phones import ONLY_UK_MOBILES
@@ -134,3 +137,129 @@ class SupportActionForm(FlaskForm):
 
 class SignOutElsewhereForm(FlaskForm):
     submit = SubmitField("Sign out everywhere else")
+
+
+def _email_field(label: str, missing: str, **render_kw) -> EmailField:
+    return EmailField(
+        label,
+        validators=[DataRequired(missing),
+                    Length(max=254, message="That email address is too long."),
+                    Email("Enter an email address like name@example.com.",
+                          check_deliverability=False)],
+        filters=[lambda value: value.strip().lower() if isinstance(value, str) else value],
+        render_kw={"spellcheck": "false", "autocapitalize": "none", **render_kw},
+    )
+
+
+def _new_password_fields():
+    """The new password twice; both are type=password and must match."""
+    password = PasswordField(
+        "New password",
+        validators=[DataRequired("Enter your new password."),
+                    Length(max=1024, message="That password is too long (1,024 characters "
+                                             "at most).")],
+        render_kw={"autocomplete": "new-password", "maxlength": "1024"},
+    )
+    confirm = PasswordField(
+        "Type the new password again",
+        validators=[DataRequired("Type the new password again."),
+                    EqualTo("password", "The two passwords are not the same. Type them "
+                                        "again.")],
+        render_kw={"autocomplete": "new-password", "maxlength": "1024"},
+    )
+    return password, confirm
+
+
+class ForgotPasswordForm(FlaskForm):
+    email = _email_field("Email address", "Enter your email address.", autocomplete="username")
+    submit = SubmitField("Send me a link")
+
+
+class NewPasswordForm(FlaskForm):
+    """/password/reset/<token> and /welcome/<token>."""
+
+    password, confirm = _new_password_fields()
+    submit = SubmitField("Save my password")
+
+
+class ChangePasswordForm(FlaskForm):
+    current_password = PasswordField(
+        "Your current password",
+        validators=[DataRequired("Enter your current password."),
+                    Length(max=1024, message="That password is too long.")],
+        render_kw={"autocomplete": "current-password"},
+    )
+    password, confirm = _new_password_fields()
+    submit = SubmitField("Change my password")
+
+
+class ChangeEmailForm(FlaskForm):
+    email = _email_field("New email address", "Enter your new email address.",
+                         autocomplete="email")
+    current_password = PasswordField(
+        "Your password",
+        validators=[DataRequired("Enter your password."),
+                    Length(max=1024, message="That password is too long.")],
+        render_kw={"autocomplete": "current-password"},
+    )
+    submit = SubmitField("Send a link to the new address")
+
+
+class ConfirmForm(FlaskForm):
+    submit = SubmitField("Confirm")
+
+
+class NewClientForm(FlaskForm):
+    """Support: invite one client."""
+
+    email = _email_field("Email address", "Enter the client's email address.")
+    name = StringField("Name", validators=[Length(max=200, message="That name is too long.")],
+                       render_kw={"autocomplete": "off"})
+    phone = StringField(
+        "UK mobile number (optional)",
+        validators=[Optional(), Length(max=100, message="That is too long to be a phone number.")],
+        render_kw={"inputmode": "tel", "autocomplete": "off", "spellcheck": "false"},
+    )
+    channel = RadioField(
+        "How should their sign-in codes come?",
+        choices=[SelectChoice("email", "By email"),
+                 SelectChoice("sms", "By text message to their UK mobile")],
+        default="email", validate_choice=False,
+        validators=[DataRequired("Choose email or text message."),
+                    AnyOf(("email", "sms"), message="Choose email or text message.")],
+    )
+    role = RadioField(
+        "Role",
+        choices=[SelectChoice("client", "Client"), SelectChoice("support", "Support staff"),
+                 SelectChoice("admin", "Admin")],
+        default="client", validate_choice=False,
+        validators=[AnyOf(("client", "support", "admin"), message="Choose a role.")],
+    )
+    submit = SubmitField("Send the invitation")
+
+
+class ImportClientsForm(FlaskForm):
+    """Support: a CSV of clients, uploaded or pasted; checked, then imported on confirm."""
+
+    file = FileField("CSV file")
+    text = TextAreaField("Or paste the rows here",
+                         validators=[Length(max=60000, message="That is too much text.")],
+                         render_kw={"rows": "6", "spellcheck": "false"})
+    confirmed = HiddenField()
+    submit = SubmitField("Check the file")
+
+
+class StaffRoleForm(FlaskForm):
+    """Admins: change a user's role."""
+
+    role = RadioField(
+        "Role",
+        choices=[SelectChoice("client", "Client (no console)"),
+                 SelectChoice("support", "Support: the console, clients' accounts only"),
+                 SelectChoice("admin", "Admin: also staff accounts and roles")],
+        validate_choice=False,
+        validators=[DataRequired("Choose a role."),
+                    AnyOf(("client", "support", "admin"), message="Choose a role.")],
+    )
+    confirm = BooleanField(validators=[DataRequired("Tick the box to confirm.")])
+    submit = SubmitField("Change the role")

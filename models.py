@@ -54,6 +54,10 @@ class User(UserMixin, db.Model):
     # Account lockout after repeated failures: how many times, and until when.
     lockout_count: Mapped[int] = mapped_column(default=0)
     locked_until: Mapped[Optional[datetime]] = mapped_column(UTCDateTime())
+    # Accounts without a shell: the name staff gave when inviting, and when staff switched
+    # the account off (it cannot sign in or get codes until switched on again).
+    name: Mapped[Optional[str]] = mapped_column(String(200))
+    deactivated_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime())
 
     sign_ins: Mapped[list["SignIn"]] = relationship(
         back_populates="user", order_by="SignIn.created_at.desc()", lazy="dynamic",
@@ -66,6 +70,16 @@ class User(UserMixin, db.Model):
 
     def is_locked(self, at: datetime) -> bool:
         return self.locked_until is not None and self.locked_until > at
+
+    @property
+    def is_active(self) -> bool:
+        """Flask-Login's question: a deactivated account has no session and gets no codes."""
+        return self.deactivated_at is None
+
+    @property
+    def has_password(self) -> bool:
+        """False for an invited client who has not chosen a password yet."""
+        return bool(self.password_hash)
 
     def __repr__(self) -> str:
         return f"<User {self.id} {self.role}>"
@@ -338,3 +352,40 @@ class OIDCSigningKey(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=now)
     # Set when a newer key replaced it; it stays published until its last id_token expired.
     retired_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime())
+
+
+# --- Accounts without a shell (services/accounts/) ---------------------------------------
+
+# What a link in a message is for, and how long it works.
+TOKEN_PURPOSES = ("invitation", "reset", "email")
+
+
+class AccountToken(db.Model):
+    """A single-use link (invitation, password reset, new email proof); only its hash is kept.
+
+    `bound_to` is a fingerprint of the account when the link was made (its email, password
+    hash and whether it is active), so a link dies when any of them changes.
+    """
+
+    __tablename__ = "account_tokens"
+    __table_args__ = (Index("ix_account_tokens_user_purpose", "user_id", "purpose"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    purpose: Mapped[str] = mapped_column(String(16))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    bound_to: Mapped[str] = mapped_column(String(64))
+    # For an email change: the address the link proves.
+    new_email: Mapped[Optional[str]] = mapped_column(String(254))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=now)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    used_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime())
+    revoked_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime())
+    created_by_id: Mapped[Optional[int]] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"), index=True
+    )
+
+    user: Mapped[User] = relationship(foreign_keys=[user_id])
+
+    def __repr__(self) -> str:
+        return f"<AccountToken {self.id} {self.purpose}>"

@@ -24,6 +24,8 @@ bp = Blueprint("auth", __name__)
 CHOICE_LIFETIME = timedelta(minutes=5)
 
 GENERIC_LOGIN_ERROR = "The email address or password is not right. Check them and try again."
+DEACTIVATED_MESSAGE = ("This account has been switched off, so it cannot sign in. If you think "
+                       "this is a mistake, please contact us.")
 
 
 @bp.after_request
@@ -52,6 +54,14 @@ def _pending_choice() -> Optional[dict]:
 
 def _begin(user: User, next_url: Optional[str]):
     """Start a new sign-in for this browser and go to the code page."""
+    if not user.is_active:
+        # Reached only with the right password. A switched-off account gets no code.
+        audit.record("code_refused", user_id=user.id, outcome="deactivated")
+        db.session.commit()
+        session.pop("choice", None)
+        flash(DEACTIVATED_MESSAGE, "error")
+        return render_template("auth/login.html", form=LoginForm(formdata=None),
+                               waiting=None), 403
     refusal = limits.refuse_new_code(user, audit.client_ip())
     if refusal is not None:
         # Reached only with the right password, so it tells an attacker nothing new.

@@ -7,7 +7,7 @@ with a CSRF token and a ticked confirmation, and leaves an audit event naming th
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Optional
 
 from flask import (
     Blueprint, Response, abort, current_app, flash, redirect, render_template, request,
@@ -33,6 +33,9 @@ class Action:
 
     title: str
     run: Callable[[User, User], support.ActionResult]
+    # Whether the action is offered for this account, and what it will do, in words.
+    applies: Callable[[User], bool] = lambda user: True
+    explain: Optional[Callable[[User], str]] = None
 
 
 ACTIONS = {
@@ -86,7 +89,8 @@ def client(user_id: int):
     user = _client_or_404(user_id)
     page = support.client_page(user, request.args.get("before", type=int), _tz())
     return render_template("support/client.html", page=page, actions=ACTIONS,
-                           may_change=may_change(current_user, user), tz=_tz())
+                           may_change=may_change(current_user, user), tz=_tz(),
+                           account_findings=support.account_findings(user, _tz()))
 
 
 @bp.route("/clients/<int:user_id>/export.csv")
@@ -121,3 +125,7 @@ def action(user_id: int, name: str):
         allowed=allowed, locked=support.is_locked(user),
         pending=support.pending_sign_ins(user) if name == "end-sign-ins" else [],
     ), status
+
+
+# Adding, importing and inviting clients, switching accounts off and on, staff roles.
+from blueprints import support_accounts  # noqa: E402,F401  (adds routes and ACTIONS)

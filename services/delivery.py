@@ -132,8 +132,10 @@ def describe(item: Optional[Delivery]) -> tuple[str, str]:
 
 # --- rendering ------------------------------------------------------------------------
 
-def render(item: Delivery, code: Optional[str]) -> tuple[str, str]:
-    """Subject and text of a message; the code goes in only here, at send time."""
+def render(item: Delivery, code: Optional[str]) -> tuple[str, str, Optional[str]]:
+    """Subject, text and (for email) HTML of a message; the code or link goes in only here,
+    at send time. A message whose values name a `link_endpoint` gets `link`, the absolute
+    address of that endpoint with its secret token (kept encrypted like a code)."""
     tz = current_app.config["PORTAL_TIMEZONE"]
     payload = dict(item.payload or {})
     if item.kind in ("code", "resend"):
@@ -149,12 +151,18 @@ def render(item: Delivery, code: Optional[str]) -> tuple[str, str]:
     # The WebOTP line of a text ("@portal.firm.co.uk #123456") names PORTAL_URL's host, never
     # a request's Host header, so a phishing site cannot get the code filled in (issue 11).
     values.update(code=code, portal=current_app.config["PORTAL_NAME"], kind=item.kind,
-                  host=urls.portal_host())
+                  host=urls.portal_host(), portal_url=urls.portal_url())
+    if values.get("link_endpoint") and code:
+        values["link"] = urls.absolute_url(values["link_endpoint"], token=code)
     text = render_template(f"messages/{template}_{item.channel}.txt", **values).strip() + "\n"
-    subject = ""
+    subject, html = "", None
     if item.channel == "email":
         subject = render_template(f"messages/{template}_subject.txt", **values).strip()
-    return subject, text
+        html = render_template(
+            current_app.jinja_env.select_template(
+                [f"messages/{template}_email.html", "messages/_text_email.html"]),
+            subject=subject, text=text, **values)
+    return subject, text, html
 
 
 def clock_from_iso(value: str) -> datetime:
@@ -177,9 +185,10 @@ class _TimedConnection(Connection):
         return host
 
 
-def send_email(item: Delivery, subject: str, text: str) -> Optional[str]:
-    """Hand an email to the configured SMTP server."""
-    message = Message(subject=subject, recipients=[item.destination], body=text)
+def send_email(item: Delivery, subject: str, text: str,
+               html: Optional[str] = None) -> Optional[str]:
+    """Hand an email (a plain-text part and, when given, an HTML part) to the SMTP server."""
+    message = Message(subject=subject, recipients=[item.destination], body=text, html=html)
     message.extra_headers = {"X-ClientGate-Ref": item.client_ref or ""}
     try:
         with _TimedConnection(current_app.extensions["mail"]) as connection:
@@ -245,7 +254,8 @@ def _send_to_outbox(item: Delivery, subject: str, text: str) -> str:
     return "outbox"
 
 
-def hand_over(item: Delivery, subject: str, text: str) -> Optional[str]:
+def hand_over(item: Delivery, subject: str, text: str,
+              html: Optional[str] = None) -> Optional[str]:
     """Send through the channel's transport; returns the provider's reference if any."""
     if not channel_configured(item.channel):
         if not current_app.config.get("OUTBOX_WITHOUT_SERVER"):
@@ -255,7 +265,7 @@ def hand_over(item: Delivery, subject: str, text: str) -> Optional[str]:
                 else "text messages are not set up", permanent=True)
         return _send_to_outbox(item, subject, text)
     if item.channel == "email":
-        return send_email(item, subject, text)
+        return send_email(item, subject, text, html)
     return _send_sms(item, subject, text)
 
 
@@ -330,17 +340,19 @@ def process(delivery_id: int) -> str:
         db.session.commit()
         return item.status
     code = codes.decrypt_code(item.code_encrypted) if item.code_encrypted else None
-    if item.kind in CODE_KINDS and code is None:
+    needs_secret = item.kind in CODE_KINDS or bool(
+        ((item.payload or {}).get("values") or {}).get("link_endpoint"))
+    if needs_secret and code is None:
         _fail(item, "the code could not be read back (was SECRET_KEY changed?)")
         db.session.commit()
         return item.status
     try:
-        subject, text = render(item, code)
+        subject, text, html = render(item, code)
         # Let go of the database while the mail server or Vonage takes its time: the row
         # stays claimed, and a slow server must not hold a connection open per message.
         db.session.expunge(item)
         db.session.commit()
-        provider_ref = hand_over(item, subject, text)
+        provider_ref = hand_over(item, subject, text, html)
     except DeliveryError as exc:
         db.session.rollback()
         item = db.session.get(Delivery, delivery_id)

@@ -352,3 +352,77 @@ def headline(findings: list[Finding]) -> Optional[Finding]:
 def went_wrong(findings: list[Finding]) -> bool:
     """Whether any finding is a problem or a warning."""
     return any(f.severity in (PROBLEM, WARNING) for f in findings)
+
+
+# --- the account's links: invitations and password resets (services.accounts) ----------
+
+INVITATION_EXPIRED = "invitation_expired"
+INVITATION_USED = "invitation_used"
+INVITATION_UNOPENED = "invitation_unopened"
+RESET_EXPIRED = "reset_expired"
+RESET_USED = "reset_used"
+LINK_REPLACED = "link_replaced"
+
+_LINK_NAMES = {"invitation": "invitation link", "reset": "link to set a new password",
+               "email": "link to confirm a new email address"}
+_LIFETIMES = {"invitation": "7 days", "reset": "one hour", "email": "one hour"}
+
+
+def _when(moment: Optional[datetime], tz: str) -> str:
+    if moment is None:
+        return "an unknown time"
+    return clock.local(moment, tz).strftime("%H:%M on %-d %b")
+
+
+def _iso(value) -> Optional[datetime]:
+    try:
+        return clock.as_utc(datetime.fromisoformat(value)) if isinstance(value, str) else None
+    except ValueError:
+        return None
+
+
+def account_findings(refused_links: list, latest_invitation: Any, has_password: bool,
+                     tz: str, now: Optional[datetime] = None) -> list[Finding]:
+    """Why an account's invitation or reset links did not work, newest first.
+
+    `refused_links` are the account's recent `link_refused` events; `latest_invitation` its
+    newest invitation link row (or None), to tell an invitation that ran out unopened.
+    """
+    now = now or clock.now()
+    found: list[Finding] = []
+    for event in refused_links:
+        detail = event.detail if isinstance(event.detail, dict) else {}
+        purpose = detail.get("purpose", "")
+        name = _LINK_NAMES.get(purpose, "link")
+        opened = _when(event.created_at, tz)
+        if event.outcome == "expired":
+            kind = {"invitation": INVITATION_EXPIRED, "reset": RESET_EXPIRED}.get(
+                purpose, LINK_REPLACED)
+            next_step = ("Send the invitation again." if purpose == "invitation"
+                         else "Send a new link, or ask them to use “Forgotten your password?”.")
+            found.append(Finding(kind, PROBLEM, (
+                f"At {opened} they opened a {name} that had run out at "
+                f"{_when(_iso(detail.get('expired_at')), tz)} (these links work for "
+                f"{_LIFETIMES.get(purpose, 'a short time')}). {next_step}")))
+        elif event.outcome == "used":
+            kind = {"invitation": INVITATION_USED, "reset": RESET_USED}.get(
+                purpose, LINK_REPLACED)
+            next_step = ("They already have a password: they should sign in, or use "
+                         "“Forgotten your password?” if they have forgotten it."
+                         if purpose == "invitation" else
+                         "Each link works once; send a new one if they still need it.")
+            found.append(Finding(kind, WARNING, (
+                f"At {opened} they opened a {name} that had already been used at "
+                f"{_when(_iso(detail.get('used_at')), tz)}. {next_step}")))
+        else:
+            found.append(Finding(LINK_REPLACED, WARNING, (
+                f"At {opened} they opened a {name} that no longer works: a newer link "
+                "replaced it, it was withdrawn, or the account changed since it was sent. "
+                "Ask them to use the newest email.")))
+    if (latest_invitation is not None and not has_password
+            and latest_invitation.revoked_at is None and latest_invitation.expires_at <= now
+            and not any(f.kind == INVITATION_EXPIRED for f in found)):
+        found.append(Finding(INVITATION_UNOPENED, PROBLEM, (
+            f"The invitation sent at {_when(latest_invitation.created_at, tz)} ran out at "
+            f"{_when(latest_invitation.expires_at, tz)} without being used. Send it again.")))
+    return found

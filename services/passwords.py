@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+import unicodedata
 from functools import lru_cache
 from typing import Optional
 
@@ -16,8 +17,14 @@ _hasher = PasswordHasher()  # argon2id, RFC 9106 low-memory profile
 MAX_PASSWORD_LENGTH = 1024
 
 
+def _nfkc(password: str) -> str:
+    # NFKC, as services.accounts.policy compares passwords: the same password typed on
+    # another keyboard (composed or decomposed accents, full-width letters) still matches.
+    return unicodedata.normalize("NFKC", password)
+
+
 def hash_password(password: str) -> str:
-    return _hasher.hash(password)
+    return _hasher.hash(_nfkc(password))
 
 
 @lru_cache(maxsize=1)
@@ -29,15 +36,21 @@ def _dummy_hash() -> str:
 def verify_password(user: Optional[User], password: str) -> bool:
     """True when `password` is the user's. Costs one argon2 verification whether or not the user exists."""
     password = password[:MAX_PASSWORD_LENGTH]
-    stored = user.password_hash if user is not None else _dummy_hash()
-    try:
-        _hasher.verify(stored, password)
-    except (VerifyMismatchError, VerificationError, InvalidHashError):
+    stored = user.password_hash if user is not None and user.password_hash else _dummy_hash()
+    # Passwords set before normalisation was added were hashed as typed: try that too, for
+    # a known and an unknown email alike, so the time spent says nothing about the account.
+    candidates = dict.fromkeys((_nfkc(password), password))
+    matched = None
+    for candidate in candidates:
+        try:
+            _hasher.verify(stored, candidate)
+        except (VerifyMismatchError, VerificationError, InvalidHashError):
+            continue
+        matched = candidate
+    if user is None or not user.password_hash or matched is None:
         return False
-    if user is None:
-        return False
-    if _hasher.check_needs_rehash(stored):
-        user.password_hash = _hasher.hash(password)
+    if matched != _nfkc(password) or _hasher.check_needs_rehash(stored):
+        user.password_hash = hash_password(password)
     return True
 
 

@@ -68,7 +68,7 @@ def user_for_token(token: Optional[str], user_id: str) -> Optional[User]:
     # web server asks about, costs one indexed lookup.
     row = db.session.scalar(select(AuthSession).options(joinedload(AuthSession.user))
                             .where(AuthSession.token_hash == _hash(token)))
-    if row is None or row.user_id != int(user_id) or not _is_live(row):
+    if row is None or row.user_id != int(user_id) or not _is_live(row) or not row.user.is_active:
         return None
     if clock.now() - row.last_seen_at >= TOUCH_EVERY:
         row.last_seen_at = clock.now()

@@ -431,3 +431,22 @@ def export_csv(user_id: int, tz: str) -> Iterator[str]:
             return
         # The session holds rows weakly, so each written batch can be freed as we go.
         before = shown[-1].id
+
+
+# --- accounts without a shell: what went wrong with the account's links ----------------
+
+LINK_FINDING_DAYS = 30
+LINK_FINDING_LIMIT = 5
+
+
+def account_findings(user: User, tz: str) -> list[diagnosis.Finding]:
+    """Why the client's invitation or reset links did not work lately (services.diagnosis)."""
+    from services.accounts import tokens
+
+    refused = db.session.scalars(
+        select(Event).where(Event.user_id == user.id, Event.type == "link_refused",
+                            Event.created_at >= clock.now() - timedelta(days=LINK_FINDING_DAYS))
+        .order_by(Event.created_at.desc()).limit(LINK_FINDING_LIMIT)
+    ).all()
+    return diagnosis.account_findings(list(refused), tokens.latest(user, "invitation"),
+                                      user.has_password, tz)

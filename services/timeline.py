@@ -289,7 +289,28 @@ ACTIVITY = {
     "password_set": ("Password set", "", PLAIN),
     "role_set": ("Role changed", "", PLAIN),
     "delivery_queued": ("Message queued", "", PLAIN),
+    # Accounts without a shell (services.accounts).
+    "user_invited": ("Invited", "An invitation email with a link good for 7 days.", PLAIN),
+    "invitation_resent": ("Invitation sent again", "Earlier invitation links stopped working.",
+                          PLAIN),
+    "invitation_revoked": ("Invitation withdrawn", "Its link stopped working.", WARN),
+    "invitation_accepted": ("Invitation accepted", "They chose a password.", OK),
+    "password_reset_requested": ("New password asked for", "", PLAIN),
+    "link_refused": ("Link did not work", "", WARN),
+    "account_deactivated": ("Account switched off", "Every session and sign-in ended.", BAD),
+    "account_reactivated": ("Account switched on again", "", OK),
+    "email_change_requested": ("New email address asked for", "", PLAIN),
+    "email_changed": ("Sign-in email changed", "", WARN),
+    "signed_out_elsewhere": ("Signed out everywhere else", "", PLAIN),
+    "code_refused": ("No code sent", "", WARN),
 }
+
+# Why a link did not work, and why no code was sent, in words.
+_LINK_OUTCOMES = {"expired": "it had run out", "used": "it had already been used",
+                  "revoked": "a newer one had replaced it", "stale": "the account had changed"}
+_REFUSALS = {"deactivated": "The account is switched off.", "locked": "The account is locked.",
+             "account_cap": "Too many codes for this account in an hour.",
+             "ip_cap": "Too many codes from this network in an hour."}
 
 
 def activity_step(event, actors: dict, tz: str) -> Step:
@@ -303,6 +324,23 @@ def activity_step(event, actors: dict, tz: str) -> Step:
         detail = f"{detail} From the server's command line.".strip()
     if event.type == "account_locked" and _parse_time(extra.get("until")):
         detail = f"{detail} Locked until {_hhmm(_parse_time(extra['until']), tz)}."
+    if event.type == "link_refused":
+        what_link = {"invitation": "An invitation link", "reset": "A password link",
+                     "email": "An email confirmation link"}.get(extra.get("purpose"), "A link")
+        detail = f"{what_link} was opened, but {_LINK_OUTCOMES.get(event.outcome, 'it did not work')}."
+    if event.type == "password_reset_requested":
+        detail = ("A link was emailed." if event.outcome == "sent"
+                  else "Nothing was sent (too many asked for lately, or the account is off).")
+        if event.actor_id in actors:
+            detail = f"{detail} By {actors[event.actor_id]}."
+    if event.type == "code_refused":
+        detail = _REFUSALS.get(event.outcome or "", detail)
+    if event.type in ("email_change_requested", "email_changed") and extra.get("to"):
+        detail = f"To {extra['to']}."
+    if event.type == "password_set" and extra.get("by") in ("reset", "change", "invitation"):
+        detail = {"reset": "With a link from a “forgotten password” email.",
+                  "change": "By the client, from their account page.",
+                  "invitation": "When they accepted the invitation."}[extra["by"]]
     if event.type == "delivery_queued" and extra.get("kind"):
         detail = f"A {extra['kind'].replace('_', ' ')} message by {extra.get('channel', 'email')}."
     return Step(event.created_at, what, detail, tone)

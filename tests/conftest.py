@@ -49,6 +49,7 @@ class ReceivedMail:
     subject: str
     text: str
     headers: dict
+    html: str = ""  # the HTML part, when the message has one
 
     @property
     def code(self) -> Optional[str]:
@@ -73,9 +74,11 @@ class _Handler:
             await asyncio.sleep(self.server.delay)
         message = email.message_from_bytes(envelope.content, policy=email.policy.default)
         body = message.get_body(preferencelist=("plain",))
+        html = message.get_body(preferencelist=("html",))
         self.server._received(ReceivedMail(
             to=list(envelope.rcpt_tos), subject=str(message["Subject"]),
             text=body.get_content() if body else "", headers=dict(message.items()),
+            html=html.get_content() if html else "",
         ))
         return "250 Message accepted"
 

@@ -47,7 +47,7 @@ def test_add_user_refuses_bad_input(app):
         (["users", "add", "x@example.com", "--phone", "+33612345678", "--password-stdin"],
          "UK mobile"),
         (["users", "add", "x@example.com", "--channel", "sms", "--password-stdin"], "needs --phone"),
-        (["users", "add", "x@example.com", "--password-stdin"], "at least 10"),
+        (["users", "add", "x@example.com", "--password-stdin"], "at least 12"),
         (["users", "add", "x@example.com", "--role", "boss", "--password-stdin"], "Invalid value"),
     ]
     for args, message in cases:

@@ -1,0 +1,86 @@
+"""/account/email: change the sign-in email; the new address is proved by a link first."""
+
+from __future__ import annotations
+
+from flask import Blueprint, flash, redirect, render_template, request, session, url_for
+from flask_login import current_user, login_required, logout_user
+
+from blueprints.passwords import wrong_current_password
+from blueprints.safety import no_store
+from extensions import db
+from forms import ChangeEmailForm, ConfirmForm
+from services import limits, passwords
+from services.accounts import email_change, lifecycle, tokens
+
+bp = Blueprint("email_change", __name__)
+
+
+@bp.after_request
+def never_cache(response):
+    return no_store(response)
+
+
+@bp.route("/account/email", methods=["GET", "POST"])
+@limits.account_changes
+@login_required
+def change():
+    user = current_user._get_current_object()
+    form = ChangeEmailForm()
+    pending = tokens.latest(user, "email")
+    if pending is not None and not tokens.check_row(pending).ok:
+        pending = None
+
+    def page(status: int = 422):
+        return render_template("account/email.html", form=form, user=user,
+                               pending=pending), status
+
+    if request.method == "GET":
+        return page(200)
+    if not form.validate_on_submit():
+        return page()
+    if not passwords.verify_password(user, form.current_password.data):
+        return wrong_current_password(form.current_password, page)
+    problem = email_change.address_problem(user, form.email.data)
+    if problem:
+        form.email.errors.append(problem)
+        return page()
+    email_change.request_change(user, form.email.data)
+    db.session.commit()
+    # The same words whether or not the new address already has an account.
+    flash(f"We have sent a link to {form.email.data}. Open it to confirm the address; it works "
+          f"for one hour. Until then, you sign in with {user.email} as before.", "success")
+    return redirect(url_for("email_change.change"))
+
+
+@bp.route("/account/email/confirm/<token>", methods=["GET", "POST"])
+@limits.link_uses
+def confirm(token: str):
+    check = tokens.check(token, "email")
+    if not check.ok:
+        lifecycle.note_refused_link(check, "email")
+        db.session.commit()
+        return render_template("passwords/link_refused.html", purpose="email",
+                               refusal=lifecycle.refusal("email", check.outcome)), 410
+    form = ConfirmForm()
+    if request.method == "GET" or not form.validate_on_submit():
+        return render_template("account/email_confirm.html", form=form,
+                               new_email=check.token.new_email), \
+            200 if request.method == "GET" else 422
+    here = current_user.is_authenticated and current_user.id == check.token.user_id
+    result = email_change.confirm(check, session.get("sid") if here else None)
+    if not result.ok:
+        db.session.rollback()
+        flash(result.message, "error")
+        return render_template("account/email_confirm.html", form=form,
+                               new_email=check.token.new_email), 409
+    db.session.commit()
+    message = (f"Done: you now sign in with {result.new_email}. We have told {result.old_email} "
+               "about the change and signed you out everywhere else.")
+    if here:
+        flash(message, "success")
+        return redirect(url_for("email_change.change"))
+    if current_user.is_authenticated:
+        logout_user()
+        session.clear()
+    flash(message + " Sign in with your new address.", "success")
+    return redirect(url_for("auth.login"))

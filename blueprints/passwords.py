@@ -1,0 +1,150 @@
+"""Passwords without a shell: forgotten passwords, reset and invitation links, changing one.
+
+GET on a link only shows a form (mail scanners open links); a POST with a CSRF token uses it.
+"""
+
+from __future__ import annotations
+
+from flask import (
+    Blueprint, flash, redirect, render_template, request, session, url_for,
+)
+from flask_login import current_user, login_required, logout_user
+
+from blueprints.safety import no_store
+from extensions import db
+from forms import ChangePasswordForm, ForgotPasswordForm, NewPasswordForm
+from services import audit, limits, passwords, phone_proofs
+from services.accounts import lifecycle, policy, tokens
+
+bp = Blueprint("passwords", __name__)
+
+
+@bp.after_request
+def never_cache(response):
+    return no_store(response)
+
+
+@bp.route("/password/forgot", methods=["GET", "POST"])
+@limits.forgotten_passwords
+def forgot():
+    form = ForgotPasswordForm()
+    if not form.validate_on_submit():
+        return render_template("passwords/forgot.html", form=form), \
+            422 if request.method == "POST" else 200
+    lifecycle.request_reset(form.email.data)
+    db.session.commit()
+    # The same page whether or not the address has an account.
+    return render_template("passwords/forgot_sent.html", email=form.email.data)
+
+
+def _link(token: str, purpose: str):
+    """The link's check, or a page saying why it cannot be used."""
+    check = tokens.check(token, purpose)
+    if check.ok:
+        return check, None
+    lifecycle.note_refused_link(check, purpose)
+    db.session.commit()
+    words = lifecycle.refusal(purpose, check.outcome)
+    return check, (render_template("passwords/link_refused.html", refusal=words,
+                                   purpose=purpose), 410)
+
+
+def _new_password_page(template: str, form: NewPasswordForm, user, status: int = 200):
+    return render_template(template, form=form, user=user, rules=policy), status
+
+
+def _take_new_password(check: tokens.Check, template: str, by: str):
+    """Check the new password typed on a reset or welcome page and save it."""
+    user = check.user
+    form = NewPasswordForm()
+    if request.method == "GET":
+        return _new_password_page(template, form, user)
+    if not form.validate_on_submit():
+        return _new_password_page(template, form, user, 422)
+    problem = lifecycle.password_problem(user, form.password.data)
+    if problem:
+        form.password.errors.append(problem)
+        return _new_password_page(template, form, user, 422)
+    if not tokens.use(check.token):
+        db.session.rollback()
+        words = lifecycle.refusal(check.token.purpose, tokens.USED)
+        return render_template("passwords/link_refused.html", refusal=words,
+                               purpose=check.token.purpose), 410
+    lifecycle.set_password(user, form.password.data, by=by)
+    if by == "invitation":
+        audit.record("invitation_accepted", user_id=user.id)
+    db.session.commit()
+    if current_user.is_authenticated and current_user.id == user.id:
+        logout_user()  # its session has just ended with the rest
+        session.clear()
+    flash("Your password is saved. Now sign in with your email address and new password; we "
+          "will send you a code as usual.", "success")
+    return redirect(url_for("auth.login"))
+
+
+@bp.route("/password/reset/<token>", methods=["GET", "POST"])
+@limits.link_uses
+def reset(token: str):
+    check, refused = _link(token, "reset")
+    if refused:
+        return refused
+    return _take_new_password(check, "passwords/reset.html", "reset")
+
+
+@bp.route("/welcome/<token>", methods=["GET", "POST"])
+@limits.link_uses
+def welcome(token: str):
+    check, refused = _link(token, "invitation")
+    if refused:
+        return refused
+    return _take_new_password(check, "passwords/welcome.html", "invitation")
+
+
+# --- a signed-in client changes their password ----------------------------------------
+
+def wrong_current_password(form_field, page):
+    """Count a wrong current password; after too many, sign the browser out."""
+    user = current_user._get_current_object()
+    failures = phone_proofs.wrong_password(user, session.get("sid"))
+    db.session.commit()
+    left = phone_proofs.MAX_WRONG_PASSWORDS - failures
+    if left <= 0:
+        logout_user()
+        session.clear()
+        flash("That was too many wrong passwords, so we have signed you out to keep your "
+              "account safe. Please sign in again.", "warning")
+        return redirect(url_for("auth.login"))
+    form_field.errors.append(
+        f"That password is not right. You have {left} {'try' if left == 1 else 'tries'} left "
+        "before we sign you out.")
+    return page()
+
+
+@bp.route("/account/password", methods=["GET", "POST"])
+@limits.account_changes
+@login_required
+def change():
+    user = current_user._get_current_object()
+    form = ChangePasswordForm()
+
+    def page(status: int = 422):
+        return render_template("passwords/change.html", form=form, user=user,
+                               rules=policy), status
+
+    if request.method == "GET":
+        return page(200)
+    if not form.validate_on_submit():
+        return page()
+    if not passwords.verify_password(user, form.current_password.data):
+        return wrong_current_password(form.current_password, page)
+    problem = lifecycle.password_problem(user, form.password.data)
+    if problem:
+        form.password.errors.append(problem)
+        return page()
+    ended = lifecycle.set_password(user, form.password.data, by="change",
+                                   keep_token=session.get("sid"))
+    db.session.commit()
+    flash("Your password is changed. " + (
+        "We have signed you out everywhere else. " if ended else "")
+        + "We have emailed you a note of this change.", "success")
+    return redirect(url_for("passwords.change"))

@@ -1,0 +1,82 @@
+"""Changing the sign-in email: the new address is proved by a link sent to it first.
+
+Asking says the same thing whether or not the new address belongs to another account:
+if it does, its owner gets a note that it already has an account instead of a link, so the
+form cannot be used to find out who has an account. Once the link is used, the address
+changes, every session and pending sign-in ends, and the old address is told.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+from email_validator import EmailNotValidError, validate_email
+from sqlalchemy import select
+
+from extensions import db
+from models import User
+from services import audit
+from services.accounts import messages, tokens
+from services.accounts.devices import end_pending_sign_ins
+from services.accounts.lifecycle import end_sessions
+from services.masking import mask_destination
+
+
+def address_problem(user: User, new_email: str) -> Optional[str]:
+    """What is wrong with the address typed, said plainly; None if it may be asked for."""
+    if len(new_email) > 254:
+        return "That email address is too long."
+    try:
+        validate_email(new_email, check_deliverability=False)
+    except EmailNotValidError:
+        return "Enter an email address like name@example.com."
+    if new_email == user.email:
+        return "That is the address you sign in with already."
+    return None
+
+
+def request_change(user: User, new_email: str) -> None:
+    """Send the proof link to the new address, or (when it has an account) a note to it.
+    The caller commits."""
+    owner = db.session.scalar(select(User.id).where(User.email == new_email))
+    audit.record("email_change_requested", user_id=user.id,
+                 detail={"to": mask_destination("email", new_email)})
+    if owner is not None:
+        messages.queue_notice(user, "email_in_use", destination=new_email,
+                              values={"new_email": new_email})
+        return
+    token, row = tokens.issue(user, "email", new_email=new_email)
+    db.session.flush()
+    messages.queue_link(user, row, token, "email_proof", destination=new_email,
+                        values={"new_email": new_email})
+
+
+@dataclass(frozen=True)
+class Confirmed:
+    ok: bool
+    old_email: str = ""
+    new_email: str = ""
+    message: str = ""
+
+
+def confirm(check: tokens.Check, keep_token: Optional[str]) -> Confirmed:
+    """Use a valid proof link: the address changes (the caller commits)."""
+    row, user = check.token, check.user
+    if db.session.scalar(select(User.id).where(User.email == row.new_email)) is not None:
+        return Confirmed(False, message=f"{row.new_email} now belongs to another account, so "
+                                        "nothing has changed.")
+    if not tokens.use(row):
+        return Confirmed(False, message="This link has already been used.")
+    old = user.email
+    user.email = row.new_email
+    keep = keep_token if keep_token else None
+    ended = end_sessions(user, keep)
+    end_pending_sign_ins(user, by="email")
+    tokens.revoke(user, "reset", "email")
+    audit.record("email_changed", user_id=user.id,
+                 detail={"from": mask_destination("email", old),
+                         "to": mask_destination("email", user.email), "sessions_ended": ended})
+    messages.queue_notice(user, "email_changed", destination=old,
+                          values={"new_email": mask_destination("email", user.email)})
+    return Confirmed(True, old_email=old, new_email=user.email)

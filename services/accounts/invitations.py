@@ -1,0 +1,234 @@
+"""Inviting clients: one at a time (console or `flask users invite`) or many from a CSV.
+
+An invited client is a user without a password. The invitation email carries a link to
+/welcome/<token>, good for 7 days, where they choose one; then they sign in as usual.
+A CSV import is checked whole first (a preview names each row's problem) and imported in one
+transaction: either every row, or none.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Optional
+
+from email_validator import EmailNotValidError, validate_email
+from sqlalchemy import func, select
+
+from extensions import db
+from models import CHANNELS, ROLES, AccountToken, User
+from services import audit, clock
+from services.accounts import messages, tokens
+from services.phones import check_uk_mobile
+
+MAX_NAME_LENGTH = 200
+MAX_IMPORT_ROWS = 500
+CSV_COLUMNS = ("email", "name", "phone")
+
+
+@dataclass
+class Candidate:
+    """One person to invite, with what is wrong with them, if anything."""
+
+    email: str
+    name: str = ""
+    phone: str = ""
+    channel: str = "email"
+    role: str = "client"
+    line: int = 0
+    e164: Optional[str] = None
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def _email_problem(email: str) -> Optional[str]:
+    if not email:
+        return "The email address is missing."
+    if len(email) > 254:
+        return "The email address is too long."
+    try:
+        validate_email(email, check_deliverability=False)
+    except EmailNotValidError:
+        return f"“{email}” is not an email address."
+    return None
+
+
+def check(candidate: Candidate, taken: Optional[set[str]] = None) -> Candidate:
+    """Fill in `problems` (and the phone in E.164); `taken` holds addresses already in use."""
+    candidate.email = candidate.email.strip().lower()
+    candidate.name = " ".join(candidate.name.split())
+    problem = _email_problem(candidate.email)
+    if problem:
+        candidate.problems.append(problem)
+    elif taken is not None and candidate.email in taken:
+        candidate.problems.append(f"{candidate.email} already has an account.")
+    elif taken is None and db.session.scalar(
+            select(User.id).where(User.email == candidate.email)) is not None:
+        candidate.problems.append(f"{candidate.email} already has an account.")
+    if len(candidate.name) > MAX_NAME_LENGTH:
+        candidate.problems.append(f"The name is longer than {MAX_NAME_LENGTH} characters.")
+    if candidate.phone.strip():
+        verdict = check_uk_mobile(candidate.phone)
+        if verdict.ok:
+            candidate.e164 = verdict.e164
+        else:
+            candidate.problems.append(f"{verdict.problem} Text messages work only for UK "
+                                      "mobile numbers.")
+    if candidate.channel not in CHANNELS:
+        candidate.problems.append("Codes go by email or by text message.")
+    elif candidate.channel == "sms" and candidate.e164 is None and not candidate.phone.strip():
+        candidate.problems.append("Codes by text message need a UK mobile number.")
+    if candidate.role not in ROLES:
+        candidate.problems.append("That is not a role.")
+    return candidate
+
+
+def invite(candidate: Candidate, *, actor: Optional[User], by: str = "support") -> User:
+    """Make the account of a checked candidate and queue its invitation (the caller commits)."""
+    assert candidate.ok, candidate.problems
+    user = User(
+        email=candidate.email, name=candidate.name or None, password_hash="",
+        role=candidate.role, channel=candidate.channel, phone=candidate.e164,
+        # The firm typed the number; like `flask users add --phone`, it counts as proved.
+        phone_verified_at=clock.now() if candidate.e164 else None, created_at=clock.now(),
+    )
+    db.session.add(user)
+    db.session.flush()
+    audit.record("user_invited", user_id=user.id, actor_id=actor.id if actor else None,
+                 detail={"by": by, "role": user.role, "channel": user.channel})
+    send_invitation(user, actor)
+    return user
+
+
+def send_invitation(user: User, actor: Optional[User]) -> None:
+    """Queue a new invitation link (ending any earlier one). The caller commits."""
+    token, row = tokens.issue(user, "invitation", created_by=actor)
+    db.session.flush()
+    messages.queue_link(user, row, token, "invitation", values={
+        "name": user.name or "", "email": user.email, "channel": user.channel})
+
+
+# --- CSV import -----------------------------------------------------------------------
+
+@dataclass
+class Preview:
+    """A CSV read and checked: every row with its problems, and problems with the file."""
+
+    rows: list[Candidate] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.rows) and not self.problems and all(r.ok for r in self.rows)
+
+    @property
+    def bad_rows(self) -> int:
+        return sum(1 for r in self.rows if not r.ok)
+
+
+def read_csv(text: str) -> Preview:
+    """Check a CSV of `email,name,phone` (a header row is optional) before importing it."""
+    preview = Preview()
+    text = text.lstrip("\ufeff")  # Excel's byte order mark
+    if not text.strip():
+        preview.problems.append("The file is empty.")
+        return preview
+    try:
+        lines = list(csv.reader(io.StringIO(text)))
+    except csv.Error as exc:
+        preview.problems.append(f"The file is not a CSV we can read ({exc}).")
+        return preview
+    numbered = [(n, row) for n, row in enumerate(lines, start=1) if any(c.strip() for c in row)]
+    if numbered and [c.strip().lower() for c in numbered[0][1]][:1] == ["email"]:
+        numbered = numbered[1:]
+    if len(numbered) > MAX_IMPORT_ROWS:
+        preview.problems.append(f"The file has {len(numbered)} rows; import at most "
+                                f"{MAX_IMPORT_ROWS} at a time.")
+        return preview
+    if not numbered:
+        preview.problems.append("The file has a header but no clients.")
+        return preview
+    emails = [row[0].strip().lower() for _, row in numbered if row]
+    taken = set(db.session.scalars(select(User.email).where(User.email.in_(emails))).all())
+    seen: dict[str, int] = {}
+    for line, row in numbered:
+        cells = [c.strip() for c in row] + ["", "", ""]
+        candidate = Candidate(email=cells[0], name=cells[1], phone=cells[2], line=line,
+                              channel="email")
+        check(candidate, taken)
+        if len(row) > 3 and any(c.strip() for c in row[3:]):
+            candidate.problems.append("The row has more than 3 columns (email, name, phone).")
+        if candidate.email in seen:
+            candidate.problems.append(f"The same address is on row {seen[candidate.email]}.")
+        else:
+            seen.setdefault(candidate.email, line)
+        preview.rows.append(candidate)
+    return preview
+
+
+def import_all(preview: Preview, actor: User) -> list[User]:
+    """Invite every row of a checked preview, in the caller's one transaction."""
+    if not preview.ok:
+        raise ValueError("the CSV has problems; nothing may be imported")
+    return [invite(row, actor=actor, by="import") for row in preview.rows]
+
+
+# --- who has not accepted yet ---------------------------------------------------------
+
+@dataclass(frozen=True)
+class Pending:
+    user: User
+    sent_at: Optional[datetime]
+    expires_at: Optional[datetime]
+    expired: bool
+
+
+def pending() -> list[Pending]:
+    """Invited accounts still without a password (active ones), newest invitation first."""
+    users = db.session.scalars(
+        select(User).where(User.password_hash == "", User.deactivated_at.is_(None))
+        .order_by(User.created_at.desc()).limit(500)
+    ).all()
+    newest = {}
+    if users:
+        latest = (select(AccountToken.user_id, func.max(AccountToken.id).label("id"))
+                  .where(AccountToken.purpose == "invitation",
+                         AccountToken.user_id.in_([u.id for u in users]))
+                  .group_by(AccountToken.user_id).subquery())
+        newest = {row.user_id: row for row in db.session.scalars(
+            select(AccountToken).join(latest, AccountToken.id == latest.c.id))}
+    at = clock.now()
+    result = [Pending(user=u, sent_at=newest[u.id].created_at if u.id in newest else None,
+                      expires_at=newest[u.id].expires_at if u.id in newest else None,
+                      expired=u.id not in newest or newest[u.id].expires_at <= at
+                      or newest[u.id].revoked_at is not None)
+              for u in users]
+    return sorted(result, key=lambda p: p.sent_at or p.user.created_at, reverse=True)
+
+
+def resend(user: User, actor: Optional[User]) -> bool:
+    """Send a fresh invitation to someone who has not accepted yet (the caller commits)."""
+    if user.has_password:
+        return False
+    if not user.is_active:
+        user.deactivated_at = None  # inviting again undoes a revoked invitation
+    audit.record("invitation_resent", user_id=user.id, actor_id=actor.id if actor else None,
+                 detail={"by": "support" if actor else "cli"})
+    send_invitation(user, actor)
+    return True
+
+
+def revoke(user: User, actor: Optional[User]) -> bool:
+    """Withdraw an invitation not accepted yet: its link stops working, the account is off."""
+    if user.has_password or not user.is_active:
+        return False
+    tokens.revoke(user, "invitation")
+    user.deactivated_at = clock.now()
+    audit.record("invitation_revoked", user_id=user.id, actor_id=actor.id if actor else None,
+                 detail={"by": "support" if actor else "cli"})
+    return True

@@ -1,0 +1,184 @@
+"""Setting a password, forgotten passwords, and staff switching accounts off and on.
+
+Whatever changes who can sign in (a new password, deactivation) ends the account's sessions
+and sign-ins waiting for a code, ends its links, is audited, and is told to the client by
+email through the outbox.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Optional
+
+from flask import current_app
+from sqlalchemy import func, select, update
+
+from extensions import db
+from models import AuthSession, Delivery, User
+from services import audit, clock, passwords, sessions
+from services.accounts import messages, policy, tokens
+from services.accounts.devices import end_pending_sign_ins
+
+# Reset emails one account may be sent in an hour; more requests are answered the same
+# way but send nothing, so the form cannot be used to flood someone's inbox.
+RESETS_PER_HOUR = 3
+
+
+def password_problem(user: User, password: str) -> Optional[str]:
+    """Why this new password cannot be the user's, or None."""
+    return policy.problem(password, email=user.email, firm=current_app.config["PORTAL_NAME"])
+
+
+# How each way of setting a password is told in the notice email ("changed at 10:05 ...").
+HOW = {
+    "reset": "using a link to set a new password",
+    "change": "from your account page",
+    "invitation": "when you accepted your invitation",
+    "cli": "by our staff",
+}
+
+
+def set_password(user: User, password: str, *, by: str, keep_token: Optional[str] = None,
+                 actor: Optional[User] = None, notify: bool = True) -> int:
+    """Give the user this password (checked by the caller), end their sessions except the one
+    with `keep_token`, their sign-ins waiting for a code and their links; audit and tell them.
+    Returns how many sessions ended. The caller commits."""
+    first = not user.has_password
+    user.password_hash = passwords.hash_password(password)
+    user.password_changed_at = clock.now()
+    ended = end_sessions(user, keep_token)
+    end_pending_sign_ins(user, by="password")
+    tokens.revoke(user, "reset", "email")
+    audit.record("password_set", user_id=user.id, actor_id=actor.id if actor else None,
+                 detail={"by": by, "sessions_ended": ended})
+    if notify and not first:
+        messages.queue_notice(user, "password_changed", values={
+            "how": HOW.get(by, ""), "kept_here": keep_token is not None})
+    return ended
+
+
+def end_sessions(user: User, keep_token: Optional[str] = None) -> int:
+    """End every session of the user but the one with `keep_token`."""
+    if keep_token is None:
+        return sessions.revoke_all_for(user.id)
+    return db.session.execute(
+        update(AuthSession)
+        .where(AuthSession.user_id == user.id, AuthSession.revoked_at.is_(None),
+               AuthSession.token_hash != sessions.token_hash(keep_token))
+        .values(revoked_at=clock.now())
+    ).rowcount or 0
+
+
+# --- forgotten passwords --------------------------------------------------------------
+
+def _resets_sent_lately(user_id: Optional[int]) -> int:
+    return db.session.scalar(
+        select(func.count(Delivery.id)).where(
+            Delivery.user_id == user_id, Delivery.kind == "reset",
+            Delivery.created_at > clock.now() - timedelta(hours=1))
+    ) or 0
+
+
+def request_reset(email: str) -> None:
+    """"Forgotten your password?": queue a reset link if the address has an active account
+    with a password. The same queries and writes run whether or not it has one, and nothing
+    is sent from here, so the answer and its timing say nothing about the account."""
+    email = email.strip().lower()
+    user = db.session.scalar(select(User).where(User.email == email))
+    usable = user is not None and user.is_active and user.has_password
+    recent = _resets_sent_lately(user.id if usable else None)
+    if not usable or recent >= RESETS_PER_HOUR:
+        audit.record("password_reset_requested", user_id=user.id if user else None,
+                     outcome="not_sent",
+                     detail={"reason": "capped" if usable else "no usable account"})
+        db.session.flush()
+        return
+    send_reset(user)
+
+
+def send_reset(user: User, actor: Optional[User] = None) -> None:
+    """Queue a new reset link to the user (ending earlier ones). The caller commits."""
+    token, row = tokens.issue(user, "reset", created_by=actor)
+    audit.record("password_reset_requested", user_id=user.id, outcome="sent",
+                 actor_id=actor.id if actor else None,
+                 detail={"by": "support" if actor else "client"})
+    db.session.flush()
+    messages.queue_link(user, row, token, "password_reset",
+                        values={"when": messages.when(clock.now())})
+
+
+@dataclass(frozen=True)
+class LinkRefusal:
+    """Why a link from an email cannot be used, said to the person holding it."""
+
+    title: str
+    message: str
+
+
+LINK_WORDS = {
+    "reset": {
+        tokens.EXPIRED: LinkRefusal(
+            "This link has run out",
+            "Links to set a new password work for one hour. Ask for a new one below."),
+        tokens.USED: LinkRefusal(
+            "This link has already been used",
+            "Each link works once. If you still need a new password, ask for a new link."),
+    },
+    "invitation": {
+        tokens.EXPIRED: LinkRefusal(
+            "This invitation has run out",
+            "Invitations work for 7 days. Please contact us and we will send you a new one."),
+        tokens.USED: LinkRefusal(
+            "This invitation has already been used",
+            "Your password is already set: sign in with your email address and password. "
+            "If you have forgotten the password, set a new one."),
+    },
+}
+NOT_VALID = LinkRefusal(
+    "This link does not work",
+    "It may have been replaced by a newer one, or something changed on the account since it "
+    "was sent. Use the newest email we sent, or ask for a new link.")
+
+
+def refusal(purpose: str, outcome: str) -> LinkRefusal:
+    return LINK_WORDS.get(purpose, {}).get(outcome, NOT_VALID)
+
+
+def note_refused_link(check: tokens.Check, purpose: str) -> None:
+    """Audit a link that could not be used (support's diagnosis reads these)."""
+    if check.token is not None:
+        audit.record("link_refused", user_id=check.token.user_id, outcome=check.outcome,
+                     detail={"purpose": purpose,
+                             "expired_at": check.token.expires_at.isoformat(),
+                             "used_at": check.token.used_at.isoformat()
+                             if check.token.used_at else None})
+
+
+# --- staff: switching an account off and on -------------------------------------------
+
+def deactivate(user: User, actor: Optional[User], *, by: str = "support") -> bool:
+    """Switch the account off: no sign-in, no codes, every session and link ended."""
+    if not user.is_active:
+        return False
+    user.deactivated_at = clock.now()
+    ended = sessions.revoke_all_for(user.id)
+    end_pending_sign_ins(user, by="deactivated", actor_id=actor.id if actor else None)
+    tokens.revoke(user)
+    audit.record("account_deactivated", user_id=user.id, actor_id=actor.id if actor else None,
+                 detail={"by": by, "sessions_ended": ended})
+    if user.has_password:
+        messages.queue_notice(user, "account_deactivated")
+    return True
+
+
+def reactivate(user: User, actor: Optional[User], *, by: str = "support") -> bool:
+    """Switch the account on again."""
+    if user.is_active:
+        return False
+    user.deactivated_at = None
+    audit.record("account_reactivated", user_id=user.id, actor_id=actor.id if actor else None,
+                 detail={"by": by})
+    if user.has_password:
+        messages.queue_notice(user, "account_reactivated")
+    return True

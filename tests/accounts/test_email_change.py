@@ -1,0 +1,92 @@
+"""/account/email: the new address is proved by a link before it replaces the old one."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from extensions import db
+from models import AccountToken, Event
+from tests.accounts.conftest import link_in, path_of
+from tests.conftest import TEST_PASSWORD, Browser, add_user, user_by_email
+
+CLIENT = "client@example.com"
+NEW = "new.address@example.com"
+
+
+def ask(b: Browser, new: str = NEW, password: str = TEST_PASSWORD):
+    return b.post("/account/email", {"email": new, "current_password": password})
+
+
+def test_change_email_through_the_front_door(app, user, smtp, deliver, sign_in):
+    elsewhere = sign_in(b=Browser(app))
+    here = sign_in(b=Browser(app))
+    count = len(smtp.messages)
+    answer = ask(here)
+    assert answer.status_code == 302
+    page = here.text("/account/email")
+    assert f"We have sent a link to {NEW}" in page
+    assert user_by_email(app, CLIENT) is not None  # nothing changed yet
+    deliver()
+    smtp.wait_for(count + 1)
+    proof = smtp.last_to(NEW)
+    assert "confirm" in proof.subject and proof.html
+    path = path_of(link_in(proof.text, "/account/email/confirm/"))
+
+    assert "Confirm your new email address" in here.text(path)  # GET changes nothing
+    assert user_by_email(app, NEW) is None
+    count = len(smtp.messages)
+    answer = here.post(path, {})
+    assert answer.status_code == 302
+    assert user_by_email(app, NEW) is not None and user_by_email(app, CLIENT) is None
+    assert here.get("/portal").status_code == 200  # this browser stays signed in
+    assert elsewhere.get("/portal").status_code == 302  # the others do not
+
+    deliver()
+    smtp.wait_for(count + 1)
+    told = smtp.last_to(CLIENT)
+    assert "email address has been changed" in told.subject
+    assert "If you did not" in told.text and "Contact us" in told.text
+    assert NEW not in told.text  # the old address sees the new one masked
+    # The link works once.
+    assert Browser(app).get(path).status_code == 410
+    with app.app_context():
+        assert db.session.scalar(select(Event).where(Event.type == "email_changed")) is not None
+
+
+def test_change_email_needs_the_password(app, user, smtp, deliver, sign_in):
+    b = sign_in()
+    answer = ask(b, password="not my password at all")
+    assert answer.status_code == 422
+    assert "not right" in answer.get_data(as_text=True)
+    with app.app_context():
+        assert db.session.scalar(select(AccountToken)) is None
+
+
+def test_an_address_with_an_account_gets_a_note_not_a_link(app, user, smtp, deliver, sign_in):
+    add_user(app, "taken@example.com")
+    b = sign_in()
+    count = len(smtp.messages)
+    answer = ask(b, "taken@example.com")
+    assert answer.status_code == 302
+    # The client is told the same thing as for a free address.
+    assert "We have sent a link to taken@example.com" in b.text("/account/email")
+    deliver()
+    smtp.wait_for(count + 1)
+    note = smtp.last_to("taken@example.com")
+    assert "already has an account" in note.subject
+    assert "/account/email/confirm/" not in note.text
+    assert user_by_email(app, CLIENT) is not None
+
+
+def test_a_link_opened_in_another_browser_signs_that_browser_out_to_log_in(app, user, smtp,
+                                                                            deliver, sign_in):
+    b = sign_in()
+    ask(b)
+    deliver()
+    smtp.wait_for(2)
+    path = path_of(link_in(smtp.last_to(NEW).text, "/account/email/confirm/"))
+    phone = Browser(app)
+    answer = phone.post(path, {})
+    assert answer.status_code == 302 and answer.headers["Location"] == "/login"
+    assert b.get("/portal").status_code == 302  # every session ended
+    assert user_by_email(app, NEW) is not None

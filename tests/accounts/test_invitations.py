@@ -1,0 +1,218 @@
+"""Staff invite clients (console, CSV, CLI); clients accept at /welcome/<token>."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import func, select
+
+from extensions import db
+from models import Event, User
+from services import clock, passwords
+from tests.accounts.conftest import DESKTOP_UA, link_in, path_of
+from tests.conftest import Browser, add_user, user_by_email
+
+STAFF = "support@example.com"
+ADMIN = "admin@example.com"
+NEW = "plum tree by the river"
+
+
+def staff_browser(app, sign_in, email=STAFF, role="support") -> Browser:
+    add_user(app, email, role=role)
+    return sign_in(email, b=Browser(app, user_agent=DESKTOP_UA))
+
+
+def invitation_path(smtp, deliver, email: str, count: int) -> str:
+    deliver()
+    smtp.wait_for(count)
+    mail = smtp.last_to(email)
+    assert "invited" in mail.subject
+    return path_of(link_in(mail.text, "/welcome/"))
+
+
+def test_staff_invite_a_client_who_chooses_a_password_then_signs_in(app, smtp, deliver, sign_in):
+    staff = staff_browser(app, sign_in)
+    count = len(smtp.messages)
+    answer = staff.post("/support/clients/new", {"email": "Anna@Example.com ", "name": "Anna Smith",
+                                                 "phone": "", "channel": "email"})
+    assert answer.status_code == 302, answer.get_data(as_text=True)
+    mail_path = invitation_path(smtp, deliver, "anna@example.com", count + 1)
+    mail = smtp.last_to("anna@example.com")
+    assert "Hello Anna Smith" in mail.text and "7 days" not in mail.subject
+    assert "http://localhost/login" in mail.text
+    assert "Choose your password" in mail.html and "Test Portal" in mail.html
+
+    listed = staff.text("/support/invitations")
+    assert "anna@example.com" in listed
+
+    anna = Browser(app)
+    page = anna.text(mail_path)
+    assert "Welcome, Anna Smith" in page and page.count('type="password"') == 2
+    # She cannot sign in before choosing a password.
+    assert anna.log_in("anna@example.com", "").status_code == 200
+    answer = anna.post(mail_path, {"password": NEW, "confirm": NEW})
+    assert answer.status_code == 302 and answer.headers["Location"] == "/login"
+    assert "anna@example.com" not in staff.text("/support/invitations")
+
+    count = len(smtp.messages)
+    assert anna.log_in("anna@example.com", NEW).headers["Location"] == "/login/code"
+    deliver()
+    smtp.wait_for(count + 1)
+    assert anna.enter_code(smtp.last_to("anna@example.com").code).headers["Location"] \
+        == "/portal"
+    # The link worked once.
+    assert Browser(app).get(mail_path).status_code == 410
+
+
+def test_invitation_runs_out_after_7_days_and_support_sees_why(app, smtp, deliver, sign_in):
+    staff = staff_browser(app, sign_in)
+    staff.post("/support/clients/new", {"email": "late@example.com", "channel": "email"})
+    path = invitation_path(smtp, deliver, "late@example.com", len(smtp.messages) + 1)
+    clock.advance(timedelta(days=7, minutes=1))
+    try:
+        page = Browser(app).get(path)
+        assert page.status_code == 410
+        assert "run out" in page.get_data(as_text=True)
+        late = user_by_email(app, "late@example.com")
+        staff = sign_in(STAFF, b=Browser(app))  # a week later: a new session
+        client_page = staff.text(f"/support/clients/{late.id}")
+    finally:
+        clock.reset()
+    assert 'data-kind="invitation_expired"' in client_page
+    assert "Send the invitation again" in client_page
+
+
+def test_resend_and_revoke_an_invitation(app, smtp, deliver, sign_in):
+    staff = staff_browser(app, sign_in)
+    staff.post("/support/clients/new", {"email": "bob@example.com", "channel": "email"})
+    first = invitation_path(smtp, deliver, "bob@example.com", len(smtp.messages) + 1)
+    bob = user_by_email(app, "bob@example.com")
+    action = f"/support/clients/{bob.id}/actions/resend-invitation"
+    assert staff.post(action, {"confirm": "y"}).status_code == 302
+    second = invitation_path(smtp, deliver, "bob@example.com", len(smtp.messages) + 1)
+    assert first != second
+    assert Browser(app).get(first).status_code == 410
+    assert Browser(app).get(second).status_code == 200
+
+    revoke = f"/support/clients/{bob.id}/actions/revoke-invitation"
+    assert staff.post(revoke, {"confirm": "y"}).status_code == 302
+    refused = Browser(app).get(second)
+    assert refused.status_code == 410
+    assert "is withdrawn" in staff.text(f"/support/clients/{bob.id}")
+    assert "bob@example.com" not in staff.text("/support/invitations")
+    timeline = staff.text(f"/support/clients/{bob.id}")
+    assert "Invitation withdrawn" in timeline and "Invitation sent again" in timeline
+    assert f"By {STAFF}" in timeline
+
+
+def test_new_client_form_names_each_problem(app, sign_in):
+    staff = staff_browser(app, sign_in)
+    add_user(app, "taken@example.com")
+    answer = staff.post("/support/clients/new", {"email": "taken@example.com",
+                                                 "phone": "+33 6 12 34 56 78",
+                                                 "channel": "sms"})
+    assert answer.status_code == 422
+    text = answer.get_data(as_text=True)
+    assert "already has an account" in text and "not a UK number" in text
+
+
+def test_support_cannot_invite_staff_but_an_admin_can(app, smtp, deliver, sign_in):
+    staff = staff_browser(app, sign_in)
+    staff.post("/support/clients/new", {"email": "sneaky@example.com", "channel": "email",
+                                        "role": "admin"})
+    assert user_by_email(app, "sneaky@example.com").role == "client"
+    admin = staff_browser(app, sign_in, ADMIN, "admin")
+    admin.post("/support/clients/new", {"email": "helper@example.com", "channel": "email",
+                                        "role": "support"})
+    assert user_by_email(app, "helper@example.com").role == "support"
+
+
+def test_clients_never_see_the_console_pages(app, user, sign_in):
+    client = sign_in()
+    for path in ("/support/clients/new", "/support/clients/import", "/support/invitations",
+                 "/support/staff"):
+        assert client.get(path).status_code == 404
+    assert client.client.post("/support/clients/new", data={"email": "x@example.com"}) \
+        .status_code == 404
+
+
+# --- CSV import ------------------------------------------------------------------------
+
+GOOD_CSV = "email,name,phone\nanna@example.com,Anna Smith,07400 123456\nbob@example.com,Bob,\n"
+
+
+def test_csv_preview_then_import_all(app, smtp, deliver, sign_in):
+    staff = staff_browser(app, sign_in)
+    preview = staff.post("/support/clients/import", {"text": GOOD_CSV})
+    assert preview.status_code == 200
+    text = preview.get_data(as_text=True)
+    assert "Ready to invite 2 clients" in text
+    assert user_by_email(app, "anna@example.com") is None  # a preview imports nothing
+    done = staff.post("/support/clients/import", {"text": GOOD_CSV, "confirmed": "yes"},
+                      form_page="/support/clients/import")
+    assert done.status_code == 302
+    anna = user_by_email(app, "anna@example.com")
+    assert anna.name == "Anna Smith" and anna.phone == "+447400123456"
+    deliver()
+    smtp.wait_for(len(smtp.messages) and 3)
+    assert {"anna@example.com", "bob@example.com"} <= {m.to[0] for m in smtp.messages}
+
+
+def test_csv_upload_as_a_file(app, sign_in):
+    import io
+
+    staff = staff_browser(app, sign_in)
+    answer = staff.post("/support/clients/import",
+                        {"file": (io.BytesIO(("\ufeff" + GOOD_CSV).encode()), "clients.csv")},
+                        form_page="/support/clients/import", content_type="multipart/form-data")
+    assert answer.status_code == 200
+    assert "Ready to invite 2 clients" in answer.get_data(as_text=True)
+
+
+def test_csv_with_problems_imports_nothing_and_names_each_row(app, sign_in):
+    staff = staff_browser(app, sign_in)
+    add_user(app, "taken@example.com")
+    bad = ("email,name,phone\n"
+           "good@example.com,Good,\n"
+           "not-an-address,Nobody,\n"
+           "taken@example.com,Taken,\n"
+           "dup@example.com,One,\n"
+           "dup@example.com,Two,\n"
+           "paris@example.com,Paris,+33 6 12 34 56 78\n")
+    answer = staff.post("/support/clients/import", {"text": bad, "confirmed": "yes"})
+    assert answer.status_code == 422
+    text = answer.get_data(as_text=True)
+    assert "Nothing has been imported" in text
+    assert "is not an email address" in text
+    assert "already has an account" in text
+    assert "The same address is on row 5" in text
+    assert "not a UK number" in text
+    with app.app_context():
+        assert db.session.scalar(select(func.count(User.id))) == 2  # staff and taken only
+
+
+# --- the command line --------------------------------------------------------------------
+
+def test_cli_invite_sends_the_same_invitation(app, smtp, deliver):
+    result = app.test_cli_runner().invoke(args=["users", "invite", "cli@example.com",
+                                                "--name", "Cleo", "--phone", "07400 123456",
+                                                "--channel", "sms"])
+    assert result.exit_code == 0, result.output
+    path = invitation_path(smtp, deliver, "cli@example.com", 1)
+    assert Browser(app).post(path, {"password": NEW, "confirm": NEW}).status_code == 302
+    user = user_by_email(app, "cli@example.com")
+    assert user.channel == "sms" and user.phone == "+447400123456"
+    with app.app_context():
+        assert passwords.verify_password(db.session.get(User, user.id), NEW)
+        assert db.session.scalar(select(Event.detail).where(Event.type == "user_invited")) \
+            ["by"] == "cli"
+
+
+def test_cli_refuses_a_bad_invitation_and_a_weak_password(app):
+    runner = app.test_cli_runner()
+    add_user(app, "taken@example.com")
+    result = runner.invoke(args=["users", "invite", "taken@example.com"])
+    assert result.exit_code == 2 and "already has an account" in result.output
+    result = runner.invoke(args=["users", "set-password", "taken@example.com",
+                                 "--password-stdin"], input="password1234\n")
+    assert result.exit_code == 2 and "most often" in result.output
