@@ -342,5 +342,7 @@ def activity_step(event, actors: dict, tz: str) -> Step:
                   "change": "By the client, from their account page.",
                   "invitation": "When they accepted the invitation."}[extra["by"]]
     if event.type == "delivery_queued" and extra.get("kind"):
-        detail = f"A {extra['kind'].replace('_', ' ')} message by {extra.get('channel', 'email')}."
+        kind = extra['kind'].replace('_', ' ')
+        article = "An" if kind[:1] in "aeiou" else "A"
+        detail = f"{article} {kind} message by {extra.get('channel', 'email')}."
     return Step(event.created_at, what, detail, tone)
