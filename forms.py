@@ -77,6 +77,8 @@ class ChoiceForm(FlaskForm):
         default="keep",
         validators=[DataRequired("Choose one.")],
     )
+    # Ties the answer to the one question this browser was asked; the first answer uses it up.
+    nonce = HiddenField()
     submit = SubmitField("Continue")
 
 

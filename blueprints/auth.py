@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hmac
+import secrets
 from datetime import datetime, timedelta
 from typing import Optional
 
@@ -114,7 +116,8 @@ def login():
             # A code is already on its way to this user from another window or browser.
             db.session.commit()
             session["choice"] = {"user_id": user.id, "sign_in_id": elsewhere.id,
-                                 "at": clock.now().isoformat(), "next": next_url}
+                                 "at": clock.now().isoformat(), "next": next_url,
+                                 "nonce": secrets.token_urlsafe(16)}
             return redirect(url_for("auth.login"))
         return _begin(user, next_url)
 
@@ -122,7 +125,8 @@ def login():
     if choice is not None and request.method == "GET":
         elsewhere = db.session.get(SignIn, choice["sign_in_id"])
         if elsewhere is not None and elsewhere.is_pending:
-            return render_template("auth/choice.html", form=ChoiceForm(), elsewhere=elsewhere)
+            return render_template("auth/choice.html", form=ChoiceForm(nonce=choice["nonce"]),
+                                   elsewhere=elsewhere)
         session.pop("choice", None)
     return render_template("auth/login.html", form=form, waiting=waiting)
 
@@ -136,8 +140,21 @@ def _answer_choice(next_url: Optional[str]):
         return redirect(url_for("auth.login"))
     if not form.validate_on_submit():
         elsewhere = db.session.get(SignIn, choice["sign_in_id"])
+        form.nonce.data = choice.get("nonce")
         return render_template("auth/choice.html", form=form, elsewhere=elsewhere)
     user = db.session.get(User, choice["user_id"])
+    session.pop("choice", None)
+    # One answer per question: the form must carry this question's nonce, and the server
+    # must not have seen an answer to it already (a replayed cookie brings the question back).
+    if user is None or not hmac.compare_digest(str(form.nonce.data or ""),
+                                               str(choice.get("nonce") or "")) \
+            or not codes.answer_question_once(user, choice["sign_in_id"],
+                                              datetime.fromisoformat(choice["at"]),
+                                              form.action.data):
+        db.session.commit()
+        flash("That question had already been answered. Please enter your email and "
+              "password again.", "warning")
+        return redirect(url_for("auth.login"))
     elsewhere = db.session.get(SignIn, choice["sign_in_id"])
     if form.action.data == "keep" and elsewhere is not None and elsewhere.is_pending \
             and not codes.expire_if_due(elsewhere):

@@ -24,7 +24,7 @@ from flask import current_app
 from sqlalchemy import or_, select, update
 
 from extensions import db
-from models import Delivery, SignIn, User
+from models import Delivery, Event, SignIn, User
 from services import audit, clock, delivery
 
 CODE_DIGITS = 6
@@ -228,6 +228,25 @@ def start_sign_in(
                  detail={"channel": channel})
     delivery.queue_code(sign_in, kind="code")
     return sign_in
+
+
+def answer_question_once(user: User, sign_in_id: int, asked_at: datetime, action: str) -> bool:
+    """Record the answer to "keep the code sent to your other window, or a new one?" unless
+    that question was answered already; the caller commits. The browser's cookie can be
+    replayed, so the record of the answer lives here, under the account's row lock."""
+    db.session.execute(
+        select(User.id).where(User.id == user.id).with_for_update(key_share=True))
+    answered = db.session.scalar(
+        select(Event.id).where(
+            Event.type == "choice_answered", Event.user_id == user.id,
+            Event.sign_in_id == sign_in_id, Event.created_at >= asked_at,
+        ).limit(1)
+    )
+    if answered is not None:
+        return False
+    audit.record("choice_answered", user_id=user.id, sign_in_id=sign_in_id,
+                 detail={"action": action})
+    return True
 
 
 @dataclass

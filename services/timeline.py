@@ -128,6 +128,12 @@ class _Teller:
     def _signin_started(self, event, detail, item):
         return ("Password accepted", "A new code was made for this sign-in.", PLAIN)
 
+    def _choice_answered(self, event, detail, item):
+        words = {"keep": "chose to keep using this code", "new": "asked for a new code"}
+        return ("Asked: keep this code or a new one?",
+                f"After typing the password in another window, the client "
+                f"{words.get(detail.get('action'), 'answered')}.", PLAIN)
+
     def _signin_kept(self, event, detail, item):
         return ("Password typed again elsewhere",
                 "The client chose to keep using the code already sent.", PLAIN)

@@ -28,6 +28,8 @@ from models import User
 from services import clock, delivery, passwords
 
 CODE_IN_TEXT = re.compile(r"\b(\d{6})\b")
+# The keep-or-new question's one-time nonce (issue 11), posted back as a browser would.
+NONCE_IN_PAGE = re.compile(r'name="nonce" type="hidden" value="([^"]+)"')
 CSRF_IN_PAGE = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"|name="csrf_token" value="([^"]+)"')
 
 # One argon2 hash for every test user, so tests do not spend their time hashing.
@@ -217,6 +219,7 @@ class Browser:
         self.client = app.test_client()
         self.client.environ_base["HTTP_USER_AGENT"] = user_agent
         self.last_csrf: Optional[str] = None
+        self.last_nonce: Optional[str] = None
 
     def get(self, path: str, **kwargs):
         response = self.client.get(path, **kwargs)
@@ -224,9 +227,12 @@ class Browser:
         return response
 
     def _remember_csrf(self, response) -> None:
-        match = CSRF_IN_PAGE.search(response.get_data(as_text=True))
+        page = response.get_data(as_text=True)
+        match = CSRF_IN_PAGE.search(page)
         if match:
             self.last_csrf = match.group(1) or match.group(2)
+        nonce = NONCE_IN_PAGE.search(page)
+        self.last_nonce = nonce.group(1) if nonce else None
 
     def csrf_for(self, path: str) -> str:
         self.get(path)
@@ -238,6 +244,8 @@ class Browser:
         data = dict(data or {})
         if csrf and "csrf_token" not in data:
             data["csrf_token"] = self.csrf_for(form_page or path)
+            if "action" in data and "nonce" not in data and self.last_nonce:
+                data["nonce"] = self.last_nonce
         response = self.client.post(path, data=data, **kwargs)
         self._remember_csrf(response)
         return response
