@@ -39,6 +39,12 @@ def create_app(config_class: Optional[type[Config]] = None) -> Flask:
     app.config["TRUSTED_HOSTS"] = trusted_hosts(
         app.config, getattr(config_class, "DEVELOPMENT_HOSTS", ()))
 
+    # Every <int:...> in a route takes only a row id in range (issue 11: an integer from a
+    # request too large for the database was a 500).
+    from blueprints.safety import IdConverter
+
+    app.url_map.converters["int"] = IdConverter
+
     register_logging(app)
     register_proxy(app)
     register_extensions(app)

@@ -1,7 +1,7 @@
 """Flask extensions, created here and bound to the app in `create_app`."""
 
 from flask_limiter import Limiter
-from flask_limiter.util import get_remote_address
+from flask import request
 from flask_login import LoginManager
 from flask_mail import Mail
 from flask_migrate import Migrate
@@ -32,5 +32,12 @@ mail = Mail()
 # A Redis (RATELIMIT_STORAGE_URI) that stops answering must not take the sign-in page down:
 # each process counts in memory until it is back; lockout and the caps on codes sent live in
 # the database and hold regardless.
-limiter = Limiter(key_func=get_remote_address, default_limits=[], headers_enabled=True,
+def client_network() -> str:
+    """The client's address for a request limit: IPv4 as it is, IPv6 by its /64."""
+    from services.addresses import limit_key
+
+    return limit_key(request.remote_addr)
+
+
+limiter = Limiter(key_func=client_network, default_limits=[], headers_enabled=True,
                   in_memory_fallback_enabled=True, swallow_errors=True)

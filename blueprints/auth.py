@@ -13,7 +13,7 @@ from flask import (
 from flask_login import current_user, login_user, logout_user
 from sqlalchemy import select
 
-from blueprints.safety import no_store, safe_next
+from blueprints.safety import id_arg, no_store, safe_next
 from extensions import db
 from forms import ChoiceForm, CodeForm, LoginForm, LogoutForm, ResendForm
 from models import SignIn, User
@@ -275,7 +275,7 @@ def _hhmm(moment: datetime) -> str:
 def status():
     """The pending sign-in as JSON, for the code page's live status and the tab guard."""
     current = browser_sign_in()
-    asked = request.args.get("sign_in", type=int)
+    asked = id_arg("sign_in")
     sign_in = current
     if asked is not None and current is not None and asked != current.id:
         other = db.session.get(SignIn, asked)

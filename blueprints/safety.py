@@ -2,7 +2,30 @@
 
 from __future__ import annotations
 
+from typing import Optional
 from urllib.parse import urlsplit
+
+from flask import request
+from werkzeug.routing import IntegerConverter
+
+# The largest row id: an INTEGER column holds 2**31 - 1 on PostgreSQL. A number from a request
+# outside 1..MAX_ID names no row, and handed to the database it would be an error (SQLite's
+# OverflowError past 2**63, PostgreSQL's "integer out of range" past 2**31): it is refused first.
+MAX_ID = 2**31 - 1
+
+
+class IdConverter(IntegerConverter):
+    """`<int:...>` in routes: a row id from 1 to MAX_ID; anything else is a 404."""
+
+    def __init__(self, map, fixed_digits: int = 0, min: Optional[int] = 1,
+                 max: Optional[int] = MAX_ID, signed: bool = False) -> None:
+        super().__init__(map, fixed_digits=fixed_digits, min=min, max=max, signed=signed)
+
+
+def id_arg(name: str) -> Optional[int]:
+    """A row id from the query string (?name=123), or None when absent or out of range."""
+    value = request.args.get(name, type=int)
+    return value if value is not None and 1 <= value <= MAX_ID else None
 
 
 def safe_next(target: str | None) -> str | None:

@@ -15,7 +15,7 @@ from flask import (
 )
 from flask_login import current_user
 
-from blueprints.safety import no_store
+from blueprints.safety import id_arg, no_store
 from extensions import csrf, db
 from forms import SupportActionForm
 from models import User
@@ -87,7 +87,7 @@ def index():
 @bp.route("/clients/<int:user_id>")
 def client(user_id: int):
     user = _client_or_404(user_id)
-    page = support.client_page(user, request.args.get("before", type=int), _tz())
+    page = support.client_page(user, id_arg("before"), _tz())
     return render_template("support/client.html", page=page, actions=ACTIONS,
                            may_change=may_change(current_user, user), tz=_tz(),
                            account_findings=support.account_findings(user, _tz()))

@@ -33,7 +33,7 @@ from sqlalchemy import func, select, text
 
 from extensions import db, limiter
 from models import Delivery, Event, SignIn, User
-from services import audit, clock
+from services import addresses, audit, clock
 
 # --- lockout --------------------------------------------------------------------------
 
@@ -241,7 +241,8 @@ def _hold_caps(user: User, ip: Optional[str]) -> None:
     db.session.execute(
         select(User.id).where(User.id == user.id).with_for_update(key_share=True))
     if ip and db.session.get_bind().dialect.name == "postgresql":
-        key = int.from_bytes(hashlib.sha256(f"code-cap:{ip}".encode()).digest()[:8], "big",
+        where = addresses.limit_key(ip)
+        key = int.from_bytes(hashlib.sha256(f"code-cap:{where}".encode()).digest()[:8], "big",
                              signed=True)
         db.session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
 
@@ -272,17 +273,24 @@ def code_send_refusal(user: User, ip: Optional[str]) -> Optional[Refusal]:
     if ip:
         # Codes asked for from this address, whoever's account: the outbox rows whose
         # "queued" audit event came from it.
-        from_ip = db.session.scalars(
-            select(Delivery.created_at)
+        network = addresses.network_of(ip)
+        # An IPv6 client counts by its /64 (services/addresses.py): the last hour's codes
+        # asked for from any IPv6 address are read, and those in this /64 kept.
+        same_address = Event.ip.contains(":") if network is not None and network.version == 6 \
+            else Event.ip == ip
+        rows = db.session.execute(
+            select(Delivery.created_at, Event.ip)
             .join(Event, Event.delivery_id == Delivery.id)
             .where(
-                Event.type == "delivery_queued", Event.ip == ip,
+                Event.type == "delivery_queued", same_address,
                 Delivery.kind.in_(CODE_KINDS), Delivery.created_at > window_start,
                 # Written with its message, so this keeps the same rows; it lets the
                 # (type, created_at) index read the last hour, not every code ever queued.
                 Event.created_at > window_start,
             )
         ).all()
+        from_ip = [at for at, event_ip in rows
+                   if event_ip == ip or addresses.same_client(event_ip, ip)]
         until = _cap_until(list(from_ip), _cap("CODES_PER_IP_PER_HOUR", CODES_PER_IP_PER_HOUR))
         if until is not None:
             return Refusal(
@@ -315,7 +323,7 @@ def _keyed(kind: str, value: str) -> str:
 
 
 def _ip_key() -> str:
-    return f"ip:{request.remote_addr or 'unknown'}"
+    return f"ip:{addresses.limit_key(request.remote_addr)}"
 
 
 def account_key_from_email() -> str:

@@ -46,6 +46,7 @@ small_values = st.one_of(
                      "' OR 1=1 --", "<script>alert(1)</script>", "../../etc/passwd",
                      "%00", "\x00", "\u202e", "a" * 255, "client@example.com",
                      "//evil.example/", "https://evil.example/", "\\\\evil"]),
+    st.integers(min_value=-(2**70), max_value=2**70).map(str),  # numbers no column holds
 )
 text_values = st.one_of(
     small_values,
@@ -209,3 +210,27 @@ def test_junk_with_a_valid_csrf_token_never_errors_and_signs_nobody_in(app, visi
     after = table_rows(app)
     assert user_identities(after) == user_identities(before), (rule, state)
     assert len(after["auth_sessions"]) == len(before["auth_sessions"]), "someone signed in"
+
+
+# --- integers of any size (issue 11: ?sign_in=9223372036854775808 was a 500) ----------------------
+
+# Where a database integer ends: PostgreSQL's INTEGER (2**31), SQLite's and BIGINT's (2**63),
+# and past anything (2**64); each side of each edge, and negative.
+INTEGER_EDGES = [2**31 - 1, 2**31, 2**63 - 1, 2**63, 2**64, 10**30, 0, -1, -(2**31) - 1,
+                 -(2**63) - 1]
+
+
+@settings(max_examples=12, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(number=st.one_of(st.sampled_from(INTEGER_EDGES), st.integers()))
+def test_integers_of_any_size_in_paths_and_queries_never_error(app, visitors, number):
+    """Every GET route, in every state, with the number in every path slot and query field."""
+    value = str(number)
+    query = {name: value for name in FIELD_NAMES if name != "csrf_token"}
+    before = table_rows(app)
+    for rule, _ in [r for r in rules_of(app) if "GET" in r[1]]:
+        for state in STATES:
+            response = send(visitors[state], "GET", concrete_path(rule, [value] * 3),
+                            ("form", {}), query, None)
+            assert response.status_code < 500, (rule, state, value, response.status_code)
+    assert user_identities(table_rows(app)) == user_identities(before)
