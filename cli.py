@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 
 from extensions import db
 from models import CHANNELS, ROLES, User
-from services import audit, clock, limits, passwords, phones, sessions
+from services import audit, clock, emails, limits, passwords, phones, sessions
 from services.accounts import invitations, lifecycle, policy
 
 users = AppGroup("users", help="Add and manage users.")
@@ -46,8 +46,10 @@ def _read_password(from_stdin: bool, email: str) -> str:
 def add_user(email: str, role: str, phone: str | None, channel: str, password_stdin: bool):
     """Add a user."""
     email = email.strip().lower()
-    if "@" not in email or len(email) > 254:
-        raise click.UsageError(f"{email!r} is not an email address.")
+    problem = emails.email_problem(email)  # the sign-in form's rule, so the account can sign in
+    if problem is not None:
+        raise click.UsageError(f"{email!r} is not an email address the sign-in form accepts: "
+                               f"{problem}")
     if db.session.scalar(select(User.id).where(func.lower(User.email) == email)):
         raise click.UsageError(f"A user with the email address {email} already exists.")
     e164 = None
@@ -289,7 +291,9 @@ def register(app: Flask) -> None:
     from services.retention import prune_command
 
     app.cli.add_command(users)
-    app.cli.add_command(demo)
+    if app.config["ENV_NAME"] != "production":
+        # Demo accounts share one known password: never on a production install (issue 11).
+        app.cli.add_command(demo)
     app.cli.add_command(prune_command)
     app.cli.add_command(db_copy)
     app.cli.add_command(oidc_cli)

@@ -9,11 +9,19 @@ from wtforms import (
     SubmitField, TextAreaField,
 )
 from wtforms.validators import (
-    AnyOf, DataRequired, Email, EqualTo, Length, Optional, ValidationError,
+    AnyOf, DataRequired, EqualTo, Length, Optional, ValidationError,
 )
 
 from services.codes import normalise_code
+from services.emails import email_problem
 from services.phones import ONLY_UK_MOBILES
+
+
+def one_email_rule(form, field) -> None:
+    """services/emails.py: the same rule as `flask users add` and the invitations."""
+    problem = email_problem(field.data)
+    if problem is not None:
+        raise ValidationError(problem)
 
 
 class LoginForm(FlaskForm):
@@ -21,8 +29,7 @@ class LoginForm(FlaskForm):
         "Email address",
         validators=[DataRequired("Enter your email address."),
                     Length(max=254, message="That email address is too long."),
-                    Email("Enter an email address like name@example.com.",
-                          check_deliverability=False)],
+                    one_email_rule],
         # Phones often add a space after an autocompleted address.
         filters=[lambda value: value.strip() if isinstance(value, str) else value],
         render_kw={"autocomplete": "username", "spellcheck": "false", "autocapitalize": "none"},
@@ -146,8 +153,7 @@ def _email_field(label: str, missing: str, **render_kw) -> EmailField:
         label,
         validators=[DataRequired(missing),
                     Length(max=254, message="That email address is too long."),
-                    Email("Enter an email address like name@example.com.",
-                          check_deliverability=False)],
+                    one_email_rule],
         filters=[lambda value: value.strip().lower() if isinstance(value, str) else value],
         render_kw={"spellcheck": "false", "autocapitalize": "none", **render_kw},
     )

@@ -64,9 +64,14 @@ def _tz() -> str:
 
 def _client_or_404(user_id: int) -> User:
     user = support.get_user(user_id)
-    if user is None:
+    if user is None or not may_view(current_user, user):
         abort(404)
     return user
+
+
+def may_view(staff: User, user: User) -> bool:
+    """An admin's timeline is for admins only: to support staff it does not exist (404)."""
+    return staff.role == "admin" or user.role != "admin"
 
 
 def may_change(staff: User, user: User) -> bool:
@@ -77,10 +82,12 @@ def may_change(staff: User, user: User) -> bool:
 @bp.route("")
 def index():
     query = request.args.get("q", "")
+    result = support.find_clients(query)
+    result.users = [user for user in result.users if may_view(current_user, user)]
+    problems = [row for row in support.recent_problems(_tz()) if may_view(current_user, row.user)]
     return render_template(
         "support/index.html", q=query[:support.MAX_QUERY_LENGTH],
-        result=support.find_clients(query), problems=support.recent_problems(_tz()),
-        days=support.PROBLEM_DAYS,
+        result=result, problems=problems, days=support.PROBLEM_DAYS,
     )
 
 

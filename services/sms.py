@@ -23,7 +23,7 @@ from flask import current_app
 from sqlalchemy import select
 
 from extensions import db
-from models import Delivery
+from models import Delivery, Event
 from services import audit, clock
 from services.delivery import DeliveryError
 
@@ -209,8 +209,10 @@ SIGNATURE_MAX_AGE = timedelta(minutes=15)
 MAX_RECEIPT_FIELDS = 40
 MAX_RECEIPT_VALUE = 500
 
-# Vonage's signature methods, told apart by the length of the hex digest.
-_HMACS = {40: hashlib.sha1, 64: hashlib.sha256, 128: hashlib.sha512}
+# Vonage's HMAC signature methods (VONAGE_SIGNATURE_METHOD); "md5hash" is MD5 over the text
+# with the secret appended, the dashboard's default.
+_HMACS = {"md5": hashlib.md5, "sha1": hashlib.sha1, "sha256": hashlib.sha256,
+          "sha512": hashlib.sha512}
 
 
 def _signed_text(params: Mapping[str, str]) -> str:
@@ -224,21 +226,21 @@ def _signed_text(params: Mapping[str, str]) -> str:
     )
 
 
-def signature_matches(params: Mapping[str, str], secret: str) -> bool:
-    """True when `sig` is Vonage's signature of the other fields (md5hash or an HMAC)."""
+def signature_matches(params: Mapping[str, str], secret: str, method: str = "md5hash") -> bool:
+    """True when `sig` is Vonage's signature of the other fields by the configured method
+    (VONAGE_SIGNATURE_METHOD); a receipt signed any other way, MD5 included, is refused."""
     given = str(params.get("sig") or "").strip().lower()
     if not given or not re.fullmatch(r"[0-9a-f]+", given):
         return False
     text = _signed_text(params).encode()
     key = secret.encode()
-    if len(given) == 32:
-        # "MD5 hash" (the dashboard's default) appends the secret; "MD5 HMAC" keys with it.
-        candidates = [hashlib.md5(text + key).hexdigest(), hmac.new(key, text, "md5").hexdigest()]
-    elif len(given) in _HMACS:
-        candidates = [hmac.new(key, text, _HMACS[len(given)]).hexdigest()]
+    if method == "md5hash":
+        expected = hashlib.md5(text + key).hexdigest()
+    elif method in _HMACS:
+        expected = hmac.new(key, text, _HMACS[method]).hexdigest()
     else:
         return False
-    return any(hmac.compare_digest(given, expected) for expected in candidates)
+    return hmac.compare_digest(given, expected)
 
 
 @dataclass
@@ -314,7 +316,8 @@ def receive_receipt(params: Mapping[str, str]) -> ReceiptResult:
     secret = config.get("VONAGE_SIGNATURE_SECRET")
     signed = False
     if secret:
-        if not signature_matches(params, secret):
+        if not signature_matches(params, secret,
+                                 config.get("VONAGE_SIGNATURE_METHOD") or "md5hash"):
             return ReceiptResult(403, "bad signature")
         if not _fresh(params.get("timestamp")):
             return ReceiptResult(403, "signature timestamp missing or too old")
@@ -329,11 +332,28 @@ def receive_receipt(params: Mapping[str, str]) -> ReceiptResult:
     if item.status in ("queued", "sending"):
         # The receipt overtook our own record of the send: Vonage will try again shortly.
         return ReceiptResult(409, "message not recorded as sent yet", item)
-    _apply(item, params)
+    # The same receipt twice (a replay, or Vonage retrying) is acknowledged, not applied again.
+    # The message's row is locked first, so two copies at once are judged one after the other.
+    db.session.execute(
+        select(Delivery.id).where(Delivery.id == item.id).with_for_update(key_share=True))
+    fingerprint = receipt_fingerprint(params)
+    if db.session.scalar(
+        select(Event.id).where(
+            Event.type == "delivery_receipt", Event.delivery_id == item.id,
+            Event.detail["receipt"].as_string() == fingerprint,
+        ).limit(1)
+    ) is not None:
+        return ReceiptResult(200, "already recorded", item)
+    _apply(item, params, fingerprint)
     return ReceiptResult(200, "recorded", item)
 
 
-def _apply(item: Delivery, params: Mapping[str, str]) -> None:
+def receipt_fingerprint(params: Mapping[str, str]) -> str:
+    """What makes a receipt itself: every field (a signed one has its nonce and timestamp)."""
+    return hashlib.sha256(_signed_text({**params, "sig": ""}).encode()).hexdigest()[:32]
+
+
+def _apply(item: Delivery, params: Mapping[str, str], fingerprint: str) -> None:
     status = params["status"]
     err_code = params.get("err-code") or ""
     at = _reported_time(params, item)
@@ -351,5 +371,5 @@ def _apply(item: Delivery, params: Mapping[str, str]) -> None:
         delivery_id=item.id, outcome=status,
         detail={"at": at.isoformat(), "err_code": audit.clip(err_code, 8),
                 "network": audit.clip(params.get("network-code"), 16),
-                "reason": reason, "delivery_status": item.status},
+                "reason": reason, "delivery_status": item.status, "receipt": fingerprint},
     )

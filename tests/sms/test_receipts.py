@@ -138,7 +138,7 @@ def test_receipts_need_no_csrf_token_but_other_posts_do(app, sent, vonage, brows
     ("md5", "get"), ("sha1", "form"), ("sha256", "get"), ("sha256", "json"), ("sha512", "get"),
 ])
 def test_signed_receipt_is_recorded(app, sent, vonage, browser, method, how):
-    app.config["VONAGE_SIGNATURE_SECRET"] = SECRET
+    app.config.update(VONAGE_SIGNATURE_SECRET=SECRET, VONAGE_SIGNATURE_METHOD=method)
     fields = vonage.receipt(sent, "delivered", signature_secret=SECRET, method=method)
     response = _send(browser, how, fields)
     assert response.status_code == 200, response.get_data(as_text=True)
@@ -146,7 +146,7 @@ def test_signed_receipt_is_recorded(app, sent, vonage, browser, method, how):
 
 
 def test_signed_receipt_may_omit_the_client_ref(app, sent, vonage, browser):
-    app.config["VONAGE_SIGNATURE_SECRET"] = SECRET
+    app.config.update(VONAGE_SIGNATURE_SECRET=SECRET, VONAGE_SIGNATURE_METHOD="sha256")
     fields = vonage.receipt(sent, "delivered")
     del fields["client-ref"]
     fields.update(timestamp=str(int(time.time())), nonce="abc")
@@ -156,7 +156,7 @@ def test_signed_receipt_may_omit_the_client_ref(app, sent, vonage, browser):
 
 
 def test_values_with_ampersand_and_equals_are_signed_as_vonage_does(app, sent, vonage, browser):
-    app.config["VONAGE_SIGNATURE_SECRET"] = SECRET
+    app.config.update(VONAGE_SIGNATURE_SECRET=SECRET, VONAGE_SIGNATURE_METHOD="sha256")
     fields = vonage.receipt(sent, "delivered", signature_secret=SECRET, method="sha256",
                             network_code="234&10=x")
     assert _send(browser, "form", fields).status_code == 200
@@ -225,9 +225,9 @@ def test_signatures_made_by_the_vonage_sdk_are_accepted(method):
               "note": "a&b=c"}
     auth = Auth(api_key="key", signature_secret=SECRET, signature_method=method)
     fields["sig"] = auth.sign_params(dict(fields))
-    assert sms.signature_matches(fields, SECRET)
-    assert sms.signature_matches({**fields, "sig": fields["sig"].upper()}, SECRET)
-    assert not sms.signature_matches({**fields, "status": "failed"}, SECRET)
+    assert sms.signature_matches(fields, SECRET, method)
+    assert sms.signature_matches({**fields, "sig": fields["sig"].upper()}, SECRET, method)
+    assert not sms.signature_matches({**fields, "status": "failed"}, SECRET, method)
 
 
 # --- malformed and unknown receipts ---------------------------------------------------
