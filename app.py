@@ -49,6 +49,7 @@ def create_app(config_class: Optional[type[Config]] = None) -> Flask:
     register_proxy(app)
     register_extensions(app)
     register_federation(app)
+    register_branding(app)
     register_blueprints(app)
     register_errorhandlers(app)
     register_headers(app)
@@ -119,8 +120,23 @@ def register_federation(app: Flask) -> None:
         extend_csp(app, "form-action", *(f"{scheme}://{host}:*" for host in extra))
 
 
+def register_branding(app: Flask) -> None:
+    """The firm's logo and colour (services/branding.py); a wrong setting stops the start."""
+    from services import branding
+
+    try:
+        brand = app.extensions["brand"] = branding.load(app.config)
+    except ValueError as error:
+        raise RuntimeError(str(error)) from None
+    if branding.logo_origin(brand):
+        extend_csp(app, "img-src", branding.logo_origin(brand))
+    app.jinja_env.globals["brand"] = brand
+
+
 def register_blueprints(app: Flask) -> None:
-    from blueprints import account, auth, dev, forward_auth, health, portal, support, webhooks
+    from blueprints import (
+        account, auth, branding, dev, forward_auth, health, portal, support, webhooks,
+    )
 
     app.register_blueprint(auth.bp)
     app.register_blueprint(portal.bp)
@@ -129,6 +145,7 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(webhooks.bp)
     app.register_blueprint(health.bp)
     app.register_blueprint(forward_auth.bp)
+    app.register_blueprint(branding.bp)
     if app.config["DEV_OUTBOX"]:
         app.register_blueprint(dev.bp)
     register_account_blueprints(app)

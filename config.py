@@ -147,6 +147,12 @@ class Config:
     # prefix (app.py): the cookie becomes __Secure-, which every host under the domain can set.
     SESSION_COOKIE_DOMAIN = (os.environ.get("SESSION_COOKIE_DOMAIN") or "").strip() or None
 
+    # --- the firm's look (services/branding.py) ---
+    # The firm's logo: a .png/.jpg/.gif/.webp/.svg file the app serves, or an https:// address.
+    PORTAL_LOGO = (os.environ.get("PORTAL_LOGO") or "").strip() or None
+    # The brand colour (#rrggbb), darkened at start if white text on it would be hard to read.
+    PORTAL_COLOUR = (os.environ.get("PORTAL_COLOUR") or "").strip() or None
+
     @classmethod
     def check(cls, config: dict) -> None:
         """Refuse to start without the settings production cannot do without."""

@@ -11,6 +11,7 @@ from flask import Blueprint, Response, current_app, redirect, render_template, r
 
 from blueprints.safety import safe_next
 from extensions import csrf, limiter
+from services import branding
 from services.federation import access, forward_auth
 from services.urls import absolute_url, portal_origin
 
@@ -52,8 +53,9 @@ def forbidden_page(user, url, decision):
     # The page may be shown on another host than the portal's: its stylesheet and logo come
     # from the portal, so the policy names the portal's origin beside 'self'.
     origin = portal_origin()
+    logo = branding.logo_origin(current_app.extensions["brand"]) or ""
     response.headers["Content-Security-Policy"] = (
-        f"default-src 'none'; style-src 'self' {origin}; img-src 'self' {origin} data:; "
+        f"default-src 'none'; style-src 'self' {origin}; img-src 'self' {origin} {logo} data:; "
         f"connect-src 'self' {origin}; "
         "form-action 'none'; frame-ancestors 'none'; base-uri 'none'"
     )

@@ -84,6 +84,7 @@ class App:
 class Policy:
     portal_scheme: str
     portal_host: str
+    portal_port: Optional[int]
     hosts: frozenset[str]  # the portal's host and PROTECTED_HOSTS, lower case, no port
     rules: tuple[Rule, ...]
 
@@ -154,6 +155,7 @@ def build_policy(config) -> Policy:
     hosts = {portal_host, *parse_hosts(config.get("PROTECTED_HOSTS"))}
     rules = parse_rules(config.get("ACCESS_RULES"), hosts)
     return Policy(portal_scheme=portal.scheme or "https", portal_host=portal_host,
+                  portal_port=portal.port,
                   hosts=frozenset(hosts), rules=tuple(rules))
 
 
@@ -243,7 +245,10 @@ def decide(user, url: Optional[str]) -> Decision:
 
 
 def app_url(rule: Rule) -> str:
-    return f"{policy().portal_scheme}://{rule.host}{rule.prefix}"
+    """The address of a rule's app: the portal's scheme (and port, if PORTAL_URL names one;
+    the same web server serves them all), the rule's host and prefix."""
+    port = policy().portal_port
+    return f"{policy().portal_scheme}://{rule.host}{f':{port}' if port else ''}{rule.prefix}"
 
 
 def apps_for(user) -> list[App]:

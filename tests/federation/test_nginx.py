@@ -13,7 +13,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from tests.browser.conftest import (  # noqa: F401 - fixtures
-    assert_accessible, chromium, code_from, log_in, new_context, screenshot,
+    PHONE, assert_accessible, assert_fits_phone, chromium, code_from, new_context, screenshot,
 )
 from tests.conftest import free_port
 from tests.federation.conftest import clientgate_under_gunicorn
@@ -24,6 +24,9 @@ pytestmark = [pytest.mark.slow, pytest.mark.skipif(
     not __import__("os").path.exists(NGINX), reason="Debian's nginx is not installed")]
 
 RULES = "localhost/files/ any Shared files; localhost/files/staff/ support,admin"
+LOGO = ('<svg xmlns="http://www.w3.org/2000/svg" width="40" height="40" viewBox="0 0 40 40">'
+        '<circle cx="20" cy="20" r="18" fill="#fff"/><text x="20" y="26" font-size="16" '
+        'text-anchor="middle" fill="#0b5d3b" font-family="sans-serif">S&amp;C</text></svg>')
 
 
 @pytest.fixture(scope="module")
@@ -32,8 +35,12 @@ def front(tmp_path_factory, module_smtp):  # noqa: F811
     port = free_port()
     folder = tmp_path_factory.mktemp("nginx-front")
     upstream = Upstream().start()
+    logo = folder / "logo.svg"
+    logo.write_text(LOGO)
     with clientgate_under_gunicorn(folder, module_smtp, f"http://localhost:{port}",
-                                   ACCESS_RULES=RULES) as (gunicorn, app):
+                                   ACCESS_RULES=RULES, PORTAL_NAME="Smith & Co",
+                                   PORTAL_COLOUR="#2e9e6b", PORTAL_LOGO=str(logo),
+                                   ) as (gunicorn, app):
         nginx = Nginx(folder, nginx_site("localhost", port, gunicorn.port, upstream.port), port)
         try:
             nginx.start()
@@ -159,7 +166,20 @@ def test_chromium_signs_in_through_nginx_reaches_the_app_and_logs_out(
     screenshot(page, "forward-auth-403")
     assert_accessible(page, "the 403 page")
 
+    # The home lists the app, with the firm's colour (made AA-dark enough) and logo.
     page.goto(front.url + "/portal")
+    assert page.get_by_role("link", name="Shared files").get_attribute("href") == \
+        front.url + "/files/"
+    header = page.evaluate("getComputedStyle(document.querySelector('.site-header'))"
+                           ".backgroundColor")
+    assert header not in ("rgb(31, 78, 140)", "rgb(46, 158, 107)"), header  # brand, darkened
+    assert page.evaluate("document.querySelector('.brand-logo').naturalWidth") == 40
+    screenshot(page, "portal-home-branded")
+    assert_accessible(page, "the portal home")
+    page.set_viewport_size(PHONE)
+    screenshot(page, "portal-home-branded")
+    assert_fits_phone(page, "the portal home")
+
     page.get_by_role("button", name="Log out").click()
     page.wait_for_url("**/login")
     page.goto(front.url + "/files/welcome")
