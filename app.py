@@ -131,6 +131,10 @@ def register_branding(app: Flask) -> None:
     if branding.logo_origin(brand):
         extend_csp(app, "img-src", branding.logo_origin(brand))
     app.jinja_env.globals["brand"] = brand
+    # Emails need the logo's full address; a file is served under PORTAL_URL.
+    app.jinja_env.globals["brand_logo_email"] = brand.logo_url or (
+        (app.config.get("PORTAL_URL") or "").rstrip("/") + "/brand/logo"
+        if brand.logo_file and app.config.get("PORTAL_URL") else None)
 
 
 def register_blueprints(app: Flask) -> None:

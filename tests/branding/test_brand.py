@@ -99,8 +99,19 @@ def test_no_brand_no_extra_stylesheet(tmp_path):
     assert "brand.css" not in page and "brand-logo" not in page
 
 
-def test_the_home_lists_the_apps_this_client_may_open(branded, smtp, deliver):
+def deliver_with(app) -> int:
+    """Run the branded app's dispatcher once (the `deliver` fixture drives another app)."""
+    from services import delivery
+
+    with app.app_context():
+        return delivery.run_once()
+
+
+def test_the_home_lists_the_apps_this_client_may_open(branded, smtp):
     from tests.conftest import Browser, add_user, request_code
+
+    def deliver():
+        return deliver_with(branded)
 
     add_user(branded, "client@example.com")
     add_user(branded, "staff@example.com", role="support")
@@ -115,3 +126,16 @@ def test_the_home_lists_the_apps_this_client_may_open(branded, smtp, deliver):
     staff.enter_code(request_code(staff, smtp, deliver, "staff@example.com"))
     home = staff.text("/portal")
     assert "Shared files" in home and 'href="http://localhost/staff/"' in home
+
+
+def test_the_html_emails_carry_the_colour_and_logo(branded, smtp):
+    from tests.conftest import Browser, add_user, request_code
+
+    add_user(branded, "client@example.com")
+    request_code(Browser(branded), smtp, lambda: deliver_with(branded))
+    mail = smtp.last_to("client@example.com")
+    colour = branded.extensions["brand"].colour
+    assert mail.html, "the code email has an HTML part"
+    assert f"background:{colour}" in mail.html
+    assert '<img src="http://localhost/brand/logo" alt=""' in mail.html
+    assert "#1f4e8c" not in mail.html
