@@ -2,20 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Optional
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlencode
 
 from authlib.oauth2 import OAuth2Error
-from flask import Blueprint, jsonify, redirect, render_template, request, session, url_for
+from flask import (
+    Blueprint, current_app, jsonify, redirect, render_template, request, session, url_for,
+)
 from flask_login import current_user, logout_user
 from itsdangerous import BadSignature, URLSafeTimedSerializer
-from flask import current_app
 
 from blueprints.safety import no_store
 from extensions import csrf, db
 from forms import LogoutForm
-from services import audit, clock, sessions
-from services.federation import access, oidc
+from models import SignIn
+from services import clock, sessions
+from services.federation import oidc
 
 bp = Blueprint("oidc", __name__)
 
@@ -28,6 +29,23 @@ def never_cache(response):
     return no_store(response)
 
 
+@bp.after_app_request
+def let_the_code_form_return_to_the_app(response):
+    """Sign-in pages started by an app may send their form on to that app (CSP form-action)."""
+    if request.blueprint != "auth" or "Content-Security-Policy" not in response.headers:
+        return response
+    sign_in_id = session.get("signin_id")
+    if not isinstance(sign_in_id, int):
+        return response
+    sign_in = db.session.get(SignIn, sign_in_id)
+    origin = oidc.app_origin_for(sign_in.next_url if sign_in else None)
+    if origin:
+        policy = response.headers["Content-Security-Policy"]
+        response.headers["Content-Security-Policy"] = policy.replace(
+            "form-action 'self'", f"form-action 'self' {origin}")
+    return response
+
+
 @bp.route("/.well-known/openid-configuration")
 def discovery():
     response = jsonify(oidc.discovery())
@@ -37,10 +55,10 @@ def discovery():
 
 @bp.route("/oauth/jwks")
 def jwks_document():
-    db_response = jsonify(oidc.jwks())
+    response = jsonify(oidc.jwks())
     db.session.commit()
-    db_response.headers["Access-Control-Allow-Origin"] = "*"
-    return db_response
+    response.headers["Access-Control-Allow-Origin"] = "*"
+    return response
 
 
 def _marker_signer() -> URLSafeTimedSerializer:

@@ -18,7 +18,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Optional
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 from authlib.integrations.flask_oauth2 import AuthorizationServer, ResourceProtector
 from authlib.oauth2.rfc6749 import (
@@ -33,6 +33,7 @@ from authlib.oidc.core.grants import OpenIDCode
 from authlib.oidc.rpinitiated import EndSessionEndpoint
 from cryptography.fernet import InvalidToken
 from flask import Flask, current_app, session
+from flask import request as flask_request
 from joserfc.jwk import KeySet, RSAKey
 from sqlalchemy import delete, select, update
 
@@ -479,8 +480,20 @@ def _save_token(token: dict, request) -> None:
     ))
 
 
+class BearerProtector(ResourceProtector):
+    """Bearer tokens in the Authorization header, or in a POSTed form (RFC 6750 2.1, 2.2)."""
+
+    def parse_request_authorization(self, request):
+        if not request.headers.get("Authorization") and flask_request.method == "POST" \
+                and flask_request.mimetype == "application/x-www-form-urlencoded":
+            token = flask_request.form.get("access_token")
+            if token:
+                return self.get_token_validator("bearer"), token
+        return super().parse_request_authorization(request)
+
+
 server = AuthorizationServer()
-resource = ResourceProtector()
+resource = BearerProtector()
 
 
 def init_app(app: Flask) -> None:
@@ -648,3 +661,24 @@ def note_bad_request(client: Optional[OAuthClient], error: OAuth2Error,
         redirect_uri not in (client.redirect_uris or []) else error.error
     audit.record("oidc_bad_request", user_id=user_id, outcome=outcome, detail=detail)
     db.session.commit()
+
+
+def app_origin_for(next_url: Optional[str]) -> Optional[str]:
+    """The origin of the app a sign-in will return to, when its `next` is our authorize URL.
+
+    The code page's form, once the code is right, redirects through /oauth/authorize to the
+    app; browsers hold every step of that chain to the page's CSP `form-action`, so that one
+    registered origin must be named there (and no other).
+    """
+    if not next_url:
+        return None
+    parts = urlsplit(next_url)
+    if parts.path != "/oauth/authorize":
+        return None
+    query = parse_qs(parts.query)
+    client = find_client((query.get("client_id") or [None])[0])
+    redirect_uri = (query.get("redirect_uri") or [None])[0]
+    if client is None or redirect_uri not in (client.redirect_uris or []):
+        return None
+    target = urlsplit(redirect_uri)
+    return f"{target.scheme}://{target.netloc}"

@@ -361,3 +361,13 @@ def test_new_tokens_are_signed_with_the_new_key(app, sign_in, rp):
     assert new.header["kid"] != old.header["kid"]
     assert {old.header["kid"], new.header["kid"]} <= {
         k["kid"] for k in b.client.get("/oauth/jwks").get_json()["keys"]}
+
+
+def test_userinfo_takes_the_token_in_the_header_or_a_posted_form(sign_in, rp):
+    b, verifier, back = signed_in_code(sign_in, rp)
+    token = exchange(b.client, rp, back["code"], verifier).get_json()["access_token"]
+    assert b.client.post("/oauth/userinfo", data={"access_token": token}).status_code == 200
+    assert b.client.get("/oauth/userinfo").status_code == 401
+    assert b.client.get("/oauth/userinfo", headers={"Authorization": "Bearer nope"}) \
+        .status_code == 401
+    assert b.client.get(f"/oauth/userinfo?access_token={token}").status_code == 401  # RFC 9700
