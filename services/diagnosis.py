@@ -34,6 +34,9 @@ WRONG_CODES = "wrong_codes"
 SIGNED_IN = "signed_in"
 WAITING = "waiting"
 ENDED_BY_STAFF = "ended_by_staff"
+# OpenID Connect (services/federation/oidc.py): an app the rules keep out, a wrong address.
+APP_NOT_ALLOWED = "app_not_allowed"
+APP_REDIRECT_MISMATCH = "app_redirect_mismatch"
 
 # The dispatcher hands a message over within seconds; two minutes means something held it up.
 LATE_SENDING = timedelta(minutes=2)
@@ -67,6 +70,7 @@ class SignInFacts:
     burst: list = field(default_factory=list)  # sign-ins that replaced each other, oldest first
     earlier: dict = field(default_factory=dict)  # sign-in id -> earlier sign-in whose code was typed
     actors: dict = field(default_factory=dict)  # user id -> staff email, for staff actions
+    app: Optional[str] = None  # the app (OpenID Connect client) that sent the client to sign in
 
 
 class _Words:
@@ -328,9 +332,30 @@ def _outcome(facts: SignInFacts, words: _Words, now: datetime) -> list[Finding]:
     return []
 
 
+def _apps(facts: SignInFacts, words: _Words, now: datetime) -> list[Finding]:
+    """An app (OpenID Connect) the access rules kept out, or one asking for a wrong address."""
+    found = []
+    for event in facts.events:
+        detail = event.detail if isinstance(event.detail, dict) else {}
+        app = detail.get("client") or "An app"
+        if event.type == "oidc_denied":
+            found.append(Finding(APP_NOT_ALLOWED, PROBLEM,
+                f"Signed in, but at {words.at(event.created_at)} the access rules kept them out "
+                f"of {app}: {detail.get('reason', '')} If they should have it, change "
+                "ACCESS_RULES (operator's guide, OpenID Connect)."))
+        elif event.type == "oidc_bad_request" and event.outcome == "redirect_mismatch":
+            registered = ", ".join(detail.get("registered") or []) or "none"
+            found.append(Finding(APP_REDIRECT_MISMATCH, PROBLEM,
+                f"At {words.at(event.created_at)} {app} asked to send the client back to "
+                f"{detail.get('redirect_uri', 'an address')}, which it has not registered "
+                f"(registered: {registered}), so ClientGate stopped. The app's settings or its "
+                "registration need fixing, not the client."))
+    return found
+
+
 RULES: tuple[Callable[[SignInFacts, _Words, datetime], list[Finding]], ...] = (
     _sms_unreachable, _delivery_failed, _earlier_code, _too_many_tries, _expired, _late,
-    _rapid, _outcome,
+    _rapid, _apps, _outcome,
 )
 
 

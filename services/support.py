@@ -22,6 +22,7 @@ from extensions import db
 from models import Delivery, Event, SignIn, User
 from services import audit, clock, codes, diagnosis, limits, phone_proofs, timeline
 from services.diagnosis import Finding, SignInFacts
+from services.federation import oidc
 from services.masking import mask_destination
 from services.phones import uk_mobile
 
@@ -42,6 +43,8 @@ PROBLEM_EVENTS = (
     ("code_entry", ("superseded", "expired", "locked")),
     ("signin_expired", None),
     ("signin_locked", None),
+    ("oidc_denied", None),
+    ("oidc_bad_request", None),
 )
 # Account events too common or too obvious to list under "other activity".
 QUIET_ACTIVITY = ("password_ok",)
@@ -205,6 +208,8 @@ def load_views(sign_ins: list[SignIn], context: Iterable[SignIn] = (),
     actors = dict(db.session.execute(
         select(User.id, User.email).where(User.id.in_(actor_ids))).all()) if actor_ids else {}
 
+    apps = oidc.apps_named_in(s.next_url for s in sign_ins)
+
     by_sign_in: dict[int, tuple[list, list]] = {i: ([], []) for i in ids}
     for item in deliveries:
         by_sign_in[item.sign_in_id][0].append(item)
@@ -222,7 +227,7 @@ def load_views(sign_ins: list[SignIn], context: Iterable[SignIn] = (),
             earlier={i: known[i] for i in _int_ids(
                 (e.detail or {}).get("earlier_sign_in") for e in happened
                 if isinstance(e.detail, dict)) if i in known},
-            actors=actors,
+            actors=actors, app=apps.get(sign_in.next_url),
         )
         views.append(SignInView(
             facts=facts, findings=diagnosis.diagnose(facts, tz, now),

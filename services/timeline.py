@@ -229,6 +229,21 @@ class _Teller:
     def _signed_in(self, event, detail, item):
         return ("Signed in", "", OK)
 
+    def _oidc_code_issued(self, event, detail, item):
+        return ("Sent on to the app", f"{detail.get('client', 'The app')} received the sign-in.",
+                OK)
+
+    def _oidc_denied(self, event, detail, item):
+        return ("Kept out of an app", f"{detail.get('client', 'An app')}: "
+                f"{detail.get('reason', 'the access rules do not let them in.')}", BAD)
+
+    def _oidc_bad_request(self, event, detail, item):
+        if event.outcome == "redirect_mismatch":
+            return ("App's request refused", f"{detail.get('client', 'An app')} asked to return "
+                    f"to an address it has not registered: {detail.get('redirect_uri', '')}.", BAD)
+        return ("App's request refused", f"{detail.get('client', 'An app')}: "
+                f"{detail.get('description') or event.outcome}.", BAD)
+
     def _signin_cancelled(self, event, detail, item):
         if detail.get("by") in ENDED_BECAUSE:
             return ("Ended", ENDED_BECAUSE[detail["by"]], PLAIN)
@@ -250,6 +265,10 @@ def steps(facts: SignInFacts, tz: str) -> list[Step]:
     """Everything that happened to this sign-in, oldest first."""
     teller = _Teller(facts, tz)
     told = [teller.step(event) for event in facts.events]
+    if facts.app:
+        # First among steps at the same moment (the sort below is stable).
+        told.insert(0, Step(facts.sign_in.created_at, "Started by an app",
+                            f"{facts.app} sent the client here to sign in.", PLAIN))
     # Receipts and cancellations may leave no event of their own: read them off the rows.
     receipt_events = {(e.delivery_id, (e.outcome or "").lower()) for e in facts.events
                       if e.type != "delivery_failed"}
@@ -309,6 +328,13 @@ ACTIVITY = {
     "email_changed": ("Sign-in email changed", "", WARN),
     "signed_out_elsewhere": ("Signed out everywhere else", "", PLAIN),
     "code_refused": ("No code sent", "", WARN),
+    # OpenID Connect (services/federation/oidc.py).
+    "oidc_code_issued": ("Signed in to an app", "", OK),
+    "oidc_denied": ("Kept out of an app by the access rules", "", BAD),
+    "oidc_bad_request": ("An app's sign-in request was refused", "", BAD),
+    "oidc_code_replayed": ("An app used a sign-in code twice",
+                           "Refused; what the first use gave the app was withdrawn.", BAD),
+    "oidc_code_expired": ("An app was too slow to use a sign-in code", "", WARN),
 }
 
 # Why a link did not work, and why no code was sent, in words.
@@ -351,4 +377,9 @@ def activity_step(event, actors: dict, tz: str) -> Step:
         kind = extra['kind'].replace('_', ' ')
         article = "An" if kind[:1] in "aeiou" else "A"
         detail = f"{article} {kind} message by {extra.get('channel', 'email')}."
+    if event.type.startswith("oidc_") and extra.get("client"):
+        why = extra.get("reason") or (f"It asked to return to {extra['redirect_uri']}, which it "
+                                      "has not registered." if event.outcome == "redirect_mismatch"
+                                      and extra.get("redirect_uri") else "")
+        detail = " ".join(part for part in (f"{extra['client']}.", why, detail) if part)
     return Step(event.created_at, what, detail, tone)

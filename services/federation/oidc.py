@@ -27,6 +27,7 @@ from authlib.oauth2.rfc6749 import (
 )
 from authlib.oauth2.rfc6750 import BearerTokenValidator
 from authlib.oauth2.rfc7636 import CodeChallenge
+from authlib.oauth2.rfc9207 import IssuerParameter
 from authlib.oidc.core import AuthorizationCodeMixin, UserInfo, UserInfoEndpoint
 from authlib.oidc.core.errors import LoginRequiredError
 from authlib.oidc.core.grants import OpenIDCode
@@ -480,6 +481,13 @@ def _save_token(token: dict, request) -> None:
     ))
 
 
+class Issuer(IssuerParameter):
+    """`iss` in every authorization response, so an app can tell us from a mix-up (RFC 9207)."""
+
+    def get_issuer(self) -> str:
+        return portal_url()
+
+
 class BearerProtector(ResourceProtector):
     """Bearer tokens in the Authorization header, or in a POSTed form (RFC 6750 2.1, 2.2)."""
 
@@ -508,6 +516,7 @@ def init_app(app: Flask) -> None:
         resource.register_token_validator(BearerToken())
         server.register_endpoint(UserInfoService(resource_protector=resource))
         server.register_endpoint(EndSession)
+        server.register_extension(Issuer())
 
 
 # --- what the blueprint calls ---------------------------------------------------------------
@@ -530,6 +539,7 @@ def discovery() -> dict[str, Any]:
         "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post",
                                                   "none"],
         "code_challenge_methods_supported": ["S256"],
+        "authorization_response_iss_parameter_supported": True,
         "claims_supported": ["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "amr",
                              "email", "email_verified", "name"],
         "prompt_values_supported": ["none", "login"],
@@ -572,7 +582,9 @@ def issue_code(grant, user: User):
 
 def error_redirect(error: OAuth2Error):
     """An error the app should hear about, sent to its (already checked) redirect_uri."""
-    return server.handle_error_response(None, error)
+    response = server.handle_error_response(None, error)
+    Issuer().add_issuer_parameter(server, response)
+    return response
 
 
 def token_response():
@@ -656,11 +668,36 @@ def note_bad_request(client: Optional[OAuthClient], error: OAuth2Error,
         detail["redirect_uri"] = audit.clip(redirect_uri, 300)
         if client is not None:
             detail["registered"] = list(client.redirect_uris or [])
-    user_id = current_login().user_id if current_login() else None
+    login = current_login()
     outcome = "redirect_mismatch" if client is not None and redirect_uri and \
         redirect_uri not in (client.redirect_uris or []) else error.error
-    audit.record("oidc_bad_request", user_id=user_id, outcome=outcome, detail=detail)
+    audit.record("oidc_bad_request", user_id=login.user_id if login else None,
+                 sign_in_id=login.sign_in_id if login else None, outcome=outcome, detail=detail)
+    # Before sign-in nobody is known, so the log is where the operator sees it.
+    log.warning("refused an authorization request: %s client=%s redirect_uri=%s", outcome,
+                client.client_id if client else "unknown", audit.clip(redirect_uri, 300))
     db.session.commit()
+
+
+def _client_id_in(next_url: Optional[str]) -> Optional[str]:
+    """The client_id of an authorize URL kept as a sign-in's `next`, else None."""
+    if not next_url:
+        return None
+    parts = urlsplit(next_url)
+    if parts.path != "/oauth/authorize":
+        return None
+    return (parse_qs(parts.query).get("client_id") or [None])[0]
+
+
+def apps_named_in(next_urls) -> dict[str, str]:
+    """Sign-ins' `next` addresses that an app started -> the app's name (one query)."""
+    wanted = {url: _client_id_in(url) for url in set(next_urls) if url}
+    wanted = {url: cid for url, cid in wanted.items() if cid}
+    if not wanted:
+        return {}
+    names = dict(db.session.execute(select(OAuthClient.client_id, OAuthClient.name).where(
+        OAuthClient.client_id.in_(set(wanted.values())))).all())
+    return {url: names.get(cid, "An app no longer registered") for url, cid in wanted.items()}
 
 
 def app_origin_for(next_url: Optional[str]) -> Optional[str]:

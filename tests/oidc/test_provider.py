@@ -74,6 +74,7 @@ def test_discovery_names_the_issuer_and_only_the_safe_choices(browser):
 def test_code_flow_with_pkce_id_token_and_userinfo(app, sign_in, rp):
     b, verifier, back = signed_in_code(sign_in, rp, nonce="n-42")
     assert back["_to"] == REDIRECT and back["state"].startswith("st-") and back["code"]
+    assert back["iss"] == ISSUER  # RFC 9207: the app can tell which server answered
     response = exchange(b.client, rp, back["code"], verifier)
     assert response.status_code == 200, response.get_data(as_text=True)
     body = response.get_json()
@@ -237,6 +238,7 @@ def test_prompt_none_without_a_session_answers_login_required(app, rp):
     b = Browser(app)
     back = code_from(b.get(authorize_url(rp, pkce()[1], prompt="none")))
     assert back["_to"] == REDIRECT and back["error"] == "login_required"
+    assert back["iss"] == ISSUER
     assert back["state"].startswith("st-")
 
 
