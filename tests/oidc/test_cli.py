@@ -47,3 +47,25 @@ def test_add_client_refuses_bad_addresses(app):
     ok = runner.invoke(args=["oidc", "add-client", "Dev", "--redirect-uri",
                              "http://localhost:8080/cb"])
     assert ok.exit_code == 0
+
+
+def test_prune_forgets_long_expired_codes_and_tokens(app, sign_in, rp):
+    from datetime import timedelta
+
+    from models import OAuthCode, OAuthToken
+    from services import clock
+    from tests.oidc.conftest import authorize_url, code_from, exchange, pkce
+
+    b = sign_in()
+    verifier, challenge = pkce()
+    back = code_from(b.get(authorize_url(rp, challenge)))
+    assert exchange(b.client, rp, back["code"], verifier).status_code == 200
+    runner = app.test_cli_runner()
+    assert runner.invoke(args=["prune", "--days", "1"]).exit_code == 0
+    with app.app_context():
+        assert db.session.scalar(select(OAuthToken.id)) is not None  # still young: kept
+    clock.advance(timedelta(days=2))
+    assert runner.invoke(args=["prune", "--days", "1"]).exit_code == 0
+    with app.app_context():
+        assert db.session.scalar(select(OAuthToken.id)) is None
+        assert db.session.scalar(select(OAuthCode.id)) is None
