@@ -49,6 +49,7 @@ logging.getLogger("app").setLevel(logging.ERROR)
 from load import Browser, PhaseResult, StepFailed, expect, percentile, run_phase  # noqa: E402
 from mailsink import MailSink, free_port  # noqa: E402
 from servers import VENV_BIN, Gunicorn  # noqa: E402
+import oidc as oidc_bench  # noqa: E402 - the OpenID Connect phases (bench/oidc.py)
 
 # All the bench's traffic comes from 127.0.0.1, so per-address limits would stop it within
 # seconds. They are lifted through configuration only (no code path is changed), and said so.
@@ -400,6 +401,7 @@ def run_backend(name: str, url: str, settings: Settings, hash_cpu: float, out) -
                 rec.step("GET /login/code/status", response.seconds)
 
             phase("status", "status endpoint", status, settings.busy, server)
+            oidc_bench.measure(app, port, server, phase, settings, out)
         finally:
             report.memory.update(server.memory())
             server.stop()
@@ -501,7 +503,7 @@ def ratio(value: float, ceiling: float) -> str:
 
 STEP_ORDER = ("GET /login", "POST /login", "read code from mail", "GET /login/code",
               "POST /login/code", "GET /portal", "GET /login/code/status",
-              "GET /support/clients/<id>", "GET /hello")
+              "GET /support/clients/<id>", *oidc_bench.STEPS, "GET /hello")
 
 
 def print_report(report: BackendReport, settings: Settings, hash_cpu: float, out) -> list:
