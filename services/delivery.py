@@ -54,6 +54,12 @@ class DeliveryError(Exception):
 
 # --- queueing -------------------------------------------------------------------------
 
+# Kinds of message whose content is made by the dispatcher just before sending, by a function
+# a higher layer registers: it fills in the row (user, kind, encrypted secret, values) or
+# returns why nothing is to be sent. "Forgotten password" uses it, so the request does the
+# same work whether or not the address has an account (services.accounts.lifecycle).
+PREPARERS: dict[str, Callable[[Delivery], Optional[str]]] = {}
+
 def _wake_after_commit() -> None:
     db.session.info["wake_dispatcher"] = True
 
@@ -339,6 +345,15 @@ def process(delivery_id: int) -> str:
         item.status, item.code_encrypted, item.last_error = "cancelled", None, "sign-in ended"
         db.session.commit()
         return item.status
+    if item.kind in PREPARERS:
+        # Work the request left to the dispatcher (it must not show in the request's time).
+        reason = PREPARERS[item.kind](item)
+        if reason:
+            item.status, item.code_encrypted, item.last_error = "cancelled", None, reason[:500]
+            item.claimed_until = None
+            db.session.commit()
+            return item.status
+        db.session.commit()
     code = codes.decrypt_code(item.code_encrypted) if item.code_encrypted else None
     needs_secret = item.kind in CODE_KINDS or bool(
         ((item.payload or {}).get("values") or {}).get("link_endpoint"))

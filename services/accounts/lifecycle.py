@@ -16,7 +16,7 @@ from sqlalchemy import func, select, update
 
 from extensions import db
 from models import AuthSession, Delivery, User
-from services import audit, clock, passwords, sessions
+from services import audit, clock, codes, delivery, passwords, sessions
 from services.accounts import messages, policy, tokens
 from services.accounts.devices import end_pending_sign_ins
 
@@ -72,29 +72,54 @@ def end_sessions(user: User, keep_token: Optional[str] = None) -> int:
 
 # --- forgotten passwords --------------------------------------------------------------
 
-def _resets_sent_lately(user_id: Optional[int]) -> int:
+def _resets_sent_lately(user_id: int) -> int:
     return db.session.scalar(
         select(func.count(Delivery.id)).where(
             Delivery.user_id == user_id, Delivery.kind == "reset",
+            Delivery.status.not_in(("cancelled",)),
             Delivery.created_at > clock.now() - timedelta(hours=1))
     ) or 0
 
 
 def request_reset(email: str) -> None:
-    """"Forgotten your password?": queue a reset link if the address has an active account
-    with a password. The same queries and writes run whether or not it has one, and nothing
-    is sent from here, so the answer and its timing say nothing about the account."""
-    email = email.strip().lower()
-    user = db.session.scalar(select(User).where(User.email == email))
+    """"Forgotten your password?": queue a request for a reset link to the address typed.
+
+    The request only adds the same outbox row whatever the address; the dispatcher then looks
+    the account up (`prepare_reset`) and sends a link, or nothing. So the answer and its timing
+    say nothing about whether the address has an account. The caller commits.
+    """
+    delivery.queue_message(
+        user_id=None, channel="email", destination=email.strip().lower()[:254],
+        kind="reset_request", template="password_reset",
+        values={"when": messages.when(clock.now())},
+        give_up_at=clock.now() + tokens.LIFETIMES["reset"],
+    )
+
+
+def prepare_reset(item: Delivery) -> Optional[str]:
+    """In the dispatcher: make the reset link of a queued request, or say why none is sent."""
+    user = db.session.scalar(select(User).where(User.email == item.destination))
     usable = user is not None and user.is_active and user.has_password
-    recent = _resets_sent_lately(user.id if usable else None)
-    if not usable or recent >= RESETS_PER_HOUR:
-        audit.record("password_reset_requested", user_id=user.id if user else None,
-                     outcome="not_sent",
-                     detail={"reason": "capped" if usable else "no usable account"})
-        db.session.flush()
-        return
-    send_reset(user)
+    if usable and _resets_sent_lately(user.id) >= RESETS_PER_HOUR:
+        reason = "capped"
+    else:
+        reason = None if usable else "no usable account"
+    audit.record("password_reset_requested", user_id=user.id if user else None,
+                 delivery_id=item.id, outcome="not_sent" if reason else "sent",
+                 detail={"by": "client", **({"reason": reason} if reason else {})})
+    if reason:
+        return "no link sent: " + reason
+    token, row = tokens.issue(user, "reset")
+    item.user_id, item.kind = user.id, "reset"
+    item.code_encrypted = codes.encrypt_code(token)
+    item.give_up_at = row.expires_at
+    item.payload = {**(item.payload or {}), "values": {
+        **((item.payload or {}).get("values") or {}), **messages.common_links(),
+        "link_endpoint": messages.LINK_ENDPOINTS["reset"], "expires": messages.when(row.expires_at)}}
+    return None
+
+
+delivery.PREPARERS["reset_request"] = prepare_reset
 
 
 def send_reset(user: User, actor: Optional[User] = None) -> None:

@@ -139,9 +139,14 @@ def test_forgot_says_the_same_for_unknown_addresses_and_sends_nothing(app, user,
 def test_forgot_does_not_flood_an_inbox(app, user, smtp, deliver, browser):
     for _ in range(5):
         browser.post("/password/forgot", {"email": CLIENT})
+        deliver()
+    smtp.wait_for(3)
     with app.app_context():
         resets = db.session.scalars(select(Delivery).where(Delivery.kind == "reset")).all()
-    assert len(resets) == 3
+        held = db.session.scalars(select(Delivery).where(Delivery.status == "cancelled")).all()
+    assert len(resets) == 3 and len(held) == 2
+    assert all("capped" in item.last_error for item in held)
+    assert len([m for m in smtp.messages if CLIENT in m.to]) == 3
 
 
 def test_tokens_are_stored_only_as_hashes(app, user, smtp, deliver, browser):

@@ -55,8 +55,11 @@ def test_deactivate_ends_sessions_blocks_sign_in_and_codes_then_reactivate(
             Delivery.status == "queued")) is None
     # Forgotten password sends nothing to a switched-off account.
     Browser(app).post("/password/forgot", {"email": CLIENT})
+    deliver()
     with app.app_context():
         assert db.session.scalar(select(Delivery).where(Delivery.kind == "reset")) is None
+        held = db.session.scalar(select(Delivery).where(Delivery.kind == "reset_request"))
+        assert held.status == "cancelled" and "no usable account" in held.last_error
 
     page = staff.text(f"/support/clients/{user}")
     assert "Switched off" in page and "Account switched off" in page
