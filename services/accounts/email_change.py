@@ -11,12 +11,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional
 
-from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import select
 
 from extensions import db
 from models import User
-from services import audit
+from services import audit, emails
 from services.accounts import messages, tokens
 from services.accounts.devices import end_pending_sign_ins
 from services.accounts.lifecycle import end_sessions
@@ -25,12 +24,9 @@ from services.masking import mask_destination
 
 def address_problem(user: User, new_email: str) -> Optional[str]:
     """What is wrong with the address typed, said plainly; None if it may be asked for."""
-    if len(new_email) > 254:
-        return "That email address is too long."
-    try:
-        validate_email(new_email, check_deliverability=False)
-    except EmailNotValidError:
-        return "Enter an email address like name@example.com."
+    problem = emails.email_problem(new_email)
+    if problem:
+        return problem
     if new_email == user.email:
         return "That is the address you sign in with already."
     return None

@@ -14,12 +14,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Optional
 
-from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import func, select
 
 from extensions import db
 from models import CHANNELS, ROLES, AccountToken, User
-from services import audit, clock
+from services import audit, clock, emails
 from services.accounts import messages, tokens
 from services.phones import check_uk_mobile
 
@@ -47,13 +46,12 @@ class Candidate:
 
 
 def _email_problem(email: str) -> Optional[str]:
+    """The one rule for addresses (services.emails), worded for a row of a list."""
     if not email:
         return "The email address is missing."
-    if len(email) > 254:
+    if len(email) > emails.MAX_LENGTH:
         return "The email address is too long."
-    try:
-        validate_email(email, check_deliverability=False)
-    except EmailNotValidError:
+    if emails.email_problem(email):
         return f"“{email}” is not an email address."
     return None
 
