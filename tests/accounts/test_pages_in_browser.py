@@ -35,27 +35,6 @@ def sign_in(page, server, smtp, count: int, email: str = "client@example.com") -
     page.wait_for_url("**/portal")
 
 
-@pytest.mark.parametrize("viewport", [DESKTOP, PHONE], ids=lambda v: f"{v['width']}px")
-def test_devices_page(viewport, live_server, new_context, smtp):
-    check = Checker(viewport)
-    phone_user_agent = ("Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 "
-                        "(KHTML, like Gecko) Chrome/120.0.6099.144 Mobile Safari/537.36")
-    elsewhere = new_context(viewport, user_agent=phone_user_agent).new_page()
-    sign_in(elsewhere, live_server, smtp, 1)
-    page = new_context(viewport, phone=viewport["width"] <= 400).new_page()
-    sign_in(page, live_server, smtp, 2)
-    page.get_by_role("link", name="Your devices").click()
-    expect(page.locator("h1")).to_have_text("Your devices")
-    expect(page.locator("#signed-in")).to_contain_text("Android 14, phone")
-    check(page, "devices")
-    page.get_by_role("button", name="Sign out everywhere else").click()
-    expect(page.locator(".notice-success")).to_contain_text("everywhere except here")
-    expect(page.locator("#signed-in")).not_to_contain_text("Android 14, phone")
-    check(page, "devices-signed-out-elsewhere")
-    elsewhere.reload()
-    expect(elsewhere).to_have_url(live_server("/login?next=%2Fportal"))
-
-
 def link_from(smtp, count: int, email: str, part: str) -> str:
     """The absolute link (under PORTAL_URL, the live server) in the newest message to `email`."""
     from tests.accounts.conftest import link_in
@@ -103,7 +82,22 @@ def test_client_account_pages(viewport, live_server, new_context, smtp):
     check(page, "link-used")
 
     smtp.wait_for(2)  # the notice that the password changed
-    sign_in_with(page, live_server, smtp, 3, NEW_PASSWORD)
+    phone_user_agent = ("Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 "
+                        "(KHTML, like Gecko) Chrome/120.0.6099.144 Mobile Safari/537.36")
+    elsewhere = new_context(viewport, user_agent=phone_user_agent).new_page()
+    sign_in_with(elsewhere, live_server, smtp, 3, NEW_PASSWORD)
+    sign_in_with(page, live_server, smtp, 4, NEW_PASSWORD)
+
+    page.get_by_role("link", name="Your devices").click()
+    expect(page.locator("h1")).to_have_text("Your devices")
+    expect(page.locator("#signed-in")).to_contain_text("Android 14, phone")
+    check(page, "devices")
+    page.get_by_role("button", name="Sign out everywhere else").click()
+    expect(page.locator(".notice-success")).to_contain_text("everywhere except here")
+    expect(page.locator("#signed-in")).not_to_contain_text("Android 14, phone")
+    check(page, "devices-signed-out-elsewhere")
+    elsewhere.reload()
+    expect(elsewhere).to_have_url(live_server("/login?next=%2Fportal"))
     page.goto(live_server("/account/password"))
     expect(page.locator("h1")).to_have_text("Change your password")
     page.fill("input[name=current_password]", "not my password at all")
@@ -119,7 +113,7 @@ def test_client_account_pages(viewport, live_server, new_context, smtp):
     page.get_by_role("button", name="Send a link to the new address").click()
     expect(page.locator(".notice-success")).to_contain_text("We have sent a link")
     check(page, "change-email-sent")
-    page.goto(link_from(smtp, 4, "new@example.com", "/account/email/confirm/"))
+    page.goto(link_from(smtp, 5, "new@example.com", "/account/email/confirm/"))
     expect(page.locator("h1")).to_have_text("Confirm your new email address")
     check(page, "change-email-confirm")
     page.get_by_role("button", name="Yes, use new@example.com").click()
