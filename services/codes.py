@@ -21,7 +21,7 @@ from cryptography.fernet import Fernet, InvalidToken
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from flask import current_app
-from sqlalchemy import or_, select, update
+from sqlalchemy import case, or_, select, update
 
 from extensions import db
 from models import Delivery, Event, SignIn, User
@@ -121,16 +121,22 @@ def end_sign_in(sign_in: SignIn, status: str, at: Optional[datetime] = None) -> 
     sign_in.status = status
     sign_in.ended_at = at
     sign_in.code_encrypted = None
+    # One UPDATE: messages not yet sent are cancelled, and no message keeps the code.
+    unsent = Delivery.status.in_(("queued", "sending"))
     db.session.execute(
         update(Delivery)
-        .where(Delivery.sign_in_id == sign_in.id, Delivery.status.in_(("queued", "sending")))
-        .values(status="cancelled", code_encrypted=None, last_error=f"sign-in {status}")
+        .where(Delivery.sign_in_id == sign_in.id,
+               or_(unsent, Delivery.code_encrypted.is_not(None)))
+        .values(status=case((unsent, "cancelled"), else_=Delivery.status),
+                last_error=case((unsent, f"sign-in {status}"), else_=Delivery.last_error),
+                code_encrypted=None)
+        .execution_options(synchronize_session=False)
     )
-    db.session.execute(
-        update(Delivery)
-        .where(Delivery.sign_in_id == sign_in.id, Delivery.code_encrypted.is_not(None))
-        .values(code_encrypted=None)
-    )
+    # Not matching the rows in Python (synchronize_session) is far cheaper; a message of this
+    # sign-in already loaded here reads its new state from the database when next used.
+    for loaded in list(db.session.identity_map.values()):
+        if isinstance(loaded, Delivery) and loaded.sign_in_id == sign_in.id:
+            db.session.expire(loaded, ["status", "last_error", "code_encrypted"])
 
 
 def expire_if_due(sign_in: SignIn) -> bool:
@@ -294,9 +300,12 @@ def check_code(sign_in: SignIn, code: str) -> CodeCheck:
     # Lock the sign-in (PostgreSQL's row lock, SQLite's write lock) and read it afresh, so
     # codes typed at the same moment are judged one after the other: the right code signs in
     # once, and every wrong one counts towards the five. (NO KEY UPDATE, as in start_sign_in.)
-    db.session.execute(
-        select(SignIn.id).where(SignIn.id == sign_in.id).with_for_update(key_share=True))
-    db.session.refresh(sign_in)
+    # One statement: the lock and the fresh read (populate_existing overwrites what this
+    # session had loaded of the row).
+    db.session.scalars(
+        select(SignIn).where(SignIn.id == sign_in.id).with_for_update(key_share=True)
+        .execution_options(populate_existing=True)
+    ).one()
     check = _judge(sign_in, code)
     audit.record(
         "code_entry", user_id=sign_in.user_id, sign_in_id=sign_in.id, outcome=check.outcome,
