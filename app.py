@@ -15,7 +15,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from config import INSTANCE_DIR, Config, config_from_environment, trusted_hosts
-from extensions import csrf, db, limiter, login_manager, mail, migrate
+from extensions import csrf, db, limiter, login_manager, mail
 from services import clock, delivery, limits, passwords, sessions
 
 log = logging.getLogger("clientgate")
@@ -79,8 +79,7 @@ def register_proxy(app: Flask) -> None:
 
 def register_extensions(app: Flask) -> None:
     db.init_app(app)
-    migrate.init_app(app, db, render_as_batch=True, directory=str(
-        app.root_path + "/migrations"))
+    register_migrations(app)
     csrf.init_app(app)
     mail.init_app(app)
     limiter.init_app(app)
@@ -94,6 +93,17 @@ def register_extensions(app: Flask) -> None:
         from db_setup import configure_engine
 
         configure_engine(db.engine)
+
+
+def register_migrations(app: Flask) -> None:
+    """`flask db ...` (Flask-Migrate), where the app is made by the flask command. A web
+    worker never migrates, and Alembic with what it imports (Mako, Pygments) would cost each
+    worker 11 MB of its memory."""
+    if click.get_current_context(silent=True) is None:
+        return
+    from flask_migrate import Migrate
+
+    Migrate(app, db, render_as_batch=True, directory=str(app.root_path + "/migrations"))
 
 
 @login_manager.user_loader
