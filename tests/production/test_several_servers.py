@@ -159,6 +159,13 @@ def password_on(client: WebClient, server: Gunicorn, email: str, password: str =
     return client.post("/login", {"email": email, "password": password})
 
 
+def answer_choice(client: WebClient, page: str, action: str):
+    """Post "keep" or "new" with the question's one-time nonce, as the choice page's form does."""
+    nonce = re.search(r'name="nonce" type="hidden" value="([^"]*)"', page)
+    fields = {"action": action, **({"nonce": nonce.group(1)} if nonce else {})}
+    return client.post("/login", fields)
+
+
 def status_of(client: WebClient, server: Gunicorn, sign_in: int | None = None) -> dict:
     client.server = server
     path = "/login/code/status" + (f"?sign_in={sign_in}" if sign_in else "")
@@ -267,7 +274,7 @@ def test_tab_guard_and_keep_or_new_when_tabs_land_on_different_servers(
     phone.server = a
     status, _, page = phone.get("/login")
     assert status == 200 and "A code is already on its way" in page
-    status, headers, _ = phone.post("/login", {"action": "keep"})
+    status, headers, _ = answer_choice(phone, page, "keep")
     assert (status, headers["Location"]) == (302, "/login/code")
     assert status_of(phone, b)["sign_in"] == first["sign_in"]
     code = code_for(smtp_server, email, since)
@@ -288,8 +295,9 @@ def test_tab_guard_and_keep_or_new_when_tabs_land_on_different_servers(
     status, headers, _ = password_on(phone2, a, email)
     assert (status, headers["Location"]) == (302, "/login")
     phone2.server = b
-    assert "A code is already on its way" in phone2.get("/login")[2]
-    status, headers, _ = phone2.post("/login", {"action": "new"})
+    page = phone2.get("/login")[2]
+    assert "A code is already on its way" in page
+    status, headers, _ = answer_choice(phone2, page, "new")
     assert (status, headers["Location"]) == (302, "/login/code")
     new = status_of(phone2, a)
     assert new["status"] == "pending" and new["sign_in"] != old["sign_in"]
