@@ -149,10 +149,12 @@ def register_branding(app: Flask) -> None:
 
 def register_blueprints(app: Flask) -> None:
     from blueprints import (
-        account, auth, branding, dev, forward_auth, health, portal, support, webhooks,
+        account, auth, authenticators, branding, dev, forward_auth, health, portal, support,
+        webhooks,
     )
 
     app.register_blueprint(auth.bp)
+    app.register_blueprint(authenticators.bp)  # passkeys and trusted devices
     app.register_blueprint(portal.bp)
     app.register_blueprint(account.bp)
     app.register_blueprint(support.bp)

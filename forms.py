@@ -66,6 +66,8 @@ def one_time_code_field(label: str, missing: str) -> StringField:
 
 class CodeForm(FlaskForm):
     code = one_time_code_field("Security code", "Enter the 6-digit code from your message.")
+    # services/authenticators/trusted_devices.py: the password is still asked on this device.
+    remember = BooleanField("Don't ask for a code on this device for 30 days")
     submit = SubmitField("Continue")
 
 
@@ -99,10 +101,11 @@ class SecurityForm(FlaskForm):
     channel = RadioField(
         "How would you like to get your sign-in codes?",
         choices=[SelectChoice("email", "By email"),
-                 SelectChoice("sms", "By text message to a UK mobile")],
+                 SelectChoice("sms", "By text message to a UK mobile"),
+                 SelectChoice("totp", "From my authenticator app")],
         validate_choice=False,  # AnyOf says it in plain English instead
         validators=[DataRequired("Choose email or text message."),
-                    AnyOf(("email", "sms"), message="Choose email or text message.")],
+                    AnyOf(("email", "sms", "totp"), message="Choose email or text message.")],
     )
     phone = StringField(
         "UK mobile number",
@@ -271,3 +274,47 @@ class StaffRoleForm(FlaskForm):
     )
     confirm = BooleanField(validators=[DataRequired("Tick the box to confirm.")])
     submit = SubmitField("Change the role")
+
+# --- Fewer codes: passkeys, authenticator apps, trusted devices ---------------------------
+
+class PasskeyAddForm(FlaskForm):
+    """Name a new passkey; static/js/passkey-add.js then asks the browser to make it."""
+
+    name = StringField(
+        "A name for this passkey",
+        validators=[Optional(), Length(max=60, message="Keep the name under 60 characters.")],
+        render_kw={"autocomplete": "off", "maxlength": "60",
+                   "placeholder": "For example: My phone"},
+    )
+    password = PasswordField(
+        "Your password",
+        validators=[Length(max=1024, message="That password is too long.")],
+        render_kw={"autocomplete": "current-password"},
+    )
+    submit = SubmitField("Add a passkey")
+
+
+class PasskeySignInForm(FlaskForm):
+    """The login page's passkey button; static/js/passkey-sign-in.js takes it over."""
+
+    submit = SubmitField("Sign in with a passkey")
+
+
+class PasskeyAnswerForm(FlaskForm):
+    """The browser's answer (a JSON credential) to a passkey challenge, sent by static/js."""
+
+    credential = HiddenField(validators=[DataRequired(), Length(max=20_000)])
+
+
+class RemoveForm(FlaskForm):
+    """Remove a passkey, stop using the authenticator app, or forget a trusted device."""
+
+    submit = SubmitField("Remove")
+
+
+class TotpConfirmForm(FlaskForm):
+    """The first code from a newly set-up authenticator app."""
+
+    code = one_time_code_field("Code from your authenticator app",
+                               "Enter the 6-digit code your app shows.")
+    submit = SubmitField("Confirm and use this app")

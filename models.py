@@ -6,7 +6,9 @@ from datetime import datetime, timezone
 from typing import Any, Optional
 
 from flask_login import UserMixin
-from sqlalchemy import JSON, DateTime, ForeignKey, Index, String, Text, TypeDecorator
+from sqlalchemy import (
+    JSON, BigInteger, DateTime, ForeignKey, Index, LargeBinary, String, Text, TypeDecorator,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from extensions import db
@@ -36,7 +38,8 @@ class UTCDateTime(TypeDecorator):
 
 
 ROLES = ("client", "support", "admin")
-CHANNELS = ("email", "sms")
+# "totp": an authenticator app (services/authenticators/totp.py); nothing is sent.
+CHANNELS = ("email", "sms", "totp")
 
 
 class User(UserMixin, db.Model):
@@ -389,3 +392,77 @@ class AccountToken(db.Model):
 
     def __repr__(self) -> str:
         return f"<AccountToken {self.id} {self.purpose}>"
+
+# --- Fewer codes: passkeys, authenticator apps, trusted devices (services/authenticators) ---
+
+class Passkey(db.Model):
+    """A WebAuthn credential (a passkey) a client registered, named by them."""
+
+    __tablename__ = "passkeys"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    # base64url of the credential id (at most 1023 bytes, so at most 1364 characters).
+    credential_id: Mapped[str] = mapped_column(String(1400), unique=True)
+    public_key: Mapped[bytes] = mapped_column(LargeBinary)
+    # The authenticator's signature counter; one that goes backwards suggests a cloned key.
+    sign_count: Mapped[int] = mapped_column(BigInteger, default=0)
+    # The random WebAuthn user handle (base64url), the same for all of a user's passkeys.
+    user_handle: Mapped[str] = mapped_column(String(100))
+    name: Mapped[str] = mapped_column(String(60))
+    transports: Mapped[list[str]] = mapped_column(JSON, default=list)
+    backed_up: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=now)
+    last_used_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime())
+
+
+class WebAuthnChallenge(db.Model):
+    """A challenge handed to a browser, used at most once, in the database so any server
+    process can check the answer (the session cookie holds only a random handle to it)."""
+
+    __tablename__ = "webauthn_challenges"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    handle_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    purpose: Mapped[str] = mapped_column(String(16))  # "register" or "sign_in"
+    user_id: Mapped[Optional[int]] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    challenge: Mapped[str] = mapped_column(String(128))  # base64url
+    name: Mapped[Optional[str]] = mapped_column(String(60))  # the new passkey's name
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=now)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+
+
+class TotpAuthenticator(db.Model):
+    """A client's authenticator app: its secret (encrypted) and the last time step used."""
+
+    __tablename__ = "totp_authenticators"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), unique=True)
+    secret_encrypted: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=now)
+    # None until the first code from the app has come back.
+    confirmed_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime())
+    # The newest 30-second step whose code was accepted: no step is accepted twice.
+    last_step: Mapped[Optional[int]] = mapped_column(BigInteger)
+    last_used_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime())
+
+
+class TrustedDevice(db.Model):
+    """A browser where the client ticked "don't ask for a code on this device for 30 days"."""
+
+    __tablename__ = "trusted_devices"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=now)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    last_used_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime())
+    ended_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime())
+    end_reason: Mapped[Optional[str]] = mapped_column(String(32))
+    ip: Mapped[Optional[str]] = mapped_column(String(64))
+    user_agent: Mapped[Optional[str]] = mapped_column(String(512))
+    # The browser and system it was marked on ("Chrome|Linux"): the mark is refused elsewhere.
+    browser: Mapped[str] = mapped_column(String(120), default="")

@@ -11,9 +11,13 @@ from flask_login import current_user, login_required, logout_user
 
 from blueprints.safety import no_store
 from extensions import db
-from forms import PhoneProofActionForm, PhoneProofForm, SecurityForm
+from forms import (
+    PasskeyAddForm, PhoneProofActionForm, PhoneProofForm, RemoveForm, SecurityForm,
+    TotpConfirmForm,
+)
 from models import User
 from services import audit, clock, delivery, limits, passwords, phone_proofs
+from services.authenticators import passkeys, totp, trusted_devices
 from services.phones import national
 
 bp = Blueprint("account", __name__)
@@ -33,7 +37,7 @@ def _user() -> User:
 
 
 def _page(form: Optional[SecurityForm] = None, proof_form: Optional[PhoneProofForm] = None,
-          status: int = 200):
+          status: int = 200, totp_form: Optional[TotpConfirmForm] = None):
     user = _user()
     proof = phone_proofs.pending_proof(user)
     db.session.commit()
@@ -48,7 +52,24 @@ def _page(form: Optional[SecurityForm] = None, proof_form: Optional[PhoneProofFo
         national=national,
         needs_password=not _recently_signed_in(), delivery_state=state, delivery_text=state_text,
         sms_offered=delivery.sms_offered(),
+        **_fewer_codes(user, totp_form),
     ), status
+
+
+def _fewer_codes(user: User, totp_form: Optional[TotpConfirmForm]) -> dict:
+    """What the passkeys, authenticator app and trusted devices sections show."""
+    app = totp.authenticator_of(user)
+    setup = None
+    if app is not None and app.confirmed_at is None:
+        secret = totp.secret_of(app)
+        setup = {"secret": totp.grouped(secret),
+                 "qr": totp.qr_data_uri(totp.provisioning_uri(user, secret))}
+    return {
+        "passkeys": passkeys.passkeys_of(user), "passkey_form": PasskeyAddForm(formdata=None),
+        "remove_form": RemoveForm(formdata=None), "totp_app": app, "totp_setup": setup,
+        "totp_form": totp_form or TotpConfirmForm(formdata=None),
+        "trusted_devices": trusted_devices.devices_of(user),
+    }
 
 
 @bp.route("/account/security", methods=["GET", "POST"])
@@ -57,6 +78,9 @@ def _page(form: Optional[SecurityForm] = None, proof_form: Optional[PhoneProofFo
 def security():
     if request.method == "GET":
         return _page()
+    if request.form.get("form") in ("totp-start", "totp-confirm", "totp-remove") or (
+            "code" in request.form and _totp_waiting() and not _proof_waiting()):
+        return _totp()
     if "code" in request.form:
         return _prove()
     if "action" in request.form:
@@ -69,6 +93,9 @@ def _change():
     user = _user()
     form = SecurityForm()
     if not form.validate_on_submit():
+        return _page(form, status=422)
+    if form.channel.data == "totp" and totp.confirmed_authenticator(user) is None:
+        form.channel.errors.append("Set up your authenticator app below before choosing it.")
         return _page(form, status=422)
     change = phone_proofs.plan_change(user, form.channel.data, form.phone.data)
     if change.action == "refuse":
@@ -193,3 +220,86 @@ def _proof_action():
 
 def _hhmm(moment) -> str:
     return clock.local(moment, current_app.config["PORTAL_TIMEZONE"]).strftime("%H:%M")
+
+
+# --- the authenticator app (services/authenticators/totp.py) ------------------------------
+
+def _totp_waiting() -> bool:
+    app = totp.authenticator_of(_user())
+    return app is not None and app.confirmed_at is None
+
+
+def _proof_waiting() -> bool:
+    return phone_proofs.pending_proof(_user()) is not None
+
+
+def _totp():
+    """Start setting up an authenticator app, confirm it with its first code, or remove it."""
+    user = _user()
+    action = request.form.get("form") or "totp-confirm"
+    if action == "totp-confirm":
+        form = TotpConfirmForm()
+        if not form.validate_on_submit():
+            return _page(totp_form=form, status=422)
+        check = totp.confirm_setup(user, form.code.data)
+        if check.outcome != totp.ACCEPTED:
+            db.session.commit()
+            form.code.errors.append(
+                f"That code is not right: your phone's clock seems to be "
+                f"{totp.drift_words(check.steps_off)}. Turn on automatic date and time, then "
+                "enter the new code." if check.steps_off else
+                "That code is not right. Enter the 6-digit code your app shows now for "
+                f"{current_app.config['PORTAL_NAME']}.")
+            form.code.data = ""
+            return _page(totp_form=form, status=422)
+        phone_proofs.notify(user, "An authenticator app was set up on your account. Your "
+                                  "sign-in codes now come from the app.")
+        db.session.commit()
+        flash("Your authenticator app is set up. From now on, after your password, enter the "
+              "code the app shows. We have emailed you a note of this change.", "success")
+        return redirect(url_for("account.security", _anchor="authenticator-app"))
+    if not RemoveForm().validate_on_submit():
+        flash("That did not work. Please try again.", "warning")
+        return redirect(url_for("account.security", _anchor="authenticator-app"))
+    refused = _password_again(request.form.get("password"), "authenticator-app")
+    if refused is not None:
+        return refused
+    if action == "totp-start":
+        totp.begin_setup(user)
+        db.session.commit()
+        return redirect(url_for("account.security", _anchor="authenticator-app"))
+    was_live = totp.remove(user)
+    if was_live:
+        phone_proofs.notify(user, "The authenticator app was removed from your account. Your "
+                                  "sign-in codes come by email.")
+    db.session.commit()
+    flash("We have stopped using your authenticator app. Your sign-in codes come by email. You "
+          "can delete the entry from the app." if was_live else
+          "We have stopped setting up the authenticator app.", "success")
+    return redirect(url_for("account.security", _anchor="authenticator-app"))
+
+
+def _password_again(password: Optional[str], anchor: str):
+    """Unless the sign-in was recent, the password again; a response when it is not given."""
+    if _recently_signed_in():
+        return None
+    user = _user()
+    if isinstance(password, str) and password and len(password) <= 1024 \
+            and passwords.verify_password(user, password):
+        return None
+    if not password:
+        flash("Enter your password to make this change: you signed in more than 10 minutes "
+              "ago.", "error")
+        return redirect(url_for("account.security", _anchor=anchor))
+    failures = phone_proofs.wrong_password(user, session.get("sid"))
+    db.session.commit()
+    left = phone_proofs.MAX_WRONG_PASSWORDS - failures
+    if left <= 0:
+        logout_user()
+        session.clear()
+        flash("That was too many wrong passwords, so we have signed you out to keep your "
+              "account safe. Please sign in again.", "warning")
+        return redirect(url_for("auth.login"))
+    flash(f"That password is not right. Nothing has changed. You have {left} "
+          f"{'try' if left == 1 else 'tries'} left before we sign you out.", "error")
+    return redirect(url_for("account.security", _anchor=anchor))

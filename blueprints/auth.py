@@ -8,7 +8,8 @@ from datetime import datetime, timedelta
 from typing import Optional
 
 from flask import (
-    Blueprint, current_app, flash, redirect, render_template, request, session, url_for,
+    Blueprint, after_this_request, current_app, flash, redirect, render_template, request,
+    session, url_for,
 )
 from flask_login import current_user, login_user, logout_user
 from sqlalchemy import select
@@ -18,7 +19,9 @@ from extensions import db
 from forms import ChoiceForm, CodeForm, LoginForm, LogoutForm, ResendForm
 from models import SignIn, User
 from services import audit, clock, codes, delivery, limits, passwords, sessions
+from services.authenticators import sign_ins, totp, trusted_devices
 from services.masking import mask_destination
+from services.timeline import device_words
 
 bp = Blueprint("auth", __name__)
 
@@ -111,6 +114,9 @@ def login():
             flash(GENERIC_LOGIN_ERROR, "error")
             return render_template("auth/login.html", form=form, waiting=waiting), 200
         audit.record("password_ok", user_id=user.id, outcome="ok")
+        trusted = _trusted_device_sign_in(user, next_url)
+        if trusted is not None:
+            return trusted
         elsewhere = codes.pending_sign_in_of(user)
         if elsewhere is not None and elsewhere.id != session.get("signin_id"):
             # A code is already on its way to this user from another window or browser.
@@ -129,6 +135,28 @@ def login():
                                    elsewhere=elsewhere)
         session.pop("choice", None)
     return render_template("auth/login.html", form=form, waiting=waiting)
+
+
+def _trusted_device_sign_in(user: User, next_url: Optional[str]):
+    """The right password on a browser marked "don't ask for a code": straight in."""
+    if user.is_locked(clock.now()):
+        return None  # _begin explains the lock
+    name = trusted_devices.cookie_name()
+    seen = trusted_devices.recognise(user, request.cookies.get(name))
+    if not seen.ok:
+        if seen.reason != "none":
+            @after_this_request
+            def drop_mark(response):
+                response.delete_cookie(name, path="/", httponly=True, samesite="Lax",
+                                       secure=current_app.config["SESSION_COOKIE_SECURE"])
+                return response
+        return None
+    sign_in = sign_ins.record_codeless(user, sign_ins.DEVICE,
+                                       device_words(audit.client_agent()), next_url=next_url)
+    audit.record("trusted_device_used", user_id=user.id, sign_in_id=sign_in.id, outcome="ok",
+                 detail={"device_id": seen.device.id,
+                         "trusted_since": seen.device.created_at.isoformat()})
+    return _finish_sign_in(sign_in, amr=trusted_devices.AMR)
 
 
 def _answer_choice(next_url: Optional[str]):
@@ -199,14 +227,15 @@ def code():
 
     check = codes.check_code(sign_in, form.code.data)
     if check.outcome == codes.ACCEPTED:
-        return _finish_sign_in(sign_in)  # one commit: the code used up, the session opened
+        # One commit: the code used up, the session opened (and this device marked).
+        return _finish_sign_in(sign_in, remember=form.remember.data is True)
     if check.outcome in (codes.WRONG, codes.LOCKED):
         limits.note_failure(sign_in.user)
     db.session.commit()
     lock = limits.lock_refusal(sign_in.user)
     problem = {
         "outcome": check.outcome, "tries_left": check.tries_left,
-        "earlier": check.earlier, "newer": check.newer,
+        "earlier": check.earlier, "newer": check.newer, "drift": totp.drift_words(check.steps_off) if check.steps_off else None,
         "account_locked": lock.message if lock else None,
     }
     form.code.data = ""
@@ -216,18 +245,23 @@ def code():
     return _code_page(sign_in, form, problem=problem, status=422)
 
 
-def _finish_sign_in(sign_in: SignIn):
+def _finish_sign_in(sign_in: SignIn, *, amr: Optional[list[str]] = None,
+                    remember: bool = False):
     """The code was right: a fresh session (new token, new cookie), then the portal."""
     user = sign_in.user
     next_url = safe_next(sign_in.next_url)
     session.clear()
-    token = sessions.open_session(user, sign_in.id,
-                                  amr=sessions.CODE_AMR.get(sign_in.channel, ["pwd", "mfa"]))
+    token = sessions.open_session(
+        user, sign_in.id, amr=amr or sessions.CODE_AMR.get(sign_in.channel, ["pwd", "mfa"]))
     login_user(user)
     session["sid"] = token
     audit.record("signed_in", user_id=user.id, sign_in_id=sign_in.id)
+    device_token = trusted_devices.mark(user, sign_in.id) if remember else None
     db.session.commit()
-    return redirect(next_url or url_for("portal.home"))
+    response = redirect(next_url or url_for("portal.home"))
+    if device_token:
+        trusted_devices.set_cookie(response, device_token)
+    return response
 
 
 @bp.route("/login/code/resend", methods=["POST"])
@@ -246,9 +280,13 @@ def resend():
         flash(refusal.message, "warning")
         page, status = _code_page(sign_in, CodeForm(formdata=None), status=429)
         return page, status, refusal.headers
+    from_app = sign_in.channel == "totp"
     result = codes.resend_code(sign_in, channel=channel)
     db.session.commit()
-    if result.ok:
+    if result.ok and from_app:
+        flash("We have sent a code to your email. Enter that code instead of the one from "
+              "your app.", "success")
+    elif result.ok:
         where = "your email" if sign_in.channel == "email" else "your phone"
         left = result.resends_left
         flash(f"We have sent the same code to {where} again. It is still the code "

@@ -39,6 +39,10 @@ EARLIER_CODE_LOOKBACK = timedelta(hours=24)
 ACCEPTED, WRONG, SUPERSEDED, EXPIRED, LOCKED, USED = (
     "accepted", "wrong", "superseded", "expired", "locked", "used",
 )
+# An authenticator app's code for a time step already used (services/authenticators/totp.py).
+REPLAYED = "replayed"
+# What a sign-in by authenticator app shows where others show the masked address.
+TOTP_DESTINATION = "authenticator app"
 
 
 # --- keys -----------------------------------------------------------------------------
@@ -53,8 +57,13 @@ def _derived_key(purpose: bytes) -> bytes:
     return cache[purpose]
 
 
+def derived_key(purpose: bytes) -> bytes:
+    """A key of this app for one purpose (other modules' HMACs), derived from SECRET_KEY."""
+    return _derived_key(purpose)
+
+
 def fernet_for(purpose: bytes) -> Fernet:
-    """A Fernet cipher whose key is derived from SECRET_KEY for one purpose."""
+    """A Fernet whose key is derived from SECRET_KEY for one purpose (e.g. b"totp-secret")."""
     return Fernet(base64.urlsafe_b64encode(_derived_key(purpose)))
 
 
@@ -179,7 +188,22 @@ def pending_sign_in_of(user: User) -> Optional[SignIn]:
 
 
 def destination_for(user: User, channel: str) -> str:
+    if channel == "totp":
+        return TOTP_DESTINATION
     return user.phone if channel == "sms" else user.email
+
+
+def channel_for(user: User) -> str:
+    """How this sign-in's code comes: the user's choice while it can work, else email."""
+    # Without Vonage (production), an SMS client gets the code by email; the code page says so.
+    if user.channel == "sms" and user.phone and delivery.sms_offered():
+        return "sms"
+    if user.channel == "totp":
+        from services.authenticators import totp  # it imports this module's key helpers
+
+        if totp.confirmed_authenticator(user) is not None:
+            return "totp"
+    return "email"
 
 
 def start_sign_in(
@@ -197,10 +221,9 @@ def start_sign_in(
     db.session.execute(
         select(User.id).where(User.id == user.id).with_for_update(key_share=True))
     at = clock.now()
-    # Without Vonage (production), an SMS client gets the code by email; the code page says so.
-    channel = "sms" if (user.channel == "sms" and user.phone and delivery.sms_offered()) \
-        else "email"
-    code = new_code()
+    channel = channel_for(user)
+    # An authenticator app makes its own codes: nothing is made, kept or sent here.
+    code = new_code() if channel != "totp" else None
     sign_in = SignIn(
         user_id=user.id,
         created_at=at,
@@ -208,7 +231,7 @@ def start_sign_in(
         channel=channel,
         destination=destination_for(user, channel),
         code_hash="",
-        code_encrypted=encrypt_code(code),
+        code_encrypted=encrypt_code(code) if code else None,
         expires_at=at + CODE_LIFETIME,
         last_sent_at=at,
         ip=audit.clip(ip, 64),
@@ -217,7 +240,8 @@ def start_sign_in(
     )
     db.session.add(sign_in)
     db.session.flush()  # gives the sign-in its id, which the code's hash is bound to
-    sign_in.code_hash = hash_code(sign_in_scope(sign_in.id), code)
+    if code:
+        sign_in.code_hash = hash_code(sign_in_scope(sign_in.id), code)
     earlier = db.session.scalars(
         select(SignIn).where(
             SignIn.user_id == user.id, SignIn.status == "pending", SignIn.id != sign_in.id
@@ -232,7 +256,8 @@ def start_sign_in(
         )
     audit.record("signin_started", user_id=user.id, sign_in_id=sign_in.id,
                  detail={"channel": channel})
-    delivery.queue_code(sign_in, kind="code")
+    if code:
+        delivery.queue_code(sign_in, kind="code")
     return sign_in
 
 
@@ -264,6 +289,7 @@ class CodeCheck:
     tries_left: int = 0
     earlier: Optional[SignIn] = None  # the sign-in an older code belonged to
     newer: Optional[SignIn] = None  # the sign-in that replaced this one
+    steps_off: int = 0  # an app's code from another time step: its clock is this far off
 
 
 def newest_successor(sign_in: SignIn) -> Optional[SignIn]:
@@ -307,9 +333,12 @@ def check_code(sign_in: SignIn, code: str) -> CodeCheck:
         .execution_options(populate_existing=True)
     ).one()
     check = _judge(sign_in, code)
+    detail = {"earlier_sign_in": check.earlier.id} if check.earlier else {}
+    if check.steps_off:
+        detail["steps_off"] = check.steps_off
     audit.record(
         "code_entry", user_id=sign_in.user_id, sign_in_id=sign_in.id, outcome=check.outcome,
-        detail={"earlier_sign_in": check.earlier.id} if check.earlier else {},
+        detail=detail,
     )
     return check
 
@@ -326,6 +355,8 @@ def _judge(sign_in: SignIn, code: str) -> CodeCheck:
     if sign_in.user.is_locked(clock.now()):
         return CodeCheck(LOCKED, sign_in)
 
+    if sign_in.channel == "totp":
+        return _judge_app_code(sign_in, code)
     if code_matches(sign_in_scope(sign_in.id), code, sign_in.code_hash):
         end_sign_in(sign_in, "completed")
         return CodeCheck(ACCEPTED, sign_in)
@@ -336,11 +367,33 @@ def _judge(sign_in: SignIn, code: str) -> CodeCheck:
         return CodeCheck(SUPERSEDED, sign_in, earlier=earlier,
                          tries_left=MAX_WRONG_CODES - sign_in.failed_attempts)
 
+    return _count_wrong(sign_in)
+
+
+def _count_wrong(sign_in: SignIn, steps_off: int = 0) -> CodeCheck:
     sign_in.failed_attempts += 1
     if sign_in.failed_attempts >= MAX_WRONG_CODES:
         end_sign_in(sign_in, "locked")
-        return CodeCheck(LOCKED, sign_in)
-    return CodeCheck(WRONG, sign_in, tries_left=MAX_WRONG_CODES - sign_in.failed_attempts)
+        return CodeCheck(LOCKED, sign_in, steps_off=steps_off)
+    return CodeCheck(WRONG, sign_in, tries_left=MAX_WRONG_CODES - sign_in.failed_attempts,
+                     steps_off=steps_off)
+
+
+def _judge_app_code(sign_in: SignIn, code: str) -> CodeCheck:
+    """A code from the client's authenticator app, judged by its secret and the clock."""
+    from services.authenticators import totp
+
+    found = totp.confirmed_authenticator(sign_in.user)
+    if found is None:  # the app was removed while this sign-in waited
+        return _count_wrong(sign_in)
+    result = totp.check_code(found, code)
+    if result.outcome == totp.ACCEPTED:
+        end_sign_in(sign_in, "completed")
+        return CodeCheck(ACCEPTED, sign_in)
+    if result.outcome == totp.REPLAYED:
+        # A real code, already used once: not a guess, so not counted, but never accepted.
+        return CodeCheck(REPLAYED, sign_in, tries_left=MAX_WRONG_CODES - sign_in.failed_attempts)
+    return _count_wrong(sign_in, result.steps_off)
 
 
 @dataclass
@@ -361,6 +414,8 @@ def resend_wait(sign_in: SignIn) -> int:
 
 def resend_code(sign_in: SignIn, *, channel: Optional[str] = None) -> ResendResult:
     """Send the same code of this sign-in again, by its channel or by `channel` instead."""
+    if sign_in.is_pending and sign_in.channel == "totp" and not expire_if_due(sign_in):
+        return _app_to_email(sign_in)
     if not sign_in.is_pending or expire_if_due(sign_in) or not sign_in.code_encrypted:
         return ResendResult(False, "ended")
     # One conditional UPDATE counts the resend and starts the cooldown: of several resends
@@ -388,4 +443,20 @@ def resend_code(sign_in: SignIn, *, channel: Optional[str] = None) -> ResendResu
     delivery.queue_code(sign_in, kind="resend")
     audit.record("code_resend", user_id=sign_in.user_id, sign_in_id=sign_in.id,
                  detail={"channel": sign_in.channel, "count": sign_in.resend_count})
+    return ResendResult(True, resends_left=MAX_RESENDS - sign_in.resend_count)
+
+
+def _app_to_email(sign_in: SignIn) -> ResendResult:
+    """"Send a code by email instead" on an authenticator app's code page: this sign-in
+    gets a code of its own, by email, and follows the email rules from then on."""
+    code = new_code()
+    sign_in.channel = "email"
+    sign_in.destination = sign_in.user.email
+    sign_in.code_hash = hash_code(sign_in_scope(sign_in.id), code)
+    sign_in.code_encrypted = encrypt_code(code)
+    sign_in.last_sent_at = clock.now()
+    sign_in.expires_at = clock.now() + CODE_LIFETIME
+    delivery.queue_code(sign_in, kind="code")
+    audit.record("code_resend", user_id=sign_in.user_id, sign_in_id=sign_in.id,
+                 detail={"channel": "email", "instead_of": "totp"})
     return ResendResult(True, resends_left=MAX_RESENDS - sign_in.resend_count)

@@ -66,6 +66,8 @@ DEFAULT_RATE_LIMITS = {
     "resend_per_account": "5 per minute;20 per hour",
     "preferences_per_ip": "20 per minute;100 per hour",
     "preferences_per_account": "10 per minute;30 per hour",
+    # Passkey sign-in: each try costs a challenge row and a signature check, never a message.
+    "passkey_per_ip": "20 per minute;200 per hour",
 }
 
 
@@ -388,6 +390,7 @@ code_entries = _both("code_per_ip", "code_per_account", account_key_from_sign_in
 resends = _both("resend_per_ip", "resend_per_account", account_key_from_sign_in)
 preference_changes = _both("preferences_per_ip", "preferences_per_account",
                            account_key_from_current_user)
+passkey_sign_ins = _limit("passkey_per_ip", _ip_key)
 
 
 def limit_wait_seconds() -> int:

@@ -240,6 +240,8 @@ def describe_change(user: User, change: Change) -> str:
             parts.append(f"Your mobile number for sign-in codes is now {mask_phone(change.phone)}.")
     if change.channel == "sms" and change.phone:
         parts.append(f"Your sign-in codes come by text message to {mask_phone(change.phone)}.")
+    elif change.channel == "totp":
+        parts.append("Your sign-in codes come from your authenticator app.")
     else:
         parts.append("Your sign-in codes come by email.")
     return " ".join(parts)
@@ -247,7 +249,7 @@ def describe_change(user: User, change: Change) -> str:
 
 def apply_change(user: User, change: Change) -> str:
     """Make the change, record it and email a notice of it; returns the sentence describing it."""
-    channel = change.channel if change.channel == "email" or change.phone else "email"
+    channel = change.channel if change.channel in ("email", "totp") or change.phone else "email"
     change = Change(change.action, channel=channel, phone=change.phone, proved=change.proved)
     summary = describe_change(user, change)
     before = {"channel": user.channel, "phone": mask_phone(user.phone) or None}

@@ -34,7 +34,9 @@ def token_hash(token: str) -> str:
 
 
 # RFC 8176 method names for a sign-in with a password and a code sent by each channel.
-CODE_AMR = {"email": ["pwd", "otp", "mfa"], "sms": ["pwd", "sms", "mfa"]}
+CODE_AMR = {"email": ["pwd", "otp", "mfa"], "sms": ["pwd", "sms", "mfa"],
+            # An authenticator app's code is a one-time password too (RFC 6238).
+            "totp": ["pwd", "otp", "mfa"]}
 
 
 def open_session(user: User, sign_in_id: Optional[int] = None,

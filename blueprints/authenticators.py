@@ -1,0 +1,224 @@
+"""Passkeys and trusted devices: the passkey JSON endpoints that static/js talks to, and
+"forget this device". The authenticator app's setup lives on /account/security (account.py).
+
+Every POST carries a CSRF token (a form field, sent by the scripts as form data, not JSON).
+Every answer to a script is JSON with either `options`, `redirect`, or an `error` in words a
+client understands; without JavaScript the same buttons lead to a page saying so.
+"""
+
+from __future__ import annotations
+
+from flask import (
+    Blueprint, current_app, flash, jsonify, redirect, request, session, url_for,
+)
+from flask_login import current_user, login_required, login_user, logout_user
+
+from blueprints.safety import no_store, safe_next
+from extensions import db
+from forms import PasskeyAddForm, PasskeyAnswerForm, PasskeySignInForm, RemoveForm
+from models import User
+from services import audit, limits, passwords, phone_proofs, sessions
+from services.authenticators import passkeys, sign_ins, trusted_devices
+from services.timeline import device_words
+
+bp = Blueprint("authenticators", __name__)
+
+NO_SCRIPT = ("Passkeys need JavaScript, which is turned off or blocked in this browser. "
+             "Sign in with your email and password instead.")
+TRY_AGAIN = "That did not work. Please try again, or sign in with your email and password."
+
+SIGN_IN_PROBLEMS = {
+    "expired": "That took too long, so we stopped waiting for the passkey. Please try again.",
+    "unknown": "We do not know that passkey. It may have been removed from your account. "
+               "Sign in with your email and password instead.",
+    "invalid": TRY_AGAIN,
+    "clone": "We could not accept that passkey, to keep your account safe. Please sign in with "
+             "your email and password, and contact us if this happens again.",
+    "inactive": "This account cannot sign in at the moment. Please contact us.",
+}
+ADD_PROBLEMS = {
+    "expired": "That took too long. Please try adding the passkey again.",
+    "invalid": "Your device did not make a passkey we could use. Please try again.",
+    "duplicate": "That passkey is already on your account.",
+    "too_many": f"You have {passkeys.MAX_PASSKEYS} passkeys, which is the most an account can "
+                "have. Remove one you no longer use first.",
+}
+
+
+@bp.after_request
+def never_cache(response):
+    return no_store(response)
+
+
+def _error(message: str, status: int = 400):
+    return jsonify({"error": message}), status
+
+
+# --- signing in with a passkey --------------------------------------------------------
+
+@bp.route("/login/passkey", methods=["POST"])
+def passkey_without_script():
+    """The passkey button's own form, reached only when no script took it over."""
+    PasskeySignInForm().validate_on_submit()
+    flash(NO_SCRIPT, "warning")
+    return redirect(url_for("auth.login"))
+
+
+@bp.route("/login/passkey/options", methods=["POST"])
+@limits.passkey_sign_ins
+def passkey_sign_in_options():
+    if not PasskeySignInForm().validate_on_submit():
+        return _error("This page had been open too long. Please reload it and try again.")
+    handle, options = passkeys.authentication_options()
+    db.session.commit()
+    session["passkey_sign_in"] = handle
+    return _options(options)
+
+
+@bp.route("/login/passkey/verify", methods=["POST"])
+@limits.passkey_sign_ins
+def passkey_sign_in():
+    form = PasskeyAnswerForm()
+    if not form.validate_on_submit():
+        return _error(TRY_AGAIN)
+    used = passkeys.finish_authentication(session.pop("passkey_sign_in", None),
+                                          form.credential.data)
+    if not used.ok:
+        db.session.commit()  # the challenge is used up and the refusal recorded
+        return _error(SIGN_IN_PROBLEMS[used.problem], 403 if used.problem != "invalid" else 400)
+    user, passkey = used.user, used.passkey
+    next_url = safe_next(request.args.get("next"))
+    sign_in = sign_ins.record_codeless(user, sign_ins.PASSKEY, passkey.name, next_url=next_url)
+    # NIST SP 800-63B: a passkey with user verification is a multi-factor cryptographic
+    # authenticator; the audit says so, and the session's amr (RFC 8176) carries it on.
+    audit.record("passkey_used", user_id=user.id, sign_in_id=sign_in.id, outcome="ok",
+                 detail={"passkey_id": passkey.id, "name": passkey.name,
+                         "authenticator": "multi-factor cryptographic",
+                         "sign_count": passkey.sign_count})
+    start_session(user, sign_in.id, passkeys.AMR)
+    return jsonify({"redirect": next_url or url_for("portal.home")})
+
+
+def _options(options: str):
+    """py_webauthn's options (already JSON) as the body of our answer."""
+    return current_app.response_class('{"options": ' + options + "}",
+                                      mimetype="application/json")
+
+
+def start_session(user: User, sign_in_id: int, amr: list[str]) -> None:
+    """A fresh server-side session (new token, new cookie) for a sign-in that is complete."""
+    session.clear()
+    token = sessions.open_session(user, sign_in_id, amr=amr)
+    login_user(user)
+    session["sid"] = token
+    audit.record("signed_in", user_id=user.id, sign_in_id=sign_in_id)
+    db.session.commit()
+
+
+# --- adding and removing passkeys -----------------------------------------------------
+
+@bp.route("/account/passkeys", methods=["POST"])
+@login_required
+def passkey_add_without_script():
+    """The add-a-passkey form, reached only when no script took it over."""
+    flash("Adding a passkey needs JavaScript, which is turned off or blocked in this browser.",
+          "warning")
+    return redirect(url_for("account.security", _anchor="passkeys"))
+
+
+@bp.route("/account/passkeys/options", methods=["POST"])
+@limits.preference_changes
+@login_required
+def passkey_add_options():
+    user = current_user._get_current_object()
+    form = PasskeyAddForm()
+    if not form.validate_on_submit():
+        return _error(next(iter(form.errors.values()))[0] if form.errors else TRY_AGAIN, 422)
+    if not phone_proofs.recently_signed_in(session.get("sid")):
+        if not form.password.data:
+            return _error("Enter your password to add a passkey: you signed in more than "
+                          "10 minutes ago.", 422)
+        if not passwords.verify_password(user, form.password.data):
+            failures = phone_proofs.wrong_password(user, session.get("sid"))
+            db.session.commit()
+            left = phone_proofs.MAX_WRONG_PASSWORDS - failures
+            if left <= 0:
+                logout_user()
+                session.clear()
+                flash("That was too many wrong passwords, so we have signed you out to keep "
+                      "your account safe. Please sign in again.", "warning")
+                return jsonify({"redirect": url_for("auth.login"),
+                                "error": "Too many wrong passwords."}), 403
+            return _error(f"That password is not right. You have {left} "
+                          f"{'try' if left == 1 else 'tries'} left before we sign you out.", 422)
+    handle, options = passkeys.registration_options(user, form.name.data)
+    db.session.commit()
+    session["passkey_add"] = handle
+    return _options(options)
+
+
+@bp.route("/account/passkeys/verify", methods=["POST"])
+@limits.preference_changes
+@login_required
+def passkey_add():
+    user = current_user._get_current_object()
+    form = PasskeyAnswerForm()
+    if not form.validate_on_submit():
+        return _error(ADD_PROBLEMS["invalid"])
+    added = passkeys.finish_registration(user, session.pop("passkey_add", None),
+                                         form.credential.data)
+    if not added.ok:
+        db.session.commit()
+        return _error(ADD_PROBLEMS[added.problem])
+    phone_proofs.notify(user, f"A passkey called “{added.passkey.name}” was added to your "
+                              "account. You can now sign in with it, without a code.")
+    db.session.commit()
+    flash(f"Your passkey “{added.passkey.name}” is ready. Next time, choose “Sign in with a "
+          "passkey” on the login page. We have emailed you a note of this change.", "success")
+    return jsonify({"redirect": url_for("account.security", _anchor="passkeys")})
+
+
+@bp.route("/account/passkeys/<int:passkey_id>/remove", methods=["POST"])
+@limits.preference_changes
+@login_required
+def passkey_remove(passkey_id: int):
+    user = current_user._get_current_object()
+    if not RemoveForm().validate_on_submit():
+        flash("That did not work. Please try again.", "warning")
+        return redirect(url_for("account.security", _anchor="passkeys"))
+    removed = passkeys.remove(user, passkey_id)
+    if removed is not None:
+        phone_proofs.notify(user, f"The passkey called “{removed.name}” was removed from your "
+                                  "account. It no longer signs you in.")
+        flash(f"We have removed the passkey “{removed.name}”. It no longer signs you in. You "
+              "may also want to delete it from your device's password manager.", "success")
+    db.session.commit()
+    return redirect(url_for("account.security", _anchor="passkeys"))
+
+
+# --- trusted devices ------------------------------------------------------------------
+
+@bp.route("/account/devices/trusted/<int:device_id>/forget", methods=["POST"])
+@limits.preference_changes
+@login_required
+def forget_device(device_id: int):
+    user = current_user._get_current_object()
+    back = request.form.get("back")
+    back = back if back in ("account.security", "account.devices") else "account.security"
+    if back not in current_app.view_functions:  # /account/devices may not exist yet
+        back = "account.security"
+    if not RemoveForm().validate_on_submit():
+        flash("That did not work. Please try again.", "warning")
+        return redirect(url_for(back, _anchor="trusted-devices"))
+    device = trusted_devices.forget(user, device_id)
+    db.session.commit()
+    if device is not None:
+        flash("We have forgotten that device. Next time you sign in there, we will ask for a "
+              "code again.", "success")
+    return redirect(url_for(back, _anchor="trusted-devices"))
+
+
+@bp.app_template_global("device_words")
+def _device_words(user_agent):
+    """"Chrome 120 on Linux, computer": a trusted device as its owner would recognise it."""
+    return device_words(user_agent)

@@ -1,0 +1,274 @@
+"""Passkeys (WebAuthn), wrapped thinly around py_webauthn.
+
+* The relying party is PORTAL_URL: its host name is the rp id and its origin the only origin
+  accepted, so a passkey made here never answers a look-alike site.
+* Every passkey is a discoverable credential and user verification (fingerprint, face, PIN) is
+  required both when it is made and when it is used: one passkey is a multi-factor
+  cryptographic authenticator (NIST SP 800-63B), something you have unlocked by something you
+  are or know.
+* Challenges live in the database, not in a process's memory, so any server can check the
+  answer; each is taken (deleted) before it is checked, so it is used at most once.
+* The signature counter is kept; one that does not go up suggests a copied key, which is
+  refused and recorded as a clone warning.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import secrets
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Optional
+
+from flask import current_app
+from sqlalchemy import delete, select
+from webauthn import (
+    generate_authentication_options, generate_registration_options, options_to_json,
+    verify_authentication_response, verify_registration_response,
+)
+from webauthn.helpers import (
+    base64url_to_bytes, bytes_to_base64url, parse_authentication_credential_json,
+    parse_authenticator_data,
+)
+from webauthn.helpers.exceptions import WebAuthnException
+from webauthn.helpers.structs import (
+    AuthenticatorSelectionCriteria, PublicKeyCredentialDescriptor, ResidentKeyRequirement,
+    UserVerificationRequirement,
+)
+
+from extensions import db
+from models import Passkey, User, WebAuthnChallenge
+from services import audit, clock, urls
+from services.codes import derived_key
+
+CHALLENGE_LIFETIME = timedelta(minutes=5)
+TIMEOUT_MS = 120_000
+MAX_PASSKEYS = 10
+NAME_LENGTH = 60
+# RFC 8176: a hardware-secured key ("hwk"), the person present at the device ("user"), and
+# more than one factor ("mfa"): the key, unlocked by a fingerprint, face or PIN (user
+# verification is required). Which of those unlocked it the authenticator does not say, so
+# neither "fpt" nor "pin" is claimed.
+AMR = ["hwk", "user", "mfa"]
+
+REGISTER, SIGN_IN = "register", "sign_in"
+
+
+def _hash(handle: str) -> str:
+    return hashlib.sha256(handle.encode()).hexdigest()
+
+
+def _relying_party() -> tuple[str, str]:
+    return urls.portal_host(), urls.portal_origin()
+
+
+def _user_handle(user: User) -> str:
+    """The WebAuthn user id: the one already used for this user's passkeys, else a keyed hash.
+
+    Neither the email nor the database id, so an authenticator learns nothing from it.
+    """
+    existing = db.session.scalar(
+        select(Passkey.user_handle).where(Passkey.user_id == user.id).limit(1))
+    if existing:
+        return existing
+    digest = hmac.new(derived_key(b"webauthn-user-handle"), str(user.id).encode(),
+                      hashlib.sha256).digest()
+    return bytes_to_base64url(digest)
+
+
+def _new_challenge(purpose: str, *, user_id: Optional[int] = None,
+                   name: Optional[str] = None) -> tuple[str, bytes]:
+    """Store a fresh challenge; returns the handle for the session cookie and the challenge."""
+    at = clock.now()
+    # Old challenges nobody answered are of no use to anyone.
+    db.session.execute(delete(WebAuthnChallenge).where(WebAuthnChallenge.expires_at < at))
+    handle = secrets.token_urlsafe(32)
+    challenge = secrets.token_bytes(32)
+    db.session.add(WebAuthnChallenge(
+        handle_hash=_hash(handle), purpose=purpose, user_id=user_id,
+        challenge=bytes_to_base64url(challenge), name=name, created_at=at,
+        expires_at=at + CHALLENGE_LIFETIME,
+    ))
+    return handle, challenge
+
+
+def _take_challenge(handle: Optional[str], purpose: str) -> Optional[WebAuthnChallenge]:
+    """The challenge behind this handle, deleted so that no second answer can use it."""
+    if not isinstance(handle, str) or not handle:
+        return None
+    row = db.session.scalar(select(WebAuthnChallenge).where(
+        WebAuthnChallenge.handle_hash == _hash(handle), WebAuthnChallenge.purpose == purpose))
+    if row is None:
+        return None
+    taken = db.session.execute(delete(WebAuthnChallenge).where(WebAuthnChallenge.id == row.id))
+    if taken.rowcount != 1 or row.expires_at <= clock.now():
+        return None  # another request took it first, or it ran out
+    return row
+
+
+def passkeys_of(user: User) -> list[Passkey]:
+    return list(db.session.scalars(
+        select(Passkey).where(Passkey.user_id == user.id).order_by(Passkey.created_at)))
+
+
+def clean_name(raw: Optional[str]) -> str:
+    """The name a client gave a passkey, tidied; a default when they gave none."""
+    name = " ".join((raw or "").split())[:NAME_LENGTH]
+    return name or "Passkey"
+
+
+# --- making a passkey -----------------------------------------------------------------
+
+def registration_options(user: User, name: str) -> tuple[str, str]:
+    """Options for navigator.credentials.create(), as JSON, and the challenge's handle."""
+    rp_id, _ = _relying_party()
+    handle, challenge = _new_challenge(REGISTER, user_id=user.id, name=clean_name(name))
+    options = generate_registration_options(
+        rp_id=rp_id, rp_name=current_app.config["PORTAL_NAME"],
+        user_id=base64url_to_bytes(_user_handle(user)), user_name=user.email,
+        user_display_name=user.email, challenge=challenge, timeout=TIMEOUT_MS,
+        authenticator_selection=AuthenticatorSelectionCriteria(
+            resident_key=ResidentKeyRequirement.REQUIRED,
+            user_verification=UserVerificationRequirement.REQUIRED,
+        ),
+        exclude_credentials=[
+            PublicKeyCredentialDescriptor(id=base64url_to_bytes(p.credential_id))
+            for p in passkeys_of(user)
+        ],
+    )
+    return handle, options_to_json(options)
+
+
+@dataclass
+class Registered:
+    ok: bool
+    passkey: Optional[Passkey] = None
+    problem: str = ""  # "expired", "invalid", "duplicate", "too_many"
+
+
+def finish_registration(user: User, handle: Optional[str], credential: str) -> Registered:
+    """Check the browser's answer to the challenge and keep the new passkey."""
+    row = _take_challenge(handle, REGISTER)
+    if row is None or row.user_id != user.id:
+        return Registered(False, problem="expired")
+    if len(passkeys_of(user)) >= MAX_PASSKEYS:
+        return Registered(False, problem="too_many")
+    rp_id, origin = _relying_party()
+    try:
+        verified = verify_registration_response(
+            credential=credential, expected_challenge=base64url_to_bytes(row.challenge),
+            expected_rp_id=rp_id, expected_origin=origin, require_user_verification=True,
+        )
+        transports = _transports(credential)
+    except (WebAuthnException, ValueError, KeyError, TypeError) as error:
+        audit.record("passkey_refused", user_id=user.id, outcome="invalid",
+                     detail={"step": "register", "reason": str(error)[:200]})
+        return Registered(False, problem="invalid")
+    credential_id = bytes_to_base64url(verified.credential_id)
+    if db.session.scalar(select(Passkey.id).where(Passkey.credential_id == credential_id)):
+        return Registered(False, problem="duplicate")
+    passkey = Passkey(
+        user_id=user.id, credential_id=credential_id,
+        public_key=verified.credential_public_key, sign_count=verified.sign_count,
+        user_handle=_user_handle(user), name=row.name or "Passkey", transports=transports,
+        backed_up=bool(verified.credential_backed_up), created_at=clock.now(),
+    )
+    db.session.add(passkey)
+    db.session.flush()
+    audit.record("passkey_added", user_id=user.id, outcome="ok",
+                 detail={"passkey_id": passkey.id, "name": passkey.name,
+                         "synced": passkey.backed_up})
+    return Registered(True, passkey)
+
+
+def _transports(credential: str) -> list[str]:
+    data = json.loads(credential)
+    found = (data.get("response") or {}).get("transports") or []
+    return [str(t)[:20] for t in found if isinstance(t, str)][:6]
+
+
+def remove(user: User, passkey_id: int) -> Optional[Passkey]:
+    """Delete one of the user's passkeys (another user's id finds nothing)."""
+    passkey = db.session.scalar(
+        select(Passkey).where(Passkey.id == passkey_id, Passkey.user_id == user.id))
+    if passkey is None:
+        return None
+    db.session.delete(passkey)
+    audit.record("passkey_removed", user_id=user.id,
+                 detail={"passkey_id": passkey.id, "name": passkey.name})
+    return passkey
+
+
+# --- signing in with a passkey --------------------------------------------------------
+
+def authentication_options() -> tuple[str, str]:
+    """Options for navigator.credentials.get() with any of this site's passkeys, as JSON."""
+    rp_id, _ = _relying_party()
+    handle, challenge = _new_challenge(SIGN_IN)
+    options = generate_authentication_options(
+        rp_id=rp_id, challenge=challenge, timeout=TIMEOUT_MS,
+        user_verification=UserVerificationRequirement.REQUIRED,
+    )
+    return handle, options_to_json(options)
+
+
+@dataclass
+class Used:
+    ok: bool
+    user: Optional[User] = None
+    passkey: Optional[Passkey] = None
+    problem: str = ""  # "expired", "unknown", "invalid", "clone", "inactive"
+
+
+def finish_authentication(handle: Optional[str], credential: str) -> Used:
+    """Check a passkey's signature over our challenge; the user it belongs to, or why not."""
+    row = _take_challenge(handle, SIGN_IN)
+    if row is None:
+        return Used(False, problem="expired")
+    try:
+        parsed = parse_authentication_credential_json(credential)
+    except (WebAuthnException, ValueError, KeyError, TypeError):
+        return Used(False, problem="invalid")
+    passkey = db.session.scalar(
+        select(Passkey).where(Passkey.credential_id == bytes_to_base64url(parsed.raw_id)))
+    if passkey is None:
+        # Removed from the account, or made for another site at this address.
+        audit.record("passkey_refused", outcome="unknown", detail={"step": "sign_in"})
+        return Used(False, problem="unknown")
+    user = db.session.get(User, passkey.user_id)
+    handle_given = parsed.response.user_handle
+    rp_id, origin = _relying_party()
+    try:
+        if handle_given is None or bytes_to_base64url(handle_given) != passkey.user_handle:
+            raise ValueError("the user handle does not match the passkey's")
+        # The counter is judged below, in our own words, so the library is given 0 here.
+        verified = verify_authentication_response(
+            credential=parsed, expected_challenge=base64url_to_bytes(row.challenge),
+            expected_rp_id=rp_id, expected_origin=origin,
+            credential_public_key=passkey.public_key, credential_current_sign_count=0,
+            require_user_verification=True,
+        )
+        new_count = parse_authenticator_data(parsed.response.authenticator_data).sign_count
+    except (WebAuthnException, ValueError, KeyError, TypeError) as error:
+        audit.record("passkey_refused", user_id=passkey.user_id, outcome="invalid",
+                     detail={"step": "sign_in", "passkey_id": passkey.id,
+                             "name": passkey.name, "reason": str(error)[:200]})
+        return Used(False, problem="invalid")
+    if (new_count or passkey.sign_count) and new_count <= passkey.sign_count:
+        # Two copies of one key would each count on their own: a count that fails to go up
+        # means a copy may exist. Synced passkeys always send 0, so they never trip this.
+        audit.record("passkey_clone_warning", user_id=passkey.user_id, outcome="refused",
+                     detail={"passkey_id": passkey.id, "name": passkey.name,
+                             "stored_count": passkey.sign_count, "given_count": new_count})
+        return Used(False, passkey=passkey, problem="clone")
+    if not user.is_active:
+        audit.record("passkey_refused", user_id=user.id, outcome="inactive",
+                     detail={"step": "sign_in", "passkey_id": passkey.id, "name": passkey.name})
+        return Used(False, problem="inactive")
+    passkey.sign_count = verified.new_sign_count
+    passkey.backed_up = bool(verified.credential_backed_up)
+    passkey.last_used_at = clock.now()
+    return Used(True, user=user, passkey=passkey)

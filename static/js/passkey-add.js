@@ -1,0 +1,58 @@
+/* Account page: "Add a passkey". Sends the name (and the password, when asked) for a
+   challenge, lets the browser make a passkey (unlocked by fingerprint, face or PIN), sends it
+   back, and reloads the page, which then lists it. Without passkey support it says so. */
+(function () {
+  'use strict';
+  var form = document.querySelector('[data-passkey-add]');
+  var P = window.ClientGatePasskeys;
+  if (!form || !P) return;
+  var button = form.querySelector('[data-passkey-add-button]');
+  var message = document.getElementById('passkey-add-message');
+
+  function say(text) {
+    message.textContent = text;
+    message.hidden = false;
+  }
+
+  if (!P.supported()) {
+    button.disabled = true;
+    say('This browser cannot make passkeys. Try the browser on your phone, or an up-to-date ' +
+        'Chrome, Safari, Edge or Firefox. You can still sign in with your password and a code.');
+    return;
+  }
+
+  function field(name) {
+    var input = form.querySelector('[name=' + name + ']');
+    return input ? input.value : '';
+  }
+
+  form.addEventListener('submit', function (event) {
+    event.preventDefault();
+    button.disabled = true;
+    message.hidden = true;
+    var csrf = field('csrf_token');
+    P.post(form.getAttribute('data-options-url'),
+           { csrf_token: csrf, name: field('name'), password: field('password') })
+      .then(function (answer) {
+        if (answer[1].redirect) { window.location.assign(answer[1].redirect); return null; }
+        if (answer[0] !== 200) throw new Error(answer[1].error || 'server');
+        return navigator.credentials.create({ publicKey: P.creationOptions(answer[1].options) });
+      })
+      .then(function (credential) {
+        if (!credential) return null;
+        return P.post(form.getAttribute('data-verify-url'),
+                      { csrf_token: csrf, credential: P.credentialJSON(credential) });
+      })
+      .then(function (answer) {
+        if (!answer) return;
+        if (answer[1].redirect) { window.location.assign(answer[1].redirect); return; }
+        throw new Error(answer[1].error || 'server');
+      })
+      .catch(function (error) {
+        button.disabled = false;
+        say(error && error.name && error.name !== 'Error' ? P.failureWords(error, 'add')
+            : (error && error.message && error.message !== 'server' ? error.message
+               : P.failureWords(null, 'add')));
+      });
+  });
+})();
