@@ -17,7 +17,7 @@ from forms import (
 )
 from models import User
 from services import audit, clock, delivery, limits, passwords, phone_proofs
-from services.authenticators import passkeys, totp, trusted_devices
+from services.authenticators import passkeys, totp
 from services.phones import national
 
 bp = Blueprint("account", __name__)
@@ -68,7 +68,6 @@ def _fewer_codes(user: User, totp_form: Optional[TotpConfirmForm]) -> dict:
         "passkeys": passkeys.passkeys_of(user), "passkey_form": PasskeyAddForm(formdata=None),
         "remove_form": RemoveForm(formdata=None), "totp_app": app, "totp_setup": setup,
         "totp_form": totp_form or TotpConfirmForm(formdata=None),
-        "trusted_devices": trusted_devices.devices_of(user),
     }
 
 

@@ -144,7 +144,7 @@ def _trusted_device_sign_in(user: User, next_url: Optional[str]):
     name = trusted_devices.cookie_name()
     seen = trusted_devices.recognise(user, request.cookies.get(name))
     if not seen.ok:
-        if seen.reason != "none":
+        if seen.reason not in ("none", "other_account"):  # the mark is no use to anyone
             @after_this_request
             def drop_mark(response):
                 response.delete_cookie(name, path="/", httponly=True, samesite="Lax",

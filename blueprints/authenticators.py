@@ -203,10 +203,7 @@ def passkey_remove(passkey_id: int):
 @login_required
 def forget_device(device_id: int):
     user = current_user._get_current_object()
-    back = request.form.get("back")
-    back = back if back in ("account.security", "account.devices") else "account.security"
-    if back not in current_app.view_functions:  # /account/devices may not exist yet
-        back = "account.security"
+    back = "devices.index"
     if not RemoveForm().validate_on_submit():
         flash("That did not work. Please try again.", "warning")
         return redirect(url_for(back, _anchor="trusted-devices"))

@@ -7,9 +7,10 @@ from flask_login import current_user, login_required
 
 from blueprints.safety import no_store
 from extensions import db
-from forms import SignOutElsewhereForm
+from forms import RemoveForm, SignOutElsewhereForm
 from services import limits
 from services.accounts import devices
+from services.authenticators import trusted_devices
 
 bp = Blueprint("devices", __name__)
 
@@ -27,6 +28,7 @@ def index():
         "account/devices.html", user=user,
         devices=devices.signed_in_devices(user, session.get("sid")),
         recent=devices.recent_sign_ins(user), form=SignOutElsewhereForm(),
+        trusted_devices=trusted_devices.devices_of(user), remove_form=RemoveForm(),
     )
 
 

@@ -98,7 +98,11 @@ def revoke(token: Optional[str]) -> None:
 
 
 def revoke_all_for(user_id: int) -> int:
-    """End every session of a user (password change, role change, support action)."""
+    """End every session of a user (password change, role change, support action), and
+    forget the devices trusted to skip the code: whatever ended the sessions ends those too."""
+    from services.authenticators import trusted_devices  # it needs nothing from here
+
+    trusted_devices.forget_all(user_id, "all sessions ended")
     result = db.session.execute(
         update(AuthSession)
         .where(AuthSession.user_id == user_id, AuthSession.revoked_at.is_(None))

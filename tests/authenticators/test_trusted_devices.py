@@ -1,0 +1,112 @@
+"""Trusted devices: "don't ask for a code on this device for 30 days", and its limits."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import timedelta
+
+from sqlalchemy import select
+
+from extensions import db
+from models import AuthSession, Event, TrustedDevice
+from services import clock
+from tests.conftest import Browser, add_user, request_code
+
+COOKIE = "cg-device"  # __Host-cg-device where cookies are Secure
+
+
+def _remembered(app, smtp, deliver, email="client@example.com") -> Browser:
+    """Sign in with a code, ticking `remember`."""
+    b = Browser(app)
+    code = request_code(b, smtp, deliver, email)
+    response = b.post("/login/code", {"code": code, "remember": "y"})
+    assert response.status_code == 302
+    return b
+
+
+def _refusals(app) -> list[str]:
+    with app.app_context():
+        return list(db.session.scalars(select(Event.outcome).where(
+            Event.type == "trusted_device_refused").order_by(Event.id)))
+
+
+def test_a_remembered_device_skips_the_code_but_not_the_password(app, smtp, deliver):
+    b = _remembered(app, smtp, deliver)
+    cookie = b.client.get_cookie(COOKIE)
+    assert cookie is not None and cookie.http_only and cookie.same_site == "Lax"
+    assert cookie.expires is not None
+    with app.app_context():
+        stored = db.session.scalar(select(TrustedDevice))
+        assert stored.token_hash == hashlib.sha256(cookie.value.encode()).hexdigest()
+        assert cookie.value not in (stored.token_hash, stored.browser)
+    b.post("/logout", form_page="/portal")
+    count = len(smtp.messages)
+
+    assert b.log_in(password="wrong password").status_code == 200  # the password still counts
+    response = b.log_in()
+    assert response.status_code == 302 and response.location.endswith("/portal")
+    deliver()
+    assert len(smtp.messages) == count  # no code sent
+    with app.app_context():
+        newest = db.session.scalars(select(AuthSession).order_by(AuthSession.id.desc())).first()
+        assert newest.amr == ["pwd"]
+        assert db.session.scalar(select(Event.id).where(Event.type == "trusted_device_used"))
+
+
+def test_without_the_tick_the_code_is_asked_next_time(app, smtp, deliver, sign_in):
+    b = sign_in()
+    assert b.client.get_cookie(COOKIE) is None
+    b.post("/logout", form_page="/portal")
+    assert b.log_in().location.endswith("/login/code")
+
+
+def test_a_mark_is_refused_for_another_account_another_browser_and_after_30_days(
+        app, smtp, deliver):
+    add_user(app, "other@example.com")
+    b = _remembered(app, smtp, deliver)
+    b.post("/logout", form_page="/portal")
+    # Someone else signing in on this device still needs their code.
+    assert b.log_in("other@example.com").location.endswith("/login/code")
+    assert _refusals(app) == ["other_account"]
+
+    # The mark copied into another kind of browser does not work there.
+    thief = Browser(app, user_agent="Mozilla/5.0 (Macintosh; Intel Mac OS X 14_0) "
+                                    "AppleWebKit/605.1.15 Version/17.0 Safari/605.1.15")
+    thief.client.set_cookie(COOKIE, b.client.get_cookie(COOKIE).value)
+    assert thief.log_in().location.endswith("/login/code")
+    assert _refusals(app)[-1] == "other_browser"
+
+    clock.advance(timedelta(days=30, minutes=1))
+    b2 = Browser(app)
+    b2.client.set_cookie(COOKIE, b.client.get_cookie(COOKIE).value)
+    assert b2.log_in().location.endswith("/login/code")
+    assert _refusals(app)[-1] == "expired"
+    # A refused mark is taken off the browser.
+    assert b2.client.get_cookie(COOKIE) is None
+
+
+def test_forget_this_device_on_the_devices_page(app, smtp, deliver):
+    b = _remembered(app, smtp, deliver)
+    page = b.text("/account/devices")
+    assert "Devices that do not ask for a code" in page and "Forget this device" in page
+    with app.app_context():
+        device_id = db.session.scalar(select(TrustedDevice.id))
+    response = b.post(f"/account/devices/trusted/{device_id}/forget", form_page="/account/devices")
+    assert response.status_code == 302
+    assert "We have forgotten that device" in b.text("/account/devices")
+    assert "Forget this device" not in b.text("/account/devices")
+    b.post("/logout", form_page="/portal")
+    assert b.log_in().location.endswith("/login/code")
+    assert _refusals(app)[-1] == "forgotten"
+
+
+def test_a_new_password_from_the_command_line_forgets_every_device(app, smtp, deliver):
+    b = _remembered(app, smtp, deliver)
+    result = app.test_cli_runner().invoke(
+        args=["users", "set-password", "client@example.com", "--password-stdin"],
+        input="a brand new passphrase 42\n")
+    assert result.exit_code == 0, result.output
+    with app.app_context():
+        device = db.session.scalar(select(TrustedDevice))
+        assert device.ended_at is not None and device.end_reason == "all sessions ended"
+    assert b.log_in(password="a brand new passphrase 42").location.endswith("/login/code")
