@@ -1,0 +1,164 @@
+"""Passkeys through the front door, answered by a software passkey (SoftKey)."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+from sqlalchemy import func, select
+
+from extensions import db
+from models import AuthSession, Event, Passkey, WebAuthnChallenge
+from services import clock
+from tests.authenticators.conftest import (
+    SoftKey, add_passkey, passkey_options, sign_in_with, unb64,
+)
+from tests.conftest import TEST_PASSWORD, Browser, add_user
+
+
+def _events(app, type_: str) -> list[Event]:
+    with app.app_context():
+        return list(db.session.scalars(select(Event).where(Event.type == type_)
+                                       .order_by(Event.id)))
+
+
+def test_add_a_passkey_and_sign_in_with_it_without_password_or_code(app, sign_in, smtp):
+    b = sign_in()
+    options = json.loads(b.post("/account/passkeys/options", {"name": "x"},
+                                form_page="/account/security").get_data(as_text=True))["options"]
+    # The relying party is PORTAL_URL's host; a discoverable credential, verification required.
+    assert options["rp"]["id"] == "localhost"
+    assert options["authenticatorSelection"]["residentKey"] == "required"
+    assert options["authenticatorSelection"]["userVerification"] == "required"
+    assert unb64(options["user"]["id"]) != b"1" and "client" not in options["user"]["id"]
+
+    key = SoftKey()
+    added = add_passkey(b, key, name="  Kitchen   iPad ")
+    assert added["status"] == 200 and added["redirect"].endswith("/account/security#passkeys")
+    page = b.text("/account/security")
+    assert "Kitchen iPad" in page and "Not used yet." in page
+
+    fresh = Browser(app)
+    count = len(smtp.messages)
+    answer = sign_in_with(fresh, key)
+    assert answer.status_code == 200 and answer.get_json()["redirect"] == "/portal"
+    assert fresh.get("/portal").status_code == 200
+    assert len(smtp.messages) == count  # no code
+    with app.app_context():
+        row = db.session.scalars(select(AuthSession).order_by(AuthSession.id.desc())).first()
+        assert row.amr == ["hwk", "user", "mfa"]
+        assert db.session.scalar(select(Passkey.last_used_at)) is not None
+    used = _events(app, "passkey_used")[-1]
+    assert used.detail["authenticator"] == "multi-factor cryptographic"
+    assert used.detail["name"] == "Kitchen iPad"
+    assert "Last used" in fresh.text("/account/security")
+
+
+def test_a_challenge_answers_once(app, sign_in):
+    key = SoftKey()
+    add_passkey(sign_in(), key)
+    b = Browser(app)
+    options = passkey_options(b)
+    cookie_name = app.config["SESSION_COOKIE_NAME"]
+    naming_the_challenge = b.client.get_cookie(cookie_name).value
+    answer = key.sign(options)
+    with app.app_context():
+        assert db.session.scalar(select(func.count(WebAuthnChallenge.id))) == 1
+    assert b.post("/login/passkey/verify", {"credential": answer},
+                  form_page="/login").status_code == 200
+    with app.app_context():
+        assert db.session.scalar(select(func.count(WebAuthnChallenge.id))) == 0
+    # The same signed answer again, from a copy of the cookie that named the challenge.
+    replay = Browser(app)
+    replay.client.set_cookie(cookie_name, naming_the_challenge)
+    again = replay.post("/login/passkey/verify", {"credential": answer}, form_page="/login")
+    assert again.status_code == 403
+    assert replay.get("/portal").status_code == 302
+
+
+def test_no_user_verification_another_origin_and_a_stale_challenge_are_refused(app, sign_in):
+    key = SoftKey()
+    add_passkey(sign_in(), key)
+    b = Browser(app)
+    assert sign_in_with(b, key, verified=False).status_code == 400
+    assert sign_in_with(b, key, origin="https://phish.example").status_code == 400
+    assert sign_in_with(b, key, rp_id="phish.example").status_code == 400
+    options = passkey_options(b)
+    clock.advance(timedelta(minutes=6))
+    late = b.post("/login/passkey/verify", {"credential": key.sign(options)}, form_page="/login")
+    assert late.status_code == 403 and "took too long" in late.get_json()["error"]
+    assert b.get("/portal").status_code == 302
+    assert [e.outcome for e in _events(app, "passkey_refused")] == ["invalid"] * 3
+
+
+def test_a_counter_that_goes_back_is_a_clone_warning(app, sign_in):
+    key = SoftKey(counter_starts=10)
+    add_passkey(sign_in(), key)
+    assert sign_in_with(Browser(app), key).status_code == 200  # count 11
+    copy = Browser(app)
+    refused = sign_in_with(copy, key, count=5)
+    assert refused.status_code == 403
+    assert "to keep your account safe" in refused.get_json()["error"]
+    warning = _events(app, "passkey_clone_warning")[-1]
+    assert warning.detail["stored_count"] == 11 and warning.detail["given_count"] == 5
+    assert copy.get("/portal").status_code == 302
+
+
+def test_adding_needs_a_recent_sign_in_or_the_password(app, sign_in):
+    b = sign_in()
+    clock.advance(timedelta(minutes=11))
+    asked = b.post("/account/passkeys/options", {"name": "Phone"}, form_page="/account/security")
+    assert asked.status_code == 422 and "Enter your password" in asked.get_json()["error"]
+    wrong = b.post("/account/passkeys/options", {"name": "Phone", "password": "nope"},
+                   form_page="/account/security")
+    assert wrong.status_code == 422 and "4 tries left" in wrong.get_json()["error"]
+    assert add_passkey(b, SoftKey(), password=TEST_PASSWORD)["status"] == 200
+
+
+def test_a_removed_passkey_no_longer_signs_in_and_others_cannot_remove_it(app, sign_in, smtp,
+                                                                           deliver):
+    key = SoftKey()
+    owner = sign_in()
+    add_passkey(owner, key, name="Old phone")
+    with app.app_context():
+        passkey_id = db.session.scalar(select(Passkey.id))
+    add_user(app, "other@example.com")
+    intruder = sign_in("other@example.com", b=Browser(app))
+    intruder.post(f"/account/passkeys/{passkey_id}/remove", form_page="/account/security")
+    with app.app_context():
+        assert db.session.scalar(select(func.count(Passkey.id))) == 1
+
+    owner.post(f"/account/passkeys/{passkey_id}/remove", form_page="/account/security")
+    assert "We have removed the passkey “Old phone”" in owner.text("/account/security")
+    answer = sign_in_with(Browser(app), key)
+    assert answer.status_code == 403 and "do not know that passkey" in answer.get_json()["error"]
+    deliver()
+    assert any("was removed from your account" in m.text for m in smtp.messages)
+
+
+def test_without_javascript_the_buttons_say_so(app, sign_in):
+    b = Browser(app)
+    page = b.text("/login")
+    assert ">Sign in with a passkey</button>" in page
+    b.post("/login/passkey", form_page="/login")
+    assert "Passkeys need JavaScript" in b.text("/login")
+    signed = sign_in()
+    signed.post("/account/passkeys", {"name": "x"}, form_page="/account/security")
+    assert "Adding a passkey needs JavaScript" in signed.text("/account/security")
+
+
+def test_bad_answers_are_4xx_never_500(app, sign_in):
+    b = Browser(app)
+    for junk in ("", "{}", "[]", "not json", json.dumps({"id": "x", "rawId": "x", "response": {}}),
+                 "\x00" * 100):
+        passkey_options(b)
+        response = b.post("/login/passkey/verify", {"credential": junk}, form_page="/login")
+        assert 400 <= response.status_code < 500, (junk, response.status_code)
+    signed = sign_in()
+    for junk in ("{}", "nonsense"):
+        signed.post("/account/passkeys/options", {"name": "x"}, form_page="/account/security")
+        response = signed.post("/account/passkeys/verify", {"credential": junk},
+                               form_page="/account/security")
+        assert 400 <= response.status_code < 500
+    no_csrf = Browser(app).client.post("/login/passkey/options", data={})
+    assert no_csrf.status_code in (302, 400)
