@@ -19,7 +19,7 @@ from forms import PasskeyAddForm, PasskeyAnswerForm, PasskeySignInForm, RemoveFo
 from models import User
 from services import audit, limits, passwords, phone_proofs, sessions
 from services.authenticators import passkeys, sign_ins, trusted_devices
-from services.timeline import device_words
+from services.timeline import device_words, sign_in_method
 
 bp = Blueprint("authenticators", __name__)
 
@@ -219,3 +219,9 @@ def forget_device(device_id: int):
 def _device_words(user_agent):
     """"Chrome 120 on Linux, computer": a trusted device as its owner would recognise it."""
     return device_words(user_agent)
+
+
+@bp.app_template_global("sign_in_method")
+def _sign_in_method(channel, destination):
+    """"passkey “Work laptop”, no password or code": how a sign-in was done, for support."""
+    return sign_in_method(channel, destination)

@@ -305,6 +305,9 @@ def _expired(facts: SignInFacts, words: _Words, now: datetime) -> list[Finding]:
     if too_late:
         text += (f" The client typed a code at {words.at(too_late[0].created_at)}, "
                  f"{minutes(too_late[0].created_at - sign_in.expires_at)} after that.")
+    elif not _code_entries(facts) and sign_in.channel == "totp":
+        text += (" No code from the authenticator app was typed (nothing is sent for those): "
+                 "the client may not have had their phone, or may not have found the app.")
     elif not _code_entries(facts):
         handed = any(d.sent_at for d in _code_messages(facts))
         text += " No code was typed at all" + (
@@ -315,6 +318,12 @@ def _expired(facts: SignInFacts, words: _Words, now: datetime) -> list[Finding]:
 
 def _outcome(facts: SignInFacts, words: _Words, now: datetime) -> list[Finding]:
     sign_in = facts.sign_in
+    if sign_in.status == "completed" and sign_in.channel == "passkey":
+        return [Finding(SIGNED_IN, OK, f"Signed in at {words.at(sign_in.ended_at)} with the "
+                        f"passkey “{sign_in.destination}”: no password or code needed.")]
+    if sign_in.status == "completed" and sign_in.channel == "device":
+        return [Finding(SIGNED_IN, OK, f"Signed in at {words.at(sign_in.ended_at)} with the "
+                        "password on a trusted device: no code needed.")]
     if sign_in.status == "completed":
         sent = [d.sent_at for d in _code_messages(facts) if d.sent_at]
         after = (f", {minutes(sign_in.ended_at - min(sent))} after the code was sent"
@@ -332,30 +341,12 @@ def _outcome(facts: SignInFacts, words: _Words, now: datetime) -> list[Finding]:
     return []
 
 
-def _apps(facts: SignInFacts, words: _Words, now: datetime) -> list[Finding]:
-    """An app (OpenID Connect) the access rules kept out, or one asking for a wrong address."""
-    found = []
-    for event in facts.events:
-        detail = event.detail if isinstance(event.detail, dict) else {}
-        app = detail.get("client") or "An app"
-        if event.type == "oidc_denied":
-            found.append(Finding(APP_NOT_ALLOWED, PROBLEM,
-                f"Signed in, but at {words.at(event.created_at)} the access rules kept them out "
-                f"of {app}: {detail.get('reason', '')} If they should have it, change "
-                "ACCESS_RULES (operator's guide, OpenID Connect)."))
-        elif event.type == "oidc_bad_request" and event.outcome == "redirect_mismatch":
-            registered = ", ".join(detail.get("registered") or []) or "none"
-            found.append(Finding(APP_REDIRECT_MISMATCH, PROBLEM,
-                f"At {words.at(event.created_at)} {app} asked to send the client back to "
-                f"{detail.get('redirect_uri', 'an address')}, which it has not registered "
-                f"(registered: {registered}), so ClientGate stopped. The app's settings or its "
-                "registration need fixing, not the client."))
-    return found
+    _rapid, _apps, _app_clock, _outcome,
 
 
 RULES: tuple[Callable[[SignInFacts, _Words, datetime], list[Finding]], ...] = (
     _sms_unreachable, _delivery_failed, _earlier_code, _too_many_tries, _expired, _late,
-    _rapid, _apps, _outcome,
+    _rapid, _apps, _app_clock, _outcome,
 )
 
 

@@ -126,6 +126,9 @@ class _Teller:
         return Step(at or event.created_at, what, _sentence(words), tone)
 
     def _signin_started(self, event, detail, item):
+        if detail.get("channel") == "totp":
+            return ("Password accepted", "Nothing sent: the client's authenticator app shows "
+                                         "the code.", PLAIN)
         return ("Password accepted", "A new code was made for this sign-in.", PLAIN)
 
     def _choice_answered(self, event, detail, item):
@@ -133,6 +136,25 @@ class _Teller:
         return ("Asked: keep this code or a new one?",
                 f"After typing the password in another window, the client "
                 f"{words.get(detail.get('action'), 'answered')}.", PLAIN)
+
+    # --- fewer codes: passkeys, authenticator apps, trusted devices ---
+
+    def _passkey_used(self, event, detail, item):
+        return ("Signed in with a passkey",
+                f"The passkey “{detail.get('name', '?')}”, unlocked on the client's device by "
+                "fingerprint, face or screen lock (a multi-factor authenticator). No password "
+                "or code was needed.", OK)
+
+    def _trusted_device_used(self, event, detail, item):
+        since = _parse_time(detail.get("trusted_since"))
+        when = f" on {clock.local(since, self.tz).strftime('%-d %b')}" if since else ""
+        return ("Code skipped: trusted device",
+                f"Password accepted on a browser the client marked “don't ask for a code”"
+                f"{when}.", OK)
+
+    def _device_trusted(self, event, detail, item):
+        return ("Device marked as trusted",
+                "The client ticked “Don't ask for a code on this device for 30 days”.", PLAIN)
 
     def _signin_kept(self, event, detail, item):
         return ("Password typed again elsewhere",
@@ -186,7 +208,17 @@ class _Teller:
             return ("Code typed: right", "", OK)
         if outcome == "wrong":
             self.wrong += 1
+            steps_off = detail.get("steps_off")
+            if isinstance(steps_off, int) and steps_off:
+                return ("Code typed: wrong time",
+                        f"Wrong code {self.wrong} of {MAX_WRONG_CODES}. It is the authenticator "
+                        f"app's code {app_clock_words(steps_off)} of now: the phone's "
+                        "clock is probably off.", WARN)
             return ("Code typed: wrong", f"Wrong code {self.wrong} of {MAX_WRONG_CODES}.", WARN)
+        if outcome == "replayed":
+            return ("Code typed: already used",
+                    "An authenticator app code that had already been used; not counted as a "
+                    "wrong try.", WARN)
         if outcome == "superseded":
             earlier = self.facts.earlier.get(detail.get("earlier_sign_in"))
             if detail.get("earlier_sign_in"):
@@ -344,6 +376,72 @@ _REFUSALS = {"deactivated": "The account is switched off.", "locked": "The accou
              "account_cap": "Too many codes for this account in an hour.",
              "ip_cap": "Too many codes from this network in an hour."}
 
+    # Fewer codes: passkeys, authenticator apps, trusted devices.
+    "passkey_added": ("Passkey added", "", OK),
+    "passkey_removed": ("Passkey removed", "", PLAIN),
+    "passkey_refused": ("Passkey refused", "", WARN),
+    "passkey_clone_warning": ("Passkey refused: possible copy", "", BAD),
+    "totp_setup_started": ("Authenticator app setup begun", "", PLAIN),
+    "totp_setup_code": ("Authenticator app setup code typed", "", PLAIN),
+    "totp_confirmed": ("Authenticator app set up", "Codes now come from the app.", OK),
+    "totp_removed": ("Authenticator app removed", "Codes come by email.", PLAIN),
+    "trusted_device_refused": ("Trusted-device mark refused", "", WARN),
+    "device_forgotten": ("Trusted device forgotten", "By the client.", PLAIN),
+    "devices_forgotten": ("Trusted devices forgotten", "", PLAIN),
+}
+
+# Why a passkey was refused, for support (services/authenticators/passkeys.py outcomes).
+PASSKEY_REFUSALS = {
+    "invalid": "the browser's answer did not check out (wrong site, no fingerprint, face or "
+               "PIN check, or a damaged answer)",
+    "unknown": "a passkey this account does not have (perhaps removed)",
+    "inactive": "the account cannot sign in",
+}
+
+
+def app_clock_words(steps_off: int) -> str:
+    """"about 2 minutes ahead" for an authenticator app code this many 30-second steps away."""
+    from services.authenticators.totp import drift_words
+
+    return drift_words(steps_off)
+
+
+def sign_in_method(channel: str, destination: Optional[str]) -> str:
+    """How a sign-in proved the second factor, in a few words for support."""
+    if channel == "passkey":
+        return f"passkey “{destination}”, no password or code"
+    if channel == "device":
+        return "password on a trusted device, no code"
+    if channel == "totp":
+        return "authenticator app, nothing sent"
+    return f"{_channel_words(channel, destination)}"
+
+
+def _fewer_codes_detail(event, extra: dict) -> Optional[str]:
+    """The details of a passkey, app or trusted-device event, or None for other events."""
+    if event.type in ("passkey_added", "passkey_removed") and extra.get("name"):
+        synced = " Kept in a password manager, so it may be on several devices." \
+            if extra.get("synced") else ""
+        return f"“{extra['name']}”.{synced}"
+    if event.type == "passkey_refused":
+        reason = PASSKEY_REFUSALS.get(event.outcome or "", event.outcome or "")
+        name = f" “{extra['name']}”" if extra.get("name") else ""
+        return _sentence(f"the passkey{name}: {reason}.")
+    if event.type == "passkey_clone_warning":
+        return (f"“{extra.get('name', '?')}” sent counter {extra.get('given_count')} after "
+                f"{extra.get('stored_count')}: a copy of the key may exist. Ask the client to "
+                "remove it and add a new one.")
+    if event.type == "trusted_device_refused":
+        return _sentence(f"{extra.get('reason', event.outcome or '')}; a code was asked for.")
+    if event.type == "devices_forgotten":
+        return f"{extra.get('count', '?')} device(s): {extra.get('reason', '')}."
+    if event.type == "totp_setup_code":
+        off = extra.get("steps_off")
+        if isinstance(off, int) and off:
+            return f"Wrong: the phone's clock looks {app_clock_words(off)}."
+        return "Right." if event.outcome == "accepted" else "Wrong."
+    return None
+
 
 def activity_step(event, actors: dict, tz: str) -> Step:
     """An account event that belongs to no sign-in (wrong passwords, staff actions), as a step."""
@@ -382,4 +480,5 @@ def activity_step(event, actors: dict, tz: str) -> Step:
                                       "has not registered." if event.outcome == "redirect_mismatch"
                                       and extra.get("redirect_uri") else "")
         detail = " ".join(part for part in (f"{extra['client']}.", why, detail) if part)
+    detail = _fewer_codes_detail(event, extra) or detail
     return Step(event.created_at, what, detail, tone)

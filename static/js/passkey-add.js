@@ -34,7 +34,7 @@
     P.post(form.getAttribute('data-options-url'),
            { csrf_token: csrf, name: field('name'), password: field('password') })
       .then(function (answer) {
-        if (answer[1].redirect) { window.location.assign(answer[1].redirect); return null; }
+        if (answer[1].redirect) { P.go(answer[1].redirect); return null; }
         if (answer[0] !== 200) throw new Error(answer[1].error || 'server');
         return navigator.credentials.create({ publicKey: P.creationOptions(answer[1].options) });
       })
@@ -45,7 +45,7 @@
       })
       .then(function (answer) {
         if (!answer) return;
-        if (answer[1].redirect) { window.location.assign(answer[1].redirect); return; }
+        if (answer[1].redirect) { P.go(answer[1].redirect); return; }
         throw new Error(answer[1].error || 'server');
       })
       .catch(function (error) {

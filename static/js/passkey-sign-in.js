@@ -37,7 +37,7 @@
                       { csrf_token: csrf, credential: P.credentialJSON(credential) });
       })
       .then(function (answer) {
-        if (answer[1].redirect) { window.location.assign(answer[1].redirect); return; }
+        if (answer[1].redirect) { P.go(answer[1].redirect); return; }
         throw new Error(answer[1].error || 'server');
       })
       .catch(function (error) {

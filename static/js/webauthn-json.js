@@ -97,12 +97,24 @@
       (action === 'sign-in' ? 'Please sign in with your email and password.' : 'Please try again.');
   }
 
+  /* Go where the server says; a new hash on this same page would not load it again. */
+  function go(url) {
+    var target = new URL(url, window.location.href);
+    if (target.pathname === window.location.pathname && target.search === window.location.search) {
+      window.location.hash = target.hash;
+      window.location.reload();
+    } else {
+      window.location.assign(target.href);
+    }
+  }
+
   function supported() {
     return !!(window.PublicKeyCredential && navigator.credentials && window.fetch);
   }
 
   window.ClientGatePasskeys = {
     creationOptions: creationOptions, requestOptions: requestOptions,
-    credentialJSON: credentialJSON, post: post, failureWords: failureWords, supported: supported
+    credentialJSON: credentialJSON, post: post, failureWords: failureWords, supported: supported,
+    go: go
   };
 })();
