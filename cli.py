@@ -10,7 +10,7 @@ from flask.cli import AppGroup, with_appcontext
 from sqlalchemy import func, select
 
 from extensions import db
-from models import CHANNELS, ROLES, User
+from models import CLI_CHANNELS, ROLES, User
 from services import audit, clock, emails, limits, passwords, phones, sessions
 from services.accounts import invitations, lifecycle, policy
 
@@ -40,7 +40,7 @@ def _read_password(from_stdin: bool, email: str) -> str:
 @click.argument("email")
 @click.option("--role", type=click.Choice(ROLES), default="client", show_default=True)
 @click.option("--phone", help="UK mobile number; counts as verified by the firm.")
-@click.option("--channel", type=click.Choice(CHANNELS), default="email", show_default=True)
+@click.option("--channel", type=click.Choice(CLI_CHANNELS), default="email", show_default=True)
 @click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
 @with_appcontext
 def add_user(email: str, role: str, phone: str | None, channel: str, password_stdin: bool):
@@ -133,7 +133,7 @@ def unlock(email: str):
 @click.argument("email")
 @click.option("--name", default="", help="The client's name, for the invitation's greeting.")
 @click.option("--phone", default="", help="UK mobile number; counts as verified by the firm.")
-@click.option("--channel", type=click.Choice(CHANNELS), default="email", show_default=True)
+@click.option("--channel", type=click.Choice(CLI_CHANNELS), default="email", show_default=True)
 @click.option("--role", type=click.Choice(ROLES), default="client", show_default=True)
 @with_appcontext
 def invite(email: str, name: str, phone: str, channel: str, role: str):

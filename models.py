@@ -38,8 +38,10 @@ class UTCDateTime(TypeDecorator):
 
 
 ROLES = ("client", "support", "admin")
-# "totp": an authenticator app (services/authenticators/totp.py); nothing is sent.
+# "totp": an authenticator app (services/authenticators/totp.py); nothing is sent. Only the
+# client can choose it, by setting the app up, so the command line offers the first two.
 CHANNELS = ("email", "sms", "totp")
+CLI_CHANNELS = ("email", "sms")
 
 
 class User(UserMixin, db.Model):
