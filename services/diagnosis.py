@@ -341,7 +341,44 @@ def _outcome(facts: SignInFacts, words: _Words, now: datetime) -> list[Finding]:
     return []
 
 
-    _rapid, _apps, _app_clock, _outcome,
+def _apps(facts: SignInFacts, words: _Words, now: datetime) -> list[Finding]:
+    """An app (OpenID Connect) the access rules kept out, or one asking for a wrong address."""
+    found = []
+    for event in facts.events:
+        detail = event.detail if isinstance(event.detail, dict) else {}
+        app = detail.get("client") or "An app"
+        if event.type == "oidc_denied":
+            found.append(Finding(APP_NOT_ALLOWED, PROBLEM,
+                f"Signed in, but at {words.at(event.created_at)} the access rules kept them out "
+                f"of {app}: {detail.get('reason', '')} If they should have it, change "
+                "ACCESS_RULES (operator's guide, OpenID Connect)."))
+        elif event.type == "oidc_bad_request" and event.outcome == "redirect_mismatch":
+            registered = ", ".join(detail.get("registered") or []) or "none"
+            found.append(Finding(APP_REDIRECT_MISMATCH, PROBLEM,
+                f"At {words.at(event.created_at)} {app} asked to send the client back to "
+                f"{detail.get('redirect_uri', 'an address')}, which it has not registered "
+                f"(registered: {registered}), so ClientGate stopped. The app's settings or its "
+                "registration need fixing, not the client."))
+    return found
+
+
+APP_CLOCK = "app_clock"
+
+
+def _app_clock(facts: SignInFacts, words: _Words, now: datetime) -> list[Finding]:
+    """Authenticator app codes from another time step: the phone's clock is off."""
+    off = [e for e in _code_entries(facts)
+           if isinstance(e.detail, dict) and isinstance(e.detail.get("steps_off"), int)
+           and e.detail["steps_off"]]
+    if not off:
+        return []
+    from services.authenticators.totp import drift_words
+
+    steps = off[-1].detail["steps_off"]
+    return [Finding(APP_CLOCK, WARNING,
+        f"{_plural(len(off), 'code')} typed from the authenticator app matched the app's codes "
+        f"for another time: the phone's clock looks {drift_words(steps)}. Ask the client to "
+        "turn on automatic date and time in the phone's settings, or to use a code by email.")]
 
 
 RULES: tuple[Callable[[SignInFacts, _Words, datetime], list[Finding]], ...] = (

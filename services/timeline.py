@@ -367,15 +367,6 @@ ACTIVITY = {
     "oidc_code_replayed": ("An app used a sign-in code twice",
                            "Refused; what the first use gave the app was withdrawn.", BAD),
     "oidc_code_expired": ("An app was too slow to use a sign-in code", "", WARN),
-}
-
-# Why a link did not work, and why no code was sent, in words.
-_LINK_OUTCOMES = {"expired": "it had run out", "used": "it had already been used",
-                  "revoked": "a newer one had replaced it", "stale": "the account had changed"}
-_REFUSALS = {"deactivated": "The account is switched off.", "locked": "The account is locked.",
-             "account_cap": "Too many codes for this account in an hour.",
-             "ip_cap": "Too many codes from this network in an hour."}
-
     # Fewer codes: passkeys, authenticator apps, trusted devices.
     "passkey_added": ("Passkey added", "", OK),
     "passkey_removed": ("Passkey removed", "", PLAIN),
@@ -389,6 +380,14 @@ _REFUSALS = {"deactivated": "The account is switched off.", "locked": "The accou
     "device_forgotten": ("Trusted device forgotten", "By the client.", PLAIN),
     "devices_forgotten": ("Trusted devices forgotten", "", PLAIN),
 }
+
+# Why a link did not work, and why no code was sent, in words.
+_LINK_OUTCOMES = {"expired": "it had run out", "used": "it had already been used",
+                  "revoked": "a newer one had replaced it", "stale": "the account had changed"}
+_REFUSALS = {"deactivated": "The account is switched off.", "locked": "The account is locked.",
+             "account_cap": "Too many codes for this account in an hour.",
+             "ip_cap": "Too many codes from this network in an hour."}
+
 
 # Why a passkey was refused, for support (services/authenticators/passkeys.py outcomes).
 PASSKEY_REFUSALS = {

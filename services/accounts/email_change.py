@@ -19,6 +19,7 @@ from services import audit, emails
 from services.accounts import messages, tokens
 from services.accounts.devices import end_pending_sign_ins
 from services.accounts.lifecycle import end_sessions
+from services.authenticators import trusted_devices
 from services.masking import mask_destination
 
 
@@ -66,6 +67,7 @@ def confirm(check: tokens.Check, keep_token: Optional[str]) -> Confirmed:
         return Confirmed(False, message="This link has already been used.")
     old = user.email
     user.email = row.new_email
+    trusted_devices.forget_all(user.id, "email changed")
     keep = keep_token if keep_token else None
     ended = end_sessions(user, keep)
     end_pending_sign_ins(user, by="email")

@@ -19,6 +19,7 @@ from models import AuthSession, Delivery, User
 from services import audit, clock, codes, delivery, passwords, sessions
 from services.accounts import messages, policy, tokens
 from services.accounts.devices import end_pending_sign_ins
+from services.authenticators import trusted_devices
 
 # Reset emails one account may be sent in an hour; more requests are answered the same
 # way but send nothing, so the form cannot be used to flood someone's inbox.
@@ -47,6 +48,7 @@ def set_password(user: User, password: str, *, by: str, keep_token: Optional[str
     first = not user.has_password
     user.password_hash = passwords.hash_password(password)
     user.password_changed_at = clock.now()
+    trusted_devices.forget_all(user.id, "password changed")
     ended = end_sessions(user, keep_token)
     end_pending_sign_ins(user, by="password")
     tokens.revoke(user, "reset", "email")
@@ -187,6 +189,7 @@ def deactivate(user: User, actor: Optional[User], *, by: str = "support") -> boo
     if not user.is_active:
         return False
     user.deactivated_at = clock.now()
+    trusted_devices.forget_all(user.id, "account switched off")
     ended = sessions.revoke_all_for(user.id)
     end_pending_sign_ins(user, by="deactivated", actor_id=actor.id if actor else None)
     tokens.revoke(user)

@@ -28,9 +28,9 @@ pytestmark = pytest.mark.browser
 
 @pytest.fixture
 def server(live_server):
-    """The live server under the name localhost, which WebAuthn accepts; PORTAL_URL to match."""
-    live_server.url = live_server.url.replace("127.0.0.1", "localhost")
-    live_server.app.config["PORTAL_URL"] = live_server.url
+    """The live server, addressed as http://localhost:<port> with PORTAL_URL to match."""
+    assert live_server.url.startswith("http://localhost:")
+    assert live_server.app.config["PORTAL_URL"] == live_server.url
     return live_server
 
 
