@@ -139,8 +139,8 @@ def login():
 
 def _trusted_device_sign_in(user: User, next_url: Optional[str]):
     """The right password on a browser marked "don't ask for a code": straight in."""
-    if user.is_locked(clock.now()):
-        return None  # _begin explains the lock
+    if user.is_locked(clock.now()) or not user.is_active:
+        return None  # _begin explains the lock, or that the account is switched off
     name = trusted_devices.cookie_name()
     seen = trusted_devices.recognise(user, request.cookies.get(name))
     if not seen.ok:
