@@ -10,7 +10,7 @@ from sqlalchemy import select
 from extensions import db
 from models import AuthSession, Event, TrustedDevice
 from services import clock
-from tests.conftest import Browser, add_user, request_code
+from tests.conftest import TEST_PASSWORD, Browser, add_user, request_code
 
 COOKIE = "cg-device"  # __Host-cg-device where cookies are Secure
 
@@ -108,5 +108,16 @@ def test_a_new_password_from_the_command_line_forgets_every_device(app, smtp, de
     assert result.exit_code == 0, result.output
     with app.app_context():
         device = db.session.scalar(select(TrustedDevice))
-        assert device.ended_at is not None and device.end_reason == "all sessions ended"
+        assert device.ended_at is not None and device.end_reason == "password changed"
     assert b.log_in(password="a brand new passphrase 42").location.endswith("/login/code")
+
+
+def test_changing_the_password_on_the_account_page_forgets_every_device(app, smtp, deliver):
+    b = _remembered(app, smtp, deliver)
+    new = "a brand new passphrase 42"
+    changed = b.post("/account/password", {"current_password": TEST_PASSWORD,
+                                           "password": new, "confirm": new})
+    assert changed.status_code == 302
+    with app.app_context():
+        assert db.session.scalar(select(TrustedDevice.end_reason)) == "password changed"
+    assert "Forget this device" not in b.text("/account/devices")
