@@ -235,7 +235,8 @@ def code():
     lock = limits.lock_refusal(sign_in.user)
     problem = {
         "outcome": check.outcome, "tries_left": check.tries_left,
-        "earlier": check.earlier, "newer": check.newer, "drift": totp.drift_words(check.steps_off) if check.steps_off else None,
+        "earlier": check.earlier, "newer": check.newer,
+        "drift": totp.drift_words(check.steps_off) if check.steps_off else None,
         "account_locked": lock.message if lock else None,
     }
     form.code.data = ""

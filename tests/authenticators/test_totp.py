@@ -10,7 +10,7 @@ from extensions import db
 from models import AuthSession, Event, TotpAuthenticator, User
 from services import clock
 from tests.authenticators.conftest import secret_from, totp_now
-from tests.conftest import TEST_PASSWORD, Browser, request_code, user_by_email
+from tests.conftest import TEST_PASSWORD, Browser, user_by_email
 
 
 def _log_in(b: Browser):
