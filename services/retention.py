@@ -17,7 +17,7 @@ from flask.cli import with_appcontext
 from sqlalchemy import delete, or_, select
 
 from extensions import db
-from models import AuthSession, Delivery, DispatcherBeat, Event, OAuthCode, OAuthToken, SignIn
+from models import AccountToken, AuthSession, Delivery, DispatcherBeat, Event, OAuthCode, OAuthToken, SignIn
 from services import clock
 
 BATCH = 2000
@@ -106,6 +106,8 @@ def prune(days: int, *, batch: int = BATCH) -> PruneResult:
     # OpenID Connect access tokens and codes long expired (services/federation/oidc.py).
     _prune_by_id(OAuthToken, (OAuthToken.expires_at < cutoff,), batch)
     _prune_by_id(OAuthCode, (OAuthCode.expires_at < cutoff,), batch)
+    # Invitation, reset and email links long expired (services/accounts/tokens.py).
+    _prune_by_id(AccountToken, (AccountToken.expires_at < cutoff,), batch)
     # Heartbeats of worker processes long gone (each gunicorn restart adds one).
     db.session.execute(delete(DispatcherBeat).where(DispatcherBeat.beat_at < cutoff))
     db.session.commit()
