@@ -59,3 +59,11 @@ def test_sign_out_others_needs_the_form_and_a_session(app, user, sign_in, deskto
     forged = desktop.client.post("/account/devices/sign-out-others", data={})
     assert forged.status_code in (302, 400)
     assert desktop.get("/portal").status_code == 200
+
+
+def test_account_pages_link_to_password_email_and_devices(app, user, sign_in):
+    b = sign_in()
+    for page in ("/portal", "/account/security"):
+        text = b.text(page)
+        for path in ("/account/password", "/account/email", "/account/devices"):
+            assert f'href="{path}' in text, (page, path)
