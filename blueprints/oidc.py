@@ -20,6 +20,9 @@ from services.federation import oidc
 
 bp = Blueprint("oidc", __name__)
 
+# The longest `next` the sign-in carries (blueprints/safety.safe_next, SignIn.next_url).
+MAX_NEXT_LENGTH = 512
+
 # How long the "you have just signed in again" marker on a forced re-login stays good.
 REAUTH_MARKER_SECONDS = 15 * 60
 
@@ -88,6 +91,12 @@ def _to_login(force: bool):
         session.clear()
         args["cg_reauth"] = [_marker_signer().dumps(clock.now().timestamp() - 1)]
     back = url_for("oidc.authorize") + "?" + urlencode(args, doseq=True)
+    if len(back) > MAX_NEXT_LENGTH:
+        # It could not come back after the sign-in (safe_next), and the client would land on
+        # the portal with the app's sign-in silently lost: say so instead.
+        return _refused("This app's sign-in did not work",
+                        "The app sent a sign-in request too long for this portal to carry "
+                        "through the sign-in. Please tell the firm.", 400)
     return redirect(url_for("auth.login", next=back))
 
 

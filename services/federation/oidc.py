@@ -150,7 +150,8 @@ class Token(TokenMixin):
         return self.row.expires_at <= clock.now()
 
     def is_revoked(self) -> bool:
-        return self.row.revoked_at is not None
+        # A switched-off account's tokens die with its sessions.
+        return self.row.revoked_at is not None or not self.row.user.is_active
 
     def get_user(self) -> User:
         return self.row.user
@@ -311,7 +312,7 @@ def subject(user: User) -> str:
 
 def user_info(user: User, scope: str) -> UserInfo:
     """Claims about the user for the scopes granted (OpenID Connect Core 5.4)."""
-    name = getattr(user, "name", None) or user.email
+    name = user.name or user.email
     # The firm sets every address, and an address change is proved before it is used.
     return UserInfo(sub=subject(user), email=user.email, email_verified=True,
                     name=name).filter(scope)
@@ -367,8 +368,9 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
     def delete_authorization_code(self, authorization_code: Code) -> None:
         pass  # claimed (used_at set) in query_authorization_code, kept to detect a replay
 
-    def authenticate_user(self, authorization_code: Code) -> User:
-        return authorization_code.row.user
+    def authenticate_user(self, authorization_code: Code) -> Optional[User]:
+        user = authorization_code.row.user
+        return user if user.is_active else None  # None: invalid_grant
 
 
 class S256CodeChallenge(CodeChallenge):

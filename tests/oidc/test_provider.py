@@ -373,3 +373,29 @@ def test_userinfo_takes_the_token_in_the_header_or_a_posted_form(sign_in, rp):
     assert b.client.get("/oauth/userinfo", headers={"Authorization": "Bearer nope"}) \
         .status_code == 401
     assert b.client.get(f"/oauth/userinfo?access_token={token}").status_code == 401  # RFC 9700
+
+
+def test_a_switched_off_account_gets_nothing_more(app, sign_in, rp):
+    from models import User
+
+    b, verifier, back = signed_in_code(sign_in, rp)
+    body = exchange(b.client, rp, back["code"], verifier).get_json()
+    assert decode(b, body["id_token"], rp).claims["name"]
+    verifier, challenge = pkce()
+    pending = code_from(b.get(authorize_url(rp, challenge)))
+    with app.app_context():
+        user = db.session.scalar(select(User).where(User.email == "client@example.com"))
+        user.deactivated_at = clock.now()
+        db.session.commit()
+    bearer = {"Authorization": f"Bearer {body['access_token']}"}
+    assert b.client.get("/oauth/userinfo", headers=bearer).status_code == 401
+    refused = exchange(b.client, rp, pending["code"], verifier)
+    assert refused.status_code == 400 and refused.get_json()["error"] == "invalid_grant"
+
+
+def test_a_request_too_long_to_survive_the_sign_in_gets_a_page(app, rp):
+    b = Browser(app)
+    response = b.get(authorize_url(rp, pkce()[1], state="s" * 400))
+    assert response.status_code == 400 and "too long" in response.get_data(as_text=True)
+    ok = b.get(authorize_url(rp, pkce()[1], state="s" * 100))
+    assert urlsplit(ok.headers["Location"]).path == "/login"

@@ -237,6 +237,18 @@ def test_clientgate_stops_a_bad_redirect_and_an_app_not_allowed(world, new_conte
     if viewport is PHONE:
         assert_fits_phone(page, "oidc app not allowed")
 
+    # An app asks to log out without proving who it is: ClientGate asks the client first.
+    page.goto(issuer + "/oauth/logout?" + urlencode({"client_id": client_id}))
+    expect(page.locator("h1")).to_have_text("Log out of Client Portal?")
+    screenshot(page, "oidc-confirm-logout")
+    assert_accessible(page, "oidc confirm logout")
+    if viewport is PHONE:
+        assert_fits_phone(page, "oidc confirm logout")
+    page.locator("[data-oidc-confirm-logout] button[type=submit]").click()
+    page.wait_for_url(re.compile(re.escape(issuer) + r"/login"))
+    page.goto(issuer + "/portal")
+    assert urlsplit(page.url).path == "/login"
+
 
 def _s256(verifier: str) -> str:
     import hashlib
