@@ -9,7 +9,7 @@ from flask import (
     Blueprint, current_app, jsonify, redirect, render_template, request, session, url_for,
 )
 from flask_login import current_user, logout_user
-from itsdangerous import BadSignature, URLSafeTimedSerializer
+from itsdangerous import BadSignature, URLSafeSerializer
 
 from blueprints.safety import no_store
 from extensions import csrf, db
@@ -64,20 +64,24 @@ def jwks_document():
     return response
 
 
-def _marker_signer() -> URLSafeTimedSerializer:
-    return URLSafeTimedSerializer(current_app.config["SECRET_KEY"], salt="oidc-reauth")
+def _marker_signer() -> URLSafeSerializer:
+    return URLSafeSerializer(current_app.config["SECRET_KEY"], salt="oidc-reauth")
 
 
 def _fresh_login_done(started) -> bool:
-    """True if this request came back from a sign-in we asked for, made after we asked."""
+    """True once for a request back from the sign-in we sent it to, made after we sent it."""
     marker = request.args.get("cg_reauth")
-    if not marker or started is None:
+    if not marker or started is None or session.get("oidc_reauth_used") == marker:
         return False
     try:
-        asked_at = _marker_signer().loads(marker, max_age=REAUTH_MARKER_SECONDS)
-    except BadSignature:
+        asked_at = float(_marker_signer().loads(marker))
+    except (BadSignature, TypeError, ValueError):
         return False
-    return started.timestamp() >= float(asked_at)
+    if clock.now().timestamp() - asked_at > REAUTH_MARKER_SECONDS \
+            or started.timestamp() < asked_at:
+        return False
+    session["oidc_reauth_used"] = marker  # single use: a reload must sign in again
+    return True
 
 
 def _to_login(force: bool):
@@ -89,7 +93,8 @@ def _to_login(force: bool):
         db.session.commit()
         logout_user()
         session.clear()
-        args["cg_reauth"] = [_marker_signer().dumps(clock.now().timestamp() - 1)]
+    # The sign-in about to happen is fresh: on the way back prompt=login and max_age are met.
+    args["cg_reauth"] = [_marker_signer().dumps(clock.now().timestamp() - 1)]
     back = url_for("oidc.authorize") + "?" + urlencode(args, doseq=True)
     if len(back) > MAX_NEXT_LENGTH:
         # It could not come back after the sign-in (safe_next), and the client would land on

@@ -399,3 +399,23 @@ def test_a_request_too_long_to_survive_the_sign_in_gets_a_page(app, rp):
     assert response.status_code == 400 and "too long" in response.get_data(as_text=True)
     ok = b.get(authorize_url(rp, pkce()[1], state="s" * 100))
     assert urlsplit(ok.headers["Location"]).path == "/login"
+
+
+def test_prompt_login_when_not_signed_in_asks_for_one_sign_in_only(app, user, smtp, deliver, rp):
+    b = Browser(app)
+    verifier, challenge = pkce()
+    first = b.get(authorize_url(rp, challenge, prompt="login"))
+    assert urlsplit(first.headers["Location"]).path == "/login"
+    back_to = _sign_in_again(b, first.headers["Location"], smtp, deliver)
+    back = code_from(b.get(back_to))
+    assert back["_to"] == REDIRECT and back["code"]
+    # The way back works once: the same address again asks for a new sign-in.
+    query = {k: v[0] for k, v in parse_qs(urlsplit(back_to).query).items()}
+    again = b.get("/oauth/authorize?" + _q(**dict(query, nonce="another-nonce")))
+    assert urlsplit(again.headers["Location"]).path == "/login"
+    # And the marker cannot be forged.
+    b2 = Browser(app)
+    b2.get(_sign_in_again(b2, b2.get(authorize_url(rp, challenge)).headers["Location"],
+                          smtp, deliver))
+    forged = b2.get(authorize_url(rp, challenge, prompt="login", cg_reauth="1.2.3"))
+    assert urlsplit(forged.headers["Location"]).path == "/login"
