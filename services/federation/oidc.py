@@ -37,6 +37,7 @@ from flask import Flask, current_app, session
 from flask import request as flask_request
 from joserfc.jwk import KeySet, RSAKey
 from sqlalchemy import delete, select, update
+from sqlalchemy.orm import joinedload
 
 from extensions import db
 from models import AuthSession, OAuthClient, OAuthCode, OAuthToken, OIDCSigningKey, User
@@ -427,7 +428,9 @@ class IDToken(OpenIDCode):
 
 class BearerToken(BearerTokenValidator):
     def authenticate_token(self, token_string: str) -> Optional[Token]:
-        row = db.session.scalar(select(OAuthToken).where(
+        # One query for the token, its user and its app: userinfo needs all three.
+        row = db.session.scalar(select(OAuthToken).options(
+            joinedload(OAuthToken.user), joinedload(OAuthToken.client)).where(
             OAuthToken.token_hash == _hash(token_string)))
         return Token(row) if row is not None else None
 

@@ -118,9 +118,9 @@ def test_not_signed_in_goes_through_clientgate_sign_in_and_back(app, smtp, deliv
     login = first.headers["Location"]
     assert urlsplit(login).path == "/login"
     back_to = parse_qs(urlsplit(login).query)["next"][0]
-    assert back_to == url
-    assert _sign_in_again(b, login, smtp, deliver) == url  # the tab guard etc. unchanged
-    back = code_from(b.get(url))
+    assert back_to.startswith(url + "&cg_reauth=")  # the request, marked "sent to sign in"
+    assert _sign_in_again(b, login, smtp, deliver) == back_to  # the tab guard etc. unchanged
+    back = code_from(b.get(back_to))
     assert back["_to"] == REDIRECT
     assert exchange(b.client, rp, back["code"], verifier).status_code == 200
     assert events(app, "oidc_login_asked")[0].detail["client"] == "Files"
