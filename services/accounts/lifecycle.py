@@ -74,10 +74,10 @@ def end_sessions(user: User, keep_token: Optional[str] = None) -> int:
 
 # --- forgotten passwords --------------------------------------------------------------
 
-def _resets_sent_lately(user_id: int) -> int:
+def _links_sent_lately(user_id: int) -> int:
     return db.session.scalar(
         select(func.count(Delivery.id)).where(
-            Delivery.user_id == user_id, Delivery.kind == "reset",
+            Delivery.user_id == user_id, Delivery.kind.in_(("reset", "invitation")),
             Delivery.status.not_in(("cancelled",)),
             Delivery.created_at > clock.now() - timedelta(hours=1))
     ) or 0
@@ -99,10 +99,14 @@ def request_reset(email: str) -> None:
 
 
 def prepare_reset(item: Delivery) -> Optional[str]:
-    """In the dispatcher: make the reset link of a queued request, or say why none is sent."""
+    """In the dispatcher: make the reset link of a queued request, or say why none is sent.
+
+    Someone invited who has not chosen a password yet (and lost the invitation) gets a new
+    invitation instead, which is what they need.
+    """
     user = db.session.scalar(select(User).where(User.email == item.destination))
-    usable = user is not None and user.is_active and user.has_password
-    if usable and _resets_sent_lately(user.id) >= RESETS_PER_HOUR:
+    usable = user is not None and user.is_active
+    if usable and _links_sent_lately(user.id) >= RESETS_PER_HOUR:
         reason = "capped"
     else:
         reason = None if usable else "no usable account"
@@ -111,13 +115,18 @@ def prepare_reset(item: Delivery) -> Optional[str]:
                  detail={"by": "client", **({"reason": reason} if reason else {})})
     if reason:
         return "no link sent: " + reason
-    token, row = tokens.issue(user, "reset")
-    item.user_id, item.kind = user.id, "reset"
+    purpose = "reset" if user.has_password else "invitation"
+    token, row = tokens.issue(user, purpose)
+    values = {**((item.payload or {}).get("values") or {}), **messages.common_links(),
+              "link_endpoint": messages.LINK_ENDPOINTS[purpose],
+              "expires": messages.when(row.expires_at)}
+    if purpose == "invitation":
+        values.update(name=user.name or "", email=user.email, channel=user.channel)
+    item.user_id, item.kind = user.id, messages.DELIVERY_KINDS[purpose]
     item.code_encrypted = codes.encrypt_code(token)
     item.give_up_at = row.expires_at
-    item.payload = {**(item.payload or {}), "values": {
-        **((item.payload or {}).get("values") or {}), **messages.common_links(),
-        "link_endpoint": messages.LINK_ENDPOINTS["reset"], "expires": messages.when(row.expires_at)}}
+    item.payload = {"template": "password_reset" if purpose == "reset" else "invitation",
+                    "values": values}
     return None
 
 
@@ -155,7 +164,8 @@ LINK_WORDS = {
     "invitation": {
         tokens.EXPIRED: LinkRefusal(
             "This invitation has run out",
-            "Invitations work for 7 days. Please contact us and we will send you a new one."),
+            "Invitations work for 7 days. To get a new one, enter your email address on the "
+            "“Forgotten your password?” page, or contact us."),
         tokens.USED: LinkRefusal(
             "This invitation has already been used",
             "Your password is already set: sign in with your email address and password. "

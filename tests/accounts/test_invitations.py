@@ -216,3 +216,16 @@ def test_cli_refuses_a_bad_invitation_and_a_weak_password(app):
     result = runner.invoke(args=["users", "set-password", "taken@example.com",
                                  "--password-stdin"], input="password1234\n")
     assert result.exit_code == 2 and "most often" in result.output
+
+
+def test_someone_invited_who_lost_the_email_gets_a_new_invitation_from_forgot(app, smtp,
+                                                                             deliver):
+    runner = app.test_cli_runner()
+    assert runner.invoke(args=["users", "invite", "lost@example.com", "--name", "Lou"]) \
+        .exit_code == 0
+    first = invitation_path(smtp, deliver, "lost@example.com", 1)
+    Browser(app).post("/password/forgot", {"email": "lost@example.com"})
+    second = invitation_path(smtp, deliver, "lost@example.com", 2)
+    assert "Hello Lou" in smtp.last_to("lost@example.com").text
+    assert first != second and Browser(app).get(first).status_code == 410
+    assert Browser(app).post(second, {"password": NEW, "confirm": NEW}).status_code == 302
