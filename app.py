@@ -117,6 +117,13 @@ def register_federation(app: Flask) -> None:
     from services.federation import access
 
     access.init_app(app)
+    from blueprints.forward_auth import FastPath
+
+    # The forward-auth question's common answers skip Flask (inside ProxyFix, if any).
+    if isinstance(app.wsgi_app, ProxyFix):
+        app.wsgi_app.app = FastPath(app, app.wsgi_app.app)
+    else:
+        app.wsgi_app = FastPath(app, app.wsgi_app)
     # The web server may ask /auth/verify with a protected app's host (Caddy keeps the
     # browser's Host; X-Forwarded-Host under PROXY_FIX_X_HOST): those hosts are the firm's own.
     extra = access.policy_hosts(app)

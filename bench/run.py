@@ -821,6 +821,8 @@ def main(argv: Optional[list[str]] = None) -> int:
                         help="skip the Flask-Security-Too peer (bench/peer_fst.py)")
     parser.add_argument("--quick", action="store_true",
                         help="100,000 sign-ins and 6 s phases, to try the bench out")
+    parser.add_argument("--no-forward-auth", action="store_true",
+                        help="skip bench/forward_auth.py (/auth/verify and nginx in front)")
     args = parser.parse_args(argv)
     if args.quick:
         args.sign_ins = min(args.sign_ins, 100_000)
@@ -865,6 +867,12 @@ def main(argv: Optional[list[str]] = None) -> int:
         with database as url:
             report = run_backend(name, url, settings, hash_cpu, out)
         reports.append((report, print_report(report, settings, hash_cpu, out)))
+
+    if not args.no_forward_auth:  # issue 13: what forward-auth costs (bench/forward_auth.py)
+        import forward_auth
+
+        reports.append((SimpleNamespace(name="forward-auth"),
+                        forward_auth.run(workers, args.seconds, out)))
 
     out("\n=== summary ===")
     for report, targets in reports:

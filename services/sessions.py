@@ -28,6 +28,9 @@ def _hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+token_hash = _hash  # the name services/federation/forward_auth.py looks the row up by
+
+
 def token_hash(token: str) -> str:
     """What the database keeps of a session token (to tell "this browser" among the rows)."""
     return _hash(token)
@@ -54,12 +57,15 @@ def open_session(user: User, sign_in_id: Optional[int] = None,
     return token
 
 
-def _is_live(row: AuthSession) -> bool:
+def _is_live(row) -> bool:
     at = clock.now()
     config = current_app.config
     idle = timedelta(minutes=config["SESSION_IDLE_MINUTES"])
     absolute = timedelta(hours=config["SESSION_ABSOLUTE_HOURS"])
     return row.revoked_at is None and row.last_seen_at + idle > at and row.created_at + absolute > at
+
+
+is_live = _is_live  # also for a plain row of the session's columns (forward-auth)
 
 
 def user_for_token(token: Optional[str], user_id: str) -> Optional[User]:

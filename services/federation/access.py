@@ -194,21 +194,22 @@ def policy() -> Policy:
     return found
 
 
-def is_listed_host(host: Optional[str]) -> bool:
+def is_listed_host(host: Optional[str], policy_: Optional[Policy] = None) -> bool:
     """True for PORTAL_URL's host and the PROTECTED_HOSTS (any port)."""
-    return bool(host) and host.lower().rstrip(".") in policy().hosts
+    return bool(host) and host.lower().rstrip(".") in (policy_ or policy()).hosts
 
 
-def rule_for(url: str) -> tuple[Optional[Rule], bool]:
+def rule_for(url: str, policy_: Optional[Policy] = None) -> tuple[Optional[Rule], bool]:
     """The rule deciding `url` (longest prefix), and whether its host is a listed one."""
     parts = urlsplit(url)
     parts.port  # noqa: B018 - raises ValueError for a port out of range
     host = (parts.hostname or "").lower().rstrip(".")
-    if not is_listed_host(host) or parts.scheme not in ("http", "https"):
+    policy_ = policy_ or policy()
+    if not is_listed_host(host, policy_) or parts.scheme not in ("http", "https"):
         return None, False
     path = normal_path(parts.path)
     best: Optional[Rule] = None
-    for rule in policy().rules:
+    for rule in policy_.rules:
         if rule.host == host and rule.covers(path) and (
             best is None or len(rule.prefix) > len(best.prefix)
         ):
@@ -216,7 +217,7 @@ def rule_for(url: str) -> tuple[Optional[Rule], bool]:
     return best, True
 
 
-def decide(user, url: Optional[str]) -> Decision:
+def decide(user, url: Optional[str], policy_: Optional[Policy] = None) -> Decision:
     """May this user open this address? `user` None means nobody is signed in.
 
     `url` None means the address is unknown (the web server did not say, or is not
@@ -226,13 +227,14 @@ def decide(user, url: Optional[str]) -> Decision:
         return Decision(False, None, "Nobody is signed in.")
     if not getattr(user, "is_active", True):
         return Decision(False, None, "This account has been closed.")
+    policy_ = policy_ or policy()
     if url is None:
-        if policy().rules:
+        if policy_.rules:
             return Decision(False, None, "The web server did not say which page was asked "
                                          "for, so the access rules cannot be applied.")
         return Decision(True, None, "There are no access rules: every signed-in user may enter.")
     try:
-        rule, listed = rule_for(url)
+        rule, listed = rule_for(url, policy_)
     except ValueError:  # a malformed address (e.g. a bad port)
         return Decision(False, None, "That address could not be read.")
     if not listed:

@@ -17,7 +17,7 @@ from blueprints.safety import safe_next
 from extensions import db
 from services import clock, sessions
 from services.federation.forward_auth import header_text
-from tests.conftest import TEST_PASSWORD, Browser, add_user, make_config, running_app, user_by_email
+from tests.conftest import TEST_PASSWORD, Browser, add_user, make_config, running_app
 
 RULES = "files.localhost any Shared files; files.localhost/admin/ admin"
 FILES = "http://files.localhost/report.pdf?year=2026&part=2"
@@ -233,17 +233,34 @@ def test_a_cookie_for_sibling_hosts_is_secure_prefixed(tmp_path, smtp, domain, n
     assert application.config["SESSION_COOKIE_NAME"] == name
 
 
-def test_verify_refuses_a_closed_account(app, sign_in, user, monkeypatch):
+def test_verify_refuses_a_closed_account(app, sign_in, user):
     b = sign_in()
     assert verify(b, NGINX).status_code == 200
     from models import User
 
-    monkeypatch.setattr(User, "is_active", property(lambda self: False))
+    with app.app_context():
+        db.session.get(User, user).deactivated_at = clock.now()  # as support's "switch off"
+        db.session.commit()
     assert verify(b, NGINX).status_code == 401
-    assert user_by_email(app, "client@example.com") is not None
 
 
-def test_forms_may_send_the_browser_on_to_the_protected_hosts_only(app, browser):
-    policy = browser.get("/login").headers["Content-Security-Policy"]
-    form_action = next(p for p in policy.split(";") if p.strip().startswith("form-action"))
-    assert form_action.split() == ["form-action", "'self'", "http://files.localhost:*"]
+def test_the_fast_path_answers_the_plain_cases_and_leaves_the_rest_to_the_route(
+        app, sign_in, user):
+    b = sign_in()
+    verify(b, NGINX)
+    asked = []
+    route = app.view_functions["forward_auth.verify"]
+    app.view_functions["forward_auth.verify"] = lambda: asked.append(1) or route()
+    fresh = Browser(app)
+    assert verify(fresh, NGINX).status_code == 401  # no cookie: answered before Flask
+    answer = verify(b, NGINX)
+    assert answer.status_code == 200 and answer.headers["Remote-Email"] == "client@example.com"
+    assert answer.headers["Cache-Control"] == "no-store"
+    assert asked == []
+    # A refusal, a redirect for Caddy and a due idle touch are the route's to answer.
+    assert verify(b, {"X-Original-URL": "http://files.localhost/admin/"}).status_code == 403
+    assert verify(fresh, CADDY).status_code == 302
+    clock.advance(timedelta(minutes=2))
+    assert verify(b, NGINX).status_code == 200
+    assert len(asked) == 3
+    assert verify(b, NGINX).status_code == 200 and len(asked) == 3  # touched: fast again
