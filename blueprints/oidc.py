@@ -37,11 +37,12 @@ def let_the_code_form_return_to_the_app(response):
     """Sign-in pages started by an app may send their form on to that app (CSP form-action)."""
     if request.blueprint != "auth" or "Content-Security-Policy" not in response.headers:
         return response
+    # The password page itself may finish the sign-in (a trusted device), so its `next` counts.
+    origin = oidc.app_origin_for(request.args.get("next"))
     sign_in_id = session.get("signin_id")
-    if not isinstance(sign_in_id, int):
-        return response
-    sign_in = db.session.get(SignIn, sign_in_id)
-    origin = oidc.app_origin_for(sign_in.next_url if sign_in else None)
+    if origin is None and isinstance(sign_in_id, int):
+        sign_in = db.session.get(SignIn, sign_in_id)
+        origin = oidc.app_origin_for(sign_in.next_url if sign_in else None)
     if origin:
         policy = response.headers["Content-Security-Policy"]
         response.headers["Content-Security-Policy"] = policy.replace(

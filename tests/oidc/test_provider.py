@@ -419,3 +419,15 @@ def test_prompt_login_when_not_signed_in_asks_for_one_sign_in_only(app, user, sm
                           smtp, deliver))
     forged = b2.get(authorize_url(rp, challenge, prompt="login", cg_reauth="1.2.3"))
     assert urlsplit(forged.headers["Location"]).path == "/login"
+
+
+def test_sign_in_pages_of_an_app_may_send_their_form_on_to_that_app_only(app, rp):
+    b = Browser(app)
+    login = b.get(authorize_url(rp, pkce()[1])).headers["Location"]
+    policy = b.get(login).headers["Content-Security-Policy"]
+    assert "form-action 'self' https://files.example.com" in policy
+    assert "files.example.com" not in b.get("/login").headers["Content-Security-Policy"]
+    # An unregistered address in `next` adds nothing.
+    forged = authorize_url(rp, pkce()[1], redirect_uri="https://evil.example.net/cb")
+    policy = b.get("/login?" + _q(next=forged)).headers["Content-Security-Policy"]
+    assert "evil.example.net" not in policy
