@@ -17,7 +17,10 @@ from flask.cli import with_appcontext
 from sqlalchemy import delete, or_, select
 
 from extensions import db
-from models import AccountToken, AuthSession, Delivery, DispatcherBeat, Event, OAuthCode, OAuthToken, SignIn
+from models import (
+    AccountToken, AuthSession, Delivery, DispatcherBeat, Event, OAuthCode, OAuthToken, SignIn,
+    TrustedDevice, WebAuthnChallenge,
+)
 from services import clock
 
 BATCH = 2000
@@ -108,6 +111,10 @@ def prune(days: int, *, batch: int = BATCH) -> PruneResult:
     _prune_by_id(OAuthCode, (OAuthCode.expires_at < cutoff,), batch)
     # Invitation, reset and email links long expired (services/accounts/tokens.py).
     _prune_by_id(AccountToken, (AccountToken.expires_at < cutoff,), batch)
+    # Trusted-device marks forgotten or run out, and passkey challenges nobody answered.
+    _prune_by_id(TrustedDevice, (or_(TrustedDevice.ended_at < cutoff,
+                                     TrustedDevice.expires_at < cutoff),), batch)
+    _prune_by_id(WebAuthnChallenge, (WebAuthnChallenge.expires_at < cutoff,), batch)
     # Heartbeats of worker processes long gone (each gunicorn restart adds one).
     db.session.execute(delete(DispatcherBeat).where(DispatcherBeat.beat_at < cutoff))
     db.session.commit()

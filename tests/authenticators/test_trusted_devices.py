@@ -121,3 +121,17 @@ def test_changing_the_password_on_the_account_page_forgets_every_device(app, smt
     with app.app_context():
         assert db.session.scalar(select(TrustedDevice.end_reason)) == "password changed"
     assert "Forget this device" not in b.text("/account/devices")
+
+
+def test_prune_forgets_marks_long_run_out(app, smtp, deliver):
+    from services import retention
+
+    _remembered(app, smtp, deliver)
+    clock.advance(timedelta(days=60))  # run out 30 days ago: kept for the 90 days of history
+    with app.app_context():
+        retention.prune(90)
+        assert db.session.scalar(select(TrustedDevice.id)) is not None
+    clock.advance(timedelta(days=61))
+    with app.app_context():
+        retention.prune(90)
+        assert db.session.scalar(select(TrustedDevice.id)) is None
