@@ -264,3 +264,13 @@ def test_the_fast_path_answers_the_plain_cases_and_leaves_the_rest_to_the_route(
     assert verify(b, NGINX).status_code == 200
     assert len(asked) == 3
     assert verify(b, NGINX).status_code == 200 and len(asked) == 3  # touched: fast again
+
+
+def test_a_forwarded_host_nobody_listed_is_refused(app, browser):
+    # ProxyFix takes X-Forwarded-Host (PROXY_FIX_X_HOST=1); TRUSTED_HOSTS then refuses it,
+    # before the fast path or the route could name it in a redirect.
+    answer = verify(browser, {**CADDY, "X-Forwarded-Host": "evil.example"})
+    assert answer.status_code == 400
+    assert "evil.example" not in answer.headers.get("Location", "")
+    answer = verify(browser, {"X-Forwarded-Host": "evil.example"})
+    assert answer.status_code == 400
