@@ -298,7 +298,9 @@ def server_problems(log_path: Path) -> list[str]:
 # exists has `run(bench: Bench) -> None`, called while ClientGate serves the empty database;
 # it measures with `bench.phase(key, title, task, concurrency)`, and its phases are printed
 # with the others (steps not in STEP_ORDER come after them). Add a name here to add a module.
-EXTRA_PHASES = ["forward_auth"]  # bench/oidc.py is called directly (oidc_bench.measure)
+# bench/oidc.py is called directly (oidc_bench.measure); bench/forward_auth.py starts its own
+# servers (nginx in front), so main() calls it once, after the backends.
+EXTRA_PHASES: list[str] = []
 
 
 @dataclass
