@@ -599,9 +599,7 @@ def token_response():
 
 
 def userinfo_response():
-    response = server.create_endpoint_response("userinfo")
-    db.session.commit()
-    return response
+    return server.create_endpoint_response("userinfo")  # reads only: nothing to commit
 
 
 def validate_end_session():
