@@ -221,6 +221,14 @@ def register_errorhandlers(app: Flask) -> None:
     @app.errorhandler(429)
     def too_many_requests(error: HTTPException):
         """A request limit was hit: say how long to wait, in words and in Retry-After."""
+        if request.endpoint == "auth.login" and request.method == "POST":
+            # A paused address is told so, not "try again in a minute" (issue 11).
+            until = limits.paused_until(request.form.get("email", type=str) or "")
+            if until is not None:
+                from blueprints.auth import paused_page
+                from forms import LoginForm
+
+                return paused_page(LoginForm(), None, until)
         seconds = limits.limit_wait_seconds()
         response = make_response(render_error(429, limits.limited_message(seconds)))
         response.headers["Retry-After"] = str(seconds)

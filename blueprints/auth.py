@@ -106,11 +106,12 @@ def login():
         # Emails are stored lower-cased (cli.py), so the unique index finds the account.
         user = db.session.scalar(select(User).where(User.email == email))
         if not passwords.verify_password(user, form.password.data):
-            audit.record("password_failed", user_id=user.id if user else None,
-                         outcome="wrong", detail={} if user else {"unknown_email": True})
-            if user is not None:
-                limits.note_failure(user)
+            # Counted and locked alike whether or not the address has an account, so the
+            # page can say "paused" at the moment it happens without telling which it is.
+            paused = limits.wrong_password(user, email)
             db.session.commit()
+            if paused is not None:
+                return paused_page(form, waiting, paused)
             flash(GENERIC_LOGIN_ERROR, "error")
             return render_template("auth/login.html", form=form, waiting=waiting), 200
         audit.record("password_ok", user_id=user.id, outcome="ok")
@@ -157,6 +158,14 @@ def _trusted_device_sign_in(user: User, next_url: Optional[str]):
                  detail={"device_id": seen.device.id,
                          "trusted_since": seen.device.created_at.isoformat()})
     return _finish_sign_in(sign_in, amr=trusted_devices.AMR)
+
+
+def paused_page(form: LoginForm, waiting: Optional[SignIn], until: datetime):
+    """The sign-in page saying that this email address is paused, and until when."""
+    flash(limits.paused_message(until), "error")
+    wait = max(1, int((until - clock.now()).total_seconds() + 0.999))
+    return (render_template("auth/login.html", form=form, waiting=waiting), 429,
+            {"Retry-After": str(wait)})
 
 
 def _answer_choice(next_url: Optional[str]):

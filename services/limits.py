@@ -436,3 +436,94 @@ link_uses = _both("link_per_ip", "link_per_token", token_key_from_url)
 account_changes = _both("account_change_per_ip", "account_change_per_account",
                         account_key_from_current_user)
 staff_changes = _both("staff_per_ip", "staff_per_account", account_key_from_current_user)
+
+
+# --- what a wrong password says, without telling who has an account (issue 11) ----------
+#
+# The moment an account locks, the page must say so, yet an attacker must not learn from it
+# whether the email address has an account. So an email address that no account has is
+# "locked" by the same rule: its wrong passwords are counted (under a keyed hash of the
+# address, never the address) and after FAILURES_BEFORE_LOCK it is paused for the same
+# growing delays, and the page says the same words with the same kind of time. The only
+# difference an outsider could see is that a real client's own wrong codes count towards
+# the real lock; those need the real password, so they tell nothing an attacker can cause.
+
+def email_key(email: str) -> str:
+    """The keyed hash an unknown address is counted under (SECRET_KEY; never the address)."""
+    return _keyed("email", email.strip().lower()[:254]).split(":", 1)[1]
+
+
+def paused_message(until: datetime) -> str:
+    """The words for a paused email address, the same whether or not it has an account."""
+    at = clock.now()
+    return (f"For safety, signing in with this email address is paused until {_hhmm(until)} "
+            f"(in {wait_in_words((until - at).total_seconds())}), because of too many wrong "
+            "passwords or codes. If this is your account, we have emailed you about it. If "
+            "you need to sign in sooner, please contact us.")
+
+
+def _unknown_lock_until(key: str) -> Optional[datetime]:
+    rows = db.session.execute(
+        select(Event.created_at, Event.detail).where(
+            Event.type == "unknown_email_locked", Event.user_id.is_(None),
+            Event.detail["email_key"].as_string() == key,
+        ).order_by(Event.created_at.desc()).limit(1)
+    ).all()
+    if not rows:
+        return None
+    try:
+        return clock.as_utc(datetime.fromisoformat(rows[0][1]["until"]))
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def _unknown_failure(email: str) -> Optional[datetime]:
+    """Record a wrong password for an address no account has; lock it as an account would
+    be. Returns until when it is paused, if it is."""
+    at = clock.now()
+    key = email_key(email)
+    audit.record("password_failed", outcome="wrong",
+                 detail={"unknown_email": True, "email_key": key})
+    last_lock = db.session.scalar(
+        select(func.max(Event.created_at)).where(
+            Event.type == "unknown_email_locked", Event.user_id.is_(None),
+            Event.detail["email_key"].as_string() == key))
+    since = max(filter(None, (at - FAILURE_WINDOW, last_lock)))
+    failures = db.session.scalar(
+        select(func.count(Event.id)).where(
+            Event.type == "password_failed", Event.user_id.is_(None),
+            Event.created_at > since, Event.detail["email_key"].as_string() == key)) or 0
+    until = _unknown_lock_until(key)
+    if failures >= FAILURES_BEFORE_LOCK:
+        earlier = db.session.scalar(
+            select(func.count(Event.id)).where(
+                Event.type == "unknown_email_locked", Event.user_id.is_(None),
+                Event.created_at > at - LOCK_MEMORY,
+                Event.detail["email_key"].as_string() == key)) or 0
+        delay = LOCK_DELAYS[min(earlier, len(LOCK_DELAYS) - 1)]
+        until = max(filter(None, (until, at + delay)))
+        audit.record("unknown_email_locked", outcome="locked",
+                     detail={"email_key": key, "until": until.isoformat()})
+    return until if until is not None and until > at else None
+
+
+def wrong_password(user: Optional[User], email: str) -> Optional[datetime]:
+    """After a wrong password for `email`: count it, lock when due, and say until when
+    signing in with this address is paused (None when it is not). The caller commits."""
+    if user is None:
+        return _unknown_failure(email)
+    audit.record("password_failed", user_id=user.id, outcome="wrong")
+    note_failure(user)
+    return user.locked_until if user.is_locked(clock.now()) else None
+
+
+def paused_until(email: str) -> Optional[datetime]:
+    """Until when signing in with this address is paused, account or not (None if it is not)."""
+    email = (email or "").strip().lower()[:254]
+    if not email:
+        return None
+    user = db.session.scalar(select(User).where(User.email == email))
+    if user is not None:
+        return user.locked_until if user.is_locked(clock.now()) else None
+    until = _unknown_lock_until(email_key(email))
+    return until if until is not None and until > clock.now() else None
