@@ -205,6 +205,18 @@ def register_errorhandlers(app: Flask) -> None:
             flash("That page had been open too long, so nothing was sent. Please try again.",
                   "warning")
             return redirect(request.path)
+        if request.path == "/logout":
+            # Log out anyway: whoever presses "Log out" on a page left open too long wants
+            # out, and ending a session is no harm an attacker could do with it (issue 11).
+            from blueprints.auth import end_session
+
+            end_session()
+            flash("You have logged out.", "success")
+            return redirect("/login")
+        if request.path == "/login/code/resend":
+            flash("That page had been open too long, so nothing was sent. Please enter your "
+                  "email and password again to get a code.", "warning")
+            return redirect("/login")
         return render_error(400, "That form had expired. Go back, reload the page and try again.")
 
     @app.errorhandler(HTTPException)

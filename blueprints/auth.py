@@ -367,15 +367,20 @@ def _mask(sign_in: SignIn) -> str:
     return mask_destination(sign_in.channel, sign_in.destination)
 
 
+def end_session() -> None:
+    """End this browser's session, here and on the server (logout, even with a stale form)."""
+    if current_user.is_authenticated:
+        audit.record("logout", user_id=current_user.id)
+    sessions.revoke(session.get("sid"))
+    db.session.commit()
+    logout_user()
+    session.clear()
+
+
 @bp.route("/logout", methods=["POST"])
 def logout():
     form = LogoutForm()
     if form.validate_on_submit():
-        if current_user.is_authenticated:
-            audit.record("logout", user_id=current_user.id)
-        sessions.revoke(session.get("sid"))
-        db.session.commit()
-        logout_user()
-        session.clear()
+        end_session()
         flash("You have logged out.", "success")
     return redirect(url_for("auth.login"))

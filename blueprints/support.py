@@ -39,8 +39,10 @@ class Action:
 
 
 ACTIONS = {
-    "switch-to-email": Action("Switch to codes by email", support.switch_to_email),
-    "unlock": Action("Unlock the account", support.unlock),
+    # Offered only where they would change something (issue 11).
+    "switch-to-email": Action("Switch to codes by email", support.switch_to_email,
+                              applies=support.can_switch_to_email),
+    "unlock": Action("Unlock the account", support.unlock, applies=support.is_locked),
     "end-sign-ins": Action("End pending sign-ins", support.end_pending),
 }
 
@@ -85,9 +87,10 @@ def index():
     result = support.find_clients(query)
     result.users = [user for user in result.users if may_view(current_user, user)]
     problems = [row for row in support.recent_problems(_tz()) if may_view(current_user, row.user)]
+    locks = [row for row in support.recent_locks() if may_view(current_user, row.user)]
     return render_template(
         "support/index.html", q=query[:support.MAX_QUERY_LENGTH],
-        result=result, problems=problems, days=support.PROBLEM_DAYS,
+        result=result, problems=problems, locks=locks, days=support.PROBLEM_DAYS,
     )
 
 

@@ -283,7 +283,9 @@ def _too_many_tries(facts: SignInFacts, words: _Words, now: datetime) -> list[Fi
         span = ""
         if wrong:
             last = stopped[0].created_at if stopped else wrong[-1].created_at
-            span = f" between {words.at(wrong[0].created_at)} and {words.at(last)}"
+            first, final = words.at(wrong[0].created_at), words.at(last)
+            # Typed within one minute, they read as one moment, not "between 03:04 and 03:04".
+            span = f" at {first}" if first == final else f" between {first} and {final}"
         return [Finding(TOO_MANY_TRIES, PROBLEM,
             f"Too many wrong tries: {_plural(count, 'wrong code')} typed{span}, so this sign-in "
             f"was stopped at {words.at(sign_in.ended_at)}. The client must sign in again to get "

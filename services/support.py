@@ -324,6 +324,39 @@ def recent_problems(tz: str, *, days: int = PROBLEM_DAYS,
             for view in load_views(ordered, tz=tz)]
 
 
+@dataclass
+class LockRow:
+    """An account locked lately, for the console's "went wrong lately" list."""
+
+    user: User
+    at: datetime
+    until: Optional[datetime]
+    still_locked: bool
+
+
+def recent_locks(*, days: int = PROBLEM_DAYS, limit: int = PROBLEM_LIMIT) -> list[LockRow]:
+    """Accounts locked in the last `days` (the newest lock of each), newest first. A lock
+    may end no sign-in (wrong passwords only), so the sign-in list alone would miss it."""
+    rows = db.session.execute(
+        select(Event.user_id, Event.created_at, Event.detail)
+        .where(Event.type == "account_locked", Event.user_id.is_not(None),
+               Event.created_at >= clock.now() - timedelta(days=days))
+        .order_by(Event.created_at.desc()).limit(limit * 5)
+    ).all()
+    newest: dict[int, tuple] = {}
+    for user_id, at, detail in rows:
+        newest.setdefault(user_id, (at, detail or {}))
+    users = {u.id: u for u in db.session.scalars(
+        select(User).where(User.id.in_(list(newest)[:limit])))} if newest else {}
+    found = []
+    for user_id, (at, detail) in list(newest.items())[:limit]:
+        if user_id in users:
+            user = users[user_id]
+            found.append(LockRow(user, at, timeline._parse_time(detail.get("until")),
+                                 user.is_locked(clock.now())))
+    return found
+
+
 # --- actions --------------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -402,6 +435,10 @@ def record_export(user: User, staff: User) -> None:
     audit.record("support_export", user_id=user.id, actor_id=staff.id, detail={"by": "support"})
 
 
+# Account events exported after the sign-ins (the client page shows ACTIVITY_LIMIT).
+EXPORT_ACTIVITY_LIMIT = 1000
+
+
 def export_csv(user_id: int, tz: str) -> Iterator[str]:
     """The client's whole timeline as CSV text, a batch of sign-ins at a time."""
     buffer = io.StringIO()
@@ -433,9 +470,18 @@ def export_csv(user_id: int, tz: str) -> Iterator[str]:
                 )])
             yield flush()
         if not extra:
-            return
+            break
         # The session holds rows weakly, so each written batch can be freed as we go.
         before = shown[-1].id
+    # The account's own events (wrong passwords, locks, unlocks, switches, staff actions),
+    # which belong to no sign-in, follow in rows of their own (issue 11).
+    user = db.session.get(User, user_id)
+    if user is not None:
+        for step in account_activity(user, tz, limit=EXPORT_ACTIVITY_LIMIT):
+            writer.writerow([safe_cell(v) for v in (
+                "", "", when(step.at), step.what, step.detail, "", "", "", "", "account", "",
+            )])
+        yield flush()
 
 
 # --- accounts without a shell: what went wrong with the account's links ----------------

@@ -384,7 +384,8 @@ ACTIVITY = {
 # Why a link did not work, and why no code was sent, in words.
 _LINK_OUTCOMES = {"expired": "it had run out", "used": "it had already been used",
                   "revoked": "a newer one had replaced it", "stale": "the account had changed"}
-_REFUSALS = {"deactivated": "The account is switched off.", "locked": "The account is locked.",
+_REFUSALS = {"deactivated": "The account is switched off.",
+             "locked": "The password was right, but the account is locked, so no code was sent.",
              "account_cap": "Too many codes for this account in an hour.",
              "ip_cap": "Too many codes from this network in an hour."}
 
