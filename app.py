@@ -7,7 +7,8 @@ from typing import Optional
 
 import click
 from flask import (
-    Flask, current_app, flash, make_response, redirect, render_template, request, session,
+    Flask, current_app, flash, make_response, redirect, render_template, request,
+    send_from_directory, session,
 )
 from flask.globals import request_ctx
 from flask_wtf.csrf import CSRFError
@@ -54,6 +55,7 @@ def create_app(config_class: Optional[type[Config]] = None) -> Flask:
     register_errorhandlers(app)
     register_headers(app)
     register_body_checks(app)
+    register_favicon(app)
     register_template_helpers(app)
     register_cli(app)
     start_background(app)
@@ -302,6 +304,17 @@ def register_headers(app: Flask) -> None:
 
 # The only form that takes a file: support's CSV of clients to invite (within MAX_CONTENT_LENGTH).
 UPLOAD_ENDPOINTS = ("support.import_clients",)
+
+
+def register_favicon(app: Flask) -> None:
+    """/favicon.ico, which browsers ask for on every site whatever the page links to."""
+
+    @app.route("/favicon.ico")
+    def favicon():
+        response = send_from_directory(app.static_folder, "favicon.ico",
+                                       mimetype="image/vnd.microsoft.icon", max_age=86400)
+        response.headers["Cache-Control"] = "public, max-age=86400"
+        return response
 
 
 def register_body_checks(app: Flask) -> None:

@@ -166,7 +166,13 @@ def _prove():
     db.session.commit()
     if check.outcome == phone_proofs.ACCEPTED:
         session.pop("proof_channel", None)
-        flash(f"Thank you: {national(check.proof.phone)} is confirmed. {check.summary} "
+        # The client's own page shows their own number in full, once (the emailed note, which
+        # check.summary words, masks it).
+        number = national(check.proof.phone)
+        how = (f"Your sign-in codes now come by text message to {number}."
+               if user.channel == "sms" and user.phone == check.proof.phone
+               else "Your sign-in codes still come by email.")
+        flash(f"Thank you: {number} is confirmed. {how} "
               "We have emailed you a note of this change.", "success")
         return redirect(url_for("account.security"))
     if check.outcome == phone_proofs.WRONG:

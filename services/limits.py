@@ -479,7 +479,7 @@ def _unknown_lock_until(key: str) -> Optional[datetime]:
 
 def _unknown_failure(email: str) -> Optional[datetime]:
     """Record a wrong password for an address no account has; lock it as an account would
-    be. Returns until when it is paused, if it is."""
+    be. Returns until when it is paused, if this attempt paused it."""
     at = clock.now()
     key = email_key(email)
     audit.record("password_failed", outcome="wrong",
@@ -493,28 +493,32 @@ def _unknown_failure(email: str) -> Optional[datetime]:
         select(func.count(Event.id)).where(
             Event.type == "password_failed", Event.user_id.is_(None),
             Event.created_at > since, Event.detail["email_key"].as_string() == key)) or 0
+    if failures < FAILURES_BEFORE_LOCK:
+        return None
     until = _unknown_lock_until(key)
-    if failures >= FAILURES_BEFORE_LOCK:
-        earlier = db.session.scalar(
-            select(func.count(Event.id)).where(
-                Event.type == "unknown_email_locked", Event.user_id.is_(None),
-                Event.created_at > at - LOCK_MEMORY,
-                Event.detail["email_key"].as_string() == key)) or 0
-        delay = LOCK_DELAYS[min(earlier, len(LOCK_DELAYS) - 1)]
-        until = max(filter(None, (until, at + delay)))
-        audit.record("unknown_email_locked", outcome="locked",
-                     detail={"email_key": key, "until": until.isoformat()})
-    return until if until is not None and until > at else None
+    earlier = db.session.scalar(
+        select(func.count(Event.id)).where(
+            Event.type == "unknown_email_locked", Event.user_id.is_(None),
+            Event.created_at > at - LOCK_MEMORY,
+            Event.detail["email_key"].as_string() == key)) or 0
+    delay = LOCK_DELAYS[min(earlier, len(LOCK_DELAYS) - 1)]
+    until = max(filter(None, (until, at + delay)))
+    audit.record("unknown_email_locked", outcome="locked",
+                 detail={"email_key": key, "until": until.isoformat()})
+    return until
 
 
 def wrong_password(user: Optional[User], email: str) -> Optional[datetime]:
-    """After a wrong password for `email`: count it, lock when due, and say until when
-    signing in with this address is paused (None when it is not). The caller commits."""
+    """After a wrong password for `email`: count it, and when this one locks the address
+    (or makes its lock longer), until when; else None. The caller commits.
+
+    Only the locking attempt is told: a later wrong password gets the usual answer, as it
+    would for an address nobody ever tried, so a lock is no sign that an account exists."""
     if user is None:
         return _unknown_failure(email)
     audit.record("password_failed", user_id=user.id, outcome="wrong")
-    note_failure(user)
-    return user.locked_until if user.is_locked(clock.now()) else None
+    refusal = note_failure(user)
+    return refusal.until if refusal is not None else None
 
 
 def paused_until(email: str) -> Optional[datetime]:

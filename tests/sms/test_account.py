@@ -85,6 +85,10 @@ def test_prove_a_number_then_codes_come_by_sms(app, client_in, vonage, smtp, del
     assert user.phone_verified_at is not None
     page = client_in.text(PAGE)
     assert "is confirmed" in page and "text message" in page
+    # One way of writing the number in one sentence, not "07400 123456 ... •••• ••• 456"
+    # (issue 11, point 12): on their own page the client sees their own number.
+    confirmation = page.split("notice-success", 1)[1].split("</div>", 1)[0]
+    assert "07400 123456 is confirmed" in confirmation and "•" not in confirmation
 
     deliver()
     [notice] = _notices(smtp)
