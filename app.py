@@ -17,7 +17,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from config import INSTANCE_DIR, Config, config_from_environment, trusted_hosts
 from extensions import csrf, db, limiter, login_manager, mail
-from services import clock, delivery, limits, passwords, sessions
+from services import clock, delivery, limits, passwords, sessions, urls
 
 log = logging.getLogger("clientgate")
 
@@ -200,6 +200,18 @@ RETRYABLE_FORMS = ("/login", "/login/code", "/account/security",
                    "/password/forgot", "/account/password", "/account/email")
 
 
+def _posted_from_this_site() -> bool:
+    """True when the browser says the form came from one of this site's pages.
+
+    Browsers send Origin with every POST and Sec-Fetch-Site with every request; a request
+    with neither is not from a browser form, so it is not trusted either.
+    """
+    if request.headers.get("Sec-Fetch-Site") == "same-origin":
+        return True
+    origin = request.headers.get("Origin", "")
+    return bool(origin) and origin in (urls.portal_origin(), request.host_url.rstrip("/"))
+
+
 def register_errorhandlers(app: Flask) -> None:
     @app.errorhandler(CSRFError)
     def csrf_error(error: CSRFError):
@@ -208,13 +220,18 @@ def register_errorhandlers(app: Flask) -> None:
                   "warning")
             return redirect(request.path)
         if request.path == "/logout":
-            # Log out anyway: whoever presses "Log out" on a page left open too long wants
-            # out, and ending a session is no harm an attacker could do with it (issue 11).
+            # Whoever presses "Log out" on a page left open too long wants out (issue 11), so
+            # a form from this site logs out anyway. Another site's form is no wish of the
+            # client's: it gets a page with a fresh "Log out" button and changes nothing.
             from blueprints.auth import end_session
+            from forms import LogoutForm
 
-            end_session()
-            flash("You have logged out.", "success")
-            return redirect("/login")
+            if _posted_from_this_site():
+                end_session()
+                flash("You have logged out.", "success")
+                return redirect("/login")
+            return render_error(400, "That page had been open too long. Press Log out to "
+                                "log out.", logout_form=LogoutForm())
         if request.path == "/login/code/resend":
             flash("That page had been open too long, so nothing was sent. Please enter your "
                   "email and password again to get a code.", "warning")

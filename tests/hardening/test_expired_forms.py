@@ -8,8 +8,14 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
+
 from services import clock
 from tests.conftest import Browser
+
+
+# What Chromium sends with a form posted from one of the site's own pages.
+FROM_THIS_SITE = {"Origin": "http://localhost", "Sec-Fetch-Site": "same-origin"}
 
 
 def _without_session(b: Browser) -> None:
@@ -22,7 +28,7 @@ def test_log_out_from_a_page_left_open_logs_out(app, user, sign_in):
     token = b.csrf_for("/portal")
     clock.advance(timedelta(minutes=app.config["SESSION_IDLE_MINUTES"] + 1))
     _without_session(b)
-    response = b.client.post("/logout", data={"csrf_token": token})
+    response = b.client.post("/logout", data={"csrf_token": token}, headers=FROM_THIS_SITE)
     assert response.status_code == 302 and response.location.endswith("/login")
     assert "You have logged out." in b.text("/login")
     assert b.get("/portal").status_code == 302  # and stays out
@@ -30,7 +36,8 @@ def test_log_out_from_a_page_left_open_logs_out(app, user, sign_in):
 
 def test_log_out_with_a_stale_token_still_ends_the_server_session(app, user, sign_in):
     b = sign_in()
-    response = b.client.post("/logout", data={"csrf_token": "stale"})
+    response = b.client.post("/logout", data={"csrf_token": "stale"},
+                             headers={"Sec-Fetch-Site": "same-origin"})
     assert response.status_code == 302 and response.location.endswith("/login")
     assert b.get("/portal").status_code == 302
     from sqlalchemy import select
@@ -41,6 +48,23 @@ def test_log_out_with_a_stale_token_still_ends_the_server_session(app, user, sig
     with app.app_context():
         assert all(row.revoked_at is not None
                    for row in db.session.scalars(select(AuthSession)))
+
+
+@pytest.mark.parametrize("headers", [
+    {}, {"Origin": "https://attacker.example", "Sec-Fetch-Site": "cross-site"},
+    {"Origin": "null"},
+], ids=["no-origin", "another-site", "opaque-origin"])
+def test_a_logout_form_from_elsewhere_only_offers_a_button(app, user, sign_in, headers):
+    b = sign_in()
+    response = b.client.post("/logout", data={"csrf_token": "stale"}, headers=headers)
+    assert response.status_code == 400
+    assert "Press Log out to log out" in response.get_data(as_text=True)
+    assert b.get("/portal").status_code == 200  # still signed in
+    # The page's own button works.
+    page = response.get_data(as_text=True)
+    token = page.split('name="csrf_token" type="hidden" value="')[1].split('"')[0]
+    assert b.client.post("/logout", data={"csrf_token": token}).status_code == 302
+    assert b.get("/portal").status_code == 302
 
 
 def test_resend_after_the_session_ended_goes_to_sign_in_with_a_message(app, user):
