@@ -180,6 +180,12 @@ def _check_uri(uri: str) -> str:
     return uri
 
 
+def new_client_id() -> str:
+    """A random client_id that a shell command line can always take as an argument: never
+    beginning with "-" (which `flask oidc remove-client` would read as an option)."""
+    return "cg-" + secrets.token_urlsafe(18)
+
+
 def add_client(name: str, redirect_uris: list[str], *, public: bool = False,
                post_logout_uris: Optional[list[str]] = None) -> NewClient:
     """Register an app; a confidential one gets a secret, returned here and never again."""
@@ -192,7 +198,7 @@ def add_client(name: str, redirect_uris: list[str], *, public: bool = False,
     after = [_check_uri(u) for u in post_logout_uris or []]
     secret = None if public else secrets.token_urlsafe(32)
     row = OAuthClient(
-        client_id=secrets.token_urlsafe(18), name=name,
+        client_id=new_client_id(), name=name,
         secret_hash=_hash(secret) if secret else None, redirect_uris=uris,
         post_logout_redirect_uris=after, created_at=clock.now(),
     )

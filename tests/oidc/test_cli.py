@@ -38,6 +38,14 @@ def test_add_list_and_remove_clients(app):
     assert runner.invoke(args=["oidc", "remove-client", client_id]).exit_code == 2
 
 
+def test_a_client_id_is_always_a_plain_argument(app):
+    # One in 64 random url-safe ids began with "-", which `remove-client ID` took for an option.
+    from services.federation import oidc
+
+    ids = {oidc.new_client_id() for _ in range(2000)}
+    assert len(ids) == 2000 and not any(i.startswith("-") for i in ids)
+
+
 def test_add_client_refuses_bad_addresses(app):
     runner = app.test_cli_runner()
     for uri in ("http://cloud.example.com/cb", "https://cloud.example.com/cb#frag", "cloud/cb"):
