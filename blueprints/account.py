@@ -7,9 +7,11 @@ from typing import Optional
 from flask import (
     Blueprint, current_app, flash, redirect, render_template, request, session, url_for,
 )
-from flask_login import current_user, login_required, logout_user
+from flask_login import current_user, login_required
 
-from blueprints.safety import no_store
+from blueprints.safety import (
+    count_wrong_password, no_store, tries_left, wrong_current_password,
+)
 from extensions import db
 from forms import (
     PasskeyAddForm, PhoneProofActionForm, PhoneProofForm, RemoveForm, SecurityForm,
@@ -108,7 +110,7 @@ def _change():
             form.password.errors.append("Enter your password to make this change.")
             return _page(form, status=422)
         if not passwords.verify_password(user, form.password.data):
-            return _wrong_password(form)
+            return wrong_current_password(form.password, lambda: _page(form, status=422))
 
     if change.action == "prove":
         started = phone_proofs.start_proof(user, change.phone, ip=audit.client_ip())
@@ -125,22 +127,6 @@ def _change():
     db.session.commit()
     flash(f"Saved. {summary} We have emailed you a note of this change.", "success")
     return redirect(url_for("account.security"))
-
-
-def _wrong_password(form: SecurityForm):
-    failures = phone_proofs.wrong_password(_user(), session.get("sid"))
-    db.session.commit()
-    left = phone_proofs.MAX_WRONG_PASSWORDS - failures
-    if left <= 0:
-        logout_user()
-        session.clear()
-        flash("That was too many wrong passwords, so we have signed you out to keep your "
-              "account safe. Please sign in again.", "warning")
-        return redirect(url_for("auth.login"))
-    form.password.errors.append(
-        f"That password is not right. You have {left} {'try' if left == 1 else 'tries'} left "
-        "before we sign you out.")
-    return _page(form, status=422)
 
 
 def _wait_message(started: phone_proofs.ProofStart) -> str:
@@ -296,15 +282,8 @@ def _password_again(password: Optional[str], anchor: str):
         flash("Enter your password to make this change: you signed in more than 10 minutes "
               "ago.", "error")
         return redirect(url_for("account.security", _anchor=anchor))
-    failures = phone_proofs.wrong_password(user, session.get("sid"))
-    db.session.commit()
-    left = phone_proofs.MAX_WRONG_PASSWORDS - failures
+    left = count_wrong_password(user)
     if left <= 0:
-        logout_user()
-        session.clear()
-        flash("That was too many wrong passwords, so we have signed you out to keep your "
-              "account safe. Please sign in again.", "warning")
         return redirect(url_for("auth.login"))
-    flash(f"That password is not right. Nothing has changed. You have {left} "
-          f"{'try' if left == 1 else 'tries'} left before we sign you out.", "error")
+    flash(f"That password is not right. Nothing has changed. {tries_left(left)}", "error")
     return redirect(url_for("account.security", _anchor=anchor))

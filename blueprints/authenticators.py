@@ -11,9 +11,9 @@ from __future__ import annotations
 from flask import (
     Blueprint, current_app, flash, jsonify, redirect, request, session, url_for,
 )
-from flask_login import current_user, login_required, login_user, logout_user
+from flask_login import current_user, login_required, login_user
 
-from blueprints.safety import no_store, safe_next
+from blueprints.safety import count_wrong_password, no_store, safe_next, tries_left
 from extensions import db
 from forms import PasskeyAddForm, PasskeyAnswerForm, PasskeySignInForm, RemoveForm
 from models import User
@@ -139,18 +139,11 @@ def passkey_add_options():
             return _error("Enter your password to add a passkey: you signed in more than "
                           "10 minutes ago.", 422)
         if not passwords.verify_password(user, form.password.data):
-            failures = phone_proofs.wrong_password(user, session.get("sid"))
-            db.session.commit()
-            left = phone_proofs.MAX_WRONG_PASSWORDS - failures
+            left = count_wrong_password(user)
             if left <= 0:
-                logout_user()
-                session.clear()
-                flash("That was too many wrong passwords, so we have signed you out to keep "
-                      "your account safe. Please sign in again.", "warning")
                 return jsonify({"redirect": url_for("auth.login"),
                                 "error": "Too many wrong passwords."}), 403
-            return _error(f"That password is not right. You have {left} "
-                          f"{'try' if left == 1 else 'tries'} left before we sign you out.", 422)
+            return _error(f"That password is not right. {tries_left(left)}", 422)
     handle, options = passkeys.registration_options(user, form.name.data)
     db.session.commit()
     session["passkey_add"] = handle

@@ -5,8 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, flash, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_required, logout_user
 
-from blueprints.passwords import wrong_current_password
-from blueprints.safety import no_store
+from blueprints.safety import no_store, wrong_current_password
 from extensions import db
 from forms import ChangeEmailForm, ConfirmForm
 from services import limits, passwords

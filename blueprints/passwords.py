@@ -10,10 +10,10 @@ from flask import (
 )
 from flask_login import current_user, login_required, logout_user
 
-from blueprints.safety import no_store
+from blueprints.safety import no_store, wrong_current_password
 from extensions import db
 from forms import ChangePasswordForm, ForgotPasswordForm, NewPasswordForm
-from services import audit, limits, passwords, phone_proofs
+from services import audit, limits, passwords
 from services.accounts import lifecycle, policy, tokens
 
 bp = Blueprint("passwords", __name__)
@@ -101,24 +101,6 @@ def welcome(token: str):
 
 
 # --- a signed-in client changes their password ----------------------------------------
-
-def wrong_current_password(form_field, page):
-    """Count a wrong current password; after too many, sign the browser out."""
-    user = current_user._get_current_object()
-    failures = phone_proofs.wrong_password(user, session.get("sid"))
-    db.session.commit()
-    left = phone_proofs.MAX_WRONG_PASSWORDS - failures
-    if left <= 0:
-        logout_user()
-        session.clear()
-        flash("That was too many wrong passwords, so we have signed you out to keep your "
-              "account safe. Please sign in again.", "warning")
-        return redirect(url_for("auth.login"))
-    form_field.errors.append(
-        f"That password is not right. You have {left} {'try' if left == 1 else 'tries'} left "
-        "before we sign you out.")
-    return page()
-
 
 @bp.route("/account/password", methods=["GET", "POST"])
 @limits.account_changes

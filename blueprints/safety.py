@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Optional
 from urllib.parse import urlsplit
 
-from flask import request
+from flask import flash, redirect, request, session, url_for
+from flask_login import logout_user
 from werkzeug.routing import IntegerConverter
 
 # The largest row id: an INTEGER column holds 2**31 - 1 on PostgreSQL. A number from a request
@@ -65,3 +66,38 @@ def no_store(response):
     response.headers["Pragma"] = "no-cache"
     response.headers["Expires"] = "0"
     return response
+
+
+def count_wrong_password(user) -> int:
+    """Count a wrong current password typed by a signed-in client; return the tries left.
+
+    At none left the browser is signed out (a flash says why): someone at an unlocked
+    device must not get to guess the password that guards the account's settings.
+    """
+    from extensions import db
+    from services import phone_proofs
+
+    failures = phone_proofs.wrong_password(user, session.get("sid"))
+    db.session.commit()
+    left = phone_proofs.MAX_WRONG_PASSWORDS - failures
+    if left <= 0:
+        logout_user()
+        session.clear()
+        flash("That was too many wrong passwords, so we have signed you out to keep your "
+              "account safe. Please sign in again.", "warning")
+    return left
+
+
+def tries_left(left: int) -> str:
+    return f"You have {left} {'try' if left == 1 else 'tries'} left before we sign you out."
+
+
+def wrong_current_password(field, page):
+    """A form's current-password field was wrong: say so on the page, or sign out at the end."""
+    from flask_login import current_user
+
+    left = count_wrong_password(current_user._get_current_object())
+    if left <= 0:
+        return redirect(url_for("auth.login"))
+    field.errors.append(f"That password is not right. {tries_left(left)}")
+    return page()
