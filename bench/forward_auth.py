@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from servers import VENV_BIN, Gunicorn  # noqa: E402
+from servers import VENV_BIN, Gunicorn, stop_cleanly_on_sigterm  # noqa: E402
 
 UPSTREAM = '''
 def app(environ, start_response):
@@ -270,6 +270,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=10.0, help="measured seconds per phase")
     args = parser.parse_args(argv)
+    stop_cleanly_on_sigterm()
     rows = run(os.cpu_count() or 1, args.seconds, lambda line="": print(line, flush=True))
     return 0 if all(ok for _, ok, _ in rows) else 1
 

@@ -48,7 +48,7 @@ logging.getLogger("app").setLevel(logging.ERROR)
 
 from load import Browser, PhaseResult, StepFailed, expect, percentile, run_phase  # noqa: E402
 from mailsink import MailSink, free_port  # noqa: E402
-from servers import VENV_BIN, Gunicorn  # noqa: E402
+from servers import VENV_BIN, Gunicorn, stop_cleanly_on_sigterm  # noqa: E402
 import oidc as oidc_bench  # noqa: E402 - the OpenID Connect phases (bench/oidc.py)
 
 # All the bench's traffic comes from 127.0.0.1, so per-address limits would stop it within
@@ -826,6 +826,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--no-forward-auth", action="store_true",
                         help="skip bench/forward_auth.py (/auth/verify and nginx in front)")
     args = parser.parse_args(argv)
+    stop_cleanly_on_sigterm()
     if args.quick:
         args.sign_ins = min(args.sign_ins, 100_000)
     if args.seconds is None:  # on a loaded machine, longer phases still see sign-ins end

@@ -16,6 +16,15 @@ ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = ROOT / ".venv" / "bin"
 
 
+def stop_cleanly_on_sigterm() -> None:
+    """`kill` (SIGTERM) ends the bench through its `finally` blocks, as Ctrl-C does, so the
+    servers it started stop too instead of running on as orphans."""
+    def _raise(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    signal.signal(signal.SIGTERM, _raise)
+
+
 def workers_default() -> int:
     return os.cpu_count() or 1
 
