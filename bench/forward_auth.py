@@ -182,7 +182,7 @@ def run(workers: int, seconds: float, out: Callable[[str], None]) -> list[tuple[
         "SQLALCHEMY_DATABASE_URI": database_url(url), "SECRET_KEY": secret,
         "DISPATCHER_AUTOSTART": False, "MAIL_SERVER": "127.0.0.1", "PORTAL_URL": portal,
         "SESSION_COOKIE_SECURE": False, "SESSION_COOKIE_NAME": "clientgate_session",
-        "ACCESS_RULES": env["ACCESS_RULES"],
+        "ACCESS_RULES": env["ACCESS_RULES"], "PROXY_FIX_X_HOST": 1,
     }))
     name, value = session_cookie(app, "bench-client@example.com")
     cookie = {"Cookie": f"{name}={value}", "User-Agent": "ClientGateBench/1"}
