@@ -1,8 +1,8 @@
 """The one rule for what counts as an email address, for every form and command.
 
-The sign-in form, `flask users add` and the invitations all judge an address with
-email_validator (syntax and special-use domains such as `.local`, no DNS look-up), so an
-account the command line makes can always sign in (issue 11: `ann@firm.local` could be added
+The sign-in form, `flask users add`, the invitations and a change of address all judge an
+address with email_validator (syntax and special-use domains such as `.local`, no DNS look-up,
+nothing the mail path cannot send to), so an account the command line makes can always sign in (issue 11: `ann@firm.local` could be added
 and then never get past the sign-in form).
 """
 
@@ -13,6 +13,11 @@ from typing import Optional
 from email_validator import EmailNotValidError, validate_email
 
 MAX_LENGTH = 254
+# An address whose part before the @ has letters beyond ASCII (anna.müller@…) is a real
+# address, but it needs the mail server's SMTPUTF8 extension, which Flask-Mail cannot use:
+# the code would never leave. A domain with such letters is fine (sent as xn--…).
+NOT_SENDABLE = ("We cannot send codes to an address with letters such as ü or é before the @. "
+                "Please use another email address.")
 
 
 def email_problem(value: Optional[str]) -> Optional[str]:
@@ -23,7 +28,11 @@ def email_problem(value: Optional[str]) -> Optional[str]:
     if len(value) > MAX_LENGTH:
         return "That email address is too long."
     try:
-        validate_email(value, check_deliverability=False)
+        validate_email(value, check_deliverability=False, allow_smtputf8=False)
     except EmailNotValidError:
-        return "Enter an email address like name@example.com."
+        try:
+            validate_email(value, check_deliverability=False)
+        except EmailNotValidError:
+            return "Enter an email address like name@example.com."
+        return NOT_SENDABLE
     return None

@@ -51,7 +51,10 @@ def _email_problem(email: str) -> Optional[str]:
         return "The email address is missing."
     if len(email) > emails.MAX_LENGTH:
         return "The email address is too long."
-    if emails.email_problem(email):
+    problem = emails.email_problem(email)
+    if problem == emails.NOT_SENDABLE:
+        return f"“{email}”: {problem}"
+    if problem:
         return f"“{email}” is not an email address."
     return None
 

@@ -119,3 +119,26 @@ def test_what_users_add_accepts_can_sign_in(app, browser):
     response = browser.post("/login", {"email": "ann@firm.co.uk",
                                        "password": "a long enough password"})
     assert response.status_code == 302
+
+
+def test_an_address_the_mail_path_cannot_send_to_is_refused_in_plain_words(app, browser):
+    # anna.müller@… is a valid address, but only for mail servers speaking SMTPUTF8, which
+    # Flask-Mail cannot: such an account would be made and its codes never sent (each try a
+    # UnicodeEncodeError in the log). A domain with such letters goes out as xn--… and is fine.
+    address = "anna.müller@example.com"
+    result = app.test_cli_runner().invoke(args=["users", "add", address, "--password-stdin"],
+                                          input="a long enough password\n")
+    assert result.exit_code != 0 and "letters such as ü or é before the @" in result.output
+    page = browser.post("/login", {"email": address, "password": "whatever"})
+    assert "letters such as ü or é before the @" in page.get_data(as_text=True)
+    result = app.test_cli_runner().invoke(args=["users", "add", "anna@exämple.com",
+                                                "--password-stdin"],
+                                          input="a long enough password\n")
+    assert result.exit_code == 0, result.output
+    with app.app_context():
+        assert db.session.scalar(select(func.count(User.id))) == 1
+        from services.accounts.invitations import Candidate, check
+
+        row = check(Candidate(email=address, line=2), taken=set())
+        assert row.problems == [f"“{address}”: We cannot send codes to an address with letters "
+                                "such as ü or é before the @. Please use another email address."]
