@@ -36,7 +36,7 @@ from cryptography.fernet import InvalidToken
 from flask import Flask, current_app, session
 from flask import request as flask_request
 from joserfc.jwk import KeySet, RSAKey
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, select, text, update
 from sqlalchemy.orm import joinedload
 
 from extensions import db
@@ -254,17 +254,44 @@ def _published_rows() -> list[OIDCSigningKey]:
     ))
 
 
-def ensure_signing_key() -> OIDCSigningKey:
-    """The key that signs now; made (and committed) the first time it is needed."""
-    current = db.session.scalar(
+# PostgreSQL's advisory lock for making or rotating keys (any fixed 64-bit number).
+_KEYS_LOCK = int.from_bytes(hashlib.sha256(b"clientgate:" + KEY_PURPOSE).digest()[:8], "big",
+                            signed=True)
+
+
+def _lock_signing_keys() -> None:
+    """Hold the signing keys' lock until commit: one worker at a time makes or rotates a key.
+
+    On PostgreSQL an advisory lock (before the first key there is no row to lock); on SQLite
+    a locking read, which takes the database's write lock (db_setup.py).
+    """
+    if db.session.get_bind().dialect.name == "postgresql":
+        db.session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _KEYS_LOCK})
+    else:
+        db.session.execute(select(OIDCSigningKey.id).limit(1).with_for_update())
+
+
+def _current_key() -> Optional[OIDCSigningKey]:
+    return db.session.scalar(
         select(OIDCSigningKey).where(OIDCSigningKey.retired_at.is_(None))
         .order_by(OIDCSigningKey.id.desc()).limit(1)
     )
+
+
+def ensure_signing_key() -> OIDCSigningKey:
+    """The key that signs now; made (and committed) the first time it is needed.
+
+    Every worker of every server may ask first at the same moment: under the lock, one makes
+    the key and the others find it, so all publish the same one key.
+    """
+    current = _current_key()
     if current is None:
-        # Two workers racing here each add a key; both are published and the newer signs.
-        current = _new_key()
+        _lock_signing_keys()
+        current = _current_key()  # made by another worker while this one waited?
+        if current is None:
+            current = _new_key()
+            log.info("made the first OpenID Connect signing key %s", current.kid)
         db.session.commit()
-        log.info("made the first OpenID Connect signing key %s", current.kid)
     return current
 
 
@@ -293,6 +320,7 @@ def rotate_key(*, replace_unreadable: bool = False) -> tuple[OIDCSigningKey, lis
 
     Returns the new key and the kids of keys dropped because their tokens are all expired.
     """
+    _lock_signing_keys()  # not beside a first key being made, nor another rotation
     at = clock.now()
     if not replace_unreadable:
         current = db.session.scalar(select(OIDCSigningKey).where(

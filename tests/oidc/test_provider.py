@@ -351,6 +351,26 @@ def test_signing_key_is_stored_encrypted_and_rotates(app, runner_app=None):
     assert len(keys) == 2 and first[0]["kid"] not in {k["kid"] for k in keys}
 
 
+def test_workers_asking_for_the_first_key_at_once_make_one(app):
+    """Several workers' first requests at the same moment: one key, and all publish it (the
+    same on PostgreSQL with two servers: tests/production/test_several_servers.py)."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    gate = threading.Barrier(4)
+
+    def fetch(_):
+        client = app.test_client()
+        gate.wait(30)
+        return client.get("/oauth/jwks").get_json()
+
+    with ThreadPoolExecutor(4) as pool:
+        answers = list(pool.map(fetch, range(4)))
+    with app.app_context():
+        assert len(db.session.scalars(select(OIDCSigningKey)).all()) == 1
+    assert len(answers[0]["keys"]) == 1 and all(answer == answers[0] for answer in answers)
+
+
 def test_new_tokens_are_signed_with_the_new_key(app, sign_in, rp):
     b, verifier, back = signed_in_code(sign_in, rp)
     old = jwt.decode(exchange(b.client, rp, back["code"], verifier).get_json()["id_token"],
