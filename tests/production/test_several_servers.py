@@ -5,6 +5,13 @@ as two machines would be. A client's requests land on either: a sign-in begun on
 the other, logout on one ends the session on both, request limits count across both (Redis),
 every queued message is sent once by whichever dispatcher claims it, and when one server is
 killed mid-send the other sends what it had claimed once the claim runs out.
+
+The second round's features hold across both too: /auth/verify on either answers for a
+session of the other and refuses it on every worker as soon as it is logged out; both publish
+one and the same OpenID Connect signing key (made once, however many workers ask first), a
+code from one is redeemed at the other, and a rotation shows on both; a passkey challenge
+made by one is answered on the other, once; a device trusted on one skips the code on the
+other until it is forgotten on either.
 """
 
 from __future__ import annotations
@@ -12,18 +19,27 @@ from __future__ import annotations
 import json
 import os
 import re
+import threading
 import time
 from collections import Counter, defaultdict
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from sqlalchemy import select
+from joserfc import jwt
+from joserfc.jwk import KeySet
+from sqlalchemy import func, select
 
 from extensions import db
-from models import Delivery, SignIn, User
+from models import Delivery, OIDCSigningKey, Passkey, SignIn, TrustedDevice, User
 from services import clock, delivery, limits
+from tests.authenticators.conftest import ORIGIN, SoftKey
 from tests.conftest import TEST_PASSWORD, SMTPServer, add_user, make_config
-from tests.production.conftest import DATABASE_KIND, Databases, Gunicorn, WebClient, flask_cli
+from tests.oidc.conftest import authorize_url, exchange, pkce, register
+from tests.production.conftest import (
+    DATABASE_KIND, Databases, Gunicorn, WebClient, flask_cli,
+)
 
 pytestmark = [
     pytest.mark.slow,
@@ -36,6 +52,15 @@ pytestmark = [
 
 # Short, so the test of a server killed mid-send is quick; production keeps 90 s.
 CLAIM_SECONDS = 6
+
+# Behind one load balancer both servers have one public address (a passkey's origin, the
+# OpenID Connect issuer) and sit behind the web server that asks /auth/verify, as in
+# docs/forward-auth/: files.localhost is a protected app on a host of its own.
+FORWARD_AUTH = dict(
+    PORTAL_URL=ORIGIN, TRUSTED_HOSTS="127.0.0.1", PROXY_FIX_X_HOST="1", PROXY_FIX_X_PROTO="1",
+    PROTECTED_HOSTS="files.localhost",
+    ACCESS_RULES="files.localhost any Shared files; files.localhost/admin/ admin",
+)
 
 
 class TimedSMTP(SMTPServer):
@@ -81,7 +106,7 @@ def cluster(tmp_path_factory, smtp_server, redis_server):
                 url, smtp_server, tmp_path_factory.mktemp(f"server-{name}"), workers=2,
                 own_group=True, RATELIMIT_ENABLED="1",
                 RATELIMIT_STORAGE_URI=redis_server.url,
-                DISPATCHER_CLAIM_SECONDS=str(CLAIM_SECONDS),
+                DISPATCHER_CLAIM_SECONDS=str(CLAIM_SECONDS), **FORWARD_AUTH,
             )
             servers[name].start()
         yield servers
@@ -315,6 +340,297 @@ def test_tab_guard_and_keep_or_new_when_tabs_land_on_different_servers(
     status, headers, _ = phone2.post("/login/code", {"code": since_new})
     assert (status, headers["Location"]) == (302, "/portal")
     assert_clean_logs(cluster)
+
+
+# --- the features of the second round: forward-auth, OpenID Connect, passkeys, devices -------
+
+def signed_in_on(client: WebClient, server: Gunicorn, smtp_server: TimedSMTP, email: str,
+                 **code_fields) -> None:
+    """Password and emailed code, both posted to `server` (code_fields: e.g. remember)."""
+    since = len(smtp_server.messages)
+    status, headers, _ = password_on(client, server, email)
+    assert (status, headers["Location"]) == (302, "/login/code")
+    code = code_for(smtp_server, email, since)
+    assert client.get("/login/code")[0] == 200
+    status, headers, _ = client.post("/login/code", {"code": code, **code_fields})
+    assert (status, headers["Location"]) == (302, "/portal")
+
+
+def copy_of(client: WebClient, server: Gunicorn) -> WebClient:
+    """Another tab of this browser, or a copy of its cookies: same cookies, same CSRF token."""
+    twin = WebClient(server, ip=client.ip)
+    twin.cookies, twin.csrf = dict(client.cookies), client.csrf
+    return twin
+
+
+def user_id_of(app, email: str) -> int:
+    with app.app_context():
+        found = db.session.scalar(select(User.id).where(User.email == email))
+        db.session.remove()
+        return found
+
+
+def count_of(app, column, *where) -> int:
+    with app.app_context():
+        found = db.session.scalar(select(func.count(column)).where(*where))
+        db.session.remove()
+        return found
+
+
+def settled(cluster, app) -> None:
+    """Every message the test caused has reached the mail server (so none arrives during a
+    later test's count), and neither server logged an error."""
+    assert wait_until(lambda: count_of(
+        app, Delivery.id, Delivery.status.in_(("queued", "sending"))) == 0, 30)
+    assert_clean_logs(cluster)
+
+
+# What the web server sends with its question (docs/forward-auth/): nginx's auth_request for
+# an app under the portal's own host, and Caddy's forward_auth for one on a sibling host.
+NGINX_ASKS = {"Host": "localhost", "X-Forwarded-Proto": "http", "X-Forwarded-Host": "localhost",
+              "X-Original-URL": "http://localhost/files/report.pdf"}
+CADDY_ASKS = {"Host": "files.localhost", "X-Forwarded-Method": "GET",
+              "X-Forwarded-Proto": "http", "X-Forwarded-Host": "files.localhost",
+              "X-Forwarded-Uri": "/report.pdf"}
+
+
+def verify(server: Gunicorn, client: WebClient, asks: dict, **more: str):
+    """The web server's question about this browser's request: (status, headers)."""
+    headers = {**asks, **more, "X-Forwarded-For": client.ip}
+    if client.cookies:
+        headers["Cookie"] = "; ".join(f"{k}={v}" for k, v in client.cookies.items())
+    status, answer, _ = server.request("GET", "/auth/verify", headers=headers)
+    return status, answer
+
+
+def test_forward_auth_answers_for_a_session_of_either_server_and_logout_ends_it_on_both(
+        cluster, smtp_server, db_app):
+    a, b = cluster["A"], cluster["B"]
+    email = "forwarded@example.com"
+    add_user(db_app, email)
+    user_id = user_id_of(db_app, email)
+    client = WebClient(a, ip="198.51.100.40")
+    signed_in_on(client, a, smtp_server, email)
+
+    # Asked eight times each, so (almost surely) both workers of each server answer, and
+    # remember the cookie's signature as the fast path does for a minute.
+    for server in (b, a) * 4:
+        for asks in (NGINX_ASKS, CADDY_ASKS):
+            status, headers = verify(server, client, asks)
+            assert status == 200, (server.port, asks)
+            assert (headers["Remote-User"], headers["Remote-Email"],
+                    headers["Remote-Groups"]) == (str(user_id), email, "client")
+        # The access rules are the same on both: a client is kept out of the admin pages.
+        assert verify(server, client, CADDY_ASKS, **{"X-Forwarded-Uri": "/admin/"})[0] == 403
+
+    # Logout on B, from another tab of the same browser; the cookie the web server has just
+    # been shown (a request racing the logout, or a copy) must now fail on every worker.
+    tab = copy_of(client, b)
+    assert tab.get("/portal")[0] == 200
+    status, headers, _ = tab.post("/logout", {})
+    assert (status, headers["Location"]) == (302, "/login")
+    for server in (a, b) * 4:  # at once, on every worker of both
+        for browser in (client, tab):
+            assert verify(server, browser, NGINX_ASKS)[0] == 401, server.port
+            status, headers = verify(server, browser, CADDY_ASKS)
+            assert status == 302 and headers["Location"].startswith(
+                "http://localhost/login?next=http"), (server.port, status)
+            assert "Remote-User" not in headers
+    settled(cluster, db_app)
+
+
+class TokenEndpointCaller:
+    """An app's back end calling one server's token endpoint, as tests/oidc's exchange() does
+    with Flask's test client."""
+
+    def __init__(self, server: Gunicorn, ip: str) -> None:
+        self.server, self.ip = server, ip
+
+    def post(self, path: str, data: dict, headers: dict):
+        status, _, text = self.server.request(
+            "POST", path, data, {**headers, "X-Forwarded-For": self.ip})
+        assert status == 200, text
+        return json.loads(text)
+
+
+def published_keys(server: Gunicorn) -> dict:
+    status, _, text = server.request("GET", "/oauth/jwks",
+                                     headers={"X-Forwarded-For": "198.51.100.59"})
+    assert status == 200, text
+    return json.loads(text)
+
+
+def code_through(client: WebClient, server: Gunicorn, rp) -> tuple[str, str, str]:
+    """Authorize on `server` for a signed-in browser: (code, PKCE verifier, nonce)."""
+    verifier, challenge = pkce()
+    path = authorize_url(rp, challenge)
+    client.server = server
+    status, headers, text = client.get(path)
+    assert status == 302, text[:500]
+    back = parse_qs(urlsplit(headers["Location"]).query)
+    assert headers["Location"].startswith(rp.redirect_uri + "?") and back["iss"] == [ORIGIN]
+    return back["code"][0], verifier, parse_qs(urlsplit(path).query)["nonce"][0]
+
+
+def checked_id_token(id_token: str, keys: dict, rp, nonce: str, user_id: int):
+    token = jwt.decode(id_token, KeySet.import_key_set(keys), algorithms=["RS256"])
+    jwt.JWTClaimsRegistry(iss={"essential": True, "value": ORIGIN},
+                          aud={"essential": True, "value": rp.client_id},
+                          sub={"essential": True, "value": str(user_id)},
+                          nonce={"essential": True, "value": nonce}).validate(token.claims)
+    return token
+
+
+def test_openid_connect_one_signing_key_codes_redeemed_anywhere_and_rotation(
+        cluster, smtp_server, db_app):
+    a, b = cluster["A"], cluster["B"]
+    # No app has asked yet: the database holds no signing key. Now eight ask both servers
+    # (four workers) at the same moment, so each would make a key of its own if it could.
+    assert count_of(db_app, OIDCSigningKey.id) == 0
+    gate = threading.Barrier(8)
+
+    def fetch(server):
+        gate.wait(30)
+        return published_keys(server)
+
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(fetch, [a, b] * 4))
+    assert count_of(db_app, OIDCSigningKey.id) == 1
+    first = answers[0]
+    assert len(first["keys"]) == 1 and all(answer == first for answer in answers), answers
+
+    # A code issued through A is redeemed at B; the id_token checks out against B's keys,
+    # and the access token B issued is good at A's userinfo.
+    rp = register(db_app, "Files")
+    email = "oidc@example.com"
+    add_user(db_app, email)
+    user_id = user_id_of(db_app, email)
+    browser = WebClient(a, ip="198.51.100.50")
+    signed_in_on(browser, a, smtp_server, email)
+    code, verifier, nonce = code_through(browser, a, rp)
+    tokens = exchange(TokenEndpointCaller(b, "198.51.100.51"), rp, code, verifier)
+    old_id_token = tokens["id_token"]
+    old = checked_id_token(old_id_token, published_keys(b), rp, nonce, user_id)
+    assert old.header["kid"] == first["keys"][0]["kid"]
+    status, _, text = a.request("GET", "/oauth/userinfo", headers={
+        "Authorization": f"Bearer {tokens['access_token']}", "X-Forwarded-For": "198.51.100.51"})
+    assert status == 200 and json.loads(text)["email"] == email, text
+    # The code is used up for both: redeemed again at A, it is refused.
+    status, _, text = a.request("POST", "/oauth/token", {
+        "grant_type": "authorization_code", "code": code, "redirect_uri": rp.redirect_uri,
+        "code_verifier": verifier, "client_id": rp.client_id, "client_secret": rp.secret},
+        {"X-Forwarded-For": "198.51.100.51"})
+    assert status == 400 and json.loads(text)["error"] == "invalid_grant", text
+
+    # After `flask oidc rotate-key`, both publish the new key beside the old, and a token
+    # signed with the new one through B checks out against A's keys.
+    flask_cli("oidc", "rotate-key", database_url=a.database_url)
+    after = [published_keys(server) for server in (a, b) * 3]
+    kids = [key["kid"] for key in after[0]["keys"]]
+    assert len(kids) == 2 and kids[1] == first["keys"][0]["kid"], kids
+    assert all(answer == after[0] for answer in after), after
+    code, verifier, nonce = code_through(browser, b, rp)
+    tokens = exchange(TokenEndpointCaller(a, "198.51.100.51"), rp, code, verifier)
+    new = checked_id_token(tokens["id_token"], published_keys(a), rp, nonce, user_id)
+    assert new.header["kid"] == kids[0]
+    # An id_token signed before the rotation still checks out against the new set.
+    checked_id_token(old_id_token, after[0], rp, old.claims["nonce"], user_id)
+    settled(cluster, db_app)
+
+
+def post_answer(client: WebClient, path: str, credential: str):
+    """The page's script posting a passkey's answer: (status, JSON)."""
+    status, _, text = client.post(path, {"credential": credential})
+    return status, json.loads(text)
+
+
+def test_passkey_challenges_from_one_server_are_answered_on_the_other_once(
+        cluster, smtp_server, db_app):
+    a, b = cluster["A"], cluster["B"]
+    email = "passkey@example.com"
+    add_user(db_app, email)
+    user_id = user_id_of(db_app, email)
+    key = SoftKey()
+
+    # Adding a passkey: A makes the challenge, B checks the answer.
+    laptop = WebClient(a, ip="198.51.100.60")
+    signed_in_on(laptop, a, smtp_server, email)
+    assert laptop.get("/account/security")[0] == 200
+    status, _, text = laptop.post("/account/passkeys/options", {"name": "Work laptop"})
+    assert status == 200, text
+    options = json.loads(text)["options"]
+    stolen = copy_of(laptop, a)
+    laptop.server = b
+    status, answer = post_answer(laptop, "/account/passkeys/verify", key.register(options))
+    assert status == 200 and answer["redirect"].endswith("/account/security#passkeys"), answer
+    # Answered once: the same challenge answered again (by another key) at A is refused.
+    status, _ = post_answer(stolen, "/account/passkeys/verify", SoftKey().register(options))
+    assert status == 400
+    assert count_of(db_app, Passkey.id, Passkey.user_id == user_id) == 1
+
+    # Signing in: A makes the challenge, B checks the answer and signs the browser in. The
+    # passkey sends a counter of 0 (as synced passkeys do), so only the challenge can stop a
+    # replayed answer.
+    phone = WebClient(a, ip="198.51.100.61")
+    assert phone.get("/login")[0] == 200
+    status, _, text = phone.post("/login/passkey/options", {})
+    assert status == 200, text
+    options = json.loads(text)["options"]
+    signed = key.sign(options, count=0)
+    stolen = copy_of(phone, a)
+    phone.server = b
+    status, answer = post_answer(phone, "/login/passkey/verify", signed)
+    assert status == 200 and answer["redirect"] == "/portal", answer
+    for server in (a, b):
+        phone.server = server
+        status, _, page = phone.get("/portal")
+        assert status == 200 and "Log out" in page, server.port
+    # The same signed answer, replayed to A with a copy of the cookie naming the challenge.
+    status, answer = post_answer(stolen, "/login/passkey/verify", signed)
+    assert status == 403, answer
+    assert stolen.get("/portal")[0] == 302
+    settled(cluster, db_app)
+
+
+def test_a_device_trusted_on_one_server_skips_the_code_on_the_other_until_forgotten(
+        cluster, smtp_server, db_app):
+    a, b = cluster["A"], cluster["B"]
+    email = "trusted@example.com"
+    add_user(db_app, email)
+    user_id = user_id_of(db_app, email)
+
+    def codes_queued() -> int:
+        return count_of(db_app, Delivery.id, Delivery.user_id == user_id,
+                        Delivery.kind.in_(limits.CODE_KINDS))
+
+    device = WebClient(a, ip="198.51.100.70")
+    signed_in_on(device, a, smtp_server, email, remember="y")
+    assert device.cookies.get("cg-device")
+    assert device.get("/portal")[0] == 200
+    assert device.post("/logout", {})[0] == 302
+
+    # On B the password is still asked, and then no code: the device is known there.
+    before = codes_queued()
+    status, headers, _ = password_on(device, b, email)
+    assert (status, headers["Location"]) == (302, "/portal")
+    assert codes_queued() == before
+    device.server = a
+    assert device.get("/portal")[0] == 200
+
+    # "Forget this device" on B: A asks for a code again.
+    device.server = b
+    assert "Forget this device" in device.get("/account/devices")[2]
+    with db_app.app_context():
+        device_id = db.session.scalar(select(TrustedDevice.id).where(
+            TrustedDevice.user_id == user_id))
+        db.session.remove()
+    status, headers, _ = device.post(f"/account/devices/trusted/{device_id}/forget", {})
+    assert status == 302 and "forgotten" in device.get("/account/devices")[2]
+    assert device.post("/logout", {})[0] == 302
+    status, headers, _ = password_on(device, a, email)
+    assert (status, headers["Location"]) == (302, "/login/code")
+    assert codes_queued() == before + 1
+    settled(cluster, db_app)
 
 
 # --- the outbox ------------------------------------------------------------------------
