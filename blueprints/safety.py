@@ -6,8 +6,11 @@ from typing import Optional
 from urllib.parse import urlsplit
 
 from flask import flash, redirect, request, session, url_for
-from flask_login import logout_user
+from flask_login import current_user, logout_user
 from werkzeug.routing import IntegerConverter
+
+from extensions import db
+from services import phone_proofs
 
 # The largest row id: an INTEGER column holds 2**31 - 1 on PostgreSQL. A number from a request
 # outside 1..MAX_ID names no row, and handed to the database it would be an error (SQLite's
@@ -74,9 +77,6 @@ def count_wrong_password(user) -> int:
     At none left the browser is signed out (a flash says why): someone at an unlocked
     device must not get to guess the password that guards the account's settings.
     """
-    from extensions import db
-    from services import phone_proofs
-
     failures = phone_proofs.wrong_password(user, session.get("sid"))
     db.session.commit()
     left = phone_proofs.MAX_WRONG_PASSWORDS - failures
@@ -94,8 +94,6 @@ def tries_left(left: int) -> str:
 
 def wrong_current_password(field, page):
     """A form's current-password field was wrong: say so on the page, or sign out at the end."""
-    from flask_login import current_user
-
     left = count_wrong_password(current_user._get_current_object())
     if left <= 0:
         return redirect(url_for("auth.login"))
