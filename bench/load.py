@@ -36,6 +36,19 @@ class Response:
     location: str
     body: bytes
     seconds: float
+    hash_cpu: float = 0.0  # the worker's argon2 CPU for this request (bench/hash_timing.py)
+
+
+def hash_cpu_of(server_timing: str) -> float:
+    """Seconds from `Server-Timing: hash;dur=<ms>` (bench/hash_timing.py), or 0."""
+    for metric in server_timing.split(","):
+        name, _, params = metric.strip().partition(";")
+        if name == "hash" and params.startswith("dur="):
+            try:
+                return float(params[4:]) / 1000
+            except ValueError:
+                return 0.0
+    return 0.0
 
 
 class Browser:
@@ -64,7 +77,8 @@ class Browser:
             seconds = time.perf_counter() - started
             for value in response.headers.get_all("Set-Cookie") or ():
                 self._keep(value)
-            return Response(response.status, response.headers.get("Location", ""), data, seconds)
+            return Response(response.status, response.headers.get("Location", ""), data, seconds,
+                            hash_cpu_of(response.headers.get("Server-Timing", "")))
         finally:
             connection.close()
 

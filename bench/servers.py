@@ -14,6 +14,7 @@ from typing import Optional
 
 ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = ROOT / ".venv" / "bin"
+HASH_TIMING = Path(__file__).resolve().parent / "hash_timing.py"
 
 
 def stop_cleanly_on_sigterm() -> None:
@@ -75,8 +76,10 @@ class Gunicorn:
 
     def __init__(self, app: str, port: int, env: dict, workers: int, log_path: Path,
                  ready_path: str, cwd: Path = ROOT) -> None:
-        self.argv = [str(VENV_BIN / "gunicorn"), "--workers", str(workers),
-                     "--bind", f"127.0.0.1:{port}", app]
+        # Every app is served with the hash timing (bench/hash_timing.py); it adds a header
+        # only to responses whose request verified a password.
+        self.argv = [str(VENV_BIN / "gunicorn"), "--config", str(HASH_TIMING),
+                     "--workers", str(workers), "--bind", f"127.0.0.1:{port}", app]
         self.port = port
         self.env = env
         self.workers = workers
