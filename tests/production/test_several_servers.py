@@ -363,13 +363,6 @@ def copy_of(client: WebClient, server: Gunicorn) -> WebClient:
     return twin
 
 
-def user_id_of(app, email: str) -> int:
-    with app.app_context():
-        found = db.session.scalar(select(User.id).where(User.email == email))
-        db.session.remove()
-        return found
-
-
 def count_of(app, column, *where) -> int:
     with app.app_context():
         found = db.session.scalar(select(func.count(column)).where(*where))
@@ -407,8 +400,7 @@ def test_forward_auth_answers_for_a_session_of_either_server_and_logout_ends_it_
         cluster, smtp_server, db_app):
     a, b = cluster["A"], cluster["B"]
     email = "forwarded@example.com"
-    add_user(db_app, email)
-    user_id = user_id_of(db_app, email)
+    user_id = add_user(db_app, email)
     client = WebClient(a, ip="198.51.100.40")
     signed_in_on(client, a, smtp_server, email)
 
@@ -503,8 +495,7 @@ def test_openid_connect_one_signing_key_codes_redeemed_anywhere_and_rotation(
     # and the access token B issued is good at A's userinfo.
     rp = register(db_app, "Files")
     email = "oidc@example.com"
-    add_user(db_app, email)
-    user_id = user_id_of(db_app, email)
+    user_id = add_user(db_app, email)
     browser = WebClient(a, ip="198.51.100.50")
     signed_in_on(browser, a, smtp_server, email)
     code, verifier, nonce = code_through(browser, a, rp)
@@ -548,8 +539,7 @@ def test_passkey_challenges_from_one_server_are_answered_on_the_other_once(
         cluster, smtp_server, db_app):
     a, b = cluster["A"], cluster["B"]
     email = "passkey@example.com"
-    add_user(db_app, email)
-    user_id = user_id_of(db_app, email)
+    user_id = add_user(db_app, email)
     key = SoftKey()
 
     # Adding a passkey: A makes the challenge, B checks the answer.
@@ -596,8 +586,7 @@ def test_a_device_trusted_on_one_server_skips_the_code_on_the_other_until_forgot
         cluster, smtp_server, db_app):
     a, b = cluster["A"], cluster["B"]
     email = "trusted@example.com"
-    add_user(db_app, email)
-    user_id = user_id_of(db_app, email)
+    user_id = add_user(db_app, email)
 
     def codes_queued() -> int:
         return count_of(db_app, Delivery.id, Delivery.user_id == user_id,
