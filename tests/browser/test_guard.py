@@ -287,3 +287,20 @@ def test_back_after_logging_out_does_not_show_the_portal(live_server, new_contex
     page.go_back(wait_until="commit")  # the portal may come back from the page cache...
     page.wait_for_url("**/login?next=*")  # ...and is asked for again, so it is not shown
     expect(page.locator("main")).not_to_contain_text("You are signed in as")
+
+
+def test_log_out_from_a_page_whose_token_went_stale_still_logs_out(live_server, new_context,
+                                                                   smtp):
+    # Issue 11, point 10, with what Chromium really sends: the form's token no longer matches,
+    # but its Origin and Sec-Fetch-Site say the form is this site's own, so the session ends.
+    page = new_context().new_page()
+    open_code_page(page, live_server)
+    enter_code(page, code_from(smtp, 1))
+    page.wait_for_url("**/portal")
+    page.evaluate("document.querySelectorAll('input[name=csrf_token]')"
+                  ".forEach(input => { input.value = 'stale'; })")
+    page.get_by_role("button", name="Log out").click()
+    page.wait_for_url("**/login")
+    expect(page.locator("body")).to_contain_text("You have logged out.")
+    page.goto(live_server("/portal"))
+    page.wait_for_url("**/login?next=*")
