@@ -2,8 +2,8 @@
 
 The sign-in form, `flask users add`, the invitations and a change of address all judge an
 address with email_validator (syntax and special-use domains such as `.local`, no DNS look-up,
-nothing the mail path cannot send to), so an account the command line makes can always sign in (issue 11: `ann@firm.local` could be added
-and then never get past the sign-in form).
+nothing the mail path cannot send to), so an account the command line makes can always sign
+in (issue 11: `ann@firm.local` could be added and then never get past the sign-in form).
 """
 
 from __future__ import annotations
