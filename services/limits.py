@@ -462,19 +462,20 @@ def paused_message(until: datetime) -> str:
             "you need to sign in sooner, please contact us.")
 
 
-def _unknown_lock_until(key: str) -> Optional[datetime]:
-    rows = db.session.execute(
+def _latest_unknown_lock(key: str) -> tuple[Optional[datetime], Optional[datetime]]:
+    """When this unknown address was last paused, and until when (None, None if never)."""
+    row = db.session.execute(
         select(Event.created_at, Event.detail).where(
             Event.type == "unknown_email_locked", Event.user_id.is_(None),
             Event.detail["email_key"].as_string() == key,
         ).order_by(Event.created_at.desc()).limit(1)
-    ).all()
-    if not rows:
-        return None
+    ).first()
+    if row is None:
+        return None, None
     try:
-        return clock.as_utc(datetime.fromisoformat(rows[0][1]["until"]))
+        return row[0], clock.as_utc(datetime.fromisoformat(row[1]["until"]))
     except (KeyError, TypeError, ValueError):
-        return None
+        return row[0], None
 
 
 def _unknown_failure(email: str) -> Optional[datetime]:
@@ -484,10 +485,7 @@ def _unknown_failure(email: str) -> Optional[datetime]:
     key = email_key(email)
     audit.record("password_failed", outcome="wrong",
                  detail={"unknown_email": True, "email_key": key})
-    last_lock = db.session.scalar(
-        select(func.max(Event.created_at)).where(
-            Event.type == "unknown_email_locked", Event.user_id.is_(None),
-            Event.detail["email_key"].as_string() == key))
+    last_lock, until = _latest_unknown_lock(key)
     since = max(filter(None, (at - FAILURE_WINDOW, last_lock)))
     failures = db.session.scalar(
         select(func.count(Event.id)).where(
@@ -495,7 +493,6 @@ def _unknown_failure(email: str) -> Optional[datetime]:
             Event.created_at > since, Event.detail["email_key"].as_string() == key)) or 0
     if failures < FAILURES_BEFORE_LOCK:
         return None
-    until = _unknown_lock_until(key)
     earlier = db.session.scalar(
         select(func.count(Event.id)).where(
             Event.type == "unknown_email_locked", Event.user_id.is_(None),
@@ -529,5 +526,5 @@ def paused_until(email: str) -> Optional[datetime]:
     user = db.session.scalar(select(User).where(User.email == email))
     if user is not None:
         return user.locked_until if user.is_locked(clock.now()) else None
-    until = _unknown_lock_until(email_key(email))
+    _, until = _latest_unknown_lock(email_key(email))
     return until if until is not None and until > clock.now() else None
