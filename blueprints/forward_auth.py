@@ -7,6 +7,8 @@ them the endpoint answers what the browser should see: a redirect to sign in, or
 
 from __future__ import annotations
 
+import time
+
 from flask import Blueprint, Response, current_app, redirect, render_template, request, session
 
 from blueprints.safety import safe_next
@@ -121,8 +123,6 @@ class FastPath:
 
     def session_of(self, value: str):
         """(sid, _user_id) of a session cookie whose signature is good (BadSignature if not)."""
-        import time
-
         known = self._checked.get(value)
         now = time.monotonic()
         if known is not None and known[0] > now:
