@@ -7,7 +7,7 @@ from playwright.sync_api import expect
 
 from tests.browser.conftest import (  # noqa: F401  (fixtures used by name)
     DESKTOP, PHONE, assert_accessible, assert_fields_labelled, assert_fits_phone, chromium,
-    code_from, live_server, log_in, new_context, screenshot,
+    live_server, new_context, screenshot, sign_in_through_pages,
 )
 
 pytestmark = pytest.mark.browser
@@ -25,14 +25,6 @@ class Checker:
             assert_fits_phone(page, name)
         assert_accessible(page, name)
         screenshot(page, f"accounts-{name}")
-
-
-def sign_in(page, server, smtp, count: int, email: str = "client@example.com") -> None:
-    log_in(page, server, email)
-    page.wait_for_url("**/login/code")
-    page.fill("input[name=code]", code_from(smtp, count, email))
-    page.get_by_role("button", name="Continue").click()
-    page.wait_for_url("**/portal")
 
 
 def link_from(smtp, count: int, email: str, part: str) -> str:
@@ -85,8 +77,8 @@ def test_client_account_pages(viewport, live_server, new_context, smtp):
     phone_user_agent = ("Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 "
                         "(KHTML, like Gecko) Chrome/120.0.6099.144 Mobile Safari/537.36")
     elsewhere = new_context(viewport, user_agent=phone_user_agent).new_page()
-    sign_in_with(elsewhere, live_server, smtp, 3, NEW_PASSWORD)
-    sign_in_with(page, live_server, smtp, 4, NEW_PASSWORD)
+    sign_in_through_pages(elsewhere, live_server, smtp, 3, password=NEW_PASSWORD)
+    sign_in_through_pages(page, live_server, smtp, 4, password=NEW_PASSWORD)
 
     page.get_by_role("link", name="Your devices").click()
     expect(page.locator("h1")).to_have_text("Your devices")
@@ -120,18 +112,6 @@ def test_client_account_pages(viewport, live_server, new_context, smtp):
     expect(page.locator(".notice-success")).to_contain_text("you now sign in with new@example.com")
 
 
-def sign_in_with(page, server, smtp, count: int, password: str,
-                 email: str = "client@example.com") -> None:
-    page.goto(server("/login"))
-    page.fill("input[name=email]", email)
-    page.fill("input[name=password]", password)
-    page.locator("[data-login-form] button[type=submit]").click()
-    page.wait_for_url("**/login/code")
-    page.fill("input[name=code]", code_from(smtp, count, email))
-    page.get_by_role("button", name="Continue").click()
-    page.wait_for_url("**/portal")
-
-
 @pytest.mark.parametrize("viewport", [DESKTOP, PHONE], ids=lambda v: f"{v['width']}px")
 def test_console_account_pages_and_welcome(viewport, live_server, new_context, smtp):
     """Staff invite, import, list invitations, manage roles, switch off; a client accepts."""
@@ -142,7 +122,7 @@ def test_console_account_pages_and_welcome(viewport, live_server, new_context, s
     add_user(live_server.app, "admin@example.com", role="admin")
     add_user(live_server.app, "support@example.com", role="support")
     page = new_context(viewport, phone=phone).new_page()
-    sign_in(page, live_server, smtp, 1, "admin@example.com")
+    sign_in_through_pages(page, live_server, smtp, 1, "admin@example.com")
 
     page.goto(live_server("/support"))
     page.get_by_role("link", name="Add a client").click()

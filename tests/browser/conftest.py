@@ -152,6 +152,18 @@ def log_in(page, server: LiveServer, email: str = "client@example.com",
     page.locator("[data-login-form] button[type=submit]").click()
 
 
+def sign_in_through_pages(page, server: LiveServer, smtp, count: int,
+                          email: str = "client@example.com",
+                          password: str = TEST_PASSWORD) -> None:
+    """Password, then the code from the `count`-th message, as a client types them; ends on
+    the portal."""
+    log_in(page, server, email, password)
+    page.wait_for_url("**/login/code")
+    page.fill("input[name=code]", code_from(smtp, count, email))
+    page.get_by_role("button", name="Continue").click()
+    page.wait_for_url("**/portal")
+
+
 def code_from(smtp, count: int, email: str = "client@example.com") -> str:
     """The code of the `count`-th message, once it has reached the SMTP server."""
     smtp.wait_for(count)

@@ -16,7 +16,7 @@ from services import clock
 from tests.conftest import add_user, user_by_email
 from tests.browser.conftest import (
     DESKTOP, PHONE, SMALL_PHONE, assert_accessible, assert_fields_labelled, assert_fits_phone,
-    code_from, log_in, screenshot,
+    code_from, log_in, screenshot, sign_in_through_pages,
 )
 
 pytestmark = pytest.mark.browser
@@ -161,11 +161,7 @@ def test_pages_behind_sign_in(viewport, live_server, new_context, smtp):
     check = Checker(viewport)
     add_user(live_server.app, "staff@example.com", role="support")
     page = new_context(viewport, phone=viewport["width"] <= 400).new_page()
-    log_in(page, live_server, "staff@example.com")
-    page.wait_for_url("**/login/code")
-    page.fill("input[name=code]", code_from(smtp, 1, "staff@example.com"))
-    page.get_by_role("button", name="Continue").click()
-    page.wait_for_url("**/portal")
+    sign_in_through_pages(page, live_server, smtp, 1, "staff@example.com")
 
     page.goto(live_server("/account/security"))
     check(page, "account-security")

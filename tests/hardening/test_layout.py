@@ -8,8 +8,8 @@ from __future__ import annotations
 import pytest
 
 from tests.browser.conftest import (  # noqa: F401  (fixtures used by name)
-    DESKTOP, PHONE, assert_accessible, chromium, code_from, live_server, log_in, new_context,
-    screenshot,
+    DESKTOP, PHONE, assert_accessible, chromium, live_server, new_context, screenshot,
+    sign_in_through_pages,
 )
 from tests.conftest import Browser, add_user
 
@@ -44,11 +44,7 @@ def test_support_tables_read_as_cards_on_a_phone(viewport, live_server, new_cont
     add_user(app, "staff@example.com", role="support")
     sent = len(smtp.messages)
     page = new_context(viewport, phone=viewport["width"] <= 400).new_page()
-    log_in(page, live_server, "staff@example.com")
-    page.wait_for_url("**/login/code")
-    page.fill("input[name=code]", code_from(smtp, sent + 1, "staff@example.com"))
-    page.get_by_role("button", name="Continue").click()
-    page.wait_for_url("**/portal")
+    sign_in_through_pages(page, live_server, smtp, sent + 1, "staff@example.com")
     page.goto(live_server("/support?q=example"))
     page.wait_for_selector("table.stacked")
     cell = page.locator("td[data-label='What went wrong']").first

@@ -12,7 +12,7 @@ from models import Delivery
 
 from tests.browser.conftest import (  # noqa: F401  (fixtures used by name)
     DESKTOP, SMALL_PHONE, assert_accessible, assert_fields_labelled, assert_fits_phone,
-    chromium, code_from, live_server, log_in, new_context, screenshot,
+    chromium, code_from, live_server, log_in, new_context, screenshot, sign_in_through_pages,
 )
 from tests.conftest import Browser, add_user, user_by_email
 from tests.support.conftest import PHONE_UA, wrong
@@ -54,11 +54,7 @@ def test_console_with_history(viewport, live_server, new_context, smtp):
     add_user(app, "staff@example.com", role="support")
     sent = len(smtp.messages)
     page = new_context(viewport, phone=viewport["width"] <= 400).new_page()
-    log_in(page, live_server, "staff@example.com")
-    page.wait_for_url("**/login/code")
-    page.fill("input[name=code]", code_from(smtp, sent + 1, "staff@example.com"))
-    page.get_by_role("button", name="Continue").click()
-    page.wait_for_url("**/portal")
+    sign_in_through_pages(page, live_server, smtp, sent + 1, "staff@example.com")
     client_id = user_by_email(app, "client@example.com").id
 
     pages = {
