@@ -10,12 +10,15 @@ picked up again when their claim runs out.
 
 from __future__ import annotations
 
+import atexit
+import functools
 import logging
 import os
 import secrets
 import smtplib
 import socket
 import threading
+import time
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
@@ -177,18 +180,88 @@ def clock_from_iso(value: str) -> datetime:
 
 # --- channels -------------------------------------------------------------------------
 
+# How long a sender thread keeps its mail server connection open between messages. Opening
+# one (TCP, greeting, EHLO, STARTTLS and login where set) costs more than sending a code over
+# it; mail servers close idle clients themselves after a minute or more.
+SMTP_REUSE_SECONDS = 30.0
+
+
+@functools.cache
+def _local_hostname() -> str:
+    """This machine's name for EHLO, looked up once: smtplib would ask DNS on every connection."""
+    return socket.getfqdn()
+
+
 class _TimedConnection(Connection):
     """Flask-Mail's connection, with a timeout so a silent mail server cannot hang a worker."""
 
     def configure_host(self):
         timeout = current_app.config["MAIL_TIMEOUT"]
         factory = smtplib.SMTP_SSL if self.mail.use_ssl else smtplib.SMTP
-        host = factory(self.mail.server, self.mail.port, timeout=timeout)
+        host = factory(self.mail.server, self.mail.port, timeout=timeout,
+                       local_hostname=_local_hostname())
         if self.mail.use_tls:
             host.starttls()
         if self.mail.username and self.mail.password:
             host.login(self.mail.username, self.mail.password)
         return host
+
+
+class _KeptConnections:
+    """Open connections to the mail server that the sender threads hand back after a message,
+    for the next one to take (opening one is the dearest part of sending a code).
+
+    One is reused only while the mail settings are the same, it has been idle under
+    SMTP_REUSE_SECONDS, and the server still answers NOOP; so a message never goes out on a
+    connection that may be dead, and one whose send failed is closed, never handed back."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._idle: list[tuple[_TimedConnection, tuple, float]] = []
+
+    def take(self) -> _TimedConnection:
+        mail = current_app.extensions["mail"]
+        settings = (mail.server, mail.port, mail.use_ssl, mail.use_tls, mail.username,
+                    mail.password, current_app.config["MAIL_TIMEOUT"])
+        while True:
+            with self._lock:
+                if not self._idle:
+                    break
+                connection, kept_for, idle_since = self._idle.pop()
+            try:
+                if kept_for == settings and time.monotonic() - idle_since < SMTP_REUSE_SECONDS \
+                        and connection.host.noop()[0] == 250:
+                    connection.settings = settings
+                    return connection
+            except (OSError, smtplib.SMTPException):
+                pass
+            _close(connection)
+        connection = _TimedConnection(mail)
+        connection.host = connection.configure_host()
+        connection.settings = settings
+        return connection
+
+    def give_back(self, connection: _TimedConnection) -> None:
+        with self._lock:
+            self._idle.append((connection, connection.settings, time.monotonic()))
+
+    def close_all(self) -> None:
+        """Close the idle connections (the dispatcher stopping, or the process ending)."""
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for connection, _, _ in idle:
+            _close(connection)
+
+
+def _close(connection: _TimedConnection) -> None:
+    try:
+        connection.host.quit()
+    except (OSError, smtplib.SMTPException):
+        connection.host.close()
+
+
+kept_connections = _KeptConnections()
+atexit.register(kept_connections.close_all)
 
 
 def send_email(item: Delivery, subject: str, text: str,
@@ -197,8 +270,12 @@ def send_email(item: Delivery, subject: str, text: str,
     message = Message(subject=subject, recipients=[item.destination], body=text, html=html)
     message.extra_headers = {"X-ClientGate-Ref": item.client_ref or ""}
     try:
-        with _TimedConnection(current_app.extensions["mail"]) as connection:
+        connection = kept_connections.take()
+        try:
             connection.send(message)
+        except BaseException:
+            _close(connection)  # a failed send: the next message gets a new connection
+            raise
     except smtplib.SMTPRecipientsRefused as exc:
         # 5xx is final ("no such mailbox"); 4xx (greylisting, mailbox full) is worth retrying.
         answers = [code for code, _ in exc.recipients.values()]
@@ -214,6 +291,7 @@ def send_email(item: Delivery, subject: str, text: str,
         ) from exc
     except (OSError, smtplib.SMTPException) as exc:
         raise DeliveryError(f"the mail server could not be reached ({type(exc).__name__})") from exc
+    kept_connections.give_back(connection)
     return None
 
 
@@ -475,6 +553,7 @@ class Dispatcher:
             # Messages being handed over finish (each within MAIL_TIMEOUT) and are recorded.
             self._pool.shutdown(wait=True)
             self._pool = None
+        kept_connections.close_all()
 
     def _submit(self, delivery_id: int) -> None:
         with self._lock:

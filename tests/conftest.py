@@ -52,6 +52,7 @@ class ReceivedMail:
     text: str
     headers: dict
     html: str = ""  # the HTML part, when the message has one
+    peer: Optional[tuple] = None  # the client's (address, port): one per SMTP connection
 
     @property
     def code(self) -> Optional[str]:
@@ -80,7 +81,7 @@ class _Handler:
         self.server._received(ReceivedMail(
             to=list(envelope.rcpt_tos), subject=str(message["Subject"]),
             text=body.get_content() if body else "", headers=dict(message.items()),
-            html=html.get_content() if html else "",
+            html=html.get_content() if html else "", peer=tuple(session.peer),
         ))
         return "250 Message accepted"
 

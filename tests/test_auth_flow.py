@@ -317,6 +317,31 @@ def test_mail_server_down_then_back(app, user, smtp, deliver, browser):
     assert browser.enter_code(mail.code).status_code == 302
 
 
+def test_one_connection_carries_the_next_message_while_the_server_answers(
+        app, user, smtp, deliver, browser, monkeypatch):
+    """The dispatcher keeps its mail server connection for the next message (opening one
+    costs more than a code), and opens a new one when the server has gone away or it sat idle."""
+    from services import delivery
+
+    start(browser, smtp, deliver)
+    start(browser, smtp, deliver)  # a second Log In: a new code, sent after the first
+    one, two = smtp.wait_for(2)[-2:]
+    assert one.peer == two.peer  # the same connection
+
+    smtp.stop()  # the server restarts on the same port: the kept connection is dead
+    smtp.start()
+    start(browser, smtp, deliver)
+    three = smtp.wait_for(3)[-1]
+    assert three.peer != two.peer
+    assert browser.enter_code(three.code).status_code == 302
+    assert not events(app, "delivery_retry")  # nothing was lost or delayed to find that out
+
+    browser.post("/logout", form_page="/portal")
+    monkeypatch.setattr(delivery, "SMTP_REUSE_SECONDS", 0)  # idle too long: not reused
+    start(browser, smtp, deliver)
+    assert smtp.wait_for(4)[-1].peer != three.peer
+
+
 def test_delivery_gives_up_when_the_code_expires(app, user, smtp, deliver, browser):
     smtp.stop()
     browser.log_in()
