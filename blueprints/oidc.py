@@ -35,8 +35,9 @@ def never_cache(response):
 @bp.after_app_request
 def let_the_code_form_return_to_the_app(response):
     """Sign-in pages started by an app may send their form on to that app (CSP form-action)."""
-    if request.blueprint != "auth" or "Content-Security-Policy" not in response.headers:
-        return response
+    if request.blueprint != "auth" or "Content-Security-Policy" not in response.headers \
+            or 300 <= response.status_code < 400:
+        return response  # a redirect shows no form (and reading the sign-in again costs a query)
     # The password page itself may finish the sign-in (a trusted device), so its `next` counts.
     origin = oidc.app_origin_for(request.args.get("next"))
     sign_in_id = session.get("signin_id")

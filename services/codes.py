@@ -213,13 +213,11 @@ def start_sign_in(
     user_agent: Optional[str] = None,
     next_url: Optional[str] = None,
 ) -> SignIn:
-    """A password check succeeded: make a new code, end earlier pending sign-ins, queue it."""
-    # Lock the user's row (PostgreSQL; on SQLite the write lock, see db_setup.py) so that two
-    # sign-ins at once leave exactly one pending. NO KEY UPDATE (key_share): the audit event
-    # this request already wrote holds a key-share lock on the row, and FOR UPDATE would
-    # deadlock with another request holding one too.
-    db.session.execute(
-        select(User.id).where(User.id == user.id).with_for_update(key_share=True))
+    """A password check succeeded: make a new code, end earlier pending sign-ins, queue it.
+
+    Call it after `limits.refuse_new_code` found nothing against it, in the same transaction:
+    that took the account's row lock (PostgreSQL; on SQLite the write lock, see db_setup.py),
+    which makes two sign-ins at once leave exactly one pending."""
     at = clock.now()
     channel = channel_for(user)
     # An authenticator app makes its own codes: nothing is made, kept or sent here.
@@ -325,7 +323,7 @@ def check_code(sign_in: SignIn, code: str) -> CodeCheck:
     """Judge a well-formed code typed for this sign-in, and record the outcome."""
     # Lock the sign-in (PostgreSQL's row lock, SQLite's write lock) and read it afresh, so
     # codes typed at the same moment are judged one after the other: the right code signs in
-    # once, and every wrong one counts towards the five. (NO KEY UPDATE, as in start_sign_in.)
+    # once, and every wrong one counts towards the five. (NO KEY UPDATE, as in limits._hold_caps.)
     # One statement: the lock and the fresh read (populate_existing overwrites what this
     # session had loaded of the row).
     db.session.scalars(

@@ -177,11 +177,12 @@ def test_wrong_codes_typed_at_once_all_count(tmp_path, databases, smtp):
 
 
 def test_sign_ins_of_one_client_at_once_leave_one_pending(tmp_path, databases):
-    """As the login route does it: record the password check, then start the sign-in.
+    """As the login route does it: record the password check, check the caps (which locks
+    the account's row), then start the sign-in.
     (On PostgreSQL the event's link to the user takes a share lock on the user's row; the
     sign-in's own lock must not deadlock with it.)"""
     from models import SignIn
-    from services import audit, codes
+    from services import audit, codes, limits
 
     app = create_app(make_config(tmp_path, SQLALCHEMY_DATABASE_URI=databases.new()))
     reset_schema(app)
@@ -201,6 +202,7 @@ def test_sign_ins_of_one_client_at_once_leave_one_pending(tmp_path, databases):
                 db.session.flush()
                 if postgres:
                     start.wait(timeout=30)
+                assert limits.refuse_new_code(user, "127.0.0.1") is None  # takes the lock
                 codes.start_sign_in(user)
                 db.session.commit()
             except Exception as exc:  # reported below: no error may reach a client
