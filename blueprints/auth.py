@@ -38,11 +38,14 @@ def never_cache(response):
     return no_store(response)
 
 
-def browser_sign_in() -> Optional[SignIn]:
-    """The sign-in this browser started (kept in its session cookie), if any."""
+def browser_sign_in(*, locked: bool = False) -> Optional[SignIn]:
+    """The sign-in this browser started (kept in its session cookie), if any; `locked`
+    reads it afresh under its row lock, as codes.check_code needs it."""
     sign_in_id = session.get("signin_id")
     if not isinstance(sign_in_id, int):
         return None
+    if locked:
+        return codes.lock_sign_in(sign_in_id)
     return db.session.get(SignIn, sign_in_id)
 
 
@@ -222,19 +225,23 @@ def _code_page(sign_in: Optional[SignIn], form: CodeForm, *, problem: Optional[d
 @bp.route("/login/code", methods=["GET", "POST"])
 @limits.code_entries
 def code():
-    sign_in = browser_sign_in()
+    form = CodeForm()
+    judge = request.method == "POST" and form.validate_on_submit()
+    # A code to judge: read the sign-in under its lock at once (one query, not two).
+    sign_in = browser_sign_in(locked=judge)
     if sign_in is None:
         if request.method == "POST":
             flash("There is no sign-in waiting for a code in this browser. "
                   "Please enter your email and password first.", "warning")
         return redirect(url_for("auth.login"))
+    locked = judge
     if sign_in.is_pending and codes.expire_if_due(sign_in):
         db.session.commit()  # only when it changed: a commit makes every row load again
-    form = CodeForm()
-    if request.method == "GET" or not form.validate_on_submit():
+        locked = False  # and lets go of the lock: check_code takes it again
+    if not judge:
         return _code_page(sign_in, form, status=200 if request.method == "GET" else 422)
 
-    check = codes.check_code(sign_in, form.code.data)
+    check = codes.check_code(sign_in, form.code.data, locked=locked)
     if check.outcome == codes.ACCEPTED:
         # One commit: the code used up, the session opened (and this device marked).
         return _finish_sign_in(sign_in, remember=form.remember.data is True)

@@ -319,17 +319,23 @@ def _earlier_sign_in_with(sign_in: SignIn, code: str) -> Optional[SignIn]:
     return None
 
 
-def check_code(sign_in: SignIn, code: str) -> CodeCheck:
-    """Judge a well-formed code typed for this sign-in, and record the outcome."""
-    # Lock the sign-in (PostgreSQL's row lock, SQLite's write lock) and read it afresh, so
-    # codes typed at the same moment are judged one after the other: the right code signs in
-    # once, and every wrong one counts towards the five. (NO KEY UPDATE, as in limits._hold_caps.)
-    # One statement: the lock and the fresh read (populate_existing overwrites what this
-    # session had loaded of the row).
-    db.session.scalars(
-        select(SignIn).where(SignIn.id == sign_in.id).with_for_update(key_share=True)
+def lock_sign_in(sign_in_id: int) -> Optional[SignIn]:
+    """Lock a sign-in (PostgreSQL's row lock, SQLite's write lock) and read it afresh, so
+    codes typed at the same moment are judged one after the other: the right code signs in
+    once, and every wrong one counts towards the five. (NO KEY UPDATE, as in
+    limits._hold_caps.) One statement: the lock and the fresh read (populate_existing
+    overwrites what this session had loaded of the row)."""
+    return db.session.scalars(
+        select(SignIn).where(SignIn.id == sign_in_id).with_for_update(key_share=True)
         .execution_options(populate_existing=True)
-    ).one()
+    ).one_or_none()
+
+
+def check_code(sign_in: SignIn, code: str, *, locked: bool = False) -> CodeCheck:
+    """Judge a well-formed code typed for this sign-in, and record the outcome. `locked`: the
+    caller read the sign-in with `lock_sign_in` in this transaction."""
+    if not locked:
+        lock_sign_in(sign_in.id)
     check = _judge(sign_in, code)
     detail = {"earlier_sign_in": check.earlier.id} if check.earlier else {}
     if check.steps_off:
