@@ -36,8 +36,8 @@ def never_cache(response):
 def let_the_code_form_return_to_the_app(response):
     """Sign-in pages started by an app may send their form on to that app (CSP form-action)."""
     if request.blueprint != "auth" or "Content-Security-Policy" not in response.headers \
-            or 300 <= response.status_code < 400:
-        return response  # a redirect shows no form (and reading the sign-in again costs a query)
+            or response.mimetype != "text/html" or 300 <= response.status_code < 400:
+        return response  # no form shown: JSON (the code page's status) or a redirect
     # The password page itself may finish the sign-in (a trusted device), so its `next` counts.
     origin = oidc.app_origin_for(request.args.get("next"))
     sign_in_id = session.get("signin_id")
