@@ -11,6 +11,7 @@ picked up again when their claim runs out.
 from __future__ import annotations
 
 import atexit
+import email.policy
 import functools
 import logging
 import os
@@ -22,6 +23,7 @@ import time
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
+from email.header import Header
 from typing import Callable, Optional
 
 from flask import Flask, current_app, has_app_context, render_template
@@ -264,10 +266,28 @@ kept_connections = _KeptConnections()
 atexit.register(kept_connections.close_all)
 
 
+# Flask-Mail's MIME parts and headers arrive encoded for the wire already (RFC 2047 words,
+# base64 bodies); flattening them under the `email` package's compat32 policy writes them as
+# they are, where its SMTP policy parses each header back and folds it again. compat32 is
+# what Django's mail has always sent with; the bytes on the wire differ only in folding.
+_WIRE = email.policy.compat32.clone(linesep="\r\n")
+
+
+class _Message(Message):
+    def as_bytes(self) -> bytes:
+        message = self._message()
+        message.policy = _WIRE
+        if self.subject and not self.subject.isascii():
+            # As a Header, so that compat32 folds the encoded words after "Subject: ".
+            message.replace_header("Subject", Header(self.subject, "utf-8",
+                                                     header_name="Subject"))
+        return message.as_bytes()
+
+
 def send_email(item: Delivery, subject: str, text: str,
                html: Optional[str] = None) -> Optional[str]:
     """Hand an email (a plain-text part and, when given, an HTML part) to the SMTP server."""
-    message = Message(subject=subject, recipients=[item.destination], body=text, html=html)
+    message = _Message(subject=subject, recipients=[item.destination], body=text, html=html)
     message.extra_headers = {"X-ClientGate-Ref": item.client_ref or ""}
     try:
         connection = kept_connections.take()

@@ -53,6 +53,7 @@ class ReceivedMail:
     headers: dict
     html: str = ""  # the HTML part, when the message has one
     peer: Optional[tuple] = None  # the client's (address, port): one per SMTP connection
+    raw: bytes = b""  # the message as it came over the wire
 
     @property
     def code(self) -> Optional[str]:
@@ -82,6 +83,7 @@ class _Handler:
             to=list(envelope.rcpt_tos), subject=str(message["Subject"]),
             text=body.get_content() if body else "", headers=dict(message.items()),
             html=html.get_content() if html else "", peer=tuple(session.peer),
+            raw=envelope.content,
         ))
         return "250 Message accepted"
 

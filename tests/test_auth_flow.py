@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 
 from extensions import db
 from models import Delivery, Event, SignIn
-from services import clock, codes, passwords
+from services import clock, codes, delivery, passwords
 from tests.conftest import TEST_PASSWORD, Browser, add_user, request_code, wrong_code
 
 EMAIL = "client@example.com"
@@ -340,6 +340,33 @@ def test_one_connection_carries_the_next_message_while_the_server_answers(
     monkeypatch.setattr(delivery, "SMTP_REUSE_SECONDS", 0)  # idle too long: not reused
     start(browser, smtp, deliver)
     assert smtp.wait_for(4)[-1].peer != three.peer
+
+
+def test_non_ascii_portal_and_sender_names_arrive_whole(tmp_path, smtp, deliver):
+    """A firm's name with umlauts, long enough to be folded, in the subject and the sender."""
+    import email
+    from email.header import decode_header, make_header
+
+    from tests.conftest import make_config, running_app
+
+    portal = "Kanzlei Müller & Söhne Steuerberatungsgesellschaft mbH Düsseldorf"
+    sender = f"Mandantenportal der {portal} <noreply@example.com>"
+    config = make_config(tmp_path, smtp, PORTAL_NAME=portal, MAIL_DEFAULT_SENDER=sender)
+    with running_app(config) as application:
+        add_user(application)
+        b = Browser(application)
+        assert b.log_in().status_code == 302
+        with application.app_context():
+            delivery.run_once()
+        mail = smtp.wait_for(1)[0]
+    assert mail.subject.startswith(f"{portal} sign-in code, requested at ")
+    # Read as RFC 2047 says: the words of a folded name join up again.
+    wire = email.message_from_bytes(mail.raw)  # compat32: the header as sent
+    assert str(make_header(decode_header(wire["From"]))) == sender
+    assert str(make_header(decode_header(wire["Subject"]))) == mail.subject
+    head = mail.raw.split(b"\r\n\r\n")[0]
+    assert max(len(line) for line in head.split(b"\r\n")) < 80  # folded, not one long line
+    assert mail.code and portal in mail.text
 
 
 def test_delivery_gives_up_when_the_code_expires(app, user, smtp, deliver, browser):
