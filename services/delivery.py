@@ -244,8 +244,14 @@ class _KeptConnections:
         return connection
 
     def give_back(self, connection: _TimedConnection) -> None:
+        now = time.monotonic()
         with self._lock:
-            self._idle.append((connection, connection.settings, time.monotonic()))
+            # Those idle too long are closed here, not left until a busy spell reaches them.
+            stale = [kept for kept in self._idle if now - kept[2] >= SMTP_REUSE_SECONDS]
+            self._idle = [kept for kept in self._idle if now - kept[2] < SMTP_REUSE_SECONDS]
+            self._idle.append((connection, connection.settings, now))
+        for kept, _, _ in stale:
+            _close(kept)
 
     def close_all(self) -> None:
         """Close the idle connections (the dispatcher stopping, or the process ending)."""
