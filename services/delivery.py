@@ -182,9 +182,9 @@ def clock_from_iso(value: str) -> datetime:
 
 # --- channels -------------------------------------------------------------------------
 
-# How long a sender thread keeps its mail server connection open between messages. Opening
-# one (TCP, greeting, EHLO, STARTTLS and login where set) costs more than sending a code over
-# it; mail servers close idle clients themselves after a minute or more.
+# How long a connection to the mail server is kept open between messages. Opening one (TCP,
+# greeting, EHLO, STARTTLS and login where set) costs more than sending a code over it; mail
+# servers close idle clients themselves after a minute or more.
 SMTP_REUSE_SECONDS = 30.0
 
 
@@ -196,6 +196,8 @@ def _local_hostname() -> str:
 
 class _TimedConnection(Connection):
     """Flask-Mail's connection, with a timeout so a silent mail server cannot hang a worker."""
+
+    settings: tuple = ()  # the mail settings it was opened with (see _KeptConnections)
 
     def configure_host(self):
         timeout = current_app.config["MAIL_TIMEOUT"]
@@ -219,7 +221,7 @@ class _KeptConnections:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._idle: list[tuple[_TimedConnection, tuple, float]] = []
+        self._idle: list[tuple[_TimedConnection, tuple, float]] = []  # (it, settings, since)
 
     def take(self) -> _TimedConnection:
         mail = current_app.extensions["mail"]
@@ -233,7 +235,6 @@ class _KeptConnections:
             try:
                 if kept_for == settings and time.monotonic() - idle_since < SMTP_REUSE_SECONDS \
                         and connection.host.noop()[0] == 250:
-                    connection.settings = settings
                     return connection
             except (OSError, smtplib.SMTPException):
                 pass
