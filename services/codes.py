@@ -7,7 +7,6 @@ is kept Fernet-encrypted for resends and retries until the sign-in ends, then wi
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import hmac
 import re
@@ -17,15 +16,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Optional
 
-from cryptography.fernet import Fernet, InvalidToken
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-from flask import current_app
 from sqlalchemy import case, or_, select, update
 
 from extensions import db
 from models import Delivery, Event, SignIn, User
-from services import audit, clock, delivery
+from services import audit, clock, delivery, keys
+from services.authenticators import totp
 
 CODE_DIGITS = 6
 CODE_LIFETIME = timedelta(minutes=10)
@@ -45,32 +41,6 @@ REPLAYED = "replayed"
 TOTP_DESTINATION = "authenticator app"
 
 
-# --- keys -----------------------------------------------------------------------------
-
-def _derived_key(purpose: bytes) -> bytes:
-    """A 32-byte key for one purpose, derived from SECRET_KEY (HKDF-SHA256)."""
-    cache = current_app.extensions.setdefault("clientgate_keys", {})
-    if purpose not in cache:
-        cache[purpose] = HKDF(
-            algorithm=hashes.SHA256(), length=32, salt=b"clientgate", info=purpose
-        ).derive(current_app.config["SECRET_KEY"].encode())
-    return cache[purpose]
-
-
-def derived_key(purpose: bytes) -> bytes:
-    """A key of this app for one purpose (other modules' HMACs), derived from SECRET_KEY."""
-    return _derived_key(purpose)
-
-
-def fernet_for(purpose: bytes) -> Fernet:
-    """A Fernet whose key is derived from SECRET_KEY for one purpose (e.g. b"totp-secret")."""
-    return Fernet(base64.urlsafe_b64encode(_derived_key(purpose)))
-
-
-def _fernet() -> Fernet:
-    return fernet_for(b"code-encryption")
-
-
 # --- primitives -----------------------------------------------------------------------
 
 def new_code() -> str:
@@ -81,22 +51,11 @@ def new_code() -> str:
 def hash_code(scope: str, code: str) -> str:
     """The keyed hash stored for a code; `scope` binds it to one sign-in or proof."""
     message = f"{scope}:{code}".encode()
-    return hmac.new(_derived_key(b"code-hmac"), message, hashlib.sha256).hexdigest()
+    return hmac.new(keys.derived_key(b"code-hmac"), message, hashlib.sha256).hexdigest()
 
 
 def code_matches(scope: str, code: str, stored_hash: str) -> bool:
     return hmac.compare_digest(hash_code(scope, code), stored_hash)
-
-
-def encrypt_code(code: str) -> str:
-    return _fernet().encrypt(code.encode()).decode()
-
-
-def decrypt_code(token: str) -> Optional[str]:
-    try:
-        return _fernet().decrypt(token.encode()).decode()
-    except (InvalidToken, ValueError):
-        return None
 
 
 _SEPARATORS = re.compile(r"[\s\-\u2010-\u2015\u2212.·•_]+")
@@ -174,6 +133,19 @@ def expire_due_sign_ins(limit: int = 200) -> int:
     return len(due)
 
 
+def _code_still_wanted(item: Delivery) -> Optional[str]:
+    """Asked by the dispatcher before it sends a code: none goes out for an ended sign-in."""
+    sign_in = item.sign_in
+    if sign_in is not None and (not sign_in.is_pending or expire_if_due(sign_in)):
+        return "sign-in ended"
+    return None
+
+
+# The outbox sends what it is given; these are the rules it must ask about codes.
+delivery.PREPARERS["code"] = delivery.PREPARERS["resend"] = _code_still_wanted
+delivery.SWEEPS.append(expire_due_sign_ins)
+
+
 def pending_sign_in_of(user: User) -> Optional[SignIn]:
     """The user's live sign-in, if any (the newest pending one whose code has not run out)."""
     sign_in = db.session.scalar(
@@ -199,8 +171,6 @@ def channel_for(user: User) -> str:
     if user.channel == "sms" and user.phone and delivery.sms_offered():
         return "sms"
     if user.channel == "totp":
-        from services.authenticators import totp  # it imports this module's key helpers
-
         if totp.confirmed_authenticator(user) is not None:
             return "totp"
     return "email"
@@ -229,7 +199,7 @@ def start_sign_in(
         channel=channel,
         destination=destination_for(user, channel),
         code_hash="",
-        code_encrypted=encrypt_code(code) if code else None,
+        code_encrypted=keys.encrypt_secret(code) if code else None,
         expires_at=at + CODE_LIFETIME,
         last_sent_at=at,
         ip=audit.clip(ip, 64),
@@ -385,8 +355,6 @@ def _count_wrong(sign_in: SignIn, steps_off: int = 0) -> CodeCheck:
 
 def _judge_app_code(sign_in: SignIn, code: str) -> CodeCheck:
     """A code from the client's authenticator app, judged by its secret and the clock."""
-    from services.authenticators import totp
-
     found = totp.confirmed_authenticator(sign_in.user)
     if found is None:  # the app was removed while this sign-in waited
         return _count_wrong(sign_in)
@@ -457,7 +425,7 @@ def _app_to_email(sign_in: SignIn) -> ResendResult:
     sign_in.channel = "email"
     sign_in.destination = sign_in.user.email
     sign_in.code_hash = hash_code(sign_in_scope(sign_in.id), code)
-    sign_in.code_encrypted = encrypt_code(code)
+    sign_in.code_encrypted = keys.encrypt_secret(code)
     sign_in.last_sent_at = clock.now()
     sign_in.expires_at = clock.now() + CODE_LIFETIME
     delivery.queue_code(sign_in, kind="code")

@@ -32,7 +32,8 @@ from sqlalchemy import event, func, or_, select, update
 
 from extensions import db
 from models import Delivery, DispatcherBeat, SignIn
-from services import audit, clock, urls
+from services import audit, clock, keys, urls
+from services.handover import DeliveryError
 
 log = logging.getLogger("clientgate.delivery")
 
@@ -48,22 +49,19 @@ HEARTBEAT_EVERY = timedelta(seconds=10)
 CODE_KINDS = ("code", "resend", "phone_proof")
 
 
-class DeliveryError(Exception):
-    """A message could not be handed over. `permanent` means retrying will not help."""
-
-    def __init__(self, reason: str, *, permanent: bool = False) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.permanent = permanent
-
-
 # --- queueing -------------------------------------------------------------------------
 
-# Kinds of message whose content is made by the dispatcher just before sending, by a function
-# a higher layer registers: it fills in the row (user, kind, encrypted secret, values) or
-# returns why nothing is to be sent. "Forgotten password" uses it, so the request does the
-# same work whether or not the address has an account (services.accounts.lifecycle).
+# This module knows no rules about codes or accounts: the layers that do register them here.
+#
+# PREPARERS: per kind of message, a function the dispatcher calls just before sending. It may
+# fill in the row (user, kind, encrypted secret, values) or return why nothing is to be sent:
+# "Forgotten password" is made here, so the request does the same work whether or not the
+# address has an account (services.accounts.lifecycle); a sign-in's code is cancelled once its
+# sign-in has ended (services.codes).
 PREPARERS: dict[str, Callable[[Delivery], Optional[str]]] = {}
+# SWEEPS: tidy-ups for a dispatcher round, each returning how many rows it changed (the end of
+# sign-ins whose code ran out, services.codes).
+SWEEPS: list[Callable[[], int]] = []
 
 def _wake_after_commit() -> None:
     db.session.info["wake_dispatcher"] = True
@@ -438,28 +436,20 @@ def _fail(item: Delivery, reason: str) -> None:
 
 def process(delivery_id: int) -> str:
     """Send one claimed message and record what happened; returns its new status."""
-    from services import codes  # codes imports this module
-
     item = db.session.get(Delivery, delivery_id)
     if item is None:
         return "missing"
-    sign_in = item.sign_in
-    if sign_in is not None and item.kind in ("code", "resend") and (
-        not sign_in.is_pending or codes.expire_if_due(sign_in)
-    ):
-        item.status, item.code_encrypted, item.last_error = "cancelled", None, "sign-in ended"
-        db.session.commit()
-        return "cancelled"  # not item.status: after the commit, that would read the row again
     if item.kind in PREPARERS:
-        # Work the request left to the dispatcher (it must not show in the request's time).
+        # Work the request left to the dispatcher (it must not show in the request's time),
+        # or the last word on whether the message is still wanted.
         reason = PREPARERS[item.kind](item)
         if reason:
             item.status, item.code_encrypted, item.last_error = "cancelled", None, reason[:500]
             item.claimed_until = None
             db.session.commit()
-            return "cancelled"
-        db.session.commit()
-    code = codes.decrypt_code(item.code_encrypted) if item.code_encrypted else None
+            return "cancelled"  # not item.status: after the commit, that would read the row again
+        db.session.flush()  # what it filled in is committed with the rest, below
+    code = keys.decrypt_secret(item.code_encrypted) if item.code_encrypted else None
     needs_secret = item.kind in CODE_KINDS or bool(
         ((item.payload or {}).get("values") or {}).get("link_endpoint"))
     if needs_secret and code is None:
@@ -517,12 +507,11 @@ def process_safely(delivery_id: int) -> None:
 
 def run_once(limit: int = 20, send: Optional[Callable[[int], None]] = None,
              sweep: bool = True) -> int:
-    """One round: end expired sign-ins (unless `sweep` is False), then send what is due, here
-    or by `send(id)`. Returns messages handled."""
-    from services import codes
-
-    if sweep and codes.expire_due_sign_ins():
-        db.session.commit()
+    """One round: the SWEEPS (unless `sweep` is False), then send what is due, here or by
+    `send(id)`. Returns messages handled."""
+    for tidy_up in SWEEPS if sweep else ():
+        if tidy_up():
+            db.session.commit()
     handled = 0
     for delivery_id in claim_due(limit):
         (send or process_safely)(delivery_id)

@@ -17,7 +17,7 @@ from sqlalchemy import func, select, update
 
 from extensions import db
 from models import Delivery, Event, PhoneProof, User
-from services import audit, clock, codes, delivery, limits, sessions
+from services import audit, clock, codes, delivery, keys, limits, sessions
 from services.masking import mask_phone
 from services.phones import check_uk_mobile
 
@@ -132,7 +132,7 @@ def start_proof(user: User, phone: str, *, ip: Optional[str] = None) -> ProofSta
     delivery.queue_message(
         user_id=user.id, channel="sms", destination=phone, kind="phone_proof",
         template="phone_proof", values={"expires_at": _local(proof.expires_at)},
-        code_encrypted=codes.encrypt_code(code), give_up_at=proof.expires_at,
+        code_encrypted=keys.encrypt_secret(code), give_up_at=proof.expires_at,
     )
     audit.record("phone_proof_started", user_id=user.id,
                  detail={"phone": mask_phone(phone), "proof": proof.id})

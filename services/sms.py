@@ -25,7 +25,7 @@ from sqlalchemy import select
 from extensions import db
 from models import Delivery, Event
 from services import audit, clock
-from services.delivery import DeliveryError
+from services.handover import DeliveryError
 
 if TYPE_CHECKING:
     from vonage import Vonage

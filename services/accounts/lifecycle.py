@@ -16,7 +16,7 @@ from sqlalchemy import func, select, update
 
 from extensions import db
 from models import AuthSession, Delivery, User
-from services import audit, clock, codes, delivery, passwords, sessions
+from services import audit, clock, delivery, keys, passwords, sessions
 from services.accounts import messages, policy, tokens
 from services.accounts.devices import end_pending_sign_ins
 from services.authenticators import trusted_devices
@@ -123,7 +123,7 @@ def prepare_reset(item: Delivery) -> Optional[str]:
     if purpose == "invitation":
         values.update(name=user.name or "", email=user.email, channel=user.channel)
     item.user_id, item.kind = user.id, messages.DELIVERY_KINDS[purpose]
-    item.code_encrypted = codes.encrypt_code(token)
+    item.code_encrypted = keys.encrypt_secret(token)
     item.give_up_at = row.expires_at
     item.payload = {"template": "password_reset" if purpose == "reset" else "invitation",
                     "values": values}

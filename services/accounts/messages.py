@@ -12,7 +12,7 @@ from typing import Optional
 from flask import current_app
 
 from models import AccountToken, Delivery, User
-from services import clock, codes, delivery
+from services import clock, delivery, keys
 from services.urls import absolute_url
 
 # Where each kind of link leads (the endpoint gets the token as `token`).
@@ -43,7 +43,7 @@ def queue_link(user: User, row: AccountToken, token: str, template: str, *,
         kind=DELIVERY_KINDS[row.purpose], template=template,
         values={"link_endpoint": LINK_ENDPOINTS[row.purpose], "expires": when(row.expires_at),
                 **common_links(), **(values or {})},
-        code_encrypted=codes.encrypt_code(token), give_up_at=row.expires_at,
+        code_encrypted=keys.encrypt_secret(token), give_up_at=row.expires_at,
     )
 
 

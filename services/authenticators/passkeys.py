@@ -41,7 +41,7 @@ from webauthn.helpers.structs import (
 from extensions import db
 from models import Passkey, User, WebAuthnChallenge
 from services import audit, clock, urls
-from services.codes import derived_key
+from services.keys import derived_key
 
 CHALLENGE_LIFETIME = timedelta(minutes=5)
 TIMEOUT_MS = 120_000

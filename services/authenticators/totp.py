@@ -26,7 +26,7 @@ from sqlalchemy import select
 from extensions import db
 from models import TotpAuthenticator, User
 from services import audit, clock
-from services.codes import fernet_for
+from services.keys import fernet_for
 
 STEP_SECONDS = 30
 # Steps either side of now that are accepted (RFC 6238 section 5.2 allows this much).

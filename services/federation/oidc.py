@@ -41,7 +41,7 @@ from sqlalchemy.orm import joinedload
 
 from extensions import db
 from models import AuthSession, OAuthClient, OAuthCode, OAuthToken, OIDCSigningKey, User
-from services import audit, clock, codes, sessions
+from services import audit, clock, keys, sessions
 from services.federation import access
 from services.urls import absolute_url, portal_url
 
@@ -237,7 +237,7 @@ def _new_key() -> OIDCSigningKey:
                                                    "alg": SIGNING_ALG}, private=True)
     private = json.dumps(key.as_dict(private=True)).encode()
     row = OIDCSigningKey(
-        kid=kid, private_key_encrypted=codes.fernet_for(KEY_PURPOSE).encrypt(private).decode(),
+        kid=kid, private_key_encrypted=keys.fernet_for(KEY_PURPOSE).encrypt(private).decode(),
         public_jwk=key.as_dict(private=False), created_at=clock.now(),
     )
     db.session.add(row)
@@ -299,7 +299,7 @@ def _private_key(row: OIDCSigningKey) -> RSAKey:
     cache = current_app.extensions.setdefault("oidc_keys", {})
     if row.kid not in cache:
         try:
-            data = codes.fernet_for(KEY_PURPOSE).decrypt(row.private_key_encrypted.encode())
+            data = keys.fernet_for(KEY_PURPOSE).decrypt(row.private_key_encrypted.encode())
         except InvalidToken:
             raise RuntimeError(
                 "The OpenID Connect signing key cannot be read: SECRET_KEY has changed since "

@@ -60,12 +60,12 @@ def test_without_vonage_text_messages_are_not_offered_in_settings(production_app
 def test_a_text_left_in_the_queue_fails_rather_than_being_printed(production_app, capfd):
     user_id = add_user(production_app, SMS_EMAIL, channel="sms", phone=SMS_PHONE)
     with production_app.app_context():
-        from services import codes
+        from services import keys
 
         item = delivery.queue_message(
             user_id=user_id, channel="sms", destination=SMS_PHONE, kind="phone_proof",
             template="phone_proof", values={"expires_at": "10:00"},
-            code_encrypted=codes.encrypt_code("424242"))
+            code_encrypted=keys.encrypt_secret("424242"))
         db.session.commit()
         delivery.run_once()
         item = db.session.get(Delivery, item.id)
