@@ -17,7 +17,8 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from config import INSTANCE_DIR, Config, config_from_environment, trusted_hosts
 from extensions import csrf, db, limiter, login_manager, mail
-from services import clock, delivery, limits, passwords, sessions, urls
+from services import clock, delivery, urls
+from services.signin import limits, passwords, sessions
 
 log = logging.getLogger("clientgate")
 

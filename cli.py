@@ -11,7 +11,8 @@ from sqlalchemy import func, select
 
 from extensions import db
 from models import CLI_CHANNELS, ROLES, User
-from services import audit, clock, emails, limits, passwords, phones, sessions
+from services import audit, clock, emails, phones
+from services.signin import limits, passwords, sessions
 from services.accounts import invitations, lifecycle, policy
 
 users = AppGroup("users", help="Add and manage users.")
@@ -288,7 +289,7 @@ def oidc_rotate_key(replace_unreadable: bool):
 
 def register(app: Flask) -> None:
     from services.data_copy import db_copy
-    from services.retention import prune_command
+    from services.support.retention import prune_command
 
     app.cli.add_command(users)
     if app.config["ENV_NAME"] != "production":

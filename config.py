@@ -105,7 +105,7 @@ class Config:
     # Rate limits (Flask-Limiter); memory by default, Redis by URI.
     RATELIMIT_STORAGE_URI = os.environ.get("RATELIMIT_STORAGE_URI") or "memory://"
     RATELIMIT_ENABLED = env_bool("RATELIMIT_ENABLED", True)
-    # Hourly caps on codes sent (services/limits.py), per account and per client IP address.
+    # Hourly caps on codes sent (services/signin/limits.py), per account and per client IP address.
     CODES_PER_ACCOUNT_PER_HOUR = env_int("CODES_PER_ACCOUNT_PER_HOUR", 10)
     CODES_PER_IP_PER_HOUR = env_int("CODES_PER_IP_PER_HOUR", 30)
 

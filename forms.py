@@ -12,7 +12,7 @@ from wtforms.validators import (
     AnyOf, DataRequired, EqualTo, Length, Optional, ValidationError,
 )
 
-from services.codes import normalise_code
+from services.signin.codes import normalise_code
 from services.emails import email_problem
 from services.phones import ONLY_UK_MOBILES
 

@@ -15,7 +15,8 @@ from sqlalchemy import func, insert, select, text, update
 
 from extensions import db
 from models import Delivery, SignIn, User
-from services import clock, codes
+from services import clock
+from services.signin import codes
 
 PASSWORD = "correct horse battery staple"
 PREPARED_CODE = "246810"

@@ -140,7 +140,7 @@ def session_cookie(app, email: str) -> tuple[str, str]:
     """A signed-in session for `email`, made as the sign-in makes one: (cookie name, value)."""
     from extensions import db
     from models import User
-    from services import sessions
+    from services.signin import sessions
 
     with app.app_context():
         user = User(email=email, password_hash="x", role="client")

@@ -43,7 +43,7 @@ class WebAuthn(db.Model, fsqla.FsWebAuthnMixin):
     pass
 
 
-# ClientGate's hash (services/passwords.py): PasswordHasher() with argon2-cffi's defaults.
+# ClientGate's hash (services/signin/passwords.py): PasswordHasher() with argon2-cffi's defaults.
 _ARGON2 = PasswordHasher()
 ARGON2_OPTIONS = {
     "argon2__type": "ID",

@@ -89,7 +89,7 @@ def load_average() -> str:
 def hash_cpu_seconds(rounds: int = 5, per_round: int = 6) -> float:
     """CPU seconds (time.process_time, every thread) of one password verification, as the
     app does it: the median of a few rounds."""
-    from services import passwords
+    from services.signin import passwords
 
     from dataset import PASSWORD
 
@@ -361,7 +361,7 @@ def run_peer(name: str, url: str, settings: Settings, hash_cpu: float, env: dict
              workdir: Path, sink: MailSink, report: BackendReport, phase, out) -> None:
     """Flask-Security-Too's email two-factor sign-in, same gunicorn, driver, mail server."""
     import peer_fst
-    from services import passwords
+    from services.signin import passwords
 
     peer_url = peer_database(url, workdir)
     hash_bound = settings.workers / hash_cpu
@@ -406,7 +406,7 @@ def run_peer(name: str, url: str, settings: Settings, hash_cpu: float, env: dict
 def run_backend(name: str, url: str, settings: Settings, hash_cpu: float, out) -> BackendReport:
     from extensions import db
     from models import Delivery
-    from services import passwords
+    from services.signin import passwords
     from sqlalchemy import func, select
 
     import dataset

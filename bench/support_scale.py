@@ -28,7 +28,8 @@ from app import create_app  # noqa: E402
 from config import TestConfig  # noqa: E402
 from extensions import db  # noqa: E402
 from models import User  # noqa: E402
-from services import retention, support  # noqa: E402
+from services import support  # noqa: E402
+from services.support import retention
 
 UA = ("Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) "
       "Chrome/120.0.6099.144 Mobile Safari/537.36")

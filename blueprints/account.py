@@ -18,7 +18,8 @@ from forms import (
     TotpConfirmForm,
 )
 from models import User
-from services import audit, clock, delivery, limits, passwords, phone_proofs
+from services import audit, clock, delivery
+from services.signin import limits, passwords, phone_proofs
 from services.authenticators import passkeys, totp
 from services.phones import national
 

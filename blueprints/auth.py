@@ -18,10 +18,11 @@ from blueprints.safety import id_arg, no_store, safe_next
 from extensions import db
 from forms import ChoiceForm, CodeForm, LoginForm, LogoutForm, ResendForm
 from models import SignIn, User
-from services import audit, clock, codes, delivery, limits, passwords, sessions
+from services import audit, clock, delivery
+from services.signin import codes, limits, passwords, sessions
 from services.authenticators import sign_ins, totp, trusted_devices
 from services.masking import mask_destination
-from services.timeline import device_words
+from services.support.timeline import device_words
 
 bp = Blueprint("auth", __name__)
 

@@ -17,9 +17,10 @@ from blueprints.safety import count_wrong_password, no_store, safe_next, tries_l
 from extensions import db
 from forms import PasskeyAddForm, PasskeyAnswerForm, PasskeySignInForm, RemoveForm
 from models import User
-from services import audit, limits, passwords, phone_proofs, sessions
+from services import audit
+from services.signin import limits, passwords, phone_proofs, sessions
 from services.authenticators import passkeys, sign_ins, trusted_devices
-from services.timeline import device_words, sign_in_method
+from services.support.timeline import device_words, sign_in_method
 
 bp = Blueprint("authenticators", __name__)
 

@@ -8,7 +8,7 @@ from flask_login import current_user, login_required
 from blueprints.safety import no_store
 from extensions import db
 from forms import RemoveForm, SignOutElsewhereForm
-from services import limits
+from services.signin import limits
 from services.accounts import devices
 from services.authenticators import trusted_devices
 

@@ -8,7 +8,7 @@ from flask_login import current_user, login_required, logout_user
 from blueprints.safety import no_store, wrong_current_password
 from extensions import db
 from forms import ChangeEmailForm, ConfirmForm
-from services import limits, passwords
+from services.signin import limits, passwords
 from services.accounts import email_change, lifecycle, tokens
 
 bp = Blueprint("email_change", __name__)

@@ -139,7 +139,8 @@ class FastPath:
         from werkzeug.wrappers import Request as WerkzeugRequest
         from werkzeug.sansio.utils import host_is_trusted
 
-        from services import clock, sessions
+        from services import clock
+        from services.signin import sessions
         from services.federation.forward_auth import _LOOKUP, Identity
 
         trusted = self.app.config.get("TRUSTED_HOSTS")

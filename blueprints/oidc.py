@@ -15,7 +15,8 @@ from blueprints.safety import no_store
 from extensions import csrf, db
 from forms import LogoutForm
 from models import SignIn
-from services import clock, sessions
+from services import clock
+from services.signin import sessions
 from services.federation import oidc
 
 bp = Blueprint("oidc", __name__)

@@ -13,7 +13,8 @@ from flask_login import current_user, login_required, logout_user
 from blueprints.safety import no_store, wrong_current_password
 from extensions import db
 from forms import ChangePasswordForm, ForgotPasswordForm, NewPasswordForm
-from services import audit, limits, passwords
+from services import audit
+from services.signin import limits, passwords
 from services.accounts import lifecycle, policy, tokens
 
 bp = Blueprint("passwords", __name__)

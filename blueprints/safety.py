@@ -10,7 +10,7 @@ from flask_login import current_user, logout_user
 from werkzeug.routing import IntegerConverter
 
 from extensions import db
-from services import phone_proofs
+from services.signin import phone_proofs
 
 # The largest row id: an INTEGER column holds 2**31 - 1 on PostgreSQL. A number from a request
 # outside 1..MAX_ID names no row, and handed to the database it would be an error (SQLite's

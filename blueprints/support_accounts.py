@@ -14,7 +14,8 @@ from blueprints.support import ACTIONS, Action, bp
 from extensions import db
 from forms import ImportClientsForm, NewClientForm, StaffRoleForm
 from models import User
-from services import audit, limits, sessions, support
+from services import audit, support
+from services.signin import limits, sessions
 from services.accounts import invitations, lifecycle
 
 

@@ -8,7 +8,7 @@ from typing import Optional
 from flask import Blueprint, request
 
 from extensions import csrf, db
-from services import sms
+from services.delivery import sms
 
 bp = Blueprint("webhooks", __name__)
 log = logging.getLogger("clientgate.webhooks")

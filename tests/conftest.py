@@ -25,7 +25,8 @@ from app import create_app
 from config import TestConfig
 from extensions import db
 from models import User
-from services import clock, delivery, passwords
+from services import clock, delivery
+from services.signin import passwords
 
 CODE_IN_TEXT = re.compile(r"\b(\d{6})\b")
 # The keep-or-new question's one-time nonce (issue 11), posted back as a browser would.

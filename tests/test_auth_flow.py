@@ -10,7 +10,8 @@ from sqlalchemy import func, select
 
 from extensions import db
 from models import Delivery, Event, SignIn
-from services import clock, codes, delivery, passwords
+from services import clock, delivery
+from services.signin import codes, passwords
 from tests.conftest import TEST_PASSWORD, Browser, add_user, request_code, wrong_code
 
 EMAIL = "client@example.com"

@@ -6,7 +6,8 @@ from sqlalchemy import select
 
 from extensions import db
 from models import AuthSession, User
-from services import clock, passwords
+from services import clock
+from services.signin import passwords
 from tests.conftest import add_user
 
 PASSWORD = "a long enough password"

@@ -11,8 +11,9 @@ from sqlalchemy import select, update
 
 from extensions import db
 from models import AuthSession, SignIn, User
-from services import audit, clock, codes, sessions
-from services.timeline import device_words
+from services import audit, clock
+from services.signin import codes, sessions
+from services.support.timeline import device_words
 
 RECENT_SIGN_INS = 10
 

@@ -16,7 +16,8 @@ from sqlalchemy import func, select, update
 
 from extensions import db
 from models import AuthSession, Delivery, User
-from services import audit, clock, delivery, keys, passwords, sessions
+from services import audit, clock, delivery, keys
+from services.signin import passwords, sessions
 from services.accounts import messages, policy, tokens
 from services.accounts.devices import end_pending_sign_ins
 from services.authenticators import trusted_devices

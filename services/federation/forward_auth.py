@@ -2,7 +2,7 @@
 
 The web server asks about every request to a protected app, so this costs one indexed query
 (the session row with its user) and writes only when the idle timeout's once-a-minute touch
-is due (services/sessions.py). Nothing here renders a template or changes the cookie.
+is due (services/signin/sessions.py). Nothing here renders a template or changes the cookie.
 """
 
 from __future__ import annotations
@@ -16,7 +16,8 @@ from sqlalchemy import bindparam, select, update
 
 from extensions import db
 from models import AuthSession, User
-from services import clock, sessions
+from services import clock
+from services.signin import sessions
 
 
 @dataclass(frozen=True)
@@ -46,7 +47,7 @@ _LOOKUP = (
 def live_user(token: Optional[str], user_id) -> Optional[Identity]:
     """The user of a live session (not revoked, idle or expired; account open), or None.
 
-    The same rules as every page (services/sessions.py), with the once-a-minute idle touch.
+    The same rules as every page (services/signin/sessions.py), with the once-a-minute idle touch.
     """
     if not token or not isinstance(token, str) or not isinstance(user_id, str) \
             or not user_id.isdigit():

@@ -41,7 +41,8 @@ from sqlalchemy.orm import joinedload
 
 from extensions import db
 from models import AuthSession, OAuthClient, OAuthCode, OAuthToken, OIDCSigningKey, User
-from services import audit, clock, keys, sessions
+from services import audit, clock, keys
+from services.signin import sessions
 from services.federation import access
 from services.urls import absolute_url, portal_url
 

@@ -8,7 +8,8 @@ from sqlalchemy import func, select
 
 from extensions import db
 from models import Event, User
-from services import clock, passwords
+from services import clock
+from services.signin import passwords
 from tests.accounts.conftest import DESKTOP_UA, link_in, path_of
 from tests.conftest import Browser, add_user, user_by_email
 

@@ -8,7 +8,8 @@ from sqlalchemy import select
 
 from extensions import db
 from models import AccountToken, Delivery, User
-from services import clock, passwords
+from services import clock
+from services.signin import passwords
 from services.accounts import policy
 from tests.accounts.conftest import link_in, path_of
 from tests.conftest import TEST_PASSWORD, Browser, request_code, user_by_email

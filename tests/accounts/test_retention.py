@@ -8,7 +8,8 @@ from sqlalchemy import func, select
 
 from extensions import db
 from models import AccountToken, User
-from services import clock, retention
+from services import clock
+from services.support import retention
 from services.accounts import tokens
 
 

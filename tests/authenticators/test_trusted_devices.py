@@ -124,7 +124,7 @@ def test_changing_the_password_on_the_account_page_forgets_every_device(app, smt
 
 
 def test_prune_forgets_marks_long_run_out(app, smtp, deliver):
-    from services import retention
+    from services.support import retention
 
     _remembered(app, smtp, deliver)
     clock.advance(timedelta(days=60))  # run out 30 days ago: kept for the 90 days of history

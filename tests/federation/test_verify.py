@@ -15,7 +15,8 @@ from sqlalchemy import event
 from app import create_app
 from blueprints.safety import safe_next
 from extensions import db
-from services import clock, sessions
+from services import clock
+from services.signin import sessions
 from services.federation.forward_auth import header_text
 from tests.conftest import TEST_PASSWORD, Browser, add_user, make_config, running_app
 

@@ -111,7 +111,7 @@ def _cap_race(app, user_ids: list[int], ip: str) -> list[bool]:
         with app.test_request_context("/login", method="POST",
                                       environ_base={"REMOTE_ADDR": ip}):
             from models import User
-            from services import limits
+            from services.signin import limits
 
             user = db.session.get(User, user_id)
             start.wait(timeout=30)

@@ -122,7 +122,7 @@ def test_sqlite_select_for_update_holds_off_other_writers(tmp_path):
 def judge_at_once(app, sign_in_id: int, typed: list[str]) -> list[str]:
     """Check each typed code for the sign-in in its own thread, all at the same moment."""
     from models import SignIn
-    from services import codes
+    from services.signin import codes
 
     start = threading.Barrier(len(typed))
     outcomes: list[str] = []
@@ -182,7 +182,8 @@ def test_sign_ins_of_one_client_at_once_leave_one_pending(tmp_path, databases):
     (On PostgreSQL the event's link to the user takes a share lock on the user's row; the
     sign-in's own lock must not deadlock with it.)"""
     from models import SignIn
-    from services import audit, codes, limits
+    from services import audit
+    from services.signin import codes, limits
 
     app = create_app(make_config(tmp_path, SQLALCHEMY_DATABASE_URI=databases.new()))
     reset_schema(app)

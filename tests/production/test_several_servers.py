@@ -33,7 +33,8 @@ from sqlalchemy import func, select
 
 from extensions import db
 from models import Delivery, OIDCSigningKey, Passkey, SignIn, TrustedDevice, User
-from services import clock, delivery, limits
+from services import clock, delivery
+from services.signin import limits
 from tests.authenticators.conftest import ORIGIN, SoftKey
 from tests.conftest import TEST_PASSWORD, SMTPServer, add_user, make_config
 from tests.oidc.conftest import authorize_url, exchange, pkce, register

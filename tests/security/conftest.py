@@ -13,7 +13,7 @@ from extensions import db, limiter
 def limits_on(app):
     """Switch Flask-Limiter on for this test's app, with the given limits (conftest turns it off).
 
-    Limits not given keep their defaults from services.limits.DEFAULT_RATE_LIMITS.
+    Limits not given keep their defaults from services.signin.limits.DEFAULT_RATE_LIMITS.
     """
 
     def turn_on(**rate_limits: str):

@@ -11,7 +11,8 @@ from werkzeug.exceptions import TooManyRequests
 
 from extensions import db
 from models import Delivery, Event, SignIn, User
-from services import clock, limits
+from services import clock
+from services.signin import limits
 from tests.conftest import Browser, add_user, request_code, user_by_email, wrong_code
 
 EMAIL = "client@example.com"

@@ -14,7 +14,8 @@ from sqlalchemy import select
 
 from extensions import db
 from models import Delivery, SignIn
-from services import clock, codes
+from services import clock
+from services.signin import codes
 from tests.conftest import Browser, wrong_code
 
 EMAIL = "client@example.com"

@@ -12,7 +12,8 @@ from vonage import Auth
 
 from extensions import db
 from models import Delivery, Event
-from services import clock, sms
+from services import clock
+from services.delivery import sms
 from tests.sms.conftest import SMS_EMAIL, SMS_PHONE
 from tests.vonage_stub import sign
 

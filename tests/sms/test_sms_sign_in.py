@@ -10,7 +10,8 @@ from sqlalchemy import select
 
 from extensions import db
 from models import Delivery, Event, SignIn
-from services import clock, sms
+from services import clock
+from services.delivery import sms
 from services.delivery import DeliveryError
 from tests.sms.conftest import SMS_EMAIL, SMS_PHONE
 from tests.vonage_stub import API_KEY, API_SECRET

@@ -9,7 +9,10 @@ from sqlalchemy import select
 
 from extensions import db
 from models import SignIn, User
-from services import clock, codes, diagnosis, sms
+from services import clock
+from services.delivery import sms
+from services.signin import codes
+from services.support import diagnosis
 from tests.conftest import Browser, add_user, user_by_email
 from tests.support.conftest import (
     CLIENT, DESKTOP_UA, PHONE_UA, finding, hhmm, kinds, start, views, wrong,
@@ -273,7 +276,7 @@ def test_sms_refused_by_vonage(app, vonage, deliver, phone):
 
 
 def test_sign_in_ended_by_an_account_lock(app, client_id, smtp, deliver, phone):
-    from services import limits
+    from services.signin import limits
 
     start(phone, smtp, deliver)
     with app.app_context():

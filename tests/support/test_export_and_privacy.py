@@ -10,7 +10,8 @@ from sqlalchemy import select
 
 from extensions import db
 from models import Event
-from services import clock, codes
+from services import clock
+from services.signin import codes
 from tests.conftest import Browser, add_user, user_by_email
 from tests.support.conftest import CLIENT, STAFF, assert_no_code, sent_codes, start, wrong
 

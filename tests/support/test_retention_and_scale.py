@@ -9,7 +9,9 @@ from sqlalchemy import event, func, select
 
 from extensions import db
 from models import AuthSession, Delivery, Event, SignIn, User
-from services import clock, codes, retention, support
+from services import clock, support
+from services.signin import codes
+from services.support import retention
 from tests.support.conftest import CLIENT, start
 
 

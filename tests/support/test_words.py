@@ -7,10 +7,10 @@ from types import SimpleNamespace
 
 import pytest
 
-from services import diagnosis
-from services.diagnosis import SignInFacts, minutes
+from services.support import diagnosis
+from services.support.diagnosis import SignInFacts, minutes
 from services.support import safe_cell
-from services.timeline import device_words
+from services.support.timeline import device_words
 
 
 @pytest.mark.parametrize("delta, words", [

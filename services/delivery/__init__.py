@@ -33,7 +33,7 @@ from sqlalchemy import event, func, or_, select, update
 from extensions import db
 from models import Delivery, DispatcherBeat, SignIn
 from services import audit, clock, keys, urls
-from services.handover import DeliveryError
+from services.delivery.handover import DeliveryError
 
 log = logging.getLogger("clientgate.delivery")
 
@@ -57,10 +57,10 @@ CODE_KINDS = ("code", "resend", "phone_proof")
 # fill in the row (user, kind, encrypted secret, values) or return why nothing is to be sent:
 # "Forgotten password" is made here, so the request does the same work whether or not the
 # address has an account (services.accounts.lifecycle); a sign-in's code is cancelled once its
-# sign-in has ended (services.codes).
+# sign-in has ended (services.signin.codes).
 PREPARERS: dict[str, Callable[[Delivery], Optional[str]]] = {}
 # SWEEPS: tidy-ups for a dispatcher round, each returning how many rows it changed (the end of
-# sign-ins whose code ran out, services.codes).
+# sign-ins whose code ran out, services.signin.codes).
 SWEEPS: list[Callable[[], int]] = []
 
 def _wake_after_commit() -> None:
@@ -321,7 +321,7 @@ def send_email(item: Delivery, subject: str, text: str,
 
 
 def _send_sms(item: Delivery, subject: str, text: str) -> Optional[str]:
-    from services import sms
+    from services.delivery import sms
 
     return sms.send_sms(item.destination, text, client_ref=item.client_ref)
 

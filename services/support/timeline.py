@@ -14,8 +14,8 @@ from typing import Optional
 import user_agents
 
 from services import clock
-from services.codes import MAX_RESENDS, MAX_WRONG_CODES
-from services.diagnosis import SignInFacts
+from services.signin.codes import MAX_RESENDS, MAX_WRONG_CODES
+from services.support.diagnosis import SignInFacts
 from services.masking import mask_destination
 
 OK, WARN, BAD, PLAIN = "ok", "warn", "bad", "plain"

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from typing import Any, Callable, Optional
 
 from services import clock
-from services.codes import MAX_WRONG_CODES
+from services.signin.codes import MAX_WRONG_CODES
 from services.masking import mask_destination
 from services.phones import uk_mobile
 

@@ -20,8 +20,10 @@ from sqlalchemy.orm import defer
 
 from extensions import db
 from models import Delivery, Event, SignIn, User
-from services import audit, clock, codes, diagnosis, limits, phone_proofs, timeline
-from services.diagnosis import Finding, SignInFacts
+from services import audit, clock
+from services.signin import codes, limits, phone_proofs
+from services.support import diagnosis, timeline
+from services.support.diagnosis import Finding, SignInFacts
 from services.federation import oidc
 from services.masking import mask_destination
 from services.phones import uk_mobile
@@ -491,7 +493,7 @@ LINK_FINDING_LIMIT = 5
 
 
 def account_findings(user: User, tz: str) -> list[diagnosis.Finding]:
-    """Why the client's invitation or reset links did not work lately (services.diagnosis)."""
+    """Why the client's invitation or reset links did not work lately (see diagnosis.py)."""
     from services.accounts import tokens
 
     refused = db.session.scalars(

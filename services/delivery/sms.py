@@ -25,7 +25,7 @@ from sqlalchemy import select
 from extensions import db
 from models import Delivery, Event
 from services import audit, clock
-from services.handover import DeliveryError
+from services.delivery.handover import DeliveryError
 
 if TYPE_CHECKING:
     from vonage import Vonage

@@ -33,7 +33,8 @@ from sqlalchemy import func, select, text
 
 from extensions import db, limiter
 from models import Delivery, Event, SignIn, User
-from services import addresses, audit, clock
+from services import addresses, audit, clock, delivery
+from services.signin import codes
 
 # --- lockout --------------------------------------------------------------------------
 
@@ -168,8 +169,6 @@ def note_failure(user: User) -> Optional[Refusal]:
 
 def lock_account(user: User) -> Refusal:
     """Lock the account for the next delay, end its pending sign-ins, and email the client."""
-    from services import codes, delivery  # both import services that import this one
-
     at = clock.now()
     last_reset = _latest_event_at(user.id, ("signed_in", "account_unlocked"))
     earlier_locks = db.session.scalar(

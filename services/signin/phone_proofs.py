@@ -2,7 +2,7 @@
 
 A number becomes the account's only once a code sent to it by SMS has come back: a mistyped
 number, or somebody else's, never becomes where sign-in codes go. A proof's code follows the
-rules of every code (services/codes.py): 6 digits, 10 minutes, 5 wrong tries, stored only as
+rules of every code (services/signin/codes.py): 6 digits, 10 minutes, 5 wrong tries, stored only as
 a keyed hash. Every change is recorded and announced by email to the account's address.
 """
 
@@ -17,7 +17,8 @@ from sqlalchemy import func, select, update
 
 from extensions import db
 from models import Delivery, Event, PhoneProof, User
-from services import audit, clock, codes, delivery, keys, limits, sessions
+from services import audit, clock, delivery, keys
+from services.signin import codes, limits, sessions
 from services.masking import mask_phone
 from services.phones import check_uk_mobile
 
