@@ -83,6 +83,16 @@ def proof_scope(proof_id: int) -> str:
 
 # --- the sign-in lifecycle ------------------------------------------------------------
 
+def hold_account(user: User) -> None:
+    """Lock the account's row until commit (PostgreSQL; on SQLite the database's write lock,
+    see db_setup.py), so that requests for one account which must not interleave (sending
+    codes, starting a sign-in or a phone proof, answering "keep or new") run one after another.
+    NO KEY UPDATE (key_share): the audit event a request has already written holds a key-share
+    lock on the row, and FOR UPDATE would deadlock with another request holding one too."""
+    db.session.execute(
+        select(User.id).where(User.id == user.id).with_for_update(key_share=True))
+
+
 def end_sign_in(sign_in: SignIn, status: str, at: Optional[datetime] = None) -> None:
     """End a pending sign-in: wipe the code it kept and cancel messages not yet sent."""
     at = at or clock.now()
@@ -233,8 +243,7 @@ def answer_question_once(user: User, sign_in_id: int, asked_at: datetime, action
     """Record the answer to "keep the code sent to your other window, or a new one?" unless
     that question was answered already; the caller commits. The browser's cookie can be
     replayed, so the record of the answer lives here, under the account's row lock."""
-    db.session.execute(
-        select(User.id).where(User.id == user.id).with_for_update(key_share=True))
+    hold_account(user)
     answered = db.session.scalar(
         select(Event.id).where(
             Event.type == "choice_answered", Event.user_id == user.id,
@@ -293,7 +302,7 @@ def lock_sign_in(sign_in_id: int) -> Optional[SignIn]:
     """Lock a sign-in (PostgreSQL's row lock, SQLite's write lock) and read it afresh, so
     codes typed at the same moment are judged one after the other: the right code signs in
     once, and every wrong one counts towards the five. (NO KEY UPDATE, as in
-    limits._hold_caps.) One statement: the lock and the fresh read (populate_existing
+    hold_account.) One statement: the lock and the fresh read (populate_existing
     overwrites what this session had loaded of the row)."""
     return db.session.scalars(
         select(SignIn).where(SignIn.id == sign_in_id).with_for_update(key_share=True)

@@ -249,11 +249,8 @@ def _hold_caps(user: User, ip: Optional[str]) -> None:
     """Lock the account's row (and on PostgreSQL this address's advisory lock) until commit,
     so requests sending codes at once count one after another and no cap is overshot.
     On SQLite the row lock is the database's write lock, which covers the address too.
-    NO KEY UPDATE (key_share): the audit event this request already wrote holds a key-share
-    lock on the row, and FOR UPDATE would deadlock with another request holding one too.
     codes.start_sign_in relies on this lock to leave exactly one sign-in pending."""
-    db.session.execute(
-        select(User.id).where(User.id == user.id).with_for_update(key_share=True))
+    codes.hold_account(user)
     if ip and db.session.get_bind().dialect.name == "postgresql":
         where = addresses.limit_key(ip)
         key = int.from_bytes(hashlib.sha256(f"code-cap:{where}".encode()).digest()[:8], "big",

@@ -99,11 +99,7 @@ class ProofStart:
 def start_proof(user: User, phone: str, *, ip: Optional[str] = None) -> ProofStart:
     """Send a new code by SMS to `phone` (E.164, already judged a UK mobile); the caller commits."""
     at = clock.now()
-    # Lock the user's row (PostgreSQL; SQLite's write lock) so two tabs cannot both start a
-    # proof. NO KEY UPDATE: it must not deadlock with the key-share lock an audit event of the
-    # same request holds on the row (see codes.start_sign_in).
-    db.session.execute(
-        select(User.id).where(User.id == user.id).with_for_update(key_share=True))
+    codes.hold_account(user)  # so two tabs cannot both start a proof
     recent = db.session.scalars(
         select(PhoneProof.created_at).where(
             PhoneProof.user_id == user.id, PhoneProof.created_at > at - timedelta(hours=1))
