@@ -63,6 +63,7 @@ PREPARERS: dict[str, Callable[[Delivery], Optional[str]]] = {}
 # sign-ins whose code ran out, services.signin.codes).
 SWEEPS: list[Callable[[], int]] = []
 
+
 def _wake_after_commit() -> None:
     db.session.info["wake_dispatcher"] = True
 

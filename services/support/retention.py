@@ -42,35 +42,35 @@ def _delete_ids(model, ids: list[int]) -> None:
     db.session.execute(delete(model).where(model.id.in_(ids)))
 
 
-def _prune_sign_ins(cutoff: datetime, batch: int, result: PruneResult) -> None:
+def _batches_before(model, cutoff: datetime, batch: int):
+    """Ids of `model`'s rows created before `cutoff`, oldest first along the created_at index,
+    `batch` at a time; the caller deletes each batch before asking for the next."""
     while True:
-        # Oldest first along the created_at index; each batch removes what the last one found.
-        # A day-old sign-in is over even if still marked pending: its code lived 10 minutes.
         ids = db.session.scalars(
-            select(SignIn.id).where(SignIn.created_at < cutoff)
-            .order_by(SignIn.created_at).limit(batch)
+            select(model.id).where(model.created_at < cutoff)
+            .order_by(model.created_at).limit(batch)
         ).all()
         if not ids:
             return
+        yield list(ids)
+
+
+def _prune_sign_ins(cutoff: datetime, batch: int, result: PruneResult) -> None:
+    # A day-old sign-in is over even if still marked pending: its code lived 10 minutes.
+    for ids in _batches_before(SignIn, cutoff, batch):
         # Their events and messages go with them, even the odd one newer than the cut-off.
         result.events += db.session.execute(
             delete(Event).where(Event.sign_in_id.in_(ids))).rowcount or 0
         result.deliveries += db.session.execute(
             delete(Delivery).where(Delivery.sign_in_id.in_(ids))).rowcount or 0
-        _delete_ids(SignIn, list(ids))
+        _delete_ids(SignIn, ids)
         db.session.commit()
         result.sign_ins += len(ids)
 
 
 def _prune_events(cutoff: datetime, batch: int, result: PruneResult) -> None:
-    while True:
-        ids = db.session.scalars(
-            select(Event.id).where(Event.created_at < cutoff)
-            .order_by(Event.created_at).limit(batch)
-        ).all()
-        if not ids:
-            return
-        _delete_ids(Event, list(ids))
+    for ids in _batches_before(Event, cutoff, batch):
+        _delete_ids(Event, ids)
         db.session.commit()
         result.events += len(ids)
 
