@@ -15,6 +15,7 @@ from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+from blueprints.safety import CSP, HSTS, SECURITY_HEADERS
 from config import INSTANCE_DIR, Config, config_from_environment, trusted_hosts
 from extensions import csrf, db, limiter, login_manager, mail
 from services import clock, delivery, urls
@@ -51,6 +52,7 @@ def create_app(config_class: Optional[type[Config]] = None) -> Flask:
     register_proxy(app)
     register_extensions(app)
     register_federation(app)
+    register_fast_paths(app)
     register_branding(app)
     register_blueprints(app)
     register_errorhandlers(app)
@@ -115,18 +117,24 @@ def load_user(user_id: str):
     return sessions.user_for_token(session.get("sid"), user_id)
 
 
+def register_fast_paths(app: Flask) -> None:
+    """The forward-auth question and the code page's poll: their common answers skip Flask
+    (blueprints/fast_path.py). Inside ProxyFix, if any, so forwarded headers count."""
+    from blueprints.auth import StatusFastPath
+    from blueprints.forward_auth import VerifyFastPath
+
+    for fast_path in (VerifyFastPath, StatusFastPath):
+        if isinstance(app.wsgi_app, ProxyFix):
+            app.wsgi_app.app = fast_path(app, app.wsgi_app.app)
+        else:
+            app.wsgi_app = fast_path(app, app.wsgi_app)
+
+
 def register_federation(app: Flask) -> None:
     """Forward-auth and its access rules (services/federation); a wrong rule stops the start."""
     from services.federation import access
 
     access.init_app(app)
-    from blueprints.forward_auth import FastPath
-
-    # The forward-auth question's common answers skip Flask (inside ProxyFix, if any).
-    if isinstance(app.wsgi_app, ProxyFix):
-        app.wsgi_app.app = FastPath(app, app.wsgi_app.app)
-    else:
-        app.wsgi_app = FastPath(app, app.wsgi_app)
     # The web server may ask /auth/verify with a protected app's host (Caddy keeps the
     # browser's Host; X-Forwarded-Host under PROXY_FIX_X_HOST): those hosts are the firm's own.
     extra = access.policy_hosts(app)
@@ -286,13 +294,6 @@ def render_error(status: int, message: str, **extra):
     return render_template("errors/error.html", status=status, message=message, **extra), status
 
 
-CSP = (
-    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-    "font-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; "
-    "base-uri 'none'; object-src 'none'"
-)
-
-
 def extend_csp(app: Flask, directive: str, *sources: str) -> None:
     """Allow more sources in one directive of this app's Content-Security-Policy."""
     parts = [p.strip() for p in app.config.get("CONTENT_SECURITY_POLICY", CSP).split(";")]
@@ -305,18 +306,14 @@ def register_headers(app: Flask) -> None:
     def security_headers(response):
         response.headers.setdefault("Content-Security-Policy",
                                     app.config.get("CONTENT_SECURITY_POLICY", CSP))
-        response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        response.headers.setdefault("Referrer-Policy", "same-origin")
-        response.headers.setdefault("X-Frame-Options", "DENY")
-        response.headers.setdefault("Permissions-Policy", "camera=(), microphone=(), geolocation=()")
+        for name, value in SECURITY_HEADERS:
+            response.headers.setdefault(name, value)
         if request.endpoint != "static":
             # Every page here is personal or changes by the minute: after logout, Back must
             # not show the portal from the browser's cache.
             response.headers.setdefault("Cache-Control", "no-store")
         if request.is_secure:
-            response.headers.setdefault(
-                "Strict-Transport-Security", "max-age=31536000; includeSubDomains"
-            )
+            response.headers.setdefault(*HSTS)
         return response
 
 

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import hmac
+import re
 import secrets
 from datetime import datetime, timedelta
-from typing import Optional
+from typing import NamedTuple, Optional
 
 from flask import (
     Blueprint, after_this_request, current_app, flash, redirect, render_template, request,
@@ -14,7 +15,8 @@ from flask import (
 from flask_login import current_user, login_user, logout_user
 from sqlalchemy import select
 
-from blueprints.safety import id_arg, no_store, safe_next
+from blueprints.fast_path import FastPath
+from blueprints.safety import CSP, HSTS, NO_STORE, SECURITY_HEADERS, id_arg, no_store, safe_next
 from extensions import db
 from forms import ChoiceForm, CodeForm, LoginForm, LogoutForm, ResendForm
 from models import SignIn, User
@@ -343,18 +345,31 @@ def status():
     if sign_in.is_pending and codes.expire_if_due(sign_in):
         db.session.commit()  # only when it changed: a commit makes every row load again
     latest = delivery.latest_for(sign_in)
-    state, state_text = delivery.describe(latest)
     newer = codes.newest_successor(sign_in) if sign_in.status == "superseded" else None
+    return status_document(sign_in, latest, current_id=current.id if current else None,
+                           newer=newer, tz=current_app.config["PORTAL_TIMEZONE"])
+
+
+def status_document(sign_in, latest, *, current_id: Optional[int], newer: Optional[SignIn],
+                    tz: str) -> dict:
+    """The status answer. `sign_in` and its newest message `latest` are models (the route) or
+    the columns of codes.STATUS_LOOKUP (StatusFastPath); only what both have is read."""
+
+    def hhmm(moment: datetime) -> str:
+        return clock.local(moment, tz).strftime("%H:%M")
+
+    state, state_text = delivery.describe(latest)
+    pending = sign_in.status == "pending"
     return {
         "sign_in": sign_in.id,
-        "current_sign_in": current.id if current else None,
+        "current_sign_in": current_id,
         "status": sign_in.status,
         "channel": sign_in.channel,
         "destination": _mask(sign_in),
         "sent_at": sign_in.created_at.isoformat(),
-        "sent_at_local": _hhmm(sign_in.created_at),
+        "sent_at_local": hhmm(sign_in.created_at),
         "expires_at": sign_in.expires_at.isoformat(),
-        "expires_at_local": _hhmm(sign_in.expires_at),
+        "expires_at_local": hhmm(sign_in.expires_at),
         "delivery": {
             "state": state, "text": state_text,
             "at": (latest.sent_at or latest.created_at).isoformat() if latest else None,
@@ -363,12 +378,65 @@ def status():
         "superseded": sign_in.status == "superseded",
         "superseded_at": sign_in.ended_at.isoformat() if newer else None,
         "newer": {
-            "sign_in": newer.id, "sent_at_local": _hhmm(newer.created_at),
-            "destination": _mask(newer), "here": current is not None and current.id == newer.id,
+            "sign_in": newer.id, "sent_at_local": hhmm(newer.created_at),
+            "destination": _mask(newer), "here": current_id == newer.id,
         } if newer else None,
-        "resend_wait": codes.resend_wait(sign_in) if sign_in.is_pending else None,
+        "resend_wait": codes.resend_wait(sign_in) if pending else None,
         "resends_left": codes.MAX_RESENDS - sign_in.resend_count,
     }
+
+
+class _Message(NamedTuple):
+    """A message's columns from codes.STATUS_LOOKUP, as delivery.describe reads a Delivery."""
+
+    status: str
+    channel: str
+    attempts: int
+    last_error: Optional[str]
+    created_at: datetime
+    sent_at: Optional[datetime]
+
+
+class StatusFastPath(FastPath):
+    """The poll's plain case answered in front of Flask (blueprints/fast_path.py): this
+    browser's own sign-in, pending and not yet due to expire. Anything else goes on to the
+    route above: no sign-in, one ended or due its expiry, another sign-in asked by id, a
+    session Flask would sign again (permanent), a bad signature, an untrusted Host."""
+
+    PATH = "/login/code/status"
+    ASKED = re.compile(r"sign_in=([1-9][0-9]{0,9})")  # what the code page's script asks
+
+    def answer(self, environ):
+        data = self.session(environ)
+        if data is None or "_permanent" in data or "_remember" in data:
+            return None
+        sign_in_id = data.get("signin_id")
+        if not isinstance(sign_in_id, int):
+            return None
+        query = environ.get("QUERY_STRING", "")
+        if query:
+            asked = self.ASKED.fullmatch(query)
+            if asked is None or int(asked.group(1)) != sign_in_id:
+                return None
+        with self.connect() as connection:
+            row = connection.execute(codes.STATUS_LOOKUP, {"sign_in_id": sign_in_id}).first()
+        if row is None or row.status != "pending" or clock.now() >= row.expires_at:
+            return None
+        latest = None if row.message_id is None else _Message(
+            row.message_status, row.message_channel, row.message_attempts,
+            row.message_last_error, row.message_created_at, row.message_sent_at)
+        response = self.app.json.response(status_document(
+            row, latest, current_id=sign_in_id, newer=None,
+            tz=self.app.config["PORTAL_TIMEZONE"]))
+        # The headers app.py's security_headers and this blueprint's never_cache give the route.
+        headers = [("Content-Type", response.content_type), *NO_STORE,
+                   ("Content-Security-Policy", self.app.config.get("CONTENT_SECURITY_POLICY",
+                                                                   CSP)),
+                   *SECURITY_HEADERS]
+        if environ.get("wsgi.url_scheme") == "https":
+            headers.append(HSTS)
+        headers.append(("Vary", "Cookie"))  # Flask's, as the route read the session
+        return "200 OK", headers, response.get_data()
 
 
 def _mask(sign_in: SignIn) -> str:

@@ -7,14 +7,17 @@ them the endpoint answers what the browser should see: a redirect to sign in, or
 
 from __future__ import annotations
 
-import time
+from datetime import timedelta
 
 from flask import Blueprint, Response, current_app, redirect, render_template, request, session
+from werkzeug.wrappers import Request as WerkzeugRequest
 
+from blueprints.fast_path import FastPath
 from blueprints.safety import safe_next
 from extensions import csrf, limiter
-from services import branding
+from services import branding, clock
 from services.federation import access, forward_auth
+from services.signin import sessions
 from services.urls import absolute_url, portal_origin
 
 bp = Blueprint("forward_auth", __name__)
@@ -70,103 +73,48 @@ def forbidden_page(user, url, decision):
     return response
 
 
-class FastPath:
-    """WSGI middleware answering the common question, a live session allowed in, without Flask.
+class VerifyFastPath(FastPath):
+    """/auth/verify's two plain cases, answered in front of Flask (blueprints/fast_path.py).
 
-    The web server asks about every request to the app; through Flask's request machinery and
-    ClientGate's hooks the answer costs several times what the work itself does (one cookie
-    signature, one indexed read). This answers only the two plain cases, with exactly what the
-    route above would answer: no session cookie → 401; a live session that the rules let in →
-    200 with the Remote-* headers. Anything else — a redirect or page for Caddy or Traefik, a
-    bad signature, a session ended, idle or due its once-a-minute touch, a closed account, a
-    refusal, an untrusted Host — goes on to the route, which stays the authority. It sits
-    inside ProxyFix, so the forwarded headers count exactly as they do for the route.
+    No session cookie → 401; a live session that the rules let in → 200 with the Remote-*
+    headers. Anything else — a redirect or page for Caddy or Traefik, a bad signature, a
+    session ended, idle or due its once-a-minute touch, a closed account, a refusal, an
+    untrusted Host — goes on to the route above.
     """
 
     PATH = "/auth/verify"
+    METHODS = ("GET", "HEAD")
+    HEADERS = [("Cache-Control", "no-store"), ("X-Content-Type-Options", "nosniff")]
 
     def __init__(self, app, wsgi_app) -> None:
-        from datetime import timedelta
-
-        from extensions import db
-
-        self.app = app
-        self.wsgi_app = wsgi_app
-        self.cookie = app.config["SESSION_COOKIE_NAME"]
-        self.serializer = app.session_interface.get_signing_serializer(app)
-        self.max_age = int(app.permanent_session_lifetime.total_seconds())
+        super().__init__(app, wsgi_app)
         self.idle = timedelta(minutes=app.config["SESSION_IDLE_MINUTES"])
         self.absolute = timedelta(hours=app.config["SESSION_ABSOLUTE_HOURS"])
-        with app.app_context():
-            self.engine = db.engine
-        self._checked: dict = {}
-
-    def __call__(self, environ, start_response):
-        if environ.get("PATH_INFO") == self.PATH and environ.get("REQUEST_METHOD") in (
-                "GET", "HEAD") and "HTTP_X_FORWARDED_METHOD" not in environ:
-            try:
-                answer = self.answer(environ)
-            except Exception:  # noqa: BLE001 - the route answers, and logs, whatever this can't
-                answer = None
-            if answer is not None:
-                status, headers = answer
-                start_response(status, [*headers, ("Content-Length", "0"),
-                                        ("Cache-Control", "no-store"),
-                                        ("X-Content-Type-Options", "nosniff")])
-                return [b""]
-        return self.wsgi_app(environ, start_response)
-
-    # A browser sends the same cookie with every request; its signature need not be checked
-    # again for a minute (the cookie's own lifetime is days). Bounded: cleared when full.
-    SIGNATURE_MEMORY = 4096
-    SIGNATURE_SECONDS = 60.0
-
-    def session_of(self, value: str):
-        """(sid, _user_id) of a session cookie whose signature is good (BadSignature if not)."""
-        known = self._checked.get(value)
-        now = time.monotonic()
-        if known is not None and known[0] > now:
-            return known[1], known[2]
-        data = self.serializer.loads(value, max_age=self.max_age)
-        found = (now + self.SIGNATURE_SECONDS, data.get("sid"), data.get("_user_id"))
-        if len(self._checked) >= self.SIGNATURE_MEMORY:
-            self._checked.clear()
-        self._checked[value] = found
-        return found[1], found[2]
 
     def answer(self, environ):
-        from werkzeug.http import parse_cookie
-        from werkzeug.wrappers import Request as WerkzeugRequest
-        from werkzeug.sansio.utils import host_is_trusted
-
-        from services import clock
-        from services.signin import sessions
-        from services.federation.forward_auth import _LOOKUP, Identity
-
-        trusted = self.app.config.get("TRUSTED_HOSTS")
-        host = environ.get("HTTP_HOST", "")
-        if trusted and not host_is_trusted(host, trusted):
-            return None
-        value = parse_cookie(environ.get("HTTP_COOKIE", "")).get(self.cookie)
-        if not value:
-            return "401 UNAUTHORIZED", []
-        token, user_id = self.session_of(value)
+        if "HTTP_X_FORWARDED_METHOD" in environ:
+            return None  # Caddy or Traefik: a refusal is a redirect or a page, the route's
+        data = self.session(environ)
+        if data is None:
+            return "401 UNAUTHORIZED", self.HEADERS, b""
+        token, user_id = data.get("sid"), data.get("_user_id")
         if not isinstance(token, str) or not isinstance(user_id, str) or not user_id.isdigit():
             return None
-        with self.engine.connect() as connection:
+        with self.connect() as connection:
             row = connection.execute(
-                _LOOKUP, {"token_hash": sessions.token_hash(token)}).first()
+                forward_auth.LOOKUP, {"token_hash": sessions.token_hash(token)}).first()
         at = clock.now()
         if row is None or row.user_id != int(user_id) or row.deactivated_at is not None \
                 or row.revoked_at is not None or row.last_seen_at + self.idle <= at \
                 or row.created_at + self.absolute <= at \
                 or at - row.last_seen_at >= sessions.TOUCH_EVERY:
             return None
-        user = Identity(id=row.user_id, email=row.email, name=row.name, role=row.role)
+        user = forward_auth.Identity(id=row.user_id, email=row.email, name=row.name,
+                                     role=row.role)
         asked = WerkzeugRequest(environ)
-        asked.trusted_hosts = trusted
+        asked.trusted_hosts = self.app.config.get("TRUSTED_HOSTS")
         url = forward_auth.original_url(asked, self.app.config)
         decision = access.decide(user, url, self.app.extensions["access_policy"])
         if not decision.allowed:
             return None
-        return "200 OK", list(forward_auth.identity_headers(user).items())
+        return "200 OK", [*self.HEADERS, *forward_auth.identity_headers(user).items()], b""

@@ -63,11 +63,31 @@ def _listed_address(parts) -> bool:
     return access.is_listed_host(parts.hostname)
 
 
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "font-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; "
+    "base-uri 'none'; object-src 'none'"
+)
+# Beside the Content-Security-Policy on every response (app.py's security_headers).
+SECURITY_HEADERS = (
+    ("X-Content-Type-Options", "nosniff"),
+    ("Referrer-Policy", "same-origin"),
+    ("X-Frame-Options", "DENY"),
+    ("Permissions-Policy", "camera=(), microphone=(), geolocation=()"),
+)
+# Only on HTTPS: a browser that reached the portal over HTTPS keeps to it for a year.
+HSTS = ("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
+NO_STORE = (
+    ("Cache-Control", "no-store, no-cache, must-revalidate, max-age=0"),
+    ("Pragma", "no-cache"),
+    ("Expires", "0"),
+)
+
+
 def no_store(response):
     """Never keep this page: Back must ask the server again, and bfcache must not restore it."""
-    response.headers["Cache-Control"] = "no-store, no-cache, must-revalidate, max-age=0"
-    response.headers["Pragma"] = "no-cache"
-    response.headers["Expires"] = "0"
+    for name, value in NO_STORE:
+        response.headers[name] = value
     return response
 
 

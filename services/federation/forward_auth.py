@@ -35,7 +35,7 @@ class Identity:
 _sessions, _users = AuthSession.__table__, User.__table__
 # One row: the session's times and its user's identity. Core, not ORM objects: the web server
 # asks on every request, and building two ORM objects cost more than the query itself.
-_LOOKUP = (
+LOOKUP = (
     select(_sessions.c.user_id, _sessions.c.created_at, _sessions.c.last_seen_at,
            _sessions.c.revoked_at, _users.c.email, _users.c.name, _users.c.role,
            _users.c.deactivated_at)
@@ -53,7 +53,7 @@ def live_user(token: Optional[str], user_id) -> Optional[Identity]:
             or not user_id.isdigit():
         return None
     token_hash = sessions.token_hash(token)
-    row = db.session.connection().execute(_LOOKUP, {"token_hash": token_hash}).first()
+    row = db.session.connection().execute(LOOKUP, {"token_hash": token_hash}).first()
     if row is None or row.user_id != int(user_id) or row.deactivated_at is not None \
             or not sessions.is_live(row):
         return None

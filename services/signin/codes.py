@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Optional
 
-from sqlalchemy import case, or_, select, update
+from sqlalchemy import bindparam, case, or_, select, update
 
 from extensions import db
 from models import Delivery, Event, SignIn, User
@@ -277,6 +277,26 @@ def newest_successor(sign_in: SignIn) -> Optional[SignIn]:
             break
         newer = newer.superseded_by
     return newer
+
+
+_sign_ins, _deliveries = SignIn.__table__, Delivery.__table__
+# The code page's poll, on its fast path (blueprints/auth.py): the sign-in and its newest
+# message (the one delivery.latest_for picks) in one row. Core, not ORM objects: every waiting
+# code page asks every few seconds, and building two ORM objects cost more than the query.
+_newest_message = (
+    select(_deliveries.c.id).where(_deliveries.c.sign_in_id == _sign_ins.c.id)
+    .order_by(_deliveries.c.created_at.desc(), _deliveries.c.id.desc()).limit(1)
+    .correlate(_sign_ins).scalar_subquery()
+)
+STATUS_LOOKUP = (
+    select(*(_sign_ins.c[name] for name in (
+               "id", "user_id", "status", "channel", "destination", "created_at", "expires_at",
+               "ended_at", "last_sent_at", "resend_count")),
+           *(_deliveries.c[name].label(f"message_{name}") for name in (
+               "id", "status", "channel", "attempts", "last_error", "created_at", "sent_at")))
+    .select_from(_sign_ins.outerjoin(_deliveries, _deliveries.c.id == _newest_message))
+    .where(_sign_ins.c.id == bindparam("sign_in_id"))
+)
 
 
 def _earlier_sign_in_with(sign_in: SignIn, code: str) -> Optional[SignIn]:
