@@ -12,6 +12,7 @@ from datetime import timedelta
 
 import pytest
 from sqlalchemy import event, select, update
+from sqlalchemy.exc import OperationalError
 
 from blueprints.auth import StatusFastPath
 from extensions import db
@@ -120,6 +121,22 @@ def test_the_route_answers_everything_else(app, user, smtp, deliver, browser, ro
     assert len(route_calls) == 6
     with app.app_context():
         assert db.session.get(SignIn, sign_in_id).status == "expired"
+
+
+def test_a_read_that_fails_is_answered_by_the_route(app, user, browser, route_calls,
+                                                     monkeypatch):
+    """A connection the database dropped (say, after a restart): the route, on the app's
+    pinged pool, answers the same poll."""
+    pending(app, browser)
+    browser.get(STATUS)
+
+    def dropped(self):
+        raise OperationalError("SELECT 1", {}, Exception("server closed the connection"))
+
+    monkeypatch.setattr(StatusFastPath, "connect", dropped)
+    answer = browser.get(STATUS)
+    assert answer.status_code == 200 and answer.get_json()["status"] == "pending"
+    assert route_calls == [1]
 
 
 def test_an_ended_sign_in_is_the_routes_to_describe(app, smtp, deliver, route_calls):
