@@ -18,6 +18,7 @@ from typing import Optional
 
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.pool import NullPool
 from werkzeug.http import parse_cookie
 from werkzeug.sansio.utils import host_is_trusted
 
@@ -116,8 +117,12 @@ def read_engine(main: Engine) -> Engine:
     """
     if main.dialect.name == "sqlite" and main.url.database in (None, "", ":memory:"):
         return main  # every connection to :memory: would be a database of its own
-    engine = create_engine(main.url, isolation_level="AUTOCOMMIT", pool_size=1,
-                           max_overflow=4, hide_parameters=True)
+    # Where the app keeps no connection waiting (the tests' NullPool on PostgreSQL), neither
+    # does this.
+    pooling = {"poolclass": NullPool} if isinstance(main.pool, NullPool) else {
+        "pool_size": 1, "max_overflow": 4}
+    engine = create_engine(main.url, isolation_level="AUTOCOMMIT", hide_parameters=True,
+                           **pooling)
     configure_engine(engine)
     event.listen(main, "engine_disposed", lambda _engine: engine.dispose())
     return engine
