@@ -57,15 +57,14 @@ def open_session(user: User, sign_in_id: Optional[int] = None,
     return token
 
 
-def _is_live(row) -> bool:
+def is_live(row, config=None) -> bool:
+    """Not revoked, idle or past its absolute limit. `row` may be a plain row of the session's
+    columns (forward-auth); `config` is the app's, for callers outside an app context."""
     at = clock.now()
-    config = current_app.config
+    config = config or current_app.config
     idle = timedelta(minutes=config["SESSION_IDLE_MINUTES"])
     absolute = timedelta(hours=config["SESSION_ABSOLUTE_HOURS"])
     return row.revoked_at is None and row.last_seen_at + idle > at and row.created_at + absolute > at
-
-
-is_live = _is_live  # also for a plain row of the session's columns (forward-auth)
 
 
 def user_for_token(token: Optional[str], user_id: str) -> Optional[User]:
@@ -76,7 +75,7 @@ def user_for_token(token: Optional[str], user_id: str) -> Optional[User]:
     # web server asks about, costs one indexed lookup.
     row = db.session.scalar(select(AuthSession).options(joinedload(AuthSession.user))
                             .where(AuthSession.token_hash == _hash(token)))
-    if row is None or row.user_id != int(user_id) or not _is_live(row) or not row.user.is_active:
+    if row is None or row.user_id != int(user_id) or not is_live(row) or not row.user.is_active:
         return None
     if clock.now() - row.last_seen_at >= TOUCH_EVERY:
         row.last_seen_at = clock.now()
@@ -122,4 +121,4 @@ def session_for_token(token: Optional[str]) -> Optional[AuthSession]:
     if not token:
         return None
     row = db.session.scalar(select(AuthSession).where(AuthSession.token_hash == _hash(token)))
-    return row if row is not None and _is_live(row) else None
+    return row if row is not None and is_live(row) else None
