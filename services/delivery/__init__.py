@@ -115,11 +115,16 @@ def queue_message(
     return item
 
 
+# Which of a sign-in's messages the code page shows: the newest, the id breaking a tie (also
+# the order of codes.STATUS_LOOKUP, the poll's fast path).
+NEWEST_FIRST = (Delivery.created_at.desc(), Delivery.id.desc())
+
+
 def latest_for(sign_in: SignIn) -> Optional[Delivery]:
     """The newest message of a sign-in, whose state the code page shows."""
     return db.session.scalar(
         select(Delivery).where(Delivery.sign_in_id == sign_in.id)
-        .order_by(Delivery.created_at.desc(), Delivery.id.desc()).limit(1)
+        .order_by(*NEWEST_FIRST).limit(1)
     )
 
 

@@ -285,7 +285,7 @@ _sign_ins, _deliveries = SignIn.__table__, Delivery.__table__
 # code page asks every few seconds, and building two ORM objects cost more than the query.
 _newest_message = (
     select(_deliveries.c.id).where(_deliveries.c.sign_in_id == _sign_ins.c.id)
-    .order_by(_deliveries.c.created_at.desc(), _deliveries.c.id.desc()).limit(1)
+    .order_by(*delivery.NEWEST_FIRST).limit(1)
     .correlate(_sign_ins).scalar_subquery()
 )
 STATUS_LOOKUP = (
