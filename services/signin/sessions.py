@@ -28,9 +28,6 @@ def _hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-token_hash = _hash  # the name services/federation/forward_auth.py looks the row up by
-
-
 def token_hash(token: str) -> str:
     """What the database keeps of a session token (to tell "this browser" among the rows)."""
     return _hash(token)
