@@ -654,6 +654,20 @@ STEP_ORDER = ("GET /login", "POST /login", "read code from mail", "GET /login/co
               "GET /hello")
 
 
+def hash_in(result: Optional[PhaseResult], apart: float) -> float:
+    """The password hash's CPU per post as the workers timed it in this phase (the
+    Server-Timing of bench/hash_timing.py), or the hash measured apart if none was timed.
+
+    A phase's CPU is compared with the hash of the same phase. On a shared machine, runs in
+    one afternoon timed the hash at 253-299 ms apart and 244-256 ms inside the workers, and
+    every millisecond of that difference lands in "outside the hash": a slow measurement
+    apart once made 63 ms outside the hash read as 11. The workers' own figure
+    counts any dispatcher thread that ran beside the hash too, so it errs the other way, by
+    the few milliseconds a message send costs."""
+    timed = result.extra.get("hash CPU in the worker") if result is not None else None
+    return statistics.fmean(timed) if timed else apart
+
+
 def outside_hash(steps: dict[str, float], hash_cpu: float) -> dict[str, float]:
     """Per request CPU with the password hash (as the worker timed it) taken out of the
     password post."""
@@ -666,8 +680,8 @@ def side_by_side(report: BackendReport, settings: Settings, hash_cpu: float, out
     phases = report.phases
     if "peer_fast_busy" not in phases:
         return
-    hash_bound = settings.workers / hash_cpu
     ours, peer = phases["fast_busy"], phases["peer_fast_busy"]
+    hashes = [hash_in(r, hash_cpu) for r in (ours, peer)]
     out(f"\n--- {report.name}: ClientGate and Flask-Security-Too (email two-factor), same run, "
         "same gunicorn, argon2id, driver and mail server ---")
     out(f"  {'':44} {'ClientGate':>12} {'FST peer':>12}")
@@ -676,13 +690,16 @@ def side_by_side(report: BackendReport, settings: Settings, hash_cpu: float, out
         out(f"  {label:<44} {a:>12} {b:>12}")
 
     row("full sign-ins/s, busy", f"{ours.rate:.1f}", f"{peer.rate:.1f}")
-    row("÷ hash-bound limit", f"{ours.rate / hash_bound:.0%}", f"{peer.rate / hash_bound:.0%}")
-    by_cpu = [hash_cpu / (r.cpu_per_task("server") + r.cpu_per_task("bench")) for r in (ours, peer)]
-    row("÷ hash-bound limit, by CPU (server + bench)", *(f"{v:.0%}" for v in by_cpu))
+    row("hash CPU per post, in the busy workers (ms)", *(f"{h * 1000:.0f}" for h in hashes))
+    row("÷ hash-bound limit", *(f"{r.rate * h / settings.workers:.0%}"
+                                for r, h in zip((ours, peer), hashes)))
+    row("÷ hash-bound limit, by CPU (server + bench)",
+        *(f"{h / (r.cpu_per_task('server') + r.cpu_per_task('bench')):.0%}"
+          for r, h in zip((ours, peer), hashes)))
     row("server CPU per sign-in, busy (ms)",
         *(f"{r.cpu_per_task('server') * 1000:.1f}" for r in (ours, peer)))
     row("  outside the hash (ms)",
-        *(f"{(r.cpu_per_task('server') - hash_cpu) * 1000:.1f}" for r in (ours, peer)))
+        *(f"{(r.cpu_per_task('server') - h) * 1000:.1f}" for r, h in zip((ours, peer), hashes)))
     row("bench's own CPU per sign-in (ms)",
         *(f"{r.cpu_per_task('bench') * 1000:.1f}" for r in (ours, peer)))
     if report.step_cpu and report.peer_step_cpu:
@@ -742,16 +759,13 @@ def print_report(report: BackendReport, settings: Settings, hash_cpu: float, out
         out(f"    {'all but the hash':<28} {(total - in_worker) * 1000:7.1f} ms  "
             f"{(total - in_worker) / total:6.1%}")
     busy = phases["fast_busy"]
-    outside = busy.cpu_per_task("server") - hash_cpu
+    busy_hash = hash_in(busy, hash_cpu)
+    outside = busy.cpu_per_task("server") - busy_hash
     out(f"  CPU outside the hash per full sign-in, busy: {outside * 1000:.1f} ms of the workers "
-        f"(+ {busy.cpu_per_task('bench') * 1000:.1f} ms of the bench's clients and mail server); "
-        f"90% of the hash-bound limit leaves {hash_cpu / 9 * 1000:.1f} ms")
-    in_worker = busy.extra.get("hash CPU in the worker")
-    if in_worker:
-        mean = sum(in_worker) / len(in_worker)
-        out(f"    with the hash as the busy workers timed it ({mean * 1000:.0f} ms a post; it "
-            f"also counts dispatcher threads that ran beside it): "
-            f"{(busy.cpu_per_task('server') - mean) * 1000:.1f} ms")
+        f"(+ {busy.cpu_per_task('bench') * 1000:.1f} ms of the bench's clients and mail server), "
+        f"with the hash as the busy workers timed it ({busy_hash * 1000:.0f} ms a post; "
+        f"{hash_cpu * 1000:.0f} ms measured apart); 90% of the hash-bound limit leaves "
+        f"{busy_hash / 9 * 1000:.1f} ms")
     side_by_side(report, settings, hash_cpu, out)
     errors = sum(r.error_count for r in phases.values())
     out(f"  client errors: {errors}; server log problems: {len(report.server_errors)}; "
@@ -771,10 +785,11 @@ def print_report(report: BackendReport, settings: Settings, hash_cpu: float, out
         result = phases.get(key)
         return percentile(result.steps[step], 95) if result else float("nan")
 
-    hash_bound = settings.workers / hash_cpu
+    # Each phase against the hash as its own workers timed it (hash_in).
+    busy_hash = hash_in(phases["fast_busy"], hash_cpu)
+    hash_bound = settings.workers / busy_hash
     fast = phases["fast_busy"].rate
     slow = phases["slow_busy"].rate
-    limit_post = hash_cpu + 0.050
     rss_worst = max((v[1] for v in report.memory.values()), default=0)
     def cpu_op(key: str) -> float:
         """Server and bench CPU seconds per operation: what the rate would be limited by on
@@ -786,7 +801,7 @@ def print_report(report: BackendReport, settings: Settings, hash_cpu: float, out
         return "n/a" if share != share else f"{share:.0%}"
 
     at_rest = max((v[0] for v in report.memory.values()), default=0)
-    cpu_outside = phases["fast_busy"].cpu_per_task("server") - hash_cpu
+    cpu_outside = phases["fast_busy"].cpu_per_task("server") - busy_hash
     targets = [
         ("zero errors", errors == 0 and not report.server_errors
          and report.failed_deliveries == 0,
@@ -794,10 +809,10 @@ def print_report(report: BackendReport, settings: Settings, hash_cpu: float, out
          f"{report.failed_deliveries} failed deliveries"),
         ("sign-ins/s >= 90% of hash-bound limit", fast >= 0.9 * hash_bound,
          f"{fast:.1f}/s vs {hash_bound:.1f}/s ({fast / hash_bound:.0%}; by CPU "
-         f"{by_cpu(hash_cpu / cpu_op('fast_busy'))})"),
+         f"{by_cpu(busy_hash / cpu_op('fast_busy'))}; hash {busy_hash * 1000:.0f} ms)"),
         ("CPU outside the hash <= hash / 9 per sign-in",
-         cpu_outside <= hash_cpu / 9,
-         f"{cpu_outside * 1000:.1f} ms vs {hash_cpu / 9 * 1000:.1f} ms (workers, busy)"),
+         cpu_outside <= busy_hash / 9,
+         f"{cpu_outside * 1000:.1f} ms vs {busy_hash / 9 * 1000:.1f} ms (workers, busy)"),
         ("slow-mail rate >= 90% of fast-mail rate", slow >= 0.9 * fast,
          f"{slow:.1f}/s vs {fast:.1f}/s ({slow / fast if fast else 0:.0%}; by CPU "
          f"{by_cpu(cpu_op('fast_busy') / cpu_op('slow_busy'))})"),
@@ -810,6 +825,7 @@ def print_report(report: BackendReport, settings: Settings, hash_cpu: float, out
                         f"by CPU {cpu_op('hello_busy') / cpu_op(key):.2f})"))
     for key, label in (("fast_light", "fast mail"), ("slow_light", "slow mail")):
         value = p95(key, "POST /login")
+        limit_post = hash_in(phases.get(key), hash_cpu) + 0.050
         targets.append((f"password post p95 <= hash + 50 ms ({label})", value <= limit_post,
                         f"{value * 1000:.0f} ms vs {limit_post * 1000:.0f} ms"))
     for key, label in (("fast_light", "light"), ("fast_busy", "busy")):
@@ -874,8 +890,9 @@ def main(argv: Optional[list[str]] = None) -> int:
     out("  rate limits raised through configuration only, because every request comes from "
         "127.0.0.1: " + ", ".join(f"{k}={v}" for k, v in LIMITS_ENV.items()))
     hash_cpu = hash_cpu_seconds()
-    out(f"  one password verification (argon2id): {hash_cpu * 1000:.1f} ms CPU; hash-bound limit "
-        f"= {workers} cores / that = {workers / hash_cpu:.1f} sign-ins/s")
+    out(f"  one password verification (argon2id), measured apart: {hash_cpu * 1000:.1f} ms CPU; "
+        f"hash-bound limit = {workers} cores / that = {workers / hash_cpu:.1f} sign-ins/s (the "
+        "targets use the hash as each phase's workers timed it)")
 
     reports = []
     for name in [b.strip() for b in args.backends.split(",") if b.strip()]:
