@@ -34,7 +34,7 @@ def _notices(smtp) -> list:
 
 def _events(app, type_: str) -> list[Event]:
     with app.app_context():
-        rows = db.session.scalars(select(Event).where(Event.type == type_)).all()
+        rows = db.session.scalars(select(Event).where(Event.type == type_).order_by(Event.id)).all()
         db.session.expunge_all()
         return rows
 

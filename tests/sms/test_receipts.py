@@ -38,7 +38,8 @@ def _delivery(app) -> Delivery:
 
 def _receipt_events(app) -> list[Event]:
     with app.app_context():
-        rows = db.session.scalars(select(Event).where(Event.type == "delivery_receipt")).all()
+        rows = db.session.scalars(select(Event).where(Event.type == "delivery_receipt")
+                                  .order_by(Event.id)).all()
         db.session.expunge_all()
         return rows
 

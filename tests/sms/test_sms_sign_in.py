@@ -26,7 +26,7 @@ def _deliveries(app) -> list[Delivery]:
 
 def _events(app, type_: str) -> list[Event]:
     with app.app_context():
-        rows = db.session.scalars(select(Event).where(Event.type == type_)).all()
+        rows = db.session.scalars(select(Event).where(Event.type == type_).order_by(Event.id)).all()
         db.session.expunge_all()
         return rows
 

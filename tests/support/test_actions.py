@@ -16,7 +16,7 @@ from tests.support.conftest import CLIENT, STAFF, start
 
 def events(app, type_: str) -> list[Event]:
     with app.app_context():
-        rows = db.session.scalars(select(Event).where(Event.type == type_)).all()
+        rows = db.session.scalars(select(Event).where(Event.type == type_).order_by(Event.id)).all()
         db.session.expunge_all()
         return rows
 

@@ -56,7 +56,7 @@ def test_export_is_a_csv_of_every_step(app, client_id, staff, smtp, deliver, pho
 
 def db_events(app, type_):
     with app.app_context():
-        rows = db.session.scalars(select(Event).where(Event.type == type_)).all()
+        rows = db.session.scalars(select(Event).where(Event.type == type_).order_by(Event.id)).all()
         db.session.expunge_all()
         return rows
 
