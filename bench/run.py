@@ -785,8 +785,7 @@ def print_report(report: BackendReport, settings: Settings, hash_cpu: float, out
         result = phases.get(key)
         return percentile(result.steps[step], 95) if result else float("nan")
 
-    # Each phase against the hash as its own workers timed it (hash_in).
-    busy_hash = hash_in(phases["fast_busy"], hash_cpu)
+    # Each phase against the hash as its own workers timed it (hash_in; busy_hash above).
     hash_bound = settings.workers / busy_hash
     fast = phases["fast_busy"].rate
     slow = phases["slow_busy"].rate
