@@ -190,7 +190,8 @@ def _key(engine) -> str:
 
 def _empty_tables(engine) -> bool:
     """On PostgreSQL, empty the tables this process made, if all are there: TRUNCATE those
-    that hold or held a row (their files are not empty), and start every id sequence at 1."""
+    that hold or held a row (their files are not empty), and start every id sequence at 1
+    (all of them: an insert that failed may have used a number without writing a row)."""
     sequences = _MADE.get(_key(engine))
     if sequences is None:
         return False
@@ -206,7 +207,7 @@ def _empty_tables(engine) -> bool:
         quote = engine.dialect.identifier_preparer.quote
         written = [quote(name) for name, used in found if used]
         if written:
-            connection.exec_driver_sql(f"TRUNCATE {', '.join(written)} RESTART IDENTITY CASCADE")
+            connection.exec_driver_sql(f"TRUNCATE {', '.join(written)} CASCADE")
         connection.execute(text("SELECT setval(name, 1, false) FROM unnest(CAST(:sequences"
                                 " AS text[])) AS name"), {"sequences": sequences})
     return True
