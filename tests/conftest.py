@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import email
 import email.policy
+import functools
 import os
 import re
 import socket
@@ -19,6 +20,7 @@ from typing import Optional
 
 import pytest
 from aiosmtpd.controller import Controller
+from argon2 import PasswordHasher
 from sqlalchemy import select, text
 
 from app import create_app
@@ -26,16 +28,32 @@ from config import TestConfig
 from extensions import db
 from models import User
 from services import clock, delivery
-from services.signin import passwords
 
 CODE_IN_TEXT = re.compile(r"\b(\d{6})\b")
 # The keep-or-new question's one-time nonce (issue 11), posted back as a browser would.
 NONCE_IN_PAGE = re.compile(r'name="nonce" type="hidden" value="([^"]+)"')
 CSRF_IN_PAGE = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"|name="csrf_token" value="([^"]+)"')
 
-# One argon2 hash for every test user, so tests do not spend their time hashing.
+# One argon2 hash for every test user, so tests do not spend their time hashing; made at the
+# tests' own low cost (TestConfig.PASSWORD_HASH_COST), so signing in does not either.
 TEST_PASSWORD = "correct horse battery"
-_TEST_HASH = passwords.hash_password(TEST_PASSWORD)
+_TEST_HASH = PasswordHasher(**TestConfig.PASSWORD_HASH_COST).hash(TEST_PASSWORD)
+
+# make_config(..., **AS_SERVERS_HASH) for the app that fills the database of servers the tests
+# start as an operator does (gunicorn, CLIENTGATE_ENV=production): its users get a hash at the
+# servers' real cost, which those servers would otherwise make again at each first sign-in.
+AS_SERVERS_HASH = {"PASSWORD_HASH_COST": None}
+
+
+@functools.cache
+def _real_cost_hash() -> str:
+    return PasswordHasher().hash(TEST_PASSWORD)
+
+
+def _test_hash(app) -> str:
+    if app.config.get("PASSWORD_HASH_COST") == TestConfig.PASSWORD_HASH_COST:
+        return _TEST_HASH
+    return _real_cost_hash()
 
 
 def free_port() -> int:
@@ -261,7 +279,7 @@ def deliver(app):
 def add_user(app, email: str = "client@example.com", *, role: str = "client",
              channel: str = "email", phone: Optional[str] = None) -> int:
     with app.app_context():
-        user = User(email=email, password_hash=_TEST_HASH, role=role, channel=channel,
+        user = User(email=email, password_hash=_test_hash(app), role=role, channel=channel,
                     phone=phone, phone_verified_at=clock.now() if phone else None)
         db.session.add(user)
         db.session.commit()

@@ -6,13 +6,17 @@ import re
 from datetime import timedelta
 
 import pytest
+from argon2 import PasswordHasher, extract_parameters
 from sqlalchemy import func, select
 
 from extensions import db
-from models import Delivery, Event, SignIn
+from models import Delivery, Event, SignIn, User
 from services import clock, delivery
 from services.signin import codes, passwords
-from tests.conftest import TEST_PASSWORD, Browser, add_user, request_code, wrong_code
+from tests.conftest import (
+    _TEST_HASH, TEST_PASSWORD, Browser, add_user, make_config, request_code, running_app,
+    user_by_email, wrong_code,
+)
 
 EMAIL = "client@example.com"
 
@@ -182,17 +186,13 @@ def test_code_page_without_sign_in_redirects_to_login(browser):
 
 def test_wrong_email_and_wrong_password_get_the_same_answer(app, user, browser, monkeypatch):
     calls = []
-    real = passwords._hasher
+    real = PasswordHasher.verify
 
-    class Counting:
-        def verify(self, hash_, password):
-            calls.append(hash_)
-            return real.verify(hash_, password)
+    def counting(self, hash_, password):
+        calls.append(hash_)
+        return real(self, hash_, password)
 
-        def __getattr__(self, name):
-            return getattr(real, name)
-
-    monkeypatch.setattr(passwords, "_hasher", Counting())
+    monkeypatch.setattr(PasswordHasher, "verify", counting)
     unknown = browser.log_in("nobody@example.com", "whatever password")
     wrong = browser.log_in(EMAIL, "not the password")
     assert unknown.status_code == wrong.status_code == 200
@@ -220,6 +220,33 @@ def test_login_form_errors_are_plain(browser):
 def test_argon2id_hash(app, user):
     with app.app_context():
         assert passwords.hash_password("x" * 12).startswith("$argon2id$")
+
+
+def test_outside_the_tests_passwords_cost_the_rfc_9106_low_memory_profile(tmp_path):
+    """Only TestConfig lowers the cost; every other configuration hashes with 64 MiB, 3 passes."""
+    from app import create_app
+    from config import Config, DevelopmentConfig
+
+    assert Config.PASSWORD_HASH_COST is None and DevelopmentConfig.PASSWORD_HASH_COST is None
+    production_like = create_app(make_config(tmp_path, PASSWORD_HASH_COST=None))
+    with production_like.app_context():
+        made = extract_parameters(passwords.hash_password("x" * 12))
+    assert (made.type.name, made.memory_cost, made.time_cost, made.parallelism) \
+        == ("ID", 65536, 3, 4)
+    production_like.extensions["dispatcher"].stop()
+
+
+def test_a_weaker_hash_is_made_again_at_the_next_sign_in(tmp_path, smtp):
+    """A hash made at a lower cost (here the tests' own) is hashed again at full cost when its
+    password is next given, so raising the cost reaches every account that signs in."""
+    with running_app(make_config(tmp_path, smtp, PASSWORD_HASH_COST=None)) as application:
+        with application.app_context():
+            db.session.add(User(email=EMAIL, password_hash=_TEST_HASH))
+            db.session.commit()
+        assert Browser(application).log_in(EMAIL).status_code == 302
+        stored = user_by_email(application, EMAIL).password_hash
+    assert extract_parameters(stored).memory_cost == 65536
+    assert PasswordHasher().verify(stored, TEST_PASSWORD)
 
 
 def test_new_sign_in_supersedes_pending_ones(app, user, smtp, deliver, browser):
@@ -348,8 +375,6 @@ def test_non_ascii_portal_and_sender_names_arrive_whole(tmp_path, smtp, deliver)
     import email
     from email.header import decode_header, make_header
 
-    from tests.conftest import make_config, running_app
-
     portal = "Kanzlei Müller & Söhne Steuerberatungsgesellschaft mbH Düsseldorf"
     sender = f"Mandantenportal der {portal} <noreply@example.com>"
     config = make_config(tmp_path, smtp, PORTAL_NAME=portal, MAIL_DEFAULT_SENDER=sender)
@@ -395,7 +420,7 @@ def test_permanent_refusal_is_shown_as_failed(app, user, smtp, deliver, browser)
 def test_queued_message_survives_a_restart(tmp_path, smtp):
     """A message queued by one process is sent by the next one started on the same database."""
     from app import create_app
-    from tests.conftest import make_config, reset_schema
+    from tests.conftest import reset_schema
 
     config = make_config(tmp_path, smtp)
     first = create_app(config)

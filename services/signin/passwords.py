@@ -9,12 +9,23 @@ from typing import Optional
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+from flask import current_app
 
 from models import User
 
-_hasher = PasswordHasher()  # argon2id, RFC 9106 low-memory profile
-
 MAX_PASSWORD_LENGTH = 1024
+
+
+@lru_cache(maxsize=None)
+def _hasher_costing(cost: tuple) -> PasswordHasher:
+    return PasswordHasher(**dict(cost))
+
+
+def _hasher() -> PasswordHasher:
+    """argon2id with argon2-cffi's defaults (RFC 9106 low-memory profile: 64 MiB, 3 passes),
+    unless the app's PASSWORD_HASH_COST lowers them, as only the tests' configuration does."""
+    cost = current_app.config.get("PASSWORD_HASH_COST") or {}
+    return _hasher_costing(tuple(sorted(cost.items())))
 
 
 def _nfkc(password: str) -> str:
@@ -24,13 +35,17 @@ def _nfkc(password: str) -> str:
 
 
 def hash_password(password: str) -> str:
-    return _hasher.hash(_nfkc(password))
+    return _hasher().hash(_nfkc(password))
 
 
-@lru_cache(maxsize=1)
+@lru_cache(maxsize=None)
+def _dummy_hash_by(hasher: PasswordHasher) -> str:
+    return hasher.hash(secrets.token_urlsafe(32))
+
+
 def _dummy_hash() -> str:
     """A hash of nothing anyone knows, verified when the email is unknown, to spend the same time."""
-    return _hasher.hash(secrets.token_urlsafe(32))
+    return _dummy_hash_by(_hasher())
 
 
 def verify_password(user: Optional[User], password: str) -> bool:
@@ -40,16 +55,17 @@ def verify_password(user: Optional[User], password: str) -> bool:
     # Passwords set before normalisation was added were hashed as typed: try that too, for
     # a known and an unknown email alike, so the time spent says nothing about the account.
     candidates = dict.fromkeys((_nfkc(password), password))
+    hasher = _hasher()
     matched = None
     for candidate in candidates:
         try:
-            _hasher.verify(stored, candidate)
+            hasher.verify(stored, candidate)
         except (VerifyMismatchError, VerificationError, InvalidHashError):
             continue
         matched = candidate
     if user is None or not user.password_hash or matched is None:
         return False
-    if matched != _nfkc(password) or _hasher.check_needs_rehash(stored):
+    if matched != _nfkc(password) or hasher.check_needs_rehash(stored):
         user.password_hash = hash_password(password)
     return True
 

@@ -6,7 +6,7 @@ from contextlib import contextmanager
 from urllib.parse import urlsplit
 
 from extensions import db
-from tests.conftest import add_user, make_config
+from tests.conftest import AS_SERVERS_HASH, add_user, make_config
 from tests.production.conftest import Databases, Gunicorn, flask_cli
 
 
@@ -23,7 +23,7 @@ def clientgate_under_gunicorn(folder, smtp, portal_url: str, **env: str):
     # Set after construction: the fixture's own PORTAL_URL would clash with a keyword.
     server.env.update(PORTAL_URL=portal_url, PROXY_FIX_X_HOST="1", PROXY_FIX_X_PROTO="1",
                       TRUSTED_HOSTS="127.0.0.1," + urlsplit(portal_url).hostname, **env)
-    application = create_app(make_config(folder, SQLALCHEMY_DATABASE_URI=url))
+    application = create_app(make_config(folder, SQLALCHEMY_DATABASE_URI=url, **AS_SERVERS_HASH))
     try:
         add_user(application, "client@example.com")
         add_user(application, "staff@example.com", role="support")

@@ -18,7 +18,7 @@ from sqlalchemy import func, select
 from extensions import db
 from models import Delivery, SignIn, User
 from services import delivery
-from tests.conftest import TEST_PASSWORD, add_user, make_config
+from tests.conftest import AS_SERVERS_HASH, TEST_PASSWORD, add_user, make_config
 from tests.production.conftest import MAIL_PASSWORD, SECRET_KEY, WebClient
 
 pytestmark = pytest.mark.slow
@@ -29,7 +29,8 @@ def db_app(server, tmp_path):
     """This test process's own app on the server's database, to set up and to inspect."""
     from app import create_app
 
-    application = create_app(make_config(tmp_path, SQLALCHEMY_DATABASE_URI=server.database_url))
+    application = create_app(make_config(tmp_path, SQLALCHEMY_DATABASE_URI=server.database_url,
+                                          **AS_SERVERS_HASH))
     yield application
     with application.app_context():
         db.session.remove()

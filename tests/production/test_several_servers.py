@@ -36,7 +36,7 @@ from models import Delivery, OIDCSigningKey, Passkey, SignIn, TrustedDevice, Use
 from services import clock, delivery
 from services.signin import limits
 from tests.authenticators.conftest import ORIGIN, SoftKey
-from tests.conftest import TEST_PASSWORD, SMTPServer, add_user, make_config
+from tests.conftest import AS_SERVERS_HASH, TEST_PASSWORD, SMTPServer, add_user, make_config
 from tests.oidc.conftest import authorize_url, exchange, pkce, register
 from tests.production.conftest import (
     DATABASE_KIND, Databases, Gunicorn, WebClient, flask_cli,
@@ -123,7 +123,8 @@ def db_app(cluster, tmp_path_factory):
     from app import create_app
 
     application = create_app(make_config(
-        tmp_path_factory.mktemp("inspect"), SQLALCHEMY_DATABASE_URI=cluster["A"].database_url))
+        tmp_path_factory.mktemp("inspect"), SQLALCHEMY_DATABASE_URI=cluster["A"].database_url,
+        **AS_SERVERS_HASH))
     yield application
     with application.app_context():
         db.session.remove()
