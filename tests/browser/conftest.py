@@ -183,6 +183,7 @@ def screenshot(page, name: str) -> Path:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     width = page.viewport_size["width"]
     path = SCREENSHOTS / f"{name}-{width}.png"
+    page.wait_for_load_state("load")
     page.screenshot(path=str(path), full_page=True, animations="disabled")
     _saved.append(path)
     return path
@@ -253,6 +254,9 @@ TAP_TARGETS_JS = """
 
 def assert_fits_phone(page, name: str) -> None:
     """No sideways scrolling, and every tap target at least 44 px each way."""
+    # Measured once the stylesheet is in: a page whose heading is already shown may still be
+    # waiting for it, and boxes measured then are the browser's unstyled ones.
+    page.wait_for_load_state("load")
     widths = page.evaluate(
         "() => ({scroll: document.documentElement.scrollWidth, inner: window.innerWidth})")
     assert widths["scroll"] <= widths["inner"], f"{name} scrolls sideways: {widths}"
