@@ -9,7 +9,7 @@ from typing import Optional
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
-from flask import current_app
+from flask import current_app, has_app_context
 
 from models import User
 
@@ -23,8 +23,9 @@ def _hasher_costing(cost: tuple) -> PasswordHasher:
 
 def _hasher() -> PasswordHasher:
     """argon2id with argon2-cffi's defaults (RFC 9106 low-memory profile: 64 MiB, 3 passes),
-    unless the app's PASSWORD_HASH_COST lowers them, as only the tests' configuration does."""
-    cost = current_app.config.get("PASSWORD_HASH_COST") or {}
+    unless the app's PASSWORD_HASH_COST lowers them, as only the tests' configuration does.
+    Outside an app (the benchmark's own timing), the defaults."""
+    cost = (current_app.config.get("PASSWORD_HASH_COST") if has_app_context() else None) or {}
     return _hasher_costing(tuple(sorted(cost.items())))
 
 
