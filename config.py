@@ -249,7 +249,8 @@ class TestConfig(Config):
         if os.environ.get("TEST_DATABASE_URL") else "sqlite://"
     # Statement values show in test failures. On PostgreSQL no connection waits idle in a
     # pool, so an app a test lets go of leaves no open connection behind (psycopg warns
-    # about those, and warnings are errors).
+    # about those, and warnings are errors). The tests' running_app, which always closes its
+    # app, pools them (tests/conftest.py).
     SQLALCHEMY_ENGINE_OPTIONS = (
         {"poolclass": NullPool} if SQLALCHEMY_DATABASE_URI.startswith("postgresql") else {}
     )
