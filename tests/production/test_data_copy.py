@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import re
+import shutil
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from sqlalchemy import select, text
@@ -35,11 +37,35 @@ def close(app) -> None:
         db.engine.dispose()
 
 
+@pytest.fixture(scope="module")
+def migrated_sqlite(tmp_path_factory) -> Path:
+    """An empty SQLite database that `flask db upgrade` made once; tests take copies of it."""
+    path = tmp_path_factory.mktemp("migrated") / "empty.db"
+    flask_cli("db", "upgrade", database_url=f"sqlite:///{path}")
+    return path
+
+
 @pytest.fixture
-def source(tmp_path, smtp):
+def migrated_target(databases, migrated_sqlite):
+    """A new, empty database of this run's kind at the newest schema, as `flask db upgrade`
+    leaves it (on SQLite, a copy of the one it made for this module)."""
+
+    def make() -> str:
+        url = databases.new()
+        if url.startswith("sqlite:///"):
+            shutil.copyfile(migrated_sqlite, url.removeprefix("sqlite:///"))
+        else:
+            flask_cli("db", "upgrade", database_url=url)
+        return url
+
+    return make
+
+
+@pytest.fixture
+def source(tmp_path, smtp, migrated_sqlite):
     """A migrated SQLite database with a little of everything in it, written by the app."""
+    shutil.copyfile(migrated_sqlite, tmp_path / "old.db")
     url = f"sqlite:///{tmp_path}/old.db"
-    flask_cli("db", "upgrade", database_url=url)
     app = create_app(make_config(tmp_path, smtp, SQLALCHEMY_DATABASE_URI=url))
     add_user(app, "client@example.com")
     add_user(app, "mobile@example.com", channel="sms", phone="+447400123456")
@@ -66,9 +92,8 @@ def copy(target_app, *args):
     return target_app.test_cli_runner().invoke(args=["db-copy", *args])
 
 
-def test_copy_moves_every_row_and_new_rows_follow_on(source, databases, tmp_path, smtp):
-    target = databases.new()
-    flask_cli("db", "upgrade", database_url=target)
+def test_copy_moves_every_row_and_new_rows_follow_on(source, migrated_target, tmp_path, smtp):
+    target = migrated_target()
     before = rows_of(source)
     assert all(before[name] for name in ("users", "sign_ins", "deliveries", "events",
                                          "auth_sessions", "phone_proofs", "dispatcher_beats"))
@@ -91,9 +116,8 @@ def test_copy_moves_every_row_and_new_rows_follow_on(source, databases, tmp_path
     close(app)
 
 
-def test_copy_refuses_a_target_that_is_not_empty(source, databases, tmp_path):
-    target = databases.new()
-    flask_cli("db", "upgrade", database_url=target)
+def test_copy_refuses_a_target_that_is_not_empty(source, migrated_target, tmp_path):
+    target = migrated_target()
     app = create_app(make_config(tmp_path, SQLALCHEMY_DATABASE_URI=target))
     add_user(app, "already@example.com")
     result = copy(app, "--from", source)
@@ -111,9 +135,8 @@ def test_copy_refuses_a_target_without_the_schema(source, databases, tmp_path):
     close(app)
 
 
-def test_copy_refuses_another_schema_revision(source, databases, tmp_path):
-    target = databases.new()
-    flask_cli("db", "upgrade", database_url=target)
+def test_copy_refuses_another_schema_revision(source, migrated_target, tmp_path):
+    target = migrated_target()
     engine = make_engine(target)
     with engine.begin() as conn:
         conn.execute(text("UPDATE alembic_version SET version_num = 'abc123'"))
@@ -124,13 +147,12 @@ def test_copy_refuses_another_schema_revision(source, databases, tmp_path):
     close(app)
 
 
-def test_copy_refuses_while_the_app_runs_on_the_source(source, databases, tmp_path):
+def test_copy_refuses_while_the_app_runs_on_the_source(source, migrated_target, tmp_path):
     engine = make_engine(source)
     with engine.begin() as conn:
         conn.execute(DispatcherBeat.__table__.insert().values(worker="live:2", beat_at=clock.now()))
     engine.dispose()
-    target = databases.new()
-    flask_cli("db", "upgrade", database_url=target)
+    target = migrated_target()
     app = create_app(make_config(tmp_path, SQLALCHEMY_DATABASE_URI=target))
     result = copy(app, "--from", source)
     assert result.exit_code == 1 and "still seems to be running" in result.output
@@ -139,7 +161,7 @@ def test_copy_refuses_while_the_app_runs_on_the_source(source, databases, tmp_pa
     close(app)
 
 
-def test_a_failed_copy_writes_nothing(source, databases, tmp_path):
+def test_a_failed_copy_writes_nothing(source, migrated_target, tmp_path):
     """A row the target cannot take (an event of a user who does not exist, left by an old
     SQLite file that did not check its links) stops the copy; the target stays empty."""
     import sqlite3
@@ -149,8 +171,7 @@ def test_a_failed_copy_writes_nothing(source, databases, tmp_path):
     raw.execute("UPDATE events SET user_id = 9999 WHERE id = (SELECT MAX(id) FROM events)")
     raw.commit()
     raw.close()
-    target = databases.new()
-    flask_cli("db", "upgrade", database_url=target)
+    target = migrated_target()
     app = create_app(make_config(tmp_path, SQLALCHEMY_DATABASE_URI=target))
     result = copy(app, "--from", source)
     assert result.exit_code == 1 and "nothing was written" in result.output, result.output
