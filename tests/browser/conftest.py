@@ -199,6 +199,7 @@ def axe_violations(page) -> list[dict]:
     protocol (page.evaluate is not subject to CSP) rather than a <script> tag.
     """
     global _axe_source
+    page.wait_for_load_state("load")  # colour contrast is judged with the page's stylesheet
     if _axe_source is None:
         if not AXE_JS.exists():
             pytest.fail("node_modules/axe-core is missing: run `npm ci` (scripts/test.sh does)")
