@@ -172,6 +172,13 @@ def code_from(smtp, count: int, email: str = "client@example.com") -> str:
     return mail.code
 
 
+def styled(page) -> None:
+    """Wait for the page's load event, so that its stylesheet is in. A page whose heading is
+    already shown may still be waiting for app.css (a click that posts a form comes back before
+    it), and boxes, colours and pictures taken then are the browser's unstyled ones."""
+    page.wait_for_load_state("load")
+
+
 _saved: list[Path] = []
 
 
@@ -183,7 +190,7 @@ def screenshot(page, name: str) -> Path:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     width = page.viewport_size["width"]
     path = SCREENSHOTS / f"{name}-{width}.png"
-    page.wait_for_load_state("load")
+    styled(page)
     page.screenshot(path=str(path), full_page=True, animations="disabled")
     _saved.append(path)
     return path
@@ -199,7 +206,7 @@ def axe_violations(page) -> list[dict]:
     protocol (page.evaluate is not subject to CSP) rather than a <script> tag.
     """
     global _axe_source
-    page.wait_for_load_state("load")  # colour contrast is judged with the page's stylesheet
+    styled(page)  # colour contrast is judged with the page's styles
     if _axe_source is None:
         if not AXE_JS.exists():
             pytest.fail("node_modules/axe-core is missing: run `npm ci` (scripts/test.sh does)")
@@ -255,9 +262,7 @@ TAP_TARGETS_JS = """
 
 def assert_fits_phone(page, name: str) -> None:
     """No sideways scrolling, and every tap target at least 44 px each way."""
-    # Measured once the stylesheet is in: a page whose heading is already shown may still be
-    # waiting for it, and boxes measured then are the browser's unstyled ones.
-    page.wait_for_load_state("load")
+    styled(page)
     widths = page.evaluate(
         "() => ({scroll: document.documentElement.scrollWidth, inner: window.innerWidth})")
     assert widths["scroll"] <= widths["inner"], f"{name} scrolls sideways: {widths}"

@@ -9,7 +9,7 @@ import pytest
 
 from tests.browser.conftest import (  # noqa: F401  (fixtures used by name)
     DESKTOP, PHONE, assert_accessible, chromium, live_server, new_context, screenshot,
-    sign_in_through_pages,
+    sign_in_through_pages, styled,
 )
 from tests.conftest import Browser, add_user
 
@@ -28,7 +28,7 @@ def test_a_notice_is_as_wide_as_its_card(viewport, live_server, new_context):
     page.fill("input[name=password]", "not the password")
     page.get_by_role("button", name="Log in").click()
     page.wait_for_selector(".flashes .notice-error")
-    page.wait_for_load_state("load")  # the boxes as styled, not before app.css is in
+    styled(page)
     notice, card = _box(page, ".flashes"), _box(page, "main .card")
     assert abs(notice["width"] - card["width"]) <= 2, (notice, card)
     assert abs(notice["x"] - card["x"]) <= 2
