@@ -46,19 +46,15 @@ def migrated_sqlite(tmp_path_factory) -> Path:
 
 
 @pytest.fixture
-def migrated_target(databases, migrated_sqlite):
+def migrated_target(databases, migrated_sqlite) -> str:
     """A new, empty database of this run's kind at the newest schema, as `flask db upgrade`
     leaves it (on SQLite, a copy of the one it made for this module)."""
-
-    def make() -> str:
-        url = databases.new()
-        if url.startswith("sqlite:///"):
-            shutil.copyfile(migrated_sqlite, url.removeprefix("sqlite:///"))
-        else:
-            flask_cli("db", "upgrade", database_url=url)
-        return url
-
-    return make
+    url = databases.new()
+    if url.startswith("sqlite:///"):
+        shutil.copyfile(migrated_sqlite, url.removeprefix("sqlite:///"))
+    else:
+        flask_cli("db", "upgrade", database_url=url)
+    return url
 
 
 @pytest.fixture
@@ -93,7 +89,7 @@ def copy(target_app, *args):
 
 
 def test_copy_moves_every_row_and_new_rows_follow_on(source, migrated_target, tmp_path, smtp):
-    target = migrated_target()
+    target = migrated_target
     before = rows_of(source)
     assert all(before[name] for name in ("users", "sign_ins", "deliveries", "events",
                                          "auth_sessions", "phone_proofs", "dispatcher_beats"))
@@ -117,7 +113,7 @@ def test_copy_moves_every_row_and_new_rows_follow_on(source, migrated_target, tm
 
 
 def test_copy_refuses_a_target_that_is_not_empty(source, migrated_target, tmp_path):
-    target = migrated_target()
+    target = migrated_target
     app = create_app(make_config(tmp_path, SQLALCHEMY_DATABASE_URI=target))
     add_user(app, "already@example.com")
     result = copy(app, "--from", source)
@@ -136,7 +132,7 @@ def test_copy_refuses_a_target_without_the_schema(source, databases, tmp_path):
 
 
 def test_copy_refuses_another_schema_revision(source, migrated_target, tmp_path):
-    target = migrated_target()
+    target = migrated_target
     engine = make_engine(target)
     with engine.begin() as conn:
         conn.execute(text("UPDATE alembic_version SET version_num = 'abc123'"))
@@ -152,7 +148,7 @@ def test_copy_refuses_while_the_app_runs_on_the_source(source, migrated_target, 
     with engine.begin() as conn:
         conn.execute(DispatcherBeat.__table__.insert().values(worker="live:2", beat_at=clock.now()))
     engine.dispose()
-    target = migrated_target()
+    target = migrated_target
     app = create_app(make_config(tmp_path, SQLALCHEMY_DATABASE_URI=target))
     result = copy(app, "--from", source)
     assert result.exit_code == 1 and "still seems to be running" in result.output
@@ -171,7 +167,7 @@ def test_a_failed_copy_writes_nothing(source, migrated_target, tmp_path):
     raw.execute("UPDATE events SET user_id = 9999 WHERE id = (SELECT MAX(id) FROM events)")
     raw.commit()
     raw.close()
-    target = migrated_target()
+    target = migrated_target
     app = create_app(make_config(tmp_path, SQLALCHEMY_DATABASE_URI=target))
     result = copy(app, "--from", source)
     assert result.exit_code == 1 and "nothing was written" in result.output, result.output
