@@ -20,7 +20,7 @@ from services import audit, clock, delivery, keys
 from services.signin import passwords, sessions
 from services.accounts import messages, policy, tokens
 from services.accounts.devices import end_pending_sign_ins
-from services.authenticators import trusted_devices
+from services.authenticators import passkeys, trusted_devices
 
 # Reset emails one account may be sent in an hour; more requests are answered the same
 # way but send nothing, so the form cannot be used to flood someone's inbox.
@@ -39,25 +39,31 @@ HOW = {
     "invitation": "when you accepted your invitation",
     "cli": "by our staff",
 }
+# Ways of setting a password that recover an account (the client may not be the only one
+# in it): they also remove its passkeys, which sign in without the password.
+RECOVERY = ("reset", "cli")
 
 
 def set_password(user: User, password: str, *, by: str, keep_token: Optional[str] = None,
                  actor: Optional[User] = None, notify: bool = True) -> int:
     """Give the user this password (checked by the caller), end their sessions except the one
-    with `keep_token`, their sign-ins waiting for a code and their links; audit and tell them.
+    with `keep_token`, their sign-ins waiting for a code and their links (and, when it
+    recovers the account, its passkeys); audit and tell them.
     Returns how many sessions ended. The caller commits."""
     first = not user.has_password
     user.password_hash = passwords.hash_password(password)
     user.password_changed_at = clock.now()
     trusted_devices.forget_all(user.id, "password changed")
+    removed = passkeys.remove_all(user.id, f"password {by}") if by in RECOVERY else []
     ended = end_sessions(user, keep_token)
     end_pending_sign_ins(user, by="password")
     tokens.revoke(user, "reset", "email")
     audit.record("password_set", user_id=user.id, actor_id=actor.id if actor else None,
-                 detail={"by": by, "sessions_ended": ended})
+                 detail={"by": by, "sessions_ended": ended, "passkeys_removed": len(removed)})
     if notify and not first:
         messages.queue_notice(user, "password_changed", values={
-            "how": HOW.get(by, ""), "kept_here": keep_token is not None})
+            "how": HOW.get(by, ""), "kept_here": keep_token is not None,
+            "passkeys_removed": removed})
     return ended
 
 

@@ -201,6 +201,19 @@ def remove(user: User, passkey_id: int) -> Optional[Passkey]:
     return passkey
 
 
+def remove_all(user_id: int, reason: str) -> list[str]:
+    """Delete every passkey of a user, as account recovery must: a passkey signs in without
+    the password, so one added by someone else would outlive the reset meant to shut them
+    out. Returns the names removed; the caller commits."""
+    names = list(db.session.scalars(
+        select(Passkey.name).where(Passkey.user_id == user_id).order_by(Passkey.id)))
+    if names:
+        db.session.execute(delete(Passkey).where(Passkey.user_id == user_id))
+        audit.record("passkeys_removed", user_id=user_id,
+                     detail={"count": len(names), "reason": reason})
+    return names
+
+
 # --- signing in with a passkey --------------------------------------------------------
 
 def authentication_options() -> tuple[str, str]:

@@ -136,6 +136,44 @@ def test_a_removed_passkey_no_longer_signs_in_and_others_cannot_remove_it(app, s
     assert any("was removed from your account" in m.text for m in smtp.messages)
 
 
+def test_a_password_reset_removes_every_passkey_and_the_notice_says_so(app, sign_in, smtp,
+                                                                        deliver):
+    """A reset is how a client shuts someone else out of the account. A passkey signs in
+    without the password, so one added during a hijacked session must not outlive it."""
+    from tests.accounts.test_passwords import ask_for_reset, set_new
+
+    owners, intruders = SoftKey(), SoftKey()
+    add_passkey(sign_in(), owners, name="My phone")
+    add_passkey(sign_in(b=Browser(app)), intruders, name="Spare key")
+    assert sign_in_with(Browser(app), intruders).status_code == 200
+
+    assert set_new(Browser(app), ask_for_reset(Browser(app), smtp, deliver)).status_code == 302
+    for key in (owners, intruders):
+        answer = sign_in_with(Browser(app), key)
+        assert answer.status_code == 403, answer.get_data(as_text=True)
+    with app.app_context():
+        assert db.session.scalar(select(func.count(Passkey.id))) == 0
+    removed = _events(app, "passkeys_removed")[-1]
+    assert removed.detail == {"count": 2, "reason": "password reset"}
+    deliver()
+    notice = smtp.last_to("client@example.com")
+    assert "changed" in notice.subject
+    assert "removed the account's passkeys (My phone, Spare key)" in notice.text
+
+
+def test_changing_the_password_keeps_the_passkeys(app, sign_in, smtp, deliver):
+    key = SoftKey()
+    b = sign_in()
+    add_passkey(b, key)
+    new = "plum tree by the river"
+    answer = b.post("/account/password", {"current_password": TEST_PASSWORD,
+                                          "password": new, "confirm": new})
+    assert answer.status_code == 302
+    assert sign_in_with(Browser(app), key).status_code == 200
+    deliver()
+    assert "passkeys" not in smtp.last_to("client@example.com").text
+
+
 def test_without_javascript_the_buttons_say_so(app, sign_in):
     b = Browser(app)
     page = b.text("/login")
