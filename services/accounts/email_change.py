@@ -35,15 +35,19 @@ def address_problem(user: User, new_email: str) -> Optional[str]:
 
 def request_change(user: User, new_email: str) -> None:
     """Send the proof link to the new address, or (when it has an account) a note to it.
-    The caller commits."""
+    The caller commits.
+
+    Either way a link is made, ending the earlier one, so the page shows the same "we sent
+    a link" afterwards; for a taken address it is never sent (and `confirm` would refuse it).
+    """
     owner = db.session.scalar(select(User.id).where(User.email == new_email))
     audit.record("email_change_requested", user_id=user.id,
                  detail={"to": mask_destination("email", new_email)})
+    token, row = tokens.issue(user, "email", new_email=new_email)
     if owner is not None:
         messages.queue_notice(user, "email_in_use", destination=new_email,
                               values={"new_email": new_email})
         return
-    token, row = tokens.issue(user, "email", new_email=new_email)
     db.session.flush()
     messages.queue_link(user, row, token, "email_proof", destination=new_email,
                         values={"new_email": new_email})

@@ -68,8 +68,9 @@ def test_an_address_with_an_account_gets_a_note_not_a_link(app, user, smtp, deli
     count = len(smtp.messages)
     answer = ask(b, "taken@example.com")
     assert answer.status_code == 302
-    # The client is told the same thing as for a free address.
+    # The client is told the same thing as for a free address, then and on later visits.
     assert "We have sent a link to taken@example.com" in b.text("/account/email")
+    assert "We sent a link to <strong>taken@example.com</strong>" in b.text("/account/email")
     deliver()
     smtp.wait_for(count + 1)
     note = smtp.last_to("taken@example.com")
