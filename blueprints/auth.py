@@ -255,7 +255,7 @@ def code():
     problem = {
         "outcome": check.outcome, "tries_left": check.tries_left,
         "earlier": check.earlier, "newer": check.newer,
-        "drift": totp.drift_words(check.steps_off) if check.steps_off else None,
+        "drift": totp.drift_hint_at_sign_in(check.steps_off),
         "account_locked": lock.message if lock else None,
     }
     form.code.data = ""

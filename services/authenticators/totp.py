@@ -7,7 +7,8 @@
   little off, or a code typed as it changed), and never for a step already used: the newest
   accepted step is stored, so a code seen over a shoulder cannot be replayed.
 * A code that matches a step further away (up to five minutes) is still wrong, but it is noted,
-  so the page and the support console can say "the phone's clock is off".
+  so the support console, the setup page and (for a clock that is behind) the code page can
+  say "the phone's clock is off".
 * Wrong codes count towards the sign-in's five tries and the account lockout, as email codes do.
 """
 
@@ -154,6 +155,15 @@ def check_code(found: TotpAuthenticator, code: str) -> TotpCheck:
             if strings_equal(totp.generate_otp(now_step + offset), code):
                 return TotpCheck(WRONG, steps_off=offset)
     return TotpCheck(WRONG)
+
+
+def drift_hint_at_sign_in(steps_off: int) -> Optional[str]:
+    """What the code page may say of a wrong code that an app with a wrong clock would show.
+    Only a clock that is behind: a past step's code never works again. A future step's code
+    will work once its time comes, so naming it would tell someone guessing (who has the
+    password) which code to type again a few minutes later; the support console still
+    sees how far off it was."""
+    return drift_words(steps_off) if steps_off < 0 else None
 
 
 def drift_words(steps_off: int) -> str:

@@ -107,6 +107,22 @@ def test_one_step_either_side_is_accepted_three_is_not(app, set_up_app):
     assert b.enter_code(totp_now(secret, -1)).status_code == 302
 
 
+def test_a_code_of_a_later_step_is_not_named_at_sign_in(app, set_up_app):
+    """Someone guessing with the password must not learn that a guess will work later."""
+    secret = set_up_app()
+    b = Browser(app)
+    _log_in(b)
+    ahead = b.enter_code(totp_now(secret, 5))
+    assert ahead.status_code == 422
+    text = ahead.get_data(as_text=True)
+    assert "ahead" not in text and "clock" not in text
+    assert "That code is not right" in text
+    with app.app_context():
+        entry = db.session.scalar(select(Event).where(Event.type == "code_entry")
+                                  .order_by(Event.id.desc()).limit(1))
+        assert entry.outcome == "wrong" and entry.detail["steps_off"] == 5  # support sees it
+
+
 def test_five_wrong_app_codes_end_the_sign_in(app, set_up_app):
     secret = set_up_app()
     b = Browser(app)
