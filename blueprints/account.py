@@ -63,7 +63,7 @@ def _fewer_codes(user: User, totp_form: Optional[TotpConfirmForm]) -> dict:
     """What the passkeys, authenticator app and trusted devices sections show."""
     app = totp.authenticator_of(user)
     setup = None
-    if app is not None and app.confirmed_at is None:
+    if totp.setup_waiting(user) is not None:
         secret = totp.secret_of(app)
         setup = {"secret": totp.grouped(secret),
                  "qr": totp.qr_data_uri(totp.provisioning_uri(user, secret))}
@@ -234,6 +234,12 @@ def _totp():
         if not form.validate_on_submit():
             return _page(totp_form=form, status=422)
         check = totp.confirm_setup(user, form.code.data)
+        if check.outcome == totp.SETUP_EXPIRED:
+            flash("Setting up the authenticator app took longer than "
+                  f"{totp.SETUP_LIFETIME.seconds // 60} minutes, so we have stopped it. Start "
+                  "again to get a new QR code, and delete the old entry from your app.",
+                  "warning")
+            return redirect(url_for("account.security", _anchor="authenticator-app"))
         if check.outcome != totp.ACCEPTED:
             db.session.commit()
             form.code.errors.append(

@@ -15,7 +15,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Optional
 
 import pyotp
@@ -30,6 +30,9 @@ from services import audit, clock
 from services.keys import fernet_for
 
 STEP_SECONDS = 30
+# How long a started setup waits for its first code (time to install an app); after that
+# its secret is no longer shown, nor accepted, and setting up starts again.
+SETUP_LIFETIME = timedelta(minutes=30)
 # Steps either side of now that are accepted (RFC 6238 section 5.2 allows this much).
 WINDOW = 1
 # Steps either side looked at only to explain a wrong code: ten steps is five minutes.
@@ -39,6 +42,8 @@ DIGITS = 6
 AMR = ["pwd", "otp", "mfa"]
 
 ACCEPTED, WRONG, REPLAYED = "accepted", "wrong", "replayed"
+# The setup's first code came after SETUP_LIFETIME.
+SETUP_EXPIRED = "setup_expired"
 
 
 def _fernet():
@@ -99,11 +104,22 @@ def grouped(secret: str) -> str:
     return " ".join(secret[i:i + 4] for i in range(0, len(secret), 4))
 
 
+def setup_waiting(user: User) -> Optional[TotpAuthenticator]:
+    """A setup started less than SETUP_LIFETIME ago and not yet confirmed: its secret may be
+    shown. One left longer is not shown again, so a session left open cannot read it later."""
+    found = authenticator_of(user)
+    if found is None or found.confirmed_at is not None:
+        return None
+    return found if clock.now() < found.created_at + SETUP_LIFETIME else None
+
+
 def confirm_setup(user: User, code: str) -> "TotpCheck":
     """The first code from the app: when right, the app becomes how this client signs in."""
     found = authenticator_of(user)
     if found is None or found.confirmed_at is not None:
         return TotpCheck(WRONG)
+    if setup_waiting(user) is None:
+        return TotpCheck(SETUP_EXPIRED)
     check = check_code(found, code)
     audit.record("totp_setup_code", user_id=user.id, outcome=check.outcome,
                  detail={"steps_off": check.steps_off} if check.steps_off else {})

@@ -107,6 +107,23 @@ def test_one_step_either_side_is_accepted_three_is_not(app, set_up_app):
     assert b.enter_code(totp_now(secret, -1)).status_code == 302
 
 
+def test_a_setup_left_unfinished_runs_out(app, sign_in):
+    """A started setup's secret is shown for half an hour, then neither shown nor accepted."""
+    b = sign_in()
+    b.post("/account/security", {"form": "totp-start"})
+    secret = secret_from(b.text("/account/security"))
+    clock.advance(timedelta(minutes=20))
+    assert secret_from(b.text("/account/security")) == secret  # (this visit keeps the session)
+    clock.advance(timedelta(minutes=11))
+    page = b.text("/account/security")
+    assert 'id="totp-secret"' not in page and secret not in page
+    assert "Set up an authenticator app" in page
+    late = b.post("/account/security", {"form": "totp-confirm", "code": totp_now(secret)})
+    assert late.status_code == 302
+    assert "took longer than 30 minutes" in b.text("/account/security")
+    assert user_by_email(app, "client@example.com").channel == "email"
+
+
 def test_a_code_of_a_later_step_is_not_named_at_sign_in(app, set_up_app):
     """Someone guessing with the password must not learn that a guess will work later."""
     secret = set_up_app()
