@@ -270,6 +270,7 @@ def _finish_sign_in(sign_in: SignIn, *, amr: Optional[list[str]] = None,
     """The code was right: a fresh session (new token, new cookie), then the portal."""
     user = sign_in.user
     next_url = safe_next(sign_in.next_url)
+    sessions.revoke(session.get("sid"))  # a session this browser had is replaced, not left
     session.clear()
     token = sessions.open_session(
         user, sign_in.id, amr=amr or sessions.CODE_AMR.get(sign_in.channel, ["pwd", "mfa"]))

@@ -107,7 +107,9 @@ def _options(options: str):
 
 
 def start_session(user: User, sign_in_id: int, amr: list[str]) -> None:
-    """A fresh server-side session (new token, new cookie) for a sign-in that is complete."""
+    """A fresh server-side session (new token, new cookie) for a sign-in that is complete;
+    one this browser had is ended, not left to run out."""
+    sessions.revoke(session.get("sid"))
     session.clear()
     token = sessions.open_session(user, sign_in_id, amr=amr)
     login_user(user)
@@ -180,7 +182,7 @@ def passkey_remove(passkey_id: int):
     if not RemoveForm().validate_on_submit():
         flash("That did not work. Please try again.", "warning")
         return redirect(url_for("account.security", _anchor="passkeys"))
-    removed = passkeys.remove(user, passkey_id)
+    removed = passkeys.remove(user, passkey_id, keep_token=session.get("sid"))
     if removed is not None:
         phone_proofs.notify(user, f"The passkey called “{removed.name}” was removed from your "
                                   "account. It no longer signs you in.")
@@ -201,7 +203,7 @@ def forget_device(device_id: int):
     if not RemoveForm().validate_on_submit():
         flash("That did not work. Please try again.", "warning")
         return redirect(url_for(back, _anchor="trusted-devices"))
-    device = trusted_devices.forget(user, device_id)
+    device = trusted_devices.forget(user, device_id, keep_token=session.get("sid"))
     db.session.commit()
     if device is not None:
         flash("We have forgotten that device. Next time you sign in there, we will ask for a "

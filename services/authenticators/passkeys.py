@@ -41,6 +41,7 @@ from webauthn.helpers.structs import (
 from extensions import db
 from models import Passkey, User, WebAuthnChallenge
 from services import audit, clock, urls
+from services.authenticators import sign_ins
 from services.keys import derived_key
 
 CHALLENGE_LIFETIME = timedelta(minutes=5)
@@ -189,15 +190,19 @@ def _transports(credential: str) -> list[str]:
     return [str(t)[:20] for t in found if isinstance(t, str)][:6]
 
 
-def remove(user: User, passkey_id: int) -> Optional[Passkey]:
-    """Delete one of the user's passkeys (another user's id finds nothing)."""
+def remove(user: User, passkey_id: int, *, keep_token: Optional[str] = None) -> Optional[Passkey]:
+    """Delete one of the user's passkeys (another user's id finds nothing), and end the
+    sessions it opened but the one with `keep_token`."""
     passkey = db.session.scalar(
         select(Passkey).where(Passkey.id == passkey_id, Passkey.user_id == user.id))
     if passkey is None:
         return None
     db.session.delete(passkey)
+    ended = sign_ins.end_sessions_opened_by(user.id, "passkey_used", "passkey_id", passkey.id,
+                                            keep_token=keep_token)
     audit.record("passkey_removed", user_id=user.id,
-                 detail={"passkey_id": passkey.id, "name": passkey.name})
+                 detail={"passkey_id": passkey.id, "name": passkey.name,
+                         "sessions_ended": ended})
     return passkey
 
 

@@ -6,11 +6,16 @@ diagnosis tell it alongside the code sign-ins; its channel says how it was done.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Optional
 
+from flask import current_app
+from sqlalchemy import select, update
+
 from extensions import db
-from models import SignIn, User
+from models import AuthSession, Event, SignIn, User
 from services import audit, clock
+from services.signin import sessions
 
 # SignIn.channel of sign-ins that sent no code.
 PASSKEY, DEVICE = "passkey", "device"
@@ -28,3 +33,28 @@ def record_codeless(user: User, channel: str, described: str, *,
     db.session.add(sign_in)
     db.session.flush()
     return sign_in
+
+
+def end_sessions_opened_by(user_id: int, used_event: str, detail_key: str, value: int, *,
+                           keep_token: Optional[str] = None) -> int:
+    """End the live sessions that one passkey or trusted device opened, when the client
+    removes it (someone else's key or browser is usually why), except the session with
+    `keep_token`, where the client is removing it. Which sign-ins it made is in the audit
+    trail (`used_event` with its id under `detail_key`), read back only as far as a session
+    can last. Returns how many ended; the caller commits."""
+    since = clock.now() - timedelta(hours=current_app.config["SESSION_ABSOLUTE_HOURS"])
+    used = db.session.execute(
+        select(Event.sign_in_id, Event.detail)
+        .where(Event.user_id == user_id, Event.created_at >= since, Event.type == used_event)
+    ).all()
+    sign_in_ids = [row.sign_in_id for row in used
+                   if row.sign_in_id is not None and (row.detail or {}).get(detail_key) == value]
+    if not sign_in_ids:
+        return 0
+    ending = [AuthSession.user_id == user_id, AuthSession.sign_in_id.in_(sign_in_ids),
+              AuthSession.revoked_at.is_(None)]
+    if keep_token:
+        ending.append(AuthSession.token_hash != sessions.token_hash(keep_token))
+    return db.session.execute(
+        update(AuthSession).where(*ending).values(revoked_at=clock.now())
+    ).rowcount or 0

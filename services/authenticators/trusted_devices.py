@@ -23,6 +23,7 @@ from sqlalchemy import select, update
 from extensions import db
 from models import TrustedDevice, User
 from services import audit, clock
+from services.authenticators import sign_ins
 
 LIFETIME = timedelta(days=30)
 # RFC 8176: only the password was proved at this sign-in. The second factor was proved on
@@ -140,16 +141,20 @@ def devices_of(user: User) -> list[TrustedDevice]:
         .order_by(TrustedDevice.created_at.desc(), TrustedDevice.id.desc())))
 
 
-def forget(user: User, device_id: int) -> Optional[TrustedDevice]:
-    """The client's "forget this device" (another user's id finds nothing)."""
+def forget(user: User, device_id: int, *,
+           keep_token: Optional[str] = None) -> Optional[TrustedDevice]:
+    """The client's "forget this device" (another user's id finds nothing); the sessions it
+    opened end too, but the one with `keep_token`."""
     device = db.session.scalar(select(TrustedDevice).where(
         TrustedDevice.id == device_id, TrustedDevice.user_id == user.id,
         TrustedDevice.ended_at.is_(None)))
     if device is None:
         return None
     _end(device, "client")
+    ended = sign_ins.end_sessions_opened_by(user.id, "trusted_device_used", "device_id",
+                                            device.id, keep_token=keep_token)
     audit.record("device_forgotten", user_id=user.id,
-                 detail={"device_id": device.id, "reason": "client"})
+                 detail={"device_id": device.id, "reason": "client", "sessions_ended": ended})
     return device
 
 

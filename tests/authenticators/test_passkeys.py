@@ -136,6 +136,42 @@ def test_a_removed_passkey_no_longer_signs_in_and_others_cannot_remove_it(app, s
     assert any("was removed from your account" in m.text for m in smtp.messages)
 
 
+def test_removing_a_passkey_ends_the_sessions_it_opened_but_not_this_one(app, sign_in):
+    key, mine = SoftKey(), SoftKey()
+    owner = sign_in()
+    add_passkey(owner, key, name="Spare key")
+    add_passkey(owner, mine, name="My phone")
+    elsewhere, here, by_code = Browser(app), Browser(app), sign_in(b=Browser(app))
+    assert sign_in_with(elsewhere, key).status_code == 200
+    assert sign_in_with(here, key).status_code == 200
+    assert sign_in_with(Browser(app), mine).status_code == 200
+    with app.app_context():
+        spare = db.session.scalar(select(Passkey.id).where(Passkey.name == "Spare key"))
+
+    here.post(f"/account/passkeys/{spare}/remove", form_page="/account/security")
+    assert elsewhere.get("/portal").status_code == 302  # opened by the removed passkey
+    assert here.get("/portal").status_code == 200  # where it was removed
+    assert by_code.get("/portal").status_code == 200 and owner.get("/portal").status_code == 200
+    assert _events(app, "passkey_removed")[-1].detail["sessions_ended"] == 1
+
+
+def test_signing_in_again_with_a_passkey_ends_the_session_it_replaces(app, sign_in):
+    key = SoftKey()
+    b = sign_in()
+    add_passkey(b, key)
+    old = b.client.get_cookie("clientgate_session").value
+    copy = app.test_client()
+    copy.set_cookie("clientgate_session", old)
+    assert copy.get("/portal").status_code == 200
+    options = b.post("/login/passkey/options", form_page="/portal").get_json()["options"]
+    answer = b.post("/login/passkey/verify", {"credential": key.sign(options)},
+                    form_page="/portal")
+    assert answer.status_code == 200
+    assert b.client.get_cookie("clientgate_session").value != old
+    assert b.get("/portal").status_code == 200
+    assert copy.get("/portal").status_code == 302  # a copy of the replaced cookie is dead
+
+
 def test_a_password_reset_removes_every_passkey_and_the_notice_says_so(app, sign_in, smtp,
                                                                         deliver):
     """A reset is how a client shuts someone else out of the account. A passkey signs in

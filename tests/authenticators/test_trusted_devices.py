@@ -100,6 +100,21 @@ def test_forget_this_device_on_the_devices_page(app, smtp, deliver):
     assert _refusals(app)[-1] == "forgotten"
 
 
+def test_forgetting_a_device_ends_the_sessions_it_opened(app, smtp, deliver, sign_in):
+    b = _remembered(app, smtp, deliver)
+    b.post("/logout", form_page="/portal")
+    assert b.log_in().location.endswith("/portal")  # the mark skipped the code
+    with app.app_context():
+        device_id = db.session.scalar(select(TrustedDevice.id))
+    other = sign_in(b=Browser(app))
+    other.post(f"/account/devices/trusted/{device_id}/forget", form_page="/account/devices")
+    assert b.get("/portal").status_code == 302
+    assert other.get("/portal").status_code == 200
+    with app.app_context():
+        forgotten = db.session.scalar(select(Event).where(Event.type == "device_forgotten"))
+        assert forgotten.detail["sessions_ended"] == 1
+
+
 def test_a_new_password_from_the_command_line_forgets_every_device(app, smtp, deliver):
     b = _remembered(app, smtp, deliver)
     result = app.test_cli_runner().invoke(
