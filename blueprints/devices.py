@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, flash, redirect, render_template, session, url_for
+from flask import Blueprint, flash, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_required
 
 from blueprints.safety import no_store
@@ -41,8 +41,9 @@ def sign_out_others():
         flash("That page had been open too long, so nothing was done. Please try again.",
               "warning")
         return redirect(url_for("devices.index"))
-    ended = devices.sign_out_everywhere_else(current_user._get_current_object(),
-                                             session.get("sid"))
+    ended = devices.sign_out_everywhere_else(
+        current_user._get_current_object(), session.get("sid"),
+        request.cookies.get(trusted_devices.cookie_name()))
     db.session.commit()
     flash("You are now signed out everywhere except here." if ended
           else "You were not signed in anywhere else. Nothing has changed.", "success")

@@ -13,6 +13,7 @@ from extensions import db
 from models import AuthSession, SignIn, User
 from services import audit, clock
 from services.signin import codes, sessions
+from services.authenticators import trusted_devices
 from services.support.timeline import device_words
 
 RECENT_SIGN_INS = 10
@@ -89,10 +90,14 @@ def recent_sign_ins(user: User, limit: int = RECENT_SIGN_INS) -> list[RecentSign
     ) for row in rows]
 
 
-def sign_out_everywhere_else(user: User, current_token: Optional[str]) -> int:
-    """End every other session of the user and any sign-in waiting for a code (caller commits).
+def sign_out_everywhere_else(user: User, current_token: Optional[str],
+                             current_mark: Optional[str] = None) -> int:
+    """End every other session of the user, any sign-in waiting for a code, and the marks of
+    other devices trusted to skip the code (this browser's, `current_mark`, stays); the
+    caller commits. Without that, someone with the password and a marked browser would be
+    straight back in without a code.
 
-    Returns how many sessions and sign-ins ended.
+    Returns how many sessions, sign-ins and marks ended.
     """
     keep = sessions.token_hash(current_token) if current_token else ""
     ended = db.session.execute(
@@ -102,6 +107,7 @@ def sign_out_everywhere_else(user: User, current_token: Optional[str]) -> int:
         .values(revoked_at=clock.now())
     ).rowcount or 0
     ended += end_pending_sign_ins(user, by="client")
+    ended += trusted_devices.forget_all(user.id, "signed out elsewhere", keep_mark=current_mark)
     audit.record("signed_out_elsewhere", user_id=user.id, detail={"ended": ended})
     return ended
 

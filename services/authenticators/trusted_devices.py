@@ -158,12 +158,15 @@ def forget(user: User, device_id: int, *,
     return device
 
 
-def forget_all(user_id: int, reason: str) -> int:
+def forget_all(user_id: int, reason: str, *, keep_mark: Optional[str] = None) -> int:
     """Forget every device mark of a user (password or email change, staff action,
-    deactivation); the caller commits. Returns how many were forgotten."""
+    deactivation) but this browser's `keep_mark`, if given; the caller commits. Returns how
+    many were forgotten."""
+    forgetting = [TrustedDevice.user_id == user_id, TrustedDevice.ended_at.is_(None)]
+    if keep_mark:
+        forgetting.append(TrustedDevice.token_hash != _hash(keep_mark))
     result = db.session.execute(
-        update(TrustedDevice)
-        .where(TrustedDevice.user_id == user_id, TrustedDevice.ended_at.is_(None))
+        update(TrustedDevice).where(*forgetting)
         .values(ended_at=clock.now(), end_reason=reason[:32])
     )
     count = result.rowcount or 0

@@ -115,6 +115,16 @@ def test_forgetting_a_device_ends_the_sessions_it_opened(app, smtp, deliver, sig
         assert forgotten.detail["sessions_ended"] == 1
 
 
+def test_sign_out_everywhere_else_forgets_the_other_devices_marks(app, smtp, deliver):
+    here, there = _remembered(app, smtp, deliver), _remembered(app, smtp, deliver)
+    here.post("/account/devices/sign-out-others", form_page="/account/devices")
+    assert there.get("/portal").status_code == 302
+    assert there.log_in().location.endswith("/login/code")  # its mark is forgotten
+    assert _refusals(app)[-1] == "forgotten"
+    here.post("/logout", form_page="/portal")
+    assert here.log_in().location.endswith("/portal")  # this browser's mark stays
+
+
 def test_a_new_password_from_the_command_line_forgets_every_device(app, smtp, deliver):
     b = _remembered(app, smtp, deliver)
     result = app.test_cli_runner().invoke(
