@@ -69,25 +69,58 @@ def original_url(request: Request, config) -> Optional[str]:
 
     nginx names it in X-Original-URL; Caddy and Traefik in X-Forwarded-Proto, -Host and -Uri.
     A client can send those headers too, so they count only when PROXY_FIX_X_HOST says a
-    proxy in front sets them (and the guide's configurations overwrite what clients send);
-    X-Forwarded-Proto and -Host have then already been applied by ProxyFix (app.py), and
-    Flask's TRUSTED_HOSTS has refused any host not listed.
+    proxy in front sets them; X-Forwarded-Proto and -Host have then already been applied by
+    ProxyFix (app.py), and Flask's TRUSTED_HOSTS has refused any host not listed. Caddy and
+    Traefik pass on a client's own X-Original-URL, so no header wins by being present: when
+    both name an address they must name the same one, and X-Original-URL must name the host
+    the web server routed on (X-Forwarded-Host), or the address is unknown.
     """
     if config.get("PROXY_FIX_X_HOST", 0) <= 0:
         return None
     named = request.headers.get("X-Original-URL", "").strip()
-    if named:
-        try:
-            parts = urlsplit(named)
-        except ValueError:
-            return None
-        if parts.scheme in ("http", "https") and parts.netloc and _printable(named):
-            return named
-        return None
     uri = request.headers.get("X-Forwarded-Uri", "").strip()
+    named_url = _named_url(request, named) if named else None
+    forwarded_url = _forwarded_url(request, uri) if uri else None
+    if named and uri:
+        both_read = named_url is not None and forwarded_url is not None
+        return named_url if both_read and _same_url(named_url, forwarded_url) else None
+    return named_url or forwarded_url
+
+
+def _named_url(request: Request, named: str) -> Optional[str]:
+    """X-Original-URL if it is a printable http(s) address on the host asked about.
+
+    A client choosing the host in X-Original-URL (its own Host header, or a header the web
+    server passed on) could have another host's rules judge it.
+    """
+    if not _printable(named):
+        return None
+    try:
+        parts, asked = urlsplit(named), urlsplit("//" + request.host)
+        if parts.scheme not in ("http", "https") or not parts.netloc or not parts.hostname:
+            return None
+        same_host = _host_name(parts.hostname) == _host_name(asked.hostname or "")
+    except ValueError:  # a malformed address or host (e.g. an unclosed "[")
+        return None
+    return named if same_host else None
+
+
+def _forwarded_url(request: Request, uri: str) -> Optional[str]:
+    """The address from X-Forwarded-Uri with the scheme and host ProxyFix has applied."""
     if not uri.startswith("/") or uri.startswith("//") or not _printable(uri):
         return None
     return f"{request.scheme}://{request.host}{uri}"
+
+
+def _same_url(first: str, second: str) -> bool:
+    """True if both name the same address (scheme and host in any case, the rest exactly)."""
+    one, other = urlsplit(first), urlsplit(second)
+    return (one.scheme.lower(), one.netloc.lower(), one.path, one.query) == \
+        (other.scheme.lower(), other.netloc.lower(), other.path, other.query)
+
+
+def _host_name(host: str) -> str:
+    return host.lower().rstrip(".")
 
 
 def _printable(text: str) -> bool:

@@ -2,12 +2,33 @@
 
 from __future__ import annotations
 
+import html
 from contextlib import contextmanager
 from urllib.parse import urlsplit
 
 from extensions import db
 from tests.conftest import AS_SERVERS_HASH, add_user, make_config
+from tests.federation.web_servers import Upstream, upstream_app
 from tests.production.conftest import Databases, Gunicorn, flask_cli
+
+
+def app_showing_cookies(environ, start_response):
+    """The upstream app; at any path ending in /cookies, the Cookie header it was sent, so a
+    test can see which cookies the web server passes on to the firm's app."""
+    if not environ.get("PATH_INFO", "").endswith("/cookies"):
+        return upstream_app(environ, start_response)
+    body = f"<span id='cookie'>{html.escape(environ.get('HTTP_COOKIE', ''))}</span>".encode()
+    start_response("200 OK", [("Content-Type", "text/html; charset=utf-8"),
+                              ("Content-Length", str(len(body)))])
+    return [body]
+
+
+class CookieUpstream(Upstream):
+    """The upstream app in a thread, showing the cookies it was sent (app_showing_cookies)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._server.app = app_showing_cookies  # werkzeug's server calls its `app` per request
 
 
 @contextmanager

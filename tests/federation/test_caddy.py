@@ -16,8 +16,8 @@ from tests.browser.conftest import (  # noqa: F401 - fixtures
     PHONE, assert_accessible, chromium, code_from, new_context, screenshot,
 )
 from tests.conftest import TEST_PASSWORD, free_port
-from tests.federation.conftest import clientgate_under_gunicorn
-from tests.federation.web_servers import CADDY, Caddy, Client, Upstream, caddy_site
+from tests.federation.conftest import CookieUpstream, clientgate_under_gunicorn
+from tests.federation.web_servers import CADDY, Caddy, Client, caddy_site
 from tests.production.conftest import module_smtp  # noqa: F401 - fixture
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(
@@ -31,7 +31,7 @@ RULES = f"{FILES} any Shared files; {FILES}/staff/ support,admin Staff area"
 def front(tmp_path_factory, module_smtp):  # noqa: F811
     port = free_port()
     folder = tmp_path_factory.mktemp("caddy-front")
-    upstream = Upstream().start()
+    upstream = CookieUpstream().start()
     with clientgate_under_gunicorn(
         folder, module_smtp, f"http://{PORTAL}:{port}", PROTECTED_HOSTS=FILES,
         SESSION_COOKIE_DOMAIN="cg.localhost", ACCESS_RULES=RULES,
@@ -72,6 +72,36 @@ def test_without_a_session_caddy_passes_on_the_redirect_to_sign_in(front, module
     assert c.send("POST", "/logout", {})[0] == 302
     status, headers, _ = c.get("/reports/", host=f"{FILES}:{front.port}")
     assert status == 302 and headers["Location"].startswith(front.portal + "/login?next=")
+
+
+def test_a_browsers_own_x_original_url_opens_no_closed_page(front, module_smtp):  # noqa: F811
+    # Caddy passes a browser's X-Original-URL on unless told not to: naming an open page in it
+    # must not open the staff page actually asked for.
+    c = Client(front.port, f"{PORTAL}:{front.port}")
+    c.sign_in(module_smtp)
+    files = f"{FILES}:{front.port}"
+    for named in (front.files + "/", front.files + "/reports/2026", "http://evil.example/"):
+        status, _, page = c.get("/staff/plans", host=files, headers={"X-Original-URL": named})
+        assert status == 403 and "You cannot open this page" in page, named
+    status, _, page = c.get("/reports/", host=files,
+                            headers={"X-Original-URL": front.files + "/staff/"})
+    assert status == 200 and "<span id='path'>/reports/</span>" in page
+
+
+def test_the_app_never_receives_the_session_cookie(front, module_smtp):  # noqa: F811
+    c = Client(front.port, f"{PORTAL}:{front.port}")
+    c.sign_in(module_smtp)
+    (session_name,) = [name for name in c.cookies if name.endswith("clientgate_session")]
+    session_value = c.cookies[session_name]
+    # The session cookie first, between and last among the app's own.
+    for order in ([session_name, "theme", "lang"], ["theme", session_name, "lang"],
+                  ["theme", "lang", session_name]):
+        c.cookies = {name: {"theme": "dark", "lang": "en-GB"}.get(name, session_value)
+                     for name in order}
+        status, _, page = c.get("/cookies", host=f"{FILES}:{front.port}")
+        assert status == 200, order  # ClientGate still saw the session: the app was reached
+        assert "theme=dark" in page and "lang=en-GB" in page, page
+        assert "clientgate_session" not in page and session_value not in page, page
 
 
 def test_next_never_leaves_the_listed_hosts(front):

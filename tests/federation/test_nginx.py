@@ -16,14 +16,17 @@ from tests.browser.conftest import (  # noqa: F401 - fixtures
     PHONE, assert_accessible, assert_fits_phone, chromium, code_from, new_context, screenshot,
 )
 from tests.conftest import free_port
-from tests.federation.conftest import clientgate_under_gunicorn
-from tests.federation.web_servers import NGINX, Client, Nginx, Upstream, nginx_site
+from tests.federation.conftest import CookieUpstream, clientgate_under_gunicorn
+from tests.federation.web_servers import NGINX, Client, Nginx, nginx_site
 from tests.production.conftest import module_smtp  # noqa: F401 - fixture
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(
     not __import__("os").path.exists(NGINX), reason="Debian's nginx is not installed")]
 
-RULES = "localhost/files/ any Shared files; localhost/files/staff/ support,admin"
+# files.localhost (served by nobody here) is open to any client: a browser must not get
+# its rules applied to localhost/files/staff/ by naming it in the Host header.
+RULES = ("localhost/files/ any Shared files; localhost/files/staff/ support,admin; "
+         "files.localhost any")
 LOGO = ('<svg xmlns="http://www.w3.org/2000/svg" width="40" height="40" viewBox="0 0 40 40">'
         '<circle cx="20" cy="20" r="18" fill="#fff"/><text x="20" y="26" font-size="16" '
         'text-anchor="middle" fill="#0b5d3b" font-family="sans-serif">S&amp;C</text></svg>')
@@ -34,11 +37,12 @@ def front(tmp_path_factory, module_smtp):  # noqa: F811
     """nginx on http://localhost:<port>: ClientGate at /, the protected app at /files/."""
     port = free_port()
     folder = tmp_path_factory.mktemp("nginx-front")
-    upstream = Upstream().start()
+    upstream = CookieUpstream().start()
     logo = folder / "logo.svg"
     logo.write_text(LOGO)
     with clientgate_under_gunicorn(folder, module_smtp, f"http://localhost:{port}",
-                                   ACCESS_RULES=RULES, PORTAL_NAME="Smith & Co",
+                                   ACCESS_RULES=RULES, PROTECTED_HOSTS="files.localhost",
+                                   PORTAL_NAME="Smith & Co",
                                    PORTAL_COLOUR="#2e9e6b", PORTAL_LOGO=str(logo),
                                    ) as (gunicorn, app):
         nginx = Nginx(folder, nginx_site("localhost", port, gunicorn.port, upstream.port), port)
@@ -83,6 +87,32 @@ def test_the_browser_cannot_pose_as_someone_else(front, module_smtp):  # noqa: F
     assert "<span id='remote-groups'>client</span>" in page
     # Naming an open page in X-Original-URL does not open a closed one.
     status, _, page = c.get("/files/staff/plans", headers=forged)
+    assert status == 403 and "You cannot open this page" in page
+
+
+def test_the_app_never_receives_the_session_cookie(front, module_smtp):  # noqa: F811
+    c = client(front)
+    c.sign_in(module_smtp)
+    (session_name,) = [name for name in c.cookies if name.endswith("clientgate_session")]
+    session_value = c.cookies[session_name]
+    # The session cookie first, between and last among the app's own.
+    for order in ([session_name, "theme", "lang"], ["theme", session_name, "lang"],
+                  ["theme", "lang", session_name]):
+        c.cookies = {name: {"theme": "dark", "lang": "en-GB"}.get(name, session_value)
+                     for name in order}
+        status, _, page = c.get("/files/cookies")
+        assert status == 200, order  # ClientGate still saw the session: the app was reached
+        assert "theme=dark" in page and "lang=en-GB" in page, page
+        assert "clientgate_session" not in page and session_value not in page, page
+
+
+def test_a_host_the_browser_names_does_not_choose_the_rules(front, module_smtp):  # noqa: F811
+    # An absolute-form request line names the host nginx routes on; the Host header another.
+    # ClientGate must judge the address nginx serves (the staff area) by its own host's rules.
+    c = client(front)
+    c.sign_in(module_smtp)
+    status, _, page = c.get(f"{front.url}/files/staff/plans",
+                            headers={"Host": f"files.localhost:{front.port}"})
     assert status == 403 and "You cannot open this page" in page
 
 

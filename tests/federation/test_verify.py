@@ -22,7 +22,7 @@ from tests.conftest import TEST_PASSWORD, Browser, add_user, make_config, runnin
 
 RULES = "files.localhost any Shared files; files.localhost/admin/ admin"
 FILES = "http://files.localhost/report.pdf?year=2026&part=2"
-NGINX = {"X-Original-URL": FILES}
+NGINX = {"X-Forwarded-Host": "files.localhost", "X-Original-URL": FILES}
 CADDY = {"X-Forwarded-Method": "GET", "X-Forwarded-Proto": "http",
          "X-Forwarded-Host": "files.localhost", "X-Forwarded-Uri": "/report.pdf?year=2026&part=2"}
 
@@ -35,13 +35,19 @@ def settings(tmp_path, smtp, **extra):
 
 
 @pytest.fixture
-def app(tmp_path, smtp):
-    with running_app(settings(tmp_path, smtp)) as application:
+def app(tmp_path, smtp, request):
+    """The app with RULES, or with the settings a test gives (parametrize with indirect)."""
+    with running_app(settings(tmp_path, smtp, **getattr(request, "param", {}))) as application:
         yield application
 
 
 def verify(b: Browser, headers: dict):
     return b.client.get("/auth/verify", headers=headers)
+
+
+def nginx_asks(url: str) -> dict:
+    """What nginx sends (docs/forward-auth/nginx.conf): the host it routed on, and the URL."""
+    return {"X-Forwarded-Host": urlsplit(url).netloc, "X-Original-URL": url}
 
 
 def test_without_a_session_nginx_gets_401_and_caddy_a_redirect_to_sign_in(browser, user):
@@ -115,7 +121,7 @@ def test_logout_revocation_idle_and_age_end_access_at_once(app, sign_in, user, b
 
 def test_a_client_the_rules_keep_out_gets_a_403_in_our_words(app, sign_in, user):
     b = sign_in()
-    nginx = verify(b, {"X-Original-URL": "http://files.localhost/admin/users"})
+    nginx = verify(b, nginx_asks("http://files.localhost/admin/users"))
     assert nginx.status_code == 403 and nginx.get_data() == b""
     caddy = verify(b, {**CADDY, "X-Forwarded-Uri": "/public/../admin/users"})
     page = caddy.get_data(as_text=True)
@@ -129,8 +135,69 @@ def test_a_client_the_rules_keep_out_gets_a_403_in_our_words(app, sign_in, user)
 
     add_user(app, "boss@example.com", role="admin")
     boss = sign_in("boss@example.com", Browser(app))
-    answer = verify(boss, {"X-Original-URL": "http://files.localhost/admin/users"})
+    answer = verify(boss, nginx_asks("http://files.localhost/admin/users"))
     assert answer.status_code == 200 and answer.headers["Remote-Groups"] == "admin"
+
+
+def test_behind_caddy_a_browsers_own_x_original_url_opens_nothing(app, sign_in, user):
+    # Caddy and Traefik pass a browser's X-Original-URL on beside their own X-Forwarded-Uri:
+    # naming an open page in it must not open the closed page actually asked for.
+    b = sign_in()
+    closed = {**CADDY, "X-Forwarded-Uri": "/admin/users"}
+    assert verify(b, closed).status_code == 403
+    answer = verify(b, {**closed, "X-Original-URL": "http://files.localhost/report.pdf"})
+    assert answer.status_code == 403 and "Remote-User" not in answer.headers
+    assert verify(b, {**closed, "X-Original-URL": "http://files.localhost/admin/users"}
+                  ).status_code == 403
+    # The two agreeing is no refusal; the two disagreeing is, even about an open page.
+    assert verify(b, {**CADDY, "X-Original-URL": FILES}).status_code == 200
+    assert verify(b, {**CADDY, "X-Original-URL": "http://files.localhost/"}).status_code == 403
+    add_user(app, "boss@example.com", role="admin")
+    boss = sign_in("boss@example.com", Browser(app))
+    assert verify(boss, closed).status_code == 200
+    assert verify(boss, {**closed, "X-Original-URL": "http://files.localhost/other"}
+                  ).status_code == 403
+
+
+@pytest.mark.parametrize("app", [dict(
+    ACCESS_RULES="files.localhost any Shared files; localhost/files/staff/ support,admin",
+)], indirect=True)
+def test_x_original_url_must_name_the_host_the_web_server_routed_on(app, sign_in, user):
+    # nginx asked about localhost/files/staff/plans (X-Forwarded-Host: localhost), but the
+    # browser's Host header chose files.localhost for X-Original-URL, where any client may go.
+    b = sign_in()
+    asked = {"X-Forwarded-Host": "localhost",
+             "X-Original-URL": "http://files.localhost/files/staff/plans"}
+    assert verify(b, asked).status_code == 403
+    assert verify(b, {**asked, "X-Forwarded-Method": "GET"}).status_code == 403
+    assert verify(b, nginx_asks("http://localhost/files/staff/plans")).status_code == 403
+    assert verify(b, nginx_asks("http://localhost/files/open")).status_code == 200
+    assert verify(b, {"X-Forwarded-Host": "files.localhost",
+                      "X-Original-URL": "http://FILES.localhost./files/staff/plans"}
+                  ).status_code == 200
+    add_user(app, "staff@example.com", role="support")
+    staff = sign_in("staff@example.com", Browser(app))
+    assert verify(staff, nginx_asks("http://localhost/files/staff/plans")).status_code == 200
+    assert verify(staff, asked).status_code == 403
+
+
+@pytest.mark.parametrize("headers", [
+    {"X-Original-URL": "http://[::1/"},
+    {"X-Original-URL": "http://files.localhost:99999/"},
+    {"X-Original-URL": "http://files.localhost/\x7f"},
+    {"X-Original-URL": "http:///admin/"},
+    {"X-Original-URL": "files.localhost/admin/"},
+    {"X-Original-URL": "http://files.localhost/" + "a" * 5000},
+    {**CADDY, "X-Forwarded-Uri": "//evil.example/"},
+    {**CADDY, "X-Forwarded-Uri": "/ok", "X-Original-URL": "http://[/"},
+    {**CADDY, "X-Forwarded-Host": "[::1"},
+    {**CADDY, "X-Forwarded-Host": "files.localhost:99999"},
+])
+def test_bad_address_headers_get_a_refusal_never_a_500(app, sign_in, user, headers):
+    b = sign_in()
+    headers = {"X-Forwarded-Host": "files.localhost", **headers}
+    assert verify(b, headers).status_code in (400, 403)
+    assert verify(Browser(app), headers).status_code in (302, 400, 401)
 
 
 def test_never_redirects_off_the_listed_hosts(app, browser, user):
@@ -262,7 +329,7 @@ def test_the_fast_path_answers_the_plain_cases_and_leaves_the_rest_to_the_route(
     assert answer.headers["Cache-Control"] == "no-store"
     assert asked == []
     # A refusal, a redirect for Caddy and a due idle touch are the route's to answer.
-    assert verify(b, {"X-Original-URL": "http://files.localhost/admin/"}).status_code == 403
+    assert verify(b, nginx_asks("http://files.localhost/admin/")).status_code == 403
     assert verify(fresh, CADDY).status_code == 302
     clock.advance(timedelta(minutes=2))
     assert verify(b, NGINX).status_code == 200
