@@ -11,7 +11,7 @@ from flask import (
 from flask_login import current_user, logout_user
 from itsdangerous import BadSignature, URLSafeSerializer
 
-from blueprints.safety import no_store
+from blueprints.safety import no_store, safe_next
 from extensions import csrf, db
 from forms import LogoutForm
 from models import SignIn
@@ -40,7 +40,8 @@ def let_the_code_form_return_to_the_app(response):
             or response.mimetype != "text/html" or 300 <= response.status_code < 400:
         return response  # no form shown: JSON (the code page's status) or a redirect
     # The password page itself may finish the sign-in (a trusted device), so its `next` counts.
-    origin = oidc.app_origin_for(request.args.get("next"))
+    # Only a `next` the sign-in itself would follow (a raw "http://[" is not an address).
+    origin = oidc.app_origin_for(safe_next(request.args.get("next")))
     sign_in_id = session.get("signin_id")
     if origin is None and isinstance(sign_in_id, int):
         sign_in = db.session.get(SignIn, sign_in_id)
@@ -175,7 +176,8 @@ def userinfo():
 @bp.route("/oauth/logout", methods=["GET", "POST"])
 @csrf.exempt
 def end_session():
-    """RP-initiated logout: with a valid id_token_hint at once, otherwise after asking."""
+    """RP-initiated logout: at once with our id_token_hint for the user signed in here,
+    otherwise after asking."""
     try:
         end = oidc.validate_end_session()
     except OAuth2Error as error:
@@ -183,7 +185,9 @@ def end_session():
                         "The app's sign-out request could not be checked "
                         f"({error.description or error.error}). You can still sign out here.",
                         400, logout_form=LogoutForm() if current_user.is_authenticated else None)
-    if end.needs_confirmation:
+    # A hint naming someone else, or none: ask, and send nobody anywhere (RP-Initiated
+    # Logout 1.0, 2); the confirm page's button is the CSRF-protected POST /logout.
+    if end.needs_confirmation or not oidc.may_end_at_once(end):
         if not current_user.is_authenticated:
             return render_template("oidc/signed_out.html", client=end.client and end.client.row)
         return render_template("oidc/confirm_logout.html", form=LogoutForm(),

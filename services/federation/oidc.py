@@ -14,6 +14,7 @@ import hashlib
 import hmac
 import json
 import logging
+import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -22,8 +23,8 @@ from urllib.parse import parse_qs, urlsplit
 
 from authlib.integrations.flask_oauth2 import AuthorizationServer, ResourceProtector
 from authlib.oauth2.rfc6749 import (
-    ClientMixin, InvalidGrantError, InvalidRequestError, OAuth2Error,
-    TokenMixin, grants,
+    ClientMixin, InvalidClientError, InvalidGrantError, InvalidRequestError, OAuth2Error,
+    TokenMixin, UnsupportedResponseTypeError, grants,
 )
 from authlib.oauth2.rfc6750 import BearerTokenValidator
 from authlib.oauth2.rfc7636 import CodeChallenge
@@ -55,10 +56,20 @@ SCOPES = ("openid", "email", "profile")
 SIGNING_ALG = "RS256"
 RSA_BITS = 2048
 KEY_PURPOSE = b"oidc-signing-key"
+# OAuthCode.scope and OAuthCode.nonce are String(255).
+MAX_STORED_PARAMETER = 255
 
 
 def _hash(value: str) -> str:
     return hashlib.sha256(value.encode()).hexdigest()
+
+
+def _fits_a_column(value: Optional[str]) -> bool:
+    """None, or text short enough for a String(255) column and free of control characters."""
+    if value is None:
+        return True
+    return isinstance(value, str) and len(value) <= MAX_STORED_PARAMETER \
+        and not any(ord(ch) < 32 or 127 <= ord(ch) < 160 for ch in value)
 
 
 # --- Authlib's view of the rows ---------------------------------------------------------
@@ -69,10 +80,11 @@ class Client(ClientMixin):
     def __init__(self, row: OAuthClient) -> None:
         self.row = row
         self.client_id = row.client_id
-        # RP-initiated logout reads the registered post-logout addresses from here.
+        # RP-initiated logout reads the registered post-logout addresses from here: only those
+        # given with --post-logout-uri (RP-Initiated Logout 1.0, 3), never the code's
+        # redirect_uris, which were registered to receive codes, not people after a logout.
         self.client_metadata = {
-            "post_logout_redirect_uris": list(row.post_logout_redirect_uris or [])
-            + list(row.redirect_uris or []),
+            "post_logout_redirect_uris": list(row.post_logout_redirect_uris or []),
             "token_endpoint_auth_method": "none" if row.is_public else "client_secret_basic",
         }
 
@@ -132,11 +144,22 @@ class Code(AuthorizationCodeMixin):
         return None  # no acr_values are offered
 
 
-class Token(TokenMixin):
-    """An OAuthToken row as Authlib asks about it."""
+def _session_is_live(login: Optional[AuthSession]) -> bool:
+    """True while the ClientGate session a code or token was issued under is still live.
 
-    def __init__(self, row: OAuthToken) -> None:
+    Logout, a password change or reset, "sign out everywhere else", support ending sessions
+    and a switched-off account all end sessions, not tokens: what an app holds is worth
+    only as much as the sign-in it came from. No session (none recorded, or pruned): dead.
+    """
+    return login is not None and sessions.is_live(login)
+
+
+class Token(TokenMixin):
+    """An OAuthToken row as Authlib asks about it, with the session it was issued under."""
+
+    def __init__(self, row: OAuthToken, login: Optional[AuthSession] = None) -> None:
         self.row = row
+        self.login = login
         self.scope = row.scope
 
     def check_client(self, client) -> bool:
@@ -152,8 +175,9 @@ class Token(TokenMixin):
         return self.row.expires_at <= clock.now()
 
     def is_revoked(self) -> bool:
-        # A switched-off account's tokens die with its sessions.
-        return self.row.revoked_at is not None or not self.row.user.is_active
+        # A token dies with the session it was issued under, and with a switched-off account.
+        return self.row.revoked_at is not None or not self.row.user.is_active \
+            or not _session_is_live(self.login)
 
     def get_user(self) -> User:
         return self.row.user
@@ -210,9 +234,20 @@ def add_client(name: str, redirect_uris: list[str], *, public: bool = False,
     return NewClient(row, secret)
 
 
+# The shapes new_client_id has made: "cg-" and 24 URL-safe characters, and before that the
+# 24 characters alone. Anything else (a NUL, which PostgreSQL refuses in a query, a space,
+# 10 kB) cannot name an app, so it never reaches the database.
+CLIENT_ID_SHAPE = re.compile(r"(?:cg-)?[A-Za-z0-9_-]{24}")
+
+
+def is_client_id(value: Optional[str]) -> bool:
+    """True when `value` has the shape of a client_id this portal gives out."""
+    return isinstance(value, str) and CLIENT_ID_SHAPE.fullmatch(value) is not None
+
+
 def find_client(client_id: Optional[str]) -> Optional[OAuthClient]:
     """The registered app with this client_id, if any."""
-    if not client_id or len(client_id) > 64:
+    if not is_client_id(client_id):
         return None
     return db.session.scalar(select(OAuthClient).where(OAuthClient.client_id == client_id))
 
@@ -359,6 +394,21 @@ def user_info(user: User, scope: str) -> UserInfo:
 class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
     TOKEN_ENDPOINT_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "none"]
 
+    @staticmethod
+    def validate_authorization_redirect_uri(request, client) -> str:
+        """The request's redirect_uri, exactly as registered; no default (OpenID Connect).
+
+        Authlib's own check quotes the address in its error, and then refuses to make an
+        error whose description holds characters RFC 6749 5.2 forbids there (an "é", a
+        quote, a backslash: a ValueError and a 500). Say it without quoting it.
+        """
+        redirect_uri = request.payload.redirect_uri
+        if not redirect_uri:
+            raise InvalidRequestError("The redirect_uri is missing.", state=request.payload.state)
+        if not client.check_redirect_uri(redirect_uri):
+            raise InvalidRequestError("The redirect_uri is not registered for this client.")
+        return redirect_uri
+
     def save_authorization_code(self, code: str, request) -> None:
         payload = request.payload
         login = current_login()
@@ -405,8 +455,28 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
         pass  # claimed (used_at set) in query_authorization_code, kept to detect a replay
 
     def authenticate_user(self, authorization_code: Code) -> Optional[User]:
-        user = authorization_code.row.user
-        return user if user.is_active else None  # None: invalid_grant
+        """The code's user, while their account and the session it was issued under live.
+
+        A code held across a logout (or a password change elsewhere) must not buy a fresh
+        id_token; None answers invalid_grant.
+        """
+        row = authorization_code.row
+        login = db.session.get(AuthSession, row.auth_session_id) \
+            if row.auth_session_id is not None else None
+        if not row.user.is_active or not _session_is_live(login):
+            return None
+        return row.user
+
+    def validate_requested_scope(self) -> None:
+        """The first check once the redirect_uri is known good: scope and nonce must fit
+        their columns and carry no control characters (a NUL stops PostgreSQL), so a bad
+        one is an invalid_request sent back to the app, never a failed query."""
+        data = self.request.payload.data
+        for name in ("scope", "nonce"):
+            if not _fits_a_column(data.get(name)):
+                raise InvalidRequestError(
+                    f"{name} must be at most {MAX_STORED_PARAMETER} printable characters.")
+        super().validate_requested_scope()
 
 
 class S256CodeChallenge(CodeChallenge):
@@ -463,11 +533,15 @@ class IDToken(OpenIDCode):
 
 class BearerToken(BearerTokenValidator):
     def authenticate_token(self, token_string: str) -> Optional[Token]:
-        # One query for the token, its user and its app: userinfo needs all three.
-        row = db.session.scalar(select(OAuthToken).options(
-            joinedload(OAuthToken.user), joinedload(OAuthToken.client)).where(
-            OAuthToken.token_hash == _hash(token_string)))
-        return Token(row) if row is not None else None
+        # One query for the token, its user, its app and the session it was issued under:
+        # userinfo needs all four.
+        found = db.session.execute(
+            select(OAuthToken, AuthSession)
+            .outerjoin(AuthSession, AuthSession.id == OAuthToken.auth_session_id)
+            .options(joinedload(OAuthToken.user), joinedload(OAuthToken.client))
+            .where(OAuthToken.token_hash == _hash(token_string))
+        ).first()
+        return Token(*found) if found is not None else None
 
 
 class UserInfoService(UserInfoEndpoint):
@@ -540,7 +614,37 @@ class BearerProtector(ResourceProtector):
         return super().parse_request_authorization(request)
 
 
-server = AuthorizationServer()
+class Server(AuthorizationServer):
+    """Authlib's server, with two answers it would otherwise turn into a 500.
+
+    An unknown response_type is quoted in Authlib's error, which then refuses a description
+    with characters RFC 6749 5.2 forbids (ValueError); and Basic credentials that are not
+    UTF-8 fail to decode (UnicodeDecodeError). Both are the caller's mistake: a 4xx.
+    """
+
+    def get_authorization_grant(self, request):
+        if request.payload.response_type != "code":
+            raise UnsupportedResponseTypeError(
+                "", "Only response_type=code is offered.",
+                redirect_uri=self._checked_redirect_uri(request))
+        return super().get_authorization_grant(request)
+
+    def _checked_redirect_uri(self, request) -> Optional[str]:
+        """The redirect_uri when it is registered for the request's app, else None: an error
+        goes back to the app only then (RFC 6749 4.1.2.1)."""
+        client = self.query_client(request.payload.client_id)
+        uri = request.payload.redirect_uri
+        return uri if client is not None and uri and client.check_redirect_uri(uri) else None
+
+    def authenticate_client(self, request, methods, endpoint="token"):
+        try:
+            return super().authenticate_client(request, methods, endpoint)
+        except UnicodeDecodeError:
+            raise InvalidClientError(status_code=401,
+                                     description="The client credentials are not text.") from None
+
+
+server = Server()
 resource = BearerProtector()
 
 
@@ -649,6 +753,23 @@ def finish_end_session(request):
     return response
 
 
+def may_end_at_once(end_request) -> bool:
+    """Whether an app's logout request may sign this browser out without asking.
+
+    Only when its id_token_hint is one of ours naming the user signed in on this browser
+    (RP-Initiated Logout 1.0, 2): Authlib checks the signature alone, and anyone holds an
+    id_token of their own, so a link carrying one must neither sign somebody else out nor
+    send them to an app with a `state` its sender chose. With nobody signed in here there
+    is nothing to end, and the app's registered post-logout address may be visited. An
+    expired hint is still accepted (section 2 asks for that): it is bound to the user.
+    """
+    claims = end_request.id_token_claims
+    if claims is None or claims.get("iss") != portal_url():
+        return False
+    login = current_login()
+    return login is None or claims.get("sub") == str(login.user_id)
+
+
 def end_browser_session(client: Optional[OAuthClient]) -> None:
     """End this browser's ClientGate session and the tokens issued under it."""
     login = current_login()
@@ -721,10 +842,14 @@ def _client_id_in(next_url: Optional[str]) -> Optional[str]:
     """The client_id of an authorize URL kept as a sign-in's `next`, else None."""
     if not next_url:
         return None
-    parts = urlsplit(next_url)
+    try:
+        parts = urlsplit(next_url)
+    except ValueError:  # "http://[": not an address at all
+        return None
     if parts.path != "/oauth/authorize":
         return None
-    return (parse_qs(parts.query).get("client_id") or [None])[0]
+    client_id = (parse_qs(parts.query).get("client_id") or [None])[0]
+    return client_id if is_client_id(client_id) else None
 
 
 def apps_named_in(next_urls) -> dict[str, str]:
@@ -745,15 +870,12 @@ def app_origin_for(next_url: Optional[str]) -> Optional[str]:
     app; browsers hold every step of that chain to the page's CSP `form-action`, so that one
     registered origin must be named there (and no other).
     """
-    if not next_url:
+    client_id = _client_id_in(next_url)
+    client = find_client(client_id) if client_id else None
+    if client is None:
         return None
-    parts = urlsplit(next_url)
-    if parts.path != "/oauth/authorize":
+    redirect_uri = (parse_qs(urlsplit(next_url).query).get("redirect_uri") or [None])[0]
+    if redirect_uri not in (client.redirect_uris or []):
         return None
-    query = parse_qs(parts.query)
-    client = find_client((query.get("client_id") or [None])[0])
-    redirect_uri = (query.get("redirect_uri") or [None])[0]
-    if client is None or redirect_uri not in (client.redirect_uris or []):
-        return None
-    target = urlsplit(redirect_uri)
+    target = urlsplit(redirect_uri)  # registered, so checked by _check_uri
     return f"{target.scheme}://{target.netloc}"
