@@ -16,6 +16,7 @@ from flask_login import current_user, login_user, logout_user
 from sqlalchemy import select
 
 from blueprints.fast_path import FastPath
+from blueprints.oidc import wants_fresh_sign_in
 from blueprints.safety import CSP, HSTS, NO_STORE, SECURITY_HEADERS, id_arg, no_store, safe_next
 from extensions import db
 from forms import ChoiceForm, CodeForm, LoginForm, LogoutForm, ResendForm
@@ -95,8 +96,9 @@ def _begin(user: User, next_url: Optional[str]):
 @limits.password_checks
 def login():
     next_url = safe_next(request.args.get("next"))
-    if current_user.is_authenticated:
-        # Signed in already (e.g. sent here by a protected app): straight on to it.
+    if current_user.is_authenticated and not wants_fresh_sign_in(next_url):
+        # Signed in already (e.g. sent here by a protected app): straight on to it. An app
+        # that asked for a fresh sign-in gets one: the form, then a new session.
         return redirect(next_url or url_for("portal.home"))
     form = LoginForm()
     waiting = browser_sign_in()

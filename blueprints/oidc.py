@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from urllib.parse import urlencode
+import secrets
+from typing import Optional
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 from authlib.oauth2 import OAuth2Error
 from flask import (
-    Blueprint, current_app, jsonify, redirect, render_template, request, session, url_for,
+    Blueprint, current_app, flash, jsonify, redirect, render_template, request, session, url_for,
 )
 from flask_login import current_user, logout_user
 from itsdangerous import BadSignature, URLSafeSerializer
@@ -16,7 +18,6 @@ from extensions import csrf, db
 from forms import LogoutForm
 from models import SignIn
 from services import clock
-from services.signin import sessions
 from services.federation import oidc
 
 bp = Blueprint("oidc", __name__)
@@ -72,33 +73,57 @@ def _marker_signer() -> URLSafeSerializer:
     return URLSafeSerializer(current_app.config["SECRET_KEY"], salt="oidc-reauth")
 
 
-def _fresh_login_done(started) -> bool:
-    """True once for a request back from the sign-in we sent it to, made after we sent it."""
-    marker = request.args.get("cg_reauth")
-    if not marker or started is None or session.get("oidc_reauth_used") == marker:
+def _marker_is_current(marker: Optional[str]) -> bool:
+    """A re-sign-in marker we made in the last REAUTH_MARKER_SECONDS."""
+    if not marker:
         return False
     try:
-        asked_at = float(_marker_signer().loads(marker))
-    except (BadSignature, TypeError, ValueError):
+        asked_at = float(_marker_signer().loads(marker)[0])
+    except (BadSignature, TypeError, ValueError, IndexError, KeyError):
         return False
-    if clock.now().timestamp() - asked_at > REAUTH_MARKER_SECONDS \
-            or started.timestamp() < asked_at:
+    return 0 <= clock.now().timestamp() - asked_at <= REAUTH_MARKER_SECONDS
+
+
+def wants_fresh_sign_in(next_url: Optional[str]) -> bool:
+    """True when `next` is an app's authorization request that asked for a fresh sign-in
+    (prompt=login, max_age): the sign-in page then asks a signed-in browser again instead
+    of sending it straight on."""
+    if not next_url:
+        return False
+    try:
+        parts = urlsplit(next_url)
+    except ValueError:
+        return False
+    return parts.path == url_for("oidc.authorize") and \
+        _marker_is_current((parse_qs(parts.query).get("cg_reauth") or [None])[0])
+
+
+def _fresh_login_done(login) -> bool:
+    """True once for a request back from the sign-in we sent it to: the browser's session
+    must come from a sign-in started for this very marker (its `next` holds it), so a
+    marker picked up elsewhere, or kept from an earlier round, proves nothing."""
+    marker = request.args.get("cg_reauth")
+    if login is None or not _marker_is_current(marker) \
+            or session.get("oidc_reauth_used") == marker:
+        return False
+    sign_in = db.session.get(SignIn, login.sign_in_id) if login.sign_in_id else None
+    if sign_in is None or f"cg_reauth={marker}" not in (sign_in.next_url or ""):
         return False
     session["oidc_reauth_used"] = marker  # single use: a reload must sign in again
     return True
 
 
-def _to_login(force: bool):
-    """Send the browser through ClientGate's own sign-in, then back to this request."""
+def _to_login(again: bool):
+    """Send the browser through ClientGate's own sign-in, then back to this request.
+
+    `again` (prompt=login, max_age): the session this browser has stays until the new
+    sign-in replaces it (blueprints/auth.py ends it then), so a link alone signs nobody out.
+    """
     args = request.args.to_dict(flat=False)
-    if force:
-        # prompt=login or max_age: end this session so the sign-in really happens again.
-        sessions.revoke(session.get("sid"))
-        db.session.commit()
-        logout_user()
-        session.clear()
+    if again:
+        flash("For your safety, the app you are opening asks you to sign in again.", "info")
     # The sign-in about to happen is fresh: on the way back prompt=login and max_age are met.
-    args["cg_reauth"] = [_marker_signer().dumps(clock.now().timestamp() - 1)]
+    args["cg_reauth"] = [_marker_signer().dumps([clock.now().timestamp(), secrets.token_urlsafe(8)])]
     back = url_for("oidc.authorize") + "?" + urlencode(args, doseq=True)
     if len(back) > MAX_NEXT_LENGTH:
         # It could not come back after the sign-in (safe_next), and the client would land on
@@ -129,12 +154,12 @@ def authorize():
         stale = oidc.login_is_stale(grant, started)
     except OAuth2Error as error:
         return oidc.error_redirect(error)
-    fresh = _fresh_login_done(started)
+    fresh = _fresh_login_done(login)
     if user is None or (not fresh and (grant.prompt == "login" or stale)):
         if grant.request.payload.data.get("prompt") == "none":
             return oidc.error_redirect(oidc.login_required(grant))
         oidc.note_app_sign_in(client, user)
-        return _to_login(force=user is not None)
+        return _to_login(again=user is not None)
     decision = oidc.access_decision(user, grant.redirect_uri)
     if not decision.allowed:
         oidc.note_refusal(client, user, decision.reason)

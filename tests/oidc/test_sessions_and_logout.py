@@ -132,3 +132,49 @@ def test_with_nobody_signed_in_the_apps_own_hint_may_go_back_to_it(app, sign_in,
     assert b.post("/logout", form_page="/portal").status_code == 302
     response = _logout(b, id_token_hint=body["id_token"], post_logout_redirect_uri=BYE)
     assert response.status_code == 302 and response.headers["Location"] == BYE
+
+
+# --- an app asking for a fresh sign-in (prompt=login, max_age) ----------------------------
+
+def _marker_in(location: str) -> str:
+    from urllib.parse import parse_qs, urlsplit
+
+    next_url = parse_qs(urlsplit(location).query)["next"][0]
+    return parse_qs(urlsplit(next_url).query)["cg_reauth"][0]
+
+
+def test_a_link_asking_for_a_fresh_sign_in_signs_nobody_out(app, user, sign_in, smtp, deliver):
+    rp = register(app)
+    b = sign_in()
+    copy = Browser(app)
+    copy.client.set_cookie("clientgate_session",
+                           b.client.get_cookie("clientgate_session").value)
+    asked = b.get(authorize_url(rp, pkce()[1], prompt="login"))
+    assert asked.headers["Location"].startswith("/login?next=")
+    page = b.get(asked.headers["Location"])
+    assert page.status_code == 200  # the form, not straight back to the app
+    assert "asks you to sign in again" in page.get_data(as_text=True)
+    assert b.get("/portal").status_code == 200  # still signed in: a link ends nothing
+
+    count = len(smtp.messages)
+    b.post(asked.headers["Location"], {"email": "client@example.com",
+                                        "password": TEST_PASSWORD},
+           form_page=asked.headers["Location"])
+    deliver()
+    smtp.wait_for(count + 1)
+    back = b.enter_code(smtp.last_to("client@example.com").code).headers["Location"]
+    assert code_from(b.get(back))["code"]
+    assert copy.get("/portal").status_code == 302  # the session the new one replaced ended
+
+
+def test_a_marker_from_another_round_proves_no_fresh_sign_in(app, user, sign_in):
+    rp = register(app)
+    stranger = Browser(app)
+    marker = _marker_in(stranger.get(authorize_url(rp, pkce()[1])).headers["Location"])
+    b = sign_in()
+    clock.advance(timedelta(minutes=5))
+    for _ in range(2):
+        again = b.get(authorize_url(rp, pkce()[1], prompt="login", max_age="60",
+                                    cg_reauth=marker))
+        assert again.status_code == 302
+        assert again.headers["Location"].startswith("/login?next="), again.headers["Location"]
