@@ -139,6 +139,10 @@ def read_csv(text: str) -> Preview:
     if not text.strip():
         preview.problems.append("The file is empty.")
         return preview
+    if "\x00" in text:  # not text at all; PostgreSQL would refuse it in any query
+        preview.problems.append("The file holds a character that is not text (a NUL). Save "
+                                "it from your spreadsheet as CSV, UTF-8, and try again.")
+        return preview
     try:
         lines = list(csv.reader(io.StringIO(text)))
     except csv.Error as exc:

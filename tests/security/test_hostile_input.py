@@ -260,3 +260,31 @@ def test_every_get_route_with_nasty_values_in_every_query_field_never_errors(app
             response.close()
             assert response.status_code < 500, (rule, state, repr(value), response.status_code)
     assert user_identities(table_rows(app)) == user_identities(before)
+
+
+def test_a_nul_in_a_form_or_a_query_is_refused_with_a_message(app, visitors):
+    """Before any query (PostgreSQL refuses a NUL in one): a staff form, a pasted or uploaded
+    import, the text-message receipt webhook. On SQLite these were accepted or refused; on
+    PostgreSQL each was a 500."""
+    staff = visitors["staff"]
+    before = table_rows(app)
+    for path, fields in (
+        ("/support/clients/new", {"email": "ann@example.com", "name": "Ann\x00Smith",
+                                  "channel": "email"}),
+        ("/support/clients/import", {"text": "bad\x00@example.com,Ann,"}),
+        ("/support/clients/import", {"text": "ann@example.com,Ann\x00Smith,",
+                                     "confirmed": "yes"}),
+    ):
+        answer = staff.post(path, fields, form_page="/support/clients/new")
+        assert answer.status_code == 400, (path, answer.status_code)
+        assert "not text (a NUL)" in answer.get_data(as_text=True)
+    upload = staff.client.post("/support/clients/import", data={
+        "csrf_token": staff.csrf_for("/support/clients/import"),
+        "file": (io.BytesIO(b"email,name\nann@example.com,Ann\x00Smith\n"), "clients.csv")},
+        content_type="multipart/form-data")
+    assert upload.status_code == 422 and "not text (a NUL)" in upload.get_data(as_text=True)
+    receipt = visitors["anonymous"].client.get(
+        "/webhooks/vonage/dlr", query_string={"messageId": "0C000000DEADBEEF",
+                                              "status": "delivered", "client-ref": "a\x00b"})
+    assert receipt.status_code == 400
+    assert table_rows(app) == before
