@@ -554,6 +554,21 @@ def test_dev_outbox_only_in_development(browser):
     assert browser.get("/dev/outbox").status_code == 404
 
 
+def test_dev_outbox_answers_only_this_machine(tmp_path, smtp):
+    """Development answers to "localhost", which any browser can name: a development server
+    reachable from elsewhere must still not show the codes to others."""
+    from tests.conftest import make_config, running_app
+
+    with running_app(make_config(tmp_path, smtp, DISPATCHER_AUTOSTART=False,
+                                 DEV_OUTBOX=True)) as dev:
+        assert dev.test_client().get("/dev/outbox").status_code == 200  # 127.0.0.1
+        elsewhere = dev.test_client().get(
+            "/dev/outbox", environ_base={"REMOTE_ADDR": "203.0.113.9"})
+        assert elsewhere.status_code == 404
+        assert dev.test_client().get(
+            "/dev/outbox", environ_base={"REMOTE_ADDR": "::1"}).status_code == 200
+
+
 # --- a code already on its way (server side of the tab guard) ----------------------------
 
 def test_login_page_warns_when_this_browser_waits_for_a_code(app, user, smtp, deliver, browser):
