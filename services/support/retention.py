@@ -22,9 +22,13 @@ from models import (
     TrustedDevice, WebAuthnChallenge,
 )
 from services import clock
+from services.signin.limits import LOCK_MEMORY
 
 BATCH = 2000
 FINISHED_DELIVERIES = ("sent", "delivered", "failed", "cancelled")
+# The fewest days kept: account locks grow with the locks of the last LOCK_MEMORY, read from
+# the audit trail, so pruning sooner would let a guesser meet the first, shortest lock forever.
+MIN_DAYS = LOCK_MEMORY.days
 
 
 @dataclass
@@ -92,8 +96,8 @@ def _prune_by_id(model, conditions, batch: int) -> int:
 
 def prune(days: int, *, batch: int = BATCH) -> PruneResult:
     """Delete sign-ins, events, finished messages and ended sessions older than `days` days."""
-    if days < 1:
-        raise ValueError("days must be at least 1")
+    if days < MIN_DAYS:
+        raise ValueError(f"days must be at least {MIN_DAYS}")
     cutoff = clock.now() - timedelta(days=days)
     result = PruneResult(cutoff=cutoff)
     _prune_events(cutoff, batch, result)
@@ -122,14 +126,16 @@ def prune(days: int, *, batch: int = BATCH) -> PruneResult:
 
 
 @click.command("prune")
-@click.option("--days", type=click.IntRange(min=1), default=None,
-              help="Keep this many days of history (default: RETENTION_DAYS, 90).")
+@click.option("--days", type=click.IntRange(min=MIN_DAYS), default=None,
+              help=f"Keep this many days of history, at least {MIN_DAYS} "
+                   "(default: RETENTION_DAYS, 90).")
 @with_appcontext
 def prune_command(days: int | None) -> None:
     """Delete sign-ins, events, finished messages and ended sessions older than N days."""
     days = days or current_app.config["RETENTION_DAYS"]
-    if days < 1:
-        raise click.UsageError(f"RETENTION_DAYS must be at least 1, not {days}.")
+    if days < MIN_DAYS:
+        raise click.UsageError(f"RETENTION_DAYS must be at least {MIN_DAYS} (account locks "
+                               f"remember the last {MIN_DAYS} days), not {days}.")
     result = prune(days)
     cutoff = clock.local(result.cutoff, current_app.config["PORTAL_TIMEZONE"])
     click.echo(

@@ -89,10 +89,10 @@ def test_prune_follows_retention_days_config(app, client_id, smtp, deliver, phon
 def test_prune_keeps_a_sign_in_referenced_by_a_newer_one_consistent(app, client_id, smtp,
                                                                     deliver, phone):
     start(phone, smtp, deliver)
-    clock.advance(timedelta(days=2))
+    clock.advance(timedelta(days=8))
     start(phone, smtp, deliver)
     with app.app_context():
-        result = retention.prune(1, batch=1)
+        result = retention.prune(7, batch=1)
         db.session.commit()
     assert result.sign_ins == 1 and count(app, SignIn) == 1
 
@@ -100,6 +100,22 @@ def test_prune_keeps_a_sign_in_referenced_by_a_newer_one_consistent(app, client_
 def test_prune_refuses_nonsense_days(app):
     with app.app_context(), pytest.raises(ValueError):
         retention.prune(0)
+
+
+def test_prune_keeps_what_account_locks_remember(app):
+    """Locks grow with the locks of the last week, read from the audit trail: keeping less
+    would reset every guesser to the first, shortest lock (a review's finding, with a
+    daily `prune --days 1`)."""
+    from services.signin.limits import LOCK_MEMORY
+
+    assert timedelta(days=retention.MIN_DAYS) >= LOCK_MEMORY
+    with app.app_context(), pytest.raises(ValueError):
+        retention.prune(retention.MIN_DAYS - 1)
+    result = invoke(app, "prune", "--days", str(retention.MIN_DAYS - 1))
+    assert result.exit_code == 2 and "--days" in result.output
+    app.config["RETENTION_DAYS"] = 1
+    result = invoke(app, "prune")
+    assert result.exit_code != 0 and "at least 7" in result.output
 
 
 # --- the client page stays fast: a fixed number of queries, whatever the history -----------
