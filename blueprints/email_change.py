@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, flash, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_required, logout_user
 
-from blueprints.safety import no_store, wrong_current_password
+from blueprints.safety import no_store, token_in_address, wrong_current_password
 from extensions import db
 from forms import ChangeEmailForm, ConfirmForm
 from services.signin import limits, passwords
@@ -16,7 +16,7 @@ bp = Blueprint("email_change", __name__)
 
 @bp.after_request
 def never_cache(response):
-    return no_store(response)
+    return token_in_address(no_store(response))
 
 
 @bp.route("/account/email", methods=["GET", "POST"])

@@ -10,7 +10,7 @@ from flask import (
 )
 from flask_login import current_user, login_required, logout_user
 
-from blueprints.safety import no_store, wrong_current_password
+from blueprints.safety import no_store, token_in_address, wrong_current_password
 from extensions import db
 from forms import ChangePasswordForm, ForgotPasswordForm, NewPasswordForm
 from services import audit
@@ -22,7 +22,7 @@ bp = Blueprint("passwords", __name__)
 
 @bp.after_request
 def never_cache(response):
-    return no_store(response)
+    return token_in_address(no_store(response))
 
 
 @bp.route("/password/forgot", methods=["GET", "POST"])

@@ -91,6 +91,16 @@ def no_store(response):
     return response
 
 
+def token_in_address(response):
+    """A page reached by a one-time link (reset, invitation, email proof) has the token in its
+    address: the browser then sends only this site's origin as Referer, never the address, so
+    the token reaches no log through this site's own stylesheet or the page's form. (Origin,
+    not nothing: Flask-WTF checks the Referer's origin on HTTPS.)"""
+    if "token" in (request.view_args or {}):
+        response.headers["Referrer-Policy"] = "strict-origin"
+    return response
+
+
 def count_wrong_password(user) -> int:
     """Count a wrong current password typed by a signed-in client; return the tries left.
 

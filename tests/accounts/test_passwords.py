@@ -79,6 +79,14 @@ def test_reset_through_the_front_door(app, user, smtp, deliver, browser, sign_in
     assert fresh.enter_code(code).headers["Location"] == "/portal"
 
 
+def test_a_link_page_sends_no_referer_with_its_token(app, user, smtp, deliver, browser):
+    """The token is in the address: the page's own stylesheet and form get only the origin."""
+    path = ask_for_reset(browser, smtp, deliver)
+    assert browser.get(path).headers["Referrer-Policy"] == "strict-origin"
+    assert browser.get("/password/forgot").headers["Referrer-Policy"] == "same-origin"
+    assert set_new(browser, path).status_code == 302  # the form still works
+
+
 def test_reset_link_works_once(app, user, smtp, deliver, browser):
     path = ask_for_reset(browser, smtp, deliver)
     assert set_new(browser, path).status_code == 302
