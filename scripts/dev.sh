@@ -4,6 +4,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# Development prints every code and shows it on /dev/outbox, and the demo accounts' password
+# is printed below: it serves this machine only.
+for arg in "$@"; do
+  case "$arg" in
+    -h|--host|--host=*) echo "dev.sh serves http://localhost only; use docs/operators-guide.md to serve others." >&2; exit 2 ;;
+  esac
+done
+
 PYTHON=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
 .venv/bin/pip install --quiet --disable-pip-version-check -r requirements.txt

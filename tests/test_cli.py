@@ -84,3 +84,14 @@ def test_list_set_password_set_role_unlock(app):
 
     missing = invoke(app, "users", "unlock", "nobody@example.com")
     assert missing.exit_code == 2 and "No user" in missing.output
+
+
+def test_dev_script_serves_this_machine_only():
+    """scripts/dev.sh prints the demo password and every code: it refuses --host first."""
+    import subprocess
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parent.parent / "scripts" / "dev.sh"
+    for args in (["--host", "0.0.0.0"], ["--host=0.0.0.0"], ["-h", "0.0.0.0"]):
+        done = subprocess.run([str(script), *args], capture_output=True, text=True, timeout=30)
+        assert done.returncode == 2 and "localhost only" in done.stderr, args
