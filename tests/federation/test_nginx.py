@@ -95,15 +95,18 @@ def test_the_app_never_receives_the_session_cookie(front, module_smtp):  # noqa:
     c.sign_in(module_smtp)
     (session_name,) = [name for name in c.cookies if name.endswith("clientgate_session")]
     session_value = c.cookies[session_name]
-    # The session cookie first, between and last among the app's own.
-    for order in ([session_name, "theme", "lang"], ["theme", session_name, "lang"],
-                  ["theme", "lang", session_name]):
-        c.cookies = {name: {"theme": "dark", "lang": "en-GB"}.get(name, session_value)
-                     for name in order}
+    # The session cookie first, between and last among the app's own; the trusted-device
+    # mark (a cookie of this host too) goes as well.
+    mark = "cg-device"
+    for order in ([session_name, "theme", mark, "lang"], ["theme", session_name, "lang", mark],
+                  [mark, "theme", "lang", session_name]):
+        c.cookies = {name: {"theme": "dark", "lang": "en-GB", mark: "device-token"}.get(
+            name, session_value) for name in order}
         status, _, page = c.get("/files/cookies")
         assert status == 200, order  # ClientGate still saw the session: the app was reached
         assert "theme=dark" in page and "lang=en-GB" in page, page
         assert "clientgate_session" not in page and session_value not in page, page
+        assert "device-token" not in page, page
 
 
 def test_a_host_the_browser_names_does_not_choose_the_rules(front, module_smtp):  # noqa: F811
