@@ -20,6 +20,7 @@ from extensions import csrf, db
 from forms import SupportActionForm
 from models import User
 from services import clock, support
+from services.signin import limits
 
 bp = Blueprint("support", __name__, url_prefix="/support")
 # The staff check must come before the CSRF check, so that others get a 404 and not a
@@ -73,7 +74,7 @@ def _client_or_404(user_id: int) -> User:
 
 def may_view(staff: User, user: User) -> bool:
     """An admin's timeline is for admins only: to support staff it does not exist (404)."""
-    return staff.role == "admin" or user.role != "admin"
+    return user.role not in support.hidden_roles(staff)
 
 
 def may_change(staff: User, user: User) -> bool:
@@ -84,8 +85,7 @@ def may_change(staff: User, user: User) -> bool:
 @bp.route("")
 def index():
     query = request.args.get("q", "")
-    result = support.find_clients(query)
-    result.users = [user for user in result.users if may_view(current_user, user)]
+    result = support.find_clients(query, support.hidden_roles(current_user))
     problems = [row for row in support.recent_problems(_tz()) if may_view(current_user, row.user)]
     locks = [row for row in support.recent_locks() if may_view(current_user, row.user)]
     return render_template(
@@ -117,24 +117,36 @@ def export(user_id: int):
 
 
 @bp.route("/clients/<int:user_id>/actions/<name>", methods=["GET", "POST"])
+@limits.staff_changes
 def action(user_id: int, name: str):
     chosen = ACTIONS.get(name)
     user = _client_or_404(user_id)
     if chosen is None:
         abort(404)
     allowed = may_change(current_user, user)
+    # An action the page does not offer is not run either: a hand-made POST must not do
+    # what the console would not (say, send an invitation to an account switched off).
+    applies = chosen.applies(user)
     form = SupportActionForm()
-    if allowed and form.validate_on_submit():
+    if allowed and applies and form.validate_on_submit():
         result = chosen.run(user, current_user._get_current_object())
         db.session.commit()
         flash(result.message, "success" if result.changed else "info")
         return redirect(url_for("support.client", user_id=user.id))
-    status = 200 if request.method == "GET" else (403 if not allowed else 422)
     return render_template(
         "support/confirm.html", form=form, action=chosen, name=name, user=user,
         allowed=allowed, locked=support.is_locked(user),
         pending=support.pending_sign_ins(user) if name == "end-sign-ins" else [],
-    ), status
+    ), _refusal_status(allowed, applies)
+
+
+def _refusal_status(allowed: bool, applies: bool) -> int:
+    """The status of the confirmation page when the action was not run."""
+    if request.method == "GET":
+        return 200
+    if not allowed:
+        return 403
+    return 409 if not applies else 422
 
 
 # Adding, importing and inviting clients, switching accounts off and on, staff roles.

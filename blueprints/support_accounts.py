@@ -6,9 +6,12 @@ same rule holds: anyone who is not staff gets a 404, and every POST checks its C
 
 from __future__ import annotations
 
+from typing import Optional
+
 from flask import abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from blueprints.support import ACTIONS, Action, bp
 from extensions import db
@@ -45,16 +48,20 @@ def _reactivate(user: User, staff: User) -> support.ActionResult:
 def _send_reset(user: User, staff: User) -> support.ActionResult:
     if not (user.is_active and user.has_password):
         return support.ActionResult(False, f"{user.email} cannot get a reset link now.")
+    problem = invitations.link_cap_problem(user)
+    if problem:
+        return support.ActionResult(False, problem)
     lifecycle.send_reset(user, staff)
     return support.ActionResult(True, f"A link to set a new password is on its way to "
                                       f"{user.email}. It works for one hour.")
 
 
 def _resend_invitation(user: User, staff: User) -> support.ActionResult:
-    if invitations.resend(user, staff):
-        return support.ActionResult(True, f"A new invitation is on its way to {user.email}. "
-                                          "Earlier invitation links no longer work.")
-    return support.ActionResult(False, f"{user.email} has already accepted their invitation.")
+    problem = invitations.resend(user, staff)
+    if problem:
+        return support.ActionResult(False, problem)
+    return support.ActionResult(True, f"A new invitation is on its way to {user.email}. "
+                                      "Earlier invitation links no longer work.")
 
 
 def _revoke_invitation(user: User, staff: User) -> support.ActionResult:
@@ -77,12 +84,15 @@ ACTIONS.update({
                           "and sign-in of theirs ends now, and we email them to say so. You "
                           "can switch the account on again later."),
     "reactivate": Action(
-        "Switch the account on again", _reactivate,
-        applies=lambda u: not u.is_active and u.has_password,
+        # Also for an invited account switched off: only this, never a new invitation, may
+        # switch it on again (the trail then names who did).
+        "Switch the account on again", _reactivate, applies=lambda u: not u.is_active,
         explain=lambda u: f"{u.email} will be able to sign in again with their password and a "
-                          "code. We email them to say so."),
+                          "code. We email them to say so." if u.has_password else
+                          f"{u.email} will be switched on again. They have no password yet: "
+                          "send the invitation again so they can choose one."),
     "resend-invitation": Action(
-        "Send the invitation again", _resend_invitation, applies=lambda u: not u.has_password,
+        "Send the invitation again", _resend_invitation, applies=invitations.may_resend,
         explain=lambda u: f"We will email {u.email} a new invitation link, good for 7 days. "
                           "Earlier links stop working."),
     "revoke-invitation": Action(
@@ -113,8 +123,10 @@ def new_client():
                 form.name if "name" in problem else form.email)
             target.errors.append(problem)
         return render_template("support/new_client.html", form=form, is_admin=_is_admin()), 422
-    user = invitations.invite(candidate, actor=_staff())
-    db.session.commit()
+    user = _invite(candidate)
+    if user is None:
+        form.email.errors.append(f"{candidate.email} already has an account.")
+        return render_template("support/new_client.html", form=form, is_admin=_is_admin()), 422
     flash(f"Invitation sent to {user.email}. Its link works for 7 days; you can see who has not "
           "accepted yet under Invitations.", "success")
     return redirect(url_for("support.client", user_id=user.id))
@@ -135,16 +147,52 @@ def import_clients():
         return render_template("support/import.html", form=form, preview=None), 422
     preview = invitations.read_csv(text)
     if form.confirmed.data == "yes" and preview.ok:
-        invited = invitations.import_all(preview, _staff())
-        audit.record("clients_imported", actor_id=_staff().id, detail={"count": len(invited)})
-        db.session.commit()
-        flash(f"Invited {len(invited)} client{'s' if len(invited) != 1 else ''}. Each gets an "
-              "invitation email whose link works for 7 days.", "success")
-        return redirect(url_for("support.invitations"))
+        invited = _import(preview)
+        if invited is not None:
+            flash(f"Invited {len(invited)} client{'s' if len(invited) != 1 else ''}. Each gets "
+                  "an invitation email whose link works for 7 days.", "success")
+            return redirect(url_for("support.invitations"))
+        preview = _raced_preview(text)
     db.session.rollback()
     form.text.data = text
     return render_template("support/import.html", form=form, preview=preview), \
         200 if preview.ok else 422
+
+
+def _invite(candidate: invitations.Candidate) -> Optional[User]:
+    """Invite and commit; None when someone added the address since it was checked."""
+    try:
+        user = invitations.invite(candidate, actor=_staff())
+        db.session.commit()
+        return user
+    except IntegrityError:
+        # Two staff adding one address at once both pass the check; the unique index stops
+        # the second, which is told what happened rather than shown an error page.
+        db.session.rollback()
+        if db.session.scalar(select(User.id).where(User.email == candidate.email)) is None:
+            raise
+        return None
+
+
+def _import(preview: invitations.Preview) -> Optional[list[User]]:
+    """Import every row and commit; None (nothing imported) when an address was taken since."""
+    try:
+        invited = invitations.import_all(preview, _staff())
+        audit.record("clients_imported", actor_id=_staff().id, detail={"count": len(invited)})
+        db.session.commit()
+        return invited
+    except IntegrityError:
+        db.session.rollback()
+        return None
+
+
+def _raced_preview(text: str) -> invitations.Preview:
+    """The file checked again after an import lost a race, naming the rows now taken."""
+    preview = invitations.read_csv(text)
+    if preview.ok:
+        preview.problems.append("Someone added one of these clients at the same moment, so "
+                                "nothing has been imported. Please try again.")
+    return preview
 
 
 def _uploaded_text(form: ImportClientsForm):
@@ -159,7 +207,8 @@ def _uploaded_text(form: ImportClientsForm):
 
 @bp.route("/invitations", endpoint="invitations")
 def invitations_page():
-    return render_template("support/invitations.html", pending=invitations.pending())
+    pending = invitations.pending(support.hidden_roles(current_user))
+    return render_template("support/invitations.html", pending=pending)
 
 
 # --- staff roles (admins) -------------------------------------------------------------

@@ -11,15 +11,15 @@ from __future__ import annotations
 import csv
 import io
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Optional
 
 from sqlalchemy import func, select
 
 from extensions import db
-from models import CHANNELS, ROLES, AccountToken, User
+from models import CHANNELS, ROLES, AccountToken, Delivery, Event, User
 from services import audit, clock, emails
-from services.accounts import messages, tokens
+from services.accounts import lifecycle, messages, tokens
 from services.phones import check_uk_mobile
 
 MAX_NAME_LENGTH = 200
@@ -193,10 +193,14 @@ class Pending:
     expired: bool
 
 
-def pending() -> list[Pending]:
-    """Invited accounts still without a password (active ones), newest invitation first."""
+def pending(hidden_roles: tuple[str, ...] = ()) -> list[Pending]:
+    """Invited accounts still without a password (active ones), newest invitation first.
+
+    `hidden_roles` are left out in the query (admins, for support staff), so that the list
+    and its length say nothing about accounts the reader may not see."""
     users = db.session.scalars(
-        select(User).where(User.password_hash == "", User.deactivated_at.is_(None))
+        select(User).where(User.password_hash == "", User.deactivated_at.is_(None),
+                           User.role.not_in(hidden_roles))
         .order_by(User.created_at.desc()).limit(500)
     ).all()
     newest = {}
@@ -216,16 +220,77 @@ def pending() -> list[Pending]:
     return sorted(result, key=lambda p: p.sent_at or p.user.created_at, reverse=True)
 
 
-def resend(user: User, actor: Optional[User]) -> bool:
-    """Send a fresh invitation to someone who has not accepted yet (the caller commits)."""
-    if user.has_password:
+# Events that switch an account off or on; the newest says why an invited account is off.
+SWITCHES = ("invitation_revoked", "account_deactivated", "account_reactivated")
+
+
+def withdrawn(user: User) -> bool:
+    """Whether an invited account is off only because its invitation was withdrawn.
+
+    Sending a new invitation may undo a withdrawal, but never a staff member's decision to
+    switch the account off (`lifecycle.deactivate`): that takes "Switch the account on again".
+    With no event to tell (pruned by retention), the answer is no, the safe side."""
+    if user.is_active or user.has_password:
         return False
+    newest = db.session.scalar(
+        select(Event.type).where(Event.user_id == user.id, Event.type.in_(SWITCHES))
+        .order_by(Event.created_at.desc(), Event.id.desc()).limit(1))
+    return newest == "invitation_revoked"
+
+
+def may_resend(user: User) -> bool:
+    """Whether "Send the invitation again" is for this account now."""
+    return not user.has_password and (user.is_active or withdrawn(user))
+
+
+def links_paused_until(user: User) -> Optional[datetime]:
+    """When staff may send this account another reset or invitation link, if not now.
+
+    Links staff send count towards the same hourly cap as the public "Forgotten your
+    password?" form (lifecycle.RESETS_PER_HOUR), so neither can flood someone's inbox."""
+    if lifecycle._links_sent_lately(user.id) < lifecycle.RESETS_PER_HOUR:
+        return None
+    newest = db.session.scalars(
+        select(Delivery.created_at).where(
+            Delivery.user_id == user.id, Delivery.kind.in_(("reset", "invitation")),
+            Delivery.status.not_in(("cancelled",)),
+            Delivery.created_at > clock.now() - timedelta(hours=1))
+        .order_by(Delivery.created_at.desc()).limit(lifecycle.RESETS_PER_HOUR)
+    ).all()
+    # The cap lets another link go once the oldest of the newest few is an hour old.
+    return min(newest) + timedelta(hours=1) if newest else None
+
+
+def link_cap_problem(user: User) -> Optional[str]:
+    """Why staff may not send this account another link now (the hourly cap), or None."""
+    until = links_paused_until(user)
+    if until is None:
+        return None
+    return (f"{user.email} has been sent {lifecycle.RESETS_PER_HOUR} links in the last hour, "
+            f"the most we send, so nothing was sent. You can send another at "
+            f"{messages.when(until)}.")
+
+
+def resend(user: User, actor: Optional[User]) -> Optional[str]:
+    """Send a fresh invitation to someone who has not accepted yet (the caller commits).
+
+    Returns None when it is on its way, or why not, in words for staff."""
+    if user.has_password:
+        return f"{user.email} has already accepted their invitation."
+    if not may_resend(user):
+        return (f"{user.email} is switched off, so no invitation was sent. Switch the account "
+                "on again first if they should have one.")
+    problem = link_cap_problem(user)
+    if problem:
+        return problem
+    by = "support" if actor else "cli"
     if not user.is_active:
-        user.deactivated_at = None  # inviting again undoes a revoked invitation
+        # Inviting again undoes a withdrawn invitation; say so in the trail, with who did it.
+        lifecycle.reactivate(user, actor, by=by)
     audit.record("invitation_resent", user_id=user.id, actor_id=actor.id if actor else None,
-                 detail={"by": "support" if actor else "cli"})
+                 detail={"by": by})
     send_invitation(user, actor)
-    return True
+    return None
 
 
 def revoke(user: User, actor: Optional[User]) -> bool:

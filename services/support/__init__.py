@@ -128,8 +128,16 @@ def _like_escape(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-def find_clients(query: Optional[str]) -> SearchResult:
-    """Users whose email or phone number contains what support typed."""
+def hidden_roles(staff: User) -> tuple[str, ...]:
+    """Roles whose accounts do not exist for this staff member: admins, to support staff."""
+    return () if staff.role == "admin" else ("admin",)
+
+
+def find_clients(query: Optional[str], hidden: tuple[str, ...] = ()) -> SearchResult:
+    """Users whose email or phone number contains what support typed.
+
+    Accounts of `hidden` roles are left out in the query itself, so that what the page says
+    ("No one's email ..." or "Showing the first 50") cannot tell that one matched."""
     text = _CONTROL.sub("", query or "").strip()
     if not text:
         return SearchResult()
@@ -142,7 +150,8 @@ def find_clients(query: Optional[str]) -> SearchResult:
         # "07400 123456" is stored as +447400123456: match without the leading 0.
         conditions.append(User.phone.like(f"%{digits[1:] if digits[0] == '0' else digits}%"))
     users = db.session.scalars(
-        select(User).where(or_(*conditions)).order_by(User.email).limit(SEARCH_LIMIT + 1)
+        select(User).where(or_(*conditions), User.role.not_in(hidden))
+        .order_by(User.email).limit(SEARCH_LIMIT + 1)
     ).all()
     result = SearchResult(users=list(users[:SEARCH_LIMIT]), more=len(users) > SEARCH_LIMIT)
     if not users:

@@ -230,3 +230,129 @@ def test_someone_invited_who_lost_the_email_gets_a_new_invitation_from_forgot(ap
     assert "Hello Lou" in smtp.last_to("lost@example.com").text
     assert first != second and Browser(app).get(first).status_code == 410
     assert Browser(app).post(second, {"password": NEW, "confirm": NEW}).status_code == 302
+
+
+# --- sending again never undoes a staff decision (review of the support console) ----------
+
+def _invitations_queued(app, user_id: int) -> int:
+    from models import Delivery
+
+    with app.app_context():
+        return len(db.session.scalars(select(Delivery.id).where(
+            Delivery.user_id == user_id, Delivery.kind == "invitation")).all())
+
+
+def _events(app, user_id: int) -> list[Event]:
+    with app.app_context():
+        return list(db.session.scalars(select(Event).where(Event.user_id == user_id)
+                                       .order_by(Event.id)).all())
+
+
+def test_sending_again_does_not_switch_on_an_account_staff_switched_off(app, sign_in):
+    from services.accounts import invitations, lifecycle
+
+    admin = staff_browser(app, sign_in, ADMIN, "admin")
+    admin.post("/support/clients/new", {"email": "mallory@example.com", "channel": "email"})
+    mallory = user_by_email(app, "mallory@example.com")
+    # The console does not offer switching off an invited account, nor runs it when posted.
+    assert admin.post(f"/support/clients/{mallory.id}/actions/deactivate",
+                      {"confirm": "y"}).status_code == 409
+    assert user_by_email(app, "mallory@example.com").is_active
+    with app.app_context():  # as `flask users deactivate` does
+        lifecycle.deactivate(db.session.get(User, mallory.id), None, by="cli")
+        db.session.commit()
+    queued = _invitations_queued(app, mallory.id)
+
+    staff = staff_browser(app, sign_in)
+    assert "Send the invitation again" not in staff.text(f"/support/clients/{mallory.id}")
+    answer = staff.post(f"/support/clients/{mallory.id}/actions/resend-invitation",
+                        {"confirm": "y"})
+    assert answer.status_code == 409
+    assert not user_by_email(app, "mallory@example.com").is_active
+    assert _invitations_queued(app, mallory.id) == queued
+    assert "invitation_resent" not in [e.type for e in _events(app, mallory.id)]
+    with app.app_context():  # the service refuses too, whoever calls it
+        problem = invitations.resend(db.session.get(User, mallory.id), None)
+        assert problem and "switched off" in problem
+        db.session.rollback()
+    assert not user_by_email(app, "mallory@example.com").is_active
+
+    # Switching it on is its own, audited step; then a new invitation may go.
+    assert admin.post(f"/support/clients/{mallory.id}/actions/reactivate",
+                      {"confirm": "y"}).status_code == 302
+    assert staff.post(f"/support/clients/{mallory.id}/actions/resend-invitation",
+                      {"confirm": "y"}).status_code == 302
+    assert _invitations_queued(app, mallory.id) == queued + 1
+    admin_id = user_by_email(app, ADMIN).id
+    assert [e.actor_id for e in _events(app, mallory.id)
+            if e.type == "account_reactivated"] == [admin_id]
+
+
+def test_sending_a_withdrawn_invitation_again_says_who_switched_it_on(app, sign_in):
+    staff = staff_browser(app, sign_in)
+    staff.post("/support/clients/new", {"email": "wendy@example.com", "channel": "email"})
+    wendy = user_by_email(app, "wendy@example.com")
+    staff.post(f"/support/clients/{wendy.id}/actions/revoke-invitation", {"confirm": "y"})
+    assert not user_by_email(app, "wendy@example.com").is_active
+    assert staff.post(f"/support/clients/{wendy.id}/actions/resend-invitation",
+                      {"confirm": "y"}).status_code == 302
+    assert user_by_email(app, "wendy@example.com").is_active
+    staff_id = user_by_email(app, STAFF).id
+    switched = [e for e in _events(app, wendy.id) if e.type == "account_reactivated"]
+    assert [e.actor_id for e in switched] == [staff_id]
+
+
+def test_invitations_sent_again_keep_the_hourly_cap(app, sign_in):
+    staff = staff_browser(app, sign_in)
+    staff.post("/support/clients/new", {"email": "cap@example.com", "channel": "email"})
+    cap = user_by_email(app, "cap@example.com")
+    url = f"/support/clients/{cap.id}/actions/resend-invitation"
+    for _ in range(3):
+        assert staff.post(url, {"confirm": "y"}).status_code == 302
+    assert _invitations_queued(app, cap.id) == 3  # the first and two more
+    page = staff.text(f"/support/clients/{cap.id}")
+    assert "3 links in the last hour" in page and "You can send another at" in page
+
+
+# --- two staff adding one address at the same moment ------------------------------------
+
+def _sneak_in_first(monkeypatch, app, email: str) -> None:
+    """Another staff member adds `email` between this request's check and its insert."""
+    from services.accounts import invitations
+
+    check = invitations.check
+
+    def check_then_lose_the_race(candidate, taken=None):
+        checked = check(candidate, taken)
+        if db.session.scalar(select(User.id).where(User.email == email)) is None:
+            db.session.add(User(email=email, password_hash="", role="client", channel="email"))
+            db.session.commit()
+        return checked
+
+    monkeypatch.setattr(invitations, "check", check_then_lose_the_race)
+
+
+def test_adding_an_address_someone_added_a_moment_ago_says_so(app, sign_in, monkeypatch):
+    staff = staff_browser(app, sign_in)
+    _sneak_in_first(monkeypatch, app, "twice@example.com")
+    answer = staff.post("/support/clients/new", {"email": "twice@example.com",
+                                                 "channel": "email"})
+    assert answer.status_code == 422
+    assert "twice@example.com already has an account" in answer.get_data(as_text=True)
+    with app.app_context():
+        assert db.session.scalar(select(func.count(User.id))
+                                 .where(User.email == "twice@example.com")) == 1
+        assert db.session.scalar(select(func.count(Event.id))
+                                 .where(Event.type == "user_invited")) == 0
+
+
+def test_an_import_racing_another_imports_nothing_and_names_the_row(app, sign_in, monkeypatch):
+    staff = staff_browser(app, sign_in)
+    form = staff.csrf_for("/support/clients/import")
+    _sneak_in_first(monkeypatch, app, "bob@example.com")
+    answer = staff.post("/support/clients/import",
+                        {"text": GOOD_CSV, "confirmed": "yes", "csrf_token": form})
+    assert answer.status_code == 422
+    text = answer.get_data(as_text=True)
+    assert "already has an account" in text and "Nothing has been imported" in text
+    assert user_by_email(app, "anna@example.com") is None

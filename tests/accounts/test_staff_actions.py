@@ -145,3 +145,64 @@ def test_password_still_works_after_reactivation(app, user, sign_in):
     staff.post(f"/support/clients/{user}/actions/deactivate", {"confirm": "y"})
     staff.post(f"/support/clients/{user}/actions/reactivate", {"confirm": "y"})
     assert Browser(app).log_in(CLIENT, TEST_PASSWORD).status_code == 302
+
+
+# --- how many links staff may send, and how fast (review of the support console) ----------
+
+def _resets_queued(app, user_id: int) -> int:
+    with app.app_context():
+        return len(db.session.scalars(select(Delivery.id).where(
+            Delivery.user_id == user_id, Delivery.kind == "reset")).all())
+
+
+def test_staff_reset_links_keep_the_hourly_cap_of_the_public_form(app, user, sign_in):
+    staff = staff_browser(app, sign_in)
+    url = f"/support/clients/{user}/actions/send-reset"
+    for _ in range(3):
+        assert staff.post(url, {"confirm": "y"}).status_code == 302
+    fourth = staff.post(url, {"confirm": "y"})
+    assert fourth.status_code == 302
+    assert _resets_queued(app, user) == 3
+    page = staff.text(f"/support/clients/{user}")
+    assert "3 links in the last hour" in page and "You can send another at" in page
+    # An hour after the first, one more may go.
+    clock.advance(timedelta(hours=1, minutes=1))
+    try:
+        staff = sign_in(STAFF, b=Browser(app, user_agent=DESKTOP_UA))
+        assert staff.post(url, {"confirm": "y"}).status_code == 302
+        assert _resets_queued(app, user) == 4
+    finally:
+        clock.reset()
+
+
+def test_the_public_form_and_staff_share_one_cap(app, user, sign_in, deliver):
+    for _ in range(3):
+        Browser(app).post("/password/forgot", {"email": CLIENT})
+    deliver()
+    staff = staff_browser(app, sign_in)
+    staff.post(f"/support/clients/{user}/actions/send-reset", {"confirm": "y"})
+    assert _resets_queued(app, user) == 3
+    assert "You can send another at" in staff.text(f"/support/clients/{user}")
+
+
+def test_actions_on_one_account_have_the_staff_request_limit(app, user, sign_in):
+    from extensions import limiter
+
+    app.config["RATELIMIT_ENABLED"] = True
+    app.config["RATE_LIMITS"] = {"staff_per_account": "2 per minute"}
+    limiter.init_app(app)  # before any request: fresh memory storage and the request hooks
+    staff = staff_browser(app, sign_in)
+    url = f"/support/clients/{user}/actions/end-sign-ins"
+    answers = [staff.post(url, {"confirm": "y"}).status_code for _ in range(3)]
+    assert answers == [302, 302, 429]
+    assert staff.get(url).status_code == 200  # the limit counts changes, not looking
+
+
+def test_an_action_the_page_does_not_offer_is_refused(app, user, sign_in):
+    staff = staff_browser(app, sign_in)
+    answer = staff.post(f"/support/clients/{user}/actions/reactivate", {"confirm": "y"})
+    assert answer.status_code == 409
+    assert "does not apply" in answer.get_data(as_text=True)
+    with app.app_context():
+        assert db.session.scalar(select(Event).where(Event.type == "account_reactivated")) \
+            is None

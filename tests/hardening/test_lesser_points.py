@@ -97,6 +97,38 @@ def test_support_staff_cannot_open_an_admins_timeline_but_admins_can(app, smtp, 
     assert "boss@example.com" in boss.text("/support?q=boss")
 
 
+def test_support_staff_do_not_see_an_admins_invitation(app, smtp, deliver, sign_in):
+    add_user(app, "boss@example.com", role="admin")
+    boss = sign_in("boss@example.com", Browser(app))
+    assert boss.post("/support/clients/new", {"email": "new.boss@example.com",
+                                              "channel": "email", "role": "admin"}) \
+        .status_code == 302
+    boss.post("/support/clients/new", {"email": "new.client@example.com", "channel": "email"})
+    assert "new.boss@example.com" in boss.text("/support/invitations")
+    add_user(app, "helper@example.com", role="support")
+    helper = sign_in("helper@example.com", Browser(app))
+    listed = helper.text("/support/invitations")
+    assert "new.client@example.com" in listed and "new.boss@example.com" not in listed
+
+
+def test_a_search_matching_only_admins_reads_as_one_matching_no_one(app, smtp, deliver,
+                                                                   sign_in):
+    import re
+
+    add_user(app, "admin@example.com", role="admin")
+    add_user(app, "helper@example.com", role="support")
+    helper = sign_in("helper@example.com", Browser(app))
+
+    def page(query: str) -> str:
+        text = helper.text(f"/support?q={query}")
+        text = re.sub(r'name="csrf_token" (?:type="hidden" )?value="[^"]+"', "", text)
+        return text.replace(query, "QUERY")
+
+    admin, nobody = page("admin@exa"), page("nobody@exa")
+    assert "No one’s email address or phone number contains “QUERY”" in nobody
+    assert admin == nobody
+
+
 # --- one email rule --------------------------------------------------------------------------
 
 @pytest.mark.parametrize("address", ["ann@firm.local", "bob@localhost", "no-at-sign.example",
