@@ -66,6 +66,9 @@ class Config:
     MAIL_PASSWORD = os.environ.get("MAIL_PASSWORD") or None
     MAIL_DEFAULT_SENDER = os.environ.get("MAIL_DEFAULT_SENDER") or "ClientGate <no-reply@localhost>"
     MAIL_TIMEOUT = env_int("MAIL_TIMEOUT", 20)
+    # The mail server's certificate is checked against the system's CAs (SSL_CERT_FILE names
+    # another bundle). Only for tests: a CA bundle that the mail connection alone trusts.
+    MAIL_CA_BUNDLE: str | None = None
     MAIL_SUPPRESS_SEND = False
 
     VONAGE_API_KEY = os.environ.get("VONAGE_API_KEY") or None
@@ -160,11 +163,7 @@ class Config:
     @classmethod
     def check(cls, config: dict) -> None:
         """Refuse to start without the settings production cannot do without."""
-        if not config.get("SECRET_KEY"):
-            raise RuntimeError(
-                "SECRET_KEY is not set. Put a long random value in the environment or in .env, "
-                "for example: python -c 'import secrets; print(secrets.token_urlsafe(48))'"
-            )
+        check_secret_key(config.get("SECRET_KEY"))
         check_portal_url(config.get("PORTAL_URL"))
         if not config.get("MAIL_SERVER"):
             raise RuntimeError(
@@ -176,6 +175,29 @@ class Config:
 
 
 SIGNATURE_METHODS = ("md5hash", "md5", "sha1", "sha256", "sha512")
+
+# Whoever knows SECRET_KEY can sign a session cookie for anyone (and read every code kept
+# encrypted): the example file's placeholder is public, and a short key can be guessed.
+SECRET_KEY_MIN_LENGTH = 32
+PLACEHOLDER_SECRET_KEYS = ("replace-me-with-the-output-of-the-command-above",)
+MAKE_SECRET_KEY = "python3 -c 'import secrets; print(secrets.token_urlsafe(48))'"
+
+
+def check_secret_key(value: str | None) -> None:
+    """SECRET_KEY must be set, not the example's placeholder, and long enough not to guess."""
+    if not value or not value.strip():
+        raise RuntimeError(
+            "SECRET_KEY is not set. Put a long random value in the environment or in .env, "
+            f"for example the output of: {MAKE_SECRET_KEY}")
+    if value.strip() in PLACEHOLDER_SECRET_KEYS:
+        raise RuntimeError(
+            "SECRET_KEY is still the example file's placeholder, which anyone can read. "
+            f"Replace it with the output of: {MAKE_SECRET_KEY}")
+    if len(value) < SECRET_KEY_MIN_LENGTH:
+        raise RuntimeError(
+            f"SECRET_KEY is too short: it needs at least {SECRET_KEY_MIN_LENGTH} characters "
+            f"(this one has {len(value)}). A short key can be guessed, and whoever has it can "
+            f"sign in as anyone. Replace it with the output of: {MAKE_SECRET_KEY}")
 
 
 def check_portal_url(value: str | None) -> None:

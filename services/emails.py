@@ -4,12 +4,16 @@ The sign-in form, `flask users add`, the invitations and a change of address all
 address with email_validator (syntax and special-use domains such as `.local`, no DNS look-up,
 nothing the mail path cannot send to), so an account the command line makes can always sign
 in (issue 11: `ann@firm.local` could be added and then never get past the sign-in form).
+
+`ascii_address` is the other half of that rule, used by the mail path: what the form accepted
+is handed to the mail server in the same IDNA 2008 form email_validator checked it in.
 """
 
 from __future__ import annotations
 
 from typing import Optional
 
+import idna
 from email_validator import EmailNotValidError, validate_email
 
 MAX_LENGTH = 254
@@ -36,3 +40,25 @@ def email_problem(value: Optional[str]) -> Optional[str]:
             return "Enter an email address like name@example.com."
         return NOT_SENDABLE
     return None
+
+
+def ascii_address(value: str) -> str:
+    """The address as the mail server must get it: ASCII, its domain in IDNA 2008 A-labels.
+
+    Flask-Mail would encode a domain such as straße.de with Python's IDNA 2003 codec, which
+    maps ß to "ss": the message would go to strasse.de, another firm's domain. email_validator
+    (IDNA 2008, UTS 46 non-transitional, as here) is what accepted the address, so the domain
+    it checked is the one written. Raises ValueError for an address that has no ASCII form
+    (letters beyond ASCII before the @, a domain IDNA 2008 refuses)."""
+    if value.isascii():
+        return value
+    local, at, domain = value.rpartition("@")
+    if not at:
+        raise ValueError("there is no @")
+    if not local.isascii():
+        raise ValueError("letters beyond ASCII before the @")
+    try:
+        ascii_domain = idna.encode(domain, uts46=True, transitional=False).decode("ascii")
+    except (idna.IDNAError, UnicodeError) as exc:
+        raise ValueError(f"the domain has no IDNA 2008 form ({exc})") from None
+    return f"{local}@{ascii_domain}"

@@ -5,12 +5,14 @@ claims due rows atomically (a conditional UPDATE, so two workers never send the 
 renders the message, hands it to the mail server or Vonage, and records the result. A
 transient failure is retried with backoff until the code expires; a permanent one ends
 as failed with a reason a person can read. Rows left behind by a crash or a restart are
-picked up again when their claim runs out.
+picked up again when their claim runs out, or failed once their time to be sent has passed.
+The mail server's certificate is always checked (`tls_context`).
 """
 
 from __future__ import annotations
 
 import atexit
+import email.errors
 import email.policy
 import functools
 import logging
@@ -18,6 +20,7 @@ import os
 import secrets
 import smtplib
 import socket
+import ssl
 import threading
 import time
 from collections import deque
@@ -27,12 +30,12 @@ from email.header import Header
 from typing import Callable, Optional
 
 from flask import Flask, current_app, has_app_context, render_template
-from flask_mail import Connection, Message
+from flask_mail import BadHeaderError, Connection, Message
 from sqlalchemy import event, func, or_, select, update
 
 from extensions import db
 from models import Delivery, DispatcherBeat, SignIn
-from services import audit, clock, keys, urls
+from services import audit, clock, emails, keys, urls
 from services.delivery.handover import DeliveryError
 
 log = logging.getLogger("clientgate.delivery")
@@ -47,6 +50,10 @@ CLAIM_LEASE = timedelta(seconds=90)
 NOTICE_GIVE_UP = timedelta(hours=24)
 HEARTBEAT_EVERY = timedelta(seconds=10)
 CODE_KINDS = ("code", "resend", "phone_proof")
+# An error the dispatcher does not expect (a bug, a commit that fails after a send) is retried
+# with the same backoff, but fails the message once it has been tried this often in all: the
+# same bug would only fail again, while the code or link waits encrypted in the outbox.
+UNEXPECTED_ERROR_ATTEMPTS = len(BACKOFF_SECONDS)
 
 
 # --- queueing -------------------------------------------------------------------------
@@ -198,20 +205,36 @@ def _local_hostname() -> str:
     return socket.getfqdn()
 
 
+def tls_context() -> ssl.SSLContext:
+    """How the mail server's certificate is checked: against the system's CAs (or the bundle
+    SSL_CERT_FILE names), for MAIL_SERVER's name. smtplib's own default checks nothing, so a
+    man in the middle would get MAIL_PASSWORD and every code. MAIL_CA_BUNDLE (tests only, like
+    VONAGE_CA_BUNDLE) trusts one CA for the mail server alone."""
+    return ssl.create_default_context(cafile=current_app.config.get("MAIL_CA_BUNDLE") or None)
+
+
 class _TimedConnection(Connection):
-    """Flask-Mail's connection, with a timeout so a silent mail server cannot hang a worker."""
+    """Flask-Mail's connection, with a timeout so a silent mail server cannot hang a worker,
+    and TLS (MAIL_USE_SSL, MAIL_USE_TLS) that checks the server's certificate."""
 
     settings: tuple = ()  # the mail settings it was opened with (see _KeptConnections)
 
     def configure_host(self):
         timeout = current_app.config["MAIL_TIMEOUT"]
-        factory = smtplib.SMTP_SSL if self.mail.use_ssl else smtplib.SMTP
-        host = factory(self.mail.server, self.mail.port, timeout=timeout,
-                       local_hostname=_local_hostname())
-        if self.mail.use_tls:
-            host.starttls()
-        if self.mail.username and self.mail.password:
-            host.login(self.mail.username, self.mail.password)
+        if self.mail.use_ssl:
+            host = smtplib.SMTP_SSL(self.mail.server, self.mail.port, timeout=timeout,
+                                    local_hostname=_local_hostname(), context=tls_context())
+        else:
+            host = smtplib.SMTP(self.mail.server, self.mail.port, timeout=timeout,
+                                local_hostname=_local_hostname())
+        try:
+            if self.mail.use_tls:
+                host.starttls(context=tls_context())
+            if self.mail.username and self.mail.password:
+                host.login(self.mail.username, self.mail.password)
+        except BaseException:
+            host.close()  # a certificate refused, a login refused: no socket left open
+            raise
         return host
 
 
@@ -230,7 +253,8 @@ class _KeptConnections:
     def take(self) -> _TimedConnection:
         mail = current_app.extensions["mail"]
         settings = (mail.server, mail.port, mail.use_ssl, mail.use_tls, mail.username,
-                    mail.password, current_app.config["MAIL_TIMEOUT"])
+                    mail.password, current_app.config["MAIL_TIMEOUT"],
+                    current_app.config.get("MAIL_CA_BUNDLE"))
         while True:
             with self._lock:
                 if not self._idle:
@@ -295,10 +319,24 @@ class _Message(Message):
         return message.as_bytes()
 
 
+# What Flask-Mail raises for a message it cannot write (an address or header with no ASCII
+# form, a line break in a header): sending it again would fail the same way.
+UNWRITABLE = (ValueError, BadHeaderError, email.errors.MessageError)
+
+
+def _recipient(item: Delivery) -> str:
+    """The destination as the mail server must get it (see emails.ascii_address)."""
+    try:
+        return emails.ascii_address(item.destination)
+    except ValueError as exc:
+        raise DeliveryError(f"the address cannot be written for the mail server ({exc})",
+                            permanent=True) from exc
+
+
 def send_email(item: Delivery, subject: str, text: str,
                html: Optional[str] = None) -> Optional[str]:
     """Hand an email (a plain-text part and, when given, an HTML part) to the SMTP server."""
-    message = _Message(subject=subject, recipients=[item.destination], body=text, html=html)
+    message = _Message(subject=subject, recipients=[_recipient(item)], body=text, html=html)
     message.extra_headers = {"X-ClientGate-Ref": item.client_ref or ""}
     try:
         connection = kept_connections.take()
@@ -320,8 +358,17 @@ def send_email(item: Delivery, subject: str, text: str,
         raise DeliveryError(
             f"the mail server answered {exc.smtp_code}", permanent=permanent
         ) from exc
+    except ssl.SSLCertVerificationError as exc:
+        # Retried: the operator may put the right CA in place. Nothing was sent, no password.
+        why = exc.verify_message or exc.reason
+        raise DeliveryError(f"the mail server's certificate could not be verified ({why})") \
+            from exc
     except (OSError, smtplib.SMTPException) as exc:
         raise DeliveryError(f"the mail server could not be reached ({type(exc).__name__})") from exc
+    except UNWRITABLE as exc:
+        raise DeliveryError(
+            f"the message could not be written for the mail server ({type(exc).__name__})",
+            permanent=True) from exc
     kept_connections.give_back(connection)
     return None
 
@@ -406,12 +453,16 @@ def claim_due(limit: int = 20, worker: Optional[str] = None) -> list[int]:
         Delivery.next_attempt_at <= at,
         or_(Delivery.claimed_until.is_(None), Delivery.claimed_until < at),
     )
-    candidates = db.session.scalars(
-        select(Delivery.id).where(*due_now).order_by(Delivery.next_attempt_at).limit(limit)
+    candidates = db.session.execute(
+        select(Delivery.id, Delivery.attempts, Delivery.give_up_at, Delivery.last_error)
+        .where(*due_now).order_by(Delivery.next_attempt_at).limit(limit)
     ).all()
     db.session.rollback()  # end the read so the claims below each commit on their own
     claimed = []
-    for delivery_id in candidates:
+    for delivery_id, attempts, give_up_at, last_error in candidates:
+        if attempts and give_up_at is not None and clock.as_utc(give_up_at) <= at:
+            _give_up(delivery_id, attempts, last_error, due_now)
+            continue
         result = db.session.execute(
             update(Delivery)
             .where(Delivery.id == delivery_id, *due_now)
@@ -424,8 +475,47 @@ def claim_due(limit: int = 20, worker: Optional[str] = None) -> list[int]:
     return claimed
 
 
+def _give_up(delivery_id: int, attempts: int, last_error: Optional[str], due_now) -> None:
+    """Fail a message tried before whose time ran out, rather than claim it again: a send cut
+    short (a process killed, an error nobody expected) leaves it `sending`, and it must not be
+    claimed each lease for ever, shown as "Being sent now", its code kept."""
+    reason = f"{last_error or 'sending was interrupted'}; the time to send it ran out"
+    result = db.session.execute(
+        update(Delivery)
+        .where(Delivery.id == delivery_id, Delivery.attempts == attempts, *due_now)
+        .values(status="failed", failed_at=clock.now(), last_error=reason[:500],
+                code_encrypted=None, claimed_until=None)
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount == 1:  # else another worker claimed or ended it meanwhile
+        item = db.session.get(Delivery, delivery_id)
+        audit.record("delivery_failed", user_id=item.user_id, sign_in_id=item.sign_in_id,
+                     delivery_id=item.id, outcome="failed",
+                     detail={"channel": item.channel, "reason": item.last_error,
+                             "attempts": item.attempts})
+    db.session.commit()
+
+
 def _backoff(attempts: int) -> timedelta:
     return timedelta(seconds=BACKOFF_SECONDS[min(attempts, len(BACKOFF_SECONDS)) - 1])
+
+
+def _retry_or_fail(item: Delivery, reason: str, *, permanent: bool) -> None:
+    """Queue a claimed message again after its backoff, or fail it when retrying cannot help
+    or the next attempt would come after give_up_at."""
+    retry_at = clock.now() + _backoff(item.attempts)
+    if permanent or retry_at > (item.give_up_at or clock.now()):
+        _fail(item, reason)
+        return
+    item.status = "queued"
+    item.last_error = reason[:500]
+    item.next_attempt_at = retry_at
+    item.claimed_until = None
+    audit.record("delivery_retry", user_id=item.user_id, sign_in_id=item.sign_in_id,
+                 delivery_id=item.id, outcome="retrying",
+                 detail={"channel": item.channel, "reason": item.last_error,
+                         "attempts": item.attempts,
+                         "next_attempt_at": item.next_attempt_at.isoformat()})
 
 
 def _fail(item: Delivery, reason: str) -> None:
@@ -472,18 +562,7 @@ def process(delivery_id: int) -> str:
     except DeliveryError as exc:
         db.session.rollback()
         item = db.session.get(Delivery, delivery_id)
-        if exc.permanent or clock.now() + _backoff(item.attempts) > (item.give_up_at or clock.now()):
-            _fail(item, exc.reason)
-        else:
-            item.status = "queued"
-            item.last_error = exc.reason[:500]
-            item.next_attempt_at = clock.now() + _backoff(item.attempts)
-            item.claimed_until = None
-            audit.record("delivery_retry", user_id=item.user_id, sign_in_id=item.sign_in_id,
-                         delivery_id=item.id, outcome="retrying",
-                         detail={"channel": item.channel, "reason": item.last_error,
-                                 "attempts": item.attempts,
-                                 "next_attempt_at": item.next_attempt_at.isoformat()})
+        _retry_or_fail(item, exc.reason, permanent=exc.permanent)
         status = item.status
         db.session.commit()
         return status
@@ -503,12 +582,30 @@ def process(delivery_id: int) -> str:
 
 
 def process_safely(delivery_id: int) -> None:
-    """`process`, where an unexpected error is logged and the message retried later."""
+    """`process`, where an unexpected error is logged and the message retried with backoff,
+    or failed once its time or UNEXPECTED_ERROR_ATTEMPTS run out: never left `sending`."""
     try:
         process(delivery_id)
-    except Exception:  # one bad message must not stop the others
+    except Exception as exc:  # one bad message must not stop the others
         db.session.rollback()
-        log.exception("delivery %s: unexpected error; it will be retried", delivery_id)
+        log.exception("delivery %s: unexpected error", delivery_id)
+        try:
+            _after_unexpected_error(delivery_id, exc)
+        except Exception:
+            db.session.rollback()
+            log.exception("delivery %s: its state could not be recorded; it is tried again "
+                          "when its claim runs out", delivery_id)
+
+
+def _after_unexpected_error(delivery_id: int, exc: Exception) -> None:
+    """Record an unexpected error as a failed attempt, if this process still holds the claim
+    (a send that was recorded, or a claim another process took over, is left alone)."""
+    item = db.session.get(Delivery, delivery_id)
+    if item is None or item.status != "sending" or item.claimed_by != worker_name():
+        return
+    reason = f"an unexpected error while sending ({type(exc).__name__})"
+    _retry_or_fail(item, reason, permanent=item.attempts >= UNEXPECTED_ERROR_ATTEMPTS)
+    db.session.commit()
 
 
 def run_once(limit: int = 20, send: Optional[Callable[[int], None]] = None,

@@ -121,7 +121,7 @@ def test_next_sign_in_uses_the_proved_number(app, client_in, vonage, smtp, deliv
     ("07400 HELLO1", "only digits"),
     ("0" * 60, "too long"),
     ("7" * 5000, "too long"),
-    ("\x00\x01\x02", "only digits"),
+    ("\x01\x02\x03", "only digits"),  # (a NUL is refused before any form: app.py)
 ])
 def test_refused_numbers_change_nothing(app, client_in, vonage, smtp, deliver, typed, words):
     response = _ask_for_sms(client_in, typed)
@@ -261,7 +261,7 @@ def test_code_with_spaces_and_full_width_digits(app, client_in, vonage, deliver)
     assert user_by_email(app, EMAIL).phone == SMS_PHONE
 
 
-@pytest.mark.parametrize("typed", ["", "12345", "abcdef", "1" * 5000, "\x00" * 6])
+@pytest.mark.parametrize("typed", ["", "12345", "abcdef", "1" * 5000, "\x01" * 6])
 def test_malformed_codes(app, client_in, vonage, deliver, typed):
     _start_proof(client_in, vonage, deliver)
     response = client_in.post(PAGE, {"code": typed, "channel": "sms"})

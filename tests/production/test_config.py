@@ -1,0 +1,50 @@
+"""Production's start check: a SECRET_KEY anyone could know or guess stops the start."""
+
+from __future__ import annotations
+
+import re
+import secrets
+from pathlib import Path
+
+import pytest
+
+from config import Config, PLACEHOLDER_SECRET_KEYS
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "docs" / "clientgate.env.example"
+SETTINGS = {"PORTAL_URL": "https://portal.example.co.uk", "MAIL_SERVER": "smtp.example.co.uk",
+            "VONAGE_SIGNATURE_METHOD": "md5hash"}
+
+
+def example_secret_key() -> str:
+    match = re.search(r"^SECRET_KEY=(.*)$", EXAMPLE.read_text(), re.MULTILINE)
+    assert match, "the example file sets SECRET_KEY"
+    return match.group(1).strip().strip("'\"")
+
+
+def test_the_example_files_placeholder_is_refused():
+    placeholder = example_secret_key()
+    assert placeholder in PLACEHOLDER_SECRET_KEYS
+    with pytest.raises(RuntimeError, match="placeholder") as refused:
+        Config.check({**SETTINGS, "SECRET_KEY": placeholder})
+    assert "secrets.token_urlsafe(48)" in str(refused.value)  # the command that makes one
+
+
+@pytest.mark.parametrize("key", ["x", "x" * 31, secrets.token_urlsafe(48)[:31]])
+def test_a_key_shorter_than_32_characters_is_refused(key):
+    with pytest.raises(RuntimeError, match="too short") as refused:
+        Config.check({**SETTINGS, "SECRET_KEY": key})
+    assert "secrets.token_urlsafe(48)" in str(refused.value)
+    assert f"(this one has {len(key)})" in str(refused.value)
+
+
+@pytest.mark.parametrize("key", [None, "", "   " * 20])
+def test_a_missing_or_blank_key_is_refused(key):
+    with pytest.raises(RuntimeError, match="SECRET_KEY is not set"):
+        Config.check({**SETTINGS, "SECRET_KEY": key})
+
+
+@pytest.mark.parametrize("key", [secrets.token_urlsafe(24)[:32], secrets.token_urlsafe(48),
+                                 secrets.token_hex(32)])
+def test_a_long_random_key_is_accepted(key):
+    assert len(key) >= 32
+    Config.check({**SETTINGS, "SECRET_KEY": key})
