@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 from typing import Optional
 
 import click
@@ -261,15 +262,19 @@ def register_errorhandlers(app: Flask) -> None:
     @app.errorhandler(429)
     def too_many_requests(error: HTTPException):
         """A request limit was hit: say how long to wait, in words and in Retry-After."""
+        seconds = limits.limit_wait_seconds()
         if request.endpoint == "auth.login" and request.method == "POST":
-            # A paused address is told so, not "try again in a minute" (issue 11).
+            # A paused address is told so, not "try again in a minute" (issue 11). The pause
+            # is the address's (limits.paused_until: one rule for an account and for none),
+            # never the account's own lock: only the right password may see that, and a
+            # limited request checks no password, or the limit would stop no guessing (a
+            # locked account would answer every guess) nor any argon2 work.
             until = limits.paused_until(request.form.get("email", type=str) or "")
-            if until is not None:
+            if until is not None and until > clock.now() + timedelta(seconds=seconds):
                 from blueprints.auth import paused_page
                 from forms import LoginForm
 
                 return paused_page(LoginForm(), None, until)
-        seconds = limits.limit_wait_seconds()
         response = make_response(render_error(429, limits.limited_message(seconds)))
         response.headers["Retry-After"] = str(seconds)
         return response

@@ -261,6 +261,28 @@ class Event(db.Model):
         return f"<Event {self.type} {self.outcome or ''}>"
 
 
+class AddressFailure(db.Model):
+    """A wrong password for an email address, account or not, under a keyed hash of the
+    address (services/signin/limits.py, never the address), or the pause it led to.
+
+    Its own small table so that counting one address's failures reads that address's rows
+    through an index, the same few rows whether or not the address has an account and
+    however many other addresses are being tried (the events' JSON cannot be indexed)."""
+
+    __tablename__ = "address_failures"
+    __table_args__ = (
+        Index("ix_address_failures_key_created", "email_key", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email_key: Mapped[str] = mapped_column(String(64))
+    # "wrong" (a wrong password) or "paused" (the pause it caused, until `paused_until`).
+    kind: Mapped[str] = mapped_column(String(8), default="wrong")
+    # Indexed so that forgetting old rows reads only those.
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=now, index=True)
+    paused_until: Mapped[Optional[datetime]] = mapped_column(UTCDateTime())
+
+
 class DispatcherBeat(db.Model):
     """Each app process's dispatcher writes its heartbeat here, for /healthz."""
 

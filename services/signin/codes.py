@@ -416,7 +416,11 @@ def resend_wait(sign_in: SignIn) -> int:
 def resend_code(sign_in: SignIn, *, channel: Optional[str] = None) -> ResendResult:
     """Send the same code of this sign-in again, by its channel or by `channel` instead."""
     if sign_in.is_pending and sign_in.channel == "totp" and not expire_if_due(sign_in):
-        return _app_to_email(sign_in)
+        switched = _app_to_email(sign_in)
+        if switched is not None:
+            return switched
+        # Another request switched it to email a moment ago: this one is an ordinary
+        # resend of that code, so it meets the cooldown rather than making a second code.
     if not sign_in.is_pending or expire_if_due(sign_in) or not sign_in.code_encrypted:
         return ResendResult(False, "ended")
     # One conditional UPDATE counts the resend and starts the cooldown: of several resends
@@ -447,16 +451,27 @@ def resend_code(sign_in: SignIn, *, channel: Optional[str] = None) -> ResendResu
     return ResendResult(True, resends_left=MAX_RESENDS - sign_in.resend_count)
 
 
-def _app_to_email(sign_in: SignIn) -> ResendResult:
+def _app_to_email(sign_in: SignIn) -> Optional[ResendResult]:
     """"Send a code by email instead" on an authenticator app's code page: this sign-in
-    gets a code of its own, by email, and follows the email rules from then on."""
+    gets a code of its own, by email, and follows the email rules from then on.
+
+    One conditional UPDATE makes the switch: of several clicks posted at once only one finds
+    the sign-in still waiting for the app, so one code is made and emailed. The others get
+    None (with the sign-in read afresh) and go on as resends of that code."""
+    at = clock.now()
     code = new_code()
-    sign_in.channel = "email"
-    sign_in.destination = sign_in.user.email
-    sign_in.code_hash = hash_code(sign_in_scope(sign_in.id), code)
-    sign_in.code_encrypted = keys.encrypt_secret(code)
-    sign_in.last_sent_at = clock.now()
-    sign_in.expires_at = clock.now() + CODE_LIFETIME
+    switched = db.session.execute(
+        update(SignIn)
+        .where(SignIn.id == sign_in.id, SignIn.channel == "totp", SignIn.status == "pending")
+        .values(channel="email", destination=sign_in.user.email,
+                code_hash=hash_code(sign_in_scope(sign_in.id), code),
+                code_encrypted=keys.encrypt_secret(code), last_sent_at=at,
+                expires_at=at + CODE_LIFETIME)
+        .execution_options(synchronize_session=False)
+    ).rowcount == 1
+    db.session.refresh(sign_in)
+    if not switched:
+        return None
     delivery.queue_code(sign_in, kind="code")
     audit.record("code_resend", user_id=sign_in.user_id, sign_in_id=sign_in.id,
                  detail={"channel": "email", "instead_of": "totp"})

@@ -13,8 +13,9 @@ Three layers, each for a different attack:
 * **Cost caps** stop anyone running up SMS bills through the sign-in form: no more than so many
   codes per account and per IP address in an hour, counted from the delivery outbox.
 
-Every count is read from the database (Events and Deliveries), so the rules hold across
-processes and restarts without any storage of their own.
+Every count is read from the database (Events, Deliveries, and the wrong passwords per
+address in AddressFailure), so the rules hold across processes and restarts without any
+storage of their own.
 """
 
 from __future__ import annotations
@@ -29,10 +30,10 @@ from typing import Callable, Optional
 
 from flask import current_app, has_request_context, request, session
 from flask_login import current_user
-from sqlalchemy import func, select, text
+from sqlalchemy import delete, func, select, text
 
 from extensions import db, limiter
-from models import Delivery, Event, SignIn, User
+from models import AddressFailure, Delivery, Event, SignIn, User
 from services import addresses, audit, clock, delivery
 from services.signin import codes
 
@@ -160,8 +161,17 @@ def lock_refusal(user: User) -> Optional[Refusal]:
     )
 
 
+def _hold_afresh(user: User) -> None:
+    """Hold the account's row until commit (codes.hold_account) and read its lock afresh:
+    failures posted at once are counted one after another, so the tenth locks the account
+    once, and a request that waited sees the lock the other made (one email, not two)."""
+    codes.hold_account(user)
+    db.session.refresh(user, ["locked_until", "lockout_count"])
+
+
 def note_failure(user: User) -> Optional[Refusal]:
     """After a wrong password or code: lock the account if its failures reached the limit."""
+    _hold_afresh(user)
     if failures_counted(user) < FAILURES_BEFORE_LOCK:
         return None
     return lock_account(user)
@@ -439,16 +449,21 @@ staff_changes = _both("staff_per_ip", "staff_per_account", account_key_from_curr
 
 # --- what a wrong password says, without telling who has an account (issue 11) ----------
 #
-# The moment an account locks, the page must say so, yet an attacker must not learn from it
-# whether the email address has an account. So an email address that no account has is
-# "locked" by the same rule: its wrong passwords are counted (under a keyed hash of the
-# address, never the address) and after FAILURES_BEFORE_LOCK it is paused for the same
-# growing delays, and the page says the same words with the same kind of time. The only
-# difference an outsider could see is that a real client's own wrong codes count towards
-# the real lock; those need the real password, so they tell nothing an attacker can cause.
+# The moment an address is paused, the page must say so, yet an attacker must not learn from
+# it whether the email address has an account. So what a wrong password is told depends on
+# the address typed alone, by one rule for every address: its wrong passwords are counted
+# (under a keyed hash of the address, never the address, in `address_failures`) and after
+# FAILURES_BEFORE_LOCK it is paused for the same growing delays. Nothing only the owner can
+# do (a successful sign-in, wrong codes, which need the password) changes that count, so it
+# is the same for an account and for no account. The account's real lock (note_failure)
+# follows its own rules beside it, and shows itself only to the right password.
+#
+# Both are read through the (email_key, created_at) index, and before this request writes:
+# the same few rows for a known or an unknown address however many others are being tried,
+# and on SQLite not under the database's write lock.
 
 def email_key(email: str) -> str:
-    """The keyed hash an unknown address is counted under (SECRET_KEY; never the address)."""
+    """The keyed hash an address is counted under (SECRET_KEY; never the address)."""
     return _keyed("email", email.strip().lower()[:254]).split(":", 1)[1]
 
 
@@ -461,69 +476,108 @@ def paused_message(until: datetime) -> str:
             "you need to sign in sooner, please contact us.")
 
 
-def _latest_unknown_lock(key: str) -> tuple[Optional[datetime], Optional[datetime]]:
-    """When this unknown address was last paused, and until when (None, None if never)."""
+def _hold_address(key: str) -> None:
+    """On PostgreSQL, take this address's advisory lock until commit, so wrong passwords
+    posted at once are counted one after another and the pause falls on the tenth, for every
+    address alike. (On SQLite the count is read before the write lock, so two posted at the
+    very same moment may both read nine and the pause come one later: alike for any address.)"""
+    if db.session.get_bind().dialect.name == "postgresql":
+        lock_key = int.from_bytes(hashlib.sha256(f"address:{key}".encode()).digest()[:8],
+                                  "big", signed=True)
+        db.session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": lock_key})
+
+
+def _address_rows(key: str, kind: str, since: datetime):
+    """This address's rows of one kind since `since`: a range of the (key, created_at) index."""
+    return select(AddressFailure).where(
+        AddressFailure.email_key == key, AddressFailure.created_at > since,
+        AddressFailure.kind == kind)
+
+
+def _latest_pause(key: str, at: datetime) -> tuple[Optional[datetime], Optional[datetime]]:
+    """When this address was last paused within LOCK_MEMORY, and until when (None, None)."""
     row = db.session.execute(
-        select(Event.created_at, Event.detail).where(
-            Event.type == "unknown_email_locked", Event.user_id.is_(None),
-            Event.detail["email_key"].as_string() == key,
-        ).order_by(Event.created_at.desc()).limit(1)
+        _address_rows(key, "paused", at - LOCK_MEMORY)
+        .with_only_columns(AddressFailure.created_at, AddressFailure.paused_until)
+        .order_by(AddressFailure.created_at.desc()).limit(1)
     ).first()
-    if row is None:
-        return None, None
-    try:
-        return row[0], clock.as_utc(datetime.fromisoformat(row[1]["until"]))
-    except (KeyError, TypeError, ValueError):
-        return row[0], None
+    return (row[0], row[1]) if row is not None else (None, None)
 
 
-def _unknown_failure(email: str) -> Optional[datetime]:
-    """Record a wrong password for an address no account has; lock it as an account would
-    be. Returns until when it is paused, if this attempt paused it."""
+def _count(rows) -> int:
+    return db.session.scalar(select(func.count()).select_from(rows.subquery())) or 0
+
+
+# Old rows each wrong password deletes at most: more than the one row it adds, so the table
+# stays as small as a week of wrong passwords without any other process to prune it.
+FORGET_AT_ONCE = 20
+
+
+def _forget_old_failures(at: datetime) -> None:
+    """Delete a few rows no rule reads any more (older than LOCK_MEMORY), through the
+    created_at index. SKIP LOCKED (PostgreSQL): rows another request is deleting are left to
+    it, so requests for different addresses never wait on each other here."""
+    old = (select(AddressFailure.id).where(AddressFailure.created_at <= at - LOCK_MEMORY)
+           .limit(FORGET_AT_ONCE).with_for_update(skip_locked=True))
+    db.session.execute(
+        delete(AddressFailure).where(AddressFailure.id.in_(old.scalar_subquery()))
+        .execution_options(synchronize_session=False))
+
+
+def _address_failure(email: str) -> Optional[datetime]:
+    """Count a wrong password for this address, account or not, and pause the address at
+    FAILURES_BEFORE_LOCK. Returns until when it is paused, if this attempt paused it (or
+    made the pause longer); else None. Reads first, then writes (see above)."""
     at = clock.now()
     key = email_key(email)
-    audit.record("password_failed", outcome="wrong",
-                 detail={"unknown_email": True, "email_key": key})
-    last_lock, until = _latest_unknown_lock(key)
-    since = max(filter(None, (at - FAILURE_WINDOW, last_lock)))
-    failures = db.session.scalar(
-        select(func.count(Event.id)).where(
-            Event.type == "password_failed", Event.user_id.is_(None),
-            Event.created_at > since, Event.detail["email_key"].as_string() == key)) or 0
+    _hold_address(key)
+    last_pause, until = _latest_pause(key, at)
+    since = max(filter(None, (at - FAILURE_WINDOW, last_pause)))
+    failures = _count(_address_rows(key, "wrong", since)) + 1  # this one is written below
+    earlier = _count(_address_rows(key, "paused", at - LOCK_MEMORY)) \
+        if failures >= FAILURES_BEFORE_LOCK else 0
+    _forget_old_failures(at)
+    db.session.add(AddressFailure(email_key=key, kind="wrong", created_at=at))
     if failures < FAILURES_BEFORE_LOCK:
+        db.session.flush()
         return None
-    earlier = db.session.scalar(
-        select(func.count(Event.id)).where(
-            Event.type == "unknown_email_locked", Event.user_id.is_(None),
-            Event.created_at > at - LOCK_MEMORY,
-            Event.detail["email_key"].as_string() == key)) or 0
     delay = LOCK_DELAYS[min(earlier, len(LOCK_DELAYS) - 1)]
     until = max(filter(None, (until, at + delay)))
-    audit.record("unknown_email_locked", outcome="locked",
-                 detail={"email_key": key, "until": until.isoformat()})
+    # A microsecond later, so that this pause counts only the wrong passwords after it.
+    db.session.add(AddressFailure(email_key=key, kind="paused", paused_until=until,
+                                  created_at=at + timedelta(microseconds=1)))
+    db.session.flush()
     return until
 
 
 def wrong_password(user: Optional[User], email: str) -> Optional[datetime]:
-    """After a wrong password for `email`: count it, and when this one locks the address
-    (or makes its lock longer), until when; else None. The caller commits.
+    """After a wrong password for `email`: count it, and when this one pauses the address
+    (or makes its pause longer), until when; else None. The caller commits.
 
-    Only the locking attempt is told: a later wrong password gets the usual answer, as it
-    would for an address nobody ever tried, so a lock is no sign that an account exists."""
+    What the page is told comes from the address alone (_address_failure), by the same rule
+    for an account and for none. For an account, the failure also counts towards its real
+    lock (note_failure), which emails the client and shows only to the right password.
+    Only the pausing attempt is told: a later wrong password gets the usual answer, as it
+    would for an address nobody ever tried."""
+    paused = _address_failure(email)
     if user is None:
-        return _unknown_failure(email)
+        audit.record("password_failed", outcome="wrong",
+                     detail={"unknown_email": True, "email_key": email_key(email)})
+        if paused is not None:
+            audit.record("unknown_email_locked", outcome="locked",
+                         detail={"email_key": email_key(email), "until": paused.isoformat()})
+        return paused
     audit.record("password_failed", user_id=user.id, outcome="wrong")
-    refusal = note_failure(user)
-    return refusal.until if refusal is not None else None
+    note_failure(user)
+    return paused
 
 
 def paused_until(email: str) -> Optional[datetime]:
-    """Until when signing in with this address is paused, account or not (None if it is not)."""
+    """Until when this address is paused as an outsider sees it (the address rule above,
+    account or not), or None. Never the account's own lock: that needs the password."""
     email = (email or "").strip().lower()[:254]
-    if not email:
+    if not email or "\x00" in email:
         return None
-    user = db.session.scalar(select(User).where(User.email == email))
-    if user is not None:
-        return user.locked_until if user.is_locked(clock.now()) else None
-    _, until = _latest_unknown_lock(email_key(email))
-    return until if until is not None and until > clock.now() else None
+    at = clock.now()
+    _, until = _latest_pause(email_key(email), at)
+    return until if until is not None and until > at else None

@@ -54,11 +54,16 @@ def _end(proof: PhoneProof, status: str, at: Optional[datetime] = None) -> None:
     )
 
 
-def _latest(user: User) -> Optional[PhoneProof]:
-    return db.session.scalar(
-        select(PhoneProof).where(PhoneProof.user_id == user.id)
-        .order_by(PhoneProof.created_at.desc(), PhoneProof.id.desc()).limit(1)
-    )
+def _latest(user: User, *, locked: bool = False) -> Optional[PhoneProof]:
+    """The account's newest proof; `locked` reads it afresh under its row lock (PostgreSQL;
+    SQLite's write lock), as check_proof needs: codes typed at the same moment are then
+    judged one after another, so every wrong one counts towards the five. (NO KEY UPDATE
+    and populate_existing, as codes.lock_sign_in.)"""
+    query = (select(PhoneProof).where(PhoneProof.user_id == user.id)
+             .order_by(PhoneProof.created_at.desc(), PhoneProof.id.desc()).limit(1))
+    if locked:
+        query = query.with_for_update(key_share=True).execution_options(populate_existing=True)
+    return db.session.scalar(query)
 
 
 def _expire_if_due(proof: PhoneProof) -> bool:
@@ -155,7 +160,10 @@ class ProofCheck:
 
 def check_proof(user: User, code: str, *, channel: str) -> ProofCheck:
     """Judge a code typed to prove a number; when right, the number becomes the account's."""
-    proof = _latest(user)
+    # The account first, then the proof: the order start_proof takes them in (it holds the
+    # account, then ends the earlier proof), so two requests never wait on each other.
+    codes.hold_account(user)
+    proof = _latest(user, locked=True)
     if proof is None:
         outcome = ProofCheck(NONE)
     elif proof.status == "expired" or _expire_if_due(proof):

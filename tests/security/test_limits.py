@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 from werkzeug.exceptions import TooManyRequests
 
 from extensions import db
-from models import Delivery, Event, SignIn, User
+from models import AddressFailure, Delivery, Event, SignIn, User
 from services import clock
 from services.signin import limits
 from tests.conftest import Browser, add_user, request_code, user_by_email, wrong_code
@@ -348,3 +348,88 @@ def test_limits_hold_in_memory_when_redis_is_unreachable(app, user, limits_on, c
     statuses = [Browser(app).log_in(EMAIL, "wrong").status_code for _ in range(3)]
     assert statuses == [200, 200, 429]
     assert "falling back to in-memory storage" in caplog.text
+
+
+# --- wrong passwords for addresses with no account: read through an index -----------------
+
+def _plans(app, statements: list[tuple[str, object]]) -> list[str]:
+    """The database's plan for each statement, seq scans made a last resort on PostgreSQL (so
+    a "Seq Scan" in the plan means no index could serve it, whatever the table's size)."""
+    plans = []
+    with app.app_context():
+        connection = db.session.connection()
+        postgres = connection.dialect.name == "postgresql"
+        if postgres:
+            connection.exec_driver_sql("SET LOCAL enable_seqscan = off")
+        for statement, parameters in statements:
+            explain = "EXPLAIN " if postgres else "EXPLAIN QUERY PLAN "
+            rows = connection.exec_driver_sql(explain + statement, parameters).all()
+            plans.append(" | ".join(str(row[-1]) for row in rows))
+        db.session.rollback()
+        db.session.remove()
+    return plans
+
+
+def _seed_other_failures(app, how_many: int) -> None:
+    """Wrong passwords for many other unknown addresses in the last day, as a stuffing wave
+    leaves them: the audit events and the per-address rows."""
+    at = clock.now()
+    with app.app_context():
+        db.session.execute(Event.__table__.insert(), [
+            {"created_at": at - timedelta(seconds=n), "type": "password_failed",
+             "outcome": "wrong", "detail": {"unknown_email": True, "email_key": f"{n:032x}"}}
+            for n in range(how_many)])
+        db.session.execute(AddressFailure.__table__.insert(), [
+            {"created_at": at - timedelta(seconds=n), "email_key": f"{n:032x}", "kind": "wrong"}
+            for n in range(how_many)])
+        db.session.commit()
+        db.session.remove()
+
+
+@pytest.mark.parametrize("email", ["nobody@example.com", EMAIL])
+def test_an_address_failures_are_read_through_an_index_known_or_not(app, user, browser, email):
+    """An address's wrong passwords used to be found by reading every wrong password of the
+    day and the JSON of each (a timing oracle, under SQLite's write lock). Every statement a
+    wrong password now reads or deletes with goes through an index, for an unknown address as
+    for a known one; none reads another address's rows or the events' JSON."""
+    _seed_other_failures(app, 3000)
+    seen: list[tuple[str, object]] = []
+
+    def capture(_conn, _cursor, statement, parameters, _context, _executemany):
+        if statement.lstrip().upper().startswith(("SELECT", "DELETE")):
+            seen.append((statement, parameters))
+
+    with app.app_context():
+        engine = db.engine
+    from sqlalchemy import event as sa_event
+
+    sa_event.listen(engine, "before_cursor_execute", capture)
+    try:
+        for _ in range(limits.FAILURES_BEFORE_LOCK):  # up to and with the pause
+            assert browser.log_in(email, "not the password").status_code in (200, 429)
+    finally:
+        sa_event.remove(engine, "before_cursor_execute", capture)
+
+    statements = [pair for pair in seen if re.search(r"\b(address_failures|events)\b", pair[0])]
+    assert any("address_failures" in statement for statement, _ in statements)
+    assert not any("email_key" in statement and "events" in statement
+                   for statement, _ in statements)
+    for (statement, _), plan in zip(statements, _plans(app, statements)):
+        assert not re.search(r"\bSCAN (address_failures|events)\b(?! USING)|Seq Scan", plan), (
+            statement, plan)
+        assert "address_failures" not in statement or "ix_address_failures" in plan, (
+            statement, plan)
+
+
+def test_address_failures_older_than_a_week_are_forgotten(app, user, browser):
+    """The per-address rows prune themselves: each wrong password deletes a few of those no
+    rule reads any more, so no other process has to."""
+    fail_passwords(browser, 2, email="nobody@example.com")
+    fail_passwords(browser, 1)
+    assert count(app, AddressFailure) == 3
+    clock.advance(limits.LOCK_MEMORY + timedelta(minutes=1))
+    fail_passwords(browser, 1, email="someone.else@example.com")
+    with app.app_context():
+        assert db.session.scalars(select(AddressFailure.email_key)).all() == [
+            limits.email_key("someone.else@example.com")]
+        db.session.remove()
