@@ -281,7 +281,9 @@ def register_errorhandlers(app: Flask) -> None:
 
     @app.errorhandler(Exception)
     def server_error(error: Exception):
-        log.exception("unhandled error on %s %s", request.method, request.path)
+        # The route's rule, not the path: a link's one-time token is in the path.
+        log.exception("unhandled error on %s %s", request.method,
+                      request.url_rule.rule if request.url_rule else request.path)
         db.session.rollback()
         return render_error(500, "Something went wrong on our side. Please try again.")
 
