@@ -172,6 +172,7 @@ class Config:
                 "the other MAIL_ settings in the environment or in .env."
             )
         check_signature_method(config.get("VONAGE_SIGNATURE_METHOD"))
+        check_claim_time(config.get("DISPATCHER_CLAIM_SECONDS"), config.get("MAIL_TIMEOUT"))
 
 
 SIGNATURE_METHODS = ("md5hash", "md5", "sha1", "sha256", "sha512")
@@ -198,6 +199,19 @@ def check_secret_key(value: str | None) -> None:
             f"SECRET_KEY is too short: it needs at least {SECRET_KEY_MIN_LENGTH} characters "
             f"(this one has {len(value)}). A short key can be guessed, and whoever has it can "
             f"sign in as anyone. Replace it with the output of: {MAKE_SECRET_KEY}")
+
+
+def check_claim_time(claim_seconds, mail_timeout) -> None:
+    """A message is claimed for DISPATCHER_CLAIM_SECONDS; a hand-over that outlasts its claim
+    may be sent again by another worker. One hand-over can wait MAIL_TIMEOUT on connecting
+    and again on each reply, so the claim must be well above it."""
+    if claim_seconds is None or mail_timeout is None:
+        return
+    if int(claim_seconds) < 3 * int(mail_timeout):
+        raise RuntimeError(
+            f"DISPATCHER_CLAIM_SECONDS ({claim_seconds}) must be at least three times "
+            f"MAIL_TIMEOUT ({mail_timeout}): a slower hand-over would be claimed again by "
+            "another worker and the message sent twice.")
 
 
 def check_portal_url(value: str | None) -> None:

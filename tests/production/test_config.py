@@ -48,3 +48,14 @@ def test_a_missing_or_blank_key_is_refused(key):
 def test_a_long_random_key_is_accepted(key):
     assert len(key) >= 32
     Config.check({**SETTINGS, "SECRET_KEY": key})
+
+
+def test_a_claim_shorter_than_three_mail_timeouts_is_refused():
+    """A hand-over that outlasts its claim is claimed again elsewhere and sent twice."""
+    key = secrets.token_urlsafe(48)
+    with pytest.raises(RuntimeError, match="DISPATCHER_CLAIM_SECONDS"):
+        Config.check({**SETTINGS, "SECRET_KEY": key, "DISPATCHER_CLAIM_SECONDS": 30,
+                      "MAIL_TIMEOUT": 20})
+    defaults = {"DISPATCHER_CLAIM_SECONDS": Config.DISPATCHER_CLAIM_SECONDS,
+                "MAIL_TIMEOUT": Config.MAIL_TIMEOUT}  # 90 and 20
+    Config.check({**SETTINGS, "SECRET_KEY": key, **defaults})

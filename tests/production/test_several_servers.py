@@ -107,7 +107,7 @@ def cluster(tmp_path_factory, smtp_server, redis_server):
                 url, smtp_server, tmp_path_factory.mktemp(f"server-{name}"), workers=2,
                 own_group=True, RATELIMIT_ENABLED="1",
                 RATELIMIT_STORAGE_URI=redis_server.url,
-                DISPATCHER_CLAIM_SECONDS=str(CLAIM_SECONDS), **FORWARD_AUTH,
+                DISPATCHER_CLAIM_SECONDS=str(CLAIM_SECONDS), MAIL_TIMEOUT="2", **FORWARD_AUTH,
             )
             servers[name].start()
         yield servers
