@@ -33,7 +33,7 @@ def _s256(verifier: str) -> str:
 def prepare(app, count: int) -> tuple[str, str, list[tuple[str, str]]]:
     """A registered app and `count` fresh codes (code, verifier) of the bench's users."""
     from extensions import db
-    from models import OAuthCode, User
+    from models import AuthSession, OAuthCode, User
     from services import clock
     from services.federation import oidc
 
@@ -43,6 +43,15 @@ def prepare(app, count: int) -> tuple[str, str, list[tuple[str, str]]]:
         user_ids = list(db.session.scalars(select(User.id).where(User.role == "client")
                                            .order_by(User.id).limit(500)))
         at = clock.now()
+        # A code is good only while the session it was issued under is live: one signed-in
+        # session per user, as if each had just signed in for the app.
+        logins = []
+        for user_id in user_ids:
+            login = AuthSession(token_hash=secrets.token_hex(32), user_id=user_id, created_at=at,
+                                last_seen_at=at, amr=["pwd", "otp", "mfa"])
+            db.session.add(login)
+            logins.append(login)
+        db.session.flush()
         pairs, rows = [], []
         for n in range(count):
             code, verifier = secrets.token_urlsafe(36), secrets.token_urlsafe(48)
@@ -50,6 +59,7 @@ def prepare(app, count: int) -> tuple[str, str, list[tuple[str, str]]]:
             rows.append({
                 "code_hash": hashlib.sha256(code.encode()).hexdigest(),
                 "client_id": new.row.id, "user_id": user_ids[n % len(user_ids)],
+                "auth_session_id": logins[n % len(logins)].id,
                 "redirect_uri": REDIRECT_URI, "scope": "openid email profile",
                 "nonce": secrets.token_hex(8), "code_challenge": _s256(verifier),
                 "code_challenge_method": "S256", "auth_time": at, "amr": ["pwd", "otp", "mfa"],
