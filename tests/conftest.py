@@ -393,6 +393,23 @@ def user_by_email(app, email: str) -> User:
         return db.session.scalar(select(User).where(User.email == email))
 
 
+def pause_in(monkeypatch, module, name: str, parties: int):
+    """Make `module.name` wait, before doing its work, until `parties` requests are there (so
+    requests posted at once really overlap); returns a function that puts the real one back."""
+    barrier = threading.Barrier(parties)
+    real = getattr(module, name)
+
+    def paused(*args, **kwargs):
+        try:
+            barrier.wait(timeout=2)
+        except threading.BrokenBarrierError:
+            pass  # the others are waiting for a lock this request holds: go on
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(module, name, paused)
+    return lambda: monkeypatch.setattr(module, name, real)
+
+
 # --- Redis (shared request limits across servers) ----------------------------------------
 
 class RedisServer:

@@ -19,7 +19,7 @@ from sqlalchemy import func, select
 from extensions import db
 from models import Delivery, SignIn
 from services import delivery
-from tests.conftest import Browser, add_user, make_config, running_app
+from tests.conftest import Browser, add_user, make_config, pause_in, running_app
 
 AT_ONCE = 4
 
@@ -44,17 +44,7 @@ def databases(tmp_path):
 @pytest.fixture
 def pause_before_queueing(monkeypatch):
     """Hold each request just before it queues a message until AT_ONCE have arrived."""
-    barrier = threading.Barrier(AT_ONCE)
-    queue_code = delivery.queue_code
-
-    def paused(*args, **kwargs):
-        try:
-            barrier.wait(timeout=2)
-        except threading.BrokenBarrierError:
-            pass  # the others are waiting for a lock this request holds: go on
-        return queue_code(*args, **kwargs)
-
-    monkeypatch.setattr(delivery, "queue_code", paused)
+    pause_in(monkeypatch, delivery, "queue_code", AT_ONCE)
 
 
 def _at_once(app, cookies: list[str], posts: list) -> list[int]:

@@ -24,27 +24,10 @@ from models import Delivery, Event, PhoneProof, SignIn
 from services import delivery
 from services.signin import codes, limits
 from tests.authenticators.conftest import set_up_app  # noqa: F401  (a fixture)
-from tests.conftest import Browser, wrong_code
+from tests.conftest import Browser, pause_in, wrong_code
 from tests.sms.conftest import SMS_PHONE, vonage  # noqa: F401  (a fixture)
 
 AT_ONCE = 4
-
-
-def _pause_in(monkeypatch, module, name: str, parties: int = AT_ONCE):
-    """Make `module.name` wait, before doing its work, until `parties` requests are there;
-    returns a function that puts the real one back."""
-    barrier = threading.Barrier(parties)
-    real = getattr(module, name)
-
-    def paused(*args, **kwargs):
-        try:
-            barrier.wait(timeout=2)
-        except threading.BrokenBarrierError:
-            pass  # the others are waiting for a lock this request holds: go on
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(module, name, paused)
-    return lambda: monkeypatch.setattr(module, name, real)
 
 
 def _at_once(app, cookie: str, path: str, forms: list[dict]) -> list[int]:
@@ -83,7 +66,7 @@ def test_double_click_on_email_instead_sends_one_code(app, user, set_up_app, smt
     token = browser.csrf_for("/login/code")
     cookie = browser.client.get_cookie("clientgate_session").value
 
-    restore = _pause_in(monkeypatch, delivery, "queue_code", parties=2)
+    restore = pause_in(monkeypatch, delivery, "queue_code", parties=2)
     statuses = _at_once(app, cookie, "/login/code/resend",
                         [{"csrf_token": token, "channel": "email"}] * 2)
     restore()
@@ -117,7 +100,7 @@ def test_wrong_proof_codes_at_once_all_count(sms_app, user, sign_in, vonage, del
     cookie = browser.client.get_cookie("clientgate_session").value
 
     wrong = 8
-    restore = _pause_in(monkeypatch, codes, "code_matches", parties=wrong)
+    restore = pause_in(monkeypatch, codes, "code_matches", parties=wrong)
     _at_once(app, cookie, "/account/security",
              [{"csrf_token": token, "code": wrong_code(code), "channel": "sms"}] * wrong)
     restore()
@@ -144,7 +127,7 @@ def test_wrong_passwords_at_once_at_the_tenth_lock_once_and_mail_once(
     token = browser.csrf_for("/login")
     cookie = browser.client.get_cookie("clientgate_session").value
 
-    restore = _pause_in(monkeypatch, limits, "failures_counted")
+    restore = pause_in(monkeypatch, limits, "failures_counted", AT_ONCE)
     _at_once(app, cookie, "/login",
              [{"csrf_token": token, "email": "client@example.com",
                "password": "not the password"}] * AT_ONCE)
