@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 from typing import Optional
 
 from flask import current_app
-from sqlalchemy import select, update
+from sqlalchemy import select
 
 from extensions import db
 from models import AuthSession, SignIn, User
@@ -99,13 +99,7 @@ def sign_out_everywhere_else(user: User, current_token: Optional[str],
 
     Returns how many sessions, sign-ins and marks ended.
     """
-    keep = sessions.token_hash(current_token) if current_token else ""
-    ended = db.session.execute(
-        update(AuthSession)
-        .where(AuthSession.user_id == user.id, AuthSession.revoked_at.is_(None),
-               AuthSession.token_hash != keep)
-        .values(revoked_at=clock.now())
-    ).rowcount or 0
+    ended = sessions.revoke_live(user.id, keep_token=current_token)
     ended += end_pending_sign_ins(user, by="client")
     ended += trusted_devices.forget_all(user.id, "signed out elsewhere", keep_mark=current_mark)
     audit.record("signed_out_elsewhere", user_id=user.id, detail={"ended": ended})

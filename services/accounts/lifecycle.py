@@ -15,7 +15,7 @@ from flask import current_app
 from sqlalchemy import func, select, update
 
 from extensions import db
-from models import AuthSession, Delivery, User
+from models import Delivery, User
 from services import audit, clock, delivery, keys
 from services.signin import passwords, sessions
 from services.accounts import messages, policy, tokens
@@ -71,12 +71,7 @@ def end_sessions(user: User, keep_token: Optional[str] = None) -> int:
     """End every session of the user but the one with `keep_token`."""
     if keep_token is None:
         return sessions.revoke_all_for(user.id)
-    return db.session.execute(
-        update(AuthSession)
-        .where(AuthSession.user_id == user.id, AuthSession.revoked_at.is_(None),
-               AuthSession.token_hash != sessions.token_hash(keep_token))
-        .values(revoked_at=clock.now())
-    ).rowcount or 0
+    return sessions.revoke_live(user.id, keep_token=keep_token)
 
 
 # --- forgotten passwords --------------------------------------------------------------

@@ -10,7 +10,7 @@ from datetime import timedelta
 from typing import Optional
 
 from flask import current_app
-from sqlalchemy import select, update
+from sqlalchemy import select
 
 from extensions import db
 from models import AuthSession, Event, SignIn, User
@@ -51,10 +51,5 @@ def end_sessions_opened_by(user_id: int, used_event: str, detail_key: str, value
                    if row.sign_in_id is not None and (row.detail or {}).get(detail_key) == value]
     if not sign_in_ids:
         return 0
-    ending = [AuthSession.user_id == user_id, AuthSession.sign_in_id.in_(sign_in_ids),
-              AuthSession.revoked_at.is_(None)]
-    if keep_token:
-        ending.append(AuthSession.token_hash != sessions.token_hash(keep_token))
-    return db.session.execute(
-        update(AuthSession).where(*ending).values(revoked_at=clock.now())
-    ).rowcount or 0
+    return sessions.revoke_live(user_id, AuthSession.sign_in_id.in_(sign_in_ids),
+                                keep_token=keep_token)

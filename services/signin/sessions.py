@@ -105,12 +105,18 @@ def revoke_all_for(user_id: int) -> int:
     from services.authenticators import trusted_devices  # it needs nothing from here
 
     trusted_devices.forget_all(user_id, "all sessions ended")
-    result = db.session.execute(
-        update(AuthSession)
-        .where(AuthSession.user_id == user_id, AuthSession.revoked_at.is_(None))
-        .values(revoked_at=clock.now())
-    )
-    return result.rowcount or 0
+    return revoke_live(user_id)
+
+
+def revoke_live(user_id: int, *conditions, keep_token: Optional[str] = None) -> int:
+    """End the user's live sessions (those matching `conditions`, if any), all but the one
+    with `keep_token`. Returns how many ended; the caller commits."""
+    ending = [AuthSession.user_id == user_id, AuthSession.revoked_at.is_(None), *conditions]
+    if keep_token:
+        ending.append(AuthSession.token_hash != _hash(keep_token))
+    return db.session.execute(
+        update(AuthSession).where(*ending).values(revoked_at=clock.now())
+    ).rowcount or 0
 
 
 def session_for_token(token: Optional[str]) -> Optional[AuthSession]:
