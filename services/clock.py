@@ -1,4 +1,4 @@
-"""The one clock. Everything stored is aware UTC; tests move time with `freeze`/`advance`."""
+"""The one clock. Everything stored is aware UTC; tests move time with `advance`."""
 
 from __future__ import annotations
 

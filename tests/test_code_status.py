@@ -8,6 +8,7 @@ own answer for everything the fast path leaves to it.
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 import pytest
@@ -53,6 +54,16 @@ def set_message(app, **values) -> None:
         db.session.commit()
 
 
+def same_answer(fast, slow) -> bool:
+    """The same JSON, byte for byte, but for a resend countdown read a moment apart, which may
+    have crossed a second between the two reads (it is 23 or 22 here, so the length holds)."""
+    countdown = re.compile(rb'"resend_wait":\s*(\d+)')
+    fast_body, slow_body = fast.get_data(), slow.get_data()
+    fast_wait, slow_wait = (int(countdown.search(body)[1]) for body in (fast_body, slow_body))
+    return (abs(fast_wait - slow_wait) <= 1
+            and countdown.sub(b"", fast_body) == countdown.sub(b"", slow_body))
+
+
 MESSAGE_STATES = {
     "queued": {},
     "sending": {"status": "sending", "claimed_by": "another worker"},
@@ -83,11 +94,10 @@ def test_the_fast_path_answers_exactly_what_the_route_would(
         assert route_calls == [1]
         route_calls.clear()
         assert fast.status_code == slow.status_code == 200
-        assert fast.get_json() == slow.get_json()
-        assert fast.get_data() == slow.get_data()
+        assert same_answer(fast, slow)
         assert sorted(fast.headers.items()) == sorted(slow.headers.items())
     document = fast.get_json()
-    assert document["status"] == "pending" and document["resend_wait"] == 23
+    assert document["status"] == "pending" and document["resend_wait"] in (22, 23)
     assert document["delivery"]["state"] == state
     assert ("Strict-Transport-Security" in fast.headers) == base_url.startswith("https")
 
