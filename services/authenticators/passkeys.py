@@ -10,6 +10,9 @@
   answer; each is taken (deleted) before it is checked, so it is used at most once.
 * The signature counter is kept; one that does not go up suggests a copied key, which is
   refused and recorded as a clone warning.
+* py_webauthn is imported by the functions that make or check a passkey, not with this
+  module: with its certificate and ASN.1 libraries it is 5 MB that a worker serving no
+  passkey request need not hold (the account page and password resets use this module too).
 """
 
 from __future__ import annotations
@@ -24,19 +27,6 @@ from typing import Optional
 
 from flask import current_app
 from sqlalchemy import delete, select
-from webauthn import (
-    generate_authentication_options, generate_registration_options, options_to_json,
-    verify_authentication_response, verify_registration_response,
-)
-from webauthn.helpers import (
-    base64url_to_bytes, bytes_to_base64url, parse_authentication_credential_json,
-    parse_authenticator_data,
-)
-from webauthn.helpers.exceptions import WebAuthnException
-from webauthn.helpers.structs import (
-    AuthenticatorSelectionCriteria, PublicKeyCredentialDescriptor, ResidentKeyRequirement,
-    UserVerificationRequirement,
-)
 
 from extensions import db
 from models import Passkey, User, WebAuthnChallenge
@@ -70,6 +60,8 @@ def _user_handle(user: User) -> str:
 
     Neither the email nor the database id, so an authenticator learns nothing from it.
     """
+    from webauthn.helpers import bytes_to_base64url
+
     existing = db.session.scalar(
         select(Passkey.user_handle).where(Passkey.user_id == user.id).limit(1))
     if existing:
@@ -82,6 +74,8 @@ def _user_handle(user: User) -> str:
 def _new_challenge(purpose: str, *, user_id: Optional[int] = None,
                    name: Optional[str] = None) -> tuple[str, bytes]:
     """Store a fresh challenge; returns the handle for the session cookie and the challenge."""
+    from webauthn.helpers import bytes_to_base64url
+
     at = clock.now()
     # Old challenges nobody answered are of no use to anyone.
     db.session.execute(delete(WebAuthnChallenge).where(WebAuthnChallenge.expires_at < at))
@@ -124,6 +118,13 @@ def clean_name(raw: Optional[str]) -> str:
 
 def registration_options(user: User, name: str) -> tuple[str, str]:
     """Options for navigator.credentials.create(), as JSON, and the challenge's handle."""
+    from webauthn import generate_registration_options, options_to_json
+    from webauthn.helpers import base64url_to_bytes
+    from webauthn.helpers.structs import (
+        AuthenticatorSelectionCriteria, PublicKeyCredentialDescriptor, ResidentKeyRequirement,
+        UserVerificationRequirement,
+    )
+
     rp_id, _ = _relying_party()
     handle, challenge = _new_challenge(REGISTER, user_id=user.id, name=clean_name(name))
     options = generate_registration_options(
@@ -151,6 +152,10 @@ class Registered:
 
 def finish_registration(user: User, handle: Optional[str], credential: str) -> Registered:
     """Check the browser's answer to the challenge and keep the new passkey."""
+    from webauthn import verify_registration_response
+    from webauthn.helpers import base64url_to_bytes, bytes_to_base64url
+    from webauthn.helpers.exceptions import WebAuthnException
+
     row = _take_challenge(handle, REGISTER)
     if row is None or row.user_id != user.id:
         return Registered(False, problem="expired")
@@ -223,6 +228,9 @@ def remove_all(user_id: int, reason: str) -> list[str]:
 
 def authentication_options() -> tuple[str, str]:
     """Options for navigator.credentials.get() with any of this site's passkeys, as JSON."""
+    from webauthn import generate_authentication_options, options_to_json
+    from webauthn.helpers.structs import UserVerificationRequirement
+
     rp_id, _ = _relying_party()
     handle, challenge = _new_challenge(SIGN_IN)
     options = generate_authentication_options(
@@ -242,6 +250,13 @@ class Used:
 
 def finish_authentication(handle: Optional[str], credential: str) -> Used:
     """Check a passkey's signature over our challenge; the user it belongs to, or why not."""
+    from webauthn import verify_authentication_response
+    from webauthn.helpers import (
+        base64url_to_bytes, bytes_to_base64url, parse_authentication_credential_json,
+        parse_authenticator_data,
+    )
+    from webauthn.helpers.exceptions import WebAuthnException
+
     row = _take_challenge(handle, SIGN_IN)
     if row is None:
         return Used(False, problem="expired")

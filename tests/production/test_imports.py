@@ -1,0 +1,65 @@
+"""What a worker holds in memory: the big optional libraries load with their first use.
+
+Every worker's resting memory is counted again under argon2id's 64 MiB (bench/run.py's RSS
+figure). py_webauthn (with its certificate and ASN.1 libraries, 5 MB) loads with the first
+passkey request, and of the vonage SDK only the SMS API's part loads, with the first text
+message: the `vonage` package's own client imports all fifteen of its APIs (10 MB more).
+Each check runs in a fresh interpreter, since this test process has imported everything.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.conftest import free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+
+SCRIPT = """
+import json, sys
+from app import create_app
+from config import TestConfig
+from extensions import db
+from services.authenticators import passkeys
+from services.delivery import sms
+from services.delivery.handover import DeliveryError
+
+app = create_app(type("Run", (TestConfig,), {
+    "SQLALCHEMY_DATABASE_URI": "sqlite://", "SQLALCHEMY_ENGINE_OPTIONS": {},
+    "VONAGE_API_KEY": "key", "VONAGE_API_SECRET": "secret",
+    "VONAGE_REST_HOST": "127.0.0.1:%(port)d",  # nothing listens: refused at once
+}))
+loaded = {}
+def note(step):
+    loaded[step] = sorted({name.split(".")[0] for name in sys.modules}
+                          & {"webauthn", "vonage", "vonage_sms", "pyasn1", "OpenSSL"})
+
+with app.app_context():
+    db.create_all()
+client = app.test_client()
+assert client.get("/login").status_code == 200
+note("login page")
+with app.app_context():
+    try:
+        sms.send_sms("+447700900123", "Your code is 123456", client_ref="1")
+    except DeliveryError as refused:
+        assert "could not be reached" in refused.reason, refused.reason
+note("a text message")
+with app.test_request_context():
+    passkeys.authentication_options()
+note("a passkey sign-in")
+print(json.dumps(loaded))
+"""
+
+
+def test_passkey_and_sms_libraries_load_with_their_first_use():
+    run = subprocess.run([sys.executable, "-c", SCRIPT % {"port": free_port()}], cwd=ROOT,
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    loaded = json.loads(run.stdout.splitlines()[-1])
+    assert loaded["login page"] == []
+    assert loaded["a text message"] == ["vonage_sms"]
+    assert loaded["a passkey sign-in"] == ["OpenSSL", "pyasn1", "vonage_sms", "webauthn"]
