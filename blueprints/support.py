@@ -85,9 +85,10 @@ def may_change(staff: User, user: User) -> bool:
 @bp.route("")
 def index():
     query = request.args.get("q", "")
-    result = support.find_clients(query, support.hidden_roles(current_user))
-    problems = [row for row in support.recent_problems(_tz()) if may_view(current_user, row.user)]
-    locks = [row for row in support.recent_locks() if may_view(current_user, row.user)]
+    hidden = support.hidden_roles(current_user)
+    result = support.find_clients(query, hidden)
+    problems = support.recent_problems(_tz(), hidden)
+    locks = support.recent_locks(hidden)
     return render_template(
         "support/index.html", q=query[:support.MAX_QUERY_LENGTH],
         result=result, problems=problems, locks=locks, days=support.PROBLEM_DAYS,

@@ -301,10 +301,27 @@ def account_activity(user: User, tz: str, limit: int = ACTIVITY_LIMIT) -> list[t
     return [timeline.activity_step(e, actors, tz) for e in events]
 
 
-def recent_problems(tz: str, *, days: int = PROBLEM_DAYS,
+def _hidden_user_ids(hidden: tuple[str, ...]) -> list[int]:
+    """The accounts of `hidden` roles (a firm's few admins)."""
+    return list(db.session.scalars(select(User.id).where(User.role.in_(hidden)))) \
+        if hidden else []
+
+
+def recent_problems(tz: str, hidden: tuple[str, ...] = (), *, days: int = PROBLEM_DAYS,
                     limit: int = PROBLEM_LIMIT) -> list[ProblemRow]:
-    """Sign-ins across all clients that went wrong lately, newest first."""
+    """Sign-ins across all clients that went wrong lately, newest first.
+
+    Sign-ins of `hidden` roles are left out in the queries, before the limit, so that they
+    neither show nor make the list shorter."""
     since = clock.now() - timedelta(days=days)
+    hidden_ids = _hidden_user_ids(hidden)
+
+    def shown(query, sign_in_id):
+        if not hidden_ids:
+            return query
+        return (query.join(SignIn, SignIn.id == sign_in_id)
+                .where(SignIn.user_id.not_in(hidden_ids)))
+
     hits: list[tuple[datetime, int]] = []
     # One small query per kind of trouble, each an index range, rather than one big OR.
     for type_, outcomes in PROBLEM_EVENTS:
@@ -313,12 +330,13 @@ def recent_problems(tz: str, *, days: int = PROBLEM_DAYS,
                         Event.sign_in_id.is_not(None)))
         if outcomes:
             query = query.where(Event.outcome.in_(outcomes))
+        query = shown(query, Event.sign_in_id)
         hits += db.session.execute(query.order_by(Event.created_at.desc()).limit(limit)).all()
+    failed = (select(Delivery.created_at, Delivery.sign_in_id)
+              .where(Delivery.status == "failed", Delivery.created_at >= since,
+                     Delivery.sign_in_id.is_not(None)))
     hits += db.session.execute(
-        select(Delivery.created_at, Delivery.sign_in_id)
-        .where(Delivery.status == "failed", Delivery.created_at >= since,
-               Delivery.sign_in_id.is_not(None))
-        .order_by(Delivery.created_at.desc()).limit(limit)
+        shown(failed, Delivery.sign_in_id).order_by(Delivery.created_at.desc()).limit(limit)
     ).all()
     newest: list[int] = []
     for _, sign_in_id in sorted(hits, key=lambda hit: hit[0], reverse=True):
@@ -345,15 +363,17 @@ class LockRow:
     still_locked: bool
 
 
-def recent_locks(*, days: int = PROBLEM_DAYS, limit: int = PROBLEM_LIMIT) -> list[LockRow]:
-    """Accounts locked in the last `days` (the newest lock of each), newest first. A lock
-    may end no sign-in (wrong passwords only), so the sign-in list alone would miss it."""
-    rows = db.session.execute(
-        select(Event.user_id, Event.created_at, Event.detail)
-        .where(Event.type == "account_locked", Event.user_id.is_not(None),
-               Event.created_at >= clock.now() - timedelta(days=days))
-        .order_by(Event.created_at.desc()).limit(limit * 5)
-    ).all()
+def recent_locks(hidden: tuple[str, ...] = (), *, days: int = PROBLEM_DAYS,
+                 limit: int = PROBLEM_LIMIT) -> list[LockRow]:
+    """Accounts locked in the last `days` (the newest lock of each), newest first, but those
+    of `hidden` roles. A lock may end no sign-in (wrong passwords only), so the sign-in list
+    alone would miss it."""
+    query = (select(Event.user_id, Event.created_at, Event.detail)
+             .where(Event.type == "account_locked", Event.user_id.is_not(None),
+                    Event.created_at >= clock.now() - timedelta(days=days)))
+    if hidden_ids := _hidden_user_ids(hidden):
+        query = query.where(Event.user_id.not_in(hidden_ids))
+    rows = db.session.execute(query.order_by(Event.created_at.desc()).limit(limit * 5)).all()
     newest: dict[int, tuple] = {}
     for user_id, at, detail in rows:
         newest.setdefault(user_id, (at, detail or {}))

@@ -5,11 +5,15 @@ sign-in form. (/healthz details: tests/hardening/test_production_channels.py.)
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from sqlalchemy import func, select
 
 from extensions import db
 from models import Event, User
+from services import clock, support
+from services.signin import codes, limits
 from tests.conftest import Browser, add_user
 from tests.sms.conftest import SMS_EMAIL, SMS_PHONE, sms_user  # noqa: F401 - fixtures
 from tests.vonage_stub import sign
@@ -127,6 +131,34 @@ def test_a_search_matching_only_admins_reads_as_one_matching_no_one(app, smtp, d
     admin, nobody = page("admin@exa"), page("nobody@exa")
     assert "No one’s email address or phone number contains “QUERY”" in nobody
     assert admin == nobody
+
+
+def test_admins_left_out_of_went_wrong_lately_do_not_shorten_it(app, smtp, deliver):
+    """Admins' locks and failed sign-ins are left out before the list's limit, not after:
+    the client's older rows still show to support staff however many admins came later."""
+    add_user(app, "client@example.com")
+    bosses = [f"boss{i}@example.com" for i in range(3)]
+    for email in bosses:
+        add_user(app, email, role="admin")
+    for email in ["client@example.com", *bosses]:  # oldest first: the client's, then admins'
+        Browser(app).log_in(email)
+        clock.advance(timedelta(seconds=1))
+    clock.advance(codes.CODE_LIFETIME)
+    deliver()  # every code runs out unused
+    with app.app_context():
+        for email in ["client@example.com", *bosses]:
+            limits.lock_account(db.session.scalar(select(User).filter_by(email=email)))
+            clock.advance(timedelta(seconds=1))
+        db.session.commit()
+    with app.app_context():
+        def emails(rows):
+            return [row.user.email for row in rows]
+
+        assert emails(support.recent_locks(("admin",), limit=3)) == ["client@example.com"]
+        assert emails(support.recent_problems("UTC", ("admin",), limit=3)) == [
+            "client@example.com"]
+        assert emails(support.recent_locks(limit=3)) == bosses[::-1]  # an admin sees all
+        assert emails(support.recent_problems("UTC", limit=3)) == bosses[::-1]
 
 
 # --- one email rule --------------------------------------------------------------------------
