@@ -6,6 +6,7 @@ behind is a small WSGI app that shows the Remote-Email it was given.
 
 from __future__ import annotations
 
+import http.client
 import threading
 from collections import Counter
 from urllib.parse import parse_qs, urlsplit
@@ -117,6 +118,16 @@ def test_a_host_the_browser_names_does_not_choose_the_rules(front, module_smtp):
     status, _, page = c.get(f"{front.url}/files/staff/plans",
                             headers={"Host": f"files.localhost:{front.port}"})
     assert status == 403 and "You cannot open this page" in page
+
+
+def test_a_protected_host_named_in_host_gets_no_answer(front, module_smtp):  # noqa: F811
+    # files.localhost's rules let any client in. Were the portal's server nginx's default,
+    # it would answer this, with $host (and X-Original-URL) naming files.localhost, and the
+    # staff area would be judged by that host's rules.
+    c = client(front)
+    c.sign_in(module_smtp)
+    with pytest.raises(http.client.RemoteDisconnected):
+        c.get("/files/staff/plans", host=f"files.localhost:{front.port}")
 
 
 def test_a_client_kept_out_sees_our_403_page_and_staff_get_in(front, module_smtp):  # noqa: F811

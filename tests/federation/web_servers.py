@@ -148,7 +148,9 @@ def request(port: int, method: str, path: str, host: str, headers: Optional[dict
 def nginx_site(host: str, port: int, clientgate_port: int, upstream_port: int) -> str:
     """docs/forward-auth/nginx.conf with the test's host and ports, over plain HTTP."""
     text = (DOCS / "nginx.conf").read_text()
-    text = re.sub(r"\n\s*ssl_certificate[^\n]*", "", text)
+    text = re.sub(r"\n\s*ssl_(certificate|reject_handshake)[^\n]*", "", text)
+    text = text.replace("listen 443 ssl http2 default_server;",
+                        f"listen 127.0.0.1:{port} default_server;")
     text = text.replace("listen 443 ssl http2;", f"listen 127.0.0.1:{port};")
     text = text.replace("portal.firm.co.uk", host)
     text = text.replace("127.0.0.1:8000", f"127.0.0.1:{clientgate_port}")
