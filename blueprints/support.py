@@ -107,6 +107,11 @@ def client(user_id: int):
 @bp.route("/clients/<int:user_id>/export.csv")
 def export(user_id: int):
     user = _client_or_404(user_id)
+    if request.headers.get("Sec-Fetch-Site") in ("cross-site", "same-site"):
+        # A link on another site (SameSite=Lax lets the cookie come with it): no download,
+        # and no record of an export nobody asked for. The button is on the client's page.
+        flash("To export this client's sign-ins, use the button on this page.", "info")
+        return redirect(url_for("support.client", user_id=user.id), 303)
     support.record_export(user, current_user)
     db.session.commit()
     stamp = clock.local(clock.now(), _tz()).strftime("%Y-%m-%d")

@@ -6,6 +6,7 @@ import csv
 import io
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import select
 
 from extensions import db
@@ -52,6 +53,24 @@ def test_export_is_a_csv_of_every_step(app, client_id, staff, smtp, deliver, pho
 
     [event] = db_events(app, "support_export")
     assert event.actor_id == user_by_email(app, STAFF).id and event.user_id == client_id
+
+
+@pytest.mark.parametrize("site", ["cross-site", "same-site"])
+def test_a_link_from_another_site_exports_nothing(app, client_id, staff, site):
+    # The staff cookie comes along with a top-level GET from anywhere (SameSite=Lax): such a
+    # link lands on the client's page, with no download and no record of one.
+    response = staff.get(f"/support/clients/{client_id}/export.csv",
+                         headers={"Sec-Fetch-Site": site})
+    assert response.status_code == 303
+    assert response.headers["Location"] == f"/support/clients/{client_id}"
+    assert "use the button on this page" in staff.text(f"/support/clients/{client_id}")
+    assert db_events(app, "support_export") == []
+    # From the page itself (or typed into the address bar) it downloads as ever.
+    for own in ("same-origin", "none"):
+        response = staff.get(f"/support/clients/{client_id}/export.csv",
+                             headers={"Sec-Fetch-Site": own})
+        assert response.status_code == 200 and response.mimetype == "text/csv"
+    assert len(db_events(app, "support_export")) == 2
 
 
 def db_events(app, type_):
