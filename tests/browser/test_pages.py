@@ -14,6 +14,7 @@ from playwright.sync_api import expect
 
 from services import clock
 from tests.conftest import add_user, user_by_email
+from tests.oidc.conftest import authorize_url, pkce, register
 from tests.browser.conftest import (
     DESKTOP, PHONE, SMALL_PHONE, assert_accessible, assert_fields_labelled, assert_fits_phone,
     code_from, log_in, screenshot, sign_in_through_pages,
@@ -176,3 +177,11 @@ def test_pages_behind_sign_in(viewport, live_server, new_context, smtp):
     client_id = user_by_email(live_server.app, "client@example.com").id
     page.goto(live_server(f"/support/clients/{client_id}"))
     check(page, "support-client")
+
+    # An app asks for a fresh sign-in (OpenID Connect prompt=login): the login form, with a
+    # note saying why, although this browser is signed in.
+    rp = register(live_server.app)
+    page.goto(live_server(authorize_url(rp, pkce()[1], prompt="login")))
+    expect(page.locator(".notice-info")).to_contain_text("asks you to sign in again")
+    expect(page.locator("input[name=email]")).to_be_visible()
+    check(page, "login-sign-in-again")
