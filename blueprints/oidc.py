@@ -16,7 +16,7 @@ from itsdangerous import BadSignature, URLSafeSerializer
 from blueprints.safety import no_store, safe_next
 from extensions import csrf, db
 from forms import LogoutForm
-from models import SignIn
+from models import OAuthClient, SignIn
 from services import clock
 from services.federation import oidc
 
@@ -113,7 +113,7 @@ def _fresh_login_done(login) -> bool:
     return True
 
 
-def _to_login(again: bool):
+def _to_login(client: OAuthClient, again: bool):
     """Send the browser through ClientGate's own sign-in, then back to this request.
 
     `again` (prompt=login, max_age): the session this browser has stays until the new
@@ -121,7 +121,8 @@ def _to_login(again: bool):
     """
     args = request.args.to_dict(flat=False)
     if again:
-        flash("For your safety, the app you are opening asks you to sign in again.", "info")
+        flash(f"For your safety, {client.name} asks you to sign in again before it opens.",
+              "info")
     # The sign-in about to happen is fresh: on the way back prompt=login and max_age are met.
     args["cg_reauth"] = [_marker_signer().dumps([clock.now().timestamp(), secrets.token_urlsafe(8)])]
     back = url_for("oidc.authorize") + "?" + urlencode(args, doseq=True)
@@ -159,7 +160,7 @@ def authorize():
         if grant.request.payload.data.get("prompt") == "none":
             return oidc.error_redirect(oidc.login_required(grant))
         oidc.note_app_sign_in(client, user)
-        return _to_login(again=user is not None)
+        return _to_login(client, again=user is not None)
     decision = oidc.access_decision(user, grant.redirect_uri)
     if not decision.allowed:
         oidc.note_refusal(client, user, decision.reason)

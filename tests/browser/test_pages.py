@@ -182,6 +182,6 @@ def test_pages_behind_sign_in(viewport, live_server, new_context, smtp):
     # note saying why, although this browser is signed in.
     rp = register(live_server.app)
     page.goto(live_server(authorize_url(rp, pkce()[1], prompt="login")))
-    expect(page.locator(".notice-info")).to_contain_text("asks you to sign in again")
+    expect(page.locator(".notice-info")).to_contain_text("Files asks you to sign in again")
     expect(page.locator("input[name=email]")).to_be_visible()
     check(page, "login-sign-in-again")

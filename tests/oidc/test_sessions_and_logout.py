@@ -153,7 +153,7 @@ def test_a_link_asking_for_a_fresh_sign_in_signs_nobody_out(app, user, sign_in, 
     assert asked.headers["Location"].startswith("/login?next=")
     page = b.get(asked.headers["Location"])
     assert page.status_code == 200  # the form, not straight back to the app
-    assert "asks you to sign in again" in page.get_data(as_text=True)
+    assert "Files asks you to sign in again" in page.get_data(as_text=True)
     assert b.get("/portal").status_code == 200  # still signed in: a link ends nothing
 
     count = len(smtp.messages)
