@@ -312,9 +312,11 @@ def resend():
     elif result.ok:
         where = "your email" if sign_in.channel == "email" else "your phone"
         left = result.resends_left
-        flash(f"We have sent the same code to {where} again. It is still the code "
-              f"sent at {_hhmm(sign_in.created_at)}. "
-              + (f"You can ask {left} more time{'s' if left != 1 else ''}." if left
+        sent = (f"We have sent the same code to {where} instead." if result.switched
+                else f"We have sent the same code to {where} again.")
+        flash(f"{sent} It is still the code sent at {_hhmm(sign_in.created_at)}. "
+              + ("" if not result.counted
+                 else f"You can ask {left} more time{'s' if left != 1 else ''}." if left
                  else "That was the last resend for this sign-in."), "success")
     elif result.reason == "cooldown":
         flash(f"Please wait {result.wait_seconds} seconds before asking again: "

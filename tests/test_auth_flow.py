@@ -73,11 +73,17 @@ def test_code_page_shows_send_time_in_portal_timezone(app, user, smtp, deliver, 
     start(browser, smtp, deliver)
     sign_in = sign_ins(app)[0]
     local = clock.local(sign_in.created_at, "Europe/London").strftime("%H:%M")
-    assert f"We sent a 6-digit code at <strong>{local}</strong>" in browser.text("/login/code")
+    assert f"a 6-digit code at <strong>{local}</strong>" in browser.text("/login/code")
 
 
-@pytest.mark.parametrize("typed", ["{a} {b}", "{a}-{b}", " {a}{b} ", "{a}\u2013{b}",
-                                   "\uff11{a1}{b}"])
+@pytest.mark.parametrize("typed", [
+    "{a} {b}", "{a}-{b}", " {a}{b} ", "{a}\u2013{b}", "\uff11{a1}{b}",
+    # Invisible characters a copy brings along: a zero-width space, a byte order mark,
+    # direction marks and isolates; the "#" of the text message's last line.
+    "{a}\u200b{b}", "\ufeff{a}{b}", "\u200e{a}{b}\u2069", "#{a}{b}",
+    # A whole message pasted: its one number of six digits.
+    "Your code is {a}{b}", "Your Test Portal code is {a}{b}.\n\n@localhost #{a}{b}",
+])
 def test_code_accepted_as_people_copy_it(app, user, smtp, deliver, browser, typed):
     code = start(browser, smtp, deliver)
     if "\uff11" in typed:  # a full-width first digit, as some phones paste it
@@ -91,6 +97,12 @@ def test_code_accepted_as_people_copy_it(app, user, smtp, deliver, browser, type
         typed_code = typed.format(a=code[:3], b=code[3:])
     response = browser.enter_code(typed_code)
     assert response.status_code == 302 and response.headers["Location"] == "/portal"
+
+
+@pytest.mark.parametrize("typed", ["123 / 456", "Your code is 123456, for 10 minutes",
+                                   "12345", "1234567", "123456 654321"])
+def test_text_with_no_one_six_digit_number_is_no_code(typed):
+    assert codes.normalise_code(typed) is None
 
 
 def test_malformed_code_is_explained_and_not_counted(app, user, smtp, deliver, browser):
@@ -417,6 +429,33 @@ def test_permanent_refusal_is_shown_as_failed(app, user, smtp, deliver, browser)
     assert status["delivery"]["state"] == "failed"
     assert "refused" in status["delivery"]["text"]
     assert events(app, "delivery_failed")[0].detail["reason"]
+
+
+def test_a_failed_email_says_what_to_do_instead_of_wait(app, user, smtp, deliver, browser):
+    smtp.refuse_with = "550 No such mailbox"
+    browser.log_in()
+    deliver()
+    page = browser.text("/login/code")
+    assert re.search(r'<p class="hint" data-unless-failed\s+hidden', page)  # not "can take minutes"
+    failed = " ".join(re.sub(r"<[^>]+>", " ", page[page.index('id="delivery-failed"'):]).split())
+    assert failed.startswith('id="delivery-failed" data-when-failed >')  # shown
+    assert "We could not send your code to c•••@example.com" in failed
+    assert "contact Test Portal" in failed and "sign in again" in failed
+    assert "We tried to send a 6-digit code at" in " ".join(re.sub(r"<[^>]+>|<span[^>]*hidden>[^<]*</span>", " ", page).split())
+
+
+@pytest.mark.parametrize("reason, shown", [
+    ("the mail server could not be reached (ConnectionRefusedError)",
+     "the mail server could not be reached"),
+    ("the mail server's certificate could not be verified (self-signed certificate)",
+     "our mail server could not be reached safely"),
+    ("the mail server refused the address (550)", "the mail server refused the address (550)"),
+    ("the text message service did not recognise the number (invalid number)",
+     "the text message service did not recognise the number (invalid number)"),
+])
+def test_a_failure_reads_for_clients_without_the_technical_detail(reason, shown):
+    item = Delivery(status="failed", channel="email", attempts=3, last_error=reason)
+    assert delivery.describe(item) == ("failed", f"Could not be sent: {shown}.")
 
 
 def test_queued_message_survives_a_restart(tmp_path, smtp):

@@ -17,6 +17,7 @@ import email.policy
 import functools
 import logging
 import os
+import re
 import secrets
 import smtplib
 import socket
@@ -135,6 +136,16 @@ def latest_for(sign_in: SignIn) -> Optional[Delivery]:
     )
 
 
+def _for_clients(reason: Optional[str]) -> str:
+    """Why a message failed, as a client reads it: without the exception's name or the TLS
+    detail, which support sees in the timeline ("... could not be reached (OSError)")."""
+    if not reason:
+        return "unknown reason"
+    if reason.startswith("the mail server's certificate"):
+        return "our mail server could not be reached safely"
+    return re.sub(r" \([A-Z][A-Za-z]+\)$", "", reason)
+
+
 def describe(item: Optional[Delivery]) -> tuple[str, str]:
     """A short state and a sentence for people: ("queued", "Waiting to be sent")."""
     if item is None:
@@ -147,7 +158,7 @@ def describe(item: Optional[Delivery]) -> tuple[str, str]:
         "sending": ("sending", "Being sent now."),
         "sent": ("sent", f"Handed to {where}."),
         "delivered": ("delivered", "Delivered to your phone."),
-        "failed": ("failed", f"Could not be sent: {item.last_error or 'unknown reason'}."),
+        "failed": ("failed", f"Could not be sent: {_for_clients(item.last_error)}."),
         "cancelled": ("cancelled", "Not sent: this sign-in had already ended."),
     }.get(item.status, (item.status, item.status))
 

@@ -37,7 +37,14 @@
     if (box.getAttribute('data-state') !== delivery.state) {
       box.setAttribute('data-state', delivery.state);
       if (dot) dot.className = 'delivery-dot delivery-' + delivery.state;
+      showWhatToDo(delivery.state === 'failed');
     }
+  }
+
+  // A message that could not be sent: say what to do instead of "it can take a few minutes".
+  function showWhatToDo(failed) {
+    page.querySelectorAll('[data-when-failed]').forEach(function (el) { el.hidden = !failed; });
+    page.querySelectorAll('[data-unless-failed]').forEach(function (el) { el.hidden = failed; });
   }
 
   function poll() {

@@ -9,7 +9,7 @@ import pytest
 from playwright.sync_api import expect
 
 from services import clock
-from tests.browser.conftest import code_from, log_in
+from tests.browser.conftest import PHONE, code_from, log_in, screenshot
 
 pytestmark = pytest.mark.browser
 
@@ -274,6 +274,28 @@ def test_live_delivery_status_and_resend_countdown(live_server, new_context, smt
     expect(page.locator(".notice-success")).to_contain_text("same code")
     smtp.wait_for(2)
     assert smtp.messages[-1].code == code, "Resend must send the same code"
+
+
+def test_a_message_that_fails_for_good_says_what_to_do_without_a_reload(live_server,
+                                                                      new_context, smtp):
+    smtp.stop()  # the mail server is down when the client signs in
+    page = new_context(PHONE, phone=True).new_page()
+    open_code_page(page, live_server)
+    page.evaluate("window.sameDocument = true")
+    wait_hint = page.locator("p.hint[data-unless-failed]")
+    expect(page.locator("#delivery-status")).to_contain_text("trying again", timeout=SOON)
+    expect(wait_hint).to_be_visible()
+    expect(page.locator("#delivery-failed")).to_be_hidden()
+
+    smtp.refuse_with = "550 No such mailbox"  # back, and refusing the address for good
+    smtp.start()
+    clock.advance(timedelta(seconds=6))
+    expect(page.locator("#delivery-failed")).to_contain_text("We could not send your code",
+                                                             timeout=SOON + 2000)
+    expect(wait_hint).to_be_hidden()
+    expect(page.locator(".lead")).to_contain_text("We tried to send a 6-digit code")
+    assert page.evaluate("window.sameDocument") is True, "it must change without a reload"
+    screenshot(page, "code-failed")
 
 
 def test_back_after_logging_out_does_not_show_the_portal(live_server, new_context, smtp):

@@ -32,7 +32,7 @@ def test_sign_in_resend_back_and_a_second_browser_without_javascript(live_server
     # Resend: the server counts the cooldown, then sends the same code again.
     page.get_by_text("Not received a code?").click()
     page.get_by_role("button", name="Send the code again").click()
-    expect(page.locator(".notice-warning")).to_contain_text(re.compile(r"wait \d+ seconds"))
+    expect(page.locator(".notice-warning[role=alert]")).to_contain_text(re.compile(r"wait \d+ seconds"))
     clock.advance(timedelta(seconds=31))
     page.get_by_text("Not received a code?").click()
     page.get_by_role("button", name="Send the code again").click()

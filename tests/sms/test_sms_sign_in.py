@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import re
 from datetime import timedelta
 
 import pytest
@@ -151,10 +152,10 @@ def test_send_by_email_instead(app, sms_user, vonage, smtp, deliver, browser):
     page = browser.text("/login/code")
     assert "Could not be sent" in page
 
-    # The fallback is a resend, so the 30-second cooldown applies.
-    clock.advance(timedelta(seconds=31))
+    # At once: the text failed, so the code is not on its way and no cooldown applies.
     response = browser.post("/login/code/resend", {"channel": "email"}, form_page="/login/code")
     assert response.status_code == 302
+    assert "sent the same code to your email instead" in browser.text("/login/code")
     deliver()
     mail = smtp.wait_for(1)[0]
     assert mail.to == [SMS_EMAIL] and mail.code
@@ -209,3 +210,56 @@ def test_status_mapping(status, permanent):
     assert isinstance(error, DeliveryError)
     assert error.permanent is permanent
     assert error.reason and "status" not in error.reason or status == "999"
+
+
+# --- a text that could not be sent: what the client sees and can do ----------------------
+
+def _visible(page: str) -> str:
+    return " ".join(re.sub(r"<[^>]+>", " ", page).split())
+
+
+def test_a_failed_text_says_what_to_do_instead_of_wait(app, sms_user, vonage, deliver,
+                                                      browser):
+    vonage.refuse_next("7")  # barred: no retry will help
+    browser.log_in(SMS_EMAIL)
+    deliver()
+    page = browser.text("/login/code")
+    assert re.search(r'<p class="hint" data-unless-failed\s+hidden', page)  # not "can take minutes"
+    assert re.search(r'<span data-unless-failed\s+hidden>We sent</span>', page)
+    failed = page[page.index('id="delivery-failed"'):]
+    assert "hidden" not in failed[:failed.index(">")]
+    assert "We could not send your code to" in _visible(failed)
+    assert "Send it by email" in failed
+
+
+def test_a_failed_text_can_go_by_email_after_every_resend_is_used(app, sms_user, vonage, smtp,
+                                                                 deliver, browser):
+    browser.log_in(SMS_EMAIL)
+    deliver()
+    for resend in range(3):
+        clock.advance(timedelta(seconds=31))
+        if resend == 2:
+            vonage.refuse_next("7")  # the last resend fails for good
+        browser.post("/login/code/resend", {}, form_page="/login/code")
+        deliver()
+    page = browser.text("/login/code")
+    assert "sent this code as many times as we can" in page
+    assert "Send it by email" in page  # the way on, although no resend is left
+    browser.post("/login/code/resend", {"channel": "email"}, form_page="/login/code")
+    deliver()
+    mail = smtp.wait_for(1)[0]
+    assert browser.enter_code(mail.code).status_code == 302
+
+
+def test_a_switch_after_a_failure_is_made_once_however_often_it_is_posted(
+        app, sms_user, vonage, smtp, deliver, browser):
+    vonage.refuse_next("7")
+    browser.log_in(SMS_EMAIL)
+    deliver()
+    for _ in range(3):  # the button pressed three times, or three tabs
+        browser.post("/login/code/resend", {"channel": "email"}, form_page="/login/code")
+    deliver()
+    assert len(smtp.wait_for(1)) == 1
+    with app.app_context():
+        sign_in = db.session.scalars(select(SignIn)).one()
+        assert sign_in.channel == "email" and sign_in.resend_count == 0
