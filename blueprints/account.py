@@ -10,7 +10,8 @@ from flask import (
 from flask_login import current_user, login_required
 
 from blueprints.safety import (
-    count_wrong_password, no_store, tries_left, wrong_current_password,
+    count_wrong_password, current_password_right, no_store, tries_left,
+    wrong_current_password,
 )
 from extensions import db
 from forms import (
@@ -19,7 +20,7 @@ from forms import (
 )
 from models import User
 from services import audit, clock, delivery
-from services.signin import limits, passwords, phone_proofs
+from services.signin import limits, phone_proofs
 from services.authenticators import passkeys, totp
 from services.phones import national
 
@@ -110,7 +111,7 @@ def _change():
         if not form.password.data:
             form.password.errors.append("Enter your password to make this change.")
             return _page(form, status=422)
-        if not passwords.verify_password(user, form.password.data):
+        if not current_password_right(user, form.password.data):
             return wrong_current_password(form.password, lambda: _page(form, status=422))
 
     if change.action == "prove":
@@ -283,7 +284,7 @@ def _password_again(password: Optional[str], anchor: str):
         return None
     user = _user()
     if isinstance(password, str) and password and len(password) <= 1024 \
-            and passwords.verify_password(user, password):
+            and current_password_right(user, password):
         return None
     if not password:
         flash("Enter your password to make this change: you signed in more than 10 minutes "

@@ -13,12 +13,14 @@ from flask import (
 )
 from flask_login import current_user, login_required, login_user
 
-from blueprints.safety import count_wrong_password, no_store, safe_next, tries_left
+from blueprints.safety import (
+    count_wrong_password, current_password_right, no_store, safe_next, tries_left,
+)
 from extensions import db
 from forms import PasskeyAddForm, PasskeyAnswerForm, PasskeySignInForm, RemoveForm
 from models import User
 from services import audit
-from services.signin import limits, passwords, phone_proofs, sessions
+from services.signin import limits, phone_proofs, sessions
 from services.authenticators import passkeys, sign_ins, trusted_devices
 from services.support.timeline import device_words, sign_in_method
 
@@ -141,7 +143,7 @@ def passkey_add_options():
         if not form.password.data:
             return _error("Enter your password to add a passkey: you signed in more than "
                           "10 minutes ago.", 422)
-        if not passwords.verify_password(user, form.password.data):
+        if not current_password_right(user, form.password.data):
             left = count_wrong_password(user)
             if left <= 0:
                 return jsonify({"redirect": url_for("auth.login"),

@@ -5,10 +5,12 @@ from __future__ import annotations
 from flask import Blueprint, flash, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_required, logout_user
 
-from blueprints.safety import no_store, token_in_address, wrong_current_password
+from blueprints.safety import (
+    current_password_right, no_store, token_in_address, wrong_current_password,
+)
 from extensions import db
 from forms import ChangeEmailForm, ConfirmForm
-from services.signin import limits, passwords
+from services.signin import limits
 from services.accounts import email_change, lifecycle, tokens
 
 bp = Blueprint("email_change", __name__)
@@ -37,7 +39,7 @@ def change():
         return page(200)
     if not form.validate_on_submit():
         return page()
-    if not passwords.verify_password(user, form.current_password.data):
+    if not current_password_right(user, form.current_password.data):
         return wrong_current_password(form.current_password, page)
     problem = email_change.address_problem(user, form.email.data)
     if problem:

@@ -10,11 +10,13 @@ from flask import (
 )
 from flask_login import current_user, login_required, logout_user
 
-from blueprints.safety import no_store, token_in_address, wrong_current_password
+from blueprints.safety import (
+    current_password_right, no_store, token_in_address, wrong_current_password,
+)
 from extensions import db
 from forms import ChangePasswordForm, ForgotPasswordForm, NewPasswordForm
 from services import audit
-from services.signin import limits, passwords
+from services.signin import limits
 from services.accounts import lifecycle, policy, tokens
 
 bp = Blueprint("passwords", __name__)
@@ -118,7 +120,7 @@ def change():
         return page(200)
     if not form.validate_on_submit():
         return page()
-    if not passwords.verify_password(user, form.current_password.data):
+    if not current_password_right(user, form.current_password.data):
         return wrong_current_password(form.current_password, page)
     problem = lifecycle.password_problem(user, form.password.data)
     if problem:

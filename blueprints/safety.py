@@ -10,7 +10,8 @@ from flask_login import current_user, logout_user
 from werkzeug.routing import IntegerConverter
 
 from extensions import db
-from services.signin import phone_proofs
+from services import clock
+from services.signin import limits, passwords, phone_proofs, sessions
 
 # The largest row id: an INTEGER column holds 2**31 - 1 on PostgreSQL. A number from a request
 # outside 1..MAX_ID names no row, and handed to the database it would be an error (SQLite's
@@ -101,14 +102,34 @@ def token_in_address(response):
     return response
 
 
+def current_password_right(user, typed: str) -> bool:
+    """The password a signed-in client typed to make a change. Never checked while the
+    account is locked: a session opened by a passkey or a trusted device during the lock
+    must not get the guesses that /login refuses."""
+    if user.is_locked(clock.now()):
+        return False
+    return passwords.verify_password(user, typed)
+
+
 def count_wrong_password(user) -> int:
     """Count a wrong current password typed by a signed-in client; return the tries left.
 
     At none left the browser is signed out (a flash says why): someone at an unlocked
-    device must not get to guess the password that guards the account's settings.
+    device must not get to guess the password that guards the account's settings. The same
+    when the account is locked (by these failures across sessions, or at /login): the
+    password is not checked, nothing is counted, and the browser is signed out.
     """
+    if user.is_locked(clock.now()):
+        sessions.revoke(session.get("sid"))
+        db.session.commit()
+        logout_user()
+        session.clear()
+        flash(limits.lock_refusal(user).message, "warning")
+        return 0
     failures = phone_proofs.wrong_password(user, session.get("sid"))
     db.session.commit()
+    if user.is_locked(clock.now()):
+        return count_wrong_password(user)
     left = phone_proofs.MAX_WRONG_PASSWORDS - failures
     if left <= 0:
         logout_user()

@@ -270,6 +270,17 @@ def apply_change(user: User, change: Change) -> str:
     return summary
 
 
+def _reauth_failures_lately(user: User) -> int:
+    """Wrong current passwords of this account, in any session, since its last lock or unlock
+    and within the lockout's window. A sign-in does not start the count afresh."""
+    at = clock.now()
+    since = max(filter(None, (at - limits.FAILURE_WINDOW, db.session.scalar(
+        select(func.max(Event.created_at)).where(
+            Event.user_id == user.id, Event.type.in_(("account_locked", "account_unlocked")))))))
+    return db.session.scalar(select(func.count(Event.id)).where(
+        Event.user_id == user.id, Event.type == "reauth_failed", Event.created_at > since)) or 0
+
+
 def notify(user: User, summary: str) -> Delivery:
     """Email the account's address that its sign-in settings changed."""
     return delivery.queue_message(
@@ -292,9 +303,14 @@ def wrong_password(user: User, token: Optional[str]) -> int:
 
     Counted from the audit trail, not the cookie, so replaying an older cookie resets nothing.
     At MAX_WRONG_PASSWORDS the session is revoked (the caller commits and signs the browser out).
+    Across sessions, limits.FAILURES_BEFORE_LOCK of them in a day lock the account as wrong
+    passwords at /login do: a session is cheap to get again with a passkey or a trusted
+    device, so sessions alone would let the password be guessed five at a time for ever.
     """
     audit.record("reauth_failed", user_id=user.id, outcome="wrong")
     db.session.flush()
+    if _reauth_failures_lately(user) >= limits.FAILURES_BEFORE_LOCK:
+        limits.lock_account(user)
     since = sessions.started_at(token) or clock.now()
     failures = db.session.scalar(
         select(func.count(Event.id)).where(
