@@ -38,6 +38,7 @@ CHALLENGE_LIFETIME = timedelta(minutes=5)
 TIMEOUT_MS = 120_000
 MAX_PASSKEYS = 10
 NAME_LENGTH = 60
+MAX_CREDENTIAL_ID_BYTES = 1023  # WebAuthn Level 3, 5.1 (credential ids are at most 1023 bytes)
 # RFC 8176: a hardware-secured key ("hwk"), the person present at the device ("user"), and
 # more than one factor ("mfa"): the key, unlocked by a fingerprint, face or PIN (user
 # verification is required). Which of those unlocked it the authenticator does not say, so
@@ -171,6 +172,12 @@ def finish_registration(user: User, handle: Optional[str], credential: str) -> R
     except (WebAuthnException, ValueError, KeyError, TypeError) as error:
         audit.record("passkey_refused", user_id=user.id, outcome="invalid",
                      detail={"step": "register", "reason": str(error)[:200]})
+        return Registered(False, problem="invalid")
+    if len(verified.credential_id) > MAX_CREDENTIAL_ID_BYTES:
+        # WebAuthn caps credential ids at 1023 bytes; py_webauthn does not check, and a longer
+        # one would not fit its column (a 500 on PostgreSQL).
+        audit.record("passkey_refused", user_id=user.id, outcome="invalid",
+                     detail={"step": "register", "reason": "credential id over 1023 bytes"})
         return Registered(False, problem="invalid")
     credential_id = bytes_to_base64url(verified.credential_id)
     if db.session.scalar(select(Passkey.id).where(Passkey.credential_id == credential_id)):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from datetime import timedelta
 
 from sqlalchemy import func, select
@@ -10,6 +11,7 @@ from sqlalchemy import func, select
 from extensions import db
 from models import AuthSession, Event, Passkey, WebAuthnChallenge
 from services import clock
+from services.authenticators import passkeys
 from tests.authenticators.conftest import (
     SoftKey, add_passkey, passkey_options, sign_in_with, unb64,
 )
@@ -89,6 +91,15 @@ def test_no_user_verification_another_origin_and_a_stale_challenge_are_refused(a
     assert late.status_code == 403 and "took too long" in late.get_json()["error"]
     assert b.get("/portal").status_code == 302
     assert [e.outcome for e in _events(app, "passkey_refused")] == ["invalid"] * 3
+
+
+def test_a_credential_id_longer_than_webauthn_allows_is_refused(app, sign_in):
+    b, key = sign_in(), SoftKey()
+    key.credential_id = os.urandom(passkeys.MAX_CREDENTIAL_ID_BYTES + 1)
+    assert add_passkey(b, key)["status"] == 400  # not a 500 on PostgreSQL: it would not fit
+    assert [e.outcome for e in _events(app, "passkey_refused")] == ["invalid"]
+    key.credential_id = os.urandom(passkeys.MAX_CREDENTIAL_ID_BYTES)  # the most allowed
+    assert add_passkey(b, key)["status"] == 200
 
 
 def test_a_counter_that_goes_back_is_a_clone_warning(app, sign_in):
