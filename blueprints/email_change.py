@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, flash, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_required, logout_user
+from sqlalchemy.exc import IntegrityError
 
 from blueprints.safety import (
     current_password_right, no_store, token_in_address, wrong_current_password,
@@ -68,13 +69,21 @@ def confirm(token: str):
                                new_email=check.token.new_email), \
             200 if request.method == "GET" else 422
     here = current_user.is_authenticated and current_user.id == check.token.user_id
-    result = email_change.confirm(check, session.get("sid") if here else None)
+    new_email = check.token.new_email
+    try:
+        result = email_change.confirm(check, session.get("sid") if here else None)
+        if result.ok:
+            db.session.commit()
+    except IntegrityError:
+        # Two accounts confirming one new address at once both pass the check; the unique
+        # index stops the second, which is told so rather than shown an error page.
+        db.session.rollback()
+        result = email_change.taken(new_email)
     if not result.ok:
         db.session.rollback()
         flash(result.message, "error")
         return render_template("account/email_confirm.html", form=form,
-                               new_email=check.token.new_email), 409
-    db.session.commit()
+                               new_email=new_email), 409
     message = (f"Done: you now sign in with {result.new_email}. We have told {result.old_email} "
                "about the change and signed you out everywhere else.")
     if here:

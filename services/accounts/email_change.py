@@ -61,12 +61,18 @@ class Confirmed:
     message: str = ""
 
 
+def taken(new_email: str) -> Confirmed:
+    """The answer when the new address belongs to another account by now."""
+    return Confirmed(False, message=f"{new_email} now belongs to another account, so nothing "
+                                    "has changed.")
+
+
 def confirm(check: tokens.Check, keep_token: Optional[str]) -> Confirmed:
-    """Use a valid proof link: the address changes (the caller commits)."""
+    """Use a valid proof link: the address changes (the caller commits, and meets the unique
+    index if another account took the address since the check here)."""
     row, user = check.token, check.user
     if db.session.scalar(select(User.id).where(User.email == row.new_email)) is not None:
-        return Confirmed(False, message=f"{row.new_email} now belongs to another account, so "
-                                        "nothing has changed.")
+        return taken(row.new_email)
     if not tokens.use(row):
         return Confirmed(False, message="This link has already been used.")
     old = user.email

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import threading
+
 from sqlalchemy import select
 
 from extensions import db
-from models import AccountToken, Event
+from models import AccountToken, Event, User
 from tests.accounts.conftest import link_in, path_of
-from tests.conftest import TEST_PASSWORD, Browser, add_user, user_by_email
+from tests.conftest import TEST_PASSWORD, Browser, add_user, pause_in, user_by_email
 
 CLIENT = "client@example.com"
 NEW = "new.address@example.com"
@@ -91,3 +93,42 @@ def test_a_link_opened_in_another_browser_signs_that_browser_out_to_log_in(app, 
     assert answer.status_code == 302 and answer.headers["Location"] == "/login"
     assert b.get("/portal").status_code == 302  # every session ended
     assert user_by_email(app, NEW) is not None
+
+
+def test_two_accounts_confirming_one_new_address_at_once_get_an_answer(app, smtp, deliver,
+                                                                       sign_in, monkeypatch):
+    from services.accounts import email_change
+
+    links = []
+    for email in ("ann@example.com", "bob@example.com"):
+        add_user(app, email)
+        b = sign_in(email, b=Browser(app))
+        count = len(smtp.messages)
+        assert ask(b, "shared@example.com").status_code == 302
+        deliver()
+        smtp.wait_for(count + 1)
+        links.append(path_of(link_in(smtp.last_to("shared@example.com").text,
+                                     "/account/email/confirm/")))
+    posts = [(Browser(app), path) for path in links]
+    posts = [(b, path, {"csrf_token": b.csrf_for(path)}) for b, path in posts]
+    # Both pass the "does another account have it?" check before either writes.
+    restore = pause_in(monkeypatch, email_change.tokens, "use", 2)
+    answers: list = [None, None]
+
+    def post(index, b, path, data):
+        answers[index] = b.client.post(path, data=data)
+
+    threads = [threading.Thread(target=post, args=(i, *p)) for i, p in enumerate(posts)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(20)
+    restore()
+    assert sorted(a.status_code for a in answers) == [302, 409]
+    [refused] = [a for a in answers if a.status_code == 409]
+    assert "shared@example.com now belongs to another account" in refused.get_data(as_text=True)
+    with app.app_context():
+        owners = db.session.scalars(select(User.email).where(
+            User.email.in_(["shared@example.com", "ann@example.com", "bob@example.com"])))
+        assert sorted(owners) in (["ann@example.com", "shared@example.com"],
+                                  ["bob@example.com", "shared@example.com"])
