@@ -100,19 +100,7 @@ def sign_out_everywhere_else(user: User, current_token: Optional[str],
     Returns how many sessions, sign-ins and marks ended.
     """
     ended = sessions.revoke_live(user.id, keep_token=current_token)
-    ended += end_pending_sign_ins(user, by="client")
+    ended += codes.end_pending_sign_ins(user, by="client")
     ended += trusted_devices.forget_all(user.id, "signed out elsewhere", keep_mark=current_mark)
     audit.record("signed_out_elsewhere", user_id=user.id, detail={"ended": ended})
     return ended
-
-
-def end_pending_sign_ins(user: User, *, by: str, actor_id: Optional[int] = None) -> int:
-    """End the user's sign-ins still waiting for a code, so those codes stop working."""
-    waiting = db.session.scalars(
-        select(SignIn).where(SignIn.user_id == user.id, SignIn.status == "pending")
-    ).all()
-    for sign_in in waiting:
-        codes.end_sign_in(sign_in, "cancelled")
-        audit.record("signin_cancelled", user_id=user.id, sign_in_id=sign_in.id,
-                     actor_id=actor_id, detail={"by": by})
-    return len(waiting)

@@ -17,7 +17,7 @@ from extensions import db
 from models import User
 from services import audit, emails
 from services.accounts import messages, tokens
-from services.accounts.devices import end_pending_sign_ins
+from services.signin.codes import end_pending_sign_ins
 from services.accounts.lifecycle import end_sessions
 from services.authenticators import trusted_devices
 from services.masking import mask_destination

@@ -19,7 +19,7 @@ from models import Delivery, User
 from services import audit, clock, delivery, keys
 from services.signin import passwords, sessions
 from services.accounts import messages, policy, tokens
-from services.accounts.devices import end_pending_sign_ins
+from services.signin.codes import end_pending_sign_ins
 from services.authenticators import passkeys, trusted_devices
 
 # Reset emails one account may be sent in an hour; more requests are answered the same

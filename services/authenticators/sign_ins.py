@@ -15,7 +15,7 @@ from sqlalchemy import select
 from extensions import db
 from models import AuthSession, Event, SignIn, User
 from services import audit, clock
-from services.signin import sessions
+from services.signin import codes, sessions
 
 # SignIn.channel of sign-ins that sent no code.
 PASSKEY, DEVICE = "passkey", "device"
@@ -32,6 +32,10 @@ def record_codeless(user: User, channel: str, described: str, *,
     )
     db.session.add(sign_in)
     db.session.flush()
+    # It ends the user's sign-ins still waiting for a code, as a code's success does: the
+    # lockout counts wrong codes only on sign-ins begun since the last success, so one left
+    # waiting would take five wrong codes uncounted.
+    codes.end_pending_sign_ins(user, by=channel)
     return sign_in
 
 

@@ -405,6 +405,18 @@ def _judge_app_code(sign_in: SignIn, code: str) -> CodeCheck:
     return _count_wrong(sign_in, result.steps_off)
 
 
+def end_pending_sign_ins(user: User, *, by: str, actor_id: Optional[int] = None) -> int:
+    """End the user's sign-ins still waiting for a code, so those codes stop working."""
+    waiting = db.session.scalars(
+        select(SignIn).where(SignIn.user_id == user.id, SignIn.status == "pending")
+    ).all()
+    for sign_in in waiting:
+        end_sign_in(sign_in, "cancelled")
+        audit.record("signin_cancelled", user_id=user.id, sign_in_id=sign_in.id,
+                     actor_id=actor_id, detail={"by": by})
+    return len(waiting)
+
+
 @dataclass
 class ResendResult:
     ok: bool

@@ -9,7 +9,7 @@ from datetime import timedelta
 from sqlalchemy import func, select
 
 from extensions import db
-from models import AuthSession, Event, Passkey, WebAuthnChallenge
+from models import AuthSession, Event, Passkey, SignIn, WebAuthnChallenge
 from services import clock
 from services.authenticators import passkeys
 from tests.authenticators.conftest import (
@@ -100,6 +100,23 @@ def test_a_credential_id_longer_than_webauthn_allows_is_refused(app, sign_in):
     assert [e.outcome for e in _events(app, "passkey_refused")] == ["invalid"]
     key.credential_id = os.urandom(passkeys.MAX_CREDENTIAL_ID_BYTES)  # the most allowed
     assert add_passkey(b, key)["status"] == 200
+
+
+def test_a_passkey_sign_in_ends_a_sign_in_left_waiting_for_a_code(app, sign_in, smtp, deliver):
+    """As a code's success does: the lockout counts wrong codes only on sign-ins begun since
+    the last success, so one left waiting would take its wrong codes uncounted."""
+    key = SoftKey()
+    add_passkey(sign_in(), key)
+    other = Browser(app)  # someone with the password, waiting for the code
+    assert other.log_in().status_code == 302
+    assert sign_in_with(Browser(app), key).status_code == 200
+    with app.app_context():
+        waiting = db.session.scalars(select(SignIn).where(SignIn.channel == "email")
+                                     .order_by(SignIn.id.desc())).first()
+        assert waiting.status == "cancelled"
+    response = other.enter_code("123456")
+    assert "This sign-in has ended" in response.get_data(as_text=True)
+    assert [e.detail["by"] for e in _events(app, "signin_cancelled")] == ["passkey"]
 
 
 def test_a_counter_that_goes_back_is_a_clone_warning(app, sign_in):
