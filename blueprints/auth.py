@@ -189,12 +189,19 @@ def _answer_choice(next_url: Optional[str]):
         return render_template("auth/choice.html", form=form, elsewhere=elsewhere)
     user = db.session.get(User, choice["user_id"])
     session.pop("choice", None)
+    asked_at = datetime.fromisoformat(choice["at"])
+    if user is not None and user.password_changed_at is not None \
+            and clock.as_utc(user.password_changed_at) > asked_at:
+        # The password that earned the question has been changed since (a reset, say): it
+        # starts nothing now.
+        flash("That question had expired. Please enter your email and password again.",
+              "warning")
+        return redirect(url_for("auth.login"))
     # One answer per question: the form must carry this question's nonce, and the server
     # must not have seen an answer to it already (a replayed cookie brings the question back).
     if user is None or not hmac.compare_digest(str(form.nonce.data or ""),
                                                str(choice.get("nonce") or "")) \
-            or not codes.answer_question_once(user, choice["sign_in_id"],
-                                              datetime.fromisoformat(choice["at"]),
+            or not codes.answer_question_once(user, choice["sign_in_id"], asked_at,
                                               form.action.data):
         db.session.commit()
         flash("That question had already been answered. Please enter your email and "

@@ -7,7 +7,7 @@ from datetime import timedelta
 from sqlalchemy import select
 
 from extensions import db
-from models import AccountToken, Delivery, User
+from models import AccountToken, Delivery, SignIn, User
 from services import clock
 from services.signin import passwords
 from services.accounts import policy
@@ -263,3 +263,20 @@ def test_reset_form_has_csrf(app, user, smtp, deliver, browser):
 
 def test_request_code_still_works(app, user, smtp, deliver, browser):
     assert request_code(browser, smtp, deliver)
+
+
+def test_a_question_the_old_password_earned_starts_nothing_after_a_reset(app, user, smtp,
+                                                                       deliver):
+    """'Keep the code already sent, or send a new one?' is asked after a right password;
+    answered after that password was reset, it must not start a sign-in."""
+    assert Browser(app).log_in().status_code == 302  # the client's sign-in, waiting
+    other = Browser(app)
+    assert other.log_in().status_code == 302  # the old password: the question
+    assert 'name="nonce"' in other.text("/login")
+    assert set_new(Browser(app), ask_for_reset(Browser(app), smtp, deliver)).status_code == 302
+    answer = other.post("/login", {"action": "new", "csrf_token": other.last_csrf,
+                                   "nonce": other.last_nonce})
+    assert answer.status_code == 302 and answer.headers["Location"] == "/login"
+    assert "That question had expired" in other.text("/login")
+    with app.app_context():
+        assert db.session.scalars(select(SignIn).where(SignIn.status == "pending")).all() == []
