@@ -385,6 +385,8 @@ def register_template_helpers(app: Flask) -> None:
         return clock.local(moment, tz).strftime("%-d %b %Y, %H:%M") if moment else ""
 
     app.jinja_env.globals["mask_destination"] = mask_destination
+    # The sign-in pages' "a code is on its way" is not true of a message that failed.
+    app.jinja_env.globals["message_failed"] = delivery.failed_for
     app.jinja_env.globals["portal_name"] = app.config["PORTAL_NAME"]
 
 

@@ -136,6 +136,12 @@ def latest_for(sign_in: SignIn) -> Optional[Delivery]:
     )
 
 
+def failed_for(sign_in: Optional[SignIn]) -> bool:
+    """Whether the newest message of this sign-in could not be sent (for good)."""
+    latest = latest_for(sign_in) if sign_in is not None else None
+    return latest is not None and latest.status == "failed"
+
+
 def _for_clients(reason: Optional[str]) -> str:
     """Why a message failed, as a client reads it: without the exception's name or the TLS
     detail, which support sees in the timeline ("... could not be reached (OSError)")."""

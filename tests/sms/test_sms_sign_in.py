@@ -263,3 +263,21 @@ def test_a_switch_after_a_failure_is_made_once_however_often_it_is_posted(
     with app.app_context():
         sign_in = db.session.scalars(select(SignIn)).one()
         assert sign_in.channel == "email" and sign_in.resend_count == 0
+
+
+def test_the_login_page_does_not_call_a_failed_text_on_its_way(app, sms_user, vonage, deliver,
+                                                              browser):
+    vonage.refuse_next("7")
+    browser.log_in(SMS_EMAIL)
+    deliver()
+    page = _visible(browser.text("/login"))
+    assert "Your code could not be sent" in page
+    assert "You already have a code on its way" not in page
+    assert "See why and what you can do" in page
+    # Another browser's keep-or-new question says so too, and leans to a new code.
+    other = type(browser)(app)
+    assert other.log_in(SMS_EMAIL).status_code == 302
+    question = other.text("/login")
+    assert "Your last code could not be sent" in _visible(question)
+    assert re.search(r'value="new"\s+checked', question)
+    assert not re.search(r'value="keep"\s+checked', question)
