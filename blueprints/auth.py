@@ -322,9 +322,12 @@ def resend():
         sent = (f"We have sent the same code to {where} instead." if result.switched
                 else f"We have sent the same code to {where} again.")
         flash(f"{sent} It is still the code sent at {_hhmm(sign_in.created_at)}. "
-              + ("" if not result.counted
-                 else f"You can ask {left} more time{'s' if left != 1 else ''}." if left
+              + (f"You can ask {left} more time{'s' if left != 1 else ''}." if left
                  else "That was the last resend for this sign-in."), "success")
+    elif result.reason == "cooldown" and delivery.failed_for(sign_in):
+        flash(f"Your last message could not be sent. We send a code at most every "
+              f"{codes.RESEND_COOLDOWN.seconds} seconds: you can ask again in "
+              f"{result.wait_seconds} seconds.", "warning")
     elif result.reason == "cooldown":
         flash(f"Please wait {result.wait_seconds} seconds before asking again: "
               "the code may already be on its way.", "warning")

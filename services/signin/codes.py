@@ -424,7 +424,6 @@ class ResendResult:
     wait_seconds: int = 0
     resends_left: int = 0
     switched: bool = False  # sent by another channel this time
-    counted: bool = True  # counted as one of the MAX_RESENDS
 
 
 def resend_wait(sign_in: SignIn) -> int:
@@ -446,26 +445,17 @@ def resend_code(sign_in: SignIn, *, channel: Optional[str] = None) -> ResendResu
     if not sign_in.is_pending or expire_if_due(sign_in) or not sign_in.code_encrypted:
         return ResendResult(False, "ended")
     switching = channel is not None and channel != sign_in.channel
-    latest = delivery.latest_for(sign_in) if switching else None
-    # The message by the usual channel failed for good (a barred number, say): sending the
-    # code another way is no resend of a code on its way, so neither the cooldown nor the
-    # count applies to it. The hourly caps still do (the caller checks them).
-    after_failure = latest is not None and latest.status == "failed"
-    # One conditional UPDATE counts the resend (or makes the switch) and starts the cooldown:
-    # of several posted at once, only one finds the row still due, however many workers read
-    # it before.
+    # One conditional UPDATE counts the resend and starts the cooldown: of several resends
+    # posted at once, only one finds the row still due, however many workers read it before.
+    # A switch of channel is a resend too (SPEC: cooldown 30 s, at most 3), even after the
+    # message by the first channel failed.
     at = clock.now()
-    if after_failure:
-        due = [SignIn.channel == sign_in.channel]
-        values = {"channel": channel, "destination": destination_for(sign_in.user, channel)}
-    else:
-        due = [SignIn.resend_count < MAX_RESENDS,
-               or_(SignIn.last_sent_at.is_(None), SignIn.last_sent_at <= at - RESEND_COOLDOWN)]
-        values = {"resend_count": SignIn.resend_count + 1}
     claimed = db.session.execute(
         update(SignIn)
-        .where(SignIn.id == sign_in.id, SignIn.status == "pending", *due)
-        .values(last_sent_at=at, **values)
+        .where(SignIn.id == sign_in.id, SignIn.status == "pending",
+               SignIn.resend_count < MAX_RESENDS,
+               or_(SignIn.last_sent_at.is_(None), SignIn.last_sent_at <= at - RESEND_COOLDOWN))
+        .values(resend_count=SignIn.resend_count + 1, last_sent_at=at)
         .execution_options(synchronize_session=False)
     ).rowcount == 1
     db.session.refresh(sign_in)
@@ -476,16 +466,14 @@ def resend_code(sign_in: SignIn, *, channel: Optional[str] = None) -> ResendResu
             return ResendResult(False, "limit")
         return ResendResult(False, "cooldown", wait_seconds=max(1, resend_wait(sign_in)),
                             resends_left=MAX_RESENDS - sign_in.resend_count)
-    if switching and channel != sign_in.channel:
+    if switching:
         sign_in.channel = channel
         sign_in.destination = destination_for(sign_in.user, channel)
     delivery.queue_code(sign_in, kind="resend")
-    detail = {"channel": sign_in.channel, "count": sign_in.resend_count}
-    if after_failure:
-        detail["after_failure"] = latest.id
-    audit.record("code_resend", user_id=sign_in.user_id, sign_in_id=sign_in.id, detail=detail)
+    audit.record("code_resend", user_id=sign_in.user_id, sign_in_id=sign_in.id,
+                 detail={"channel": sign_in.channel, "count": sign_in.resend_count})
     return ResendResult(True, resends_left=MAX_RESENDS - sign_in.resend_count,
-                        switched=switching, counted=not after_failure)
+                        switched=switching)
 
 
 def _app_to_email(sign_in: SignIn) -> Optional[ResendResult]:
