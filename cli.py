@@ -18,7 +18,7 @@ from services.accounts import invitations, lifecycle, policy
 users = AppGroup("users", help="Add and manage users.")
 
 def _find(email: str) -> User:
-    user = db.session.scalar(select(User).where(func.lower(User.email) == email.strip().lower()))
+    user = db.session.scalar(select(User).where(func.lower(User.email) == emails.canonical(email)))
     if user is None:
         raise click.UsageError(f"No user has the email address {email}.")
     return user
@@ -46,7 +46,7 @@ def _read_password(from_stdin: bool, email: str) -> str:
 @with_appcontext
 def add_user(email: str, role: str, phone: str | None, channel: str, password_stdin: bool):
     """Add a user."""
-    email = email.strip().lower()
+    email = emails.canonical(email)
     problem = emails.email_problem(email)  # the sign-in form's rule, so the account can sign in
     if problem is not None:
         raise click.UsageError(f"{email!r} is not an email address the sign-in form accepts: "

@@ -13,7 +13,7 @@ from wtforms.validators import (
 )
 
 from services.signin.codes import normalise_code
-from services.emails import email_problem
+from services.emails import canonical, email_problem
 from services.phones import ONLY_UK_MOBILES
 
 
@@ -157,7 +157,7 @@ def _email_field(label: str, missing: str, **render_kw) -> EmailField:
         validators=[DataRequired(missing),
                     Length(max=254, message="That email address is too long."),
                     one_email_rule],
-        filters=[lambda value: value.strip().lower() if isinstance(value, str) else value],
+        filters=[lambda value: canonical(value) if isinstance(value, str) else value],
         render_kw={"spellcheck": "false", "autocapitalize": "none", **render_kw},
     )
 

@@ -21,7 +21,7 @@ from blueprints.safety import CSP, HSTS, NO_STORE, SECURITY_HEADERS, id_arg, no_
 from extensions import db
 from forms import ChoiceForm, CodeForm, LoginForm, LogoutForm, ResendForm
 from models import SignIn, User
-from services import audit, clock, delivery
+from services import audit, clock, delivery, emails
 from services.signin import codes, limits, passwords, sessions
 from services.authenticators import sign_ins, totp, trusted_devices
 from services.masking import mask_destination
@@ -110,8 +110,9 @@ def login():
         return _answer_choice(next_url)
 
     if form.validate_on_submit():
-        email = form.email.data.strip().lower()
-        # Emails are stored lower-cased (cli.py), so the unique index finds the account.
+        # Addresses are stored in one spelling (services.emails.canonical), so the unique
+        # index finds the account however its letters were typed.
+        email = emails.canonical(form.email.data)
         user = db.session.scalar(select(User).where(User.email == email))
         if not passwords.verify_password(user, form.password.data):
             # Counted and locked alike whether or not the address has an account, so the

@@ -11,6 +11,7 @@ is handed to the mail server in the same IDNA 2008 form email_validator checked 
 
 from __future__ import annotations
 
+import unicodedata
 from typing import Optional
 
 import idna
@@ -22,6 +23,23 @@ MAX_LENGTH = 254
 # the code would never leave. A domain with such letters is fine (sent as xn--…).
 NOT_SENDABLE = ("We cannot send codes to an address with letters such as ü or é before the @. "
                 "Please use another email address.")
+
+
+def canonical(value: str) -> str:
+    """The one spelling an address is stored and looked up by: trimmed, lowercased, NFKC
+    (full-width letters become plain ones) and its domain as IDNA 2008 U-labels (so
+    `xn--exmple-cua.com` and `exämple.com` are one address, as they are one mailbox).
+    A value that is no address comes back only trimmed and lowercased, for the checks to
+    refuse in their own words."""
+    value = unicodedata.normalize("NFKC", value).strip().lower()
+    local, at, domain = value.rpartition("@")
+    if not at or not local or not domain:
+        return value
+    try:
+        domain = idna.decode(idna.encode(domain, uts46=True))
+    except (idna.IDNAError, UnicodeError):
+        return value
+    return f"{local}@{domain}"
 
 
 def email_problem(value: Optional[str]) -> Optional[str]:

@@ -61,7 +61,7 @@ def _email_problem(email: str) -> Optional[str]:
 
 def check(candidate: Candidate, taken: Optional[set[str]] = None) -> Candidate:
     """Fill in `problems` (and the phone in E.164); `taken` holds addresses already in use."""
-    candidate.email = candidate.email.strip().lower()
+    candidate.email = emails.canonical(candidate.email)
     candidate.name = " ".join(candidate.name.split())
     problem = _email_problem(candidate.email)
     if problem:
@@ -158,8 +158,8 @@ def read_csv(text: str) -> Preview:
     if not numbered:
         preview.problems.append("The file has a header but no clients.")
         return preview
-    emails = [row[0].strip().lower() for _, row in numbered if row]
-    taken = set(db.session.scalars(select(User.email).where(User.email.in_(emails))).all())
+    addresses = [emails.canonical(row[0]) for _, row in numbered if row]
+    taken = set(db.session.scalars(select(User.email).where(User.email.in_(addresses))).all())
     seen: dict[str, int] = {}
     for line, row in numbered:
         cells = [c.strip() for c in row] + ["", "", ""]
