@@ -34,7 +34,7 @@ def site(tmp_path):
     text = text.replace("/var/log/nginx/access.log", str(tmp_path / "site-access.log"))
     text = text.replace("127.0.0.1:8000", f"127.0.0.1:{nowhere}")
     nginx = Nginx(tmp_path, text, port).start()
-    yield SimpleNamespace(port=port, plain=plain, log=tmp_path / "site-access.log")
+    yield SimpleNamespace(port=port, plain=plain, log=tmp_path / "site-access.log", nginx=nginx)
     nginx.stop()
 
 
@@ -42,6 +42,8 @@ def test_the_access_log_keeps_no_link_token(site):
     for path in (f"/welcome/{TOKEN}", f"/password/reset/{TOKEN}?from=mail",
                  f"/account/email/confirm/{TOKEN}", "/login?next=/portal"):
         request(site.port, "GET", path, "portal.example.co.uk")
+    # nginx writes a request's line after its answer has gone: stopped, it has written all.
+    site.nginx.stop()
     logged = site.log.read_text()
     assert TOKEN not in logged
     assert "GET /welcome/... " in logged and "GET /password/reset/... " in logged
