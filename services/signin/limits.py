@@ -113,7 +113,7 @@ class Refusal:
 
 # --- lockout --------------------------------------------------------------------------
 
-def _latest_event_at(user_id: int, types: tuple[str, ...]) -> Optional[datetime]:
+def latest_event_at(user_id: int, types: tuple[str, ...]) -> Optional[datetime]:
     return db.session.scalar(
         select(func.max(Event.created_at)).where(Event.user_id == user_id, Event.type.in_(types))
     )
@@ -140,7 +140,7 @@ def failures_counted(user: User) -> int:
     """The failures that count towards the account's next lock right now."""
     at = clock.now()
     since = max(
-        filter(None, (at - FAILURE_WINDOW, _latest_event_at(
+        filter(None, (at - FAILURE_WINDOW, latest_event_at(
             user.id, ("signed_in", "account_unlocked", "account_locked")))),
     )
     return _failures_since(user.id, since)
@@ -180,7 +180,7 @@ def note_failure(user: User) -> Optional[Refusal]:
 def lock_account(user: User) -> Refusal:
     """Lock the account for the next delay, end its pending sign-ins, and email the client."""
     at = clock.now()
-    last_reset = _latest_event_at(user.id, ("signed_in", "account_unlocked"))
+    last_reset = latest_event_at(user.id, ("signed_in", "account_unlocked"))
     earlier_locks = db.session.scalar(
         select(func.count(Event.id)).where(
             Event.user_id == user.id, Event.type == "account_locked",

@@ -273,10 +273,8 @@ def apply_change(user: User, change: Change) -> str:
 def _reauth_failures_lately(user: User) -> int:
     """Wrong current passwords of this account, in any session, since its last lock or unlock
     and within the lockout's window. A sign-in does not start the count afresh."""
-    at = clock.now()
-    since = max(filter(None, (at - limits.FAILURE_WINDOW, db.session.scalar(
-        select(func.max(Event.created_at)).where(
-            Event.user_id == user.id, Event.type.in_(("account_locked", "account_unlocked")))))))
+    since = max(filter(None, (clock.now() - limits.FAILURE_WINDOW, limits.latest_event_at(
+        user.id, ("account_locked", "account_unlocked")))))
     return db.session.scalar(select(func.count(Event.id)).where(
         Event.user_id == user.id, Event.type == "reauth_failed", Event.created_at > since)) or 0
 
