@@ -34,7 +34,7 @@ from sqlalchemy import delete, func, select, text
 
 from extensions import db, limiter
 from models import AddressFailure, Delivery, Event, SignIn, User
-from services import addresses, audit, clock, delivery
+from services import addresses, audit, clock, delivery, emails
 from services.signin import codes
 
 # --- lockout --------------------------------------------------------------------------
@@ -352,7 +352,7 @@ def _ip_key() -> str:
 def account_key_from_email() -> str:
     """The account a password check is for: the email typed, known to us or not."""
     email = request.form.get("email", "")
-    email = email.strip().lower() if isinstance(email, str) else ""
+    email = emails.canonical(email) if isinstance(email, str) else ""
     return _keyed("email", email[:254]) if email else _ip_key()
 
 
@@ -464,7 +464,7 @@ staff_changes = _both("staff_per_ip", "staff_per_account", account_key_from_curr
 
 def email_key(email: str) -> str:
     """The keyed hash an address is counted under (SECRET_KEY; never the address)."""
-    return _keyed("email", email.strip().lower()[:254]).split(":", 1)[1]
+    return _keyed("email", emails.canonical(email)[:254]).split(":", 1)[1]
 
 
 def paused_message(until: datetime) -> str:
@@ -575,7 +575,7 @@ def wrong_password(user: Optional[User], email: str) -> Optional[datetime]:
 def paused_until(email: str) -> Optional[datetime]:
     """Until when this address is paused as an outsider sees it (the address rule above,
     account or not), or None. Never the account's own lock: that needs the password."""
-    email = (email or "").strip().lower()[:254]
+    email = emails.canonical(email or "")[:254]
     if not email or "\x00" in email:
         return None
     at = clock.now()

@@ -90,6 +90,8 @@ def test_password_checks_limited_per_account_from_any_ip(app, user, limits_on, f
     assert_wait_page(from_ip("198.51.100.50").log_in(EMAIL, "wrong"), most_seconds=3600)
     # The same email typed differently is the same account.
     assert from_ip("198.51.100.51").log_in("  Client@Example.COM ", "x").status_code == 429
+    # So is another spelling of the same mailbox (full-width letters, an xn-- domain).
+    assert from_ip("198.51.100.53").log_in("ｃｌｉｅｎｔ@ｅｘａｍｐｌｅ.com", "x").status_code == 429
     # Other accounts still work; and an unknown email is limited just the same (no hint).
     assert from_ip("198.51.100.52").log_in("other@example.com", "x").status_code == 200
     for n in range(3):
