@@ -19,6 +19,7 @@ from forms import LogoutForm
 from models import OAuthClient, SignIn
 from services import clock
 from services.federation import oidc
+from services.signin import limits
 
 bp = Blueprint("oidc", __name__)
 
@@ -189,12 +190,14 @@ def _bad_request(error: OAuth2Error):
 
 @bp.route("/oauth/token", methods=["POST"])
 @csrf.exempt
+@limits.oauth_failures
 def token():
     return oidc.token_response()
 
 
 @bp.route("/oauth/userinfo", methods=["GET", "POST"])
 @csrf.exempt
+@limits.oauth_failures
 def userinfo():
     return oidc.userinfo_response()
 

@@ -447,6 +447,25 @@ account_changes = _both("account_change_per_ip", "account_change_per_account",
 staff_changes = _both("staff_per_ip", "staff_per_account", account_key_from_current_user)
 
 
+# --- the OpenID Connect endpoints an app's server calls -------------------------------------
+#
+# A portal app's server asks for tokens on every sign-in, often from one address, so only
+# refused requests count: a wrong client secret, code, PKCE verifier or access token. Each of
+# those is a guess at a long random value, and the limit keeps the guessing (and its rows and
+# log lines) small without ever slowing an app that gets it right.
+
+DEFAULT_RATE_LIMITS["oauth_failures_per_ip"] = "30 per minute;300 per hour"
+
+
+def _refused(response) -> bool:
+    return response.status_code in (400, 401, 403)
+
+
+# One count for both endpoints: a shared limit.
+oauth_failures = limiter.shared_limit(_configured("oauth_failures_per_ip"), key_func=_ip_key,
+                                      scope="oauth_failures_per_ip", deduct_when=_refused)
+
+
 # --- what a wrong password says, without telling who has an account (issue 11) ----------
 #
 # The moment an address is paused, the page must say so, yet an attacker must not learn from

@@ -18,7 +18,7 @@ from joserfc.errors import BadSignatureError
 from joserfc.jwk import KeySet
 from sqlalchemy import select
 
-from extensions import db
+from extensions import db, limiter
 from models import Event, OAuthClient, OAuthCode, OAuthToken, OIDCSigningKey
 from services import clock
 from tests.conftest import Browser, user_by_email
@@ -204,6 +204,29 @@ def test_wrong_client_secret_is_invalid_client(sign_in, rp):
     other.redirect_uri = REDIRECT
     response = exchange(b.client, other, back["code"], verifier)
     assert response.status_code == 400 and response.get_json()["error"] == "invalid_grant"
+
+
+def test_refused_token_requests_are_limited_and_good_ones_are_not(app, sign_in, rp):
+    """Only refused requests count (an app's server asks for a token on every sign-in), and
+    the app is told in JSON how long to wait."""
+    app.config.update(RATELIMIT_ENABLED=True,
+                      RATE_LIMITS={"oauth_failures_per_ip": "3 per hour",
+                                   "login_per_account": "100 per minute"})
+    limiter.init_app(app)  # fresh memory storage (tests/conftest.py turns limits off)
+    for _ in range(5):  # more good exchanges than the limit: none of them counts
+        b, verifier, back = signed_in_code(lambda: sign_in(b=Browser(app)), rp)
+        assert exchange(b.client, rp, back["code"], verifier).status_code == 200
+    client = app.test_client()
+    for n in range(3):
+        refused = exchange(client, rp, f"guess-{n}", secret="not-the-secret")
+        assert refused.status_code == 401
+    assert client.get("/oauth/userinfo",
+                      headers={"Authorization": "Bearer guess"}).status_code == 429
+    b, verifier, back = signed_in_code(lambda: sign_in(b=Browser(app)), rp)
+    limited = exchange(b.client, rp, back["code"], verifier)  # from the same address
+    assert limited.status_code == 429 and limited.get_json()["error"] == "invalid_request"
+    assert 3000 < int(limited.headers["Retry-After"]) <= 3600
+    assert "no-store" in limited.headers["Cache-Control"]
 
 
 def test_token_redirect_uri_must_match_the_authorization(sign_in, rp):
