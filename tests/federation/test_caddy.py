@@ -102,6 +102,15 @@ def test_the_app_never_receives_the_session_cookie(front, module_smtp):  # noqa:
         assert status == 200, order  # ClientGate still saw the session: the app was reached
         assert "theme=dark" in page and "lang=en-GB" in page, page
         assert "clientgate_session" not in page and session_value not in page, page
+    # Caddy's header_up replaces every match: a second session cookie (one kept from before
+    # SESSION_COOKIE_DOMAIN changed) goes too.
+    second = "__Host-clientgate_session" if session_name != "__Host-clientgate_session" \
+        else "clientgate_session"
+    c.cookies = {session_name: session_value, "theme": "dark", second: session_value,
+                 "lang": "en-GB"}
+    status, _, page = c.get("/cookies", host=f"{FILES}:{front.port}")
+    assert status == 200 and "theme=dark" in page and "lang=en-GB" in page, page
+    assert "clientgate_session" not in page and session_value not in page, page
 
 
 def test_next_never_leaves_the_listed_hosts(front):

@@ -108,6 +108,16 @@ def test_the_app_never_receives_the_session_cookie(front, module_smtp):  # noqa:
         assert "theme=dark" in page and "lang=en-GB" in page, page
         assert "clientgate_session" not in page and session_value not in page, page
         assert "device-token" not in page, page
+    # A second session cookie (one kept from before SESSION_COOKIE_DOMAIN changed): the app
+    # gets no cookies rather than that one.
+    second = "__Secure-clientgate_session" if session_name == "clientgate_session" \
+        else "clientgate_session"
+    for order in ([session_name, "theme", second], [second, "theme", session_name, "lang"]):
+        c.cookies = {name: {"theme": "dark", "lang": "en-GB"}.get(name, session_value)
+                     for name in order}
+        status, _, page = c.get("/files/cookies")
+        assert status == 200, order
+        assert "clientgate_session" not in page and session_value not in page, page
 
 
 def test_a_host_the_browser_names_does_not_choose_the_rules(front, module_smtp):  # noqa: F811
