@@ -158,6 +158,12 @@ def test_superseded_sign_in_in_another_browser_is_told(app, user, smtp, deliver)
     deliver()
     text = first.enter_code(old_code).get_data(as_text=True)
     assert "That code no longer works" in text
+    # Said once: the notice says why; the page adds only where the new code went.
+    assert text.count("stopped") == 1 and "The new code went to c•••@example.com" in text
+    assert "Use the newest code" in text
+    # Opened without typing a code, the page itself says why.
+    page = first.get("/login/code").get_data(as_text=True)
+    assert page.count("stopped working because a new sign-in") == 1
     assert first.get("/portal").status_code == 302
     status = first.get("/login/code/status").get_json()
     assert status["superseded"] is True and status["newer"]["here"] is False
