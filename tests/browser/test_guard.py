@@ -9,7 +9,7 @@ import pytest
 from playwright.sync_api import expect
 
 from services import clock
-from tests.browser.conftest import PHONE, code_from, log_in, screenshot
+from tests.browser.conftest import DESKTOP, PHONE, code_from, log_in, screenshot
 
 pytestmark = pytest.mark.browser
 
@@ -295,6 +295,8 @@ def test_a_message_that_fails_for_good_says_what_to_do_without_a_reload(live_ser
     expect(wait_hint).to_be_hidden()
     expect(page.locator(".lead")).to_contain_text("We tried to send a 6-digit code")
     assert page.evaluate("window.sameDocument") is True, "it must change without a reload"
+    screenshot(page, "code-failed")
+    page.set_viewport_size(DESKTOP)
     screenshot(page, "code-failed")
 
 
