@@ -335,7 +335,9 @@ def test_tab_guard_and_keep_or_new_when_tabs_land_on_different_servers(
     laptop2.server = a
     laptop2.get("/login/code")
     status, _, page = laptop2.post("/login/code", {"code": old_code})
-    assert status == 422 and "sent at" in page  # the page names the newer code
+    # The page names the newer sign-in, and where its code went.
+    assert status == 422 and "you signed in again at" in page
+    assert "The new code went to" in page
     since_new = wait_until(lambda: next(
         (m.code for m in reversed(smtp_server.messages[since:])
          if email in m.to and m.code and m.code != old_code), None), 30)
