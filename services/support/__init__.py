@@ -20,7 +20,7 @@ from sqlalchemy.orm import defer
 
 from extensions import db
 from models import Delivery, Event, SignIn, User
-from services import audit, clock
+from services import audit, clock, emails
 from services.signin import codes, limits, phone_proofs
 from services.support import diagnosis, timeline
 from services.support.diagnosis import Finding, SignInFacts
@@ -144,7 +144,11 @@ def find_clients(query: Optional[str], hidden: tuple[str, ...] = ()) -> SearchRe
     if len(text) > MAX_QUERY_LENGTH:
         return SearchResult(message="That is longer than any email address. Type part of the "
                                     "client's email address or phone number.")
-    conditions = [User.email.ilike(f"%{_like_escape(text.lower())}%", escape="\\")]
+    # Addresses are stored in one spelling (services.emails.canonical): a whole address pasted
+    # as the client wrote it (full-width letters, an xn-- domain) finds theirs, and part of
+    # one is matched in the same letters.
+    needle = emails.canonical(text)
+    conditions = [User.email.ilike(f"%{_like_escape(needle)}%", escape="\\")]
     digits = re.sub(r"\D", "", text)
     if len(digits) >= 3 and len(digits) >= len(re.sub(r"[\s+()\-.]", "", text)):
         # "07400 123456" is stored as +447400123456: match without the leading 0.

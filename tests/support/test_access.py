@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from urllib.parse import quote
 
 import pytest
 
@@ -108,6 +109,14 @@ def test_like_wildcards_in_the_search_match_only_themselves(app, staff):
     add_user(app, "axb@example.com")
     page = staff.text("/support?q=a_b")
     assert "a_b@example.com" in page and "axb@example.com" not in page
+
+
+def test_an_address_pasted_in_another_spelling_finds_the_client(app, staff):
+    add_user(app, "anna@straße.de")
+    for typed in ("ANNA@xn--strae-oqa.de", "ａｎｎａ@straße.de", "anna@STRASSE.de"):
+        page = staff.text("/support?q=" + quote(typed))
+        assert ("anna@straße.de" in page) is (typed != "anna@STRASSE.de"), typed
+    assert "anna@straße.de" in staff.text("/support?q=" + quote("ａｎｎａ"))  # part of one
 
 
 def test_staff_see_staff_accounts_but_support_may_not_change_them(app, staff, admin):
