@@ -482,7 +482,8 @@ oauth_failures = limiter.shared_limit(_configured("oauth_failures_per_ip"), key_
 # and on SQLite not under the database's write lock.
 
 def email_key(email: str) -> str:
-    """The keyed hash an address is counted under (SECRET_KEY; never the address)."""
+    """The keyed hash an address is counted under (SECRET_KEY; never the address), in its
+    one spelling (services.emails.canonical) however it was typed."""
     return _keyed("email", emails.canonical(email)[:254]).split(":", 1)[1]
 
 
@@ -543,12 +544,11 @@ def _forget_old_failures(at: datetime) -> None:
         .execution_options(synchronize_session=False))
 
 
-def _address_failure(email: str) -> Optional[datetime]:
-    """Count a wrong password for this address, account or not, and pause the address at
-    FAILURES_BEFORE_LOCK. Returns until when it is paused, if this attempt paused it (or
-    made the pause longer); else None. Reads first, then writes (see above)."""
+def _address_failure(key: str) -> Optional[datetime]:
+    """Count a wrong password for the address of this `email_key`, account or not, and pause
+    the address at FAILURES_BEFORE_LOCK. Returns until when it is paused, if this attempt
+    paused it (or made the pause longer); else None. Reads first, then writes (see above)."""
     at = clock.now()
-    key = email_key(email)
     _hold_address(key)
     last_pause, until = _latest_pause(key, at)
     since = max(filter(None, (at - FAILURE_WINDOW, last_pause)))
@@ -578,13 +578,14 @@ def wrong_password(user: Optional[User], email: str) -> Optional[datetime]:
     lock (note_failure), which emails the client and shows only to the right password.
     Only the pausing attempt is told: a later wrong password gets the usual answer, as it
     would for an address nobody ever tried."""
-    paused = _address_failure(email)
+    key = email_key(email)
+    paused = _address_failure(key)
     if user is None:
         audit.record("password_failed", outcome="wrong",
-                     detail={"unknown_email": True, "email_key": email_key(email)})
+                     detail={"unknown_email": True, "email_key": key})
         if paused is not None:
             audit.record("unknown_email_locked", outcome="locked",
-                         detail={"email_key": email_key(email), "until": paused.isoformat()})
+                         detail={"email_key": key, "until": paused.isoformat()})
         return paused
     audit.record("password_failed", user_id=user.id, outcome="wrong")
     note_failure(user)
@@ -594,8 +595,8 @@ def wrong_password(user: Optional[User], email: str) -> Optional[datetime]:
 def paused_until(email: str) -> Optional[datetime]:
     """Until when this address is paused as an outsider sees it (the address rule above,
     account or not), or None. Never the account's own lock: that needs the password."""
-    email = emails.canonical(email or "")[:254]
-    if not email or "\x00" in email:
+    email = email or ""
+    if not email.strip() or "\x00" in email:
         return None
     at = clock.now()
     _, until = _latest_pause(email_key(email), at)
