@@ -8,7 +8,7 @@ from typing import Optional
 
 import click
 from flask import (
-    Flask, current_app, flash, jsonify, make_response, redirect, render_template, request,
+    Flask, current_app, flash, make_response, redirect, render_template, request,
     send_from_directory, session,
 )
 from flask.globals import request_ctx
@@ -275,11 +275,8 @@ def register_errorhandlers(app: Flask) -> None:
                 from forms import LoginForm
 
                 return paused_page(LoginForm(), None, until)
-        if request.endpoint in ("oidc.token", "oidc.userinfo"):
-            # An app's server reads JSON here, in OAuth's words (RFC 6749 5.2).
-            response = jsonify(error="invalid_request", error_description=(
-                f"Too many refused requests from this address; try again in {seconds} s."))
-            response.status_code = 429
+        if error.response is not None:  # a limit that answers in its own words (on_breach)
+            response = error.response
         else:
             response = make_response(render_error(429, limits.limited_message(seconds)))
         response.headers["Retry-After"] = str(seconds)

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Callable, Optional
 
-from flask import current_app, has_request_context, request, session
+from flask import current_app, has_request_context, jsonify, request, session
 from flask_login import current_user
 from sqlalchemy import delete, func, select, text
 
@@ -461,9 +461,19 @@ def _refused(response) -> bool:
     return response.status_code in (400, 401, 403)
 
 
+def _oauth_error(_limit):
+    """The 429 an app's server reads: JSON in OAuth's words (RFC 6749 5.2), not our page.
+    The 429 handler (app.py) adds Retry-After."""
+    response = jsonify(error="invalid_request", error_description=(
+        f"Too many refused requests from this address; try again in {limit_wait_seconds()} s."))
+    response.status_code = 429
+    return response
+
+
 # One count for both endpoints: a shared limit.
 oauth_failures = limiter.shared_limit(_configured("oauth_failures_per_ip"), key_func=_ip_key,
-                                      scope="oauth_failures_per_ip", deduct_when=_refused)
+                                      scope="oauth_failures_per_ip", deduct_when=_refused,
+                                      on_breach=_oauth_error)
 
 
 # --- what a wrong password says, without telling who has an account (issue 11) ----------
