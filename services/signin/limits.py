@@ -352,8 +352,9 @@ def _ip_key() -> str:
 def account_key_from_email() -> str:
     """The account a password check is for: the email typed, known to us or not."""
     email = request.form.get("email", "")
-    email = emails.canonical(email) if isinstance(email, str) else ""
-    return _keyed("email", email[:254]) if email else _ip_key()
+    if not isinstance(email, str) or not email.strip():
+        return _ip_key()
+    return f"email:{email_key(email)}"  # the address's own count (below), in its one spelling
 
 
 def account_key_from_sign_in() -> str:
