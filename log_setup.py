@@ -57,6 +57,9 @@ def configure(config) -> None:
     Something else is gunicorn's --log-config, an operator's own setup, or pytest. Ours is
     added once per process, even when several apps are created in it.
     """
+    # Alembic (loaded by every `flask` command) announces each of its plugins at INFO: seven
+    # lines before `flask db upgrade` says what it did, and before `flask run` is up.
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
     root = logging.getLogger()
     ours = [h for h in root.handlers if h.get_name() == HANDLER_NAME]
     if ours:
