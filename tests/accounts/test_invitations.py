@@ -148,6 +148,8 @@ def test_csv_preview_then_import_all(app, smtp, deliver, sign_in):
     assert preview.status_code == 200
     text = preview.get_data(as_text=True)
     assert "Ready to invite 2 clients" in text
+    # Nothing is wrong, so there is no Problem column to read "None" in.
+    assert ">Problem<" not in text and "None" not in text
     assert user_by_email(app, "anna@example.com") is None  # a preview imports nothing
     done = staff.post("/support/clients/import", {"text": GOOD_CSV, "confirmed": "yes"},
                       form_page="/support/clients/import")
@@ -188,6 +190,8 @@ def test_csv_with_problems_imports_nothing_and_names_each_row(app, sign_in):
     assert "already has an account" in text
     assert "The same address is on row 5" in text
     assert "not a UK number" in text
+    good_row = text.split('data-row="2"', 1)[1].split("</tr>", 1)[0]
+    assert '<td data-label="Problem">—</td>' in good_row and "None" not in text
     with app.app_context():
         assert db.session.scalar(select(func.count(User.id))) == 2  # staff and taken only
 
