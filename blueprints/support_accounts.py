@@ -140,10 +140,9 @@ def import_clients():
         return render_template("support/import.html", form=form, preview=None)
     if not form.validate_on_submit():
         return render_template("support/import.html", form=form, preview=None), 422
-    text = _uploaded_text(form)
+    text, problem = _uploaded_text(form)
     if text is None:
-        form.file.errors.append("The file is not text (save it from your spreadsheet as CSV, "
-                                "UTF-8).")
+        form.file.errors.append(problem)
         return render_template("support/import.html", form=form, preview=None), 422
     preview = invitations.read_csv(text)
     if form.confirmed.data == "yes" and preview.ok:
@@ -195,14 +194,12 @@ def _raced_preview(text: str) -> invitations.Preview:
     return preview
 
 
-def _uploaded_text(form: ImportClientsForm):
+def _uploaded_text(form: ImportClientsForm) -> tuple[Optional[str], str]:
+    """The file's text if one was chosen, else the pasted rows; or None and why."""
     upload = form.file.data
     if upload is not None and getattr(upload, "filename", ""):
-        try:
-            return upload.read().decode("utf-8-sig")
-        except UnicodeDecodeError:
-            return None
-    return form.text.data or ""
+        return invitations.csv_text(upload.read())
+    return form.text.data or "", ""
 
 
 @bp.route("/invitations", endpoint="invitations")

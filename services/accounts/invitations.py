@@ -132,6 +132,32 @@ class Preview:
         return sum(1 for r in self.rows if not r.ok)
 
 
+SPREADSHEET_FILE = ("This is a spreadsheet's own file (such as .xlsx), not a CSV. In your "
+                    "spreadsheet choose Save As (or Download), pick “CSV UTF-8”, and "
+                    "choose that file here.")
+NOT_TEXT = ("The file is not text. Save it from your spreadsheet as “CSV UTF-8” and "
+            "try again.")
+# How the spreadsheet programs' own files begin: .xlsx and .ods are ZIP files, .xls is OLE.
+SPREADSHEET_MAGIC = (b"PK\x03\x04", b"\xd0\xcf\x11\xe0")
+
+
+def csv_text(raw: bytes) -> tuple[Optional[str], str]:
+    """The text of an uploaded CSV, or None and why it cannot be read.
+
+    UTF-8 first, with or without Excel's byte order mark. Excel on Windows saves a plain
+    "CSV (Comma delimited)" in Windows-1252, where the "ë" of "Zoë" is a byte UTF-8 refuses:
+    such a file is read as Windows-1252, and the preview shows every name before anything
+    is imported."""
+    if raw.startswith(SPREADSHEET_MAGIC):
+        return None, SPREADSHEET_FILE
+    for encoding in ("utf-8-sig", "cp1252"):
+        try:
+            return raw.decode(encoding), ""
+        except UnicodeDecodeError:
+            continue
+    return None, NOT_TEXT
+
+
 def read_csv(text: str) -> Preview:
     """Check a CSV of `email,name,phone` (a header row is optional) before importing it."""
     preview = Preview()

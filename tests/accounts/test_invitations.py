@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import func, select
 
 from extensions import db
@@ -170,6 +171,37 @@ def test_csv_upload_as_a_file(app, sign_in):
                         form_page="/support/clients/import", content_type="multipart/form-data")
     assert answer.status_code == 200
     assert "Ready to invite 2 clients" in answer.get_data(as_text=True)
+
+
+def upload(staff, raw: bytes, name: str = "clients.csv"):
+    import io
+
+    return staff.post("/support/clients/import", {"file": (io.BytesIO(raw), name)},
+                      form_page="/support/clients/import", content_type="multipart/form-data")
+
+
+def test_csv_saved_by_excel_on_windows_is_read_with_its_accents(app, sign_in):
+    """Excel's plain "CSV (Comma delimited)" is Windows-1252, not UTF-8."""
+    staff = staff_browser(app, sign_in)
+    answer = upload(staff, "email,name,phone\nzoe@example.com,Zoë Brontë,\n".encode("cp1252"))
+    assert answer.status_code == 200
+    text = answer.get_data(as_text=True)
+    assert "Ready to invite 1 client" in text and "Zoë Brontë" in text
+
+
+@pytest.mark.parametrize("raw, words", [
+    (b"PK\x03\x04\x14\x00\x06\x00" + bytes(200), "not a CSV. In your spreadsheet"),  # .xlsx
+    (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(200), "not a CSV. In your spreadsheet"),  # .xls
+    (b"email\x81\x8d\x8f\x90\x9d" * 10, "The file is not text"),
+    (b"email,name\x00,phone\n", "not text (a NUL)"),
+], ids=["xlsx", "xls", "neither-utf8-nor-cp1252", "nul"])
+def test_a_file_that_is_not_a_csv_says_what_to_do_and_imports_nothing(app, sign_in, raw, words):
+    staff = staff_browser(app, sign_in)
+    answer = upload(staff, raw)
+    assert answer.status_code == 422
+    assert words in answer.get_data(as_text=True)
+    with app.app_context():
+        assert db.session.scalar(select(func.count(User.id))) == 1  # the staff member only
 
 
 def test_csv_with_problems_imports_nothing_and_names_each_row(app, sign_in):
