@@ -413,6 +413,10 @@ def test_non_ascii_portal_and_sender_names_arrive_whole(tmp_path, smtp, deliver)
     head = mail.raw.split(b"\r\n\r\n")[0]
     assert max(len(line) for line in head.split(b"\r\n")) < 80  # folded, not one long line
     assert mail.code and portal in mail.text
+    # What mail filters and out-of-office replies read: an id on the sender's own domain
+    # (not this machine's name) and that the message is automatic (RFC 3834).
+    assert re.fullmatch(r"<[^@<>\s]+@example\.com>", wire["Message-ID"])
+    assert wire["Auto-Submitted"] == "auto-generated"
 
 
 def test_delivery_gives_up_when_the_code_expires(app, user, smtp, deliver, browser):

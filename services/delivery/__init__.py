@@ -28,6 +28,7 @@ from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from email.header import Header
+from email.utils import make_msgid, parseaddr
 from typing import Callable, Optional
 
 from flask import Flask, current_app, has_app_context, render_template
@@ -350,11 +351,26 @@ def _recipient(item: Delivery) -> str:
                             permanent=True) from exc
 
 
+@functools.lru_cache(maxsize=8)
+def _id_domain(sender) -> str:
+    """The domain of MAIL_DEFAULT_SENDER, for Message-ID: mail filters expect the sender's own
+    domain there, and Python's default asks the system for this machine's name for every
+    message ("localhost" on many servers)."""
+    address = sender[1] if isinstance(sender, tuple) else parseaddr(sender or "")[1]
+    try:
+        return emails.ascii_address(address).rpartition("@")[2] or _local_hostname()
+    except ValueError:
+        return _local_hostname()
+
+
 def send_email(item: Delivery, subject: str, text: str,
                html: Optional[str] = None) -> Optional[str]:
     """Hand an email (a plain-text part and, when given, an HTML part) to the SMTP server."""
     message = _Message(subject=subject, recipients=[_recipient(item)], body=text, html=html)
-    message.extra_headers = {"X-ClientGate-Ref": item.client_ref or ""}
+    message.msgId = make_msgid(domain=_id_domain(message.sender))
+    # RFC 3834: an automatic message, to which out-of-office replies are not sent.
+    message.extra_headers = {"Auto-Submitted": "auto-generated",
+                             "X-ClientGate-Ref": item.client_ref or ""}
     try:
         connection = kept_connections.take()
         try:
