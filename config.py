@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import secrets
+from email.utils import parseaddr
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -171,6 +172,7 @@ class Config:
                 "server (codes are never written to the log): set MAIL_SERVER, MAIL_PORT and "
                 "the other MAIL_ settings in the environment or in .env."
             )
+        check_sender(config.get("MAIL_DEFAULT_SENDER"))
         check_signature_method(config.get("VONAGE_SIGNATURE_METHOD"))
         check_claim_time(config.get("DISPATCHER_CLAIM_SECONDS"), config.get("MAIL_TIMEOUT"))
 
@@ -199,6 +201,21 @@ def check_secret_key(value: str | None) -> None:
             f"SECRET_KEY is too short: it needs at least {SECRET_KEY_MIN_LENGTH} characters "
             f"(this one has {len(value)}). A short key can be guessed, and whoever has it can "
             f"sign in as anyone. Replace it with the output of: {MAKE_SECRET_KEY}")
+
+
+def check_sender(value) -> None:
+    """MAIL_DEFAULT_SENDER must be an address at a real domain. Left unset it is
+    no-reply@localhost, which mail providers refuse or file as junk, while the mail server
+    still takes the message and the support console shows it "handed over"."""
+    address = value[1] if isinstance(value, (tuple, list)) else parseaddr(value or "")[1]
+    domain = address.rpartition("@")[2].rstrip(".").lower()
+    if "@" in address and "." in domain and not domain.endswith(".localhost"):
+        return
+    raise RuntimeError(
+        f"MAIL_DEFAULT_SENDER must be an address at your firm's domain, not {value!r}: mail "
+        "from it would be refused or put in junk by clients' mail providers. Set it, for "
+        "example MAIL_DEFAULT_SENDER='Smith & Co <portal@smithandco.co.uk>', using an address "
+        "your mail server may send from.")
 
 
 def check_claim_time(claim_seconds, mail_timeout) -> None:

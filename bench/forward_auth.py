@@ -169,6 +169,7 @@ def run(workers: int, seconds: float, out: Callable[[str], None]) -> list[tuple[
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CLIENTGATE_", "MAIL_"))}
     env.update(CLIENTGATE_ENV="production", SECRET_KEY=secret, DATABASE_URL=url,
                PORTAL_URL=portal, MAIL_SERVER="127.0.0.1", MAIL_PORT=str(free_port()),
+               MAIL_DEFAULT_SENDER="Bench <portal@bench.example>",
                SESSION_COOKIE_SECURE="0", PROXY_FIX_X_FOR="1", PROXY_FIX_X_PROTO="1",
                PROXY_FIX_X_HOST="1", TRUSTED_HOSTS="127.0.0.1",
                ACCESS_RULES="localhost/files/ any Shared files", RATELIMIT_ENABLED="0")
@@ -181,6 +182,7 @@ def run(workers: int, seconds: float, out: Callable[[str], None]) -> list[tuple[
     app = create_app(type("BenchConfig", (Config,), {
         "SQLALCHEMY_DATABASE_URI": database_url(url), "SECRET_KEY": secret,
         "DISPATCHER_AUTOSTART": False, "MAIL_SERVER": "127.0.0.1", "PORTAL_URL": portal,
+        "MAIL_DEFAULT_SENDER": env["MAIL_DEFAULT_SENDER"],
         "SESSION_COOKIE_SECURE": False, "SESSION_COOKIE_NAME": "clientgate_session",
         "ACCESS_RULES": env["ACCESS_RULES"], "PROXY_FIX_X_HOST": 1,
     }))

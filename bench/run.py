@@ -58,6 +58,8 @@ LIMITS_ENV = {
     "CODES_PER_IP_PER_HOUR": "1000000",  # the hourly cap on codes sent to one IP: raised
 }
 
+# Production refuses to start with a sender at localhost (config.check_sender).
+BENCH_SENDER = "Bench <portal@bench.example>"
 MB = 1024 * 1024
 NAN = float("nan")
 
@@ -151,6 +153,7 @@ def bench_app(url: str, secret_key: str, mail_port: int):
         "SQLALCHEMY_DATABASE_URI": database_url(url), "SECRET_KEY": secret_key,
         "DISPATCHER_AUTOSTART": False, "MAIL_SERVER": "127.0.0.1", "MAIL_PORT": mail_port,
         "RATELIMIT_ENABLED": False, "PORTAL_URL": "http://127.0.0.1",
+        "MAIL_DEFAULT_SENDER": BENCH_SENDER,
     })
     return create_app(config)
 
@@ -418,7 +421,7 @@ def run_backend(name: str, url: str, settings: Settings, hash_cpu: float, out) -
     env = dict(os.environ)
     env.update({
         "CLIENTGATE_ENV": "production", "SECRET_KEY": secret_key, "DATABASE_URL": url,
-        "MAIL_SERVER": "127.0.0.1", "MAIL_PORT": str(sink.port),
+        "MAIL_SERVER": "127.0.0.1", "MAIL_PORT": str(sink.port), "MAIL_DEFAULT_SENDER": BENCH_SENDER,
         "SESSION_COOKIE_SECURE": "0",  # plain HTTP on 127.0.0.1
         # Production answers only its own host: the clients ask for 127.0.0.1 (any port).
         "PORTAL_URL": "http://127.0.0.1",

@@ -10,10 +10,11 @@ from tests.vonage_stub import VonageStub
 
 
 def production_config(tmp_path, smtp, **overrides):
-    """The production Config (no console outbox), with the two settings it insists on."""
+    """The production Config (no console outbox), with the settings it insists on."""
     values = {
         "SECRET_KEY": "p" * 48, "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path}/prod.db",
         "PORTAL_URL": "http://localhost", "MAIL_SERVER": "127.0.0.1", "MAIL_PORT": smtp.port,
+        "MAIL_DEFAULT_SENDER": "Test Firm <portal@firm.example>",
         "MAIL_TIMEOUT": 5, "VONAGE_API_KEY": None, "VONAGE_API_SECRET": None,
         "VONAGE_SIGNATURE_SECRET": None, "SESSION_COOKIE_SECURE": False,
         "RATELIMIT_ENABLED": False, "DISPATCHER_AUTOSTART": False, "HEALTHZ_TOKEN": None,

@@ -104,3 +104,7 @@ def test_the_command_line_says_what_is_missing(tmp_path):
     result = subprocess.run(run, cwd=BASE_DIR, env=env, capture_output=True, text=True,
                             timeout=120)
     assert result.returncode != 0 and "MAIL_SERVER is not set" in result.stderr
+    env["MAIL_SERVER"] = "smtp.firm.example"
+    result = subprocess.run(run, cwd=BASE_DIR, env=env, capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode != 0 and "MAIL_DEFAULT_SENDER must be" in result.stderr

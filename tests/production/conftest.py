@@ -86,8 +86,9 @@ def production_env(database_url: str, **extra: str) -> dict[str, str]:
            if not k.startswith(("FLASK_", "TEST_DATABASE", "CLIENTGATE_", "MAIL_", "VONAGE_"))}
     env.update(CLIENTGATE_ENV="production", SECRET_KEY=SECRET_KEY, DATABASE_URL=database_url,
                SESSION_COOKIE_SECURE="0", PYTHONUNBUFFERED="1",
-               # Production refuses to start without these two (issue 11).
-               PORTAL_URL="http://127.0.0.1", MAIL_SERVER="127.0.0.1")
+               # Production refuses to start without these (issue 11; a sender at a domain).
+               PORTAL_URL="http://127.0.0.1", MAIL_SERVER="127.0.0.1",
+               MAIL_DEFAULT_SENDER="Test Firm <portal@firm.example>")
     env.update(extra)
     return env
 

@@ -12,6 +12,7 @@ from config import Config, PLACEHOLDER_SECRET_KEYS
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "docs" / "clientgate.env.example"
 SETTINGS = {"PORTAL_URL": "https://portal.example.co.uk", "MAIL_SERVER": "smtp.example.co.uk",
+            "MAIL_DEFAULT_SENDER": "Example & Co <portal@example.co.uk>",
             "VONAGE_SIGNATURE_METHOD": "md5hash"}
 
 
@@ -59,3 +60,24 @@ def test_a_claim_shorter_than_three_mail_timeouts_is_refused():
     defaults = {"DISPATCHER_CLAIM_SECONDS": Config.DISPATCHER_CLAIM_SECONDS,
                 "MAIL_TIMEOUT": Config.MAIL_TIMEOUT}  # 90 and 20
     Config.check({**SETTINGS, "SECRET_KEY": key, **defaults})
+
+
+@pytest.mark.parametrize("sender", [
+    None, "", "ClientGate <no-reply@localhost>", "portal@localhost", "Firm <portal@server1>",
+    "portal@app.localhost", "not an address",
+])
+def test_a_sender_no_mail_provider_would_accept_is_refused(sender):
+    """Mail from no-reply@localhost (the default) is handed over and then refused or filed
+    as junk at the client's end: production does not start with it."""
+    with pytest.raises(RuntimeError, match="MAIL_DEFAULT_SENDER must be an address at your"):
+        Config.check({**SETTINGS, "SECRET_KEY": secrets.token_urlsafe(48),
+                      "MAIL_DEFAULT_SENDER": sender})
+
+
+@pytest.mark.parametrize("sender", [
+    "portal@smithandco.co.uk", "Smith & Co <portal@smithandco.co.uk>",
+    ("Smith & Co", "portal@smithandco.co.uk"), "Müller <portal@müller.de>",
+])
+def test_a_sender_at_a_domain_is_accepted(sender):
+    Config.check({**SETTINGS, "SECRET_KEY": secrets.token_urlsafe(48),
+                  "MAIL_DEFAULT_SENDER": sender})

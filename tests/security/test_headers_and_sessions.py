@@ -143,6 +143,7 @@ def production_app(tmp_path):
     """The production configuration (Secure cookies), with a key and a throwaway database."""
     values = {"SECRET_KEY": "k" * 48, "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path}/p.db",
               "PORTAL_URL": "https://localhost", "MAIL_SERVER": "127.0.0.1",
+              "MAIL_DEFAULT_SENDER": "Test Firm <portal@firm.example>",
               "RATELIMIT_ENABLED": False, "DISPATCHER_AUTOSTART": False, "DEV_OUTBOX": False}
     if "SESSION_COOKIE_SECURE" in os.environ:
         pytest.skip("SESSION_COOKIE_SECURE is set in this environment")
