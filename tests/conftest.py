@@ -6,6 +6,7 @@ of the emails that reached the SMTP server, as a client would.
 
 from __future__ import annotations
 
+import atexit
 import email
 import email.policy
 import functools
@@ -247,8 +248,10 @@ def _id_sequences(engine) -> list[str]:
 
 @functools.lru_cache(maxsize=None)
 def _sqlite_template() -> Path:
-    """A SQLite file holding the empty tables, made once per process."""
-    path = Path(tempfile.mkdtemp(prefix="clientgate-schema-")) / "empty.db"
+    """A SQLite file holding the empty tables, made once per process (removed at its end)."""
+    folder = tempfile.mkdtemp(prefix="clientgate-schema-")
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    path = Path(folder) / "empty.db"
     engine = create_engine(f"sqlite:///{path}")
     db.metadata.create_all(engine)
     engine.dispose()
