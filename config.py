@@ -203,11 +203,16 @@ def check_secret_key(value: str | None) -> None:
             f"sign in as anyone. Replace it with the output of: {MAKE_SECRET_KEY}")
 
 
+def sender_address(value) -> str:
+    """The address in MAIL_DEFAULT_SENDER: "Name <address>", an address, or (name, address)."""
+    return value[1] if isinstance(value, (tuple, list)) else parseaddr(value or "")[1]
+
+
 def check_sender(value) -> None:
     """MAIL_DEFAULT_SENDER must be an address at a real domain. Left unset it is
     no-reply@localhost, which mail providers refuse or file as junk, while the mail server
     still takes the message and the support console shows it "handed over"."""
-    address = value[1] if isinstance(value, (tuple, list)) else parseaddr(value or "")[1]
+    address = sender_address(value)
     domain = address.rpartition("@")[2].rstrip(".").lower()
     if "@" in address and "." in domain and not domain.endswith(".localhost"):
         return

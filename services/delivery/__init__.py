@@ -28,13 +28,14 @@ from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from email.header import Header
-from email.utils import make_msgid, parseaddr
+from email.utils import make_msgid
 from typing import Callable, Optional
 
 from flask import Flask, current_app, has_app_context, render_template
 from flask_mail import BadHeaderError, Connection, Message
 from sqlalchemy import event, func, or_, select, update
 
+from config import sender_address
 from extensions import db
 from models import Delivery, DispatcherBeat, SignIn
 from services import audit, clock, emails, keys, urls
@@ -356,9 +357,8 @@ def _id_domain(sender) -> str:
     """The domain of MAIL_DEFAULT_SENDER, for Message-ID: mail filters expect the sender's own
     domain there, and Python's default asks the system for this machine's name for every
     message ("localhost" on many servers)."""
-    address = sender[1] if isinstance(sender, tuple) else parseaddr(sender or "")[1]
     try:
-        return emails.ascii_address(address).rpartition("@")[2] or _local_hostname()
+        return emails.ascii_address(sender_address(sender)).rpartition("@")[2] or _local_hostname()
     except ValueError:
         return _local_hostname()
 
