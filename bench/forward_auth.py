@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from servers import VENV_BIN, Gunicorn, stop_cleanly_on_sigterm  # noqa: E402
+from servers import BENCH_SENDER, VENV_BIN, Gunicorn, stop_cleanly_on_sigterm  # noqa: E402
 
 UPSTREAM = '''
 def app(environ, start_response):
@@ -169,7 +169,7 @@ def run(workers: int, seconds: float, out: Callable[[str], None]) -> list[tuple[
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CLIENTGATE_", "MAIL_"))}
     env.update(CLIENTGATE_ENV="production", SECRET_KEY=secret, DATABASE_URL=url,
                PORTAL_URL=portal, MAIL_SERVER="127.0.0.1", MAIL_PORT=str(free_port()),
-               MAIL_DEFAULT_SENDER="Bench <portal@bench.example>",
+               MAIL_DEFAULT_SENDER=BENCH_SENDER,
                SESSION_COOKIE_SECURE="0", PROXY_FIX_X_FOR="1", PROXY_FIX_X_PROTO="1",
                PROXY_FIX_X_HOST="1", TRUSTED_HOSTS="127.0.0.1",
                ACCESS_RULES="localhost/files/ any Shared files", RATELIMIT_ENABLED="0")

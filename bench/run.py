@@ -48,7 +48,7 @@ logging.getLogger("app").setLevel(logging.ERROR)
 
 from load import Browser, PhaseResult, StepFailed, expect, percentile, run_phase  # noqa: E402
 from mailsink import MailSink, free_port  # noqa: E402
-from servers import VENV_BIN, Gunicorn, stop_cleanly_on_sigterm  # noqa: E402
+from servers import BENCH_SENDER, VENV_BIN, Gunicorn, stop_cleanly_on_sigterm  # noqa: E402
 import oidc as oidc_bench  # noqa: E402 - the OpenID Connect phases (bench/oidc.py)
 
 # All the bench's traffic comes from 127.0.0.1, so per-address limits would stop it within
@@ -58,8 +58,6 @@ LIMITS_ENV = {
     "CODES_PER_IP_PER_HOUR": "1000000",  # the hourly cap on codes sent to one IP: raised
 }
 
-# Production refuses to start with a sender at localhost (config.check_sender).
-BENCH_SENDER = "Bench <portal@bench.example>"
 MB = 1024 * 1024
 NAN = float("nan")
 

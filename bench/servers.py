@@ -15,6 +15,8 @@ from typing import Optional
 ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = ROOT / ".venv" / "bin"
 HASH_TIMING = Path(__file__).resolve().parent / "hash_timing.py"
+# Production refuses to start with a sender at localhost (config.check_sender).
+BENCH_SENDER = "Bench <portal@bench.example>"
 
 
 def stop_cleanly_on_sigterm() -> None:
