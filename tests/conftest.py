@@ -190,7 +190,8 @@ _MADE: dict[str, list[str]] = {}
 def reset_schema(app) -> None:
     """Empty tables, as new, for a test.
 
-    SQLite makes its tables in a few milliseconds, and each test has a file of its own. On
+    On SQLite each test has a file of its own, which running_app starts as a copy of an empty
+    one (`_copy_empty_sqlite`); an app on a file that is already there comes here. On
     PostgreSQL dropping and making them cost about 0.2 s in every test of the pass, so once
     this process has made them, the tables a test wrote to are emptied with TRUNCATE instead
     (`_empty_tables`). TRUNCATE gives a table new, empty files, as making it did, so rows come
