@@ -213,6 +213,17 @@ def test_policy_needs_no_network():
     assert policy.problem("a quiet walk to the harbour") is None
 
 
+def test_the_rules_know_every_word_on_zxcvbns_lists():
+    from zxcvbn.frequency_lists import FREQUENCY_LISTS as lists
+
+    common, words = policy._common(), policy._words()
+    assert all(word in common for word in lists["passwords"])
+    assert all(word in words for word in lists["english_wikipedia"] + lists["us_tv_and_film"])
+    assert len(common) == len(set(lists["passwords"]))
+    for unlisted in ("a quiet walk to the harbour", "plum tree by the river", "zq"):
+        assert unlisted not in common and unlisted not in words
+
+
 # --- changing the password when signed in ----------------------------------------------
 
 def test_change_password_keeps_this_session_and_ends_others(app, user, smtp, deliver, sign_in):

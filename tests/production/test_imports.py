@@ -4,6 +4,8 @@ Every worker's resting memory is counted again under argon2id's 64 MiB (bench/ru
 figure). py_webauthn (with its certificate and ASN.1 libraries, 5 MB) loads with the first
 passkey request, and of the vonage SDK only the SMS API's part loads, with the first text
 message: the `vonage` package's own client imports all fifteen of its APIs (10 MB more).
+The password rules read zxcvbn's lists without importing zxcvbn, which would build all six
+of its lists and keep them (17 MB) in any worker that has checked a password.
 Each check runs in a fresh interpreter, since this test process has imported everything.
 """
 
@@ -63,3 +65,24 @@ def test_passkey_and_sms_libraries_load_with_their_first_use():
     assert loaded["login page"] == []
     assert loaded["a text message"] == ["vonage_sms"]
     assert loaded["a passkey sign-in"] == ["OpenSSL", "pyasn1", "vonage_sms", "webauthn"]
+
+
+RULES_SCRIPT = """
+import json, sys
+from services.accounts import policy
+
+answers = [policy.problem(password) for password in ("iloveyou12345", "a quiet walk home")]
+print(json.dumps({"answers": answers,
+                  "zxcvbn": sorted(name for name in sys.modules if name.startswith("zxcvbn"))}))
+"""
+
+
+def test_the_password_rules_keep_two_lists_not_zxcvbn():
+    run = subprocess.run([sys.executable, "-c", RULES_SCRIPT], cwd=ROOT, capture_output=True,
+                         text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    result = json.loads(run.stdout.splitlines()[-1])
+    assert result["zxcvbn"] == []
+    refused, accepted = result["answers"]
+    assert "attackers try early" in refused
+    assert accepted is None
