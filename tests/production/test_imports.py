@@ -86,3 +86,15 @@ def test_the_password_rules_keep_two_lists_not_zxcvbn():
     refused, accepted = result["answers"]
     assert "attackers try early" in refused
     assert accepted is None
+
+
+def test_the_memory_bench_runs_every_step():
+    run = subprocess.run([sys.executable, str(ROOT / "bench" / "memory.py")], cwd=ROOT,
+                         capture_output=True, text=True, timeout=180)
+    assert run.returncode == 0, run.stderr
+    lines = run.stdout.splitlines()
+    assert lines[0] == "Memory of one process of the app (sqlite):"
+    for step in ("the login page served", "a text message (the vonage SDK)",
+                 "a passkey sign-in begun", "OpenID Connect discovery",
+                 "peak while one password is verified"):
+        assert any(step in line for line in lines), step
