@@ -585,6 +585,7 @@ def process(delivery_id: int) -> str:
         _fail(item, "the code could not be read back (was SECRET_KEY changed?)")
         db.session.commit()
         return "failed"
+    attempt = item.attempts
     try:
         subject, text, html = render(item, code)
         # Let go of the database while the mail server or Vonage takes its time: the row
@@ -595,6 +596,12 @@ def process(delivery_id: int) -> str:
     except DeliveryError as exc:
         db.session.rollback()
         item = db.session.get(Delivery, delivery_id)
+        if not _claim_held(item, attempt):
+            # Ended while it was being handed over (its sign-in over, its code wiped), or
+            # claimed again by another sender: queueing it again would bring it back.
+            log.info("delivery %s: not handed over (%s); left %s", delivery_id, exc.reason,
+                     item.status if item else "deleted")
+            return item.status if item else "missing"
         _retry_or_fail(item, exc.reason, permanent=exc.permanent)
         status = item.status
         db.session.commit()
@@ -612,6 +619,13 @@ def process(delivery_id: int) -> str:
                          "transport": "outbox" if provider_ref == "outbox" else item.channel})
     db.session.commit()
     return "sent"
+
+
+def _claim_held(item: Optional[Delivery], attempt: Optional[int] = None) -> bool:
+    """Whether this process still holds its claim on the message: still `sending`, claimed
+    by this process and, given the attempt it claimed, not claimed again since."""
+    return (item is not None and item.status == "sending" and item.claimed_by == worker_name()
+            and (attempt is None or item.attempts == attempt))
 
 
 def process_safely(delivery_id: int) -> None:
@@ -634,7 +648,7 @@ def _after_unexpected_error(delivery_id: int, exc: Exception) -> None:
     """Record an unexpected error as a failed attempt, if this process still holds the claim
     (a send that was recorded, or a claim another process took over, is left alone)."""
     item = db.session.get(Delivery, delivery_id)
-    if item is None or item.status != "sending" or item.claimed_by != worker_name():
+    if not _claim_held(item):
         return
     reason = f"an unexpected error while sending ({type(exc).__name__})"
     _retry_or_fail(item, reason, permanent=item.attempts >= UNEXPECTED_ERROR_ATTEMPTS)

@@ -19,8 +19,10 @@ from email_validator import validate_email
 from sqlalchemy import select
 
 from extensions import db
-from models import Delivery
+from models import Delivery, Event, User
 from services import clock, delivery
+from services.delivery.handover import DeliveryError
+from services.signin import codes
 from services.emails import NOT_SENDABLE, ascii_address, email_problem
 from tests.conftest import Browser, SMTPServer, _Handler, add_user, make_config, running_app
 
@@ -338,6 +340,33 @@ def test_the_code_page_shows_a_code_that_could_not_be_sent(app, smtp, deliver, m
     clock.advance(timedelta(seconds=10))
     deliver()
     assert smtp.wait_for(1)[0].code  # the retry delivers it
+
+
+def test_a_code_whose_sign_in_ends_during_a_failed_hand_over_stays_cancelled(
+        app, smtp, deliver, monkeypatch):
+    """The client ends the sign-in while the mail server is refusing its code: the message
+    stays "not sent: the sign-in ended", and is not queued again to fail later as a code that
+    "could not be read back", a reason that would send support after SECRET_KEY."""
+    user_id = add_user(app)
+    assert Browser(app).log_in().status_code == 302
+
+    def ended_meanwhile(item, *args):
+        codes.end_pending_sign_ins(db.session.get(User, user_id), by="client")
+        db.session.commit()
+        raise DeliveryError("the mail server could not be reached")
+
+    monkeypatch.setattr(delivery, "hand_over", ended_meanwhile)
+    deliver()
+    monkeypatch.undo()
+    item = only_delivery(app)
+    assert (item.status, item.last_error, item.code_encrypted) == (
+        "cancelled", "sign-in cancelled", None)
+    clock.advance(timedelta(minutes=5))
+    assert deliver() == 0
+    assert only_delivery(app).status == "cancelled" and smtp.messages == []
+    with app.app_context():
+        events = db.session.scalars(select(Event.type)).all()
+    assert "delivery_retry" not in events and "delivery_failed" not in events
 
 
 def test_a_message_recorded_as_sent_is_left_alone_after_a_later_error(
