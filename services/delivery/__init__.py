@@ -599,9 +599,11 @@ def process(delivery_id: int) -> str:
         if not _claim_held(item, attempt):
             # Ended while it was being handed over (its sign-in over, its code wiped), or
             # claimed again by another sender: queueing it again would bring it back.
+            status = item.status if item else "missing"
+            db.session.rollback()  # nothing to write: end the read
             log.info("delivery %s: not handed over (%s); left %s", delivery_id, exc.reason,
-                     item.status if item else "deleted")
-            return item.status if item else "missing"
+                     status)
+            return status
         _retry_or_fail(item, exc.reason, permanent=exc.permanent)
         status = item.status
         db.session.commit()
