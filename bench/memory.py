@@ -13,11 +13,16 @@ and its arbiter's state). Nothing is sent: the mail and SMS hosts are closed por
 
     .venv/bin/python bench/memory.py                     # SQLite in a temporary folder
     .venv/bin/python bench/memory.py --database URL      # e.g. a PostgreSQL database
+    .venv/bin/python bench/memory.py --json              # one line for bench/run.py
+
+bench/run.py runs it after each database's phases and reports its peak against the target
+beside the figure for workers that serve sign-ins only.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import secrets
 import sys
 import tempfile
@@ -78,6 +83,8 @@ def build_app(database: str):
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--database", help="DATABASE_URL (default: SQLite in a temporary folder)")
+    parser.add_argument("--json", action="store_true",
+                        help="print one JSON line (steps in bytes, the peak, the backend)")
     args = parser.parse_args(argv)
     folder = tempfile.TemporaryDirectory(prefix="clientgate-memory-")
     database = args.database or f"sqlite:///{Path(folder.name) / 'memory.db'}"
@@ -137,6 +144,10 @@ def main(argv=None) -> int:
         peak = peak_of(lambda: passwords.verify_password(None, "a quiet walk to the harbour"))
 
     backend = app.config["SQLALCHEMY_DATABASE_URI"].split(":")[0].split("+")[0]
+    folder.cleanup()
+    if args.json:
+        print(json.dumps({"backend": backend, "steps": rows, "peak": peak}))
+        return 0
     print(f"Memory of one process of the app ({backend}):")
     before = 0
     for label, value in rows:
@@ -146,7 +157,6 @@ def main(argv=None) -> int:
     verdict = "met" if peak < TARGET else "not met"
     print(f"  {'peak while one password is verified':<42} {peak / MB:6.1f} MB "
           f"(argon2id's 64 MiB on top; target < {TARGET // MB} MB per worker: {verdict})")
-    folder.cleanup()
     return 0
 
 
