@@ -22,8 +22,8 @@ from extensions import db
 from models import Delivery, Event, User
 from services import clock, delivery
 from services.delivery.handover import DeliveryError
-from services.signin import codes
 from services.emails import NOT_SENDABLE, ascii_address, email_problem
+from services.signin import codes
 from tests.conftest import Browser, SMTPServer, _Handler, add_user, make_config, running_app
 
 MAIL_USER, MAIL_PASSWORD = "portal@firm.example", "real-mail-password"
