@@ -42,6 +42,8 @@ CSRF_IN_PAGE = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"|name
 # One argon2 hash for every test user, so tests do not spend their time hashing; made at the
 # tests' own low cost (TestConfig.PASSWORD_HASH_COST), so signing in does not either.
 TEST_PASSWORD = "correct horse battery"
+# Production's settings need a sender at a real domain (config.check_sender refuses localhost).
+PRODUCTION_SENDER = "Test Firm <portal@firm.example>"
 _TEST_HASH = PasswordHasher(**TestConfig.PASSWORD_HASH_COST).hash(TEST_PASSWORD)
 
 # make_config(..., **AS_SERVERS_HASH) for the app that fills the database of servers the tests

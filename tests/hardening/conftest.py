@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from config import Config
-from tests.conftest import running_app
+from tests.conftest import PRODUCTION_SENDER, running_app
 from tests.vonage_stub import VonageStub
 
 
@@ -14,7 +14,7 @@ def production_config(tmp_path, smtp, **overrides):
     values = {
         "SECRET_KEY": "p" * 48, "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path}/prod.db",
         "PORTAL_URL": "http://localhost", "MAIL_SERVER": "127.0.0.1", "MAIL_PORT": smtp.port,
-        "MAIL_DEFAULT_SENDER": "Test Firm <portal@firm.example>",
+        "MAIL_DEFAULT_SENDER": PRODUCTION_SENDER,
         "MAIL_TIMEOUT": 5, "VONAGE_API_KEY": None, "VONAGE_API_SECRET": None,
         "VONAGE_SIGNATURE_SECRET": None, "SESSION_COOKIE_SECURE": False,
         "RATELIMIT_ENABLED": False, "DISPATCHER_AUTOSTART": False, "HEALTHZ_TOKEN": None,

@@ -21,7 +21,7 @@ from typing import Optional
 
 import pytest
 
-from tests.conftest import CSRF_IN_PAGE, SMTPServer, free_port
+from tests.conftest import CSRF_IN_PAGE, PRODUCTION_SENDER, SMTPServer, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 TEST_URL = os.environ.get("TEST_DATABASE_URL") or ""
@@ -88,7 +88,7 @@ def production_env(database_url: str, **extra: str) -> dict[str, str]:
                SESSION_COOKIE_SECURE="0", PYTHONUNBUFFERED="1",
                # Production refuses to start without these (issue 11; a sender at a domain).
                PORTAL_URL="http://127.0.0.1", MAIL_SERVER="127.0.0.1",
-               MAIL_DEFAULT_SENDER="Test Firm <portal@firm.example>")
+               MAIL_DEFAULT_SENDER=PRODUCTION_SENDER)
     env.update(extra)
     return env
 

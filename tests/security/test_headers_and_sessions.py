@@ -15,7 +15,7 @@ from app import create_app
 from config import BASE_DIR, Config
 from extensions import db
 from services import clock
-from tests.conftest import Browser, make_config, running_app
+from tests.conftest import Browser, PRODUCTION_SENDER, make_config, running_app
 
 EMAIL = "client@example.com"
 TEMPLATES = BASE_DIR / "templates"
@@ -143,7 +143,7 @@ def production_app(tmp_path):
     """The production configuration (Secure cookies), with a key and a throwaway database."""
     values = {"SECRET_KEY": "k" * 48, "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path}/p.db",
               "PORTAL_URL": "https://localhost", "MAIL_SERVER": "127.0.0.1",
-              "MAIL_DEFAULT_SENDER": "Test Firm <portal@firm.example>",
+              "MAIL_DEFAULT_SENDER": PRODUCTION_SENDER,
               "RATELIMIT_ENABLED": False, "DISPATCHER_AUTOSTART": False, "DEV_OUTBOX": False}
     if "SESSION_COOKIE_SECURE" in os.environ:
         pytest.skip("SESSION_COOKIE_SECURE is set in this environment")
