@@ -32,6 +32,8 @@ from typing import Callable
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from servers import BENCH_SENDER  # noqa: E402 (light: nothing the app does not load anyway)
+
 MB = 1024 * 1024
 TARGET = 150 * MB
 
@@ -57,6 +59,8 @@ def peak_of(action: Callable[[], object]) -> int:
 
 
 def closed_port() -> int:
+    """A port nothing listens on. Not mailsink.free_port: that module brings aiosmtpd into the
+    process being measured."""
     import socket
 
     with socket.socket() as probe:
@@ -65,6 +69,9 @@ def closed_port() -> int:
 
 
 def build_app(database: str):
+    """The app as a production worker builds it, with nothing to send to. Like run.py's
+    bench_app, which it does not import: run.py brings the bench's own libraries (aiosmtpd
+    among them) into the process whose memory this measures."""
     from app import create_app
     from config import Config, database_url
 
@@ -73,7 +80,7 @@ def build_app(database: str):
         "SQLALCHEMY_DATABASE_URI": database_url(database), "SECRET_KEY": secrets.token_urlsafe(48),
         "DISPATCHER_AUTOSTART": False, "PORTAL_URL": "http://127.0.0.1",
         "MAIL_SERVER": "127.0.0.1", "MAIL_PORT": port,
-        "MAIL_DEFAULT_SENDER": "Bench <portal@bench.example>",
+        "MAIL_DEFAULT_SENDER": BENCH_SENDER,
         "VONAGE_API_KEY": "key", "VONAGE_API_SECRET": "secret",
         "VONAGE_REST_HOST": f"127.0.0.1:{port}",
     })
