@@ -4,7 +4,7 @@ bench/run.py's RSS figure is for gunicorn workers that serve sign-ins only. A wo
 firm's server serves everything sooner or later, and some features load a library the first
 time they are used, which then stays for the worker's life: the password rules' lists, the
 vonage SDK with the first text message, py_webauthn with the first passkey, the OpenID Connect
-signing key. This builds the app in a fresh process with production's settings (and
+signing key, segno with the first QR code, ua-parser with the first browser named. This builds the app in a fresh process with production's settings (and
 production's argon2id cost), uses each feature once, and prints the memory after each step,
 then the peak while one password is checked on top of all of it.
 
@@ -126,6 +126,7 @@ def main(argv=None) -> int:
     from services.delivery import sms
     from services.delivery.handover import DeliveryError
     from services.signin import passwords
+    from services.support import timeline
 
     def text_message():
         with app.app_context():
@@ -146,6 +147,9 @@ def main(argv=None) -> int:
          lambda: get("/.well-known/openid-configuration", "/oauth/jwks"))
     step("an authenticator app's QR code", lambda: totp.qr_data_uri(
         "otpauth://totp/ClientGate:client@example.com?secret=JBSWY3DPEHPK3PXP&issuer=ClientGate"))
+    step("a browser named (support, trusted devices)", lambda: timeline.device_words(
+        "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 "
+        "(KHTML, like Gecko) Version/17.0 Mobile/15E148 Safari/604.1"))
 
     with app.app_context():  # an unknown email: one verification of the dummy hash
         peak = peak_of(lambda: passwords.verify_password(None, "a quiet walk to the harbour"))

@@ -19,7 +19,6 @@ from datetime import datetime, timedelta
 from typing import Optional
 
 import pyotp
-import segno
 from flask import current_app
 from pyotp.utils import strings_equal
 from sqlalchemy import select
@@ -95,7 +94,11 @@ def provisioning_uri(user: User, secret: str) -> str:
 
 
 def qr_data_uri(uri: str) -> str:
-    """The QR code as an SVG data: URI for an <img> (the CSP allows data: images)."""
+    """The QR code as an SVG data: URI for an <img> (the CSP allows data: images).
+
+    segno loads here, with a worker's first setup page, not in every worker (bench/memory.py)."""
+    import segno
+
     return segno.make(uri, error="m").svg_data_uri(scale=5, border=2, dark="#000", light="#fff")
 
 

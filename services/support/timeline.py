@@ -11,8 +11,6 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Optional
 
-import user_agents
-
 from services import clock
 from services.signin.codes import MAX_RESENDS, MAX_WRONG_CODES
 from services.support.diagnosis import SignInFacts
@@ -41,7 +39,12 @@ class Step:
 
 @lru_cache(maxsize=2048)
 def device_words(user_agent: Optional[str]) -> str:
-    """"Chrome Mobile 120 on Android 14, phone" from a User-Agent header."""
+    """"Chrome Mobile 120 on Android 14, phone" from a User-Agent header.
+
+    ua-parser (2 MB with its rules) loads with the first support page that needs it, not in
+    every worker (bench/memory.py)."""
+    import user_agents
+
     if not user_agent:
         return "Unknown browser"
     parsed = user_agents.parse(user_agent)

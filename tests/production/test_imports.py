@@ -2,8 +2,10 @@
 
 Every worker's resting memory is counted again under argon2id's 64 MiB (bench/run.py's RSS
 figure). py_webauthn (with its certificate and ASN.1 libraries, 5 MB) loads with the first
-passkey request, and of the vonage SDK only the SMS API's part loads, with the first text
-message: the `vonage` package's own client imports all fifteen of its APIs (10 MB more).
+passkey request, segno with the first authenticator app's QR code, ua-parser (2 MB) with the
+first support page or trusted device that names a browser, and of the vonage SDK only the SMS
+API's part loads, with the first text message: the `vonage` package's own client imports all
+fifteen of its APIs (10 MB more).
 The password rules read zxcvbn's lists without importing zxcvbn, which would build all six
 of its lists and keep them (17 MB) in any worker that has checked a password.
 Each check runs in a fresh interpreter, since this test process has imported everything.
@@ -37,7 +39,8 @@ app = create_app(type("Run", (TestConfig,), {
 loaded = {}
 def note(step):
     loaded[step] = sorted({name.split(".")[0] for name in sys.modules}
-                          & {"webauthn", "vonage", "vonage_sms", "pyasn1", "OpenSSL"})
+                          & {"webauthn", "vonage", "vonage_sms", "pyasn1", "OpenSSL",
+                             "segno", "user_agents"})
 
 with app.app_context():
     db.create_all()
