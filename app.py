@@ -197,12 +197,11 @@ def register_account_blueprints(app: Flask) -> None:
 
 
 def register_oidc_provider(app: Flask) -> None:
-    """ClientGate as an OpenID Connect provider (issue 14): Authlib's server and its routes."""
+    """ClientGate as an OpenID Connect provider (issue 14): its routes. Authlib's server is
+    bound to the app with the first request they serve (blueprints/oidc.py)."""
     from blueprints import oidc
-    from services.federation import oidc as provider
 
     app.register_blueprint(oidc.bp)
-    provider.init_app(app)
 
 
 # Forms a client can come back to: a stale token sends them back there with a message.

@@ -1,12 +1,17 @@
-"""OpenID Connect endpoints: thin routes over services/federation/oidc.py."""
+"""OpenID Connect endpoints: thin routes over services/federation/oidc.py.
+
+That module, with Authlib and joserfc, is imported by the first OpenID Connect request a
+worker serves (`_provider`), not with the app: most workers of a firm that does not use
+OpenID Connect never serve one, and each would hold 3.6 MB for it (tests/production/
+test_imports.py). The sign-in pages' hook below needs only services/federation/apps.py.
+"""
 
 from __future__ import annotations
 
 import secrets
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 from urllib.parse import parse_qs, urlencode, urlsplit
 
-from authlib.oauth2 import OAuth2Error
 from flask import (
     Blueprint, current_app, flash, jsonify, redirect, render_template, request, session, url_for,
 )
@@ -18,8 +23,11 @@ from extensions import csrf, db
 from forms import LogoutForm
 from models import OAuthClient, SignIn
 from services import clock
-from services.federation import oidc
+from services.federation import apps
 from services.signin import limits
+
+if TYPE_CHECKING:
+    from authlib.oauth2 import OAuth2Error
 
 bp = Blueprint("oidc", __name__)
 
@@ -28,6 +36,14 @@ MAX_NEXT_LENGTH = 512
 
 # How long the "you have just signed in again" marker on a forced re-login stays good.
 REAUTH_MARKER_SECONDS = 15 * 60
+
+
+def _provider():
+    """services/federation/oidc.py, bound to this app (imported with the first use)."""
+    from services.federation import oidc
+
+    oidc.bind(current_app._get_current_object())
+    return oidc
 
 
 @bp.after_request
@@ -43,11 +59,11 @@ def let_the_code_form_return_to_the_app(response):
         return response  # no form shown: JSON (the code page's status) or a redirect
     # The password page itself may finish the sign-in (a trusted device), so its `next` counts.
     # Only a `next` the sign-in itself would follow (a raw "http://[" is not an address).
-    origin = oidc.app_origin_for(safe_next(request.args.get("next")))
+    origin = apps.app_origin_for(safe_next(request.args.get("next")))
     sign_in_id = session.get("signin_id")
     if origin is None and isinstance(sign_in_id, int):
         sign_in = db.session.get(SignIn, sign_in_id)
-        origin = oidc.app_origin_for(sign_in.next_url if sign_in else None)
+        origin = apps.app_origin_for(sign_in.next_url if sign_in else None)
     if origin:
         policy = response.headers["Content-Security-Policy"]
         response.headers["Content-Security-Policy"] = policy.replace(
@@ -57,6 +73,7 @@ def let_the_code_form_return_to_the_app(response):
 
 @bp.route("/.well-known/openid-configuration")
 def discovery():
+    oidc = _provider()
     response = jsonify(oidc.discovery())
     response.headers["Access-Control-Allow-Origin"] = "*"
     return response
@@ -64,6 +81,7 @@ def discovery():
 
 @bp.route("/oauth/jwks")
 def jwks_document():
+    oidc = _provider()
     response = jsonify(oidc.jwks())
     db.session.commit()
     response.headers["Access-Control-Allow-Origin"] = "*"
@@ -142,10 +160,11 @@ def _refused(title: str, message: str, status: int = 400, **extra):
 
 @bp.route("/oauth/authorize")
 def authorize():
+    oidc = _provider()
     user = current_user if current_user.is_authenticated else None
     try:
         grant = oidc.validate_authorization(user)
-    except OAuth2Error as error:
+    except oidc.OAuth2Error as error:
         if error.redirect_uri:
             return oidc.error_redirect(error)
         return _bad_request(error)
@@ -154,7 +173,7 @@ def authorize():
     started = login.created_at if login else None
     try:
         stale = oidc.login_is_stale(grant, started)
-    except OAuth2Error as error:
+    except oidc.OAuth2Error as error:
         return oidc.error_redirect(error)
     fresh = _fresh_login_done(login)
     if user is None or (not fresh and (grant.prompt == "login" or stale)):
@@ -174,7 +193,8 @@ def authorize():
 
 def _bad_request(error: OAuth2Error):
     """No redirect back to an address we cannot trust: say what is wrong, on our own page."""
-    client = oidc.find_client(request.args.get("client_id"))
+    oidc = _provider()
+    client = apps.find_client(request.args.get("client_id"))
     oidc.note_bad_request(client, error, request.args.get("redirect_uri"))
     if client is None:
         message = ("The app that sent you here is not registered with this portal, so it "
@@ -192,6 +212,7 @@ def _bad_request(error: OAuth2Error):
 @csrf.exempt
 @limits.oauth_failures
 def token():
+    oidc = _provider()
     return oidc.token_response()
 
 
@@ -199,6 +220,7 @@ def token():
 @csrf.exempt
 @limits.oauth_failures
 def userinfo():
+    oidc = _provider()
     return oidc.userinfo_response()
 
 
@@ -207,9 +229,10 @@ def userinfo():
 def end_session():
     """RP-initiated logout: at once with our id_token_hint for the user signed in here,
     otherwise after asking."""
+    oidc = _provider()
     try:
         end = oidc.validate_end_session()
-    except OAuth2Error as error:
+    except oidc.OAuth2Error as error:
         return _refused("This sign-out request did not work",
                         "The app's sign-out request could not be checked "
                         f"({error.description or error.error}). You can still sign out here.",

@@ -14,12 +14,12 @@ import hashlib
 import hmac
 import json
 import logging
-import re
 import secrets
+import threading
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Optional
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import urlsplit
 
 from authlib.integrations.flask_oauth2 import AuthorizationServer, ResourceProtector
 from authlib.oauth2.rfc6749 import (
@@ -45,6 +45,7 @@ from models import AuthSession, OAuthClient, OAuthCode, OAuthToken, OIDCSigningK
 from services import audit, clock, keys
 from services.signin import sessions
 from services.federation import access
+from services.federation.apps import find_client
 from services.urls import absolute_url, portal_url
 
 log = logging.getLogger("clientgate.oidc")
@@ -237,21 +238,6 @@ def add_client(name: str, redirect_uris: list[str], *, public: bool = False,
 # The shapes new_client_id has made: "cg-" and 24 URL-safe characters, and before that the
 # 24 characters alone. Anything else (a NUL, which PostgreSQL refuses in a query, a space,
 # 10 kB) cannot name an app, so it never reaches the database.
-CLIENT_ID_SHAPE = re.compile(r"(?:cg-)?[A-Za-z0-9_-]{24}")
-
-
-def is_client_id(value: Optional[str]) -> bool:
-    """True when `value` has the shape of a client_id this portal gives out."""
-    return isinstance(value, str) and CLIENT_ID_SHAPE.fullmatch(value) is not None
-
-
-def find_client(client_id: Optional[str]) -> Optional[OAuthClient]:
-    """The registered app with this client_id, if any."""
-    if not is_client_id(client_id):
-        return None
-    return db.session.scalar(select(OAuthClient).where(OAuthClient.client_id == client_id))
-
-
 def list_clients() -> list[OAuthClient]:
     return list(db.session.scalars(select(OAuthClient).order_by(OAuthClient.name)))
 
@@ -649,11 +635,15 @@ resource = BearerProtector()
 
 
 def init_app(app: Flask) -> None:
-    """Bind Authlib's server to the app: the code grant with PKCE and OpenID Connect."""
+    """Bind Authlib's server to the app: the code grant with PKCE and OpenID Connect.
+
+    The blueprint calls `bind` with each request it serves, so this module (and Authlib with
+    it) loads with a worker's first OpenID Connect request, not with the app."""
     app.config.setdefault("OAUTH2_TOKEN_EXPIRES_IN", {
         "authorization_code": int(ACCESS_TOKEN_LIFETIME.total_seconds())})
     app.config.setdefault("OAUTH2_SCOPES_SUPPORTED", list(SCOPES))
     server.init_app(app, query_client=_query_client, save_token=_save_token)
+    server.bound_to = app
     if not server._token_grants:
         server.register_grant(AuthorizationCodeGrant, [S256CodeChallenge(required=True),
                                                        IDToken(require_nonce=False)])
@@ -661,6 +651,19 @@ def init_app(app: Flask) -> None:
         server.register_endpoint(UserInfoService(resource_protector=resource))
         server.register_endpoint(EndSession)
         server.register_extension(Issuer())
+
+
+_binding = threading.Lock()
+
+
+def bind(app: Flask) -> None:
+    """Bind the server to `app` unless it already is: one module-wide server, and in tests
+    more than one app in a process. Locked: threads of one worker may ask at once."""
+    if getattr(server, "bound_to", None) is app:
+        return
+    with _binding:
+        if getattr(server, "bound_to", None) is not app:
+            init_app(app)
 
 
 # --- what the blueprint calls ---------------------------------------------------------------
@@ -836,46 +839,3 @@ def note_bad_request(client: Optional[OAuthClient], error: OAuth2Error,
     log.warning("refused an authorization request: %s client=%s redirect_uri=%s", outcome,
                 client.client_id if client else "unknown", audit.clip(redirect_uri, 300))
     db.session.commit()
-
-
-def _client_id_in(next_url: Optional[str]) -> Optional[str]:
-    """The client_id of an authorize URL kept as a sign-in's `next`, else None."""
-    if not next_url:
-        return None
-    try:
-        parts = urlsplit(next_url)
-    except ValueError:  # "http://[": not an address at all
-        return None
-    if parts.path != "/oauth/authorize":
-        return None
-    client_id = (parse_qs(parts.query).get("client_id") or [None])[0]
-    return client_id if is_client_id(client_id) else None
-
-
-def apps_named_in(next_urls) -> dict[str, str]:
-    """Sign-ins' `next` addresses that an app started -> the app's name (one query)."""
-    wanted = {url: _client_id_in(url) for url in set(next_urls) if url}
-    wanted = {url: cid for url, cid in wanted.items() if cid}
-    if not wanted:
-        return {}
-    names = dict(db.session.execute(select(OAuthClient.client_id, OAuthClient.name).where(
-        OAuthClient.client_id.in_(set(wanted.values())))).all())
-    return {url: names.get(cid, "An app no longer registered") for url, cid in wanted.items()}
-
-
-def app_origin_for(next_url: Optional[str]) -> Optional[str]:
-    """The origin of the app a sign-in will return to, when its `next` is our authorize URL.
-
-    The code page's form, once the code is right, redirects through /oauth/authorize to the
-    app; browsers hold every step of that chain to the page's CSP `form-action`, so that one
-    registered origin must be named there (and no other).
-    """
-    client_id = _client_id_in(next_url)
-    client = find_client(client_id) if client_id else None
-    if client is None:
-        return None
-    redirect_uri = (parse_qs(urlsplit(next_url).query).get("redirect_uri") or [None])[0]
-    if redirect_uri not in (client.redirect_uris or []):
-        return None
-    target = urlsplit(redirect_uri)  # registered, so checked by _check_uri
-    return f"{target.scheme}://{target.netloc}"

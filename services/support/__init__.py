@@ -24,7 +24,7 @@ from services import audit, clock, emails
 from services.signin import codes, limits, phone_proofs
 from services.support import diagnosis, timeline
 from services.support.diagnosis import Finding, SignInFacts
-from services.federation import oidc
+from services.federation.apps import apps_named_in
 from services.masking import mask_destination
 from services.phones import uk_mobile
 
@@ -223,7 +223,7 @@ def load_views(sign_ins: list[SignIn], context: Iterable[SignIn] = (),
     actors = dict(db.session.execute(
         select(User.id, User.email).where(User.id.in_(actor_ids))).all()) if actor_ids else {}
 
-    apps = oidc.apps_named_in(s.next_url for s in sign_ins)
+    apps = apps_named_in(s.next_url for s in sign_ins)
 
     by_sign_in: dict[int, tuple[list, list]] = {i: ([], []) for i in ids}
     for item in deliveries:

@@ -3,9 +3,10 @@
 Every worker's resting memory is counted again under argon2id's 64 MiB (bench/run.py's RSS
 figure). py_webauthn (with its certificate and ASN.1 libraries, 5 MB) loads with the first
 passkey request, segno with the first authenticator app's QR code, ua-parser (2 MB) with the
-first support page or trusted device that names a browser, and of the vonage SDK only the SMS
-API's part loads, with the first text message: the `vonage` package's own client imports all
-fifteen of its APIs (10 MB more).
+first support page or trusted device that names a browser, Authlib and joserfc (3.6 MB) with
+the first OpenID Connect request, and of the vonage SDK only the SMS API's part loads, with the
+first text message: the `vonage` package's own client imports all fifteen of its APIs (10 MB
+more).
 The password rules read zxcvbn's lists without importing zxcvbn, which would build all six
 of its lists and keep them (17 MB) in any worker that has checked a password.
 Each check runs in a fresh interpreter, since this test process has imported everything.
@@ -40,7 +41,7 @@ loaded = {}
 def note(step):
     loaded[step] = sorted({name.split(".")[0] for name in sys.modules}
                           & {"webauthn", "vonage", "vonage_sms", "pyasn1", "OpenSSL",
-                             "segno", "user_agents"})
+                             "segno", "user_agents", "authlib", "joserfc"})
 
 with app.app_context():
     db.create_all()
@@ -56,11 +57,18 @@ note("a text message")
 with app.test_request_context():
     passkeys.authentication_options()
 note("a passkey sign-in")
+assert client.get("/.well-known/openid-configuration").status_code == 200
+note("OpenID Connect")
+from services.authenticators import totp
+from services.support import timeline
+totp.qr_data_uri("otpauth://totp/ClientGate:client@example.com?secret=JBSWY3DPEHPK3PXP")
+timeline.device_words("Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0")
+note("a QR code and a browser named")
 print(json.dumps(loaded))
 """
 
 
-def test_passkey_and_sms_libraries_load_with_their_first_use():
+def test_optional_libraries_load_with_their_first_use():
     run = subprocess.run([sys.executable, "-c", SCRIPT % {"port": free_port()}], cwd=ROOT,
                          capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr
@@ -68,6 +76,11 @@ def test_passkey_and_sms_libraries_load_with_their_first_use():
     assert loaded["login page"] == []
     assert loaded["a text message"] == ["vonage_sms"]
     assert loaded["a passkey sign-in"] == ["OpenSSL", "pyasn1", "vonage_sms", "webauthn"]
+    assert loaded["OpenID Connect"] == ["OpenSSL", "authlib", "joserfc", "pyasn1", "vonage_sms",
+                                        "webauthn"]
+    assert loaded["a QR code and a browser named"] == [
+        "OpenSSL", "authlib", "joserfc", "pyasn1", "segno", "user_agents", "vonage_sms",
+        "webauthn"]
 
 
 RULES_SCRIPT = """
