@@ -3,10 +3,11 @@
 bench/run.py's RSS figure is for gunicorn workers that serve sign-ins only. A worker in a
 firm's server serves everything sooner or later, and some features load a library the first
 time they are used, which then stays for the worker's life: the password rules' lists, the
-vonage SDK with the first text message, py_webauthn with the first passkey, the OpenID Connect
-signing key, segno with the first QR code, ua-parser with the first browser named. This builds the app in a fresh process with production's settings (and
-production's argon2id cost), uses each feature once, and prints the memory after each step,
-then the peak while one password is checked on top of all of it.
+vonage SDK with the first text message, py_webauthn with the first passkey, Authlib and the
+OpenID Connect signing key, segno with the first QR code, ua-parser with the first browser
+named. This builds the app in a fresh process with production's settings (and production's
+argon2id cost), uses each feature once, and prints the memory after each step, then the peak
+while one password is checked on top of all of it.
 
 It is a plain Python process, not a gunicorn worker: a worker holds about 5 MB more (gunicorn
 and its arbiter's state). Nothing is sent: the mail and SMS hosts are closed ports.

@@ -17,6 +17,9 @@ from sqlalchemy import select
 from extensions import db
 from models import OAuthClient
 
+# The shapes oidc.new_client_id has made: "cg-" and 24 URL-safe characters, and before that
+# the 24 characters alone. Anything else (a NUL, which PostgreSQL refuses in a query, a space,
+# 10 kB) cannot name an app, so it never reaches the database.
 CLIENT_ID_SHAPE = re.compile(r"(?:cg-)?[A-Za-z0-9_-]{24}")
 
 

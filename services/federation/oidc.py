@@ -235,9 +235,6 @@ def add_client(name: str, redirect_uris: list[str], *, public: bool = False,
     return NewClient(row, secret)
 
 
-# The shapes new_client_id has made: "cg-" and 24 URL-safe characters, and before that the
-# 24 characters alone. Anything else (a NUL, which PostgreSQL refuses in a query, a space,
-# 10 kB) cannot name an app, so it never reaches the database.
 def list_clients() -> list[OAuthClient]:
     return list(db.session.scalars(select(OAuthClient).order_by(OAuthClient.name)))
 
@@ -634,36 +631,35 @@ server = Server()
 resource = BearerProtector()
 
 
-def init_app(app: Flask) -> None:
-    """Bind Authlib's server to the app: the code grant with PKCE and OpenID Connect.
-
-    The blueprint calls `bind` with each request it serves, so this module (and Authlib with
-    it) loads with a worker's first OpenID Connect request, not with the app."""
-    app.config.setdefault("OAUTH2_TOKEN_EXPIRES_IN", {
-        "authorization_code": int(ACCESS_TOKEN_LIFETIME.total_seconds())})
-    app.config.setdefault("OAUTH2_SCOPES_SUPPORTED", list(SCOPES))
-    server.init_app(app, query_client=_query_client, save_token=_save_token)
-    server.bound_to = app
-    if not server._token_grants:
-        server.register_grant(AuthorizationCodeGrant, [S256CodeChallenge(required=True),
-                                                       IDToken(require_nonce=False)])
-        resource.register_token_validator(BearerToken())
-        server.register_endpoint(UserInfoService(resource_protector=resource))
-        server.register_endpoint(EndSession)
-        server.register_extension(Issuer())
-
-
 _binding = threading.Lock()
+_bound_to: Optional[Flask] = None
 
 
 def bind(app: Flask) -> None:
-    """Bind the server to `app` unless it already is: one module-wide server, and in tests
-    more than one app in a process. Locked: threads of one worker may ask at once."""
-    if getattr(server, "bound_to", None) is app:
+    """Bind Authlib's server to the app: the code grant with PKCE and OpenID Connect.
+
+    The blueprint calls this with each request it serves, so this module (and Authlib with
+    it) loads with a worker's first OpenID Connect request, not with the app. One server for
+    the module, and in tests more than one app in a process: bound again when the app
+    changes. Locked, since threads of one worker may ask at once."""
+    global _bound_to
+    if _bound_to is app:
         return
     with _binding:
-        if getattr(server, "bound_to", None) is not app:
-            init_app(app)
+        if _bound_to is app:
+            return
+        app.config.setdefault("OAUTH2_TOKEN_EXPIRES_IN", {
+            "authorization_code": int(ACCESS_TOKEN_LIFETIME.total_seconds())})
+        app.config.setdefault("OAUTH2_SCOPES_SUPPORTED", list(SCOPES))
+        server.init_app(app, query_client=_query_client, save_token=_save_token)
+        if not server._token_grants:
+            server.register_grant(AuthorizationCodeGrant, [S256CodeChallenge(required=True),
+                                                           IDToken(require_nonce=False)])
+            resource.register_token_validator(BearerToken())
+            server.register_endpoint(UserInfoService(resource_protector=resource))
+            server.register_endpoint(EndSession)
+            server.register_extension(Issuer())
+        _bound_to = app
 
 
 # --- what the blueprint calls ---------------------------------------------------------------
