@@ -16,7 +16,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Optional
 
-from sqlalchemy import bindparam, case, or_, select, update
+from sqlalchemy import String, bindparam, case, or_, select, update
+from sqlalchemy.orm import joinedload
+from sqlalchemy.orm.attributes import set_committed_value
 
 from extensions import db
 from models import Delivery, Event, SignIn, User
@@ -102,27 +104,42 @@ def hold_account(user: User) -> None:
 
 
 def end_sign_in(sign_in: SignIn, status: str, at: Optional[datetime] = None) -> None:
-    """End a pending sign-in: wipe the code it kept and cancel messages not yet sent."""
+    """End a pending sign-in: wipe the code it kept and cancel messages not yet sent.
+
+    Two plain UPDATEs, written at once (as audit.record does): ending a sign-in is on the
+    path of every code typed, and the ORM's unit of work would cost several times the
+    statements. The loaded sign-in is told its new values as the database's, so nothing of
+    them is written again at the flush; a rollback expires it with the rest of the session.
+    """
     at = at or clock.now()
-    sign_in.status = status
-    sign_in.ended_at = at
-    sign_in.code_encrypted = None
+    connection = db.session.connection()
+    connection.execute(_END_SIGN_IN, {"sign_in": sign_in.id, "new_status": status, "at": at})
+    for name, value in (("status", status), ("ended_at", at), ("code_encrypted", None)):
+        set_committed_value(sign_in, name, value)
     # One UPDATE: messages not yet sent are cancelled, and no message keeps the code.
-    unsent = Delivery.status.in_(("queued", "sending"))
-    db.session.execute(
-        update(Delivery)
-        .where(Delivery.sign_in_id == sign_in.id,
-               or_(unsent, Delivery.code_encrypted.is_not(None)))
-        .values(status=case((unsent, "cancelled"), else_=Delivery.status),
-                last_error=case((unsent, f"sign-in {status}"), else_=Delivery.last_error),
-                code_encrypted=None)
-        .execution_options(synchronize_session=False)
-    )
-    # Not matching the rows in Python (synchronize_session) is far cheaper; a message of this
-    # sign-in already loaded here reads its new state from the database when next used.
+    connection.execute(_END_MESSAGES, {"sign_in": sign_in.id, "reason": f"sign-in {status}"})
+    # A message of this sign-in already loaded here reads its new state from the database
+    # when next used.
     for loaded in list(db.session.identity_map.values()):
         if isinstance(loaded, Delivery) and loaded.sign_in_id == sign_in.id:
             db.session.expire(loaded, ["status", "last_error", "code_encrypted"])
+
+
+_sign_ins, _deliveries = SignIn.__table__, Delivery.__table__
+_END_SIGN_IN = (
+    update(_sign_ins).where(_sign_ins.c.id == bindparam("sign_in"))
+    .values(status=bindparam("new_status"), ended_at=bindparam("at"), code_encrypted=None)
+)
+_unsent = _deliveries.c.status.in_(("queued", "sending"))
+_END_MESSAGES = (
+    update(_deliveries)
+    .where(_deliveries.c.sign_in_id == bindparam("sign_in"),
+           or_(_unsent, _deliveries.c.code_encrypted.is_not(None)))
+    .values(status=case((_unsent, "cancelled"), else_=_deliveries.c.status),
+            last_error=case((_unsent, bindparam("reason", type_=String)),
+                            else_=_deliveries.c.last_error),
+            code_encrypted=None)
+)
 
 
 def expire_if_due(sign_in: SignIn) -> bool:
@@ -287,7 +304,6 @@ def newest_successor(sign_in: SignIn) -> Optional[SignIn]:
     return newer
 
 
-_sign_ins, _deliveries = SignIn.__table__, Delivery.__table__
 # The code page's poll, on its fast path (blueprints/auth.py): the sign-in and its newest
 # message (the one delivery.latest_for picks) in one row. Core, not ORM objects: every waiting
 # code page asks every few seconds, and building two ORM objects cost more than the query.
@@ -331,9 +347,11 @@ def lock_sign_in(sign_in_id: int) -> Optional[SignIn]:
     codes typed at the same moment are judged one after the other: the right code signs in
     once, and every wrong one counts towards the five. (NO KEY UPDATE, as in
     hold_account.) One statement: the lock and the fresh read (populate_existing
-    overwrites what this session had loaded of the row)."""
+    overwrites what this session had loaded of the row). The user comes in the same query,
+    unlocked: judging a code asks whether the account is locked."""
     return db.session.scalars(
-        select(SignIn).where(SignIn.id == sign_in_id).with_for_update(key_share=True)
+        select(SignIn).options(joinedload(SignIn.user, innerjoin=True))
+        .where(SignIn.id == sign_in_id).with_for_update(of=SignIn, key_share=True)
         .execution_options(populate_existing=True)
     ).one_or_none()
 

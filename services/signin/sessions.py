@@ -44,14 +44,20 @@ def open_session(user: User, sign_in_id: Optional[int] = None,
     """Start a server-side session for the user; returns the token for the cookie.
 
     `amr` names how the client proved who they are (RFC 8176), e.g. ["pwd", "otp", "mfa"].
+    One plain INSERT in this transaction (the caller commits), as audit.record writes its
+    rows: it is on the path of every sign-in, and nothing here needs the row as an object.
     """
     token = secrets.token_urlsafe(32)
-    db.session.add(AuthSession(
-        token_hash=_hash(token), user_id=user.id, sign_in_id=sign_in_id,
-        created_at=clock.now(), last_seen_at=clock.now(),
-        ip=audit.client_ip(), user_agent=audit.client_agent(), amr=list(amr or []),
-    ))
+    at = clock.now()
+    db.session.connection().execute(_INSERT, {
+        "token_hash": _hash(token), "user_id": user.id, "sign_in_id": sign_in_id,
+        "created_at": at, "last_seen_at": at, "revoked_at": None,
+        "ip": audit.client_ip(), "user_agent": audit.client_agent(), "amr": list(amr or []),
+    })
     return token
+
+
+_INSERT = AuthSession.__table__.insert()
 
 
 def is_live(row, config=None) -> bool:
