@@ -33,7 +33,7 @@ from typing import Callable, Optional
 
 from flask import Flask, current_app, has_app_context, render_template
 from flask_mail import BadHeaderError, Connection, Message
-from sqlalchemy import event, func, or_, select, update
+from sqlalchemy import bindparam, event, func, or_, select, update
 
 from config import sender_address
 from extensions import db
@@ -480,46 +480,60 @@ def claim_due(limit: int = 20, worker: Optional[str] = None) -> list[int]:
     """Claim up to `limit` due messages for this worker; each row goes to one worker only."""
     worker = worker or worker_name()
     at = clock.now()
-    lease = claim_lease()
-    due_now = (
-        Delivery.status.in_(("queued", "sending")),
-        Delivery.next_attempt_at <= at,
-        or_(Delivery.claimed_until.is_(None), Delivery.claimed_until < at),
-    )
-    candidates = db.session.execute(
-        select(Delivery.id, Delivery.attempts, Delivery.give_up_at, Delivery.last_error)
-        .where(*due_now).order_by(Delivery.next_attempt_at).limit(limit)
-    ).all()
+    connection = db.session.connection()
+    candidates = connection.execute(_DUE_MESSAGES, {"at": at, "limit": limit}).all()
     db.session.rollback()  # end the read so the claims below each commit on their own
     claimed = []
     for delivery_id, attempts, give_up_at, last_error in candidates:
         if attempts and give_up_at is not None and clock.as_utc(give_up_at) <= at:
-            _give_up(delivery_id, attempts, last_error, due_now)
+            _give_up(delivery_id, attempts, last_error, at)
             continue
-        result = db.session.execute(
-            update(Delivery)
-            .where(Delivery.id == delivery_id, *due_now)
-            .values(status="sending", claimed_by=worker, claimed_until=at + lease,
-                    attempts=Delivery.attempts + 1)
-        )
+        result = db.session.connection().execute(_CLAIM, {
+            "delivery": delivery_id, "at": at, "worker": worker, "until": at + claim_lease()})
         db.session.commit()
         if result.rowcount == 1:
             claimed.append(delivery_id)
     return claimed
 
 
-def _give_up(delivery_id: int, attempts: int, last_error: Optional[str], due_now) -> None:
+# The dispatcher's statements, built once: it asks them for every message, and building a
+# statement anew costs more than running it. `at` is the round's clock.
+_messages = Delivery.__table__
+_DUE_NOW = (
+    _messages.c.status.in_(("queued", "sending")),
+    _messages.c.next_attempt_at <= bindparam("at"),
+    or_(_messages.c.claimed_until.is_(None), _messages.c.claimed_until < bindparam("at")),
+)
+_DUE_MESSAGES = (
+    select(_messages.c.id, _messages.c.attempts, _messages.c.give_up_at, _messages.c.last_error)
+    .where(*_DUE_NOW).order_by(_messages.c.next_attempt_at).limit(bindparam("limit"))
+)
+_CLAIM = (
+    update(_messages).where(_messages.c.id == bindparam("delivery"), *_DUE_NOW)
+    .values(status="sending", claimed_by=bindparam("worker"), claimed_until=bindparam("until"),
+            attempts=_messages.c.attempts + 1)
+)
+_GIVE_UP = (
+    update(_messages)
+    .where(_messages.c.id == bindparam("delivery"), _messages.c.attempts == bindparam("tried"),
+           *_DUE_NOW)
+    .values(status="failed", failed_at=bindparam("at"), last_error=bindparam("reason"),
+            code_encrypted=None, claimed_until=None)
+)
+_SENT = (
+    update(_messages).where(_messages.c.id == bindparam("delivery"))
+    .values(status="sent", sent_at=bindparam("at"), provider_ref=bindparam("ref"),
+            code_encrypted=None, claimed_until=None)
+)
+
+
+def _give_up(delivery_id: int, attempts: int, last_error: Optional[str], at: datetime) -> None:
     """Fail a message tried before whose time ran out, rather than claim it again: a send cut
     short (a process killed, an error nobody expected) leaves it `sending`, and it must not be
     claimed each lease for ever, shown as "Being sent now", its code kept."""
     reason = f"{last_error or 'sending was interrupted'}; the time to send it ran out"
-    result = db.session.execute(
-        update(Delivery)
-        .where(Delivery.id == delivery_id, Delivery.attempts == attempts, *due_now)
-        .values(status="failed", failed_at=clock.now(), last_error=reason[:500],
-                code_encrypted=None, claimed_until=None)
-        .execution_options(synchronize_session=False)
-    )
+    result = db.session.connection().execute(_GIVE_UP, {
+        "delivery": delivery_id, "tried": attempts, "at": at, "reason": reason[:500]})
     if result.rowcount == 1:  # else another worker claimed or ended it meanwhile
         item = db.session.get(Delivery, delivery_id)
         audit.record("delivery_failed", user_id=item.user_id, sign_in_id=item.sign_in_id,
@@ -609,12 +623,8 @@ def process(delivery_id: int) -> str:
         db.session.commit()
         return status
     # One UPDATE by id: `item` (let go of above) still holds what the audit event needs.
-    db.session.execute(
-        update(Delivery).where(Delivery.id == delivery_id)
-        .values(status="sent", sent_at=clock.now(), provider_ref=provider_ref,
-                code_encrypted=None, claimed_until=None)
-        .execution_options(synchronize_session=False)
-    )
+    db.session.connection().execute(
+        _SENT, {"delivery": delivery_id, "at": clock.now(), "ref": provider_ref})
     audit.record("delivery_sent", user_id=item.user_id, sign_in_id=item.sign_in_id,
                  delivery_id=item.id, outcome="sent",
                  detail={"channel": item.channel, "attempts": item.attempts,
