@@ -30,7 +30,7 @@ from typing import Callable, Optional
 
 from flask import current_app, has_request_context, jsonify, request, session
 from flask_login import current_user
-from sqlalchemy import delete, func, select, text
+from sqlalchemy import bindparam, delete, func, select, text
 
 from extensions import db, limiter
 from models import AddressFailure, Delivery, Event, SignIn, User
@@ -241,14 +241,41 @@ def _cap_until(sent_times: list[datetime], cap: int) -> Optional[datetime]:
     return sent_times[len(sent_times) - cap] + CAP_WINDOW
 
 
-def _cap_reached_until(sends, cap: int) -> Optional[datetime]:
-    """`_cap_until` asked of the database, for `sends` (a select of Delivery.created_at): the
-    cap-th newest plus the window, or None under the cap. One row
-    comes back however many codes were sent, so an office of clients behind one address (or
-    the bench's 127.0.0.1) does not make each password post read and sort an hour of sends."""
-    nth_newest = db.session.scalar(
-        sends.order_by(Delivery.created_at.desc()).offset(max(0, cap - 1)).limit(1))
-    return nth_newest + CAP_WINDOW if nth_newest is not None else None
+def _cap_reached_until(nth_newest, params: dict, cap: int) -> Optional[datetime]:
+    """`_cap_until` asked of the database: `nth_newest` (one of the statements below) gives
+    the cap-th newest send, plus the window, or None under the cap. One row comes back however
+    many codes were sent, so an office of clients behind one address (or the bench's
+    127.0.0.1) does not make each password post read and sort an hour of sends."""
+    sent_at = db.session.connection().execute(
+        nth_newest, {**params, "skip": max(0, cap - 1)}).scalar()
+    return sent_at + CAP_WINDOW if sent_at is not None else None
+
+
+# The caps' questions, built once with bound parameters: every password post that sends a
+# code asks two of them. `since` is the start of the window.
+_messages, _events = Delivery.__table__, Event.__table__
+_ACCOUNT_SENDS = select(_messages.c.created_at).where(
+    _messages.c.user_id == bindparam("user"), _messages.c.kind.in_(CODE_KINDS),
+    _messages.c.created_at > bindparam("since"),
+)
+# Codes asked for from an address, whoever's account: the outbox rows whose "queued" audit
+# event came from it. The event is written with its message, so the second bound on time
+# keeps the same rows; it lets the (type, created_at) index read the last hour, not every
+# code ever queued.
+_ADDRESS_SENDS = (
+    select(_messages.c.created_at)
+    .join(_events, _events.c.delivery_id == _messages.c.id)
+    .where(_events.c.type == "delivery_queued", _messages.c.kind.in_(CODE_KINDS),
+           _messages.c.created_at > bindparam("since"), _events.c.created_at > bindparam("since"))
+)
+_NEWEST_FIRST = (_messages.c.created_at.desc(),)
+_NTH_FOR_ACCOUNT = _ACCOUNT_SENDS.order_by(*_NEWEST_FIRST).offset(bindparam("skip")).limit(1)
+_NTH_FROM_ADDRESS = (_ADDRESS_SENDS.where(_events.c.ip == bindparam("ip"))
+                     .order_by(*_NEWEST_FIRST).offset(bindparam("skip")).limit(1))
+# An IPv6 client counts by its /64 (services/addresses.py): the last hour's codes asked for
+# from any IPv6 address are read, and those in this /64 kept.
+_FROM_IPV6 = _ADDRESS_SENDS.add_columns(_events.c.ip).where(_events.c.ip.contains(":"))
+_COUNT_FOR_ACCOUNT = select(func.count()).select_from(_ACCOUNT_SENDS.subquery())
 
 
 def _cap(name: str, default: int) -> int:
@@ -275,15 +302,12 @@ def code_send_refusal(user: User, ip: Optional[str]) -> Optional[Refusal]:
     until it commits."""
     _hold_caps(user, ip)
     at = clock.now()
-    window_start = at - CAP_WINDOW
-    for_account = select(Delivery.created_at).where(
-        Delivery.user_id == user.id, Delivery.kind.in_(CODE_KINDS),
-        Delivery.created_at > window_start,
-    )
-    until = _cap_reached_until(for_account, _cap("CODES_PER_ACCOUNT_PER_HOUR",
-                                                 CODES_PER_ACCOUNT_PER_HOUR))
+    window = {"since": at - CAP_WINDOW}
+    account = {**window, "user": user.id}
+    until = _cap_reached_until(_NTH_FOR_ACCOUNT, account, _cap("CODES_PER_ACCOUNT_PER_HOUR",
+                                                               CODES_PER_ACCOUNT_PER_HOUR))
     if until is not None:
-        sent = db.session.scalar(select(func.count()).select_from(for_account.subquery()))
+        sent = db.session.connection().execute(_COUNT_FOR_ACCOUNT, account).scalar()
         return Refusal(
             "account_cap", until,
             f"We have sent this account {sent} codes in the last hour, which is "
@@ -291,30 +315,14 @@ def code_send_refusal(user: User, ip: Optional[str]) -> Optional[Refusal]:
             f"(until {_hhmm(until)}), then try again. Your latest code may still arrive.",
         )
     if ip:
-        # Codes asked for from this address, whoever's account: the outbox rows whose
-        # "queued" audit event came from it.
         network = addresses.network_of(ip)
-        sends = (
-            select(Delivery.created_at)
-            .join(Event, Event.delivery_id == Delivery.id)
-            .where(
-                Event.type == "delivery_queued",
-                Delivery.kind.in_(CODE_KINDS), Delivery.created_at > window_start,
-                # Written with its message, so this keeps the same rows; it lets the
-                # (type, created_at) index read the last hour, not every code ever queued.
-                Event.created_at > window_start,
-            )
-        )
         cap = _cap("CODES_PER_IP_PER_HOUR", CODES_PER_IP_PER_HOUR)
         if network is not None and network.version == 6:
-            # An IPv6 client counts by its /64 (services/addresses.py): the last hour's codes
-            # asked for from any IPv6 address are read, and those in this /64 kept.
-            rows = db.session.execute(
-                sends.add_columns(Event.ip).where(Event.ip.contains(":"))).all()
+            rows = db.session.connection().execute(_FROM_IPV6, window).all()
             until = _cap_until([sent_at for sent_at, event_ip in rows
                                 if event_ip == ip or addresses.same_client(event_ip, ip)], cap)
         else:
-            until = _cap_reached_until(sends.where(Event.ip == ip), cap)
+            until = _cap_reached_until(_NTH_FROM_ADDRESS, {**window, "ip": ip}, cap)
         if until is not None:
             return Refusal(
                 "ip_cap", until,
