@@ -99,8 +99,12 @@ def hold_account(user: User) -> None:
     codes, starting a sign-in or a phone proof, answering "keep or new") run one after another.
     NO KEY UPDATE (key_share): the audit event a request has already written holds a key-share
     lock on the row, and FOR UPDATE would deadlock with another request holding one too."""
-    db.session.execute(
-        select(User.id).where(User.id == user.id).with_for_update(key_share=True))
+    db.session.connection().execute(_HOLD_ACCOUNT, {"user": user.id})
+
+
+_users = User.__table__
+_HOLD_ACCOUNT = select(_users.c.id).where(_users.c.id == bindparam("user")).with_for_update(
+    key_share=True)
 
 
 def end_sign_in(sign_in: SignIn, status: str, at: Optional[datetime] = None) -> None:
@@ -130,6 +134,8 @@ _END_SIGN_IN = (
     update(_sign_ins).where(_sign_ins.c.id == bindparam("sign_in"))
     .values(status=bindparam("new_status"), ended_at=bindparam("at"), code_encrypted=None)
 )
+_SET_CODE_HASH = (update(_sign_ins).where(_sign_ins.c.id == bindparam("sign_in"))
+                  .values(code_hash=bindparam("new_hash")))
 _unsent = _deliveries.c.status.in_(("queued", "sending"))
 _END_MESSAGES = (
     update(_deliveries)
@@ -183,15 +189,16 @@ delivery.SWEEPS.append(expire_due_sign_ins)
 
 def pending_sign_in_of(user: User) -> Optional[SignIn]:
     """The user's live sign-in, if any (the newest pending one whose code has not run out)."""
-    sign_in = db.session.scalar(
-        select(SignIn)
-        .where(SignIn.user_id == user.id, SignIn.status == "pending")
-        .order_by(SignIn.created_at.desc(), SignIn.id.desc())
-        .limit(1)
-    )
+    sign_in = db.session.scalar(_NEWEST_PENDING, {"user": user.id})
     if sign_in is None or expire_if_due(sign_in):
         return None
     return sign_in
+
+
+# A user's pending sign-ins: asked on every password post, so built once.
+_PENDING = select(SignIn).where(SignIn.user_id == bindparam("user"), SignIn.status == "pending")
+_NEWEST_PENDING = _PENDING.order_by(SignIn.created_at.desc(), SignIn.id.desc()).limit(1)
+_OTHER_PENDING = _PENDING.where(SignIn.id != bindparam("sign_in"))
 
 
 def destination_for(user: User, channel: str) -> str:
@@ -244,12 +251,12 @@ def start_sign_in(
     db.session.add(sign_in)
     db.session.flush()  # gives the sign-in its id, which the code's hash is bound to
     if code:
-        sign_in.code_hash = hash_code(sign_in_scope(sign_in.id), code)
-    earlier = db.session.scalars(
-        select(SignIn).where(
-            SignIn.user_id == user.id, SignIn.status == "pending", SignIn.id != sign_in.id
-        )
-    ).all()
+        # Written at once, as end_sign_in writes: nothing is left for another flush.
+        code_hash = hash_code(sign_in_scope(sign_in.id), code)
+        db.session.connection().execute(_SET_CODE_HASH, {"sign_in": sign_in.id,
+                                                         "new_hash": code_hash})
+        set_committed_value(sign_in, "code_hash", code_hash)
+    earlier = db.session.scalars(_OTHER_PENDING, {"user": user.id, "sign_in": sign_in.id}).all()
     for old in earlier:
         end_sign_in(old, "superseded", at=at)
         old.superseded_by_id = sign_in.id
