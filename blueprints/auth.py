@@ -13,7 +13,8 @@ from flask import (
     session, url_for,
 )
 from flask_login import current_user, login_user, logout_user
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
+from sqlalchemy.orm import joinedload
 
 from blueprints.fast_path import FastPath
 from blueprints.oidc import wants_fresh_sign_in
@@ -50,7 +51,11 @@ def browser_sign_in(*, locked: bool = False) -> Optional[SignIn]:
         return None
     if locked:
         return codes.lock_sign_in(sign_in_id)
-    return db.session.get(SignIn, sign_in_id)
+    # With its user: the code page asks the user's channel (one query, not two).
+    return db.session.get(SignIn, sign_in_id, options=_WITH_USER)
+
+
+_WITH_USER = (joinedload(SignIn.user, innerjoin=True),)
 
 
 def _pending_choice() -> Optional[dict]:
@@ -92,6 +97,10 @@ def _begin(user: User, next_url: Optional[str]):
     return redirect(url_for("auth.code"))
 
 
+# Built once: every password post asks it.
+_ACCOUNT = select(User).where(User.email == bindparam("email"))
+
+
 @bp.route("/login", methods=["GET", "POST"])
 @limits.password_checks
 def login():
@@ -113,7 +122,7 @@ def login():
         # Addresses are stored in one spelling (services.emails.canonical), so the unique
         # index finds the account however its letters were typed.
         email = emails.canonical(form.email.data)
-        user = db.session.scalar(select(User).where(User.email == email))
+        user = db.session.scalar(_ACCOUNT, {"email": email})
         if not passwords.verify_password(user, form.password.data):
             # Counted and locked alike whether or not the address has an account, so the
             # page can say "paused" at the moment it happens without telling which it is.

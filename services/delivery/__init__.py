@@ -130,10 +130,11 @@ NEWEST_FIRST = (Delivery.created_at.desc(), Delivery.id.desc())
 
 def latest_for(sign_in: SignIn) -> Optional[Delivery]:
     """The newest message of a sign-in, whose state the code page shows."""
-    return db.session.scalar(
-        select(Delivery).where(Delivery.sign_in_id == sign_in.id)
-        .order_by(*NEWEST_FIRST).limit(1)
-    )
+    return db.session.scalar(_LATEST, {"sign_in": sign_in.id})
+
+
+_LATEST = (select(Delivery).where(Delivery.sign_in_id == bindparam("sign_in"))
+           .order_by(*NEWEST_FIRST).limit(1))
 
 
 def failed_for(sign_in: Optional[SignIn]) -> bool:

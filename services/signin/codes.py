@@ -356,11 +356,14 @@ def lock_sign_in(sign_in_id: int) -> Optional[SignIn]:
     hold_account.) One statement: the lock and the fresh read (populate_existing
     overwrites what this session had loaded of the row). The user comes in the same query,
     unlocked: judging a code asks whether the account is locked."""
-    return db.session.scalars(
-        select(SignIn).options(joinedload(SignIn.user, innerjoin=True))
-        .where(SignIn.id == sign_in_id).with_for_update(of=SignIn, key_share=True)
-        .execution_options(populate_existing=True)
-    ).one_or_none()
+    return db.session.scalars(_LOCK_SIGN_IN, {"sign_in": sign_in_id}).one_or_none()
+
+
+_LOCK_SIGN_IN = (
+    select(SignIn).options(joinedload(SignIn.user, innerjoin=True))
+    .where(SignIn.id == bindparam("sign_in")).with_for_update(of=SignIn, key_share=True)
+    .execution_options(populate_existing=True)
+)
 
 
 def check_code(sign_in: SignIn, code: str, *, locked: bool = False) -> CodeCheck:

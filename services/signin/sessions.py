@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from typing import Optional
 
 from flask import current_app
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import joinedload
 
 from extensions import db
@@ -76,14 +76,17 @@ def user_for_token(token: Optional[str], user_id: str) -> Optional[User]:
         return None
     # The user comes in the same query: every page, and /auth/verify on every request the
     # web server asks about, costs one indexed lookup.
-    row = db.session.scalar(select(AuthSession).options(joinedload(AuthSession.user))
-                            .where(AuthSession.token_hash == _hash(token)))
+    row = db.session.scalar(_WITH_USER, {"token_hash": _hash(token)})
     if row is None or row.user_id != int(user_id) or not is_live(row) or not row.user.is_active:
         return None
     if clock.now() - row.last_seen_at >= TOUCH_EVERY:
         row.last_seen_at = clock.now()
         db.session.commit()
     return row.user
+
+
+_WITH_USER = (select(AuthSession).options(joinedload(AuthSession.user))
+              .where(AuthSession.token_hash == bindparam("token_hash")))
 
 
 def started_at(token: Optional[str]) -> Optional[datetime]:
