@@ -34,6 +34,7 @@ from typing import Callable, Optional
 from flask import Flask, current_app, has_app_context, render_template
 from flask_mail import BadHeaderError, Connection, Message
 from sqlalchemy import bindparam, event, func, or_, select, update
+from sqlalchemy.orm import joinedload
 
 from config import sender_address
 from extensions import db
@@ -330,6 +331,12 @@ class _Message(Message):
     def as_bytes(self) -> bytes:
         message = self._message()
         message.policy = _WIRE
+        for part in message.walk():
+            if part.is_multipart():
+                # A boundary of 128 random bits, which no part's text holds (they are
+                # base64): left unset, the generator makes one and searches every part's
+                # text for it with a regular expression compiled for each message.
+                part.set_boundary(f"=_{secrets.token_hex(16)}")
         if self.subject and not self.subject.isascii():
             # As a Header, so that compat32 folds the encoded words after "Subject: ".
             message.replace_header("Subject", Header(self.subject, "utf-8",
@@ -578,7 +585,8 @@ def _fail(item: Delivery, reason: str) -> None:
 
 def process(delivery_id: int) -> str:
     """Send one claimed message and record what happened; returns its new status."""
-    item = db.session.get(Delivery, delivery_id)
+    # With its sign-in: a code's PREPARER asks whether the sign-in still waits for it.
+    item = db.session.get(Delivery, delivery_id, options=(joinedload(Delivery.sign_in),))
     if item is None:
         return "missing"
     if item.kind in PREPARERS:
