@@ -1,0 +1,80 @@
+"""What a sign-in asks of the database (issue 16). The sign-in path writes each row once, as
+a plain statement, at the moment it decides to: a change that brings the ORM's unit of work
+back onto it (a row written again at the flush, a lazy load, a second read) shows here."""
+
+from __future__ import annotations
+
+import re
+from contextlib import contextmanager
+
+from sqlalchemy import event
+
+from extensions import db
+from tests.conftest import TEST_PASSWORD, request_code
+
+# "SELECT", or the write and its table: "INSERT INTO events", "UPDATE sign_ins".
+WRITE = re.compile(r"^\s*(INSERT INTO|UPDATE|DELETE FROM)\s+(\w+)", re.IGNORECASE)
+
+
+@contextmanager
+def statements_of(app):
+    """The statements the app's engine runs inside the block, each as its kind."""
+    seen: list[str] = []
+
+    def note(_conn, _cursor, statement, *_args) -> None:
+        write = WRITE.match(statement)
+        seen.append(f"{write.group(1).upper()} {write.group(2)}" if write
+                    else statement.split(None, 1)[0].upper())
+
+    with app.app_context():
+        engine = db.engine
+    event.listen(engine, "before_cursor_execute", note)
+    try:
+        yield seen
+    finally:
+        event.remove(engine, "before_cursor_execute", note)
+
+
+def test_a_right_code_is_one_locked_read_and_each_row_written_once(app, user, smtp, deliver,
+                                                                     browser):
+    code = request_code(browser, smtp, deliver)
+    token = browser.csrf_for("/login/code")
+    with statements_of(app) as seen:
+        response = browser.post("/login/code", {"code": code, "csrf_token": token})
+    assert response.status_code == 302 and response.headers["Location"] == "/portal"
+    assert seen == [
+        "SELECT",  # the sign-in, under its lock, with its user
+        "UPDATE sign_ins",  # completed, its code wiped
+        "UPDATE deliveries",  # its messages: none keeps the code
+        "INSERT INTO events",  # code_entry, accepted
+        "INSERT INTO auth_sessions",  # the new session
+        "INSERT INTO events",  # signed_in
+    ]
+
+
+def test_a_password_post_writes_each_row_once(app, user, browser):
+    token = browser.csrf_for("/login")
+    with statements_of(app) as seen:
+        response = browser.post("/login", {"email": "client@example.com",
+                                           "password": TEST_PASSWORD, "csrf_token": token})
+    assert response.status_code == 302, response.get_data(as_text=True)
+    writes = [kind for kind in seen if kind != "SELECT"]
+    # The sign-in's row, then its code's hash (bound to its id); one message; three events
+    # (password_ok, signin_started, delivery_queued). Nothing is written a second time.
+    assert sorted(writes) == sorted([
+        "INSERT INTO events", "INSERT INTO sign_ins", "UPDATE sign_ins",
+        "INSERT INTO events", "INSERT INTO deliveries", "INSERT INTO events",
+    ])
+    # The account, the caps (account and address), the pending sign-ins before and under the
+    # account's lock, and that lock (on PostgreSQL also the address's advisory lock): each
+    # asked once.
+    with app.app_context():
+        on_postgresql = db.engine.dialect.name == "postgresql"
+    assert seen.count("SELECT") == (7 if on_postgresql else 6)
+
+
+def test_the_code_page_reads_the_sign_in_with_its_user(app, user, smtp, deliver, browser):
+    request_code(browser, smtp, deliver)
+    with statements_of(app) as seen:
+        assert browser.get("/login/code").status_code == 200
+    assert seen == ["SELECT", "SELECT"]  # the sign-in with its user; its newest message
