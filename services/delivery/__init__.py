@@ -333,9 +333,10 @@ class _Message(Message):
         message.policy = _WIRE
         for part in message.walk():
             if part.is_multipart():
-                # A boundary of 128 random bits, which no part's text holds (they are
-                # base64): left unset, the generator makes one and searches every part's
-                # text for it with a regular expression compiled for each message.
+                # A boundary of 128 random bits from `secrets`: no part's text holds it by
+                # chance, and no one writing to the firm can know it in advance. Left unset,
+                # the generator makes one with `random` and searches every part's text for
+                # it with a regular expression compiled for each message.
                 part.set_boundary(f"=_{secrets.token_hex(16)}")
         if self.subject and not self.subject.isascii():
             # As a Header, so that compat32 folds the encoded words after "Subject: ".
