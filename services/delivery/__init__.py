@@ -487,16 +487,16 @@ def claim_due(limit: int = 20, worker: Optional[str] = None) -> list[int]:
     """Claim up to `limit` due messages for this worker; each row goes to one worker only."""
     worker = worker or worker_name()
     at = clock.now()
-    connection = db.session.connection()
-    candidates = connection.execute(_DUE_MESSAGES, {"at": at, "limit": limit}).all()
+    claim = {"at": at, "worker": worker, "until": at + claim_lease()}
+    candidates = db.session.connection().execute(
+        _DUE_MESSAGES, {"at": at, "limit": limit}).all()
     db.session.rollback()  # end the read so the claims below each commit on their own
     claimed = []
     for delivery_id, attempts, give_up_at, last_error in candidates:
         if attempts and give_up_at is not None and clock.as_utc(give_up_at) <= at:
             _give_up(delivery_id, attempts, last_error, at)
             continue
-        result = db.session.connection().execute(_CLAIM, {
-            "delivery": delivery_id, "at": at, "worker": worker, "until": at + claim_lease()})
+        result = db.session.connection().execute(_CLAIM, {**claim, "delivery": delivery_id})
         db.session.commit()
         if result.rowcount == 1:
             claimed.append(delivery_id)
@@ -584,10 +584,13 @@ def _fail(item: Delivery, reason: str) -> None:
                          "attempts": item.attempts})
 
 
+# A message comes with its sign-in: a code's PREPARER asks whether the sign-in still waits.
+_WITH_SIGN_IN = (joinedload(Delivery.sign_in),)
+
+
 def process(delivery_id: int) -> str:
     """Send one claimed message and record what happened; returns its new status."""
-    # With its sign-in: a code's PREPARER asks whether the sign-in still waits for it.
-    item = db.session.get(Delivery, delivery_id, options=(joinedload(Delivery.sign_in),))
+    item = db.session.get(Delivery, delivery_id, options=_WITH_SIGN_IN)
     if item is None:
         return "missing"
     if item.kind in PREPARERS:
