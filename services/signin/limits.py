@@ -268,10 +268,10 @@ _ADDRESS_SENDS = (
     .where(_events.c.type == "delivery_queued", _messages.c.kind.in_(CODE_KINDS),
            _messages.c.created_at > bindparam("since"), _events.c.created_at > bindparam("since"))
 )
-_NEWEST_FIRST = (_messages.c.created_at.desc(),)
-_NTH_FOR_ACCOUNT = _ACCOUNT_SENDS.order_by(*_NEWEST_FIRST).offset(bindparam("skip")).limit(1)
+_NTH_FOR_ACCOUNT = (_ACCOUNT_SENDS.order_by(_messages.c.created_at.desc())
+                    .offset(bindparam("skip")).limit(1))
 _NTH_FROM_ADDRESS = (_ADDRESS_SENDS.where(_events.c.ip == bindparam("ip"))
-                     .order_by(*_NEWEST_FIRST).offset(bindparam("skip")).limit(1))
+                     .order_by(_messages.c.created_at.desc()).offset(bindparam("skip")).limit(1))
 # An IPv6 client counts by its /64 (services/addresses.py): the last hour's codes asked for
 # from any IPv6 address are read, and those in this /64 kept.
 _FROM_IPV6 = _ADDRESS_SENDS.add_columns(_events.c.ip).where(_events.c.ip.contains(":"))
