@@ -56,8 +56,13 @@ class Config:
     SECRET_KEY = os.environ.get("SECRET_KEY")
     SQLALCHEMY_DATABASE_URI = database_url(os.environ.get("DATABASE_URL"))
     # A database error never writes the statement's values (hashes, encrypted codes) into a
-    # log line; a connection PostgreSQL dropped (restart) is replaced, not shown as an error.
-    SQLALCHEMY_ENGINE_OPTIONS = {"hide_parameters": True, "pool_pre_ping": True}
+    # log line. A connection PostgreSQL dropped (restart) is replaced, not shown as an error:
+    # db_setup.check_before_use. The pool hands out the connection used last, so in quiet
+    # hours one connection stays in use and the others wait unpinged.
+    SQLALCHEMY_ENGINE_OPTIONS = {
+        "hide_parameters": True,
+        **({"pool_use_lifo": True} if SQLALCHEMY_DATABASE_URI.startswith("postgresql") else {}),
+    }
 
     MAIL_SERVER = os.environ.get("MAIL_SERVER") or None
     MAIL_PORT = env_int("MAIL_PORT", 25)

@@ -108,12 +108,13 @@ _making = threading.Lock()
 
 
 def read_engine(main: Engine) -> Engine:
-    """The fast paths' own small pool beside `main`'s: autocommit, no ping before use.
+    """The fast paths' own small pool beside `main`'s, in autocommit.
 
-    A fast path reads one row. Through the app's pool that read costs four round trips on
-    PostgreSQL (the pre-ping, BEGIN, the query, the ROLLBACK on return); here it costs one. A
-    connection the database has dropped makes that read fail, and the route, on the app's
-    pinged pool, answers instead. Disposed with `main` (tests, a worker's shutdown).
+    A fast path reads one row. Through the app's pool that read costs three round trips on
+    PostgreSQL (BEGIN, the query, the ROLLBACK on return); here it costs one. Its connections
+    are checked before use as the app's are (db_setup.check_before_use); one the database
+    dropped unnoticed makes that read fail, and the route answers instead. Disposed with
+    `main` (tests, a worker's shutdown).
     """
     if main.dialect.name == "sqlite" and main.url.database in (None, "", ":memory:"):
         return main  # every connection to :memory: would be a database of its own

@@ -137,7 +137,7 @@ def test_the_route_answers_everything_else(app, user, smtp, deliver, browser, ro
 def test_a_read_that_fails_is_answered_by_the_route(app, user, browser, route_calls,
                                                      monkeypatch):
     """A connection the database dropped (say, after a restart): the route, on the app's
-    pinged pool, answers the same poll."""
+    checked pool, answers the same poll."""
     pending(app, browser)
     browser.get(STATUS)
 

@@ -1,0 +1,113 @@
+"""Pooled connections to a database server are checked before use without a round trip each
+time (db_setup.check_before_use): one the server closed is replaced, one that sat idle is
+pinged, one used a moment ago goes straight to work."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.pool import NullPool
+
+import db_setup
+from extensions import db
+
+BACKEND = text("SELECT pg_backend_pid()")
+
+
+@pytest.fixture
+def engine(app):
+    with app.app_context():
+        engine = db.engine
+    if engine.dialect.name != "postgresql":
+        pytest.skip("a database server's connections: SQLite has none to lose")
+    return engine
+
+
+@pytest.fixture
+def pings(engine, monkeypatch):
+    """The pings sent, counted (each still goes to the server)."""
+    sent: list[int] = []
+    real = engine.dialect.do_ping
+
+    def counted(dbapi_connection):
+        sent.append(1)
+        return real(dbapi_connection)
+
+    monkeypatch.setattr(engine.dialect, "do_ping", counted)
+    return sent
+
+
+def backend_of(engine) -> int:
+    with engine.connect() as connection:
+        return connection.execute(BACKEND).scalar_one()
+
+
+def end_backend(engine, pid: int) -> None:
+    """What a restart or an administrator does to a connection: the server ends it."""
+    other = create_engine(engine.url, poolclass=NullPool)
+    try:
+        with other.connect() as connection:
+            assert connection.execute(text("SELECT pg_terminate_backend(:pid)"),
+                                      {"pid": pid}).scalar_one()
+    finally:
+        other.dispose()
+    time.sleep(0.2)  # the server's goodbye reaches the pooled connection's socket
+
+
+def test_a_connection_used_a_moment_ago_is_not_pinged(engine, pings):
+    first = backend_of(engine)
+    assert backend_of(engine) == first and backend_of(engine) == first
+    assert pings == []
+
+
+def test_a_connection_the_server_closed_is_replaced_before_use(engine, pings):
+    old = backend_of(engine)
+    end_backend(engine, old)
+    new = backend_of(engine)  # no error: a new connection took its place
+    assert new != old
+    assert pings == []  # its closed socket said so; no round trip was needed
+
+
+def test_a_page_after_the_server_closed_the_connection(app, user, engine, sign_in):
+    browser = sign_in()
+    end_backend(engine, backend_of(engine))
+    assert browser.get("/portal").status_code == 200
+
+
+def test_a_connection_idle_past_the_limit_is_pinged(engine, pings, monkeypatch):
+    first = backend_of(engine)
+    monkeypatch.setattr(db_setup, "PING_AFTER_IDLE_SECONDS", 0.0)
+    assert backend_of(engine) == first
+    assert pings == [1]
+
+
+def test_a_connection_that_fails_its_ping_is_replaced(engine, monkeypatch):
+    """A network that dropped the connection silently leaves nothing in its socket; the ping
+    after an idle spell finds it out."""
+    first = backend_of(engine)
+    monkeypatch.setattr(db_setup, "PING_AFTER_IDLE_SECONDS", 0.0)
+    dbapi_error = engine.dialect.loaded_dbapi.OperationalError
+
+    def unanswered(_dbapi_connection):
+        raise dbapi_error("server closed the connection unexpectedly")
+
+    monkeypatch.setattr(engine.dialect, "do_ping", unanswered)
+    with engine.connect() as connection:
+        assert connection.execute(BACKEND).scalar_one() != first
+
+
+def test_sqlite_connections_are_not_pinged(app, monkeypatch):
+    """A file a connection has open cannot be dropped by a server: no ping, however idle."""
+    with app.app_context():
+        engine = db.engine
+    if engine.dialect.name != "sqlite":
+        pytest.skip("SQLite's own case")
+    sent = []
+    monkeypatch.setattr(engine.dialect, "do_ping", lambda _connection: sent.append(1))
+    monkeypatch.setattr(db_setup, "PING_AFTER_IDLE_SECONDS", 0.0)
+    for _ in range(3):
+        with engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+    assert sent == []
