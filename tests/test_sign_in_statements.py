@@ -10,6 +10,7 @@ from contextlib import contextmanager
 from sqlalchemy import event
 
 from extensions import db
+from services import delivery
 from tests.conftest import TEST_PASSWORD, request_code
 
 # "SELECT", or the write and its table: "INSERT INTO events", "UPDATE sign_ins".
@@ -78,3 +79,37 @@ def test_the_code_page_reads_the_sign_in_with_its_user(app, user, smtp, deliver,
     with statements_of(app) as seen:
         assert browser.get("/login/code").status_code == 200
     assert seen == ["SELECT", "SELECT"]  # the sign-in with its user; its newest message
+
+
+@contextmanager
+def transaction_ends_of(app):
+    """How each transaction of the app's engine ends, in order: "commit" or "rollback"."""
+    ends: list[str] = []
+    with app.app_context():
+        engine = db.engine
+    listeners = {kind: (lambda _conn, kind=kind: ends.append(kind))
+                 for kind in ("commit", "rollback")}
+    for kind, listener in listeners.items():
+        event.listen(engine, kind, listener)
+    try:
+        yield ends
+    finally:
+        for kind, listener in listeners.items():
+            event.remove(engine, kind, listener)
+
+
+def test_sending_a_code_is_three_transactions(app, user, smtp, browser):
+    assert browser.log_in().status_code == 302
+    with statements_of(app) as seen, transaction_ends_of(app) as ends:
+        with app.app_context():
+            assert delivery.run_once(sweep=False) == 1
+    smtp.wait_for(1)
+    assert seen == [
+        "SELECT",  # what is due
+        "UPDATE deliveries",  # claimed, committed with the read
+        "SELECT",  # the message with its sign-in (does it still wait?)
+        "UPDATE deliveries",  # sent: the code wiped
+        "INSERT INTO events",  # delivery_sent
+    ]
+    # The claim; the read, ended before the mail server is spoken to; the outcome.
+    assert ends == ["commit", "commit", "commit"]

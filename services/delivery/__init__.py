@@ -488,9 +488,11 @@ def claim_due(limit: int = 20, worker: Optional[str] = None) -> list[int]:
     worker = worker or worker_name()
     at = clock.now()
     claim = {"at": at, "worker": worker, "until": at + claim_lease()}
+    # The first claim commits in the read's transaction (2 round trips fewer on PostgreSQL):
+    # the read locks nothing, and each claim's UPDATE asks again that the row is still due,
+    # so a message another worker claimed meanwhile is skipped (rowcount 0), never shared.
     candidates = db.session.connection().execute(
         _DUE_MESSAGES, {"at": at, "limit": limit}).all()
-    db.session.rollback()  # end the read so the claims below each commit on their own
     claimed = []
     for delivery_id, attempts, give_up_at, last_error in candidates:
         if attempts and give_up_at is not None and clock.as_utc(give_up_at) <= at:
