@@ -144,6 +144,21 @@ class BackendReport:
     peer_errors: list[str] = field(default_factory=list)
 
 
+def server_environment(url: str, secret_key: str, mail_port: int) -> dict:
+    """The environment gunicorn serves ClientGate with: production's settings, this bench's
+    database and mail sink, the limits lifted (LIMITS_ENV)."""
+    env = dict(os.environ)
+    env.update({
+        "CLIENTGATE_ENV": "production", "SECRET_KEY": secret_key, "DATABASE_URL": url,
+        "MAIL_SERVER": "127.0.0.1", "MAIL_PORT": str(mail_port), "MAIL_DEFAULT_SENDER": BENCH_SENDER,
+        "SESSION_COOKIE_SECURE": "0",  # plain HTTP on 127.0.0.1
+        # Production answers only its own host: the clients ask for 127.0.0.1 (any port).
+        "PORTAL_URL": "http://127.0.0.1",
+        **LIMITS_ENV,
+    })
+    return env
+
+
 def bench_app(url: str, secret_key: str, mail_port: int):
     """The app in this process, for setting data up (no dispatcher: gunicorn's workers send)."""
     from app import create_app
@@ -418,15 +433,7 @@ def run_backend(name: str, url: str, settings: Settings, hash_cpu: float, out) -
     workdir = Path(tempfile.mkdtemp(prefix=f"clientgate-bench-{name}-"))
     sink = MailSink().start()
     secret_key = secrets.token_urlsafe(48)
-    env = dict(os.environ)
-    env.update({
-        "CLIENTGATE_ENV": "production", "SECRET_KEY": secret_key, "DATABASE_URL": url,
-        "MAIL_SERVER": "127.0.0.1", "MAIL_PORT": str(sink.port), "MAIL_DEFAULT_SENDER": BENCH_SENDER,
-        "SESSION_COOKIE_SECURE": "0",  # plain HTTP on 127.0.0.1
-        # Production answers only its own host: the clients ask for 127.0.0.1 (any port).
-        "PORTAL_URL": "http://127.0.0.1",
-        **LIMITS_ENV,
-    })
+    env = server_environment(url, secret_key, sink.port)
     app = None
     try:
         out(f"\n=== {name} ===")
