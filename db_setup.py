@@ -93,13 +93,13 @@ def _server_has_spoken(dbapi_connection, dbapi_error: type[Exception]) -> bool:
     """Whether an idle connection's socket has something to read, or the driver knows it is
     closed. A driver without fileno() says False here, and the idle ping is the check."""
     try:
-        socket = dbapi_connection.fileno()
+        descriptor = dbapi_connection.fileno()
     except dbapi_error:
         return True
     except AttributeError:
         return False
     poller = select.poll()
-    poller.register(socket, select.POLLIN)
+    poller.register(descriptor, select.POLLIN)
     return bool(poller.poll(0))
 
 
