@@ -32,7 +32,7 @@ from typing import Iterator
 
 import run as bench_run  # bench/run.py: its settings, its sign-in, its data (sets sys.path)
 import dataset
-from load import Browser, expect, run_phase
+from load import run_phase
 from mailsink import MailSink, free_port
 from servers import Gunicorn, workers_default
 
@@ -113,18 +113,8 @@ def one_round(tree: Path, url: str, workers: int, seconds: float) -> dict[str, f
         busy = run_phase("busy", sign_in, concurrency=4 * workers, seconds=seconds, warmup=2,
                          max_tasks=len(emails), server_cpu=server.cpu_seconds)
         prepared = dataset.prepare_pending(app, 4000, "ab", password_hash)
-        waiting = bench_run.Users(prepared)
-
-        def code_post(rec, n):
-            item = waiting.take()
-            if item is None:
-                return False
-            response = Browser(port, cookies=item.cookies).request(
-                "POST", "/login/code", {"code": dataset.PREPARED_CODE, "csrf_token": item.csrf})
-            expect("POST /login/code", response, 302, "/portal")
-            rec.step("POST /login/code", response.seconds)
-
-        posts = run_phase("code_post", code_post, concurrency=4 * workers,
+        posts = run_phase("code_post", bench_run.code_post_task(port, prepared),
+                          concurrency=4 * workers,
                           seconds=min(seconds, 10), warmup=2, max_tasks=len(prepared),
                           server_cpu=server.cpu_seconds)
         hash_cpu = statistics.mean(busy.extra.get("hash CPU in the worker") or [float("nan")])

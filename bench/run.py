@@ -185,6 +185,25 @@ class Users:
             return next(self._emails, None)
 
 
+def code_post_task(port: int, prepared: list) -> Callable:
+    """A phase's task: the right code posted for the next of `prepared` (dataset.prepare_pending),
+    each once; False when none is left."""
+    import dataset
+
+    waiting = Users(prepared)
+
+    def code_post(rec, n):
+        item = waiting.take()
+        if item is None:
+            return False
+        response = Browser(port, cookies=item.cookies).request(
+            "POST", "/login/code", {"code": dataset.PREPARED_CODE, "csrf_token": item.csrf})
+        expect("POST /login/code", response, 302, "/portal")
+        rec.step("POST /login/code", response.seconds)
+
+    return code_post
+
+
 @dataclass(frozen=True)
 class Flow:
     """Where a sign-in's pages are: ClientGate's, or the peer's (Flask-Security-Too)."""
@@ -524,19 +543,8 @@ def run_backend(name: str, url: str, settings: Settings, hash_cpu: float, out) -
             # Enough for the code post at half the ceiling's rate; what is left is ended after.
             code_count = min(20_000, int(hello_rate / 2 * (settings.seconds + settings.warmup)))
             prepared = dataset.prepare_pending(app, code_count, f"code-{name}", password_hash)
-            next_prepared = Users(prepared)
-
-            def code_post(rec, n):
-                item = next_prepared.take()
-                if item is None:
-                    return False
-                response = Browser(port, cookies=item.cookies).request(
-                    "POST", "/login/code", {"code": dataset.PREPARED_CODE, "csrf_token": item.csrf})
-                expect("POST /login/code", response, 302, "/portal")
-                rec.step("POST /login/code", response.seconds)
-
-            phase("code_post", "code post alone (prepared sign-ins)", code_post, settings.busy,
-                  server, max_tasks=len(prepared))
+            phase("code_post", "code post alone (prepared sign-ins)",
+                  code_post_task(port, prepared), settings.busy, server, max_tasks=len(prepared))
             # Unused prepared sign-ins would all expire at once ten minutes later, and the
             # dispatcher's sweep would end them in the middle of a later phase.
             dataset.end_prepared(app, [item.sign_in_id for item in prepared])
