@@ -51,9 +51,17 @@ def end_backend(engine, pid: int) -> None:
         with other.connect() as connection:
             assert connection.execute(text("SELECT pg_terminate_backend(:pid)"),
                                       {"pid": pid}).scalar_one()
+        # Gone from pg_stat_activity: its process has written its goodbye and closed the socket.
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            with other.connect() as connection:
+                if connection.execute(text("SELECT count(*) FROM pg_stat_activity "
+                                           "WHERE pid = :pid"), {"pid": pid}).scalar_one() == 0:
+                    return
+            time.sleep(0.05)
+        raise AssertionError(f"PostgreSQL's backend {pid} did not end within 10 s")
     finally:
         other.dispose()
-    time.sleep(0.2)  # the server's goodbye reaches the pooled connection's socket
 
 
 def test_a_connection_used_a_moment_ago_is_not_pinged(engine, pings):
