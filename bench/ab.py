@@ -34,7 +34,7 @@ import run as bench_run  # bench/run.py: its settings, its sign-in, its data (se
 import dataset
 from load import run_phase
 from mailsink import MailSink, free_port
-from servers import Gunicorn, workers_default
+from servers import Gunicorn, migrate, workers_default
 
 ROOT = bench_run.ROOT
 
@@ -89,8 +89,7 @@ def one_round(tree: Path, url: str, workers: int, seconds: float) -> dict[str, f
     app = None
     server = None
     try:
-        subprocess.run([str(bench_run.VENV_BIN / "flask"), "--app", "app", "db", "upgrade"],
-                       cwd=tree, env=env, check=True, capture_output=True, timeout=300)
+        migrate(env, cwd=tree)
         app = bench_run.bench_app(url, secret_key, sink.port)
         from services.signin import passwords
 
@@ -102,15 +101,8 @@ def one_round(tree: Path, url: str, workers: int, seconds: float) -> dict[str, f
         server = Gunicorn("app:create_app()", port, env, workers, logs / "gunicorn.log",
                           "/healthz", cwd=tree)
         server.start()
-
-        def sign_in(rec, n):
-            email = users.take()
-            if email is None:
-                return False
-            bench_run.full_sign_in(port, sink, email, dataset.PASSWORD, rec)
-            return True
-
-        busy = run_phase("busy", sign_in, concurrency=4 * workers, seconds=seconds, warmup=2,
+        busy = run_phase("busy", bench_run.sign_in_task(port, sink, users),
+                         concurrency=4 * workers, seconds=seconds, warmup=2,
                          max_tasks=len(emails), server_cpu=server.cpu_seconds)
         prepared = dataset.prepare_pending(app, 4000, "ab", password_hash)
         posts = run_phase("code_post", bench_run.code_post_task(port, prepared),

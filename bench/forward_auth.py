@@ -22,7 +22,6 @@ import multiprocessing
 import os
 import secrets
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -33,7 +32,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from servers import BENCH_SENDER, VENV_BIN, Gunicorn, stop_cleanly_on_sigterm  # noqa: E402
+from servers import BENCH_SENDER, Gunicorn, migrate, stop_cleanly_on_sigterm  # noqa: E402
 
 UPSTREAM = '''
 def app(environ, start_response):
@@ -173,8 +172,7 @@ def run(workers: int, seconds: float, out: Callable[[str], None]) -> list[tuple[
                SESSION_COOKIE_SECURE="0", PROXY_FIX_X_FOR="1", PROXY_FIX_X_PROTO="1",
                PROXY_FIX_X_HOST="1", TRUSTED_HOSTS="127.0.0.1",
                ACCESS_RULES="localhost/files/ any Shared files", RATELIMIT_ENABLED="0")
-    subprocess.run([str(VENV_BIN / "flask"), "--app", "app", "db", "upgrade"], cwd=ROOT,
-                   env=env, check=True, capture_output=True, timeout=300)
+    migrate(env)
     os.environ.update({k: env[k] for k in ("PORTAL_URL", "ACCESS_RULES", "PROXY_FIX_X_HOST")})
     from app import create_app
     from config import Config, database_url

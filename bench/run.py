@@ -49,7 +49,7 @@ logging.getLogger("app").setLevel(logging.ERROR)
 
 from load import Browser, PhaseResult, StepFailed, expect, percentile, run_phase  # noqa: E402
 from mailsink import MailSink, free_port  # noqa: E402
-from servers import BENCH_SENDER, VENV_BIN, Gunicorn, stop_cleanly_on_sigterm  # noqa: E402
+from servers import BENCH_SENDER, VENV_BIN, Gunicorn, migrate, stop_cleanly_on_sigterm  # noqa: E402
 import oidc as oidc_bench  # noqa: E402 - the OpenID Connect phases (bench/oidc.py)
 
 # All the bench's traffic comes from 127.0.0.1, so per-address limits would stop it within
@@ -150,7 +150,8 @@ def server_environment(url: str, secret_key: str, mail_port: int) -> dict:
     env = dict(os.environ)
     env.update({
         "CLIENTGATE_ENV": "production", "SECRET_KEY": secret_key, "DATABASE_URL": url,
-        "MAIL_SERVER": "127.0.0.1", "MAIL_PORT": str(mail_port), "MAIL_DEFAULT_SENDER": BENCH_SENDER,
+        "MAIL_SERVER": "127.0.0.1", "MAIL_PORT": str(mail_port),
+        "MAIL_DEFAULT_SENDER": BENCH_SENDER,
         "SESSION_COOKIE_SECURE": "0",  # plain HTTP on 127.0.0.1
         # Production answers only its own host: the clients ask for 127.0.0.1 (any port).
         "PORTAL_URL": "http://127.0.0.1",
@@ -183,6 +184,22 @@ class Users:
     def take(self) -> Optional[str]:
         with self._lock:
             return next(self._emails, None)
+
+
+def sign_in_task(port: int, sink: MailSink, users: Users,
+                 mail_timeout: float = 20.0) -> Callable:
+    """A phase's task: a full sign-in for the next of `users` (dataset.PASSWORD); False when
+    none is left."""
+    import dataset
+
+    def sign_in(rec, n):
+        email = users.take()
+        if email is None:
+            return False
+        full_sign_in(port, sink, email, dataset.PASSWORD, rec, mail_timeout)
+        return True
+
+    return sign_in
 
 
 def code_post_task(port: int, prepared: list) -> Callable:
@@ -457,10 +474,7 @@ def run_backend(name: str, url: str, settings: Settings, hash_cpu: float, out) -
     try:
         out(f"\n=== {name} ===")
         started = time.monotonic()
-        upgrade = subprocess.run([str(VENV_BIN / "flask"), "--app", "app", "db", "upgrade"],
-                                 cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
-        if upgrade.returncode != 0:
-            raise RuntimeError(f"flask db upgrade failed:\n{upgrade.stderr[-3000:]}")
+        migrate(env)
         app = bench_app(url, secret_key, sink.port)
         password_hash = passwords.hash_password(dataset.PASSWORD)
         hash_bound = settings.workers / hash_cpu
@@ -503,17 +517,10 @@ def run_backend(name: str, url: str, settings: Settings, hash_cpu: float, out) -
             report.hello_memory = hello_server.memory()
 
         # 2. ClientGate on an empty database.
-        def sign_in(rec, n, timeout=20.0):
-            email = users.take()
-            if email is None:
-                return False
-            full_sign_in(port, sink, email, dataset.PASSWORD, rec, timeout)
-            return True
-
-        def slow_sign_in(rec, n):
-            return sign_in(rec, n, timeout=settings.slow_delay * 20 + 30)
-
         port = free_port()
+        sign_in = sign_in_task(port, sink, users)
+        slow_sign_in = sign_in_task(port, sink, users,
+                                    mail_timeout=settings.slow_delay * 20 + 30)
         app_log = workdir / "gunicorn.log"
         server = Gunicorn("app:create_app()", port, env, settings.workers, app_log, "/healthz")
         try:

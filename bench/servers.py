@@ -19,6 +19,14 @@ HASH_TIMING = Path(__file__).resolve().parent / "hash_timing.py"
 BENCH_SENDER = "Bench <portal@bench.example>"
 
 
+def migrate(env: dict, cwd: Path = ROOT) -> None:
+    """`flask db upgrade` with the environment gunicorn will get, in the checkout at `cwd`."""
+    done = subprocess.run([str(VENV_BIN / "flask"), "--app", "app", "db", "upgrade"], cwd=cwd,
+                          env=env, capture_output=True, text=True, timeout=300)
+    if done.returncode != 0:
+        raise RuntimeError(f"flask db upgrade failed:\n{done.stderr[-3000:]}")
+
+
 def stop_cleanly_on_sigterm() -> None:
     """`kill` (SIGTERM) ends the bench through its `finally` blocks, as Ctrl-C does, so the
     servers it started stop too instead of running on as orphans."""
