@@ -69,10 +69,11 @@ def closed_port() -> int:
         return probe.getsockname()[1]
 
 
-def build_app(database: str):
-    """The app as a production worker builds it, with nothing to send to. Like run.py's
-    bench_app, which it does not import: run.py brings the bench's own libraries (aiosmtpd
-    among them) into the process whose memory this measures."""
+def build_app(database: str, **settings):
+    """The app as a production worker builds it, with nothing to send to (unless `settings`
+    say otherwise: bench/instructions.py gives it a mail server). Like run.py's bench_app,
+    which it does not import: run.py brings the bench's own libraries (aiosmtpd among them)
+    into the process whose memory this measures."""
     from app import create_app
     from config import Config, database_url
 
@@ -84,6 +85,7 @@ def build_app(database: str):
         "MAIL_DEFAULT_SENDER": BENCH_SENDER,
         "VONAGE_API_KEY": "key", "VONAGE_API_SECRET": "secret",
         "VONAGE_REST_HOST": f"127.0.0.1:{port}",
+        **settings,
     })
     return create_app(config)
 
