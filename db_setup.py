@@ -11,10 +11,17 @@ and never hold a snapshot that could go stale. Code that must read and then writ
 locks first with `with_for_update()`, which locks the row on PostgreSQL and takes the write
 lock on SQLite. (Beginning every transaction with BEGIN IMMEDIATE would also be correct, but
 then every reader queues behind every writer and an idle session holds up the whole site.)
+
+PostgreSQL follows the same rule (`begin_at_first_write`): reads before the first write or lock
+run on their own, and a transaction begins right before that statement. At PostgreSQL's READ
+COMMITTED level each statement sees the database as of its own start even inside a
+transaction, so this changes nothing a read sees; it saves a request that only reads its BEGIN
+and its ROLLBACK, two round trips (issue 16).
 """
 
 from __future__ import annotations
 
+import re
 import select
 import time
 
@@ -38,6 +45,25 @@ def _takes_write_lock(context, statement: str) -> bool:
     return bool(words) and words[0].upper() in _WRITES
 
 
+# A PostgreSQL SELECT written as text that locks: a row lock, or an advisory lock (held until
+# the transaction ends, so it needs one). Core and ORM statements say so on the statement.
+_LOCKS = re.compile(r"\bFOR\s+(?:NO\s+KEY\s+UPDATE|UPDATE|KEY\s+SHARE|SHARE)\b", re.IGNORECASE)
+_NOT_A_SELECT = object()
+
+
+def _plain_read(context, statement: str) -> bool:
+    """True for a SELECT that locks nothing; anything else (writes, DDL, SET, SAVEPOINT)
+    belongs in a transaction."""
+    if "pg_advisory" in statement:
+        return False
+    compiled = getattr(context, "compiled", None)
+    if compiled is not None:
+        lock = getattr(compiled.statement, "_for_update_arg", _NOT_A_SELECT)
+        if lock is not _NOT_A_SELECT:  # a Core or ORM SELECT
+            return lock is None
+    return statement.lstrip()[:6].upper() == "SELECT" and not _LOCKS.search(statement)
+
+
 # A pooled connection unused for this long is pinged (one round trip) before it is used again.
 PING_AFTER_IDLE_SECONDS = 5.0
 
@@ -49,8 +75,75 @@ def configure_engine(engine: Engine) -> None:
     engine._clientgate_configured = True
     if engine.dialect.name == "sqlite":
         _configure_sqlite(engine)
-    else:
-        check_before_use(engine)
+        return
+    check_before_use(engine)
+    if engine.dialect.name == "postgresql":
+        begin_at_first_write(engine)
+
+
+def begin_at_first_write(engine: Engine) -> None:
+    """PostgreSQL's connections read in autocommit until a statement needs a transaction.
+
+    psycopg sends BEGIN as a round trip of its own before a transaction's first statement, and
+    SQLAlchemy ends every transaction with COMMIT or ROLLBACK, even one that only read: the
+    code page, the portal, the dispatcher's look at a message before it sends, and the fast
+    paths' one read (blueprints/fast_path.py), each 2 round trips of 3 or 4. And psycopg forgets its prepared statements at every ROLLBACK, so with a
+    read-only page in every few requests none lived to be used. Here a connection leaves the
+    pool in autocommit; the first statement that is not a plain read (see `_plain_read`) turns
+    autocommit off, so psycopg begins a real transaction right before it, which ends as usual.
+    A transaction that only read ends with nothing to send: psycopg's commit() and rollback()
+    do nothing on a connection with no transaction open. Code that must read and then write
+    atomically locks first, as for SQLite (the module's docstring), and a lock begins the
+    transaction. A connection used again in the same checkout after a write stays out of
+    autocommit: its next transaction begins at its first statement, as before.
+
+    The check runs from the dialect's execute methods (`before_each_statement`).
+    """
+    dialect = engine.dialect
+    idle = dialect.loaded_dbapi.pq.TransactionStatus.IDLE
+
+    @event.listens_for(engine.pool, "checkout")
+    def _read_on_their_own(dbapi_connection, _record, _proxy) -> None:
+        # Not on a connection that is broken or (somehow) mid-transaction: setting autocommit
+        # would raise, where its first statement raises the error SQLAlchemy knows.
+        if not dbapi_connection.autocommit and dbapi_connection.info.transaction_status == idle:
+            dbapi_connection.autocommit = True
+
+    def begin_before_write(cursor, statement: str, context) -> None:
+        connection = cursor.connection
+        if (connection.autocommit and not _plain_read(context, statement)
+                and connection.info.transaction_status == idle):
+            connection.autocommit = False
+
+    before_each_statement(engine, begin_before_write)
+
+
+def before_each_statement(engine: Engine, check) -> None:
+    """Call `check(cursor, statement, context)` before each statement this engine sends, from
+    its dialect's execute methods (each engine has a dialect of its own).
+
+    Not a before_cursor_execute listener: any listener of SQLAlchemy's connection events puts
+    every statement of the engine on a slower path, which costs more than what these checks
+    save (counted with bench/instructions.py)."""
+    dialect = engine.dialect
+    execute, execute_many, execute_bare = (
+        dialect.do_execute, dialect.do_executemany, dialect.do_execute_no_params)
+
+    def do_execute(cursor, statement, parameters, context=None):
+        check(cursor, statement, context)
+        return execute(cursor, statement, parameters, context)
+
+    def do_executemany(cursor, statement, parameters, context=None):
+        check(cursor, statement, context)
+        return execute_many(cursor, statement, parameters, context)
+
+    def do_execute_no_params(cursor, statement, context=None):
+        check(cursor, statement, context)
+        return execute_bare(cursor, statement, context)
+
+    dialect.do_execute = do_execute
+    dialect.do_executemany = do_executemany
+    dialect.do_execute_no_params = do_execute_no_params
 
 
 def check_before_use(engine: Engine) -> None:
@@ -118,7 +211,8 @@ def _configure_sqlite(engine: Engine) -> None:
             cursor.execute("PRAGMA synchronous = NORMAL")
         cursor.close()
 
-    @event.listens_for(engine, "before_cursor_execute")
-    def _begin_immediate(_conn, cursor, statement, _parameters, context, _executemany) -> None:
+    def begin_immediate(cursor, statement: str, context) -> None:
         if not cursor.connection.in_transaction and _takes_write_lock(context, statement):
             cursor.execute("BEGIN IMMEDIATE")
+
+    before_each_statement(engine, begin_immediate)

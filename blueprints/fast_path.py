@@ -12,17 +12,13 @@ cannot answer, or fails, costs one wasted read and nothing more.
 
 from __future__ import annotations
 
-import threading
 import time
 from typing import Optional
 
-from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.pool import NullPool
 from werkzeug.http import parse_cookie
 from werkzeug.sansio.utils import host_is_trusted
 
-from db_setup import configure_engine
 from extensions import db
 
 # What a fast path answers: (status line, headers, body); Content-Length is added.
@@ -47,6 +43,7 @@ class FastPath:
         self.serializer = app.session_interface.get_signing_serializer(app)
         self.max_age = int(app.permanent_session_lifetime.total_seconds())
         self._checked: dict[str, tuple[float, dict]] = {}
+        self.engine: Optional[Engine] = None  # the app's, once asked for (see connect)
 
     def __call__(self, environ, start_response):
         if environ.get("PATH_INFO") == self.PATH \
@@ -71,16 +68,15 @@ class FastPath:
         return not trusted or host_is_trusted(environ.get("HTTP_HOST", ""), trusted)
 
     def connect(self) -> Connection:
-        """A database connection for this answer's one read (see read_engine)."""
-        engine = self.app.extensions.get("fast_path_engine")
-        if engine is None:
-            with _making:
-                engine = self.app.extensions.get("fast_path_engine")
-                if engine is None:
-                    with self.app.app_context():
-                        engine = read_engine(db.engine)
-                    self.app.extensions["fast_path_engine"] = engine
-        return engine.connect()
+        """A connection from the app's own pool for this answer's one read. It costs one round
+        trip: the pool's connections read in autocommit until a write (on PostgreSQL,
+        db_setup.begin_at_first_write; SQLite's reads run outside transactions), and each is
+        checked before use (db_setup.check_before_use). One the database dropped unnoticed
+        makes the read fail, and the route answers instead."""
+        if self.engine is None:
+            with self.app.app_context():
+                self.engine = db.engine
+        return self.engine.connect()
 
     def session(self, environ) -> Optional[dict]:
         """The session cookie's contents, or None without one; a bad signature raises.
@@ -102,28 +98,3 @@ class FastPath:
             self._checked.clear()
         self._checked[value] = (now + self.SIGNATURE_SECONDS, data)
         return data
-
-
-_making = threading.Lock()
-
-
-def read_engine(main: Engine) -> Engine:
-    """The fast paths' own small pool beside `main`'s, in autocommit.
-
-    A fast path reads one row. Through the app's pool that read costs three round trips on
-    PostgreSQL (BEGIN, the query, the ROLLBACK on return); here it costs one. Its connections
-    are checked before use as the app's are (db_setup.check_before_use); one the database
-    dropped unnoticed makes that read fail, and the route answers instead. Disposed with
-    `main` (tests, a worker's shutdown).
-    """
-    if main.dialect.name == "sqlite" and main.url.database in (None, "", ":memory:"):
-        return main  # every connection to :memory: would be a database of its own
-    # Where the app keeps no connection waiting (the tests' NullPool on PostgreSQL), neither
-    # does this.
-    pooling = {"poolclass": NullPool} if isinstance(main.pool, NullPool) else {
-        "pool_size": 1, "max_overflow": 4}
-    engine = create_engine(main.url, isolation_level="AUTOCOMMIT", hide_parameters=True,
-                           **pooling)
-    configure_engine(engine)
-    event.listen(main, "engine_disposed", lambda _engine: engine.dispose())
-    return engine

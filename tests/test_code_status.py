@@ -14,7 +14,6 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import event, select, update
 from sqlalchemy.exc import OperationalError
-from sqlalchemy.pool import NullPool
 
 from blueprints.auth import StatusFastPath
 from extensions import db
@@ -161,37 +160,20 @@ def test_an_ended_sign_in_is_the_routes_to_describe(app, smtp, deliver, route_ca
     assert route_calls
 
 
-def test_one_poll_is_one_select_on_the_fast_paths_own_connection(app, user, browser):
+def test_one_poll_is_one_select(app, user, browser):
     pending(app, browser)
     browser.get(STATUS)
     statements = []
     with app.app_context():
-        engines = {db.engine, app.extensions["fast_path_engine"]}
-    listener = lambda *args: statements.append((args[0].engine, args[2]))  # noqa: E731
-    for engine in engines:
-        event.listen(engine, "before_cursor_execute", listener)
+        engine = db.engine
+    listener = lambda *args: statements.append(args[2])  # noqa: E731
+    event.listen(engine, "before_cursor_execute", listener)
     try:
         for _ in range(3):
             assert browser.get(STATUS).status_code == 200
     finally:
-        for engine in engines:
-            event.remove(engine, "before_cursor_execute", listener)
+        event.remove(engine, "before_cursor_execute", listener)
     assert len(statements) == 3
-    assert all(s.lstrip().upper().startswith("SELECT") for _, s in statements)
-    assert {engine for engine, _ in statements} == {app.extensions["fast_path_engine"]}
+    assert all(s.lstrip().upper().startswith("SELECT") for s in statements)
 
 
-def test_the_fast_paths_connections_close_with_the_apps(app, user, browser):
-    pending(app, browser)
-    browser.get(STATUS)
-    with app.app_context():
-        own = app.extensions["fast_path_engine"]
-        if own is db.engine:
-            pytest.skip("an in-memory SQLite database is read through the app's own pool")
-        if isinstance(db.engine.pool, NullPool):
-            # The tests' PostgreSQL: no connection is kept, by the app or the fast paths.
-            assert isinstance(own.pool, NullPool)
-            return
-        assert own.pool.checkedin() == 1
-        db.engine.dispose()
-    assert own.pool.checkedin() == 0

@@ -1,17 +1,21 @@
 """Pooled connections to a database server are checked before use without a round trip each
 time (db_setup.check_before_use): one the server closed is replaced, one that sat idle is
-pinged, one used a moment ago goes straight to work."""
+pinged, one used a moment ago goes straight to work. And on PostgreSQL a transaction begins
+at its first write or lock, as on SQLite (db_setup.begin_at_first_write)."""
 
 from __future__ import annotations
 
 import time
+from contextlib import contextmanager
 
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, event, select, text, update
 from sqlalchemy.pool import NullPool
 
 import db_setup
 from extensions import db
+from models import User
+from tests.conftest import request_code
 
 BACKEND = text("SELECT pg_backend_pid()")
 
@@ -119,3 +123,86 @@ def test_sqlite_connections_are_not_pinged(app, monkeypatch):
         with engine.connect() as connection:
             connection.execute(text("SELECT 1"))
     assert sent == []
+
+
+# --- transactions begin at the first write (db_setup.begin_at_first_write) ------------------
+
+@contextmanager
+def transaction_states(engine):
+    """For each transaction SQLAlchemy ends: whether PostgreSQL had one open to end. "idle"
+    means nothing was sent for it: no BEGIN before it, no COMMIT or ROLLBACK after."""
+    seen: list[str] = []
+    idle = engine.dialect.loaded_dbapi.pq.TransactionStatus.IDLE
+
+    def note(connection):
+        status = connection.connection.dbapi_connection.info.transaction_status
+        seen.append("idle" if status == idle else "open")
+
+    for kind in ("commit", "rollback"):
+        event.listen(engine, kind, note)
+    try:
+        yield seen
+    finally:
+        for kind in ("commit", "rollback"):
+            event.remove(engine, kind, note)
+
+
+def test_a_page_that_only_reads_begins_and_ends_no_transaction(app, user, engine, sign_in):
+    browser = sign_in()
+    with transaction_states(engine) as seen:
+        assert browser.get("/portal").status_code == 200  # the session and its user, read
+    assert seen and set(seen) == {"idle"}
+
+
+def test_the_code_pages_poll_begins_and_ends_no_transaction(app, user, engine, smtp, deliver,
+                                                          browser):
+    request_code(browser, smtp, deliver)
+    with transaction_states(engine) as seen:
+        assert browser.get("/login/code/status").status_code == 200  # blueprints/fast_path.py
+    assert seen and set(seen) == {"idle"}
+
+
+def test_a_post_that_writes_commits_one_transaction(app, user, engine, smtp, deliver, browser):
+    code = request_code(browser, smtp, deliver)
+    with transaction_states(engine) as seen:
+        assert browser.enter_code(code).status_code == 302
+    assert seen.count("open") == 1
+
+
+def opens_a_transaction(engine, *statements) -> bool:
+    """Whether PostgreSQL has a transaction open after these statements, each run on a
+    connection just taken from the pool (rolled back after)."""
+    with engine.connect() as connection:
+        for statement, parameters in statements:
+            connection.execute(statement, parameters)
+        status = connection.connection.dbapi_connection.info.transaction_status
+        connection.rollback()
+    return status != engine.dialect.loaded_dbapi.pq.TransactionStatus.IDLE
+
+
+def test_reads_run_on_their_own_and_a_write_or_lock_begins_the_transaction(app, user, engine):
+    read = (select(User.id), {})
+    assert not opens_a_transaction(engine, read, read)
+    assert not opens_a_transaction(engine, (text("SELECT count(*) FROM users"), {}))
+    assert opens_a_transaction(engine, read, (select(User.id).with_for_update(), {}))
+    assert opens_a_transaction(engine, (text("SELECT id FROM users FOR NO KEY UPDATE"), {}))
+    assert opens_a_transaction(engine, (text("SELECT pg_advisory_xact_lock(:key)"), {"key": 1}))
+    assert opens_a_transaction(engine, read, (update(User).values(lockout_count=0), {}))
+    assert opens_a_transaction(engine, (text("SET LOCAL statement_timeout = 1000"), {}))
+
+
+def test_an_advisory_lock_is_held_until_commit(app, user, engine):
+    """The sign-in limits serialise on advisory locks (services/signin/limits.py): taken in
+    what SQLAlchemy sees as a transaction, they must last until it commits."""
+    held = text("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objid = 4243")
+    other = create_engine(engine.url, poolclass=NullPool)
+    try:
+        with engine.connect() as connection, other.connect() as watcher:
+            connection.execute(select(User.id))
+            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": 4243})
+            connection.execute(select(User.id))
+            assert watcher.execute(held).scalar_one() == 1
+            connection.commit()
+            assert watcher.execute(held).scalar_one() == 0
+    finally:
+        other.dispose()
