@@ -30,7 +30,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import shutil
 import statistics
 import subprocess
@@ -47,7 +46,6 @@ HASH = "the password hash alone"
 HELLO = "GET /hello"  # bench/hello.py's bare Flask route: the floor under each request
 WARM_UPS = 3  # sign-ins before counting: first requests compile templates and fill caches
 CHEAP_HASH = {"time_cost": 1, "memory_cost": 8, "parallelism": 1}
-CSRF_IN_PAGE = re.compile(rb'name="csrf_token"[^>]*?value="([^"]+)"')
 
 
 # --- the counted process --------------------------------------------------------------------
@@ -56,6 +54,7 @@ def counted(tree: Path, database: str, rounds: int) -> None:
     """Sign clients in, marking each step; print the steps' names, in order, as JSON."""
     sys.path.insert(0, str(BENCH))
     import memory  # puts this checkout on sys.path; `tree` goes in front of it below
+    from load import CSRF_IN_PAGE
     from mailsink import MailSink
 
     sys.path.insert(0, str(tree))
@@ -83,6 +82,12 @@ def counted(tree: Path, database: str, rounds: int) -> None:
         with app.app_context():
             if delivery.run_once(sweep=False) != 1:
                 raise RuntimeError("the dispatcher sent nothing")
+
+    def csrf(page) -> str:
+        found = CSRF_IN_PAGE.search(page.data)
+        if found is None:
+            raise RuntimeError("no csrf_token on the page")
+        return found.group(1).decode()
 
     def sign_in(email: str, step) -> None:
         client = app.test_client()
@@ -130,13 +135,6 @@ def counted(tree: Path, database: str, rounds: int) -> None:
             mark(HELLO)
     sink.stop()
     print(json.dumps(marks))
-
-
-def csrf(page) -> str:
-    found = CSRF_IN_PAGE.search(page.data)
-    if found is None:
-        raise RuntimeError("no csrf_token on the page")
-    return found.group(1).decode()
 
 
 def checked(label: str, answer, status):
@@ -191,17 +189,20 @@ def report(name: str, steps: dict[str, list[int]]) -> dict[str, float]:
     values = {label: middle[label] - (hashing if label == "POST /login" else 0)
               for label in STEPS}
     values["outside the hash"] = sum(values.values())
+
+    def spread(label: str) -> str:
+        counts = steps[label]
+        return f"rounds within {(max(counts) - min(counts)) / middle[label] * 100:.1f}%"
+
     print(f"{name}:")
     for label in STEPS:
-        counts = steps[label]
-        spread = (max(counts) - min(counts)) / statistics.median(counts) * 100
         note = "  (the hash taken off)" if label == "POST /login" else ""
-        print(f"  {label:<18} {values[label] / 1e6:8.2f} M   rounds within {spread:.1f}%{note}")
+        print(f"  {label:<18} {values[label] / 1e6:8.2f} M   {spread(label)}{note}")
     outside, floor = values["outside the hash"], middle[HELLO]
     print(f"  {'a whole sign-in':<18} {outside / 1e6:8.2f} M   (argon2id at this low cost: "
           f"{hashing / 1e6:.2f} M)")
-    print(f"  {'GET /hello (bare)':<18} {floor / 1e6:8.2f} M   (the same test client: a "
-          f"sign-in is {outside / floor:.0f} of these)")
+    print(f"  {'GET /hello (bare)':<18} {floor / 1e6:8.2f} M   {spread(HELLO)}  (the same test "
+          f"client: a sign-in is {outside / floor:.0f} of these)")
     return values
 
 
