@@ -87,8 +87,9 @@ def begin_at_first_write(engine: Engine) -> None:
     psycopg sends BEGIN as a round trip of its own before a transaction's first statement, and
     SQLAlchemy ends every transaction with COMMIT or ROLLBACK, even one that only read: the
     code page, the portal, the dispatcher's look at a message before it sends, and the fast
-    paths' one read (blueprints/fast_path.py), each 2 round trips of 3 or 4. And psycopg forgets its prepared statements at every ROLLBACK, so with a
-    read-only page in every few requests none lived to be used. Here a connection leaves the
+    paths' one read (blueprints/fast_path.py), each 2 round trips of 3 or 4. And psycopg
+    forgets its prepared statements at every ROLLBACK, so with a read-only page in every few
+    requests none lived to be used. Here a connection leaves the
     pool in autocommit; the first statement that is not a plain read (see `_plain_read`) turns
     autocommit off, so psycopg begins a real transaction right before it, which ends as usual.
     A transaction that only read ends with nothing to send: psycopg's commit() and rollback()

@@ -127,16 +127,20 @@ def test_sqlite_connections_are_not_pinged(app, monkeypatch):
 
 # --- transactions begin at the first write (db_setup.begin_at_first_write) ------------------
 
+def in_transaction(connection) -> bool:
+    """Whether PostgreSQL has a transaction open on this SQLAlchemy connection's connection."""
+    status = connection.connection.dbapi_connection.info.transaction_status
+    return status != connection.dialect.loaded_dbapi.pq.TransactionStatus.IDLE
+
+
 @contextmanager
 def transaction_states(engine):
     """For each transaction SQLAlchemy ends: whether PostgreSQL had one open to end. "idle"
     means nothing was sent for it: no BEGIN before it, no COMMIT or ROLLBACK after."""
     seen: list[str] = []
-    idle = engine.dialect.loaded_dbapi.pq.TransactionStatus.IDLE
 
     def note(connection):
-        status = connection.connection.dbapi_connection.info.transaction_status
-        seen.append("idle" if status == idle else "open")
+        seen.append("open" if in_transaction(connection) else "idle")
 
     for kind in ("commit", "rollback"):
         event.listen(engine, kind, note)
@@ -175,9 +179,9 @@ def opens_a_transaction(engine, *statements) -> bool:
     with engine.connect() as connection:
         for statement, parameters in statements:
             connection.execute(statement, parameters)
-        status = connection.connection.dbapi_connection.info.transaction_status
+        opened = in_transaction(connection)
         connection.rollback()
-    return status != engine.dialect.loaded_dbapi.pq.TransactionStatus.IDLE
+    return opened
 
 
 def test_reads_run_on_their_own_and_a_write_or_lock_begins_the_transaction(app, user, engine):

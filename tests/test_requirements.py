@@ -18,8 +18,8 @@ def lines_of(name: str) -> list[str]:
 
 
 def psycopg_in(name: str) -> Requirement:
-    (found,) = [Requirement(line) for line in lines_of(name)
-                if not line.startswith("-") and Requirement(line).name == "psycopg"]
+    requirements = [Requirement(line) for line in lines_of(name) if not line.startswith("-")]
+    (found,) = [requirement for requirement in requirements if requirement.name == "psycopg"]
     return found
 
 
