@@ -41,7 +41,7 @@ class LiveServer:
 
     def __init__(self, app, port: int) -> None:
         self.app = app
-        self._server = make_server("127.0.0.1", port, app, threaded=True)
+        self._server = make_server("127.0.0.1", port, closed_before_sending(app), threaded=True)
         self.url = app.config["PORTAL_URL"]
         self._thread = threading.Thread(target=self._server.serve_forever, name="live-server",
                                         daemon=True)
@@ -56,6 +56,26 @@ class LiveServer:
 
     def __call__(self, path: str = "/") -> str:
         return self.url + path
+
+
+def closed_before_sending(app):
+    """The app with each response read to the end and closed before the server writes it.
+
+    Werkzeug's development server skips a response's close() when the browser drops the
+    connection mid-response (the read in its `finally` raises first), so a static file's
+    handle was left to the garbage collector, and its ResourceWarning failed whichever test
+    was running. Production servers (gunicorn) close it; the test server's responses are small.
+    """
+
+    def serve(environ, start_response):
+        body = app(environ, start_response)
+        try:
+            return [b"".join(body)]
+        finally:
+            if hasattr(body, "close"):
+                body.close()
+
+    return serve
 
 
 @pytest.fixture
