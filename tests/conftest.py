@@ -63,10 +63,21 @@ def _test_hash(app) -> str:
     return _real_cost_hash()
 
 
+_handed_out: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A port on 127.0.0.1 that nothing listens on, never one handed out before in this run.
+
+    The kernel can give the same free port to two calls in a row (a test that asked for three
+    got two alike, and its nginx refused to start with "a duplicate default server")."""
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port not in _handed_out:
+            _handed_out.add(port)
+            return port
 
 
 # --- a real SMTP server ------------------------------------------------------------------
