@@ -66,12 +66,12 @@ def test_a_password_post_writes_each_row_once(app, user, browser):
         "INSERT INTO events", "INSERT INTO sign_ins", "UPDATE sign_ins",
         "INSERT INTO events", "INSERT INTO deliveries", "INSERT INTO events",
     ])
-    # The account, the caps (account and address), the pending sign-ins before and under the
-    # account's lock, and that lock (on PostgreSQL also the address's advisory lock): each
-    # asked once.
+    # The account, the pending sign-ins before and under the account's lock, that lock (on
+    # PostgreSQL also the address's advisory lock), and both caps (account and address) in one
+    # statement: each asked once.
     with app.app_context():
         on_postgresql = db.engine.dialect.name == "postgresql"
-    assert seen.count("SELECT") == (7 if on_postgresql else 6)
+    assert seen.count("SELECT") == (6 if on_postgresql else 5)
 
 
 def test_the_code_page_reads_the_sign_in_with_its_user(app, user, smtp, deliver, browser):
