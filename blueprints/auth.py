@@ -132,19 +132,22 @@ def login():
                 return paused_page(form, waiting, paused)
             flash(GENERIC_LOGIN_ERROR, "error")
             return render_template("auth/login.html", form=form, waiting=waiting), 200
-        audit.record("password_ok", user_id=user.id, outcome="ok")
-        trusted = _trusted_device_sign_in(user, next_url)
-        if trusted is not None:
-            return trusted
-        elsewhere = codes.pending_sign_in_of(user)
-        if elsewhere is not None and elsewhere.id != session.get("signin_id"):
-            # A code is already on its way to this user from another window or browser.
-            db.session.commit()
-            session["choice"] = {"user_id": user.id, "sign_in_id": elsewhere.id,
-                                 "at": clock.now().isoformat(), "next": next_url,
-                                 "nonce": secrets.token_urlsafe(16)}
-            return redirect(url_for("auth.login"))
-        return _begin(user, next_url)
+        # The password's event, the sign-in's and its message's go in one INSERT at the
+        # commit (the caps read only earlier sign-ins' events).
+        with audit.written_together():
+            audit.record("password_ok", user_id=user.id, outcome="ok")
+            trusted = _trusted_device_sign_in(user, next_url)
+            if trusted is not None:
+                return trusted
+            elsewhere = codes.pending_sign_in_of(user)
+            if elsewhere is not None and elsewhere.id != session.get("signin_id"):
+                # A code is already on its way to this user from another window or browser.
+                db.session.commit()
+                session["choice"] = {"user_id": user.id, "sign_in_id": elsewhere.id,
+                                     "at": clock.now().isoformat(), "next": next_url,
+                                     "nonce": secrets.token_urlsafe(16)}
+                return redirect(url_for("auth.login"))
+            return _begin(user, next_url)
 
     choice = _pending_choice()
     if choice is not None and request.method == "GET":
@@ -263,10 +266,11 @@ def code():
     if not judge:
         return _code_page(sign_in, form, status=200 if request.method == "GET" else 422)
 
-    check = codes.check_code(sign_in, form.code.data, locked=locked)
-    if check.outcome == codes.ACCEPTED:
-        # One commit: the code used up, the session opened (and this device marked).
-        return _finish_sign_in(sign_in, remember=form.remember.data is True)
+    with audit.written_together():  # written at the commit, or before the lockout reads
+        check = codes.check_code(sign_in, form.code.data, locked=locked)
+        if check.outcome == codes.ACCEPTED:
+            # One commit: the code used up, the session opened (and this device marked).
+            return _finish_sign_in(sign_in, remember=form.remember.data is True)
     if check.outcome in (codes.WRONG, codes.LOCKED):
         limits.note_failure(sign_in.user)
     db.session.commit()

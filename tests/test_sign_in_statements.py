@@ -7,9 +7,10 @@ from __future__ import annotations
 import re
 from contextlib import contextmanager
 
-from sqlalchemy import event
+from sqlalchemy import event, select
 
 from extensions import db
+from models import Event
 from services import delivery
 from tests.conftest import TEST_PASSWORD, request_code
 
@@ -47,10 +48,11 @@ def test_a_right_code_is_one_locked_read_and_each_row_written_once(app, user, sm
         "SELECT",  # the sign-in, under its lock, with its user
         "UPDATE sign_ins",  # completed, its code wiped
         "UPDATE deliveries",  # its messages: none keeps the code
-        "INSERT INTO events",  # code_entry, accepted
         "INSERT INTO auth_sessions",  # the new session
-        "INSERT INTO events",  # signed_in
+        "INSERT INTO events",  # code_entry (accepted) and signed_in, together at the commit
     ]
+    with app.app_context():
+        assert _newest_events(2) == [("code_entry", "accepted"), ("signed_in", None)]
 
 
 def test_a_password_post_writes_each_row_once(app, user, browser):
@@ -60,18 +62,27 @@ def test_a_password_post_writes_each_row_once(app, user, browser):
                                            "password": TEST_PASSWORD, "csrf_token": token})
     assert response.status_code == 302, response.get_data(as_text=True)
     writes = [kind for kind in seen if kind != "SELECT"]
-    # The sign-in's row, then its code's hash (bound to its id); one message; three events
-    # (password_ok, signin_started, delivery_queued). Nothing is written a second time.
-    assert sorted(writes) == sorted([
-        "INSERT INTO events", "INSERT INTO sign_ins", "UPDATE sign_ins",
-        "INSERT INTO events", "INSERT INTO deliveries", "INSERT INTO events",
-    ])
+    # The sign-in's row, then its code's hash (bound to its id); one message; then its three
+    # events (password_ok, signin_started, delivery_queued) in one INSERT at the commit.
+    # Nothing is written a second time.
+    assert writes == ["INSERT INTO sign_ins", "UPDATE sign_ins", "INSERT INTO deliveries",
+                      "INSERT INTO events"]
+    with app.app_context():
+        assert _newest_events(3) == [("password_ok", "ok"), ("signin_started", None),
+                                     ("delivery_queued", None)]
     # The account, the pending sign-ins before and under the account's lock, that lock (on
     # PostgreSQL also the address's advisory lock), and both caps (account and address) in one
     # statement: each asked once.
     with app.app_context():
         on_postgresql = db.engine.dialect.name == "postgresql"
     assert seen.count("SELECT") == (6 if on_postgresql else 5)
+
+
+def _newest_events(count: int) -> list[tuple[str, str]]:
+    """The trail's last events, oldest first, as (type, outcome)."""
+    rows = db.session.execute(select(Event.type, Event.outcome)
+                              .order_by(Event.id.desc()).limit(count)).all()
+    return [tuple(row) for row in reversed(rows)]
 
 
 def test_the_code_page_reads_the_sign_in_with_its_user(app, user, smtp, deliver, browser):
