@@ -81,6 +81,14 @@ def configure_engine(engine: Engine) -> None:
         begin_at_first_write(engine)
 
 
+# Execution options for a write that is a transaction of its own: one atomic statement whose
+# caller commits right after it (the dispatcher's claim of a message). Run first on a
+# PostgreSQL connection, it goes in autocommit: one round trip, not BEGIN, it and COMMIT.
+# After another write in the same transaction it is part of that transaction, as any other.
+ALONE_OPTION = "clientgate_alone"
+ALONE = {ALONE_OPTION: True}
+
+
 def begin_at_first_write(engine: Engine) -> None:
     """PostgreSQL's connections read in autocommit until a statement needs a transaction.
 
@@ -95,8 +103,9 @@ def begin_at_first_write(engine: Engine) -> None:
     A transaction that only read ends with nothing to send: psycopg's commit() and rollback()
     do nothing on a connection with no transaction open. Code that must read and then write
     atomically locks first, as for SQLite (the module's docstring), and a lock begins the
-    transaction. A connection used again in the same checkout after a write stays out of
-    autocommit: its next transaction begins at its first statement, as before.
+    transaction. A statement marked `ALONE` stays in autocommit. A connection used again in
+    the same checkout after a write stays out of autocommit: its next transaction begins at its
+    first statement, as before.
 
     The check runs from the dialect's execute methods (`before_each_statement`).
     """
@@ -113,7 +122,8 @@ def begin_at_first_write(engine: Engine) -> None:
     def begin_before_write(cursor, statement: str, context) -> None:
         connection = cursor.connection
         if (connection.autocommit and not _plain_read(context, statement)
-                and connection.info.transaction_status == idle):
+                and connection.info.transaction_status == idle
+                and not (context is not None and context.execution_options.get(ALONE_OPTION))):
             connection.autocommit = False
 
     before_each_statement(engine, begin_before_write)

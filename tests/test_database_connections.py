@@ -210,3 +210,13 @@ def test_an_advisory_lock_is_held_until_commit(app, user, engine):
             assert watcher.execute(held).scalar_one() == 0
     finally:
         other.dispose()
+
+
+def test_a_statement_marked_alone_commits_on_its_own(app, user, engine):
+    """The dispatcher's claim (db_setup.ALONE): one round trip, committed at once, where a
+    transaction would have sent BEGIN before it and COMMIT after."""
+    claim = update(User).where(User.id == user).values(lockout_count=0)
+    assert not opens_a_transaction(engine, (claim.execution_options(**db_setup.ALONE), {}))
+    assert opens_a_transaction(engine, (claim, {}))
+    # After another write it belongs to that write's transaction, as any statement does.
+    assert opens_a_transaction(engine, (claim, {}), (claim.execution_options(**db_setup.ALONE), {}))

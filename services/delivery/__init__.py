@@ -36,6 +36,7 @@ from flask_mail import BadHeaderError, Connection, Message
 from sqlalchemy import bindparam, event, func, or_, select, update
 from sqlalchemy.orm import joinedload
 
+import db_setup
 from config import sender_address
 from extensions import db
 from models import Delivery, DispatcherBeat, SignIn
@@ -521,6 +522,7 @@ _CLAIM = (
     update(_messages).where(_messages.c.id == bindparam("delivery"), *_DUE_NOW)
     .values(status="sending", claimed_by=bindparam("worker"), claimed_until=bindparam("until"),
             attempts=_messages.c.attempts + 1)
+    .execution_options(**db_setup.ALONE)  # committed at once: one round trip on PostgreSQL
 )
 _GIVE_UP = (
     update(_messages)
