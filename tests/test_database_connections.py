@@ -10,6 +10,7 @@ from contextlib import contextmanager
 
 import pytest
 from sqlalchemy import create_engine, event, select, text, update
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.pool import NullPool
 
 import db_setup
@@ -220,3 +221,25 @@ def test_a_statement_marked_alone_commits_on_its_own(app, user, engine):
     assert opens_a_transaction(engine, (claim, {}))
     # After another write it belongs to that write's transaction, as any statement does.
     assert opens_a_transaction(engine, (claim, {}), (claim.execution_options(**db_setup.ALONE), {}))
+
+
+def test_the_code_caps_hold_the_account_and_the_address_until_commit(app, user, engine):
+    """limits._hold_caps takes both locks in one statement: the account's row and the
+    address's advisory lock, held until the transaction ends."""
+    from services.signin import limits
+
+    advisory = text("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'")
+    row = text("SELECT id FROM users WHERE id = :user FOR NO KEY UPDATE NOWAIT")
+    other = create_engine(engine.url, poolclass=NullPool)
+    try:
+        with app.app_context(), other.connect() as watcher:
+            limits._hold_caps(db.session.get(User, user), "203.0.113.9")
+            assert watcher.execute(advisory).scalar_one() == 1
+            with pytest.raises(OperationalError, match="could not obtain lock"):
+                watcher.execute(row, {"user": user})
+            watcher.rollback()
+            db.session.commit()
+            assert watcher.execute(advisory).scalar_one() == 0
+            assert watcher.execute(row, {"user": user}).scalar_one() == user
+    finally:
+        other.dispose()

@@ -71,11 +71,9 @@ def test_a_password_post_writes_each_row_once(app, user, browser):
         assert _newest_events(3) == [("password_ok", "ok"), ("signin_started", None),
                                      ("delivery_queued", None)]
     # The account, the pending sign-ins before and under the account's lock, that lock (on
-    # PostgreSQL also the address's advisory lock), and both caps (account and address) in one
-    # statement: each asked once.
-    with app.app_context():
-        on_postgresql = db.engine.dialect.name == "postgresql"
-    assert seen.count("SELECT") == (6 if on_postgresql else 5)
+    # PostgreSQL with the address's advisory lock, in one statement), and both caps (account
+    # and address) in one statement: each asked once.
+    assert seen.count("SELECT") == 5
 
 
 def _newest_events(count: int) -> list[tuple[str, str]]:

@@ -289,12 +289,22 @@ def _hold_caps(user: User, ip: Optional[str]) -> None:
     so requests sending codes at once count one after another and no cap is overshot.
     On SQLite the row lock is the database's write lock, which covers the address too.
     codes.start_sign_in relies on this lock to leave exactly one sign-in pending."""
-    codes.hold_account(user)
     if ip and db.session.get_bind().dialect.name == "postgresql":
         where = addresses.limit_key(ip)
         key = int.from_bytes(hashlib.sha256(f"code-cap:{where}".encode()).digest()[:8], "big",
                              signed=True)
-        db.session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
+        db.session.connection().execute(_HOLD_ACCOUNT_THEN_ADDRESS, {"user": user.id, "key": key})
+    else:
+        codes.hold_account(user)
+
+
+# codes.hold_account's row lock, then the address's advisory lock, in one round trip: the
+# subquery locks the row before the outer query takes the advisory lock for it, the order of
+# the two statements this replaces (a request that holds the account, answering "keep or
+# new", may then wait for the address; one waiting for the account holds no address).
+_HOLD_ACCOUNT_THEN_ADDRESS = text(
+    "SELECT pg_advisory_xact_lock(:key) FROM "
+    "(SELECT id FROM users WHERE id = :user FOR NO KEY UPDATE) AS held")
 
 
 def code_send_refusal(user: User, ip: Optional[str]) -> Optional[Refusal]:
