@@ -132,7 +132,7 @@ def login():
                 return paused_page(form, waiting, paused)
             flash(GENERIC_LOGIN_ERROR, "error")
             return render_template("auth/login.html", form=form, waiting=waiting), 200
-        # The password's event, the sign-in's and its message's go in one INSERT at the
+        # The password's event, the sign-in's and its message's go in one statement at the
         # commit (the caps read only earlier sign-ins' events).
         with audit.written_together():
             audit.record("password_ok", user_id=user.id, outcome="ok")

@@ -47,7 +47,7 @@ def record(
 
     One plain INSERT, written at once: the trail is the most written table (six rows a
     sign-in), and the ORM's unit of work would cost several times the statement itself.
-    Inside `written_together` it waits to go with the block's others in one INSERT.
+    Inside `written_together` it waits to go with the block's others in one statement.
     Everything an event points at (user, sign-in, message) has its id already, so is in the
     database; a rollback takes the event back with the rest.
     """
@@ -77,8 +77,8 @@ _WAITING = "audit_events_waiting"
 
 @contextmanager
 def written_together() -> Iterator[None]:
-    """Events recorded inside the block are written together, in one INSERT of several rows,
-    when the block ends or when the transaction commits, whichever comes first.
+    """Events recorded inside the block are written together, in one statement for all the
+    rows, when the block ends or when the transaction commits, whichever comes first.
 
     A password post that sends a code records three events and a right code two; on
     PostgreSQL each INSERT is a round trip of its own. Only for steps that read no events
