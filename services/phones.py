@@ -2,6 +2,8 @@
 
 Codes by SMS go only to UK mobiles: a text to an international number often never arrives,
 so such a number is refused when it is set, with the reason, never discovered at sign-in.
+`phonenumbers` (1 MB a process) is imported by the first number judged or written, not with
+the app: a worker that serves sign-ins by email never needs it.
 """
 
 from __future__ import annotations
@@ -10,9 +12,6 @@ import re
 import unicodedata
 from dataclasses import dataclass
 from typing import Optional
-
-import phonenumbers
-from phonenumbers import NumberParseException, PhoneNumberFormat, PhoneNumberType
 
 # Longer than anyone types a phone number, even with spaces, brackets and "+44 (0)".
 MAX_INPUT_LENGTH = 40
@@ -77,9 +76,12 @@ def check_uk_mobile(raw: str | None) -> PhoneCheck:
         return PhoneCheck(problem="That is too short to be a phone number.")
     if text.startswith("44"):
         text = "+" + text  # "447400123456": the international form without its plus
+    import phonenumbers
+    from phonenumbers import PhoneNumberFormat, PhoneNumberType
+
     try:
         number = phonenumbers.parse(text, "GB")
-    except NumberParseException:
+    except phonenumbers.NumberParseException:
         return PhoneCheck(problem="That is not a phone number we recognise.")
     if number.country_code != 44:
         return PhoneCheck(problem=f"That is not a UK number (it starts +{number.country_code}).")
@@ -108,8 +110,10 @@ def national(e164: str | None) -> str:
     """"07400 123456": how a UK client writes their own number."""
     if not e164:
         return ""
+    import phonenumbers
+
     try:
         number = phonenumbers.parse(e164, "GB")
-    except NumberParseException:
+    except phonenumbers.NumberParseException:
         return e164
-    return phonenumbers.format_number(number, PhoneNumberFormat.NATIONAL)
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.NATIONAL)

@@ -6,7 +6,7 @@ passkey request, segno with the first authenticator app's QR code, ua-parser (2 
 first support page or trusted device that names a browser, Authlib and joserfc (3.6 MB) with
 the first OpenID Connect request, and of the vonage SDK only the SMS API's part loads, with the
 first text message: the `vonage` package's own client imports all fifteen of its APIs (10 MB
-more).
+more). phonenumbers (1 MB) loads with the first phone number judged or written.
 The password rules read zxcvbn's lists without importing zxcvbn, which would build all six
 of its lists and keep them (17 MB) in any worker that has checked a password.
 Each check runs in a fresh interpreter, since this test process has imported everything.
@@ -41,7 +41,7 @@ loaded = {}
 def note(step):
     loaded[step] = sorted({name.split(".")[0] for name in sys.modules}
                           & {"webauthn", "vonage", "vonage_sms", "pyasn1", "OpenSSL",
-                             "segno", "user_agents", "authlib", "joserfc"})
+                             "segno", "user_agents", "authlib", "joserfc", "phonenumbers"})
 
 with app.app_context():
     db.create_all()
@@ -64,6 +64,9 @@ from services.support import timeline
 totp.qr_data_uri("otpauth://totp/ClientGate:client@example.com?secret=JBSWY3DPEHPK3PXP")
 timeline.device_words("Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0")
 note("a QR code and a browser named")
+from services import phones
+assert phones.check_uk_mobile("07400 123456").ok
+note("a phone number judged")
 print(json.dumps(loaded))
 """
 
@@ -81,6 +84,9 @@ def test_optional_libraries_load_with_their_first_use():
     assert loaded["a QR code and a browser named"] == [
         "OpenSSL", "authlib", "joserfc", "pyasn1", "segno", "user_agents", "vonage_sms",
         "webauthn"]
+    assert loaded["a phone number judged"] == [
+        "OpenSSL", "authlib", "joserfc", "phonenumbers", "pyasn1", "segno", "user_agents",
+        "vonage_sms", "webauthn"]
 
 
 RULES_SCRIPT = """
