@@ -2,12 +2,12 @@
 
 bench/run.py's RSS figure is for gunicorn workers that serve sign-ins only. A worker in a
 firm's server serves everything sooner or later, and some features load a library the first
-time they are used, which then stays for the worker's life: the password rules' lists, the
-vonage SDK with the first text message, py_webauthn with the first passkey, Authlib and the
-OpenID Connect signing key, segno with the first QR code, ua-parser with the first browser
-named. This builds the app in a fresh process with production's settings (and production's
-argon2id cost), uses each feature once, and prints the memory after each step, then the peak
-while one password is checked on top of all of it.
+time they are used, which then stays for the worker's life: the password rules' lists,
+phonenumbers with the first phone number judged, the vonage SDK with the first text message,
+py_webauthn with the first passkey, Authlib and the OpenID Connect signing key, segno with the
+first QR code, ua-parser with the first browser named. This builds the app in a fresh process
+with production's settings (and production's argon2id cost), uses each feature once, and prints
+the memory after each step, then the peak while one password is checked on top of all of it.
 
 It is a plain Python process, not a gunicorn worker: a worker holds about 5 MB more (gunicorn
 and its arbiter's state). Nothing is sent: the mail and SMS hosts are closed ports.
@@ -124,6 +124,7 @@ def main(argv=None) -> int:
 
     step("the login page served", lambda: get("/login"))
 
+    from services import phones
     from services.accounts import policy
     from services.authenticators import passkeys, totp
     from services.delivery import sms
@@ -144,6 +145,7 @@ def main(argv=None) -> int:
 
     step("a password checked against the rules",
          lambda: policy.problem("a quiet walk to the harbour"))
+    step("a phone number judged (phonenumbers)", lambda: phones.check_uk_mobile("07400 123456"))
     step("a text message (the vonage SDK)", text_message)
     step("a passkey sign-in begun (py_webauthn)", passkey_sign_in)
     step("OpenID Connect discovery and signing key",

@@ -217,10 +217,11 @@ def test_a_statement_marked_alone_commits_on_its_own(app, user, engine):
     """The dispatcher's claim (db_setup.ALONE): one round trip, committed at once, where a
     transaction would have sent BEGIN before it and COMMIT after."""
     claim = update(User).where(User.id == user).values(lockout_count=0)
-    assert not opens_a_transaction(engine, (claim.execution_options(**db_setup.ALONE), {}))
+    alone = claim.execution_options(**db_setup.ALONE)
+    assert not opens_a_transaction(engine, (alone, {}))
     assert opens_a_transaction(engine, (claim, {}))
     # After another write it belongs to that write's transaction, as any statement does.
-    assert opens_a_transaction(engine, (claim, {}), (claim.execution_options(**db_setup.ALONE), {}))
+    assert opens_a_transaction(engine, (claim, {}), (alone, {}))
 
 
 def test_the_code_caps_hold_the_account_and_the_address_until_commit(app, user, engine):

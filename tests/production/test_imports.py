@@ -119,7 +119,8 @@ def test_the_memory_bench_runs_every_step():
     assert result["backend"] == "sqlite"
     labels = [label for label, _ in result["steps"]]
     for step in ("the login page served", "a password checked against the rules",
-                 "a text message (the vonage SDK)", "a passkey sign-in begun (py_webauthn)",
+                 "a phone number judged (phonenumbers)", "a text message (the vonage SDK)",
+                 "a passkey sign-in begun (py_webauthn)",
                  "OpenID Connect discovery and signing key"):
         assert step in labels, step
     at_rest = result["steps"][-1][1]
