@@ -25,7 +25,7 @@ from typing import Optional
 import pytest
 from aiosmtpd.controller import Controller
 from argon2 import PasswordHasher
-from sqlalchemy import create_engine, make_url, select, text
+from sqlalchemy import create_engine, event, make_url, select, text
 from sqlalchemy.pool import NullPool
 
 from app import create_app
@@ -78,6 +78,31 @@ def free_port() -> int:
         if port not in _handed_out:
             _handed_out.add(port)
             return port
+
+
+# --- what the app asks of its database --------------------------------------------------
+
+# "SELECT", or the write and its table: "INSERT INTO events", "UPDATE sign_ins".
+WRITE = re.compile(r"^\s*(INSERT INTO|UPDATE|DELETE FROM)\s+(\w+)", re.IGNORECASE)
+
+
+@contextmanager
+def statements_of(app):
+    """The statements the app's engine runs inside the block, each as its kind."""
+    seen: list[str] = []
+
+    def note(_conn, _cursor, statement, *_args) -> None:
+        write = WRITE.match(statement)
+        seen.append(f"{write.group(1).upper()} {write.group(2)}" if write
+                    else statement.split(None, 1)[0].upper())
+
+    with app.app_context():
+        engine = db.engine
+    event.listen(engine, "before_cursor_execute", note)
+    try:
+        yield seen
+    finally:
+        event.remove(engine, "before_cursor_execute", note)
 
 
 # --- a real SMTP server ------------------------------------------------------------------

@@ -8,7 +8,7 @@ from sqlalchemy import func, select
 from extensions import db
 from models import Event
 from services import audit
-from tests.test_sign_in_statements import statements_of
+from tests.conftest import statements_of
 
 
 def _types(user_id: int) -> list[str]:

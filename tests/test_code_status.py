@@ -12,7 +12,7 @@ import re
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import event, select, update
+from sqlalchemy import select, update
 from sqlalchemy.exc import OperationalError
 
 from blueprints.auth import StatusFastPath
@@ -20,7 +20,7 @@ from extensions import db
 from models import Delivery, SignIn
 from services import clock
 from services.signin import codes
-from tests.conftest import Browser, add_user
+from tests.conftest import Browser, add_user, statements_of
 
 STATUS = "/login/code/status"
 
@@ -163,17 +163,9 @@ def test_an_ended_sign_in_is_the_routes_to_describe(app, smtp, deliver, route_ca
 def test_one_poll_is_one_select(app, user, browser):
     pending(app, browser)
     browser.get(STATUS)
-    statements = []
-    with app.app_context():
-        engine = db.engine
-    listener = lambda *args: statements.append(args[2])  # noqa: E731
-    event.listen(engine, "before_cursor_execute", listener)
-    try:
+    with statements_of(app) as statements:
         for _ in range(3):
             assert browser.get(STATUS).status_code == 200
-    finally:
-        event.remove(engine, "before_cursor_execute", listener)
-    assert len(statements) == 3
-    assert all(s.lstrip().upper().startswith("SELECT") for s in statements)
+    assert statements == ["SELECT"] * 3
 
 

@@ -4,7 +4,6 @@ back onto it (a row written again at the flush, a lazy load, a second read) show
 
 from __future__ import annotations
 
-import re
 from contextlib import contextmanager
 
 from sqlalchemy import event, select
@@ -12,30 +11,7 @@ from sqlalchemy import event, select
 from extensions import db
 from models import Event
 from services import delivery
-from tests.conftest import TEST_PASSWORD, request_code
-
-# "SELECT", or the write and its table: "INSERT INTO events", "UPDATE sign_ins".
-WRITE = re.compile(r"^\s*(INSERT INTO|UPDATE|DELETE FROM)\s+(\w+)", re.IGNORECASE)
-
-
-@contextmanager
-def statements_of(app):
-    """The statements the app's engine runs inside the block, each as its kind."""
-    seen: list[str] = []
-
-    def note(_conn, _cursor, statement, *_args) -> None:
-        write = WRITE.match(statement)
-        seen.append(f"{write.group(1).upper()} {write.group(2)}" if write
-                    else statement.split(None, 1)[0].upper())
-
-    with app.app_context():
-        engine = db.engine
-    event.listen(engine, "before_cursor_execute", note)
-    try:
-        yield seen
-    finally:
-        event.remove(engine, "before_cursor_execute", note)
-
+from tests.conftest import TEST_PASSWORD, request_code, statements_of
 
 def test_a_right_code_is_one_locked_read_and_each_row_written_once(app, user, smtp, deliver,
                                                                      browser):

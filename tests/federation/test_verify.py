@@ -10,7 +10,6 @@ from datetime import timedelta
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from sqlalchemy import event
 
 from app import create_app
 from blueprints.safety import safe_next
@@ -18,7 +17,8 @@ from extensions import db
 from services import clock
 from services.signin import sessions
 from services.federation.forward_auth import header_text
-from tests.conftest import TEST_PASSWORD, Browser, add_user, make_config, running_app
+from tests.conftest import (TEST_PASSWORD, Browser, add_user, make_config, running_app,
+                            statements_of)
 
 RULES = "files.localhost any Shared files; files.localhost/admin/ admin"
 FILES = "http://files.localhost/report.pdf?year=2026&part=2"
@@ -246,18 +246,11 @@ def test_untrusted_address_with_rules_is_refused_even_signed_in(tmp_path, smtp, 
 def test_verify_costs_one_query_and_no_write(app, sign_in, user):
     b = sign_in()
     verify(b, NGINX)  # any due touch happens now
-    statements = []
-    with app.app_context():
-        engine = db.engine  # the fast path reads through the app's pool (blueprints/fast_path.py)
-    listener = lambda *args: statements.append(args[2])  # noqa: E731
-    event.listen(engine, "before_cursor_execute", listener)
-    try:
+    # The fast path reads through the app's pool (blueprints/fast_path.py).
+    with statements_of(app) as statements:
         for _ in range(5):
             assert verify(b, NGINX).status_code == 200
-    finally:
-        event.remove(engine, "before_cursor_execute", listener)
-    assert len(statements) == 5, statements
-    assert all(s.lstrip().upper().startswith("SELECT") for s in statements)
+    assert statements == ["SELECT"] * 5, statements
 
 
 @pytest.mark.parametrize("target,kept", [
