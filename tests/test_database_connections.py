@@ -49,10 +49,19 @@ def backend_of(engine) -> int:
         return connection.execute(BACKEND).scalar_one()
 
 
-def end_backend(engine, pid: int) -> None:
-    """What a restart or an administrator does to a connection: the server ends it."""
+@contextmanager
+def another_client(engine):
+    """An engine of its own on the same database, keeping no connection: another client."""
     other = create_engine(engine.url, poolclass=NullPool)
     try:
+        yield other
+    finally:
+        other.dispose()
+
+
+def end_backend(engine, pid: int) -> None:
+    """What a restart or an administrator does to a connection: the server ends it."""
+    with another_client(engine) as other:
         with other.connect() as connection:
             assert connection.execute(text("SELECT pg_terminate_backend(:pid)"),
                                       {"pid": pid}).scalar_one()
@@ -65,8 +74,6 @@ def end_backend(engine, pid: int) -> None:
                     return
             time.sleep(0.05)
         raise AssertionError(f"PostgreSQL's backend {pid} did not end within 10 s")
-    finally:
-        other.dispose()
 
 
 def test_a_connection_used_a_moment_ago_is_not_pinged(engine, pings):
@@ -200,17 +207,14 @@ def test_an_advisory_lock_is_held_until_commit(app, user, engine):
     """The sign-in limits serialise on advisory locks (services/signin/limits.py): taken in
     what SQLAlchemy sees as a transaction, they must last until it commits."""
     held = text("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objid = 4243")
-    other = create_engine(engine.url, poolclass=NullPool)
-    try:
-        with engine.connect() as connection, other.connect() as watcher:
-            connection.execute(select(User.id))
-            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": 4243})
-            connection.execute(select(User.id))
-            assert watcher.execute(held).scalar_one() == 1
-            connection.commit()
-            assert watcher.execute(held).scalar_one() == 0
-    finally:
-        other.dispose()
+    with another_client(engine) as other, engine.connect() as connection, \
+            other.connect() as watcher:
+        connection.execute(select(User.id))
+        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": 4243})
+        connection.execute(select(User.id))
+        assert watcher.execute(held).scalar_one() == 1
+        connection.commit()
+        assert watcher.execute(held).scalar_one() == 0
 
 
 def test_a_statement_marked_alone_commits_on_its_own(app, user, engine):
@@ -231,16 +235,12 @@ def test_the_code_caps_hold_the_account_and_the_address_until_commit(app, user, 
 
     advisory = text("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'")
     row = text("SELECT id FROM users WHERE id = :user FOR NO KEY UPDATE NOWAIT")
-    other = create_engine(engine.url, poolclass=NullPool)
-    try:
-        with app.app_context(), other.connect() as watcher:
-            limits._hold_caps(db.session.get(User, user), "203.0.113.9")
-            assert watcher.execute(advisory).scalar_one() == 1
-            with pytest.raises(OperationalError, match="could not obtain lock"):
-                watcher.execute(row, {"user": user})
-            watcher.rollback()
-            db.session.commit()
-            assert watcher.execute(advisory).scalar_one() == 0
-            assert watcher.execute(row, {"user": user}).scalar_one() == user
-    finally:
-        other.dispose()
+    with another_client(engine) as other, app.app_context(), other.connect() as watcher:
+        limits._hold_caps(db.session.get(User, user), "203.0.113.9")
+        assert watcher.execute(advisory).scalar_one() == 1
+        with pytest.raises(OperationalError, match="could not obtain lock"):
+            watcher.execute(row, {"user": user})
+        watcher.rollback()
+        db.session.commit()
+        assert watcher.execute(advisory).scalar_one() == 0
+        assert watcher.execute(row, {"user": user}).scalar_one() == user
