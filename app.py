@@ -19,6 +19,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from blueprints.safety import CSP, HSTS, SECURITY_HEADERS
 from config import INSTANCE_DIR, Config, config_from_environment, trusted_hosts
 from extensions import csrf, db, limiter, login_manager, mail
+from heap_setup import GivingBackEnvironment, give_back
 from services import clock, delivery, urls
 from services.signin import limits, passwords, sessions
 
@@ -29,6 +30,7 @@ def create_app(config_class: Optional[type[Config]] = None) -> Flask:
     """Build the app: configuration, extensions, blueprints, CLI, error pages, headers."""
     config_class = config_class or config_from_environment()
     app = Flask(__name__, instance_path=str(INSTANCE_DIR))
+    app.jinja_environment = GivingBackEnvironment  # each template compiled, its scraps freed
     app.config.from_object(config_class)
     config_class.check(app.config)
     secure, cookie = app.config["SESSION_COOKIE_SECURE"], app.config["SESSION_COOKIE_NAME"]
@@ -417,5 +419,6 @@ def start_background(app: Flask) -> None:
                 "their codes by email.", " or ".join(names))
     with app.app_context():
         passwords.warm_up()
+    give_back()  # what building the app and the dummy hash left free in the heap
     if app.config["DISPATCHER_AUTOSTART"]:
         app.extensions["dispatcher"].start()

@@ -1,0 +1,88 @@
+"""A worker gives back the heap pages that compiling a template leaves free (heap_setup).
+
+Each worker's resting memory is counted again under argon2id's 64 MiB (bench/run.py's RSS
+figure), so pages kept for nothing after a one-off step count twice over.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import subprocess
+import sys
+from pathlib import Path
+
+import heap_setup
+
+ROOT = Path(__file__).resolve().parents[2]
+
+# A fresh interpreter builds the app (with the trim, or with it switched off), then compiles
+# a long template three times, each time with objects made after it that stay, as a worker's
+# compiled templates and caches do. It prints how much its RSS grew.
+SCRIPT = """
+import json, sys
+import heap_setup
+if sys.argv[1] == "off":
+    heap_setup._trim = None
+from app import create_app
+from config import TestConfig
+
+def rss():
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+
+app = create_app(type("Run", (TestConfig,), {
+    "SQLALCHEMY_DATABASE_URI": "sqlite://", "SQLALCHEMY_ENGINE_OPTIONS": {}}))
+source = "".join(
+    "{%% if n > %(i)d %%}<p>{{ n * %(i)d }} {{ words[%(w)d] | upper }}</p>{%% endif %%}"
+    % {"i": i, "w": i % 7} for i in range(300))
+kept = []
+before = rss()
+for _ in range(3):
+    kept.append(app.jinja_env.from_string(source))
+    kept.append([object() for _ in range(2000)])
+print(json.dumps(rss() - before))
+"""
+
+
+def grown(trim: str) -> int:
+    answer = subprocess.run([sys.executable, "-c", SCRIPT, trim], cwd=ROOT, capture_output=True,
+                            text=True, timeout=120, check=True)
+    return json.loads(answer.stdout.strip().splitlines()[-1])
+
+
+def test_this_machine_has_glibc_malloc_trim():
+    # Debian, as in production: the trim is not silently off where the tests run.
+    assert platform.libc_ver()[0] == "glibc"
+    assert heap_setup._trim is not None
+
+
+def test_the_app_renders_with_the_giving_back_environment(app):
+    assert isinstance(app.jinja_env, heap_setup.GivingBackEnvironment)
+
+
+def test_each_template_compiled_gives_back_once_and_a_cached_one_does_not(app, monkeypatch):
+    calls = []
+    monkeypatch.setattr(heap_setup, "_trim", calls.append)
+    client = app.test_client()
+
+    assert client.get("/login").status_code == 200
+    first = len(calls)
+    assert client.get("/login").status_code == 200
+
+    assert first >= 2  # the login page and the base it extends
+    assert calls == [0] * first  # malloc_trim(0): every free page, not only the heap's top
+
+
+def test_compiling_templates_keeps_far_less_memory_with_the_trim():
+    kept_with, kept_without = grown("on"), grown("off")
+
+    assert kept_with < kept_without / 2, (kept_with, kept_without)
+
+
+def test_give_back_does_nothing_without_glibc(monkeypatch):
+    monkeypatch.setattr(heap_setup, "_trim", None)
+
+    heap_setup.give_back()
