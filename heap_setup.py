@@ -9,8 +9,9 @@ app (the models' mappers, the dummy password hash) left another 0.9 MB.
 
 `give_back()` asks glibc to return every whole free page, wherever it is in the heap
 (`malloc_trim(0)`, which does so since glibc 2.8). It walks the heap, so it runs only after
-such a step: once when the app is built and once each time a template is compiled, that is
-a few dozen times in a worker's life. Where the C library has no malloc_trim (musl, macOS) it
+such a step: once when the app is built, once each time a template is compiled, and once
+after the password rules have read their lists (services/accounts/policy.py): a few dozen
+times in a worker's life. Where the C library has no malloc_trim (musl, macOS) it
 does nothing.
 """
 

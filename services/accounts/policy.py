@@ -12,7 +12,6 @@ The browser forms and `flask users` commands use these same rules.
 
 from __future__ import annotations
 
-import ctypes
 import importlib.util
 import re
 import unicodedata
@@ -22,6 +21,8 @@ from functools import lru_cache
 from hashlib import blake2b
 from pathlib import Path
 from typing import Iterable, Optional
+
+from heap_setup import give_back
 
 MIN_LENGTH = 12
 MAX_LENGTH = 1024
@@ -76,17 +77,8 @@ def _lists() -> tuple[_WordList, _WordList]:
     common = _WordList(lists["passwords"])
     words = _WordList(lists["english_wikipedia"] + lists["us_tv_and_film"])
     del data, lists
-    _return_freed_memory()
+    give_back()  # glibc would keep the lists' freed memory, several megabytes in one go
     return common, words
-
-
-def _return_freed_memory() -> None:
-    """Hand the lists' freed memory back to the system now. glibc keeps freed memory for the
-    process to reuse, and this was several megabytes in one go; elsewhere it does nothing."""
-    try:
-        ctypes.CDLL(None).malloc_trim(0)
-    except (OSError, AttributeError):
-        pass
 
 
 def _common() -> _WordList:
