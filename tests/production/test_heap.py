@@ -21,17 +21,13 @@ ROOT = Path(__file__).resolve().parents[2]
 # compiled templates and caches do. It prints how much its RSS grew.
 SCRIPT = """
 import json, sys
+sys.path.insert(0, "bench")
 import heap_setup
 if sys.argv[1] == "off":
     heap_setup._trim = None
 from app import create_app
 from config import TestConfig
-
-def rss():
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
+from memory import rss  # bench/memory.py's reading of this process's RSS
 
 app = create_app(type("Run", (TestConfig,), {
     "SQLALCHEMY_DATABASE_URI": "sqlite://", "SQLALCHEMY_ENGINE_OPTIONS": {}}))
