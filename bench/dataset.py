@@ -97,7 +97,8 @@ def prepare_pending(app: Flask, count: int, prefix: str, password_hash: str) -> 
     prepared = []
     for row in sign_ins:
         with app.test_request_context("/login/code"):
-            session["signin_id"] = row["id"]
+            session["signin_id"] = row["id"]  # as the password post leaves them
+            session["signin_user"] = row["user_id"]
             token = generate_csrf()
             cookie = serializer.dumps(dict(session))
         prepared.append(Prepared({app.config["SESSION_COOKIE_NAME"]: cookie}, token, row["id"]))

@@ -90,11 +90,19 @@ def _begin(user: User, next_url: Optional[str]):
     sign_in = codes.start_sign_in(
         user, ip=audit.client_ip(), user_agent=audit.client_agent(), next_url=next_url,
     )
-    sign_in_id = sign_in.id  # read before the commit, which would make it load again
+    kept = sign_in.id, user.id  # read before the commit, which would make them load again
     db.session.commit()
     session.pop("choice", None)
-    session["signin_id"] = sign_in_id
+    _remember_sign_in(*kept)
     return redirect(url_for("auth.code"))
+
+
+def _remember_sign_in(sign_in_id: int, user_id: int) -> None:
+    """This browser's sign-in, and whose it is. The code post's and the resend's per-account
+    request limits take the account from here (limits.account_key_from_sign_in): they run
+    before the view, once for each window, so asking the database was two reads a post."""
+    session["signin_id"] = sign_in_id
+    session["signin_user"] = user_id
 
 
 # Built once: every password post asks it.
@@ -224,9 +232,10 @@ def _answer_choice(next_url: Optional[str]):
     if form.action.data == "keep" and elsewhere is not None and elsewhere.is_pending \
             and not codes.expire_if_due(elsewhere):
         audit.record("signin_kept", user_id=user.id, sign_in_id=elsewhere.id)
+        kept = elsewhere.id, elsewhere.user_id  # read before the commit, as in _begin
         db.session.commit()
         session.pop("choice", None)
-        session["signin_id"] = elsewhere.id
+        _remember_sign_in(*kept)
         return redirect(url_for("auth.code"))
     return _begin(user, choice.get("next") or next_url)
 

@@ -31,6 +31,23 @@ def test_a_right_code_is_one_locked_read_and_each_row_written_once(app, user, sm
         assert _newest_events(2) == [("code_entry", "accepted"), ("signed_in", None)]
 
 
+def test_the_request_limits_ask_the_database_nothing(app, user, smtp, deliver, browser):
+    """With Flask-Limiter on, as in production, the code post's per-account limit takes the
+    account from the session: the statements are the same as with it off (above)."""
+    from extensions import limiter
+
+    app.config["RATELIMIT_ENABLED"] = True
+    limiter.init_app(app)  # fresh memory storage, and the limiter's request hooks
+    code = request_code(browser, smtp, deliver)
+    token = browser.csrf_for("/login/code")
+    with statements_of(app) as seen:
+        response = browser.post("/login/code", {"code": code, "csrf_token": token})
+    assert response.status_code == 302 and response.headers["Location"] == "/portal"
+    assert "X-RateLimit-Limit" in response.headers  # the limiter did run
+    assert seen == ["SELECT", "UPDATE sign_ins", "UPDATE deliveries", "INSERT INTO auth_sessions",
+                    "INSERT INTO events"]
+
+
 def test_a_password_post_writes_each_row_once(app, user, browser):
     token = browser.csrf_for("/login")
     with statements_of(app) as seen:

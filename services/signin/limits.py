@@ -386,13 +386,16 @@ def account_key_from_email() -> str:
 
 
 def account_key_from_sign_in() -> str:
-    """The account whose code this browser is entering (from its pending sign-in)."""
+    """The account whose code this browser is entering: the session keeps it beside the
+    sign-in (blueprints/auth.py, _remember_sign_in). A session from before it did asks the
+    database."""
     sign_in_id = session.get("signin_id")
-    if isinstance(sign_in_id, int):
+    if not isinstance(sign_in_id, int):
+        return _ip_key()
+    user_id = session.get("signin_user")
+    if not isinstance(user_id, int):
         user_id = db.session.scalar(select(SignIn.user_id).where(SignIn.id == sign_in_id))
-        if user_id is not None:
-            return f"user:{user_id}"
-    return _ip_key()
+    return f"user:{user_id}" if user_id is not None else _ip_key()
 
 
 def account_key_from_current_user() -> str:

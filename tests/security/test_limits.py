@@ -122,6 +122,36 @@ def test_code_entries_limited(app, user, smtp, deliver, browser, limits_on):
         assert sign_in.failed_attempts == 3 and sign_in.status == "pending"
 
 
+def test_code_entries_are_counted_per_account_across_browsers(app, user, smtp, deliver,
+                                                               from_ip, limits_on):
+    """The account's count follows it from one browser's sign-in to another's, whatever the
+    address: the session names the account beside the sign-in."""
+    limits_on(code_per_account="3 per hour")
+    first, second = from_ip("192.0.2.1"), from_ip("198.51.100.7")
+    code = start(first, smtp, deliver)
+    for _ in range(2):
+        assert first.enter_code(wrong_code(code)).status_code == 422
+    second.log_in()
+    second.post("/login", {"action": "new"})  # "send a new code": a sign-in of its own
+    deliver()
+    new_code = smtp.last_to(EMAIL).code
+    assert second.enter_code(wrong_code(new_code)).status_code == 422
+    assert_wait_page(second.enter_code(new_code), most_seconds=3600)
+
+
+def test_a_session_from_before_the_account_was_kept_is_still_counted_per_account(
+        app, user, smtp, deliver, browser, limits_on):
+    """A browser that started its sign-in before an upgrade has only the sign-in in its
+    session: its account is looked up, and counted the same."""
+    limits_on(code_per_account="2 per hour")
+    code = start(browser, smtp, deliver)
+    with browser.client.session_transaction() as data:
+        assert data.pop("signin_user") == user_by_email(app, EMAIL).id
+    for _ in range(2):
+        assert browser.enter_code(wrong_code(code)).status_code == 422
+    assert_wait_page(browser.enter_code(code), most_seconds=3600)
+
+
 def test_resends_limited(app, user, smtp, deliver, browser, limits_on):
     limits_on(resend_per_ip="2 per hour")
     start(browser, smtp, deliver)
