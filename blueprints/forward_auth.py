@@ -25,12 +25,6 @@ limiter.exempt(bp)
 csrf.exempt(bp)
 
 
-@limiter.request_filter
-def _not_counted() -> bool:
-    """Exempt before Flask-Limiter works out any limit at all: this is asked every request."""
-    return request.endpoint == "forward_auth.verify"
-
-
 @bp.route("/auth/verify", methods=["GET", "HEAD"])
 def verify():
     """200 with the Remote-* headers for a live session allowed here; else 401, 302 or 403."""

@@ -502,10 +502,29 @@ def _oauth_error(_limit):
     return response
 
 
-# One count for both endpoints: a shared limit.
-oauth_failures = limiter.shared_limit(_configured("oauth_failures_per_ip"), key_func=_ip_key,
-                                      scope="oauth_failures_per_ip", deduct_when=_refused,
-                                      on_breach=_oauth_error)
+# One count for both endpoints: a shared limit. Unlike the others it counts every method
+# (userinfo is asked by GET as well), so its views say so (see _nothing_to_count).
+_oauth_limit = limiter.shared_limit(_configured("oauth_failures_per_ip"), key_func=_ip_key,
+                                    scope="oauth_failures_per_ip", deduct_when=_refused,
+                                    on_breach=_oauth_error)
+
+
+def oauth_failures(view):
+    limited = _oauth_limit(view)
+    limited.limited_for_every_method = True
+    return limited
+
+
+@limiter.request_filter
+def _nothing_to_count() -> bool:
+    """Exempt a request that no limit counts before Flask-Limiter works any limit out. Every
+    limit here counts POSTs only, but for oauth_failures' views: without this, each page
+    shown (the login page, the code page, the portal) paid for the limiter finding nothing to
+    count, about as much as rendering a small page (bench/instructions.py)."""
+    if request.method == "POST":
+        return False
+    view = current_app.view_functions.get(request.endpoint)
+    return not getattr(view, "limited_for_every_method", False)
 
 
 # --- what a wrong password says, without telling who has an account (issue 11) ----------
