@@ -8,7 +8,7 @@ from contextlib import contextmanager
 
 from sqlalchemy import event, select
 
-from extensions import db
+from extensions import db, limiter
 from models import Event
 from services import delivery
 from tests.conftest import TEST_PASSWORD, request_code, statements_of
@@ -34,8 +34,6 @@ def test_a_right_code_is_one_locked_read_and_each_row_written_once(app, user, sm
 def test_the_request_limits_ask_the_database_nothing(app, user, smtp, deliver, browser):
     """With Flask-Limiter on, as in production, the code post's per-account limit takes the
     account from the session: the statements are the same as with it off (above)."""
-    from extensions import limiter
-
     app.config["RATELIMIT_ENABLED"] = True
     limiter.init_app(app)  # fresh memory storage, and the limiter's request hooks
     code = request_code(browser, smtp, deliver)

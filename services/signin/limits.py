@@ -387,8 +387,8 @@ def account_key_from_email() -> str:
 
 def account_key_from_sign_in() -> str:
     """The account whose code this browser is entering: the session keeps it beside the
-    sign-in (blueprints/auth.py, _remember_sign_in). A session from before it did asks the
-    database."""
+    sign-in (blueprints/auth.py, _remember_sign_in). A session made before it kept the account
+    there asks the database."""
     sign_in_id = session.get("signin_id")
     if not isinstance(sign_in_id, int):
         return _ip_key()
@@ -510,6 +510,7 @@ _oauth_limit = limiter.shared_limit(_configured("oauth_failures_per_ip"), key_fu
 
 
 def oauth_failures(view):
+    """The shared limit on refused token and userinfo requests, marked as counting GETs."""
     limited = _oauth_limit(view)
     limited.limited_for_every_method = True
     return limited

@@ -131,9 +131,11 @@ def test_code_entries_are_counted_per_account_across_browsers(app, user, smtp, d
     code = start(first, smtp, deliver)
     for _ in range(2):
         assert first.enter_code(wrong_code(code)).status_code == 422
+    sent = len(smtp.messages)
     second.log_in()
     second.post("/login", {"action": "new"})  # "send a new code": a sign-in of its own
     deliver()
+    smtp.wait_for(sent + 1)
     new_code = smtp.last_to(EMAIL).code
     assert second.enter_code(wrong_code(new_code)).status_code == 422
     assert_wait_page(second.enter_code(new_code), most_seconds=3600)
