@@ -409,9 +409,24 @@ def _configured(name: str) -> Callable[[], str]:
     return lambda: current_app.config.get("RATE_LIMITS", {}).get(name, DEFAULT_RATE_LIMITS[name])
 
 
+def _counting(methods: Optional[tuple[str, ...]], limit: Callable):
+    """`limit` (a Flask-Limiter decorator), with the methods it counts written on the view it
+    returns (None: every method), where _nothing_to_count reads them."""
+
+    def decorate(view):
+        limited = limit(view)
+        limited.counted_methods = methods
+        return limited
+
+    return decorate
+
+
+POSTS = ("POST",)
+
+
 def _limit(name: str, key_func: Callable[[], str]):
-    return limiter.limit(_configured(name), key_func=key_func, methods=["POST"],
-                         scope=name)
+    return _counting(POSTS, limiter.limit(_configured(name), key_func=key_func,
+                                          methods=list(POSTS), scope=name))
 
 
 def _both(per_ip: str, per_account: str, account_key: Callable[[], str]):
@@ -503,29 +518,21 @@ def _oauth_error(_limit):
 
 
 # One count for both endpoints: a shared limit. Unlike the others it counts every method
-# (userinfo is asked by GET as well), so its views say so (see _nothing_to_count).
-_oauth_limit = limiter.shared_limit(_configured("oauth_failures_per_ip"), key_func=_ip_key,
-                                    scope="oauth_failures_per_ip", deduct_when=_refused,
-                                    on_breach=_oauth_error)
-
-
-def oauth_failures(view):
-    """The shared limit on refused token and userinfo requests, marked as counting GETs."""
-    limited = _oauth_limit(view)
-    limited.limited_for_every_method = True
-    return limited
+# (userinfo is asked by GET as well).
+oauth_failures = _counting(None, limiter.shared_limit(
+    _configured("oauth_failures_per_ip"), key_func=_ip_key, scope="oauth_failures_per_ip",
+    deduct_when=_refused, on_breach=_oauth_error))
 
 
 @limiter.request_filter
 def _nothing_to_count() -> bool:
-    """Exempt a request that no limit counts before Flask-Limiter works any limit out. Every
-    limit here counts POSTs only, but for oauth_failures' views: without this, each page
-    shown (the login page, the code page, the portal) paid for the limiter finding nothing to
-    count, about as much as rendering a small page (bench/instructions.py)."""
-    if request.method == "POST":
-        return False
+    """Exempt a request that no limit counts before Flask-Limiter works any limit out: each
+    limit's view says which methods it counts (_counting). Without this, each page shown (the
+    login page, the code page, the portal) paid for the limiter finding nothing to count,
+    about as much as rendering a small page (bench/instructions.py)."""
     view = current_app.view_functions.get(request.endpoint)
-    return not getattr(view, "limited_for_every_method", False)
+    counted = getattr(view, "counted_methods", ())
+    return counted is not None and request.method not in counted
 
 
 # --- what a wrong password says, without telling who has an account (issue 11) ----------

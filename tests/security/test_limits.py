@@ -6,10 +6,11 @@ import re
 from datetime import timedelta
 
 import pytest
+from flask_limiter.util import get_qualified_name
 from sqlalchemy import func, select
 from werkzeug.exceptions import TooManyRequests
 
-from extensions import db
+from extensions import db, limiter
 from models import AddressFailure, Delivery, Event, SignIn, User
 from services import clock
 from services.signin import limits
@@ -97,6 +98,22 @@ def test_password_checks_limited_per_account_from_any_ip(app, user, limits_on, f
     for n in range(3):
         from_ip(f"198.51.100.{60 + n}").log_in("nobody@example.com", "x")
     assert from_ip("198.51.100.70").log_in("nobody@example.com", "x").status_code == 429
+
+
+def test_every_limited_view_says_which_methods_it_counts(app):
+    """limits._nothing_to_count lets through, before Flask-Limiter looks, any request whose
+    method its view does not say it counts: a limit that did not say so would never count."""
+    limited = {}
+    with app.app_context():
+        for endpoint, view in app.view_functions.items():
+            counted = {lim.methods for lim in limiter.limit_manager.decorated_limits(
+                get_qualified_name(view))}
+            if counted:
+                limited[endpoint] = counted
+                said = getattr(view, "counted_methods", ())
+                assert counted == {None if said is None else tuple(m.lower() for m in said)}, \
+                    endpoint
+    assert {"auth.login", "auth.code", "auth.resend", "oidc.userinfo"} <= limited.keys()
 
 
 def test_forged_forwarded_for_does_not_dodge_the_ip_limit(app, user, limits_on, browser):
