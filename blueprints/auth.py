@@ -52,10 +52,12 @@ def browser_sign_in(*, locked: bool = False) -> Optional[SignIn]:
     if locked:
         return codes.lock_sign_in(sign_in_id)
     # With its user: the code page asks the user's channel (one query, not two).
-    return db.session.get(SignIn, sign_in_id, options=_WITH_USER)
+    return db.session.scalar(_SIGN_IN_WITH_USER, {"sign_in": sign_in_id})
 
 
-_WITH_USER = (joinedload(SignIn.user, innerjoin=True),)
+# Built once, not as session.get's options each time: the code page asks it on every load.
+_SIGN_IN_WITH_USER = (select(SignIn).options(joinedload(SignIn.user, innerjoin=True))
+                      .where(SignIn.id == bindparam("sign_in")))
 
 
 def _pending_choice() -> Optional[dict]:

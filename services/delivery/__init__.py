@@ -589,12 +589,14 @@ def _fail(item: Delivery, reason: str) -> None:
 
 
 # A message comes with its sign-in: a code's PREPARER asks whether the sign-in still waits.
-_WITH_SIGN_IN = (joinedload(Delivery.sign_in),)
+# Built once, not as session.get's options for every message.
+_MESSAGE_WITH_SIGN_IN = (select(Delivery).options(joinedload(Delivery.sign_in))
+                         .where(Delivery.id == bindparam("delivery")))
 
 
 def process(delivery_id: int) -> str:
     """Send one claimed message and record what happened; returns its new status."""
-    item = db.session.get(Delivery, delivery_id, options=_WITH_SIGN_IN)
+    item = db.session.scalar(_MESSAGE_WITH_SIGN_IN, {"delivery": delivery_id})
     if item is None:
         return "missing"
     if item.kind in PREPARERS:
