@@ -33,7 +33,7 @@ from typing import Callable
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from servers import BENCH_SENDER  # noqa: E402 (light: nothing the app does not load anyway)
+from servers import BENCH_SENDER, in_service_environment  # noqa: E402 (light: nothing the app does not load anyway)
 
 MB = 1024 * 1024
 TARGET = 150 * MB
@@ -177,4 +177,5 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
+    in_service_environment()  # glibc's settings for the heap, as the workers have them
     sys.exit(main())

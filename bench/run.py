@@ -49,7 +49,10 @@ logging.getLogger("app").setLevel(logging.ERROR)
 
 from load import Browser, PhaseResult, StepFailed, expect, percentile, run_phase  # noqa: E402
 from mailsink import MailSink, free_port  # noqa: E402
-from servers import BENCH_SENDER, VENV_BIN, Gunicorn, migrate, stop_cleanly_on_sigterm  # noqa: E402
+from servers import (  # noqa: E402
+    BENCH_SENDER, VENV_BIN, Gunicorn, in_service_environment, migrate, service_environment,
+    stop_cleanly_on_sigterm,
+)
 import oidc as oidc_bench  # noqa: E402 - the OpenID Connect phases (bench/oidc.py)
 
 # All the bench's traffic comes from 127.0.0.1, so per-address limits would stop it within
@@ -935,6 +938,9 @@ def main(argv: Optional[list[str]] = None) -> int:
     out(f"  gunicorn: {workers} sync workers (one per core) on 127.0.0.1; clients: "
         f"{settings.light} (light) or {settings.busy} (busy), closed loop, "
         f"{settings.seconds:.0f} s measured per phase after a warm-up")
+    out("  every server (and this process) with the systemd unit's environment "
+        "(docs/clientgate.service): "
+        + ", ".join(f"{k}={v}" for k, v in service_environment().items()))
     out("  rate limits raised through configuration only, because every request comes from "
         "127.0.0.1: " + ", ".join(f"{k}={v}" for k, v in LIMITS_ENV.items()))
     hash_cpu = hash_cpu_seconds()
@@ -977,4 +983,5 @@ def main(argv: Optional[list[str]] = None) -> int:
 
 
 if __name__ == "__main__":
+    in_service_environment()  # so the hash measured apart is measured as the workers run it
     sys.exit(main())

@@ -7,6 +7,7 @@ import http.client
 import os
 import signal
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -17,6 +18,27 @@ VENV_BIN = ROOT / ".venv" / "bin"
 HASH_TIMING = Path(__file__).resolve().parent / "hash_timing.py"
 # Production refuses to start with a sender at localhost (config.check_sender).
 BENCH_SENDER = "Bench <portal@bench.example>"
+SERVICE_FILE = ROOT / "docs" / "clientgate.service"
+
+
+def service_environment() -> dict[str, str]:
+    """The `Environment=` settings of the systemd unit production runs gunicorn with
+    (docs/clientgate.service). Every server the bench starts gets them too."""
+    settings = {}
+    for line in SERVICE_FILE.read_text().splitlines():
+        if line.startswith("Environment="):
+            name, _, value = line.removeprefix("Environment=").partition("=")
+            settings[name] = value
+    return settings
+
+
+def in_service_environment() -> None:
+    """Restart this process with the service's environment, unless it has it already. glibc
+    reads GLIBC_TUNABLES only when a process starts, and the bench's own measurements (the
+    hash measured apart, bench/memory.py's process) must be made as the workers run."""
+    wanted = service_environment()
+    if any(os.environ.get(name) != value for name, value in wanted.items()):
+        os.execve(sys.executable, [sys.executable, *sys.argv], {**os.environ, **wanted})
 
 
 def migrate(env: dict, cwd: Path = ROOT) -> None:
@@ -91,7 +113,7 @@ class Gunicorn:
         self.argv = [str(VENV_BIN / "gunicorn"), "--config", str(HASH_TIMING),
                      "--workers", str(workers), "--bind", f"127.0.0.1:{port}", app]
         self.port = port
-        self.env = env
+        self.env = {**env, **service_environment()}
         self.workers = workers
         self.log_path = log_path
         self.ready_path = ready_path

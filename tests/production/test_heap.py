@@ -1,4 +1,5 @@
-"""A worker gives back the heap pages that compiling a template leaves free (heap_setup).
+"""A worker's heap: it gives back the pages that compiling a template leaves free
+(heap_setup), and under the systemd unit argon2id's 64 MiB comes in huge pages.
 
 Each worker's resting memory is counted again under argon2id's 64 MiB (bench/run.py's RSS
 figure), so pages kept for nothing after a one-off step count twice over.
@@ -7,12 +8,16 @@ figure), so pages kept for nothing after a one-off step count twice over.
 from __future__ import annotations
 
 import json
+import os
 import platform
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 import heap_setup
+from bench.servers import service_environment
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -82,3 +87,43 @@ def test_give_back_does_nothing_without_glibc(monkeypatch):
     monkeypatch.setattr(heap_setup, "_trim", None)
 
     heap_setup.give_back()
+
+
+# --- argon2id's memory in huge pages (docs/clientgate.service) ------------------------------
+
+# A fresh interpreter takes 64 MiB through glibc's malloc and writes all of it, as argon2id does
+# for each password check, and prints how much of its memory is in transparent huge pages (kB).
+HUGE_PAGES_SCRIPT = """
+import ctypes
+libc = ctypes.CDLL("libc.so.6")
+libc.malloc.restype = ctypes.c_void_p
+size = 64 * 1024 * 1024
+block = libc.malloc(size)
+ctypes.memset(block, 1, size)
+for line in open("/proc/self/smaps_rollup"):
+    if line.startswith("AnonHugePages:"):
+        print(line.split()[1])
+"""
+THP_MODE = Path("/sys/kernel/mm/transparent_hugepage/enabled")
+
+
+def in_huge_pages(extra_environment: dict) -> int:
+    answer = subprocess.run([sys.executable, "-c", HUGE_PAGES_SCRIPT], capture_output=True,
+                            text=True, timeout=60, check=True,
+                            env={**os.environ, **extra_environment})
+    return int(answer.stdout.split()[-1]) * 1024
+
+
+def test_the_service_asks_glibc_for_huge_pages():
+    assert service_environment() == {"GLIBC_TUNABLES": "glibc.malloc.hugetlb=1"}
+
+
+def test_with_the_service_settings_a_password_checks_memory_is_in_huge_pages():
+    mode = THP_MODE.read_text() if THP_MODE.exists() else "[never]"
+    if "[never]" in mode:
+        pytest.skip("this kernel has transparent huge pages switched off")
+    without = {"GLIBC_TUNABLES": ""}
+
+    assert in_huge_pages(service_environment()) >= 60 * 2**20
+    if "[madvise]" in mode:  # Debian's default: only memory that asks for them
+        assert in_huge_pages(without) == 0
