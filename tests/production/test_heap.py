@@ -118,12 +118,24 @@ def test_the_service_asks_glibc_for_huge_pages():
     assert service_environment() == {"GLIBC_TUNABLES": "glibc.malloc.hugetlb=1"}
 
 
+def huge_page_fallbacks() -> int:
+    """How often the kernel had no free huge page to give (it then gives small ones)."""
+    for line in Path("/proc/vmstat").read_text().splitlines():
+        if line.startswith("thp_fault_fallback "):
+            return int(line.split()[1])
+    return 0
+
+
 def test_with_the_service_settings_a_password_checks_memory_is_in_huge_pages():
     mode = THP_MODE.read_text() if THP_MODE.exists() else "[never]"
     if "[never]" in mode:
         pytest.skip("this kernel has transparent huge pages switched off")
     without = {"GLIBC_TUNABLES": ""}
 
-    assert in_huge_pages(service_environment()) >= 60 * 2**20
+    fallbacks = huge_page_fallbacks()
+    with_setting = in_huge_pages(service_environment())
+    if with_setting < 60 * 2**20 and huge_page_fallbacks() > fallbacks:
+        pytest.skip("the kernel had no free huge pages to give (memory too fragmented)")
+    assert with_setting >= 60 * 2**20
     if "[madvise]" in mode:  # Debian's default: only memory that asks for them
         assert in_huge_pages(without) == 0
