@@ -33,7 +33,8 @@ from typing import Callable
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from servers import BENCH_SENDER, in_service_environment  # noqa: E402 (light: nothing the app does not load anyway)
+# Light: servers.py brings nothing the app does not load anyway.
+from servers import BENCH_SENDER, in_service_environment  # noqa: E402
 
 MB = 1024 * 1024
 TARGET = 150 * MB
