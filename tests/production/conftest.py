@@ -21,6 +21,7 @@ from typing import Optional
 
 import pytest
 
+from bench.servers import service_environment
 from tests.conftest import CSRF_IN_PAGE, PRODUCTION_SENDER, SMTPServer, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -107,7 +108,8 @@ def flask_cli(*args: str, database_url: str, check: bool = True, **extra: str):
 # --- gunicorn ----------------------------------------------------------------------------
 
 class Gunicorn:
-    """`gunicorn 'app:create_app()'` with several workers, as the operator's guide starts it."""
+    """`gunicorn 'app:create_app()'` with several workers, as the operator's guide and its
+    systemd unit start it."""
 
     def __init__(self, database_url: str, smtp: SMTPServer, log_dir: Path, workers: int = 3,
                  own_group: bool = False, **extra: str) -> None:
@@ -129,7 +131,8 @@ class Gunicorn:
             DISPATCHER_SENDERS="2",
         )
         settings.update(extra)
-        self.env = production_env(database_url, **settings)
+        # With the systemd unit's own settings too (glibc's huge pages for the hash).
+        self.env = {**production_env(database_url, **settings), **service_environment()}
         self.process: Optional[subprocess.Popen] = None
 
     def start(self, timeout: float = 90) -> None:
