@@ -224,7 +224,7 @@ class NewClientForm(FlaskForm):
     """Support: invite one client."""
 
     email = _email_field("Email address", "Enter the client's email address.")
-    name = StringField("Name", validators=[Length(max=200, message="That name is too long.")],
+    name = StringField("Name (optional)", validators=[Length(max=200, message="That name is too long.")],
                        render_kw={"autocomplete": "off"})
     phone = StringField(
         "UK mobile number (optional)",
