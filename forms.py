@@ -224,8 +224,10 @@ class NewClientForm(FlaskForm):
     """Support: invite one client."""
 
     email = _email_field("Email address", "Enter the client's email address.")
-    name = StringField("Name (optional)", validators=[Length(max=200, message="That name is too long.")],
-                       render_kw={"autocomplete": "off"})
+    name = StringField(
+        "Name (optional)", validators=[Length(max=200, message="That name is too long.")],
+        render_kw={"autocomplete": "off"},
+    )
     phone = StringField(
         "UK mobile number (optional)",
         validators=[Optional(), Length(max=100, message="That is too long to be a phone number.")],
