@@ -46,6 +46,7 @@ class SoftKey:
         self.credential_id = os.urandom(16)
         self.count = counter_starts
         self.user_handle: Optional[str] = None
+        self.public_key_cbor: Optional[bytes] = None  # set to send a malformed key instead
 
     def _client_data(self, kind: str, challenge: str, origin: str) -> bytes:
         return json.dumps({"type": kind, "challenge": challenge, "origin": origin,
@@ -62,7 +63,7 @@ class SoftKey:
         auth_data = (hashlib.sha256(rp_id.encode()).digest() + bytes([flags])
                      + self.count.to_bytes(4, "big") + bytes(16)
                      + len(self.credential_id).to_bytes(2, "big") + self.credential_id
-                     + cbor2.dumps(cose))
+                     + (self.public_key_cbor or cbor2.dumps(cose)))
         attestation = cbor2.dumps({"fmt": "none", "attStmt": {}, "authData": auth_data})
         return json.dumps({
             "id": b64(self.credential_id), "rawId": b64(self.credential_id),

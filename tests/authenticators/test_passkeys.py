@@ -6,6 +6,7 @@ import json
 import os
 from datetime import timedelta
 
+import cbor2
 from sqlalchemy import func, select
 
 from extensions import db
@@ -100,6 +101,21 @@ def test_a_credential_id_longer_than_webauthn_allows_is_refused(app, sign_in):
     assert [e.outcome for e in _events(app, "passkey_refused")] == ["invalid"]
     key.credential_id = os.urandom(passkeys.MAX_CREDENTIAL_ID_BYTES)  # the most allowed
     assert add_passkey(b, key)["status"] == 200
+
+
+def test_a_public_key_that_could_never_sign_in_is_refused_not_kept(app, sign_in):
+    b = sign_in()
+    # An empty or list-shaped key once reached plain indexing inside py_webauthn (a 500); a
+    # lone 0x04, the start of an uncompressed point, was kept with no point to check with.
+    for malformed in (cbor2.dumps(b""), cbor2.dumps([]), cbor2.dumps("a"), cbor2.dumps(4),
+                      cbor2.dumps({1: 2, 3: -7, -1: 1, -2: b"x", -3: b"y"})):
+        key = SoftKey()
+        key.public_key_cbor = malformed
+        assert add_passkey(b, key)["status"] == 400, malformed
+    with app.app_context():
+        assert db.session.scalar(select(func.count(Passkey.id))) == 0
+    assert [e.outcome for e in _events(app, "passkey_refused")] == ["invalid"] * 5
+    assert add_passkey(b, SoftKey())["status"] == 200
 
 
 def test_a_passkey_sign_in_ends_a_sign_in_left_waiting_for_a_code(app, sign_in, smtp, deliver):
