@@ -250,7 +250,11 @@ def check_portal_url(value: str | None) -> None:
             "text message name it, and requests for any other host are refused."
         )
     parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    try:
+        parts.port  # a port that is not a number, or over 65535, raises here
+    except ValueError:
+        parts = parts._replace(scheme="")
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
         raise RuntimeError(
             f"PORTAL_URL must be a full address like https://portal.firm.co.uk, not {value!r}")
 

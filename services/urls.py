@@ -24,10 +24,22 @@ def portal_host() -> str:
     return urlsplit(portal_url()).hostname or ""
 
 
+DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
 def portal_origin() -> str:
-    """Scheme, host and port of the public address, e.g. https://portal.firm.co.uk."""
+    """Scheme, host and port of the public address, e.g. https://portal.firm.co.uk.
+
+    Written as browsers write an origin (RFC 6454): lower case, no default port, no user
+    name. A PORTAL_URL of https://Portal.Firm.co.uk:443 still matches what a browser sends
+    in Origin and in a passkey's signed client data.
+    """
     parts = urlsplit(portal_url())
-    return f"{parts.scheme}://{parts.netloc}"
+    scheme, host = parts.scheme.lower(), parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"  # an IPv6 address
+    port = "" if parts.port in (None, DEFAULT_PORTS.get(scheme)) else f":{parts.port}"
+    return f"{scheme}://{host}{port}"
 
 
 def absolute_url(endpoint: str, **values: Any) -> str:

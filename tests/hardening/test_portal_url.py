@@ -72,6 +72,22 @@ def test_trusted_hosts_come_from_portal_url(tmp_path):
         assert client.get("/login", base_url="http://127.0.0.1").status_code == 400
 
 
+@pytest.mark.parametrize("value, origin", [
+    ("https://portal.firm.example", "https://portal.firm.example"),
+    ("HTTPS://Portal.Firm.Example:443/clients/", "https://portal.firm.example"),
+    ("http://LocalHost:80", "http://localhost"),
+    ("https://portal.firm.example:8443", "https://portal.firm.example:8443"),
+    ("https://[2001:DB8::1]:443", "https://[2001:db8::1]"),
+])
+def test_the_origin_is_written_as_browsers_write_it(tmp_path, value, origin):
+    """Passkeys and the form-origin check compare it with what a browser sends, byte for byte:
+    with PORTAL_URL=http://LocalHost:80 no passkey could be added before."""
+    from services import urls
+
+    with running_app(make_config(tmp_path, PORTAL_URL=value)) as app, app.app_context():
+        assert urls.portal_origin() == origin
+
+
 def test_development_also_answers_on_127_0_0_1(monkeypatch):
     from config import DevelopmentConfig, trusted_hosts
 
@@ -84,6 +100,8 @@ def test_development_also_answers_on_127_0_0_1(monkeypatch):
     (None, "PORTAL_URL is not set"),
     ("portal.firm.example", "PORTAL_URL must be a full address"),
     ("ftp://portal.firm.example", "PORTAL_URL must be a full address"),
+    ("https://portal.firm.example:99999", "PORTAL_URL must be a full address"),
+    ("https://portal.firm.example:https", "PORTAL_URL must be a full address"),
 ])
 def test_production_refuses_to_start_without_a_usable_portal_url(tmp_path, smtp, value,
                                                                  message):
