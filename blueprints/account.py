@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from typing import Optional
 
 from flask import (
@@ -64,15 +65,33 @@ def _fewer_codes(user: User, totp_form: Optional[TotpConfirmForm]) -> dict:
     """What the passkeys, authenticator app and trusted devices sections show."""
     app = totp.authenticator_of(user)
     setup = None
-    if totp.setup_waiting(user) is not None:
+    if _setup_here(user) is not None:
         secret = totp.secret_of(app)
         setup = {"secret": totp.grouped(secret),
                  "qr": totp.qr_data_uri(totp.provisioning_uri(user, secret))}
     return {
         "passkeys": passkeys.passkeys_of(user), "passkey_form": PasskeyAddForm(formdata=None),
         "remove_form": RemoveForm(formdata=None), "totp_app": app, "totp_setup": setup,
+        "totp_elsewhere": setup is None and totp.setup_waiting(user) is not None,
         "totp_form": totp_form or TotpConfirmForm(formdata=None),
     }
+
+
+def _setup_mark(app) -> str:
+    """Names one setup (its secret is encrypted afresh each time) without revealing it."""
+    return hashlib.sha256(app.secret_encrypted.encode()).hexdigest()[:32]
+
+
+def _setup_here(user: User):
+    """The setup waiting for its first code, if this browser's session began it.
+
+    The secret is shown, and the setup confirmed, only there: another session of the same
+    account (an old one, or one someone else holds) never sees the secret. The password, or
+    a recent sign-in, was asked for when it began."""
+    waiting = totp.setup_waiting(user)
+    if waiting is None or session.get("totp_setup") != _setup_mark(waiting):
+        return None
+    return waiting
 
 
 @bp.route("/account/security", methods=["GET", "POST"])
@@ -218,8 +237,7 @@ def _hhmm(moment) -> str:
 # --- the authenticator app (services/authenticators/totp.py) ------------------------------
 
 def _totp_waiting() -> bool:
-    app = totp.authenticator_of(_user())
-    return app is not None and app.confirmed_at is None
+    return _setup_here(_user()) is not None
 
 
 def _proof_waiting() -> bool:
@@ -234,6 +252,10 @@ def _totp():
         form = TotpConfirmForm()
         if not form.validate_on_submit():
             return _page(totp_form=form, status=422)
+        if totp.setup_waiting(user) is not None and _setup_here(user) is None:
+            flash("That setup was begun in another browser, so it can only be finished there. "
+                  "Or start again here.", "warning")
+            return redirect(url_for("account.security", _anchor="authenticator-app"))
         check = totp.confirm_setup(user, form.code.data)
         if check.outcome == totp.SETUP_EXPIRED:
             flash("Setting up the authenticator app took longer than "
@@ -254,19 +276,25 @@ def _totp():
         phone_proofs.notify(user, "An authenticator app was set up on your account. Your "
                                   "sign-in codes now come from the app.")
         db.session.commit()
+        session.pop("totp_setup", None)
         flash("Your authenticator app is set up. From now on, after your password, enter the "
               "code the app shows. We have emailed you a note of this change.", "success")
         return redirect(url_for("account.security", _anchor="authenticator-app"))
     if not RemoveForm().validate_on_submit():
         flash("That did not work. Please try again.", "warning")
         return redirect(url_for("account.security", _anchor="authenticator-app"))
-    refused = _password_again(request.form.get("password"), "authenticator-app")
-    if refused is not None:
-        return refused
+    # Stopping a setup that never got its first code changes nothing the client relies on,
+    # so it needs no password; starting one, or removing a working app, does.
+    stopping_setup = action == "totp-remove" and totp.confirmed_authenticator(user) is None
+    if not stopping_setup:
+        refused = _password_again(request.form.get("password"), "authenticator-app")
+        if refused is not None:
+            return refused
     if action == "totp-start":
-        totp.begin_setup(user)
+        session["totp_setup"] = _setup_mark(totp.begin_setup(user))
         db.session.commit()
         return redirect(url_for("account.security", _anchor="authenticator-app"))
+    session.pop("totp_setup", None)
     was_live = totp.remove(user)
     if was_live:
         phone_proofs.notify(user, "The authenticator app was removed from your account. Your "

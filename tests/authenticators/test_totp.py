@@ -202,3 +202,39 @@ def test_app_channel_cannot_be_chosen_before_it_is_set_up(app, sign_in):
     assert "Set up your authenticator app" in response.get_data(as_text=True)
     with app.app_context():
         assert db.session.scalar(select(User.channel)) == "email"
+
+
+def test_the_secret_is_shown_and_confirmed_only_in_the_session_that_began_the_setup(
+        app, sign_in):
+    """An older session of the same account (left open, or held by someone else) must not
+    copy the second factor while the client sets it up elsewhere."""
+    older = sign_in(b=Browser(app))
+    clock.advance(timedelta(minutes=20))
+    owner = sign_in(b=Browser(app))
+    owner.post("/account/security", {"form": "totp-start"})
+    secret = secret_from(owner.text("/account/security"))
+    page = older.text("/account/security")
+    assert 'id="totp-secret"' not in page and secret not in page
+    assert "You began setting up an app in another browser" in page
+    refused = older.post("/account/security", {"form": "totp-confirm", "code": totp_now(secret)})
+    assert refused.status_code == 302
+    assert "begun in another browser" in older.text("/account/security")
+    with app.app_context():
+        assert db.session.scalar(select(TotpAuthenticator.confirmed_at)) is None
+    assert owner.post("/account/security", {"form": "totp-confirm",
+                                            "code": totp_now(secret)}).status_code == 302
+    assert user_by_email(app, "client@example.com").channel == "totp"
+
+
+def test_stopping_an_unfinished_setup_needs_no_password(app, sign_in):
+    b = sign_in()
+    clock.advance(timedelta(minutes=8))
+    b.post("/account/security", {"form": "totp-start"})
+    clock.advance(timedelta(minutes=4))  # now 12 minutes after signing in
+    stopped = b.post("/account/security", {"form": "totp-remove"})
+    assert stopped.status_code == 302
+    page = b.text("/account/security")
+    assert "We have stopped setting up the authenticator app" in page
+    assert 'id="totp-secret"' not in page
+    with app.app_context():
+        assert db.session.scalar(select(TotpAuthenticator)) is None
