@@ -168,17 +168,16 @@ def _prove():
     form = PhoneProofForm()
     if not form.validate_on_submit():
         return _page(proof_form=form, status=422)
-    channel = form.channel.data if form.channel.data in ("email", "sms") else "sms"
-    check = phone_proofs.check_proof(user, form.code.data, channel=channel)
+    check = phone_proofs.check_proof(user, form.code.data, channel=_proved_channel(form))
     db.session.commit()
     if check.outcome == phone_proofs.ACCEPTED:
         session.pop("proof_channel", None)
         # The client's own page shows their own number in full, once (the emailed note, which
         # check.summary words, masks it).
         number = national(check.proof.phone)
-        how = (f"Your sign-in codes now come by text message to {number}."
-               if user.channel == "sms" and user.phone == check.proof.phone
-               else "Your sign-in codes still come by email.")
+        how = {"sms": f"Your sign-in codes now come by text message to {number}.",
+               "totp": "Your sign-in codes still come from your authenticator app."}.get(
+            user.channel, "Your sign-in codes still come by email.")
         flash(f"Thank you: {number} is confirmed. {how} "
               "We have emailed you a note of this change.", "success")
         return redirect(url_for("account.security"))
@@ -199,6 +198,17 @@ def _prove():
         flash("There is no new number waiting to be confirmed. Enter your number to get a code.",
               "warning")
     return redirect(url_for("account.security"))
+
+
+def _proved_channel(form: PhoneProofForm) -> str:
+    """The channel chosen with the new number, which applies once the number is proved.
+
+    A client whose codes come from the app keeps it when they add a number; if the app has
+    been removed since, codes come by email (never switched to texts no one chose)."""
+    chosen = form.channel.data
+    if chosen == "totp":
+        return "totp" if totp.confirmed_authenticator(_user()) is not None else "email"
+    return chosen if chosen in ("email", "sms") else "sms"
 
 
 def _proof_action():

@@ -212,6 +212,24 @@ def test_proving_a_number_while_keeping_email(app, client_in, vonage, deliver):
     assert (user.channel, user.phone) == ("email", SMS_PHONE)
 
 
+def test_proving_a_number_keeps_the_authenticator_app(app, client_in, vonage, deliver):
+    """Adding a number (for a fallback) must not move an app user's codes to texts."""
+    from tests.authenticators.conftest import secret_from, totp_now
+
+    client_in.post(PAGE, {"form": "totp-start"})
+    secret = secret_from(client_in.text(PAGE))
+    client_in.post(PAGE, {"form": "totp-confirm", "code": totp_now(secret)})
+    assert user_by_email(app, EMAIL).channel == "totp"
+    client_in.post(PAGE, {"channel": "totp", "phone": "07400 123456"})
+    deliver()
+    page = client_in.text(PAGE)
+    assert 'id="proof-channel" name="channel" type="hidden" value="totp"' in page
+    client_in.post(PAGE, {"code": vonage.last_to(SMS_PHONE).code, "channel": "totp"})
+    user = user_by_email(app, EMAIL)
+    assert (user.channel, user.phone) == ("totp", SMS_PHONE)
+    assert "still come from your authenticator app" in client_in.text(PAGE)
+
+
 # --- the proof's code -----------------------------------------------------------------
 
 def _start_proof(client_in, vonage, deliver) -> str:
