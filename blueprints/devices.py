@@ -29,6 +29,7 @@ def index():
         devices=devices.signed_in_devices(user, session.get("sid")),
         recent=devices.recent_sign_ins(user), form=SignOutElsewhereForm(),
         trusted_devices=trusted_devices.devices_of(user), remove_form=RemoveForm(),
+        email_change=devices.pending_email_change(user),
     )
 
 
@@ -45,6 +46,18 @@ def sign_out_others():
         current_user._get_current_object(), session.get("sid"),
         request.cookies.get(trusted_devices.cookie_name()))
     db.session.commit()
-    flash("You are now signed out everywhere except here." if ended
-          else "You were not signed in anywhere else. Nothing has changed.", "success")
+    flash(_signed_out_words(ended), "success")
     return redirect(url_for("devices.index"))
+
+
+def _signed_out_words(ended: devices.SignedOut) -> str:
+    if not ended.anything:
+        return "You were not signed in anywhere else. Nothing has changed."
+    words = ["You are now signed out everywhere except here."]
+    if ended.email_change:
+        words.append("We have also stopped the change of your sign-in email address that was "
+                     "waiting: its link no longer works.")
+    if ended.phone_proof:
+        words.append("We have also stopped the check of a new mobile number that was waiting "
+                     "for its code: your number has not changed.")
+    return " ".join(words)

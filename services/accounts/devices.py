@@ -12,7 +12,8 @@ from sqlalchemy import select
 from extensions import db
 from models import AuthSession, SignIn, User
 from services import audit, clock
-from services.signin import codes, sessions
+from services.signin import codes, phone_proofs, sessions
+from services.accounts import tokens
 from services.authenticators import trusted_devices
 from services.support.timeline import device_words
 
@@ -90,17 +91,43 @@ def recent_sign_ins(user: User, limit: int = RECENT_SIGN_INS) -> list[RecentSign
     ) for row in rows]
 
 
+@dataclass(frozen=True)
+class SignedOut:
+    """What "sign out everywhere else" ended."""
+
+    ended: int  # sessions, sign-ins waiting for a code, and marks of trusted devices
+    email_change: bool  # a new sign-in email waiting for its link to be used
+    phone_proof: bool  # a new mobile number waiting for its code
+
+    @property
+    def anything(self) -> bool:
+        return bool(self.ended) or self.email_change or self.phone_proof
+
+
+def pending_email_change(user: User) -> Optional[str]:
+    """The new sign-in email waiting for its link to be used, if there is one."""
+    row = tokens.latest(user, "email")
+    return row.new_email if row is not None and tokens.check_row(row).ok else None
+
+
 def sign_out_everywhere_else(user: User, current_token: Optional[str],
-                             current_mark: Optional[str] = None) -> int:
+                             current_mark: Optional[str] = None) -> SignedOut:
     """End every other session of the user, any sign-in waiting for a code, and the marks of
     other devices trusted to skip the code (this browser's, `current_mark`, stays); the
     caller commits. Without that, someone with the password and a marked browser would be
     straight back in without a code.
 
-    Returns how many sessions, sign-ins and marks ended.
+    Changes begun in a session that may be someone else's end too: a link to move the sign-in
+    email (it needs no session, so whoever asked could still take the account with it), and a
+    new mobile number waiting for its code.
     """
     ended = sessions.revoke_live(user.id, keep_token=current_token)
     ended += codes.end_pending_sign_ins(user, by="client")
     ended += trusted_devices.forget_all(user.id, "signed out elsewhere", keep_mark=current_mark)
-    audit.record("signed_out_elsewhere", user_id=user.id, detail={"ended": ended})
-    return ended
+    email_change = pending_email_change(user) is not None
+    tokens.revoke(user, "email")
+    phone_proof = phone_proofs.cancel_proof(user) is not None
+    audit.record("signed_out_elsewhere", user_id=user.id,
+                 detail={"ended": ended, "email_change_stopped": email_change,
+                         "phone_proof_stopped": phone_proof})
+    return SignedOut(ended, email_change, phone_proof)
