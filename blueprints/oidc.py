@@ -181,7 +181,7 @@ def authorize():
             return oidc.error_redirect(oidc.login_required(grant))
         oidc.note_app_sign_in(client, user)
         return _to_login(client, again=user is not None)
-    decision = oidc.access_decision(user, grant.redirect_uri)
+    decision = oidc.access_decision(user, client)
     if not decision.allowed:
         oidc.note_refusal(client, user, decision.reason)
         return _refused("You cannot open this app",

@@ -787,16 +787,24 @@ def login_required(grant) -> OAuth2Error:
     return LoginRequiredError(redirect_uri=grant.redirect_uri, state=grant.request.payload.state)
 
 
-def access_decision(user: User, redirect_uri: str) -> access.Decision:
-    """The access rules (services/federation/access.py) for the app behind this address.
+def access_decision(user: User, client: OAuthClient) -> access.Decision:
+    """The access rules (services/federation/access.py) for this app, whichever of its
+    registered addresses the request names.
 
     Registering a client is the operator's word that it may use ClientGate; the rules apply
-    when they name the app's host (PROTECTED_HOSTS), as they do for forward-auth.
+    when they name the host of one of its addresses (PROTECTED_HOSTS), as they do for
+    forward-auth. An app is one app at all its addresses: the user must be let in at each
+    one on a listed host, so a second address elsewhere (a developer's localhost) opens it
+    to nobody the rules keep out.
     """
-    host = urlsplit(redirect_uri).hostname
-    if not access.is_listed_host(host):
-        return access.Decision(True, None, "No access rule names this app's address.")
-    return access.decide(user, redirect_uri)
+    decisions = [access.decide(user, uri) for uri in client.redirect_uris or []
+                 if access.is_listed_host(urlsplit(uri).hostname)]
+    refused = next((decision for decision in decisions if not decision.allowed), None)
+    if refused is not None:
+        return refused
+    if decisions:
+        return decisions[0]
+    return access.Decision(True, None, "No access rule names this app's addresses.")
 
 
 def _app(client: Optional[OAuthClient]) -> dict[str, Any]:

@@ -12,7 +12,9 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import pytest
 
 from extensions import db
+from services import delivery
 from services.federation import oidc
+from tests.conftest import TEST_PASSWORD, Browser
 
 REDIRECT = "https://files.example.com/oidc/callback"
 
@@ -30,6 +32,20 @@ def register(app, name="Files", redirect_uris=(REDIRECT,), public=False, post_lo
                               post_logout_uris=list(post_logout))
         db.session.commit()
         return App(new.row.client_id, new.secret, redirect_uris[0])
+
+
+def signed_in(app, smtp, email: str = "client@example.com") -> Browser:
+    """A browser signed in through the front door of an app made with its own config
+    (running_app), which the `sign_in` fixture (bound to the `app` fixture) cannot reach."""
+    b = Browser(app)
+    count = len(smtp.messages)
+    b.post("/login", {"email": email, "password": TEST_PASSWORD})
+    with app.app_context():
+        delivery.run_once()
+    smtp.wait_for(count + 1)
+    response = b.enter_code(smtp.last_to(email).code)
+    assert response.status_code == 302, response.get_data(as_text=True)[:500]
+    return b
 
 
 @pytest.fixture
