@@ -11,8 +11,7 @@ from flask import (
 from flask_login import current_user, login_required
 
 from blueprints.safety import (
-    count_wrong_password, current_password_right, no_store, tries_left,
-    wrong_current_password,
+    current_password_right, id_arg, no_store, password_again, wrong_current_password,
 )
 from extensions import db
 from forms import (
@@ -73,6 +72,8 @@ def _fewer_codes(user: User, totp_form: Optional[TotpConfirmForm]) -> dict:
         "passkeys": passkeys.passkeys_of(user), "passkey_form": PasskeyAddForm(formdata=None),
         "remove_form": RemoveForm(formdata=None), "totp_app": app, "totp_setup": setup,
         "totp_elsewhere": setup is None and totp.setup_waiting(user) is not None,
+        # A passkey the client chose to remove, whose row now asks for the password.
+        "removing": id_arg("remove"),
         "totp_form": totp_form or TotpConfirmForm(formdata=None),
     }
 
@@ -297,7 +298,8 @@ def _totp():
     # so it needs no password; starting one, or removing a working app, does.
     stopping_setup = action == "totp-remove" and totp.confirmed_authenticator(user) is None
     if not stopping_setup:
-        refused = _password_again(request.form.get("password"), "authenticator-app")
+        refused = password_again(request.form.get("password"),
+                                 url_for("account.security", _anchor="authenticator-app"))
         if refused is not None:
             return refused
     if action == "totp-start":
@@ -314,22 +316,3 @@ def _totp():
           "can delete the entry from the app." if was_live else
           "We have stopped setting up the authenticator app.", "success")
     return redirect(url_for("account.security", _anchor="authenticator-app"))
-
-
-def _password_again(password: Optional[str], anchor: str):
-    """Unless the sign-in was recent, the password again; a response when it is not given."""
-    if _recently_signed_in():
-        return None
-    user = _user()
-    if isinstance(password, str) and password and len(password) <= 1024 \
-            and current_password_right(user, password):
-        return None
-    if not password:
-        flash("Enter your password to make this change: you signed in more than 10 minutes "
-              "ago.", "error")
-        return redirect(url_for("account.security", _anchor=anchor))
-    left = count_wrong_password(user)
-    if left <= 0:
-        return redirect(url_for("auth.login"))
-    flash(f"That password is not right. Nothing has changed. {tries_left(left)}", "error")
-    return redirect(url_for("account.security", _anchor=anchor))

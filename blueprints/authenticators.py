@@ -14,7 +14,8 @@ from flask import (
 from flask_login import current_user, login_required, login_user
 
 from blueprints.safety import (
-    count_wrong_password, current_password_right, no_store, safe_next, tries_left,
+    count_wrong_password, current_password_right, no_store, password_again, safe_next,
+    tries_left,
 )
 from extensions import db
 from forms import PasskeyAddForm, PasskeyAnswerForm, PasskeySignInForm, RemoveForm
@@ -184,6 +185,12 @@ def passkey_remove(passkey_id: int):
     if not RemoveForm().validate_on_submit():
         flash("That did not work. Please try again.", "warning")
         return redirect(url_for("account.security", _anchor="passkeys"))
+    # As for the authenticator app: someone at a session left open must not take away the
+    # client's way in (removing a passkey also ends the sessions it opened).
+    refused = password_again(request.form.get("password"), url_for(
+        "account.security", remove=passkey_id, _anchor=f"passkey-{passkey_id}"))
+    if refused is not None:
+        return refused
     removed = passkeys.remove(user, passkey_id, keep_token=session.get("sid"))
     if removed is not None:
         phone_proofs.notify(user, f"The passkey called “{removed.name}” was removed from your "

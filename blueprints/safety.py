@@ -139,6 +139,26 @@ def count_wrong_password(user) -> int:
     return left
 
 
+def password_again(password: Optional[str], back_to: str):
+    """Unless the sign-in was recent, the password again before a change to how the account
+    signs in; None to go ahead, else the response that goes back to `back_to` saying why."""
+    if phone_proofs.recently_signed_in(session.get("sid")):
+        return None
+    user = current_user._get_current_object()
+    if isinstance(password, str) and password and len(password) <= 1024 \
+            and current_password_right(user, password):
+        return None
+    if not password:
+        flash("Enter your password to make this change: you signed in more than 10 minutes "
+              "ago.", "error")
+        return redirect(back_to)
+    left = count_wrong_password(user)
+    if left <= 0:
+        return redirect(url_for("auth.login"))
+    flash(f"That password is not right. Nothing has changed. {tries_left(left)}", "error")
+    return redirect(back_to)
+
+
 def tries_left(left: int) -> str:
     return f"You have {left} {'try' if left == 1 else 'tries'} left before we sign you out."
 

@@ -180,6 +180,35 @@ def test_a_removed_passkey_no_longer_signs_in_and_others_cannot_remove_it(app, s
     assert any("was removed from your account" in m.text for m in smtp.messages)
 
 
+def test_removing_a_passkey_after_ten_minutes_asks_for_the_password(app, sign_in):
+    """As adding one does: a session left open must not take the client's way in away."""
+    b = sign_in()
+    add_passkey(b, SoftKey(), name="Old phone")
+    with app.app_context():
+        passkey_id = db.session.scalar(select(Passkey.id))
+    clock.advance(timedelta(minutes=11))
+    page = b.text("/account/security")
+    step = f"/account/security?remove={passkey_id}#passkey-{passkey_id}"
+    assert f'href="{step}"' in page
+    assert f'id="passkey-remove-password-{passkey_id}"' not in page
+    asked = b.text(f"/account/security?remove={passkey_id}")
+    assert f'id="passkey-remove-password-{passkey_id}"' in asked and "Keep it" in asked
+
+    refused = b.post(f"/account/passkeys/{passkey_id}/remove", form_page="/account/security")
+    assert refused.status_code == 302 and refused.location.endswith(step)
+    assert "Enter your password to make this change" in b.text(refused.location)
+    wrong = b.post(f"/account/passkeys/{passkey_id}/remove", {"password": "not it"},
+                   form_page="/account/security")
+    assert "That password is not right. Nothing has changed." in b.text(wrong.location)
+    with app.app_context():
+        assert db.session.scalar(select(func.count(Passkey.id))) == 1
+    b.post(f"/account/passkeys/{passkey_id}/remove", {"password": TEST_PASSWORD},
+           form_page="/account/security")
+    assert "We have removed the passkey “Old phone”" in b.text("/account/security")
+    with app.app_context():
+        assert db.session.scalar(select(func.count(Passkey.id))) == 0
+
+
 def test_removing_a_passkey_ends_the_sessions_it_opened_but_not_this_one(app, sign_in):
     key, mine = SoftKey(), SoftKey()
     owner = sign_in()

@@ -18,6 +18,7 @@ from sqlalchemy import select
 from extensions import db
 from models import AuthSession
 from services import clock
+from tests.conftest import TEST_PASSWORD
 from tests.browser.conftest import (
     DESKTOP, PHONE, assert_accessible, assert_fields_labelled, assert_fits_phone, code_from,
     log_in, screenshot,
@@ -91,6 +92,16 @@ def test_a_passkey_is_made_and_then_signs_in_alone(server, new_context, smtp):
     assert newest_amr(server.app) == ["hwk", "user", "mfa"]
     page.goto(server("/account/security"))
     expect(page.locator("#passkeys")).to_contain_text("Last used")
+
+    # Removing it later asks for the password, on that passkey's row only.
+    clock.advance(timedelta(minutes=11))
+    page.goto(server("/account/security"))
+    page.get_by_role("link", name="Remove the passkey Work laptop").click()
+    look(page, "passkey-remove-password")
+    page.locator("#passkeys li.item input[type=password]").fill(TEST_PASSWORD)
+    page.get_by_role("button", name="Remove the passkey Work laptop").click()
+    expect(page.locator(".flashes")).to_contain_text("We have removed the passkey “Work laptop”")
+    expect(page.locator("#passkeys")).to_contain_text("You have no passkeys yet.")
 
 
 def test_a_browser_without_passkeys_is_told_and_keeps_the_usual_sign_in(server, new_context):
