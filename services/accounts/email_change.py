@@ -2,7 +2,8 @@
 
 Asking says the same thing whether or not the new address belongs to another account:
 if it does, its owner gets a note that it already has an account instead of a link, so the
-form cannot be used to find out who has an account. Once the link is used, the address
+form cannot be used to find out who has an account. The current address is told at once
+that a change was asked for, and how to stop it. Once the link is used, the address
 changes, every session and pending sign-in ends, and the old address is told.
 """
 
@@ -14,13 +15,14 @@ from typing import Optional
 from sqlalchemy import select
 
 from extensions import db
-from models import User
+from models import AccountToken, User
 from services import audit, emails
 from services.accounts import messages, tokens
 from services.signin.codes import end_pending_sign_ins
 from services.accounts.lifecycle import end_sessions
 from services.authenticators import trusted_devices
 from services.masking import mask_destination
+from services.urls import absolute_url
 
 
 def address_problem(user: User, new_email: str) -> Optional[str]:
@@ -44,6 +46,7 @@ def request_change(user: User, new_email: str) -> None:
     audit.record("email_change_requested", user_id=user.id,
                  detail={"to": mask_destination("email", new_email)})
     token, row = tokens.issue(user, "email", new_email=new_email)
+    tell_current_address(user, row)
     if owner is not None:
         messages.queue_notice(user, "email_in_use", destination=new_email,
                               values={"new_email": new_email})
@@ -51,6 +54,18 @@ def request_change(user: User, new_email: str) -> None:
     db.session.flush()
     messages.queue_link(user, row, token, "email_proof", destination=new_email,
                         values={"new_email": new_email})
+
+
+def tell_current_address(user: User, row: AccountToken) -> None:
+    """Tell the address the account signs in with now that a change was asked for, and how
+    to stop it, while it can still be stopped: whoever asked may not be its owner.
+
+    The same note whether or not the new address has an account, so that it says nothing
+    about other people's accounts."""
+    messages.queue_notice(user, "email_change_requested", values={
+        "new_email": mask_destination("email", row.new_email),
+        "expires": messages.when(row.expires_at),
+        "devices_url": absolute_url("devices.index")})
 
 
 @dataclass(frozen=True)
