@@ -159,6 +159,7 @@ def _refused(title: str, message: str, status: int = 400, **extra):
 
 
 @bp.route("/oauth/authorize")
+@limits.oauth_authorizations
 def authorize():
     oidc = _provider()
     user = current_user if current_user.is_authenticated else None

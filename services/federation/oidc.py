@@ -41,7 +41,7 @@ from sqlalchemy import delete, select, text, update
 from sqlalchemy.orm import joinedload
 
 from extensions import db
-from models import AuthSession, OAuthClient, OAuthCode, OAuthToken, OIDCSigningKey, User
+from models import AuthSession, Event, OAuthClient, OAuthCode, OAuthToken, OIDCSigningKey, User
 from services import audit, clock, keys
 from services.signin import sessions
 from services.federation import access
@@ -59,6 +59,9 @@ RSA_BITS = 2048
 KEY_PURPOSE = b"oidc-signing-key"
 # OAuthCode.scope and OAuthCode.nonce are String(255).
 MAX_STORED_PARAMETER = 255
+# Authorization requests from nobody signed in are noted once per app and address in this
+# long: a page left reloading, or a script, must not write a row and a log line a request.
+NOTE_WINDOW = timedelta(minutes=10)
 
 
 def _hash(value: str) -> str:
@@ -811,8 +814,21 @@ def _app(client: Optional[OAuthClient]) -> dict[str, Any]:
     return {"client_id": client.client_id, "client": client.name} if client else {}
 
 
+def _noted_lately(type_: str, client: Optional[OAuthClient]) -> bool:
+    """Whether this address has had a `type_` event about this app (or about an unknown one)
+    from nobody signed in within NOTE_WINDOW."""
+    details = db.session.scalars(select(Event.detail).where(
+        Event.type == type_, Event.created_at > clock.now() - NOTE_WINDOW,
+        Event.ip == audit.client_ip(), Event.user_id.is_(None)))
+    client_id = client.client_id if client else None
+    return any((detail or {}).get("client_id") == client_id for detail in details)
+
+
 def note_app_sign_in(client: OAuthClient, user: Optional[User]) -> None:
-    """An app sent the browser to sign in: the support timeline names the app."""
+    """An app sent the browser to sign in (before anyone is signed in: once per app and
+    address in NOTE_WINDOW)."""
+    if user is None and _noted_lately("oidc_login_asked", client):
+        return
     audit.record("oidc_login_asked", user_id=user.id if user else None, detail=_app(client))
     db.session.commit()
 
@@ -827,14 +843,19 @@ def note_refusal(client: OAuthClient, user: User, reason: str) -> None:
 
 def note_bad_request(client: Optional[OAuthClient], error: OAuth2Error,
                      redirect_uri: Optional[str]) -> None:
-    """A request we could not send back to the app (unknown app, unregistered address)."""
+    """A request we could not send back to the app (unknown app, unregistered address).
+
+    With nobody signed in, once per app and address in NOTE_WINDOW; a signed-in client's
+    each time, for their support timeline (the request limit bounds them)."""
+    login = current_login()
+    if login is None and _noted_lately("oidc_bad_request", client):
+        return
     detail = {**_app(client), "error": error.error,
               "description": audit.clip(error.description, 200)}
     if redirect_uri:
         detail["redirect_uri"] = audit.clip(redirect_uri, 300)
         if client is not None:
             detail["registered"] = list(client.redirect_uris or [])
-    login = current_login()
     outcome = "redirect_mismatch" if client is not None and redirect_uri and \
         redirect_uri not in (client.redirect_uris or []) else error.error
     audit.record("oidc_bad_request", user_id=login.user_id if login else None,

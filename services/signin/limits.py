@@ -524,6 +524,16 @@ oauth_failures = _counting(None, limiter.shared_limit(
     deduct_when=_refused, on_breach=_oauth_error))
 
 
+# The authorization endpoint, which browsers ask: each sign-in through an app passes it twice
+# (on the way to the sign-in and back), a single-page app's silent renewal (prompt=none) once
+# an hour or so, and an office's clients share one address. Generous for that; it keeps a
+# script from asking it (and its database work) without end. Every method counts (GET or POST).
+DEFAULT_RATE_LIMITS["oauth_authorize_per_ip"] = "60 per minute;600 per hour"
+
+oauth_authorizations = _counting(None, limiter.limit(
+    _configured("oauth_authorize_per_ip"), key_func=_ip_key, scope="oauth_authorize_per_ip"))
+
+
 @limiter.request_filter
 def _nothing_to_count() -> bool:
     """Exempt a request that no limit counts before Flask-Limiter works any limit out: each

@@ -229,6 +229,61 @@ def test_refused_token_requests_are_limited_and_good_ones_are_not(app, sign_in, 
     assert "no-store" in limited.headers["Cache-Control"]
 
 
+def test_authorization_requests_are_limited_per_address(app, rp):
+    """/oauth/authorize had no limit: anyone could ask it without end."""
+    app.config.update(RATELIMIT_ENABLED=True,
+                      RATE_LIMITS={"oauth_authorize_per_ip": "4 per hour"})
+    limiter.init_app(app)  # fresh memory storage (tests/conftest.py turns limits off)
+    client = app.test_client()
+    assert all(client.get(authorize_url(rp, pkce()[1])).status_code == 302 for _ in range(4))
+    limited = client.get(authorize_url(rp, pkce()[1]))
+    assert limited.status_code == 429 and "Retry-After" in limited.headers
+    other = app.test_client()
+    other.environ_base["REMOTE_ADDR"] = "198.51.100.7"
+    assert other.get(authorize_url(rp, pkce()[1])).status_code == 302
+
+
+def test_the_default_authorization_limit_lets_a_busy_office_through(app, rp):
+    # Each sign-in through an app asks twice (on the way to the sign-in and back): thirty
+    # clients behind one address signing in within a minute are not stopped.
+    app.config.update(RATELIMIT_ENABLED=True)
+    limiter.init_app(app)
+    client = app.test_client()
+    assert all(client.get(authorize_url(rp, pkce()[1])).status_code == 302 for _ in range(60))
+
+
+def test_requests_from_nobody_signed_in_are_noted_once_per_app_and_address(app, rp, caplog):
+    """600 requests used to write 600 audit rows and log lines."""
+    client = app.test_client()
+    unknown = authorize_url(rp, pkce()[1], client_id="cg-" + "B" * 24)
+    elsewhere = authorize_url(rp, pkce()[1], redirect_uri="https://evil.example.net/cb")
+    with caplog.at_level("WARNING", logger="clientgate.oidc"):
+        for _ in range(20):
+            assert client.get(unknown).status_code == 400
+            assert client.get(elsewhere).status_code == 400
+            assert client.get(authorize_url(rp, pkce()[1])).status_code == 302
+    assert len(events(app, "oidc_bad_request")) == 2  # the unknown app, and this one
+    assert len(events(app, "oidc_login_asked")) == 1
+    assert len([r for r in caplog.records if "refused an authorization" in r.message]) == 2
+    other = app.test_client()
+    other.environ_base["REMOTE_ADDR"] = "198.51.100.7"
+    other.get(unknown)
+    assert len(events(app, "oidc_bad_request")) == 3  # another address is noted
+    clock.advance(timedelta(minutes=11))
+    client.get(unknown)
+    client.get(authorize_url(rp, pkce()[1]))
+    assert len(events(app, "oidc_bad_request")) == 4  # and this one again, later
+    assert len(events(app, "oidc_login_asked")) == 2
+
+
+def test_a_signed_in_clients_refused_requests_are_each_noted(sign_in, rp):
+    # They name the client, so each is on their support timeline (the limit above bounds them).
+    b = sign_in()
+    for _ in range(3):
+        b.get(authorize_url(rp, pkce()[1], redirect_uri="https://evil.example.net/cb"))
+    assert len(events(b.app, "oidc_bad_request")) == 3
+
+
 def test_token_redirect_uri_must_match_the_authorization(sign_in, rp):
     b, verifier, back = signed_in_code(sign_in, rp)
     response = exchange(b.client, rp, back["code"], verifier,
