@@ -53,6 +53,8 @@ def create_app(config_class: Optional[type[Config]] = None) -> Flask:
 
     register_logging(app)
     register_proxy(app)
+    # Before the extensions' own hooks: CSRFProtect would otherwise read a JSON body first.
+    register_body_checks(app)
     register_extensions(app)
     register_federation(app)
     register_fast_paths(app)
@@ -60,7 +62,6 @@ def create_app(config_class: Optional[type[Config]] = None) -> Flask:
     register_blueprints(app)
     register_errorhandlers(app)
     register_headers(app)
-    register_body_checks(app)
     register_favicon(app)
     register_template_helpers(app)
     register_cli(app)
@@ -229,7 +230,8 @@ def register_errorhandlers(app: Flask) -> None:
         if request.path in RETRYABLE_FORMS:
             flash("That page had been open too long, so nothing was sent. Please try again.",
                   "warning")
-            return redirect(request.path)
+            # With its query: /login?next=... must still lead back to the app asked for.
+            return redirect(request.full_path.rstrip("?"))
         if request.path == "/logout":
             # Whoever presses "Log out" on a page left open too long wants out (issue 11), so
             # a form from this site logs out anyway. Another site's form is no wish of the
@@ -242,7 +244,7 @@ def register_errorhandlers(app: Flask) -> None:
                 flash("You have logged out.", "success")
                 return redirect("/login")
             return render_error(400, "That page had been open too long. Press Log out to "
-                                "log out.", logout_form=LogoutForm())
+                                "log out.", logout_form=LogoutForm(formdata=None))
         if request.path == "/login/code/resend":
             flash("That page had been open too long, so nothing was sent. Please enter your "
                   "email and password again to get a code.", "warning")

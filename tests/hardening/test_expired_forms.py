@@ -75,3 +75,15 @@ def test_resend_after_the_session_ended_goes_to_sign_in_with_a_message(app, user
     response = b.client.post("/login/code/resend", data={"csrf_token": token})
     assert response.status_code == 302 and response.location.endswith("/login")
     assert "nothing was sent" in b.text("/login")
+
+
+def test_a_login_form_left_open_too_long_keeps_where_the_client_was_going(app, user):
+    """A client sent from a protected app must still be taken back to it after signing in."""
+    b = Browser(app)
+    response = b.client.post("/login?next=/account/security",
+                             data={"email": "client@example.com", "csrf_token": "stale"})
+    assert response.status_code == 302
+    assert response.location.endswith("/login?next=/account/security")
+    assert "nothing was sent" in b.text(response.location)
+    plain = b.client.post("/login", data={"csrf_token": "stale"})
+    assert plain.location.endswith("/login")

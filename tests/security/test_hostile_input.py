@@ -288,3 +288,19 @@ def test_a_nul_in_a_form_or_a_query_is_refused_with_a_message(app, visitors):
                                               "status": "delivered", "client-ref": "a\x00b"})
     assert receipt.status_code == 400
     assert table_rows(app) == before
+
+
+@pytest.mark.parametrize("raw", ["[1, 2]", '"s"', "1", "{bad"])
+def test_a_json_body_without_a_token_is_refused_everywhere_never_a_500(app, visitors, raw):
+    """/logout's expired-token answer built its form from the body: a JSON array, a string or
+    malformed JSON raised inside the error handler (a 500). The 415 now comes first."""
+    for rule, methods in rules_of(app):
+        if rule == "/webhooks/vonage/dlr":
+            continue
+        path = concrete_path(rule, ["1", "1", "1"])
+        for state in STATES:
+            for method in ("POST", "PUT", "PATCH", "DELETE"):
+                response = visitors[state].client.open(
+                    path, method=method, data=raw, content_type="application/json")
+                response.close()
+                assert response.status_code < 500, (method, rule, state, response.status_code)
