@@ -102,7 +102,9 @@ class Client(ClientMixin):
         return " ".join(s for s in (scope or "").split() if s in SCOPES)
 
     def check_redirect_uri(self, redirect_uri: str) -> bool:
-        return redirect_uri in (self.row.redirect_uris or [])  # exact match, RFC 9700 4.1
+        # An exact match (RFC 9700 4.1), and never one registered before _check_uri read the
+        # port: sending a browser to a port out of range fails (a 500), so it counts as none.
+        return redirect_uri in (self.row.redirect_uris or []) and _port_is_readable(redirect_uri)
 
     def check_client_secret(self, client_secret: str) -> bool:
         if self.row.secret_hash is None:
@@ -198,10 +200,28 @@ class NewClient:
     secret: Optional[str]  # shown once, never stored
 
 
+def _port_is_readable(uri: str) -> bool:
+    """False for a port a browser cannot be sent to: out of range, or not a number."""
+    try:
+        return urlsplit(uri).port != 0
+    except ValueError:
+        return False
+
+
 def _check_uri(uri: str) -> str:
-    parts = urlsplit(uri)
-    if parts.scheme not in ("https", "http") or not parts.netloc or parts.fragment:
+    """An address an app registers: http(s) to a host, no #fragment, no user name or password
+    (user:pass@), a port (if any) from 1 to 65535."""
+    try:
+        parts = urlsplit(uri)
+    except ValueError:  # "https://[": an unclosed IPv6 bracket
+        raise ValueError(f"{uri!r} is not an address.") from None
+    if parts.scheme not in ("https", "http") or not parts.hostname or "#" in uri:
         raise ValueError(f"{uri!r} is not an http(s) address without a #fragment.")
+    if not _port_is_readable(uri):
+        raise ValueError(f"{uri!r} has no port a browser can use (a number from 1 to 65535).")
+    if "@" in parts.netloc:
+        raise ValueError(f"{uri!r} has a user name or password in it (before the @): "
+                         "register the address without one.")
     if parts.scheme == "http" and parts.hostname not in ("localhost", "127.0.0.1", "::1"):
         raise ValueError(f"{uri!r} must use https (plain http only for localhost).")
     if len(uri) > 512:

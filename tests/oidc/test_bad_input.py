@@ -11,6 +11,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
 
+from extensions import db
 from tests.conftest import Browser
 from tests.oidc.conftest import REDIRECT, authorize_url, code_from, pkce
 
@@ -105,3 +106,20 @@ def test_a_sign_in_started_by_an_app_still_names_it_in_the_form_policy(app, rp):
     assert parse_qs(urlsplit(login).query)["next"][0].startswith("/oauth/authorize?")
     assert "form-action 'self' https://files.example.com" in \
         b.get(login).headers["Content-Security-Policy"]
+
+
+def test_an_address_registered_with_a_port_out_of_range_gets_our_page(app, sign_in, user):
+    """Registered before add-client read the port: every sign-in through the app was a 500."""
+    from models import OAuthClient
+    from services import clock
+    from tests.oidc.conftest import App
+
+    broken = "https://files.example.com:99999/cb"
+    with app.app_context():
+        db.session.add(OAuthClient(client_id="cg-" + "P" * 24, name="Old app",
+                                   redirect_uris=[broken], created_at=clock.now()))
+        db.session.commit()
+    b = sign_in()
+    response = b.get(authorize_url(App("cg-" + "P" * 24, None, broken), pkce()[1]))
+    assert response.status_code == 400 and "Location" not in response.headers
+    assert "has not registered" in response.get_data(as_text=True)

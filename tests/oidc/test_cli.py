@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+import pytest
 from sqlalchemy import select
 
 from extensions import db
@@ -55,6 +56,24 @@ def test_add_client_refuses_bad_addresses(app):
     ok = runner.invoke(args=["oidc", "add-client", "Dev", "--redirect-uri",
                              "http://localhost:8080/cb"])
     assert ok.exit_code == 0
+
+
+@pytest.mark.parametrize("uri", [
+    "https://cloud.example.com:99999/cb", "https://cloud.example.com:0/cb",
+    "https://cloud.example.com:http/cb", "https://user:secret@cloud.example.com/cb",
+    "https://user@cloud.example.com/cb", "http://me@localhost:8080/cb",
+    "https://cloud.example.com/cb#", "https://:443/cb", "https://[cloud/cb",
+])
+def test_add_client_refuses_an_address_no_app_could_be_sent_to(app, uri):
+    """A port out of range was accepted, and then every sign-in through the app was a 500;
+    a user name or password in the address was accepted too."""
+    for option in ("--redirect-uri", "--post-logout-uri"):
+        args = ["oidc", "add-client", "X", "--redirect-uri", "https://cloud.example.com/cb",
+                option, uri]
+        result = app.test_cli_runner().invoke(args=args)
+        assert result.exit_code == 2 and "Error:" in result.output, (uri, result.output)
+    with app.app_context():
+        assert db.session.scalar(select(OAuthClient.id)) is None
 
 
 def test_prune_forgets_long_expired_codes_and_tokens(app, sign_in, rp):
