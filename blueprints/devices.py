@@ -1,16 +1,17 @@
-"""/account/devices: where the client is signed in now, recent sign-ins, sign out elsewhere."""
+"""/account/devices: where the client is signed in now, what else lets someone in (devices that
+skip the code, passkeys), recent sign-ins, and sign out elsewhere."""
 
 from __future__ import annotations
 
 from flask import Blueprint, flash, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_required
 
-from blueprints.safety import no_store
+from blueprints.safety import id_arg, no_store
 from extensions import db
 from forms import RemoveForm, SignOutElsewhereForm
-from services.signin import limits
+from services.signin import limits, phone_proofs
 from services.accounts import devices
-from services.authenticators import trusted_devices
+from services.authenticators import passkeys, trusted_devices
 
 bp = Blueprint("devices", __name__)
 
@@ -29,7 +30,11 @@ def index():
         devices=devices.signed_in_devices(user, session.get("sid")),
         recent=devices.recent_sign_ins(user), form=SignOutElsewhereForm(),
         trusted_devices=trusted_devices.devices_of(user), remove_form=RemoveForm(),
-        email_change=devices.pending_email_change(user),
+        email_change=devices.pending_email_change(user), passkeys=passkeys.passkeys_of(user),
+        # Removing a passkey asks for the password after a while, as on /account/security:
+        # `removing` is the passkey whose row now asks for it.
+        needs_password=not phone_proofs.recently_signed_in(session.get("sid")),
+        removing=id_arg("remove"),
     )
 
 

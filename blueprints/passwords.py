@@ -18,6 +18,7 @@ from forms import ChangePasswordForm, ForgotPasswordForm, NewPasswordForm
 from services import audit
 from services.signin import limits
 from services.accounts import lifecycle, policy, tokens
+from services.authenticators import passkeys
 
 bp = Blueprint("passwords", __name__)
 
@@ -131,5 +132,7 @@ def change():
     db.session.commit()
     flash("Your password is changed. " + (
         "We have signed you out everywhere else. " if ended else "")
-        + "We have emailed you a note of this change.", "success")
+        + "We have emailed you a note of this change." + (
+        " Your passkeys still sign you in without it: remove any you do not recognise on "
+        "the “Your devices” page." if passkeys.passkeys_of(user) else ""), "success")
     return redirect(url_for("passwords.change"))

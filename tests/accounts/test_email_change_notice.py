@@ -39,6 +39,7 @@ def test_the_current_address_is_told_of_the_request_and_how_to_stop_it(app, user
     assert "/account/email/confirm/" not in note.text  # the link goes to the new address only
     assert "http://localhost/account/devices" in note.text
     assert "Sign out everywhere else" in note.text and "change your password" in note.text
+    assert "remove any passkey you do not recognise" in note.text
     assert "http://localhost/password/forgot" in note.text
     assert note.html and "Sign out everywhere else" in note.html
 

@@ -1,0 +1,64 @@
+"""/account/devices in Chromium at 1280 and 390 px, with passkeys and an email change waiting:
+axe, labels, tap targets, screenshots; and removing a passkey there after ten minutes."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+import pytest
+from playwright.sync_api import expect
+
+from extensions import db
+from models import Passkey
+from services import clock
+from tests.accounts.test_pages_in_browser import Checker
+from tests.browser.conftest import (  # noqa: F401  (fixtures used by name)
+    DESKTOP, PHONE, chromium, live_server, new_context, sign_in_through_pages,
+)
+from tests.conftest import TEST_PASSWORD, user_by_email
+
+pytestmark = pytest.mark.browser
+
+
+def _passkey(app, name: str, days_ago: int) -> None:
+    """A passkey row as adding one leaves it (adding one through WebAuthn is tested in
+    tests/browser/test_passkeys.py)."""
+    user_id = user_by_email(app, "client@example.com").id
+    with app.app_context():
+        db.session.add(Passkey(user_id=user_id, credential_id=f"credential-{name}",
+                               public_key=b"\x00", user_handle="handle", name=name,
+                               created_at=clock.now() - timedelta(days=days_ago)))
+        db.session.commit()
+
+
+@pytest.mark.parametrize("viewport", [DESKTOP, PHONE], ids=lambda v: f"{v['width']}px")
+def test_devices_page_lists_passkeys_and_a_change_waiting(viewport, live_server, new_context,
+                                                          smtp):
+    check = Checker(viewport)
+    page = new_context(viewport, phone=viewport["width"] <= 400).new_page()
+    sign_in_through_pages(page, live_server, smtp, 1)
+    _passkey(live_server.app, "Work laptop", 30)
+    _passkey(live_server.app, "A phone I have never seen", 0)
+    page.goto(live_server("/account/email"))
+    page.fill("input[name=email]", "new.address@example.com")
+    page.fill("input[name=current_password]", TEST_PASSWORD)
+    page.get_by_role("button", name="Send a link to the new address").click()
+
+    page.goto(live_server("/account/devices"))
+    expect(page.locator("#signed-in .notice-warning")).to_contain_text("new.address@example.com")
+    expect(page.locator("#passkeys")).to_contain_text("A phone I have never seen")
+    expect(page.locator("#passkeys")).to_contain_text("Added")
+    check(page, "devices-passkeys")
+
+    clock.advance(timedelta(minutes=11))  # now removing one asks for the password
+    page.reload()
+    page.get_by_role("link", name=re.compile("Remove the passkey A phone I have never seen")).click()
+    expect(page.locator("#passkeys input[type=password]")).to_be_visible()
+    check(page, "devices-passkey-password")
+    page.fill("#passkeys input[type=password]", TEST_PASSWORD)
+    page.get_by_role("button", name=re.compile("Remove the passkey A phone I have never seen")).click()
+    expect(page.locator(".notice-success")).to_contain_text("We have removed the passkey")
+    page.goto(live_server("/account/devices"))
+    expect(page.locator("#passkeys")).not_to_contain_text("A phone I have never seen")
+    expect(page.locator("#passkeys")).to_contain_text("Work laptop")
