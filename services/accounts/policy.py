@@ -6,8 +6,11 @@ normalisation, so the same password typed on another keyboard still matches. No 
 mixing letters, digits and symbols (they make passwords worse, not better). Instead a
 password is refused when it is one people commonly use (zxcvbn's list of 30,000, read
 offline: no network call), a dictionary word, one character or a run like "abcdef..."
-repeated, or contains the account's email address or the firm's name. The message says why.
-The browser forms and `flask users` commands use these same rules.
+repeated, one piece typed again and again ("monkeymonkey", "abcdabcdabcd"; a piece of 12
+characters or more is judged by these same rules), a row of keys in order ("qwertyuiopasdf",
+"1234567890-=", either way along the keyboard), or contains the account's email address or
+the firm's name. The message says why, and what would do instead. The browser forms and
+`flask users` commands use these same rules.
 """
 
 from __future__ import annotations
@@ -29,6 +32,15 @@ MAX_LENGTH = 1024
 
 _EDGES = re.compile(r"^[\W\d_]+|[\W\d_]+$")
 _SEPARATORS = re.compile(r"[\s._\-]+")
+# A UK keyboard's rows, and its letters row after row, left to right or right to left, top to
+# bottom (each is also read backwards). Compared with separators taken out, as the password
+# is, so "1234567890-=" is a row.
+_KEYBOARD_ROWS = tuple(_SEPARATORS.sub("", row) for row in (
+    "`1234567890-=", "¬!\"£$%^&*()_+", "qwertyuiop[]", "asdfghjkl;'#", "\\zxcvbnm,./",
+    "qwertyuiopasdfghjklzxcvbnm", "poiuytrewqlkjhgfdsamnbvcxz",
+))
+_WHAT_WORKS = ("A few ordinary words with spaces between them make a good password that is "
+               "easy to remember.")
 
 
 def normalise(password: str) -> str:
@@ -89,6 +101,24 @@ def _words() -> _WordList:
     return _lists()[1]
 
 
+def _repeated_piece(text: str) -> Optional[str]:
+    """The shortest piece the text is made of, typed twice or more; None if it is not one."""
+    # The text is a repeat exactly when it turns up inside itself doubled, short of the end.
+    at = (text + text).find(text, 1)
+    return text[:at] if 0 < at < len(text) else None
+
+
+def _is_keyboard_row(text: str) -> bool:
+    """Keys in order along a keyboard row, either way, as "qwertyuiop" or "=-0987654321"."""
+    return bool(text) and any(text in row or text in row[::-1] for row in _KEYBOARD_ROWS)
+
+
+def _is_listed(text: str) -> bool:
+    """A common password or a word, as it is or with numbers or symbols at either end."""
+    core = _EDGES.sub("", text)
+    return text in _common() or (len(core) >= 4 and (core in _common() or core in _words()))
+
+
 def _is_run(text: str) -> bool:
     """One character repeated, or a straight run such as "abcdefghijkl" or "987654321098"."""
     if len(set(text)) <= 3:
@@ -103,8 +133,7 @@ def problem(password: str, *, email: Optional[str] = None,
     password = normalise(password or "")
     length = len(password)
     if length < MIN_LENGTH:
-        return (f"Use at least {MIN_LENGTH} characters: this has {length}. A few ordinary "
-                "words with spaces between them make a good password that is easy to remember.")
+        return f"Use at least {MIN_LENGTH} characters: this has {length}. {_WHAT_WORKS}"
     if length > MAX_LENGTH:
         return f"Use at most {MAX_LENGTH} characters."
     if not password.strip():
@@ -114,13 +143,24 @@ def problem(password: str, *, email: Optional[str] = None,
     if lower in _common() or squeezed in _common():
         return ("That is one of the passwords people use most often, so it is among the first "
                 "that attackers try. Choose something less common.")
-    core = _EDGES.sub("", squeezed)
-    if core and (core in _common() or core in _words()) and len(core) >= 4:
+    if _is_listed(squeezed):
         return ("That is a single common word, or a common password with numbers or symbols "
                 "added, which attackers try early. Add more words of your own.")
-    if _is_run(squeezed):
-        return ("That repeats the same few characters or follows a simple sequence. "
-                "Choose something less predictable.")
+    # A piece typed again and again (numbers or symbols at the ends or not) is about as easy
+    # to guess as the piece alone.
+    piece = _repeated_piece(squeezed) or _repeated_piece(_EDGES.sub("", squeezed))
+    if _is_run(squeezed) or (piece and _is_run(piece)):
+        return ("That repeats the same few characters or follows a simple sequence, which "
+                f"attackers try early. {_WHAT_WORKS}")
+    if _is_keyboard_row(squeezed) or (piece and _is_keyboard_row(piece)):
+        return ("That is keys in a row along the keyboard (like “qwerty” or “12345”), which "
+                f"attackers try early. {_WHAT_WORKS}")
+    if piece and _is_listed(piece):
+        return ("That is one word or common password typed more than once, which attackers "
+                f"try early: typing it again does not make it harder to guess. {_WHAT_WORKS}")
+    if piece and len(piece) < MIN_LENGTH:
+        return ("That is the same short piece typed more than once, which attackers try "
+                f"early. {_WHAT_WORKS}")
     if email:
         address = email.strip().casefold()
         local = address.split("@", 1)[0]
