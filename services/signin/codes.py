@@ -107,17 +107,26 @@ _HOLD_ACCOUNT = select(_users.c.id).where(_users.c.id == bindparam("user")).with
     key_share=True)
 
 
-def end_sign_in(sign_in: SignIn, status: str, at: Optional[datetime] = None) -> None:
+def end_sign_in(sign_in: SignIn, status: str, at: Optional[datetime] = None) -> bool:
     """End a pending sign-in: wipe the code it kept and cancel messages not yet sent.
 
     Two plain UPDATEs, written at once (as audit.record does): ending a sign-in is on the
     path of every code typed, and the ORM's unit of work would cost several times the
     statements. The loaded sign-in is told its new values as the database's, so nothing of
     them is written again at the flush; a rollback expires it with the rest of the session.
+
+    False, changing nothing, when another request ended it first: on PostgreSQL a new
+    sign-in may read this one as pending while a right code is being accepted for it, and
+    its UPDATE, waiting for that row, must not then turn "completed" into "superseded". The
+    caller records nothing for it then.
     """
     at = at or clock.now()
     connection = db.session.connection()
-    connection.execute(_END_SIGN_IN, {"sign_in": sign_in.id, "new_status": status, "at": at})
+    ended = connection.execute(
+        _END_SIGN_IN, {"sign_in": sign_in.id, "new_status": status, "at": at}).rowcount == 1
+    if not ended:
+        db.session.expire(sign_in)  # read what the other request wrote, when next used
+        return False
     for name, value in (("status", status), ("ended_at", at), ("code_encrypted", None)):
         set_committed_value(sign_in, name, value)
     # One UPDATE: messages not yet sent are cancelled, and no message keeps the code.
@@ -127,11 +136,13 @@ def end_sign_in(sign_in: SignIn, status: str, at: Optional[datetime] = None) -> 
     for loaded in list(db.session.identity_map.values()):
         if isinstance(loaded, Delivery) and loaded.sign_in_id == sign_in.id:
             db.session.expire(loaded, ["status", "last_error", "code_encrypted"])
+    return True
 
 
 _sign_ins, _deliveries = SignIn.__table__, Delivery.__table__
 _END_SIGN_IN = (
-    update(_sign_ins).where(_sign_ins.c.id == bindparam("sign_in"))
+    update(_sign_ins).where(_sign_ins.c.id == bindparam("sign_in"),
+                            _sign_ins.c.status == "pending")
     .values(status=bindparam("new_status"), ended_at=bindparam("at"), code_encrypted=None)
 )
 _SET_CODE_HASH = (update(_sign_ins).where(_sign_ins.c.id == bindparam("sign_in"))
@@ -150,8 +161,8 @@ _END_MESSAGES = (
 
 def expire_if_due(sign_in: SignIn) -> bool:
     """Mark a pending sign-in expired once its code's 10 minutes are over."""
-    if sign_in.is_pending and clock.now() >= sign_in.expires_at:
-        end_sign_in(sign_in, "expired", at=sign_in.expires_at)
+    if sign_in.is_pending and clock.now() >= sign_in.expires_at \
+            and end_sign_in(sign_in, "expired", at=sign_in.expires_at):
         audit.record("signin_expired", user_id=sign_in.user_id, sign_in_id=sign_in.id)
         return True
     return False
@@ -258,7 +269,8 @@ def start_sign_in(
         set_committed_value(sign_in, "code_hash", code_hash)
     earlier = db.session.scalars(_OTHER_PENDING, {"user": user.id, "sign_in": sign_in.id}).all()
     for old in earlier:
-        end_sign_in(old, "superseded", at=at)
+        if not end_sign_in(old, "superseded", at=at):
+            continue  # accepted, or ended, by another request meanwhile
         old.superseded_by_id = sign_in.id
         audit.record(
             "signin_superseded", user_id=user.id, sign_in_id=old.id,
@@ -438,11 +450,11 @@ def end_pending_sign_ins(user: User, *, by: str, actor_id: Optional[int] = None)
     waiting = db.session.scalars(
         select(SignIn).where(SignIn.user_id == user.id, SignIn.status == "pending")
     ).all()
-    for sign_in in waiting:
-        end_sign_in(sign_in, "cancelled")
+    ended = [sign_in for sign_in in waiting if end_sign_in(sign_in, "cancelled")]
+    for sign_in in ended:
         audit.record("signin_cancelled", user_id=user.id, sign_in_id=sign_in.id,
                      actor_id=actor_id, detail={"by": by})
-    return len(waiting)
+    return len(ended)
 
 
 @dataclass

@@ -195,9 +195,9 @@ def lock_account(user: User) -> Refusal:
     for pending in db.session.scalars(
         select(SignIn).where(SignIn.user_id == user.id, SignIn.status == "pending")
     ):
-        codes.end_sign_in(pending, "locked", at=at)
-        audit.record("signin_locked", user_id=user.id, sign_in_id=pending.id,
-                     detail={"by": "account lock"})
+        if codes.end_sign_in(pending, "locked", at=at):
+            audit.record("signin_locked", user_id=user.id, sign_in_id=pending.id,
+                         detail={"by": "account lock"})
     audit.record(
         "account_locked", user_id=user.id, outcome="locked",
         detail={"until": until.isoformat(), "lock_number": earlier_locks + 1,

@@ -439,14 +439,14 @@ def unlock(user: User, staff: User) -> ActionResult:
 
 def end_pending(user: User, staff: User) -> ActionResult:
     """End every sign-in of this client still waiting for a code (the caller commits)."""
-    waiting = pending_sign_ins(user)
-    for sign_in in waiting:
-        codes.end_sign_in(sign_in, "cancelled")
+    ended = [sign_in for sign_in in pending_sign_ins(user)
+             if codes.end_sign_in(sign_in, "cancelled")]
+    for sign_in in ended:
         audit.record("signin_cancelled", user_id=user.id, sign_in_id=sign_in.id,
                      actor_id=staff.id, detail={"by": "support"})
-    if not waiting:
+    if not ended:
         return ActionResult(False, f"{user.email} has no sign-in waiting for a code.")
-    count = len(waiting)
+    count = len(ended)
     return ActionResult(True, f"Ended {count} sign-in{'s' if count != 1 else ''} of "
                               f"{user.email}; their codes no longer work.")
 

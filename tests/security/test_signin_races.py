@@ -142,3 +142,22 @@ def test_wrong_passwords_at_once_at_the_tenth_lock_once_and_mail_once(
     # others count from that lock, so it is made once, not extended, and mailed once.
     assert [lock.detail["extended"] for lock in locks] == [False]
     assert notices == 1
+
+
+def test_a_sign_in_ended_by_another_request_meanwhile_is_not_ended_again(app, user):
+    """On PostgreSQL a new sign-in may read an earlier one as pending while a right code is
+    being accepted for it; its UPDATE then waits for that row. Once the acceptance commits,
+    the sign-in must stay "completed", not be rewritten as superseded in the trail."""
+    assert Browser(app).log_in().status_code == 302
+    with app.app_context():
+        stale = db.session.scalar(select(SignIn))
+        assert stale.status == "pending"  # as the new sign-in read it
+        with db.engine.begin() as other:  # the code post, committed meanwhile
+            other.execute(SignIn.__table__.update().where(SignIn.__table__.c.id == stale.id)
+                          .values(status="completed"))
+        assert codes.end_sign_in(stale, "superseded") is False
+        db.session.commit()
+        assert stale.status == "completed"
+        assert codes.end_pending_sign_ins(stale.user, by="test") == 0
+        db.session.commit()
+        db.session.remove()
