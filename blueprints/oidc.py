@@ -178,13 +178,15 @@ def authorize():
         return oidc.error_redirect(error)
     fresh = _fresh_login_done(login)
     if user is None or (not fresh and (grant.prompt == "login" or stale)):
-        if grant.request.payload.data.get("prompt") == "none":
+        if oidc.shows_no_page(grant):
             return oidc.error_redirect(oidc.login_required(grant))
         oidc.note_app_sign_in(client, user)
         return _to_login(client, again=user is not None)
     decision = oidc.access_decision(user, client)
     if not decision.allowed:
         oidc.note_refusal(client, user, decision.reason)
+        if oidc.shows_no_page(grant):
+            return oidc.error_redirect(oidc.access_denied(grant))
         return _refused("You cannot open this app",
                         f"You are signed in, but {client.name} is not open to your account. "
                         f"{decision.reason} If you think you should have access, contact the "

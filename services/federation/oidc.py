@@ -23,8 +23,8 @@ from urllib.parse import urlsplit
 
 from authlib.integrations.flask_oauth2 import AuthorizationServer, ResourceProtector
 from authlib.oauth2.rfc6749 import (
-    ClientMixin, InvalidClientError, InvalidGrantError, InvalidRequestError, OAuth2Error,
-    TokenMixin, UnsupportedResponseTypeError, grants,
+    AccessDeniedError, ClientMixin, InvalidClientError, InvalidGrantError, InvalidRequestError,
+    OAuth2Error, TokenMixin, UnsupportedResponseTypeError, grants,
 )
 from authlib.oauth2.rfc6750 import BearerTokenValidator
 from authlib.oauth2.rfc7636 import CodeChallenge
@@ -805,9 +805,21 @@ def end_browser_session(client: Optional[OAuthClient]) -> None:
     sessions.revoke(session.get("sid"))
 
 
+def shows_no_page(grant) -> bool:
+    """prompt=none: the app asks that ClientGate show nothing, and answer at once (OIDC Core
+    3.1.2.1), so whatever stops the sign-in goes back to the app as an error."""
+    return grant.request.payload.data.get("prompt") == "none"
+
+
 def login_required(grant) -> OAuth2Error:
     """prompt=none, but the browser must sign in first: the app hears `login_required`."""
     return LoginRequiredError(redirect_uri=grant.redirect_uri, state=grant.request.payload.state)
+
+
+def access_denied(grant) -> OAuth2Error:
+    """prompt=none, but the access rules keep this user out: the app hears `access_denied`
+    (RFC 6749 4.1.2.1), and not the reason, which is the firm's business."""
+    return AccessDeniedError(redirect_uri=grant.redirect_uri, state=grant.request.payload.state)
 
 
 def access_decision(user: User, client: OAuthClient) -> access.Decision:

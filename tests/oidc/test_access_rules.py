@@ -52,3 +52,19 @@ def test_an_app_on_no_guarded_host_is_open_to_every_client(guarded, smtp):
                   public=True)
     b = signed_in(guarded, smtp)
     assert code_from(b.get(authorize_url(rp, pkce()[1])))["code"]
+
+
+def test_prompt_none_for_a_client_the_rules_keep_out_goes_back_as_access_denied(guarded, smtp):
+    """prompt=none asks for no page at ClientGate (OIDC Core 3.1.2.1): the app hears why,
+    rather than the browser stopping at a page the app cannot see (it was a 403 page)."""
+    rp = register(guarded)
+    b = signed_in(guarded, smtp)
+    back = code_from(b.get(authorize_url(rp, pkce()[1], prompt="none", state="st-quiet")))
+    assert back["_to"] == REDIRECT and back["error"] == "access_denied", back
+    assert back["state"] == "st-quiet" and back["iss"] == "http://localhost" and "code" not in back
+    with guarded.app_context():
+        assert db.session.scalar(select(OAuthCode.id)) is None
+        denied = db.session.scalars(select(Event).where(Event.type == "oidc_denied")).all()
+        assert [event.outcome for event in denied] == ["not_allowed"]  # support still sees it
+    # Without prompt=none the client is told on ClientGate's own page, as before.
+    assert b.get(authorize_url(rp, pkce()[1])).status_code == 403
