@@ -23,7 +23,7 @@ from extensions import db
 from forms import ChoiceForm, CodeForm, LoginForm, LogoutForm, ResendForm
 from models import SignIn, User
 from services import audit, clock, delivery, emails
-from services.signin import codes, limits, passwords, sessions
+from services.signin import codes, limits, passwords, phone_proofs, sessions
 from services.authenticators import sign_ins, totp, trusted_devices
 from services.masking import mask_destination
 from services.support.timeline import device_words
@@ -311,7 +311,12 @@ def _finish_sign_in(sign_in: SignIn, *, amr: Optional[list[str]] = None,
     login_user(user)
     session["sid"] = token
     audit.record("signed_in", user_id=user.id, sign_in_id=sign_in.id)
-    device_token = trusted_devices.mark(user, sign_in.id) if remember else None
+    device_token = None
+    if remember:
+        device_token = trusted_devices.mark(user, sign_in.id)
+        # Told like any other change to how the account signs in: someone who relayed a code
+        # could tick the box too, and would then need only the password for 30 days.
+        phone_proofs.notify(user, trusted_devices.notice(audit.client_agent()))
     db.session.commit()
     response = redirect(next_url or url_for("portal.home"))
     if device_token:

@@ -83,6 +83,16 @@ def mark(user: User, sign_in_id: Optional[int] = None) -> str:
     return token
 
 
+def notice(user_agent: Optional[str]) -> str:
+    """The sentence of the emailed note that a browser was trusted."""
+    from services.support.timeline import device_words
+
+    until = clock.local(clock.now() + LIFETIME, current_app.config["PORTAL_TIMEZONE"])
+    return (f"“Don't ask for a code on this device” was ticked at a sign-in, so this browser "
+            f"will not be asked for a code after your password until {until:%-d %B %Y}: "
+            f"{device_words(user_agent)}. You can stop this on your devices page.")
+
+
 def set_cookie(response, token: str) -> None:
     response.set_cookie(
         cookie_name(), token, max_age=int(LIFETIME.total_seconds()), path="/",

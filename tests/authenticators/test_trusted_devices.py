@@ -21,6 +21,7 @@ def _remembered(app, smtp, deliver, email="client@example.com") -> Browser:
     code = request_code(b, smtp, deliver, email)
     response = b.post("/login/code", {"code": code, "remember": "y"})
     assert response.status_code == 302
+    deliver()  # the note that this browser is trusted
     return b
 
 
@@ -51,6 +52,18 @@ def test_a_remembered_device_skips_the_code_but_not_the_password(app, smtp, deli
         newest = db.session.scalars(select(AuthSession).order_by(AuthSession.id.desc())).first()
         assert newest.amr == ["pwd"]
         assert db.session.scalar(select(Event.id).where(Event.type == "trusted_device_used"))
+
+
+def test_the_client_is_emailed_when_a_browser_is_trusted(app, smtp, deliver):
+    """Someone relaying a code could tick the box as well: the client must hear of it."""
+    count = len(smtp.messages)
+    _remembered(app, smtp, deliver)
+    _code, note = smtp.messages[count:]
+    assert note.to == ["client@example.com"]
+    until = clock.local(clock.now() + timedelta(days=30), app.config["PORTAL_TIMEZONE"])
+    assert f"will not be asked for a code after your password until {until:%-d %B %Y}" \
+        in note.text
+    assert "devices page" in note.text and "change your password" in note.text
 
 
 def test_without_the_tick_the_code_is_asked_next_time(app, smtp, deliver, sign_in):
