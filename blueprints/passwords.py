@@ -15,7 +15,7 @@ from blueprints.safety import (
 )
 from extensions import db
 from forms import ChangePasswordForm, ForgotPasswordForm, NewPasswordForm
-from services import audit
+from services import audit, clock
 from services.signin import limits
 from services.accounts import lifecycle, policy, tokens
 from services.authenticators import passkeys
@@ -74,6 +74,9 @@ def _take_new_password(check: tokens.Check, template: str, by: str):
         words = lifecycle.refusal(check.token.purpose, tokens.USED)
         return render_template("passwords/link_refused.html", refusal=words,
                                purpose=check.token.purpose), 410
+    # A link from the mailbox lifts a pause from wrong passwords or codes: say so, to a client
+    # who was told signing in is paused.
+    paused = user.is_locked(clock.now())
     lifecycle.set_password(user, form.password.data, by=by)
     if by == "invitation":
         audit.record("invitation_accepted", user_id=user.id)
@@ -81,8 +84,9 @@ def _take_new_password(check: tokens.Check, template: str, by: str):
     if current_user.is_authenticated and current_user.id == user.id:
         logout_user()  # its session has just ended with the rest
         session.clear()
-    flash("Your password is saved. Now sign in with your email address and new password; we "
-          "will send you a code as usual.", "success")
+    flash("Your password is saved" + (", and signing in is no longer paused" if paused else "")
+          + ". Now sign in with your email address and new password; we will send you a code "
+          "as usual.", "success")
     return redirect(url_for("auth.login"))
 
 

@@ -17,7 +17,7 @@ from sqlalchemy import func, select, update
 from extensions import db
 from models import Delivery, User
 from services import audit, clock, delivery, keys
-from services.signin import passwords, sessions
+from services.signin import limits, passwords, sessions
 from services.accounts import messages, policy, tokens
 from services.signin.codes import end_pending_sign_ins
 from services.authenticators import passkeys, trusted_devices
@@ -42,13 +42,18 @@ HOW = {
 # Ways of setting a password that recover an account (the client may not be the only one
 # in it): they also remove its passkeys, which sign in without the password.
 RECOVERY = ("reset", "cli")
+# Ways of setting a password with a link from the account's mailbox, which prove the client
+# is who they say: they lift a lock from wrong passwords or codes (the guesses were at the
+# old password), so "now sign in" is true.
+MAILBOX_PROVED = ("reset", "invitation")
 
 
 def set_password(user: User, password: str, *, by: str, keep_token: Optional[str] = None,
                  actor: Optional[User] = None, notify: bool = True) -> int:
     """Give the user this password (checked by the caller), end their sessions except the one
     with `keep_token`, their sign-ins waiting for a code and their links (and, when it
-    recovers the account, its passkeys); audit and tell them.
+    recovers the account, its passkeys; when a link from the mailbox set it, a lock from
+    wrong passwords or codes); audit and tell them.
     Returns how many sessions ended. The caller commits."""
     first = not user.has_password
     user.password_hash = passwords.hash_password(password)
@@ -58,6 +63,8 @@ def set_password(user: User, password: str, *, by: str, keep_token: Optional[str
     ended = end_sessions(user, keep_token)
     end_pending_sign_ins(user, by="password")
     tokens.revoke(user, "reset", "email")
+    if by in MAILBOX_PROVED and (user.is_locked(clock.now()) or limits.failures_counted(user)):
+        limits.unlock_account(user, by=by)
     audit.record("password_set", user_id=user.id, actor_id=actor.id if actor else None,
                  detail={"by": by, "sessions_ended": ended, "passkeys_removed": len(removed)})
     if notify and not first:

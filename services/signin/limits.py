@@ -9,7 +9,8 @@ Three layers, each for a different attack:
 * **Lockout** stops guessing spread over time and over many sign-ins: when an account's wrong
   passwords and wrong codes since its last success reach FAILURES_BEFORE_LOCK, sign-in to it is
   paused for a delay that grows with each lock (LOCK_DELAYS). The client is emailed; support
-  (or `flask users unlock`) can lift it.
+  (or `flask users unlock`) can lift it, and so does a new password set with a link from the
+  client's mailbox (a reset or an invitation), which proves it is them.
 * **Cost caps** stop anyone running up SMS bills through the sign-in form: no more than so many
   codes per account and per IP address in an hour, counted from the delivery outbox.
 
@@ -219,14 +220,17 @@ def lock_account(user: User) -> Refusal:
     return lock_refusal(user)
 
 
-def unlock_account(user: User, actor: Optional[User] = None) -> bool:
-    """Lift a lockout (support console or `flask users unlock`); the caller commits."""
+def unlock_account(user: User, actor: Optional[User] = None, *,
+                   by: Optional[str] = None) -> bool:
+    """Lift a lockout (support console, `flask users unlock`, or `by` a new password set with
+    a link from the client's mailbox); the caller commits. Its event starts the count of
+    failures, and of locks, afresh."""
     was_locked = user.is_locked(clock.now())
     user.locked_until = None
     user.lockout_count = 0
     audit.record(
         "account_unlocked", user_id=user.id, actor_id=actor.id if actor else None,
-        detail={"by": "support" if actor else "cli", "was_locked": was_locked},
+        detail={"by": by or ("support" if actor else "cli"), "was_locked": was_locked},
     )
     return was_locked
 
