@@ -118,10 +118,8 @@ def new_client():
         email=form.email.data, name=form.name.data or "", phone=form.phone.data or "",
         channel=form.channel.data, role=form.role.data if _is_admin() else "client"))
     if not candidate.ok:
-        for problem in candidate.problems:
-            target = form.phone if "mobile" in problem or "phone" in problem.lower() else (
-                form.name if "name" in problem else form.email)
-            target.errors.append(problem)
+        for about, problem in candidate.issues:
+            (form[about] if about in form else form.email).errors.append(problem)
         return render_template("support/new_client.html", form=form, is_admin=_is_admin()), 422
     user = _invite(candidate)
     if user is None:

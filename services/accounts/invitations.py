@@ -12,7 +12,7 @@ import csv
 import io
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Optional
+from typing import NamedTuple, Optional
 
 from sqlalchemy import func, select
 
@@ -27,6 +27,14 @@ MAX_IMPORT_ROWS = 500
 CSV_COLUMNS = ("email", "name", "phone")
 
 
+class Issue(NamedTuple):
+    """One thing wrong with a candidate, and what it is about: "email", "name", "phone",
+    "channel" or "role" (the console form's fields), or "row" (a CSV row as a whole)."""
+
+    about: str
+    message: str
+
+
 @dataclass
 class Candidate:
     """One person to invite, with what is wrong with them, if anything."""
@@ -38,11 +46,20 @@ class Candidate:
     role: str = "client"
     line: int = 0
     e164: Optional[str] = None
-    problems: list[str] = field(default_factory=list)
+    issues: list[Issue] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
-        return not self.problems
+        return not self.issues
+
+    @property
+    def problems(self) -> list[str]:
+        """What is wrong, in words, in the order found."""
+        return [issue.message for issue in self.issues]
+
+    def refuse(self, about: str, message: str) -> None:
+        """Note a problem with the field it is about."""
+        self.issues.append(Issue(about, message))
 
 
 def _email_problem(email: str) -> Optional[str]:
@@ -60,32 +77,34 @@ def _email_problem(email: str) -> Optional[str]:
 
 
 def check(candidate: Candidate, taken: Optional[set[str]] = None) -> Candidate:
-    """Fill in `problems` (and the phone in E.164); `taken` holds addresses already in use."""
+    """Fill in `issues`, each with the field it is about (and the phone in E.164); `taken`
+    holds addresses already in use."""
     candidate.email = emails.canonical(candidate.email)
     candidate.name = " ".join(candidate.name.split())
     problem = _email_problem(candidate.email)
     if problem:
-        candidate.problems.append(problem)
+        candidate.refuse("email", problem)
     elif taken is not None and candidate.email in taken:
-        candidate.problems.append(f"{candidate.email} already has an account.")
+        candidate.refuse("email", f"{candidate.email} already has an account.")
     elif taken is None and db.session.scalar(
             select(User.id).where(User.email == candidate.email)) is not None:
-        candidate.problems.append(f"{candidate.email} already has an account.")
+        candidate.refuse("email", f"{candidate.email} already has an account.")
     if len(candidate.name) > MAX_NAME_LENGTH:
-        candidate.problems.append(f"The name is longer than {MAX_NAME_LENGTH} characters.")
+        candidate.refuse("name", f"The name is longer than {MAX_NAME_LENGTH} characters.")
     if candidate.phone.strip():
         verdict = check_uk_mobile(candidate.phone)
         if verdict.ok:
             candidate.e164 = verdict.e164
         else:
-            candidate.problems.append(f"{verdict.problem} Text messages work only for UK "
-                                      "mobile numbers.")
+            candidate.refuse("phone", f"{verdict.problem} Text messages work only for "
+                                      "UK mobile numbers.")
     if candidate.channel not in CHANNELS:
-        candidate.problems.append("Codes go by email or by text message.")
+        candidate.refuse("channel", "Codes go by email or by text message.")
     elif candidate.channel == "sms" and candidate.e164 is None and not candidate.phone.strip():
-        candidate.problems.append("Codes by text message need a UK mobile number.")
+        # Said where the number goes: typing one is how to put it right.
+        candidate.refuse("phone", "Codes by text message need a UK mobile number.")
     if candidate.role not in ROLES:
-        candidate.problems.append("That is not a role.")
+        candidate.refuse("role", "That is not a role.")
     return candidate
 
 
@@ -193,9 +212,9 @@ def read_csv(text: str) -> Preview:
                               channel="email")
         check(candidate, taken)
         if len(row) > 3 and any(c.strip() for c in row[3:]):
-            candidate.problems.append("The row has more than 3 columns (email, name, phone).")
+            candidate.refuse("row", "The row has more than 3 columns (email, name, phone).")
         if candidate.email in seen:
-            candidate.problems.append(f"The same address is on row {seen[candidate.email]}.")
+            candidate.refuse("email", f"The same address is on row {seen[candidate.email]}.")
         else:
             seen.setdefault(candidate.email, line)
         preview.rows.append(candidate)
