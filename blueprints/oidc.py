@@ -88,6 +88,12 @@ def jwks_document():
     return response
 
 
+def _parameters():
+    """The authorization request's parameters: a GET's query or a POST's form, as
+    oidc.AuthorizationParameters reads them for Authlib."""
+    return request.form if request.method == "POST" else request.args
+
+
 def _marker_signer() -> URLSafeSerializer:
     return URLSafeSerializer(current_app.config["SECRET_KEY"], salt="oidc-reauth")
 
@@ -121,7 +127,7 @@ def _fresh_login_done(login) -> bool:
     """True once for a request back from the sign-in we sent it to: the browser's session
     must come from a sign-in started for this very marker (its `next` holds it), so a
     marker picked up elsewhere, or kept from an earlier round, proves nothing."""
-    marker = request.args.get("cg_reauth")
+    marker = _parameters().get("cg_reauth")
     if login is None or not _marker_is_current(marker) \
             or session.get("oidc_reauth_used") == marker:
         return False
@@ -133,12 +139,13 @@ def _fresh_login_done(login) -> bool:
 
 
 def _to_login(client: OAuthClient, again: bool):
-    """Send the browser through ClientGate's own sign-in, then back to this request.
+    """Send the browser through ClientGate's own sign-in, then back to this request (as a
+    GET, whichever way it came).
 
     `again` (prompt=login, max_age): the session this browser has stays until the new
     sign-in replaces it (blueprints/auth.py ends it then), so a link alone signs nobody out.
     """
-    args = request.args.to_dict(flat=False)
+    args = _parameters().to_dict(flat=False)
     if again:
         flash(f"For your safety, {client.name} asks you to sign in again before it opens.",
               "info")
@@ -158,9 +165,14 @@ def _refused(title: str, message: str, status: int = 400, **extra):
     return render_template("oidc/refused.html", title=title, message=message, **extra), status
 
 
-@bp.route("/oauth/authorize")
+@bp.route("/oauth/authorize", methods=["GET", "POST"])
+@csrf.exempt
 @limits.oauth_authorizations
 def authorize():
+    """The authorization endpoint, by GET or POST (OIDC Core 3.1.2.1). A POST comes from the
+    app's page on another site, so it carries no CSRF token of ours: it goes through the same
+    checks as a GET, and (SameSite=Lax) without the session cookie, so a signed-in browser
+    is sent through the sign-in page, which sends it straight back here as a GET."""
     oidc = _provider()
     user = current_user if current_user.is_authenticated else None
     try:
@@ -197,8 +209,8 @@ def authorize():
 def _bad_request(error: OAuth2Error):
     """No redirect back to an address we cannot trust: say what is wrong, on our own page."""
     oidc = _provider()
-    client = apps.find_client(request.args.get("client_id"))
-    oidc.note_bad_request(client, error, request.args.get("redirect_uri"))
+    client = apps.find_client(_parameters().get("client_id"))
+    oidc.note_bad_request(client, error, _parameters().get("redirect_uri"))
     if client is None:
         message = ("The app that sent you here is not registered with this portal, so it "
                    "cannot use it to sign you in. Please tell the firm.")

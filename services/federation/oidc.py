@@ -22,9 +22,10 @@ from typing import Any, Optional
 from urllib.parse import urlsplit
 
 from authlib.integrations.flask_oauth2 import AuthorizationServer, ResourceProtector
+from authlib.integrations.flask_oauth2.requests import FlaskOAuth2Payload, FlaskOAuth2Request
 from authlib.oauth2.rfc6749 import (
     AccessDeniedError, ClientMixin, InvalidClientError, InvalidGrantError, InvalidRequestError,
-    OAuth2Error, TokenMixin, UnsupportedResponseTypeError, grants,
+    OAuth2Error, OAuth2Request, TokenMixin, UnsupportedResponseTypeError, grants,
 )
 from authlib.oauth2.rfc6750 import BearerTokenValidator
 from authlib.oauth2.rfc7636 import CodeChallenge
@@ -620,6 +621,21 @@ class BearerProtector(ResourceProtector):
         return super().parse_request_authorization(request)
 
 
+class AuthorizationParameters(FlaskOAuth2Payload):
+    """An authorization request's parameters: a GET's query, or a POST's form body (OIDC
+    Core 3.1.2.1), never the two mixed (Authlib reads both at once)."""
+
+    @property
+    def data(self):
+        return self._request.form if self._request.method == "POST" else self._request.args
+
+
+class AuthorizationRequest(FlaskOAuth2Request):
+    def __init__(self, request) -> None:
+        super().__init__(request)
+        self.payload = AuthorizationParameters(request)
+
+
 class Server(AuthorizationServer):
     """Authlib's server, with two answers it would otherwise turn into a 500.
 
@@ -627,6 +643,11 @@ class Server(AuthorizationServer):
     with characters RFC 6749 5.2 forbids (ValueError); and Basic credentials that are not
     UTF-8 fail to decode (UnicodeDecodeError). Both are the caller's mistake: a 4xx.
     """
+
+    def create_oauth2_request(self, request):
+        if isinstance(request, OAuth2Request):
+            return request  # an AuthorizationRequest, already read
+        return super().create_oauth2_request(request)
 
     def get_authorization_grant(self, request):
         if request.payload.response_type != "code":
@@ -716,8 +737,9 @@ def discovery() -> dict[str, Any]:
 
 
 def validate_authorization(user: Optional[User]):
-    """Authlib's checks of an authorization request; raises OAuth2Error. Returns the grant."""
-    return server.get_consent_grant(end_user=user)
+    """Authlib's checks of an authorization request (GET or POST); raises OAuth2Error.
+    Returns the grant."""
+    return server.get_consent_grant(AuthorizationRequest(flask_request), end_user=user)
 
 
 def login_is_stale(grant, started: Optional[datetime]) -> bool:
@@ -741,7 +763,8 @@ def issue_code(grant, user: User):
                  sign_in_id=login.sign_in_id if login else None, outcome="ok",
                  detail={"client_id": client.client_id, "client": client.name,
                          "redirect_uri": grant.redirect_uri})
-    response = server.create_authorization_response(grant=grant, grant_user=user)
+    response = server.create_authorization_response(grant.request, grant_user=user,
+                                                    grant=grant)
     db.session.commit()
     return response
 

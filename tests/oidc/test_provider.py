@@ -235,7 +235,9 @@ def test_authorization_requests_are_limited_per_address(app, rp):
                       RATE_LIMITS={"oauth_authorize_per_ip": "4 per hour"})
     limiter.init_app(app)  # fresh memory storage (tests/conftest.py turns limits off)
     client = app.test_client()
-    assert all(client.get(authorize_url(rp, pkce()[1])).status_code == 302 for _ in range(4))
+    assert all(client.get(authorize_url(rp, pkce()[1])).status_code == 302 for _ in range(3))
+    assert client.post("/oauth/authorize", data=_authorize_form(rp, pkce()[1])).status_code \
+        == 302  # every method counts
     limited = client.get(authorize_url(rp, pkce()[1]))
     assert limited.status_code == 429 and "Retry-After" in limited.headers
     other = app.test_client()
@@ -282,6 +284,52 @@ def test_a_signed_in_clients_refused_requests_are_each_noted(sign_in, rp):
     for _ in range(3):
         b.get(authorize_url(rp, pkce()[1], redirect_uri="https://evil.example.net/cb"))
     assert len(events(b.app, "oidc_bad_request")) == 3
+
+
+def _authorize_form(rp, challenge, **extra) -> dict:
+    """The parameters of authorize_url, as an app's page would POST them."""
+    return {k: v[0] for k, v in parse_qs(urlsplit(authorize_url(rp, challenge, **extra)).query)
+            .items()}
+
+
+def test_an_authorization_request_may_be_posted(sign_in, rp):
+    """OIDC Core 3.1.2.1: GET and POST; a POST was a 405. It comes from the app's page on
+    another site, so it carries no CSRF token, and passes the same checks as a GET."""
+    b = sign_in()
+    verifier, challenge = pkce()
+    back = code_from(b.client.post("/oauth/authorize", data=_authorize_form(rp, challenge)))
+    assert back["_to"] == REDIRECT and back["state"].startswith("st-"), back
+    body = exchange(b.client, rp, back["code"], verifier).get_json()
+    assert decode(b, body["id_token"], rp).claims["sub"]
+    refused = b.client.post("/oauth/authorize", data=_authorize_form(
+        rp, challenge, redirect_uri="https://evil.example.net/cb"))
+    assert refused.status_code == 400 and "Location" not in refused.headers
+    back = code_from(b.client.post("/oauth/authorize",
+                                   data=_authorize_form(rp, challenge, scope="openid " * 40)))
+    assert back["_to"] == REDIRECT and back["error"] == "invalid_request" and "code" not in back
+
+
+def test_a_posted_authorization_request_is_read_from_its_form_alone(sign_in, rp):
+    # Never the query and the form mixed: the query of a POST is not the request.
+    b = sign_in()
+    form = _authorize_form(rp, pkce()[1])
+    response = b.client.post("/oauth/authorize?" + _q(**form), data={})
+    assert response.status_code == 400 and "Location" not in response.headers
+    response = b.client.post("/oauth/authorize?" + _q(client_id="cg-" + "Q" * 24), data=form)
+    assert code_from(response)["code"]
+
+
+def test_a_posted_request_goes_to_the_sign_in_and_back_as_a_get(app, user, smtp, deliver, rp):
+    b = Browser(app)
+    verifier, challenge = pkce()
+    form = _authorize_form(rp, challenge, state="st-posted")
+    login = b.client.post("/oauth/authorize", data=form).headers["Location"]
+    assert urlsplit(login).path == "/login"
+    back_to = _sign_in_again(b, login, smtp, deliver)
+    assert parse_qs(urlsplit(back_to).query)["client_id"] == [rp.client_id]
+    back = code_from(b.get(back_to))
+    assert back["state"] == "st-posted"
+    assert exchange(b.client, rp, back["code"], verifier).status_code == 200
 
 
 def test_token_redirect_uri_must_match_the_authorization(sign_in, rp):

@@ -22,7 +22,7 @@ def post_routes(app) -> list[str]:
     paths = []
     for rule in app.url_map.iter_rules():
         if "POST" in rule.methods and rule.rule != WEBHOOK and not rule.rule.startswith(
-                ("/oauth/token", "/oauth/userinfo", "/oauth/logout")):  # see OIDC_VIEWS
+                OIDC_PATHS):  # see OIDC_VIEWS
             paths.append(re.sub(r"<int:[^>]+>", "1", re.sub(r"<(?!int:)[^>]+>", "unlock",
                                                                 rule.rule)))
     return sorted(paths)
@@ -30,8 +30,12 @@ def post_routes(app) -> list[str]:
 
 # OpenID Connect's machine endpoints use no cookie: the token endpoint checks the app's
 # secret or PKCE verifier, userinfo a bearer token, logout a signed id_token_hint (without
-# one it only shows a page asking, whose button posts to /logout with a CSRF token).
-OIDC_VIEWS = {"blueprints.oidc.token", "blueprints.oidc.userinfo", "blueprints.oidc.end_session"}
+# one it only shows a page asking, whose button posts to /logout with a CSRF token). An app's
+# page on another site may POST an authorization request (OIDC Core 3.1.2.1): it passes the
+# same checks as a GET, and the session cookie (SameSite=Lax) does not come with it.
+OIDC_VIEWS = {"blueprints.oidc.authorize", "blueprints.oidc.token", "blueprints.oidc.userinfo",
+              "blueprints.oidc.end_session"}
+OIDC_PATHS = ("/oauth/authorize", "/oauth/token", "/oauth/userinfo", "/oauth/logout")
 
 
 def test_only_the_webhook_is_exempt_by_view(app):
