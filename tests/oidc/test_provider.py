@@ -332,6 +332,22 @@ def test_a_posted_request_goes_to_the_sign_in_and_back_as_a_get(app, user, smtp,
     assert exchange(b.client, rp, back["code"], verifier).status_code == 200
 
 
+@pytest.mark.parametrize("scope, granted", [
+    ("openid offline_access", "openid"), ("openid groups email", "openid email"),
+    ("profile openid x-unknown", "profile openid"),
+])
+def test_scopes_we_do_not_offer_are_left_out_not_refused(app, sign_in, rp, scope, granted):
+    """OIDC Core 3.1.2.1: scope values not understood SHOULD be ignored (they were
+    invalid_scope). The code keeps, and the token names, only the scopes granted."""
+    b, verifier, back = signed_in_code(sign_in, rp, scope=scope)
+    assert back["code"], back
+    body = exchange(b.client, rp, back["code"], verifier).get_json()
+    assert body["scope"] == granted and decode(b, body["id_token"], rp).claims["sub"]
+    with app.app_context():
+        assert db.session.scalar(select(OAuthCode.scope)) == granted
+        assert db.session.scalar(select(OAuthToken.scope)) == granted
+
+
 def test_token_redirect_uri_must_match_the_authorization(sign_in, rp):
     b, verifier, back = signed_in_code(sign_in, rp)
     response = exchange(b.client, rp, back["code"], verifier,
