@@ -37,6 +37,9 @@ class Action:
     # Whether the action is offered for this account, and what it will do, in words.
     applies: Callable[[User], bool] = lambda user: True
     explain: Optional[Callable[[User], str]] = None
+    # Why this staff member may not do it to this account all the same (say, switch off their
+    # own), in words; None when they may.
+    refused: Callable[[User, User], Optional[str]] = lambda staff, user: None
 
 
 ACTIONS = {
@@ -95,12 +98,20 @@ def index():
     )
 
 
+def refusals(staff: User, user: User) -> dict[str, str]:
+    """The actions that would apply to this account but this staff member may not run, and why."""
+    reasons = {name: chosen.refused(staff, user) for name, chosen in ACTIONS.items()
+               if chosen.applies(user)}
+    return {name: reason for name, reason in reasons.items() if reason}
+
+
 @bp.route("/clients/<int:user_id>")
 def client(user_id: int):
     user = _client_or_404(user_id)
     page = support.client_page(user, id_arg("before"), _tz())
     return render_template("support/client.html", page=page, actions=ACTIONS,
                            may_change=may_change(current_user, user), tz=_tz(),
+                           refused=refusals(current_user, user),
                            account_findings=support.account_findings(user, _tz()))
 
 
@@ -129,7 +140,8 @@ def action(user_id: int, name: str):
     user = _client_or_404(user_id)
     if chosen is None:
         abort(404)
-    allowed = may_change(current_user, user)
+    refusal = chosen.refused(current_user, user)
+    allowed = may_change(current_user, user) and refusal is None
     # An action the page does not offer is not run either: a hand-made POST must not do
     # what the console would not (say, send an invitation to an account switched off).
     applies = chosen.applies(user)
@@ -141,7 +153,7 @@ def action(user_id: int, name: str):
         return redirect(url_for("support.client", user_id=user.id))
     return render_template(
         "support/confirm.html", form=form, action=chosen, name=name, user=user,
-        allowed=allowed, locked=support.is_locked(user),
+        allowed=allowed, refusal=refusal, locked=support.is_locked(user),
         pending=support.pending_sign_ins(user) if name == "end-sign-ins" else [],
     ), _refusal_status(allowed, applies)
 

@@ -32,7 +32,29 @@ def _is_admin() -> bool:
 
 # --- actions on one account (confirmed on support/confirm.html) ------------------------
 
+def _not_your_own(staff: User, user: User) -> Optional[str]:
+    if user.id == staff.id:
+        return ("This is your own account, so you cannot switch it off here. If it should be "
+                "switched off, ask another admin to do it.")
+    return None
+
+
+def _another_admin_stays(user: User) -> bool:
+    """Whether an admin other than this one has an account switched on.
+
+    The admins' rows are locked while the change is made, so two admins switching each other
+    off at the same moment cannot leave the firm with none."""
+    admins = db.session.scalars(
+        select(User.id).where(User.role == "admin", User.deactivated_at.is_(None))
+        .order_by(User.id).with_for_update()).all()
+    return any(admin != user.id for admin in admins)
+
+
 def _deactivate(user: User, staff: User) -> support.ActionResult:
+    if user.role == "admin" and user.is_active and not _another_admin_stays(user):
+        return support.ActionResult(False, f"{user.email} is the only admin whose account is "
+                                           "switched on, so it stays on: someone must be able "
+                                           "to manage staff. Make someone else an admin first.")
     if lifecycle.deactivate(user, staff):
         return support.ActionResult(True, f"{user.email} is switched off: they cannot sign in, "
                                           "and every session of theirs has ended.")
@@ -80,6 +102,7 @@ ACTIONS.update({
                           "use it."),
     "deactivate": Action(
         "Switch the account off", _deactivate, applies=lambda u: u.is_active and u.has_password,
+        refused=_not_your_own,
         explain=lambda u: f"{u.email} will not be able to sign in or get codes. Every session "
                           "and sign-in of theirs ends now, and we email them to say so. You "
                           "can switch the account on again later."),
