@@ -69,7 +69,8 @@ UNEXPECTED_ERROR_ATTEMPTS = len(BACKOFF_SECONDS)
 # fill in the row (user, kind, encrypted secret, values) or return why nothing is to be sent:
 # "Forgotten password" is made here, so the request does the same work whether or not the
 # address has an account (services.accounts.lifecycle); a sign-in's code is cancelled once its
-# sign-in has ended (services.signin.codes).
+# sign-in has ended (services.signin.codes), and a link's email once its link no longer works
+# (services.accounts.messages).
 PREPARERS: dict[str, Callable[[Delivery], Optional[str]]] = {}
 # SWEEPS: tidy-ups for a dispatcher round, each returning how many rows it changed (the end of
 # sign-ins whose code ran out, services.signin.codes).
