@@ -31,7 +31,9 @@ from authlib.oauth2.rfc6750 import BearerTokenValidator
 from authlib.oauth2.rfc7636 import CodeChallenge
 from authlib.oauth2.rfc9207 import IssuerParameter
 from authlib.oidc.core import AuthorizationCodeMixin, UserInfo, UserInfoEndpoint
-from authlib.oidc.core.errors import LoginRequiredError
+from authlib.oidc.core.errors import (
+    LoginRequiredError, RequestNotSupportedError, RequestURINotSupportedError,
+)
 from authlib.oidc.core.grants import OpenIDCode
 from authlib.oidc.rpinitiated import EndSessionEndpoint
 from cryptography.fernet import InvalidToken
@@ -484,10 +486,23 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
         A scope we do not offer is no error (Authlib's check would make it invalid_scope):
         Client.get_allowed_scope leaves it out next."""
         data = self.request.payload.data
+        _refuse_what_is_not_offered(data)
         for name in ("scope", "nonce"):
             if not _fits_a_column(data.get(name)):
                 raise InvalidRequestError(
                     f"{name} must be at most {MAX_STORED_PARAMETER} printable characters.")
+
+
+def _refuse_what_is_not_offered(data) -> None:
+    """A request object, a request_uri or a response_mode other than query would change what
+    the app gets; ignored, the app would never learn they had no effect (OIDC Core 6.1, 6.2,
+    and discovery says they are not supported), so each is an error sent back to it."""
+    if "request" in data:
+        raise RequestNotSupportedError("Request objects (request) are not supported.")
+    if "request_uri" in data:
+        raise RequestURINotSupportedError("request_uri is not supported.")
+    if data.get("response_mode", "query") != "query":
+        raise InvalidRequestError("Only response_mode=query is offered.")
 
 
 class S256CodeChallenge(CodeChallenge):

@@ -123,3 +123,28 @@ def test_an_address_registered_with_a_port_out_of_range_gets_our_page(app, sign_
     response = b.get(authorize_url(App("cg-" + "P" * 24, None, broken), pkce()[1]))
     assert response.status_code == 400 and "Location" not in response.headers
     assert "has not registered" in response.get_data(as_text=True)
+
+
+@pytest.mark.parametrize("extra, error", [
+    ({"request": "eyJhbGciOiJub25lIn0.e30."}, "request_not_supported"),
+    ({"request_uri": "https://evil.example.net/request.jwt"}, "request_uri_not_supported"),
+    ({"response_mode": "fragment"}, "invalid_request"),
+    ({"response_mode": "form_post"}, "invalid_request"),
+    ({"response_mode": "é\""}, "invalid_request"),
+])
+def test_what_we_do_not_offer_is_refused_not_silently_ignored(app, sign_in, rp, extra, error):
+    """A request object, a request_uri and a response_mode other than query were ignored,
+    so the app never learnt that what it signed or asked for had no effect."""
+    signed_in = sign_in()
+    for b in (Browser(app), signed_in):  # before and after signing in alike
+        back = code_from(b.get(authorize_url(rp, pkce()[1], **extra)))
+        assert back["_to"] == REDIRECT and back["error"] == error, back
+        assert "code" not in back and back["state"].startswith("st-")
+    # Only to an address the app registered: otherwise our own page, as for any error.
+    elsewhere = authorize_url(rp, pkce()[1], redirect_uri="https://evil.example.net/cb", **extra)
+    response = signed_in.get(elsewhere)
+    assert response.status_code == 400 and "Location" not in response.headers
+
+
+def test_response_mode_query_said_outright_is_fine(sign_in, rp):
+    assert code_from(sign_in().get(authorize_url(rp, pkce()[1], response_mode="query")))["code"]
