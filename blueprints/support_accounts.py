@@ -50,11 +50,14 @@ def _another_admin_stays(user: User) -> bool:
     return any(admin != user.id for admin in admins)
 
 
+def _only_admin(user: User, what: str) -> str:
+    return (f"{user.email} is the only admin whose account is switched on, so {what}: someone "
+            "must be able to manage staff. Make someone else an admin first.")
+
+
 def _deactivate(user: User, staff: User) -> support.ActionResult:
     if user.role == "admin" and user.is_active and not _another_admin_stays(user):
-        return support.ActionResult(False, f"{user.email} is the only admin whose account is "
-                                           "switched on, so it stays on: someone must be able "
-                                           "to manage staff. Make someone else an admin first.")
+        return support.ActionResult(False, _only_admin(user, "it stays on"))
     if lifecycle.deactivate(user, staff):
         return support.ActionResult(True, f"{user.email} is switched off: they cannot sign in, "
                                           "and every session of theirs has ended.")
@@ -256,6 +259,9 @@ def staff_role(user_id: int):
         return render_template("support/staff_role.html", form=form, user=user), \
             422 if request.method == "POST" else 200
     old = user.role
+    if old == "admin" and form.role.data != "admin" and not _another_admin_stays(user):
+        flash(_only_admin(user, "they stay an admin"), "warning")
+        return redirect(url_for("support.staff"))
     if form.role.data != old:
         user.role = form.role.data
         ended = sessions.revoke_all_for(user.id)

@@ -53,27 +53,52 @@ def test_an_admin_can_switch_off_another_admin(app, admin):
     assert not user_by_email(app, OTHER_ADMIN).is_active
 
 
-def test_two_admins_switching_each_other_off_at_once_leave_one(app, admin, monkeypatch):
-    """The other admin switches this one off just before this request switches them off."""
-    other = add_user(app, OTHER_ADMIN, role="admin")
+def _meanwhile(monkeypatch, **change) -> None:
+    """The other admin changes this admin's account just before this request looks up theirs."""
     get_user = support.get_user
 
-    def switched_off_a_moment_ago(user_id):
+    def changed_a_moment_ago(user_id):
         if request.method == "POST":  # not while the form is fetched for its CSRF token
-            db.session.execute(update(User).where(User.email == ADMIN)
-                               .values(deactivated_at=clock.now()))
+            db.session.execute(update(User).where(User.email == ADMIN).values(**change))
             db.session.commit()
         return get_user(user_id)
 
-    monkeypatch.setattr(support, "get_user", switched_off_a_moment_ago)
+    monkeypatch.setattr(support, "get_user", changed_a_moment_ago)
+
+
+def _active_admins(app) -> list[str]:
+    with app.app_context():
+        return db.session.scalars(select(User.email).where(
+            User.role == "admin", User.deactivated_at.is_(None))).all()
+
+
+def test_two_admins_switching_each_other_off_at_once_leave_one(app, admin, monkeypatch):
+    other = add_user(app, OTHER_ADMIN, role="admin")
+    _meanwhile(monkeypatch, deactivated_at=clock.now())
     answer = admin.post(deactivate(other), {"confirm": "y"})
     monkeypatch.undo()
     assert answer.status_code == 302
-    assert user_by_email(app, OTHER_ADMIN).is_active
+    assert _active_admins(app) == [OTHER_ADMIN]
+
+
+def test_two_admins_making_each_other_support_at_once_leave_one(app, admin, monkeypatch):
+    other = add_user(app, OTHER_ADMIN, role="admin")
+    _meanwhile(monkeypatch, role="support")
+    answer = admin.post(f"/support/staff/{other}", {"role": "support", "confirm": "y"},
+                        form_page="/support/staff")
+    monkeypatch.undo()
+    assert answer.status_code == 302
+    assert _active_admins(app) == [OTHER_ADMIN]
     with app.app_context():
-        active = db.session.scalars(select(User.email).where(
-            User.role == "admin", User.deactivated_at.is_(None))).all()
-    assert active == [OTHER_ADMIN]
+        assert db.session.scalar(select(Event.id).where(Event.type == "role_set")) is None
+
+
+def test_an_admin_can_make_another_admin_support(app, admin):
+    other = add_user(app, OTHER_ADMIN, role="admin")
+    answer = admin.post(f"/support/staff/{other}", {"role": "support", "confirm": "y"},
+                        form_page="/support/staff")
+    assert answer.status_code == 302
+    assert user_by_email(app, OTHER_ADMIN).role == "support"
 
 
 def test_support_staff_see_no_switch_on_their_own_page(app, staff):
