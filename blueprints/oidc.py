@@ -51,6 +51,36 @@ def never_cache(response):
     return no_store(response)
 
 
+# What a page on another site may call here, and how (CORS): the public documents from
+# anywhere; the token and userinfo endpoints only from a single-page app's origin (a public
+# client's redirect address). Never with credentials: tokens travel in the body and the
+# Authorization header, not in cookies.
+CORS_METHODS = {"oidc.discovery": "GET", "oidc.jwks_document": "GET",
+                "oidc.token": "POST", "oidc.userinfo": "GET, POST"}
+PUBLIC_DOCUMENTS = ("oidc.discovery", "oidc.jwks_document")
+
+
+@bp.after_request
+def let_browser_apps_read(response):
+    """CORS headers on the answers (and preflights, Flask's automatic OPTIONS) of CORS_METHODS."""
+    methods = CORS_METHODS.get(request.endpoint)
+    if methods is None:
+        return response
+    if request.endpoint in PUBLIC_DOCUMENTS:
+        response.headers["Access-Control-Allow-Origin"] = "*"
+    else:
+        response.vary.add("Origin")
+        origin = request.headers.get("Origin")
+        if not origin or not _provider().is_browser_app_origin(origin):
+            return response
+        response.headers["Access-Control-Allow-Origin"] = origin
+    if request.method == "OPTIONS":
+        response.headers["Access-Control-Allow-Methods"] = methods
+        response.headers["Access-Control-Allow-Headers"] = "Authorization, Content-Type"
+        response.headers["Access-Control-Max-Age"] = "600"
+    return response
+
+
 @bp.after_app_request
 def let_the_code_form_return_to_the_app(response):
     """Sign-in pages started by an app may send their form on to that app (CSP form-action)."""
@@ -74,9 +104,7 @@ def let_the_code_form_return_to_the_app(response):
 @bp.route("/.well-known/openid-configuration")
 def discovery():
     oidc = _provider()
-    response = jsonify(oidc.discovery())
-    response.headers["Access-Control-Allow-Origin"] = "*"
-    return response
+    return jsonify(oidc.discovery())
 
 
 @bp.route("/oauth/jwks")
@@ -84,7 +112,6 @@ def jwks_document():
     oidc = _provider()
     response = jsonify(oidc.jwks())
     db.session.commit()
-    response.headers["Access-Control-Allow-Origin"] = "*"
     return response
 
 
