@@ -182,13 +182,15 @@ def passkey_add():
 @login_required
 def passkey_remove(passkey_id: int):
     user = current_user._get_current_object()
+    # Back to the page the Remove button was on: the security page, or Your devices.
+    page = "devices.index" if request.form.get("back") == "devices" else "account.security"
     if not RemoveForm().validate_on_submit():
         flash("That did not work. Please try again.", "warning")
-        return redirect(url_for("account.security", _anchor="passkeys"))
+        return redirect(url_for(page, _anchor="passkeys"))
     # As for the authenticator app: someone at a session left open must not take away the
     # client's way in (removing a passkey also ends the sessions it opened).
     refused = password_again(request.form.get("password"), url_for(
-        "account.security", remove=passkey_id, _anchor=f"passkey-{passkey_id}"))
+        page, remove=passkey_id, _anchor=f"passkey-{passkey_id}"))
     if refused is not None:
         return refused
     removed = passkeys.remove(user, passkey_id, keep_token=session.get("sid"))
@@ -198,7 +200,7 @@ def passkey_remove(passkey_id: int):
         flash(f"We have removed the passkey “{removed.name}”. It no longer signs you in. You "
               "may also want to delete it from your device's password manager.", "success")
     db.session.commit()
-    return redirect(url_for("account.security", _anchor="passkeys"))
+    return redirect(url_for(page, _anchor="passkeys"))
 
 
 # --- trusted devices ------------------------------------------------------------------

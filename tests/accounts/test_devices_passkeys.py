@@ -64,12 +64,18 @@ def test_after_ten_minutes_removing_a_passkey_here_asks_for_the_password(app, us
     assert f'id="passkey-remove-password-{passkey_id}"' in asked and "Keep it" in asked
     assert 'name="password" autocomplete="current-password"' in asked
 
+    assert '<input type="hidden" name="back" value="devices">' in asked
+
     form_page = f"/account/devices?remove={passkey_id}"
-    owner.post(f"/account/passkeys/{passkey_id}/remove", form_page=form_page)
+    refused = owner.post(f"/account/passkeys/{passkey_id}/remove", {"back": "devices"},
+                         form_page=form_page)
+    assert refused.location.endswith(step)  # back to this page, asking for the password
     with app.app_context():
         assert db.session.scalar(select(func.count(Passkey.id))) == 1  # no password, no change
-    owner.post(f"/account/passkeys/{passkey_id}/remove", {"password": TEST_PASSWORD},
-               form_page=form_page)
+    done = owner.post(f"/account/passkeys/{passkey_id}/remove",
+                      {"password": TEST_PASSWORD, "back": "devices"}, form_page=form_page)
+    assert done.location.endswith("/account/devices#passkeys")
+    assert "We have removed the passkey “Old phone”" in owner.text(DEVICES)
     with app.app_context():
         assert db.session.scalar(select(func.count(Passkey.id))) == 0
 
