@@ -37,7 +37,7 @@ from authlib.oidc.core.errors import (
 from authlib.oidc.core.grants import OpenIDCode
 from authlib.oidc.rpinitiated import EndSessionEndpoint
 from cryptography.fernet import InvalidToken
-from flask import Flask, current_app, session
+from flask import Flask, current_app, g, session
 from flask import request as flask_request
 from joserfc.jwk import KeySet, RSAKey
 from sqlalchemy import delete, select, text, update
@@ -564,14 +564,24 @@ class IDToken(OpenIDCode):
             OAuthCode.client_id == request.client.row.id, OAuthCode.nonce == nonce
         ).limit(1)) is not None
 
+    @staticmethod
+    def _signing_key() -> tuple[str, RSAKey]:
+        """The kid and private key of this request's id_token, looked up once: the header
+        and the signature (Authlib asks for each apart) must name the same key, even when
+        `rotate-key` on another server commits between the two."""
+        if "oidc_signing_key" not in g:
+            row = ensure_signing_key()
+            g.oidc_signing_key = (row.kid, _private_key(row))
+        return g.oidc_signing_key
+
     def resolve_client_private_key(self, client) -> RSAKey:
-        return _private_key(ensure_signing_key())
+        return self._signing_key()[1]
 
     def get_client_algorithm(self, client) -> str:
         return SIGNING_ALG
 
     def get_encode_header(self, client) -> dict:
-        return {"alg": SIGNING_ALG, "kid": ensure_signing_key().kid}
+        return {"alg": SIGNING_ALG, "kid": self._signing_key()[0]}
 
     def get_client_claims(self, client) -> dict:
         return {"iss": portal_url(), "aud": [client.get_client_id()]}

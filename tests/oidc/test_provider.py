@@ -527,6 +527,29 @@ def test_new_tokens_are_signed_with_the_new_key(app, sign_in, rp):
         k["kid"] for k in b.client.get("/oauth/jwks").get_json()["keys"]}
 
 
+def test_a_rotation_while_a_token_is_made_still_gives_one_that_checks(sign_in, rp, monkeypatch):
+    """The header's kid and the signature each looked the key up: `rotate-key` on another
+    server, committed between the two (PostgreSQL), gave an id_token naming one key and
+    signed with the other, which no app can check."""
+    from services.federation import oidc
+
+    b, verifier, back = signed_in_code(sign_in, rp)
+    first = keyset(b)  # the first key, made
+    look_up, rotated = oidc.ensure_signing_key, []
+
+    def rotated_by_another_server_after_the_first_look():
+        key = look_up()
+        if not rotated:
+            rotated.append(oidc.rotate_key()[0].kid)
+            db.session.commit()
+        return key
+
+    monkeypatch.setattr(oidc, "ensure_signing_key", rotated_by_another_server_after_the_first_look)
+    id_token = exchange(b.client, rp, back["code"], verifier).get_json()["id_token"]
+    token = decode(b, id_token, rp)  # a BadSignatureError when the two disagreed
+    assert rotated and token.header["kid"] in {key.kid for key in first}
+
+
 def test_userinfo_takes_the_token_in_the_header_or_a_posted_form(sign_in, rp):
     b, verifier, back = signed_in_code(sign_in, rp)
     token = exchange(b.client, rp, back["code"], verifier).get_json()["access_token"]
