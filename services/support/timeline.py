@@ -357,6 +357,7 @@ ACTIVITY = {
     "invitation_accepted": ("Invitation accepted", "They chose a password.", OK),
     "password_reset_requested": ("New password asked for", "", PLAIN),
     "link_refused": ("Link did not work", "", WARN),
+    "link_email_cancelled": ("Link email not sent", "", PLAIN),
     "account_deactivated": ("Account switched off", "Every session and sign-in ended.", BAD),
     "account_reactivated": ("Account switched on again", "", OK),
     "email_change_requested": ("New email address asked for", "", PLAIN),
@@ -461,6 +462,11 @@ def activity_step(event, actors: dict, tz: str) -> Step:
         what_link = {"invitation": "An invitation link", "reset": "A password link",
                      "email": "An email confirmation link"}.get(extra.get("purpose"), "A link")
         detail = f"{what_link} was opened, but {_LINK_OUTCOMES.get(event.outcome, 'it did not work')}."
+    if event.type == "link_email_cancelled":
+        what_email = {"invitation": "An invitation", "reset": "A password link",
+                      "email_proof": "An email confirmation link"}.get(extra.get("kind"), "A link")
+        why = extra.get("reason") or "its link no longer works"
+        detail = f"{what_email} was not sent: {why}."
     if event.type == "password_reset_requested":
         detail = ("A link was emailed." if event.outcome == "sent"
                   else "Nothing was sent (too many asked for lately, or the account is off).")

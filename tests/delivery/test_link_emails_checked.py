@@ -56,7 +56,9 @@ def test_an_invitation_withdrawn_before_it_went_is_not_sent(app, smtp, deliver, 
     [cancelled] = _events(app, "link_email_cancelled")
     assert cancelled.delivery_id == invitation.id and cancelled.user_id == client_id
     assert _events(app, "delivery_failed") == []  # cancelled, not a failure
-    assert "Link email cancelled" in staff.text(f"/support/clients/{client_id}")
+    timeline = staff.text(f"/support/clients/{client_id}")
+    assert "Link email not sent" in timeline
+    assert "An invitation was not sent: the account is switched off." in timeline
 
 
 def test_a_link_replaced_before_its_email_went_is_not_sent_but_the_newer_one_is(
