@@ -12,7 +12,7 @@ from blueprints.safety import (
 from extensions import db
 from forms import ChangeEmailForm, ConfirmForm
 from services.signin import limits
-from services.accounts import email_change, lifecycle, tokens
+from services.accounts import email_change, lifecycle, messages, tokens
 
 bp = Blueprint("email_change", __name__)
 
@@ -46,6 +46,14 @@ def change():
     if problem:
         form.email.errors.append(problem)
         return page()
+    again_at = email_change.next_request_at(user)
+    if again_at is not None:
+        db.session.commit()
+        form.email.errors.append(
+            f"You have asked for a new address {email_change.REQUESTS_PER_HOUR} times in the "
+            f"last hour, which is the most we send. Please try again after "
+            f"{messages.when(again_at)}. Nothing has changed.")
+        return page(429)
     email_change.request_change(user, form.email.data)
     db.session.commit()
     # The same words whether or not the new address already has an account.

@@ -10,19 +10,22 @@ changes, every session and pending sign-in ends, and the old address is told.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Optional
 
 from sqlalchemy import select
 
 from extensions import db
-from models import AccountToken, User
-from services import audit, emails
+from models import AccountToken, Event, User
+from services import audit, clock, emails
 from services.accounts import messages, tokens
 from services.signin.codes import end_pending_sign_ins
 from services.accounts.lifecycle import end_sessions
 from services.authenticators import trusted_devices
 from services.masking import mask_destination
 from services.urls import absolute_url
+
+REQUESTS_PER_HOUR = 3
 
 
 def address_problem(user: User, new_email: str) -> Optional[str]:
@@ -33,6 +36,22 @@ def address_problem(user: User, new_email: str) -> Optional[str]:
     if new_email == user.email:
         return "That is the address you sign in with already."
     return None
+
+
+def next_request_at(user: User) -> Optional[datetime]:
+    """When this account may ask for another new address, if it has asked REQUESTS_PER_HOUR
+    times in the last hour; else None.
+
+    Each request emails the address typed (a link, or a note that it has an account) and the
+    account's own address: the per-minute limits alone would let a signed-in client send 20
+    of each an hour to anyone. Only the account's own requests count, so the answer says
+    nothing about other accounts."""
+    decider = db.session.scalar(
+        select(Event.created_at)
+        .where(Event.user_id == user.id, Event.type == "email_change_requested",
+               Event.created_at > clock.now() - timedelta(hours=1))
+        .order_by(Event.created_at.desc()).offset(REQUESTS_PER_HOUR - 1).limit(1))
+    return None if decider is None else decider + timedelta(hours=1)
 
 
 def request_change(user: User, new_email: str) -> None:

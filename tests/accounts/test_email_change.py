@@ -132,3 +132,29 @@ def test_two_accounts_confirming_one_new_address_at_once_get_an_answer(app, smtp
             User.email.in_(["shared@example.com", "ann@example.com", "bob@example.com"])))
         assert sorted(owners) in (["ann@example.com", "shared@example.com"],
                                   ["bob@example.com", "shared@example.com"])
+
+
+def test_three_new_addresses_an_hour_then_a_plain_wait(app, user, smtp, deliver, sign_in):
+    """Each request emails the address typed and the account's own: at most three an hour."""
+    from datetime import timedelta
+
+    from services import clock
+
+    b = sign_in()
+    for n in range(3):
+        assert ask(b, f"new{n}@example.com").status_code == 302
+        clock.advance(timedelta(minutes=1))
+    deliver()
+    count = len(smtp.messages)
+    refused = ask(b, "new3@example.com")
+    assert refused.status_code == 429
+    page = refused.get_data(as_text=True)
+    assert "You have asked for a new address 3 times in the last hour" in page
+    assert "Nothing has changed." in page
+    deliver()
+    assert len(smtp.messages) == count
+    with app.app_context():
+        assert db.session.scalar(select(AccountToken.new_email).order_by(
+            AccountToken.id.desc()).limit(1)) == "new2@example.com"
+    clock.advance(timedelta(minutes=58))  # an hour after the first
+    assert ask(b, "new3@example.com").status_code == 302
