@@ -206,7 +206,7 @@ class NewClient:
 
 
 def _port_is_readable(uri: str) -> bool:
-    """False for a port a browser cannot be sent to: out of range, or not a number."""
+    """False for a port a browser cannot be sent to: 0, out of range, or not a number."""
     try:
         return urlsplit(uri).port != 0
     except ValueError:
@@ -683,6 +683,8 @@ class AuthorizationParameters(FlaskOAuth2Payload):
 
 
 class AuthorizationRequest(FlaskOAuth2Request):
+    """Flask's request as Authlib reads an authorization request: AuthorizationParameters."""
+
     def __init__(self, request) -> None:
         super().__init__(request)
         self.payload = AuthorizationParameters(request)
@@ -698,7 +700,7 @@ class Server(AuthorizationServer):
 
     def create_oauth2_request(self, request):
         if isinstance(request, OAuth2Request):
-            return request  # an AuthorizationRequest, already read
+            return request  # an AuthorizationRequest (validate_authorization, issue_code)
         return super().create_oauth2_request(request)
 
     def get_authorization_grant(self, request):
