@@ -27,7 +27,13 @@ def _find(email: str) -> User:
 def _read_password(from_stdin: bool, email: str) -> str:
     """The new password, held to the same rules as the browser's (services.accounts.policy)."""
     if from_stdin:
-        password = sys.stdin.readline().rstrip("\r\n")
+        try:
+            password = sys.stdin.readline().rstrip("\r\n")
+            password.encode()  # bytes read under surrogateescape cannot be hashed either
+        except UnicodeError:
+            raise click.UsageError(
+                "The password on standard input is not UTF-8 text. Type it at the prompt "
+                "instead (leave out --password-stdin), or pass it as UTF-8.") from None
     else:
         password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
     problem = policy.problem(password, email=email,

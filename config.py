@@ -127,6 +127,7 @@ class Config:
     PROXY_FIX_X_PROTO = env_int("PROXY_FIX_X_PROTO", 0)
     PROXY_FIX_X_HOST = env_int("PROXY_FIX_X_HOST", 0)
 
+    # Days of sign-in history `flask prune` keeps (services/support/retention.py).
     RETENTION_DAYS = env_int("RETENTION_DAYS", 90)
 
     # Host names this site answers to besides PORTAL_URL's own (comma-separated). Flask
@@ -180,6 +181,7 @@ class Config:
         check_sender(config.get("MAIL_DEFAULT_SENDER"))
         check_signature_method(config.get("VONAGE_SIGNATURE_METHOD"))
         check_claim_time(config.get("DISPATCHER_CLAIM_SECONDS"), config.get("MAIL_TIMEOUT"))
+        check_retention_days(config.get("RETENTION_DAYS"))
 
 
 SIGNATURE_METHODS = ("md5hash", "md5", "sha1", "sha256", "sha512")
@@ -239,6 +241,20 @@ def check_claim_time(claim_seconds, mail_timeout) -> None:
             f"DISPATCHER_CLAIM_SECONDS ({claim_seconds}) must be at least three times "
             f"MAIL_TIMEOUT ({mail_timeout}): a slower hand-over would be claimed again by "
             "another worker and the message sent twice.")
+
+
+# The most days of history `prune` keeps (a hundred years): further back than that is no date
+# Python can count to, and no retention anyone means.
+RETENTION_MAX_DAYS = 36500
+
+
+def check_retention_days(value) -> None:
+    """RETENTION_DAYS must be a number of days `prune` can count back."""
+    if value is not None and not 1 <= int(value) <= RETENTION_MAX_DAYS:
+        raise RuntimeError(
+            f"RETENTION_DAYS must be a number of days up to {RETENTION_MAX_DAYS} (a hundred "
+            f"years), not {value}: it is how much sign-in history `flask prune` keeps (90 by "
+            "default, 7 at least).")
 
 
 def check_portal_url(value: str | None) -> None:

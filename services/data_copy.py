@@ -17,7 +17,8 @@ from flask.cli import with_appcontext
 from sqlalchemy import (
     Connection, Engine, Table, bindparam, create_engine, func, inspect, select, text,
 )
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from config import database_url
 from db_setup import configure_engine
@@ -179,10 +180,15 @@ def copy_database(source_url: str, target_url: str, *, check_idle: bool = True,
     return report
 
 
-def _hide_password(url: str) -> str:
-    from sqlalchemy.engine import make_url
-
-    return make_url(database_url(url)).render_as_string(hide_password=True)
+def _parsed(option: str, url: str) -> URL:
+    """The database URL given to `option`, or a ClickException saying how one is written."""
+    try:
+        return make_url(database_url(url))
+    except ArgumentError:
+        raise click.ClickException(
+            f"{option} {url!r} is not a database URL. Write it like "
+            "sqlite:////var/lib/clientgate/clientgate.db or "
+            "postgresql://clientgate:PASSWORD@localhost/clientgate.") from None
 
 
 @click.command("db-copy")
@@ -198,7 +204,9 @@ def _hide_password(url: str) -> str:
 def db_copy(source: str, target: Optional[str], even_if_running: bool):
     """Copy every row from another database into an empty one, e.g. SQLite to PostgreSQL."""
     target = target or current_app.config["SQLALCHEMY_DATABASE_URI"]
-    click.echo(f"Copying {_hide_password(source)} -> {_hide_password(target)}")
+    shown = [_parsed(option, url).render_as_string(hide_password=True)
+             for option, url in (("--from", source), ("--to", target))]
+    click.echo(f"Copying {shown[0]} -> {shown[1]}")
     try:
         report = copy_database(
             source, target, check_idle=not even_if_running,

@@ -95,3 +95,35 @@ def test_dev_script_serves_this_machine_only():
     for args in (["--host", "0.0.0.0"], ["--host=0.0.0.0"], ["-h", "0.0.0.0"]):
         done = subprocess.run([str(script), *args], capture_output=True, text=True, timeout=30)
         assert done.returncode == 2 and "localhost only" in done.stderr, args
+
+
+def test_a_password_that_is_not_utf8_text_is_refused_with_a_reason(app):
+    add_user(app, "c@example.com")
+    not_utf8 = b"\xff\xfe a long enough password\n"
+    for args in (["users", "add", "new@example.com", "--password-stdin"],
+                 ["users", "set-password", "c@example.com", "--password-stdin"]):
+        result = invoke(app, *args, input=not_utf8)
+        assert result.exit_code == 2, (args, result.output)
+        assert "not UTF-8 text" in result.output, result.output
+    assert user(app, "new@example.com") is None
+
+
+def test_prune_refuses_more_days_than_it_can_count_back(app):
+    result = invoke(app, "prune", "--days", "1000000")
+    assert result.exit_code == 2 and "--days" in result.output, result.output
+    assert "36500" in result.output
+    assert invoke(app, "prune", "--days", "36500").exit_code == 0
+
+    app.config["RETENTION_DAYS"] = 1000000
+    result = invoke(app, "prune")
+    assert result.exit_code == 2, result.output
+    assert "RETENTION_DAYS must be at most 36500" in result.output
+
+
+def test_db_copy_says_what_a_database_url_looks_like(app):
+    for args in (["--from", "nonsense"], ["--from", "sqlite://", "--to", "nonsense"]):
+        result = invoke(app, "db-copy", *args)
+        assert result.exit_code == 1, (args, result.output)
+        assert "'nonsense' is not a database URL" in result.output, result.output
+        assert "sqlite:////var/lib/clientgate/clientgate.db" in result.output
+        assert isinstance(result.exception, SystemExit)  # a message, not a traceback

@@ -16,6 +16,7 @@ from flask import current_app
 from flask.cli import with_appcontext
 from sqlalchemy import delete, or_, select
 
+from config import RETENTION_MAX_DAYS
 from extensions import db
 from models import (
     AccountToken, AuthSession, Delivery, DispatcherBeat, Event, OAuthCode, OAuthToken, SignIn,
@@ -126,8 +127,8 @@ def prune(days: int, *, batch: int = BATCH) -> PruneResult:
 
 
 @click.command("prune")
-@click.option("--days", type=click.IntRange(min=MIN_DAYS), default=None,
-              help=f"Keep this many days of history, at least {MIN_DAYS} "
+@click.option("--days", type=click.IntRange(min=MIN_DAYS, max=RETENTION_MAX_DAYS), default=None,
+              help=f"Keep this many days of history, from {MIN_DAYS} to {RETENTION_MAX_DAYS} "
                    "(default: RETENTION_DAYS, 90).")
 @with_appcontext
 def prune_command(days: int | None) -> None:
@@ -136,6 +137,9 @@ def prune_command(days: int | None) -> None:
     if days < MIN_DAYS:
         raise click.UsageError(f"RETENTION_DAYS must be at least {MIN_DAYS} (account locks "
                                f"remember the last {MIN_DAYS} days), not {days}.")
+    if days > RETENTION_MAX_DAYS:
+        raise click.UsageError(f"RETENTION_DAYS must be at most {RETENTION_MAX_DAYS} (a hundred "
+                               f"years), not {days}.")
     result = prune(days)
     cutoff = clock.local(result.cutoff, current_app.config["PORTAL_TIMEZONE"])
     click.echo(

@@ -81,3 +81,13 @@ def test_a_sender_no_mail_provider_would_accept_is_refused(sender):
 def test_a_sender_at_a_domain_is_accepted(sender):
     Config.check({**SETTINGS, "SECRET_KEY": secrets.token_urlsafe(48),
                   "MAIL_DEFAULT_SENDER": sender})
+
+
+@pytest.mark.parametrize("days", [0, 36501, 1000000])
+def test_retention_days_prune_cannot_count_back_is_refused(days):
+    """RETENTION_DAYS=1000000 made every `prune` end in an OverflowError traceback."""
+    with pytest.raises(RuntimeError, match="RETENTION_DAYS must be a number of days up to"):
+        Config.check({**SETTINGS, "SECRET_KEY": secrets.token_urlsafe(48),
+                      "RETENTION_DAYS": days})
+    Config.check({**SETTINGS, "SECRET_KEY": secrets.token_urlsafe(48),
+                  "RETENTION_DAYS": 36500})
