@@ -298,8 +298,10 @@ def _totp():
     # so it needs no password; starting one, or removing a working app, does.
     stopping_setup = action == "totp-remove" and totp.confirmed_authenticator(user) is None
     if not stopping_setup:
-        refused = password_again(request.form.get("password"),
-                                 url_for("account.security", _anchor="authenticator-app"))
+        refused = password_again(
+            request.form.get("password"),
+            url_for("account.security", _anchor="authenticator-app"),
+            field="totp-password" if action == "totp-start" else "totp-remove-password")
         if refused is not None:
             return refused
     if action == "totp-start":

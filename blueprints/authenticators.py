@@ -189,8 +189,10 @@ def passkey_remove(passkey_id: int):
         return redirect(url_for(page, _anchor="passkeys"))
     # As for the authenticator app: someone at a session left open must not take away the
     # client's way in (removing a passkey also ends the sessions it opened).
-    refused = password_again(request.form.get("password"), url_for(
-        page, remove=passkey_id, _anchor=f"passkey-{passkey_id}"))
+    refused = password_again(
+        request.form.get("password"),
+        url_for(page, remove=passkey_id, _anchor=f"passkey-{passkey_id}"),
+        field=f"passkey-remove-password-{passkey_id}")
     if refused is not None:
         return refused
     removed = passkeys.remove(user, passkey_id, keep_token=session.get("sid"))

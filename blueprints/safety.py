@@ -139,9 +139,12 @@ def count_wrong_password(user) -> int:
     return left
 
 
-def password_again(password: Optional[str], back_to: str):
+def password_again(password: Optional[str], back_to: str, field: str):
     """Unless the sign-in was recent, the password again before a change to how the account
-    signs in; None to go ahead, else the response that goes back to `back_to` saying why."""
+    signs in; None to go ahead, else the response that goes back to `back_to` saying why.
+
+    Why is shown beside the password box with the id `field` (the password_again macro in
+    templates/_macros.html), where the client is looking."""
     if phone_proofs.recently_signed_in(session.get("sid")):
         return None
     user = current_user._get_current_object()
@@ -150,12 +153,13 @@ def password_again(password: Optional[str], back_to: str):
         return None
     if not password:
         flash("Enter your password to make this change: you signed in more than 10 minutes "
-              "ago.", "error")
+              "ago.", f"password-again:{field}")
         return redirect(back_to)
     left = count_wrong_password(user)
     if left <= 0:
         return redirect(url_for("auth.login"))
-    flash(f"That password is not right. Nothing has changed. {tries_left(left)}", "error")
+    flash(f"That password is not right. Nothing has changed. {tries_left(left)}",
+          f"password-again:{field}")
     return redirect(back_to)
 
 

@@ -61,7 +61,7 @@ def test_after_ten_minutes_removing_a_passkey_here_asks_for_the_password(app, us
     assert f'href="{step}"' in page
     assert f'id="passkey-remove-password-{passkey_id}"' not in page
     asked = owner.text(f"/account/devices?remove={passkey_id}")
-    assert f'id="passkey-remove-password-{passkey_id}"' in asked and "Keep it" in asked
+    assert f'id="passkey-remove-password-{passkey_id}"' in asked and ">Cancel</a>" in asked
     assert 'name="password" autocomplete="current-password"' in asked
 
     assert '<input type="hidden" name="back" value="devices">' in asked

@@ -192,11 +192,16 @@ def test_removing_a_passkey_after_ten_minutes_asks_for_the_password(app, sign_in
     assert f'href="{step}"' in page
     assert f'id="passkey-remove-password-{passkey_id}"' not in page
     asked = b.text(f"/account/security?remove={passkey_id}")
-    assert f'id="passkey-remove-password-{passkey_id}"' in asked and "Keep it" in asked
+    assert f'id="passkey-remove-password-{passkey_id}"' in asked and ">Cancel</a>" in asked
 
     refused = b.post(f"/account/passkeys/{passkey_id}/remove", form_page="/account/security")
     assert refused.status_code == 302 and refused.location.endswith(step)
-    assert "Enter your password to make this change" in b.text(refused.location)
+    shown = b.text(refused.location)
+    # Beside the box on that row, where the browser has scrolled to; not at the page's top.
+    error = shown.split(f'id="passkey-remove-password-{passkey_id}-error"', 1)[1]
+    assert error.split("</p>", 1)[0].endswith("Enter your password to make this change: you "
+                                               "signed in more than 10 minutes ago.")
+    assert 'class="flashes"' not in shown
     wrong = b.post(f"/account/passkeys/{passkey_id}/remove", {"password": "not it"},
                    form_page="/account/security")
     assert "That password is not right. Nothing has changed." in b.text(wrong.location)

@@ -187,7 +187,9 @@ def test_setting_up_after_ten_minutes_asks_for_the_password(app, sign_in):
     clock.advance(timedelta(minutes=11))
     refused = b.post("/account/security", {"form": "totp-start"})
     assert refused.status_code == 302
-    assert "Enter your password" in b.text("/account/security")
+    page = b.text("/account/security")
+    assert 'id="totp-password-error"' in page and 'aria-invalid="true" autofocus' in page
+    assert "Enter your password" in page
     wrong = b.post("/account/security", {"form": "totp-start", "password": "not it"})
     assert "That password is not right" in b.text(wrong.location)
     assert b.post("/account/security", {"form": "totp-start",
