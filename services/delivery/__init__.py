@@ -418,7 +418,13 @@ def send_email(item: Delivery, subject: str, text: str,
 def _send_sms(item: Delivery, subject: str, text: str) -> Optional[str]:
     from services.delivery import sms
 
-    return sms.send_sms(item.destination, text, client_ref=item.client_ref)
+    # A code is of no use after its give-up moment (its expiry), and Vonage would otherwise
+    # keep trying a phone that is off for 72 hours.
+    valid_for = None
+    if item.kind in CODE_KINDS and item.give_up_at is not None:
+        valid_for = clock.as_utc(item.give_up_at) - clock.now()
+    return sms.send_sms(item.destination, text, client_ref=item.client_ref,
+                        valid_for=valid_for)
 
 
 def channel_configured(channel: str, config=None) -> bool:

@@ -141,8 +141,22 @@ def _http_refusal(exc: HttpRequestError) -> DeliveryError:
     return DeliveryError(f"the text message service refused it (HTTP {code})", permanent=True)
 
 
-def send_sms(to: str, text: str, *, client_ref: Optional[str] = None) -> Optional[str]:
-    """Hand one SMS to Vonage; returns its message id, or raises DeliveryError."""
+# How long Vonage may keep trying to reach the phone (its `ttl`, in milliseconds): 72 hours
+# unless told; it takes from 20 seconds to 7 days.
+TTL_MS_RANGE = (20_000, 604_800_000)
+
+
+def ttl_ms(valid_for: timedelta) -> int:
+    """Vonage's `ttl` for a message that is of no use after `valid_for`."""
+    low, high = TTL_MS_RANGE
+    return max(low, min(high, int(valid_for.total_seconds() * 1000)))
+
+
+def send_sms(to: str, text: str, *, client_ref: Optional[str] = None,
+             valid_for: Optional[timedelta] = None) -> Optional[str]:
+    """Hand one SMS to Vonage; returns its message id, or raises DeliveryError. With
+    `valid_for`, the phone network stops trying once it has passed (a phone switched on
+    hours later does not get a code long dead)."""
     # The SMS API's part of the SDK, with pydantic, adds ~13 MB to a process: it loads with
     # the first text message, not in every worker of a portal that sends none.
     from pydantic import ValidationError
@@ -156,6 +170,7 @@ def send_sms(to: str, text: str, *, client_ref: Optional[str] = None) -> Optiona
         message = SmsMessage(
             to=to.lstrip("+"), from_=current_app.config["VONAGE_SMS_FROM"], text=text,
             client_ref=client_ref, type=message_type(text),
+            ttl=ttl_ms(valid_for) if valid_for is not None else None,
         )
         client = _client()
         response = Sms(client).send(message)
