@@ -20,6 +20,7 @@ address on any other host is closed.
 from __future__ import annotations
 
 import posixpath
+import re
 from dataclasses import dataclass
 from typing import Optional
 from urllib.parse import unquote, urlsplit
@@ -120,6 +121,8 @@ def parse_rules(text: Optional[str], hosts: set[str]) -> list[Rule]:
         if host not in hosts:
             raise ValueError(f"ACCESS_RULES: {host!r} is neither PORTAL_URL's host nor one of "
                              "PROTECTED_HOSTS; add it to PROTECTED_HOSTS")
+        if "\\" in unquote(path):
+            raise ValueError(f"ACCESS_RULES: write {where!r} with / between its parts, not \\")
         prefix = normal_path("/" + path)
         if who.lower() in (ANY, "*"):
             roles: tuple[str, ...] = ()
@@ -133,12 +136,21 @@ def parse_rules(text: Optional[str], hosts: set[str]) -> list[Rule]:
     return rules
 
 
-def normal_path(path: str) -> str:
-    """The path as the app will see it: percent-decoded, no `.`/`..` segments, no `//`.
+_PATH_PARAMETERS = re.compile(r";[^/]*")
 
-    A rule for /admin/ must also catch /public/../admin/, /%61dmin/ and //admin/.
+
+def normal_path(path: str) -> str:
+    """The path as the app may see it: percent-decoded, no `.`/`..` segments, no `//`, no
+    path parameters, and a backslash taken as a slash.
+
+    A rule for /admin/ must also catch /public/../admin/, /%61dmin/ and //admin/; and, for
+    the apps that read paths so (Tomcat and Spring drop `;jsessionid=...`-style parameters,
+    IIS takes a backslash for a slash), /admin;x=1/ and /admin%5Cusers. A rule's own path
+    has neither (";" ends a rule, and a backslash is refused), so every rule covering the path
+    as written still covers it read this way.
     """
-    path = unquote(path or "/")
+    path = unquote(path or "/").replace("\\", "/")
+    path = _PATH_PARAMETERS.sub("", path)
     if not path.startswith("/"):
         path = "/" + path
     normal = posixpath.normpath(path)

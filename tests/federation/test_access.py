@@ -45,6 +45,13 @@ def rules_app(tmp_path_factory):
     ("client", "https://files.firm.co.uk/%61dmin/", False),
     ("client", "https://files.firm.co.uk//admin/", False),
     ("client", "https://files.firm.co.uk/./admin/x", False),
+    # Apps that drop path parameters (Tomcat, Spring) or take a backslash as a slash (IIS).
+    ("client", "https://files.firm.co.uk/admin;x=1/", False),
+    ("client", "https://files.firm.co.uk/admin;jsessionid=1", False),
+    ("client", "https://files.firm.co.uk/admin%3B/users", False),
+    ("client", "https://files.firm.co.uk/admin\\users", False),
+    ("client", "https://files.firm.co.uk/admin%5Cusers", False),
+    ("client", "https://files.firm.co.uk/report;v=2.pdf", True),
     ("client", "https://portal.firm.co.uk/wiki/page", True),
     ("admin", "https://portal.firm.co.uk/wiki/page", False),
     ("admin", "https://portal.firm.co.uk/other", True),  # listed host, no rule
@@ -105,6 +112,7 @@ def test_without_rules_every_signed_in_user_may_enter(tmp_path):
     ("files.firm.co.uk", "files.firm.co.uk/ staff", "not 'any' or roles"),
     ("files.firm.co.uk", "https://files.firm.co.uk/ any", "without http"),
     ("https://files.firm.co.uk", "", "host names only"),
+    ("files.firm.co.uk", "files.firm.co.uk/admin\\x admin", "with / between its parts"),
 ])
 def test_a_wrong_setting_stops_the_start_with_the_reason(tmp_path, hosts, rules, words):
     with pytest.raises(RuntimeError, match=words):
