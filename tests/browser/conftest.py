@@ -210,6 +210,9 @@ def screenshot(page, name: str) -> Path:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     width = page.viewport_size["width"]
     path = SCREENSHOTS / f"{name}-{width}.png"
+    # A page looked at must be the page meant: the server's error page would pass every other
+    # check (it is well formed, labelled and fits), so a screenshot of it fails the test.
+    assert "Sorry, something went wrong" not in page.locator("h1").all_inner_texts(), name
     styled(page)
     page.screenshot(path=str(path), full_page=True, animations="disabled")
     _saved.append(path)
