@@ -322,3 +322,15 @@ def test_recent_problems_across_all_clients(app, smtp, deliver, staff):
         < section.index("refused@example.com")  # newest first
     assert "the mail server refused the address" in section
     assert "from their earlier sign-in" in section
+
+
+def test_only_the_newest_troubled_sign_in_shows_its_steps_open(app, client_id, smtp, deliver,
+                                                                 phone, staff):
+    """Ten failed attempts must not make a page of ten open tables (9,000 px on a desktop)."""
+    for _ in range(3):
+        start(phone, smtp, deliver)  # each replaces the one before: all went wrong but the last
+        clock.advance(timedelta(minutes=1))
+    assert sum(v.went_wrong for v in views(app, client_id)) >= 2
+    page = staff.text(f"/support/clients/{client_id}")
+    assert page.count('<details class="steps" open>') == 1
+    assert page.count('<details class="steps" >') == 2
