@@ -178,6 +178,7 @@ class Config:
                 "server (codes are never written to the log): set MAIL_SERVER, MAIL_PORT and "
                 "the other MAIL_ settings in the environment or in .env."
             )
+        check_mail_settings(config)
         check_sender(config.get("MAIL_DEFAULT_SENDER"))
         check_signature_method(config.get("VONAGE_SIGNATURE_METHOD"))
         check_claim_time(config.get("DISPATCHER_CLAIM_SECONDS"), config.get("MAIL_TIMEOUT"))
@@ -228,6 +229,54 @@ def check_sender(value) -> None:
         "from it would be refused or put in junk by clients' mail providers. Set it, for "
         "example MAIL_DEFAULT_SENDER='Smith & Co <portal@smithandco.co.uk>', using an address "
         "your mail server may send from.")
+
+
+# A mail relay on this machine: MAIL_PASSWORD sent to it without TLS never leaves the server.
+LOCAL_MAIL_SERVERS = ("127.0.0.1", "localhost", "::1")
+
+
+def check_mail_settings(config: dict, *, password_in_clear: bool = False) -> None:
+    """Refuse MAIL_ settings with which no message could be sent (each would be retried as a
+    passing failure until its code ran out) or which would send MAIL_PASSWORD across the
+    network in clear; `password_in_clear` allows the last (development)."""
+    starttls, implicit_tls = config.get("MAIL_USE_TLS"), config.get("MAIL_USE_SSL")
+    if starttls and implicit_tls:
+        raise RuntimeError(
+            "MAIL_USE_TLS and MAIL_USE_SSL are both on, and no mail server can do both: every "
+            "message would fail. Keep one: MAIL_USE_SSL=1 for a server that speaks TLS from "
+            "the start (usually port 465), or MAIL_USE_TLS=1 for one that starts it with "
+            "STARTTLS (usually port 587); set the other to 0.")
+    username, password = config.get("MAIL_USERNAME"), config.get("MAIL_PASSWORD")
+    server = str(config.get("MAIL_SERVER") or "").strip().strip("[]").rstrip(".").lower()
+    local = server in LOCAL_MAIL_SERVERS
+    # Half a login logs in as no one. A relay on this machine usually takes mail without a
+    # login, so there it is only unused, and the dispatcher says so in the log instead.
+    if username and not password and not local:
+        raise RuntimeError(
+            "MAIL_USERNAME is set but MAIL_PASSWORD is not, so ClientGate would not log in to "
+            "the mail server at all. Set MAIL_PASSWORD too, or remove MAIL_USERNAME if the "
+            "server takes mail without a login.")
+    if password and not username and not local:
+        raise RuntimeError(
+            "MAIL_PASSWORD is set but MAIL_USERNAME is not, so ClientGate would not log in to "
+            "the mail server at all. Set MAIL_USERNAME to the account the password is for.")
+    if password and not (starttls or implicit_tls) and not local and not password_in_clear:
+        raise RuntimeError(
+            f"MAIL_PASSWORD would be sent to {config.get('MAIL_SERVER')} in clear: set "
+            "MAIL_USE_TLS=1 (STARTTLS, usually port 587) or MAIL_USE_SSL=1 (usually port "
+            "465). Only a relay on this machine (MAIL_SERVER=localhost, 127.0.0.1 or ::1) "
+            "may be given a password without TLS.")
+    port = config.get("MAIL_PORT")
+    if port is not None and not 1 <= int(port) <= 65535:
+        raise RuntimeError(
+            f"MAIL_PORT must be a port number from 1 to 65535, not {port}: usually 587 with "
+            "MAIL_USE_TLS, 465 with MAIL_USE_SSL, or 25 for a relay on this machine.")
+    timeout = config.get("MAIL_TIMEOUT")
+    if timeout is not None and int(timeout) <= 0:
+        raise RuntimeError(
+            f"MAIL_TIMEOUT must be a number of seconds above 0 (20 by default), not "
+            f"{timeout}: it is how long ClientGate waits for the mail server before trying "
+            "again later.")
 
 
 def check_claim_time(claim_seconds, mail_timeout) -> None:
@@ -320,6 +369,8 @@ class DevelopmentConfig(Config):
             config["SECRET_KEY"] = _instance_secret_key()
         check_portal_url(config.get("PORTAL_URL"))
         check_signature_method(config.get("VONAGE_SIGNATURE_METHOD"))
+        if config.get("MAIL_SERVER"):  # else messages go to the console and /dev/outbox
+            check_mail_settings(config, password_in_clear=True)
 
 
 class TestConfig(Config):

@@ -253,10 +253,20 @@ class _TimedConnection(Connection):
                 host.starttls(context=tls_context())
             if self.mail.username and self.mail.password:
                 host.login(self.mail.username, self.mail.password)
+            elif self.mail.username or self.mail.password:
+                _half_login_unused(self.mail.server)
         except BaseException:
             host.close()  # a certificate refused, a login refused: no socket left open
             raise
         return host
+
+
+@functools.cache
+def _half_login_unused(server: str) -> None:
+    """Say once that half a login is not used (production allows it only for a relay on this
+    machine, config.check_mail_settings)."""
+    log.warning("Only one of MAIL_USERNAME and MAIL_PASSWORD is set: mail goes to %s without "
+                "a login. Set both to log in, or remove the one that is set.", server)
 
 
 class _KeptConnections:

@@ -91,3 +91,69 @@ def test_retention_days_prune_cannot_count_back_is_refused(days):
                       "RETENTION_DAYS": days})
     Config.check({**SETTINGS, "SECRET_KEY": secrets.token_urlsafe(48),
                   "RETENTION_DAYS": 36500})
+
+
+# --- mail settings that cannot work -------------------------------------------------------
+
+MAIL_LOGIN = {"MAIL_USERNAME": "portal@example.co.uk", "MAIL_PASSWORD": "mail-password"}
+
+
+@pytest.mark.parametrize("settings, refusal", [
+    ({"MAIL_USE_TLS": True, "MAIL_USE_SSL": True},
+     "MAIL_USE_TLS and MAIL_USE_SSL are both on"),
+    ({"MAIL_USE_TLS": True, "MAIL_USERNAME": "portal@example.co.uk"},
+     "MAIL_USERNAME is set but MAIL_PASSWORD is not"),
+    ({"MAIL_USE_TLS": True, "MAIL_PASSWORD": "mail-password"},
+     "MAIL_PASSWORD is set but MAIL_USERNAME is not"),
+    ({**MAIL_LOGIN}, "MAIL_PASSWORD would be sent to smtp.example.co.uk in clear"),
+    ({**MAIL_LOGIN, "MAIL_SERVER": "localhost.example.co.uk"},
+     "MAIL_PASSWORD would be sent to localhost.example.co.uk in clear"),
+    ({"MAIL_USE_TLS": True, "MAIL_TIMEOUT": 0}, "MAIL_TIMEOUT must be a number of seconds"),
+    ({"MAIL_USE_TLS": True, "MAIL_TIMEOUT": -1}, "MAIL_TIMEOUT must be a number of seconds"),
+    ({"MAIL_USE_TLS": True, "MAIL_PORT": 70000}, "MAIL_PORT must be a port number"),
+])
+def test_mail_settings_that_cannot_work_stop_the_start(settings, refusal):
+    """Each of these made every message fail (or log in to no one, or send the password in
+    clear), retried as a passing failure until its code ran out."""
+    with pytest.raises(RuntimeError, match=refusal):
+        Config.check({**SETTINGS, "SECRET_KEY": secrets.token_urlsafe(48), "MAIL_PORT": 587,
+                      "MAIL_TIMEOUT": 20, **settings})
+
+
+@pytest.mark.parametrize("settings", [
+    {"MAIL_USE_TLS": True, **MAIL_LOGIN},
+    {"MAIL_USE_SSL": True, "MAIL_PORT": 465, **MAIL_LOGIN},
+    {"MAIL_USE_TLS": True},
+    {"MAIL_PORT": 25},  # a server that takes mail without a login
+    # A relay on this machine: the password never crosses the network.
+    {"MAIL_SERVER": "localhost", "MAIL_PORT": 25, **MAIL_LOGIN},
+    {"MAIL_SERVER": "127.0.0.1", "MAIL_PORT": 25, **MAIL_LOGIN},
+    {"MAIL_SERVER": "::1", "MAIL_PORT": 25, **MAIL_LOGIN},
+    # There a login is commonly not needed: half of one is not used (and the log says so).
+    {"MAIL_SERVER": "127.0.0.1", "MAIL_PORT": 25, "MAIL_PASSWORD": "mail-password"},
+    {"MAIL_SERVER": "localhost", "MAIL_PORT": 25, "MAIL_USERNAME": "portal"},
+])
+def test_mail_settings_that_work_are_accepted(settings):
+    Config.check({**SETTINGS, "SECRET_KEY": secrets.token_urlsafe(48), "MAIL_PORT": 587,
+                  "MAIL_TIMEOUT": 20, **settings})
+
+
+def test_the_local_relay_is_named_in_the_refusal():
+    with pytest.raises(RuntimeError) as refused:
+        Config.check({**SETTINGS, "SECRET_KEY": secrets.token_urlsafe(48), **MAIL_LOGIN})
+    assert "MAIL_USE_TLS=1" in str(refused.value) and "MAIL_USE_SSL=1" in str(refused.value)
+    assert "MAIL_SERVER=localhost, 127.0.0.1 or ::1" in str(refused.value)
+
+
+def test_development_refuses_what_cannot_work_and_keeps_the_console_outbox():
+    from config import DevelopmentConfig
+
+    DevelopmentConfig.check({"PORTAL_URL": "http://localhost:5000", "SECRET_KEY": "k" * 40,
+                             "VONAGE_SIGNATURE_METHOD": "md5hash", "MAIL_SERVER": None,
+                             "MAIL_USE_TLS": True, "MAIL_USE_SSL": True})  # no server: outbox
+    development = {"PORTAL_URL": "http://localhost:5000", "SECRET_KEY": "k" * 40,
+                   "VONAGE_SIGNATURE_METHOD": "md5hash", "MAIL_SERVER": "smtp.example.co.uk",
+                   "MAIL_PORT": 2525, "MAIL_TIMEOUT": 20, **MAIL_LOGIN}
+    DevelopmentConfig.check(development)  # a test mailbox service, on the developer's machine
+    with pytest.raises(RuntimeError, match="MAIL_USE_TLS and MAIL_USE_SSL are both on"):
+        DevelopmentConfig.check({**development, "MAIL_USE_TLS": True, "MAIL_USE_SSL": True})
