@@ -86,6 +86,9 @@ class Config:
     VONAGE_CA_BUNDLE: str | None = None
 
     PORTAL_NAME = os.environ.get("PORTAL_NAME") or "Client Portal"
+    # How clients reach the firm, e.g. "call 020 7946 0000 or email help@smithco.co.uk":
+    # said wherever a page or message tells them to contact us (services/contact.py).
+    PORTAL_CONTACT = (os.environ.get("PORTAL_CONTACT") or "").strip() or None
     # The address clients use, e.g. https://portal.firm.co.uk (services/urls.py). Links in
     # messages, the WebOTP line of a text, the OpenID Connect issuer come from it.
     PORTAL_URL = (os.environ.get("PORTAL_URL") or "").strip() or None
@@ -395,6 +398,7 @@ class TestConfig(Config):
     VONAGE_API_SECRET = None
     VONAGE_SIGNATURE_SECRET = None
     PORTAL_NAME = "Test Portal"
+    PORTAL_CONTACT = None  # the pages' own words; a test that wants the line sets it
     PORTAL_URL = "http://localhost"
     PORTAL_TIMEZONE = "Europe/London"
     RATELIMIT_STORAGE_URI = "memory://"

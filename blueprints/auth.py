@@ -13,6 +13,7 @@ from flask import (
     session, url_for,
 )
 from flask_login import current_user, login_user, logout_user
+from jinja2 import pass_eval_context
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import joinedload
 
@@ -22,7 +23,7 @@ from blueprints.safety import CSP, HSTS, NO_STORE, SECURITY_HEADERS, id_arg, no_
 from extensions import db
 from forms import ChoiceForm, CodeForm, LoginForm, LogoutForm, ResendForm
 from models import SignIn, User
-from services import audit, clock, delivery, emails
+from services import audit, clock, contact, delivery, emails
 from services.signin import codes, limits, passwords, phone_proofs, sessions
 from services.authenticators import sign_ins, totp, trusted_devices
 from services.masking import mask_destination
@@ -34,13 +35,33 @@ bp = Blueprint("auth", __name__)
 CHOICE_LIFETIME = timedelta(minutes=5)
 
 GENERIC_LOGIN_ERROR = "The email address or password is not right. Check them and try again."
-DEACTIVATED_MESSAGE = ("This account has been switched off, so it cannot sign in. If you think "
-                       "this is a mistake, please contact us.")
+
+
+def deactivated_message() -> str:
+    return ("This account has been switched off, so it cannot sign in. If you think this is a "
+            f"mistake, please {contact.contact_us()}.")
 
 
 @bp.after_request
 def never_cache(response):
     return no_store(response)
+
+
+# "Contact us" in every template, pages and messages alike, saying how when PORTAL_CONTACT is
+# set (services/contact.py). On a web page its phone number and email address are links
+# (`links=False` for an attribute's value).
+@bp.app_template_global("contact_us")
+@pass_eval_context
+def contact_us_in_template(eval_context, words: str = "contact us", links: bool = True):
+    said = contact.contact_us(words)
+    return contact.linked(said) if eval_context.autoescape and links else said
+
+
+@bp.app_template_global("contact_line")
+@pass_eval_context
+def contact_line_in_template(eval_context):
+    said = contact.line()
+    return contact.linked(said) if eval_context.autoescape else said
 
 
 def browser_sign_in(*, locked: bool = False) -> Optional[SignIn]:
@@ -78,7 +99,7 @@ def _begin(user: User, next_url: Optional[str]):
         audit.record("code_refused", user_id=user.id, outcome="deactivated")
         db.session.commit()
         session.pop("choice", None)
-        flash(DEACTIVATED_MESSAGE, "error")
+        flash(deactivated_message(), "error")
         return render_template("auth/login.html", form=LoginForm(formdata=None),
                                waiting=None), 403
     refusal = limits.refuse_new_code(user, audit.client_ip())

@@ -44,6 +44,8 @@
       code: codePage.getAttribute('data-code-url'),
       portal: codePage.getAttribute('data-portal-url')
     };
+    // "please tell us", with how when the firm has said (PORTAL_CONTACT).
+    var tellUs = codePage.getAttribute('data-tell-us') || 'please tell us';
     var ended = false;
     var announced = [];  // sign-ins other tabs of this browser started
 
@@ -68,7 +70,7 @@
               'Your ' + sent + ' code no longer works: a new sign-in was started at ' +
                 newer.sent_at_local + ' in another browser or on another device.',
               'That sent a new code to ' + newer.destination + '. If it was you, enter that ' +
-                'code there. If it was not you, someone may know your password: please tell us.'
+                'code there. If it was not you, someone may know your password, so ' + tellUs + '.'
             ], action: { href: urls.login, text: 'Sign in again here' } };
           }
           return { title: 'This code no longer works', lines: [
