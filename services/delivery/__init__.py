@@ -405,11 +405,14 @@ def send_email(item: Delivery, subject: str, text: str,
             f"the mail server refused the address ({', '.join(map(str, answers))})",
             permanent=permanent,
         ) from exc
-    except smtplib.SMTPResponseException as exc:
+    except smtplib.SMTPDataError as exc:
+        # The message itself turned away (its content, its size): sent again, so would it be.
         permanent = 500 <= exc.smtp_code < 600
         raise DeliveryError(
             f"the mail server answered {exc.smtp_code}", permanent=permanent
         ) from exc
+    except smtplib.SMTPResponseException as exc:
+        raise _setup_refusal(item, exc) from exc
     except ssl.SSLCertVerificationError as exc:
         # Retried: the operator may put the right CA in place. Nothing was sent, no password.
         why = exc.verify_message or exc.reason
@@ -423,6 +426,32 @@ def send_email(item: Delivery, subject: str, text: str,
             permanent=True) from exc
     kept_connections.give_back(connection)
     return None
+
+
+# A refusal before the recipient is named is about this firm's mail settings, not the client's
+# address: each kind, in words for the client and support (no "refused", which the support
+# diagnosis reads as a wrong address), and what the operator should check.
+_SETUP_REFUSALS = (
+    (smtplib.SMTPAuthenticationError, "the mail server did not accept our login",
+     "check MAIL_USERNAME and MAIL_PASSWORD"),
+    (smtplib.SMTPSenderRefused, "the mail server did not accept our sender address",
+     "check that the mail server lets this login send as MAIL_DEFAULT_SENDER"),
+    (smtplib.SMTPResponseException, "the mail server turned the connection away",
+     "check MAIL_SERVER, MAIL_PORT and the TLS setting"),
+)
+
+
+def _setup_refusal(item: Delivery, exc: smtplib.SMTPResponseException) -> DeliveryError:
+    """A refusal at the greeting, STARTTLS, the login or MAIL FROM: retried (a 5xx too: the
+    operator can mend the settings before the code runs out, and the client is shown a
+    delay), and logged at ERROR with what to check."""
+    reason, fix = next((reason, fix) for kind, reason, fix in _SETUP_REFUSALS
+                       if isinstance(exc, kind))
+    said = exc.smtp_error.decode("utf-8", "replace") if isinstance(exc.smtp_error, bytes) \
+        else str(exc.smtp_error)
+    log.error("delivery %s: %s (%s %s): %s. Messages are retried until their time runs out.",
+              item.id, reason, exc.smtp_code, said.replace("\n", " ")[:200], fix)
+    return DeliveryError(f"{reason} ({exc.smtp_code})")
 
 
 def _send_sms(item: Delivery, subject: str, text: str) -> Optional[str]:
