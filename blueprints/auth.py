@@ -263,10 +263,21 @@ def _answer_choice(next_url: Optional[str]):
     return _begin(user, choice.get("next") or next_url)
 
 
+def delivery_words(latest) -> tuple[str, str]:
+    """delivery.describe for the client, on the code page and in its status answer alike. An
+    email that could not be delivered is said plainly: the mail server's reason ("refused the
+    address (550)") is for support, who read it in the timeline. A text's reasons are written
+    for clients ("the phone was switched off or out of signal") and stay."""
+    state, text = delivery.describe(latest)
+    if state == "failed" and latest.channel == "email":
+        return state, "Not delivered."
+    return state, text
+
+
 def _code_page(sign_in: Optional[SignIn], form: CodeForm, *, problem: Optional[dict] = None,
                status: int = 200):
     latest = delivery.latest_for(sign_in) if sign_in is not None else None
-    state, state_text = delivery.describe(latest)
+    state, state_text = delivery_words(latest)
     return render_template(
         "auth/code.html", form=form, sign_in=sign_in, problem=problem,
         delivery=latest, delivery_state=state, delivery_text=state_text,
@@ -424,7 +435,7 @@ def status_document(sign_in, latest, *, current_id: Optional[int], newer: Option
     def hhmm(moment: datetime) -> str:
         return clock.local(moment, tz).strftime("%H:%M")
 
-    state, state_text = delivery.describe(latest)
+    state, state_text = delivery_words(latest)
     pending = sign_in.status == "pending"
     return {
         "sign_in": sign_in.id,

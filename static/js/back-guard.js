@@ -12,6 +12,8 @@
   var leaving = false;
 
   function pending() { return page.getAttribute('data-status') === 'pending'; }
+  // No code box: the only message could not be sent, so there is no code to keep.
+  function nothingToKeep() { return !field || field.closest('[hidden]') !== null; }
 
   function arm() {
     if (!history.state || history.state.codePage !== mine) {
@@ -61,17 +63,17 @@
       if (box) box.textContent = '';  // Forward again: nothing to warn about
     } else if (leaving) {
       return;
-    } else if (pending()) {
+    } else if (pending() && !nothingToKeep()) {
       warn();
     } else {
-      history.back();  // the code has ended: nothing to warn about, so Back goes on back
+      history.back();  // no code to keep: nothing to warn about, so Back goes on back
     }
   });
 
   document.addEventListener('submit', function () { leaving = true; }, true);
   window.addEventListener('beforeunload', function (event) {
     // Only a code typed but not sent is worth a browser question.
-    if (leaving || !pending() || !field || !field.value.trim()) return;
+    if (leaving || !pending() || nothingToKeep() || !field.value.trim()) return;
     event.preventDefault();
     event.returnValue = '';
   });

@@ -19,6 +19,7 @@
   var box = document.getElementById('delivery-status');
   var text = document.getElementById('delivery-text');
   var dot = box ? box.querySelector('.delivery-dot') : null;
+  var title = document.getElementById('code-title');
 
   function wait() {
     var base = document.visibilityState === 'hidden' ? EVERY_HIDDEN : EVERY_VISIBLE;
@@ -42,9 +43,21 @@
   }
 
   // A message that could not be sent: say what to do instead of "it can take a few minutes".
+  // When it was the only one, no code can have come: the code box goes too (the page marks
+  // it data-unless-failed), and the heading says so, as the page does when loaded afresh.
   function showWhatToDo(failed) {
+    var hadFocus = false;
     page.querySelectorAll('[data-when-failed]').forEach(function (el) { el.hidden = !failed; });
-    page.querySelectorAll('[data-unless-failed]').forEach(function (el) { el.hidden = failed; });
+    page.querySelectorAll('[data-unless-failed]').forEach(function (el) {
+      if (failed && el.contains(document.activeElement)) hadFocus = true;
+      el.hidden = failed;
+    });
+    var heading = title && title.getAttribute(failed ? 'data-title-failed' : 'data-title-waiting');
+    if (heading) title.textContent = heading;
+    if (hadFocus) {
+      var next = document.querySelector('#delivery-failed a, #delivery-failed button');
+      if (next) next.focus();
+    }
   }
 
   function poll() {

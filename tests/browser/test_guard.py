@@ -290,7 +290,7 @@ def test_a_message_that_fails_for_good_says_what_to_do_without_a_reload(live_ser
     smtp.refuse_with = "550 No such mailbox"  # back, and refusing the address for good
     smtp.start()
     clock.advance(timedelta(seconds=6))
-    expect(page.locator("#delivery-failed")).to_contain_text("We could not send your code",
+    expect(page.locator("#delivery-failed")).to_contain_text("We could not deliver your code",
                                                              timeout=SOON + 2000)
     expect(wait_hint).to_be_hidden()
     expect(page.locator(".lead")).to_contain_text("We tried to send a 6-digit code")

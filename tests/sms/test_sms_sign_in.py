@@ -250,7 +250,7 @@ def test_a_failed_text_after_every_resend_is_used_says_who_can_help(app, sms_use
         deliver()
     failed = _visible(browser.text("/login/code"))
     assert "we have sent it as many times as we can" in failed
-    assert "Contact Test Portal" in failed and "have your codes sent by email" in failed
+    assert "Please contact us." in failed and "have your codes sent by email" in failed
     assert "Send it by email" not in failed
 
 

@@ -1,0 +1,65 @@
+"""The code page in real Chromium: a message that fails for good while the page is open."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from playwright.sync_api import expect
+
+from services import clock
+from tests.browser.conftest import (
+    DESKTOP, PHONE, assert_accessible, assert_fits_phone, log_in, screenshot,
+)
+
+pytestmark = pytest.mark.browser
+
+SOON = 8000  # ms: the code page asks every 2.5 s
+
+
+def test_a_message_that_fails_for_good_takes_the_code_box_away_live_and_on_reload(
+        live_server, new_context, smtp):
+    live_server.app.config["PORTAL_CONTACT"] = "call 020 7946 0000 or email help@smithco.co.uk"
+    smtp.stop()  # the mail server is down when the client signs in
+    page = new_context(PHONE, phone=True).new_page()
+    log_in(page, live_server)
+    page.wait_for_url("**/login/code")
+    page.evaluate("window.sameDocument = true")
+    expect(page.locator("#delivery-status")).to_contain_text("trying again", timeout=SOON)
+    page.fill("input[name=code]", "12")  # the client is typing when it fails
+    expect(page.locator("h1")).to_have_text("Enter your code")
+
+    smtp.refuse_with = "550 No such mailbox"  # back, and refusing the address for good
+    smtp.start()
+    clock.advance(timedelta(seconds=6))
+    failed = page.locator("#delivery-failed")
+    expect(failed).to_contain_text("We could not deliver your code to c•••@example.com. The "
+                                   "address may be wrong, or the mailbox may be full.",
+                                   timeout=SOON + 2000)
+    assert page.evaluate("window.sameDocument") is True, "it must change without a reload"
+    expect(page.locator("h1")).to_have_text("Your code could not be sent")
+    expect(page.locator("#delivery-text")).to_have_text("Not delivered.")
+    expect(page.locator("input[name=code]")).to_be_hidden()
+    expect(page.locator("input[name=remember]")).to_be_hidden()
+    expect(page.get_by_role("button", name="Continue")).to_be_hidden()
+    expect(page.locator("#delivery-help")).to_be_hidden()
+    again = failed.get_by_role("link", name="Sign in again")
+    expect(again).to_be_focused()  # focus was in the box that went
+    expect(failed.get_by_role("link", name="020 7946 0000")).to_have_attribute(
+        "href", "tel:02079460000")
+    assert "550" not in page.locator("main").inner_text()
+    assert_fits_phone(page, "code-failed")
+    assert_accessible(page, "code-failed")
+    screenshot(page, "ux-code-failed")
+
+    live = page.locator("main").inner_text()
+    page.reload()
+    expect(page.locator("h1")).to_have_text("Your code could not be sent")
+    assert page.locator("main").inner_text() == live, "the reloaded page says the same"
+    page.set_viewport_size(DESKTOP)
+    screenshot(page, "ux-code-failed")
+
+    page.once("dialog", lambda dialog: dialog.dismiss())  # none expected: no code to lose
+    again.click()
+    page.wait_for_url("**/login")
+    expect(page.locator('[data-guard="pending"]')).to_contain_text("could not be sent")
