@@ -107,9 +107,13 @@ def _begin(user: User, next_url: Optional[str]):
         # Reached only with the right password, so it tells an attacker nothing new.
         db.session.commit()
         session.pop("choice", None)
-        flash(refusal.message, "error")
+        pause = None
+        if refusal.reason == "locked":
+            pause = paused_words(refusal.until, account=True)
+        else:
+            flash(refusal.message, "error")
         return render_template("auth/login.html", form=LoginForm(formdata=None),
-                               waiting=None), 429, refusal.headers
+                               waiting=None, pause=pause), 429, refusal.headers
     sign_in = codes.start_sign_in(
         user, ip=audit.client_ip(), user_agent=audit.client_agent(), next_url=next_url,
     )
@@ -212,11 +216,19 @@ def _trusted_device_sign_in(user: User, next_url: Optional[str]):
     return _finish_sign_in(sign_in, amr=trusted_devices.AMR)
 
 
+def paused_words(until: datetime, *, account: bool) -> dict:
+    """What templates/auth/_paused.html says: until when, how long, and whether it is the
+    account's own lock (told only to the right password) or the pause of an email address."""
+    return {"until": until, "account": account,
+            "wait": limits.wait_in_words((until - clock.now()).total_seconds())}
+
+
 def paused_page(form: LoginForm, waiting: Optional[SignIn], until: datetime):
-    """The sign-in page saying that this email address is paused, and until when."""
-    flash(limits.paused_message(until), "error")
+    """The sign-in page saying that this email address is paused, and until when: the same
+    words whether or not it has an account."""
     wait = max(1, int((until - clock.now()).total_seconds() + 0.999))
-    return (render_template("auth/login.html", form=form, waiting=waiting), 429,
+    return (render_template("auth/login.html", form=form, waiting=waiting,
+                            pause=paused_words(until, account=False)), 429,
             {"Retry-After": str(wait)})
 
 
@@ -274,12 +286,23 @@ def delivery_words(latest) -> tuple[str, str]:
     return state, text
 
 
+def _account_pause(sign_in: SignIn) -> Optional[datetime]:
+    """Until when the account of a sign-in stopped by its lock is paused, if it still is.
+    This browser gave the right password, so it may be told."""
+    if sign_in.status != "locked":
+        return None
+    lock = limits.lock_refusal(sign_in.user)
+    return lock.until if lock is not None else None
+
+
 def _code_page(sign_in: Optional[SignIn], form: CodeForm, *, problem: Optional[dict] = None,
                status: int = 200):
     latest = delivery.latest_for(sign_in) if sign_in is not None else None
     state, state_text = delivery_words(latest)
+    paused_until = _account_pause(sign_in) if sign_in is not None else None
     return render_template(
         "auth/code.html", form=form, sign_in=sign_in, problem=problem,
+        pause=paused_words(paused_until, account=True) if paused_until else None,
         delivery=latest, delivery_state=state, delivery_text=state_text,
         resend_form=ResendForm(), resend_wait=codes.resend_wait(sign_in) if sign_in else 0,
         resends_left=codes.MAX_RESENDS - sign_in.resend_count if sign_in else 0,
@@ -322,7 +345,6 @@ def code():
         "outcome": check.outcome, "tries_left": check.tries_left,
         "earlier": check.earlier, "newer": check.newer,
         "drift": totp.drift_hint_at_sign_in(check.steps_off),
-        "account_locked": lock.message if lock else None,
     }
     form.code.data = ""
     if lock is not None:
@@ -424,13 +446,16 @@ def status():
     latest = delivery.latest_for(sign_in)
     newer = codes.newest_successor(sign_in) if sign_in.status == "superseded" else None
     return status_document(sign_in, latest, current_id=current.id if current else None,
-                           newer=newer, tz=current_app.config["PORTAL_TIMEZONE"])
+                           newer=newer, tz=current_app.config["PORTAL_TIMEZONE"],
+                           paused_until=_account_pause(sign_in))
 
 
 def status_document(sign_in, latest, *, current_id: Optional[int], newer: Optional[SignIn],
-                    tz: str) -> dict:
+                    tz: str, paused_until: Optional[datetime] = None) -> dict:
     """The status answer. `sign_in` and its newest message `latest` are models (the route) or
-    the columns of codes.STATUS_LOOKUP (StatusFastPath); only what both have is read."""
+    the columns of codes.STATUS_LOOKUP (StatusFastPath); only what both have is read.
+    `paused_until`: the account of a sign-in its lock stopped is paused until then (the page
+    then offers a new password, not "Sign in again")."""
 
     def hhmm(moment: datetime) -> str:
         return clock.local(moment, tz).strftime("%H:%M")
@@ -460,6 +485,7 @@ def status_document(sign_in, latest, *, current_id: Optional[int], newer: Option
         } if newer else None,
         "resend_wait": codes.resend_wait(sign_in) if pending else None,
         "resends_left": codes.MAX_RESENDS - sign_in.resend_count,
+        "paused_until_local": hhmm(paused_until) if paused_until else None,
     }
 
 

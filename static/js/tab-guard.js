@@ -42,7 +42,8 @@
     var urls = {
       login: codePage.getAttribute('data-login-url'),
       code: codePage.getAttribute('data-code-url'),
-      portal: codePage.getAttribute('data-portal-url')
+      portal: codePage.getAttribute('data-portal-url'),
+      forgot: codePage.getAttribute('data-forgot-url')
     };
     // "please tell us", with how when the firm has said (PORTAL_CONTACT).
     var tellUs = codePage.getAttribute('data-tell-us') || 'please tell us';
@@ -82,6 +83,15 @@
               ': codes work for 10 minutes.'
           ], action: again };
         case 'locked':
+          if (data.paused_until_local) {
+            // The account is paused: signing in again would meet the same refusal.
+            return { title: 'Signing in is paused', lines: [
+              'For your safety, signing in to this account is paused until ' +
+                data.paused_until_local + ', because of too many wrong passwords or codes.',
+              'You can try again then, or set a new password now: the link we email you ' +
+                'ends the pause.'
+            ], action: { href: urls.forgot, text: 'Set a new password' } };
+          }
           return { title: 'This sign-in has been stopped', lines: [
             'Too many wrong codes were entered, so we stopped this sign-in to keep your ' +
               'account safe.'

@@ -1,4 +1,5 @@
-"""The code page in real Chromium: a message that fails for good while the page is open."""
+"""The code page in real Chromium: a message that fails for good while the page is open, an
+account paused from elsewhere."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import pytest
 from playwright.sync_api import expect
 
 from services import clock
+from services.signin import limits
 from tests.browser.conftest import (
     DESKTOP, PHONE, assert_accessible, assert_fits_phone, log_in, screenshot,
 )
@@ -63,3 +65,44 @@ def test_a_message_that_fails_for_good_takes_the_code_box_away_live_and_on_reloa
     again.click()
     page.wait_for_url("**/login")
     expect(page.locator('[data-guard="pending"]')).to_contain_text("could not be sent")
+
+
+@pytest.mark.parametrize("viewport", [DESKTOP, PHONE], ids=lambda v: f"{v['width']}px")
+def test_a_pause_from_elsewhere_offers_a_new_password_live(viewport, live_server, new_context):
+    """Wrong passwords in another browser pause the account: the open code page says so and
+    offers a new password, not a "Sign in again" that would meet the same refusal."""
+    page = new_context(viewport, phone=viewport is PHONE).new_page()
+    log_in(page, live_server)
+    page.wait_for_url("**/login/code")
+    page.evaluate("window.sameDocument = true")
+
+    other = new_context(viewport).new_page()
+    for attempt in range(limits.FAILURES_BEFORE_LOCK):
+        log_in(other, live_server, password=f"not my password {attempt}")
+    paused = other.locator("#paused")
+    expect(paused).to_contain_text("signing in with this email address is paused until")
+    expect(paused.get_by_role("link", name="Set a new password")).to_be_visible()
+    if viewport is PHONE:
+        assert_fits_phone(other, "login-address-paused")
+    assert_accessible(other, "login-address-paused")
+    screenshot(other, "ux-login-address-paused")
+    log_in(other, live_server)  # the right password, while the account is paused
+    expect(paused).to_contain_text("signing in to this account is paused until")
+    screenshot(other, "ux-login-account-paused")
+
+    alert = page.locator("#tab-guard")
+    expect(alert).to_contain_text("set a new password now", timeout=SOON)
+    assert page.evaluate("window.sameDocument") is True
+    expect(page.locator("h1")).to_have_text("Signing in is paused")
+    expect(alert.get_by_role("link", name="Sign in again")).to_have_count(0)
+    screenshot(page, "ux-code-paused-live")
+    alert.get_by_role("link", name="Set a new password").click()
+    page.wait_for_url("**/password/forgot")
+
+    page.goto(live_server("/login/code"))  # the code page as it loads afresh
+    expect(page.locator("h1")).to_have_text("Signing in is paused")
+    expect(page.locator("#paused").get_by_role("link", name="Set a new password")).to_be_visible()
+    if viewport is PHONE:
+        assert_fits_phone(page, "code-paused")
+    assert_accessible(page, "code-paused")
+    screenshot(page, "ux-code-paused")
