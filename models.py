@@ -179,6 +179,9 @@ class Delivery(db.Model):
     last_error: Mapped[Optional[str]] = mapped_column(String(500))
     client_ref: Mapped[Optional[str]] = mapped_column(String(40), unique=True)
     provider_ref: Mapped[Optional[str]] = mapped_column(String(64), index=True)
+    # A text that went out in several parts: each part's Vonage id and what its receipts said
+    # ("sent", "delivered", "failed"); provider_ref is the first part's. NULL for one part.
+    provider_parts: Mapped[Optional[dict[str, str]]] = mapped_column(JSON(none_as_null=True))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=now)
     sent_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime())
     delivered_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime())

@@ -41,7 +41,7 @@ from config import sender_address
 from extensions import db
 from models import Delivery, DispatcherBeat, SignIn
 from services import audit, clock, emails, keys, urls
-from services.delivery.handover import DeliveryError
+from services.delivery.handover import DeliveryError, HandedOver
 
 log = logging.getLogger("clientgate.delivery")
 
@@ -383,7 +383,7 @@ def _id_domain(sender) -> str:
 
 
 def send_email(item: Delivery, subject: str, text: str,
-               html: Optional[str] = None) -> Optional[str]:
+               html: Optional[str] = None) -> HandedOver:
     """Hand an email (a plain-text part and, when given, an HTML part) to the SMTP server."""
     message = _Message(subject=subject, recipients=[_recipient(item)], body=text, html=html)
     message.msgId = make_msgid(domain=_id_domain(message.sender))
@@ -425,7 +425,7 @@ def send_email(item: Delivery, subject: str, text: str,
             f"the message could not be written for the mail server ({type(exc).__name__})",
             permanent=True) from exc
     kept_connections.give_back(connection)
-    return None
+    return HandedOver()
 
 
 # A refusal before the recipient is named is about this firm's mail settings, not the client's
@@ -454,7 +454,7 @@ def _setup_refusal(item: Delivery, exc: smtplib.SMTPResponseException) -> Delive
     return DeliveryError(f"{reason} ({exc.smtp_code})")
 
 
-def _send_sms(item: Delivery, subject: str, text: str) -> Optional[str]:
+def _send_sms(item: Delivery, subject: str, text: str) -> HandedOver:
     from services.delivery import sms
 
     # A code is of no use after its give-up moment (its expiry), and Vonage would otherwise
@@ -462,8 +462,9 @@ def _send_sms(item: Delivery, subject: str, text: str) -> Optional[str]:
     valid_for = None
     if item.kind in CODE_KINDS and item.give_up_at is not None:
         valid_for = clock.as_utc(item.give_up_at) - clock.now()
-    return sms.send_sms(item.destination, text, client_ref=item.client_ref,
-                        valid_for=valid_for)
+    parts = sms.send_sms(item.destination, text, client_ref=item.client_ref,
+                         valid_for=valid_for)
+    return HandedOver(parts[0], parts if len(parts) > 1 else ())
 
 
 def channel_configured(channel: str, config=None) -> bool:
@@ -491,7 +492,7 @@ def missing_settings(config=None) -> dict[str, list[str]]:
     return {channel: names for channel, names in missing.items() if names}
 
 
-def _send_to_outbox(item: Delivery, subject: str, text: str) -> str:
+def _send_to_outbox(item: Delivery, subject: str, text: str) -> HandedOver:
     """No server configured for this channel: print it and keep it for /dev/outbox."""
     outbox = current_app.extensions.setdefault("dev_outbox", deque(maxlen=100))
     outbox.appendleft({
@@ -500,12 +501,12 @@ def _send_to_outbox(item: Delivery, subject: str, text: str) -> str:
     })
     print(f"\n--- {item.channel} to {item.destination} (development outbox) ---\n"
           f"{subject + chr(10) if subject else ''}{text}--- end ---\n", flush=True)
-    return "outbox"
+    return HandedOver("outbox")
 
 
 def hand_over(item: Delivery, subject: str, text: str,
-              html: Optional[str] = None) -> Optional[str]:
-    """Send through the channel's transport; returns the provider's reference if any."""
+              html: Optional[str] = None) -> HandedOver:
+    """Send through the channel's transport; returns what the provider said of it."""
     if not channel_configured(item.channel):
         if not current_app.config.get("OUTBOX_WITHOUT_SERVER"):
             # Production: never print a message (it may hold a code) in place of sending it.
@@ -580,7 +581,7 @@ _GIVE_UP = (
 _SENT = (
     update(_messages).where(_messages.c.id == bindparam("delivery"))
     .values(status="sent", sent_at=bindparam("at"), provider_ref=bindparam("ref"),
-            code_encrypted=None, claimed_until=None)
+            provider_parts=bindparam("parts"), code_encrypted=None, claimed_until=None)
 )
 
 
@@ -669,7 +670,7 @@ def process(delivery_id: int) -> str:
         # stays claimed, and a slow server must not hold a connection open per message.
         db.session.expunge(item)
         db.session.commit()
-        provider_ref = hand_over(item, subject, text, html)
+        handed = hand_over(item, subject, text, html)
     except DeliveryError as exc:
         db.session.rollback()
         item = db.session.get(Delivery, delivery_id)
@@ -686,12 +687,13 @@ def process(delivery_id: int) -> str:
         db.session.commit()
         return status
     # One UPDATE by id: `item` (let go of above) still holds what the audit event needs.
-    db.session.connection().execute(
-        _SENT, {"delivery": delivery_id, "at": clock.now(), "ref": provider_ref})
+    db.session.connection().execute(_SENT, {
+        "delivery": delivery_id, "at": clock.now(), "ref": handed.ref,
+        "parts": dict.fromkeys(handed.parts, "sent") or None})
     audit.record("delivery_sent", user_id=item.user_id, sign_in_id=item.sign_in_id,
                  delivery_id=item.id, outcome="sent",
                  detail={"channel": item.channel, "attempts": item.attempts,
-                         "transport": "outbox" if provider_ref == "outbox" else item.channel})
+                         "transport": "outbox" if handed.ref == "outbox" else item.channel})
     db.session.commit()
     return "sent"
 

@@ -1,6 +1,16 @@
-"""What a channel (the SMTP server, Vonage) says when it cannot take a message."""
+"""What a channel (the SMTP server, Vonage) says when it takes a message, or cannot."""
 
 from __future__ import annotations
+
+from typing import NamedTuple, Optional
+
+
+class HandedOver(NamedTuple):
+    """A message a channel took: its reference (Vonage's message id, "outbox"), and for a
+    text that went out in several parts, every part's id (receipts come for each)."""
+
+    ref: Optional[str] = None
+    parts: tuple[str, ...] = ()
 
 
 class DeliveryError(Exception):

@@ -153,8 +153,9 @@ def ttl_ms(valid_for: timedelta) -> int:
 
 
 def send_sms(to: str, text: str, *, client_ref: Optional[str] = None,
-             valid_for: Optional[timedelta] = None) -> Optional[str]:
-    """Hand one SMS to Vonage; returns its message id, or raises DeliveryError. With
+             valid_for: Optional[timedelta] = None) -> tuple[str, ...]:
+    """Hand one SMS to Vonage; returns the message id of each part it went out in (a long
+    text is several), or raises DeliveryError. With
     `valid_for`, the phone network stops trying once it has passed (a phone switched on
     hours later does not get a code long dead)."""
     # The SMS API's part of the SDK, with pydantic, adds ~13 MB to a process: it loads with
@@ -174,7 +175,7 @@ def send_sms(to: str, text: str, *, client_ref: Optional[str] = None,
         )
         client = _client()
         response = Sms(client).send(message)
-        message_id = response.messages[0].message_id
+        parts = tuple(part.message_id for part in response.messages if part.message_id)
     except PartialFailureError as exc:
         # A long text went out in parts and some were refused: judge by the first refusal.
         raise refusal(_status_of(client, exc)) from exc
@@ -193,9 +194,9 @@ def send_sms(to: str, text: str, *, client_ref: Optional[str] = None,
     finally:
         if client is not None:
             client._session.close()
-    if not message_id:
+    if not parts:
         raise DeliveryError("the text message service gave no message id")
-    return message_id
+    return parts
 
 
 # --- delivery receipts ----------------------------------------------------------------
@@ -302,14 +303,21 @@ def _reported_time(params: Mapping[str, str], item: Delivery) -> datetime:
     return now
 
 
+def _part_ids(item: Delivery) -> set[str]:
+    """The Vonage ids of a text's parts (one, for a text that fitted in one)."""
+    return set(item.provider_parts or ()) or {item.provider_ref}
+
+
 def _find_delivery(message_id: str, client_ref: Optional[str], signed: bool) -> Optional[Delivery]:
     """The SMS this receipt is about: its client reference (which nobody can guess) must match,
-    and so must the message id once we know it. A signed receipt may omit the reference."""
+    and so must the message id, one of its parts', once we know them. A signed receipt may omit
+    the reference (Vonage sends it whenever the message had one, as ours all do); it is then
+    found by its first part's id."""
     if client_ref:
         item = db.session.scalar(select(Delivery).where(Delivery.client_ref == client_ref))
         if item is None or item.channel != "sms":
             return None
-        if item.provider_ref is not None and item.provider_ref != message_id:
+        if item.provider_ref is not None and message_id not in _part_ids(item):
             return None
         return item
     if not signed:
@@ -361,9 +369,11 @@ def receive_receipt(params: Mapping[str, str]) -> ReceiptResult:
         # The receipt overtook our own record of the send: Vonage will try again shortly.
         return ReceiptResult(409, "message not recorded as sent yet", item)
     # The same receipt twice (a replay, or Vonage retrying) is acknowledged, not applied again.
-    # The message's row is locked first, so two copies at once are judged one after the other.
+    # The message's row is locked first, and read again under the lock, so two receipts at
+    # once (two copies, or two parts of one text) are judged one after the other.
     db.session.execute(
-        select(Delivery.id).where(Delivery.id == item.id).with_for_update(key_share=True))
+        select(Delivery).where(Delivery.id == item.id).with_for_update(key_share=True)
+        .execution_options(populate_existing=True))
     fingerprint = receipt_fingerprint(params)
     if db.session.scalar(
         select(Event.id).where(
@@ -382,17 +392,29 @@ def receipt_fingerprint(params: Mapping[str, str]) -> str:
 
 
 def _apply(item: Delivery, params: Mapping[str, str], fingerprint: str) -> None:
+    """Record a receipt: a text is delivered once every part of it is, and failed once any
+    part failed (a code in a lost part, or a text cut short, is no use to the client)."""
     status = params["status"]
     err_code = params.get("err-code") or ""
     at = _reported_time(params, item)
     reason = None
+    parts = dict(item.provider_parts or {})  # empty for a text in one part
+    part = params["messageId"]
     if status == "delivered":
-        # Delivered is the last word, even after an earlier failure report.
-        item.status, item.delivered_at = "delivered", at
-    elif status in ("failed", "rejected", "expired") and item.status != "delivered":
+        # Delivered is the last word on a part, even after an earlier failure report.
+        if parts:
+            parts[part] = "delivered"
+        if all(state == "delivered" for state in parts.values()):
+            item.status, item.delivered_at = "delivered", at
+    elif status in ("failed", "rejected", "expired") and (
+            parts.get(part) if parts else item.status) != "delivered":
         reason = EXPIRED_REASON if status == "expired" else RECEIPT_ERRORS.get(
             err_code, "the phone network could not deliver it")
+        if parts:
+            parts[part] = "failed"
         item.status, item.failed_at, item.last_error = "failed", at, reason
+    if parts:
+        item.provider_parts = parts
     item.provider_ref = item.provider_ref or params["messageId"]
     audit.record(
         "delivery_receipt", user_id=item.user_id, sign_in_id=item.sign_in_id,
