@@ -107,13 +107,13 @@ def _begin(user: User, next_url: Optional[str]):
         # Reached only with the right password, so it tells an attacker nothing new.
         db.session.commit()
         session.pop("choice", None)
-        pause = None
+        pause = cap = None
         if refusal.reason == "locked":
             pause = paused_words(refusal.until, account=True)
         else:
-            flash(refusal.message, "error")
+            cap = _cap_words(refusal, _code_still_usable(user))
         return render_template("auth/login.html", form=LoginForm(formdata=None),
-                               waiting=None, pause=pause), 429, refusal.headers
+                               waiting=None, pause=pause, cap=cap), 429, refusal.headers
     sign_in = codes.start_sign_in(
         user, ip=audit.client_ip(), user_agent=audit.client_agent(), next_url=next_url,
     )
@@ -122,6 +122,31 @@ def _begin(user: User, next_url: Optional[str]):
     session.pop("choice", None)
     _remember_sign_in(*kept)
     return redirect(url_for("auth.code"))
+
+
+# The end of limits.code_send_refusal's words for an account's hourly cap: true only while
+# this browser has a sign-in whose code can still come and be entered.
+MAY_STILL_ARRIVE = " Your latest code may still arrive."
+
+
+def _code_still_usable(user: User) -> Optional[SignIn]:
+    """This browser's sign-in of `user`, if its code can still be entered: pending, not run
+    out, and not a sign-in whose only message could not be sent."""
+    waiting = browser_sign_in()
+    if waiting is None or waiting.user_id != user.id or not waiting.is_pending \
+            or clock.now() >= waiting.expires_at:
+        return None
+    if waiting.resend_count == 0 and delivery.failed_for(waiting):
+        return None
+    return waiting
+
+
+def _cap_words(refusal: limits.Refusal, waiting: Optional[SignIn]) -> dict:
+    """What the login page says when no more codes may be sent for now, and whether it offers
+    the code already sent (then "Enter the code we already sent" goes to the code page)."""
+    message = refusal.message if waiting is not None \
+        else refusal.message.removesuffix(MAY_STILL_ARRIVE)
+    return {"message": message, "waiting": waiting}
 
 
 def _remember_sign_in(sign_in_id: int, user_id: int) -> None:
