@@ -7,6 +7,10 @@ them the endpoint answers what the browser should see: a redirect to sign in, or
 
 from __future__ import annotations
 
+import logging
+from typing import Optional
+from urllib.parse import urlsplit
+
 from flask import Blueprint, Response, current_app, redirect, render_template, request, session
 from werkzeug.wrappers import Request as WerkzeugRequest
 
@@ -17,6 +21,8 @@ from services import branding, clock
 from services.federation import access, forward_auth
 from services.signin import sessions
 from services.urls import absolute_url, portal_origin
+
+log = logging.getLogger("clientgate.forward_auth")
 
 bp = Blueprint("forward_auth", __name__)
 # The web server asks from its own address on every request: a per-address limit would shut
@@ -41,17 +47,36 @@ def verify():
     decision = access.decide(user, url)
     if decision.allowed:
         return Response(status=200, headers=forward_auth.identity_headers(user))
+    if set_up_wrong(decision):
+        log.warning("/auth/verify refused %s: %s This is the web server's or ClientGate's "
+                    "setup, not the client's doing (see the guide, 'In front of the firm's "
+                    "apps').", _page_of(url), decision.reason)
     if not for_browser:
         return Response(status=403)
     return forbidden_page(user, url, decision)
+
+
+def set_up_wrong(decision: access.Decision) -> bool:
+    """A refusal no access rule made: the web server did not say which page was asked for, or
+    asked about an address this portal does not guard. The operator's to fix, not the
+    client's: the page says so in plain words, and the log says what."""
+    return not decision.allowed and decision.rule is None
+
+
+def _page_of(url: Optional[str]) -> str:
+    """The address asked about, for the log: without its query, which may hold a token."""
+    if url is None:
+        return "a request whose address the web server did not give"
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}{parts.path}"
 
 
 def forbidden_page(user, url, decision):
     """The 403 page in ClientGate's words, shown on the protected app's own address."""
     response = Response(render_template(
         "federation/forbidden.html", user=user, url=url if safe_next(url) else None,
-        reason=decision.reason, portal_home=absolute_url("portal.home"),
-        asset_root=portal_origin(),
+        reason=decision.reason, set_up_wrong=set_up_wrong(decision),
+        portal_home=absolute_url("portal.home"), asset_root=portal_origin(),
     ), status=403)
     # The page may be shown on another host than the portal's: its stylesheet and logo come
     # from the portal, so the policy names the portal's origin beside 'self'.
