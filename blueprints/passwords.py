@@ -50,7 +50,7 @@ def _link(token: str, purpose: str):
     db.session.commit()
     words = lifecycle.refusal(purpose, check.outcome)
     return check, (render_template("passwords/link_refused.html", refusal=words,
-                                   purpose=purpose), 410)
+                                   purpose=purpose, outcome=check.outcome), 410)
 
 
 def _new_password_page(template: str, form: NewPasswordForm, user, status: int = 200):
@@ -73,7 +73,7 @@ def _take_new_password(check: tokens.Check, template: str, by: str):
         db.session.rollback()
         words = lifecycle.refusal(check.token.purpose, tokens.USED)
         return render_template("passwords/link_refused.html", refusal=words,
-                               purpose=check.token.purpose), 410
+                               purpose=check.token.purpose, outcome=tokens.USED), 410
     # A link from the mailbox lifts a pause from wrong passwords or codes: say so, to a client
     # who was told signing in is paused.
     paused = user.is_locked(clock.now())
