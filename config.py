@@ -84,6 +84,10 @@ class Config:
     VONAGE_SIGNATURE_SECRET = os.environ.get("VONAGE_SIGNATURE_SECRET") or None
     # Only for tests: a CA bundle that the Vonage client alone trusts.
     VONAGE_CA_BUNDLE: str | None = None
+    # Seconds one text's hand-over to Vonage may take in all (connecting, TLS, the answer), as
+    # MAIL_TIMEOUT is for an email; the claim must outlast it (check_claim_time). Not read
+    # from the environment: Vonage answers in a second or two.
+    VONAGE_TIMEOUT = 20
 
     PORTAL_NAME = os.environ.get("PORTAL_NAME") or "Client Portal"
     # How clients reach the firm, e.g. "call 020 7946 0000 or email help@smithco.co.uk":
@@ -111,7 +115,8 @@ class Config:
     DISPATCHER_SENDERS = env_int("DISPATCHER_SENDERS", 32)
     # How long a claimed message is left to the process that claimed it before any other
     # (on any server) may send it: a process killed mid-send delays its messages this long.
-    # Keep it well above MAIL_TIMEOUT, so a slow hand-over is never sent twice.
+    # At least three times the longest hand-over (MAIL_TIMEOUT, VONAGE_TIMEOUT), which is cut
+    # short two thirds into the claim at the latest, so none is sent twice.
     DISPATCHER_CLAIM_SECONDS = env_int("DISPATCHER_CLAIM_SECONDS", 90)
 
     # Password hashes: argon2id with argon2-cffi's defaults (RFC 9106 low-memory profile,
@@ -184,7 +189,8 @@ class Config:
         check_mail_settings(config)
         check_sender(config.get("MAIL_DEFAULT_SENDER"))
         check_signature_method(config.get("VONAGE_SIGNATURE_METHOD"))
-        check_claim_time(config.get("DISPATCHER_CLAIM_SECONDS"), config.get("MAIL_TIMEOUT"))
+        check_claim_time(config.get("DISPATCHER_CLAIM_SECONDS"), config.get("MAIL_TIMEOUT"),
+                         config.get("VONAGE_TIMEOUT") if config.get("VONAGE_API_KEY") else None)
         check_retention_days(config.get("RETENTION_DAYS"))
 
 
@@ -282,17 +288,23 @@ def check_mail_settings(config: dict, *, password_in_clear: bool = False) -> Non
             "again later.")
 
 
-def check_claim_time(claim_seconds, mail_timeout) -> None:
-    """A message is claimed for DISPATCHER_CLAIM_SECONDS; a hand-over that outlasts its claim
-    may be sent again by another worker. One hand-over can wait MAIL_TIMEOUT on connecting
-    and again on each reply, so the claim must be well above it."""
+def check_claim_time(claim_seconds, mail_timeout, vonage_timeout=None) -> None:
+    """A message is claimed for DISPATCHER_CLAIM_SECONDS, and its hand-over is cut short two
+    thirds into the claim at the latest (services.delivery._deadline), so that it is over, and
+    recorded, before another worker may claim it and send it again. The claim must be at least
+    three times the longest hand-over (MAIL_TIMEOUT for an email, VONAGE_TIMEOUT for a text
+    when Vonage is set up), or slow hand-overs would be cut short before their time."""
     if claim_seconds is None or mail_timeout is None:
         return
-    if int(claim_seconds) < 3 * int(mail_timeout):
+    longest, what = int(mail_timeout), f"MAIL_TIMEOUT ({mail_timeout} s)"
+    if vonage_timeout is not None and vonage_timeout > longest:
+        longest, what = int(vonage_timeout), f"the {vonage_timeout} s a text message may take"
+    if int(claim_seconds) < 3 * longest:
         raise RuntimeError(
             f"DISPATCHER_CLAIM_SECONDS ({claim_seconds}) must be at least three times "
-            f"MAIL_TIMEOUT ({mail_timeout}): a slower hand-over would be claimed again by "
-            "another worker and the message sent twice.")
+            f"{what}, that is {3 * longest}: a message is left to one worker that long, and "
+            "its hand-over must be over well within it, or another worker could send it "
+            "again. Raise DISPATCHER_CLAIM_SECONDS (90 by default) or lower MAIL_TIMEOUT.")
 
 
 # The most days of history `prune` keeps (a hundred years): further back than that is no date

@@ -15,7 +15,9 @@ import atexit
 import email.errors
 import email.policy
 import functools
+import io
 import logging
+import math
 import os
 import re
 import secrets
@@ -49,8 +51,9 @@ log = logging.getLogger("clientgate.delivery")
 BACKOFF_SECONDS = (5, 15, 30, 60, 120, 300)
 # How long a claimed message stays with the process that claimed it (DISPATCHER_CLAIM_SECONDS,
 # default 90). A process that dies mid-send (a server lost, kill -9) leaves its claims behind;
-# another process, on this server or any other, sends them once the lease runs out. It must
-# be longer than a hand-over can take (MAIL_TIMEOUT), or a slow send could be sent twice.
+# another process, on this server or any other, sends them once the lease runs out. A hand-over
+# is cut short two thirds into it at the latest (_deadline), so none runs on while another
+# process sends the same message; marking it sent asks that the claim is still this process's.
 CLAIM_LEASE = timedelta(seconds=90)
 NOTICE_GIVE_UP = timedelta(hours=24)
 HEARTBEAT_EVERY = timedelta(seconds=10)
@@ -234,20 +237,85 @@ def tls_context() -> ssl.SSLContext:
     return ssl.create_default_context(cafile=current_app.config.get("MAIL_CA_BUNDLE") or None)
 
 
+class _Deadline:
+    """For smtplib.SMTP and SMTP_SSL: one deadline (on time.monotonic()) for a whole hand-over.
+
+    Each step (connecting, TLS, every command, every read of a reply) waits only for what is
+    left of it, and none starts after it: a server slow at every step cannot stretch one
+    message past MAIL_TIMEOUT, nor past its claim (see _deadline), where another process
+    could send it again. Running out is a TimeoutError (an OSError), as a silent server's is.
+    """
+
+    def __init__(self, *args, deadline: float = math.inf, **kwargs) -> None:
+        self.deadline = deadline
+        super().__init__(*args, **kwargs)
+
+    def left(self) -> float:
+        """Seconds left before the deadline; TimeoutError once it has passed."""
+        left = self.deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError("the time for this hand-over ran out")
+        return left
+
+    def _get_socket(self, host, port, timeout):
+        return super()._get_socket(host, port, min(timeout, self.left()))
+
+    def send(self, s):
+        if self.sock is not None:
+            self.sock.settimeout(self.left())  # sendall's timeout bounds the whole write
+        super().send(s)
+
+    def getreply(self):
+        if self.file is None and self.sock is not None:
+            self.file = io.BufferedReader(_ReplyReader(self))
+        return super().getreply()
+
+
+class _ReplyReader(io.RawIOBase):
+    """The mail server's replies, each read waiting only for what is left of the deadline (a
+    server trickling a reply byte by byte cannot outlast it either)."""
+
+    def __init__(self, host: _Deadline) -> None:
+        super().__init__()
+        self.host = host
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        sock = self.host.sock  # after STARTTLS, the TLS socket
+        if sock is None:
+            raise OSError("the connection to the mail server is closed")
+        sock.settimeout(self.host.left())
+        return sock.recv_into(buffer)
+
+
+class _SMTP(_Deadline, smtplib.SMTP):
+    pass
+
+
+class _SMTP_SSL(_Deadline, smtplib.SMTP_SSL):
+    pass
+
+
 class _TimedConnection(Connection):
-    """Flask-Mail's connection, with a timeout so a silent mail server cannot hang a worker,
-    and TLS (MAIL_USE_SSL, MAIL_USE_TLS) that checks the server's certificate."""
+    """Flask-Mail's connection, with a deadline for each hand-over so a slow or silent mail
+    server cannot hold a message past MAIL_TIMEOUT, and TLS (MAIL_USE_SSL, MAIL_USE_TLS)
+    that checks the server's certificate."""
 
     settings: tuple = ()  # the mail settings it was opened with (see _KeptConnections)
 
-    def configure_host(self):
+    def configure_host(self, deadline: Optional[float] = None):
         timeout = current_app.config["MAIL_TIMEOUT"]
+        if deadline is None:  # Flask-Mail reconnecting by itself (MAIL_MAX_EMAILS)
+            deadline = time.monotonic() + timeout
         if self.mail.use_ssl:
-            host = smtplib.SMTP_SSL(self.mail.server, self.mail.port, timeout=timeout,
-                                    local_hostname=_local_hostname(), context=tls_context())
+            host = _SMTP_SSL(self.mail.server, self.mail.port, timeout=timeout,
+                             local_hostname=_local_hostname(), context=tls_context(),
+                             deadline=deadline)
         else:
-            host = smtplib.SMTP(self.mail.server, self.mail.port, timeout=timeout,
-                                local_hostname=_local_hostname())
+            host = _SMTP(self.mail.server, self.mail.port, timeout=timeout,
+                         local_hostname=_local_hostname(), deadline=deadline)
         try:
             if self.mail.use_tls:
                 host.starttls(context=tls_context())
@@ -281,7 +349,8 @@ class _KeptConnections:
         self._lock = threading.Lock()
         self._idle: list[tuple[_TimedConnection, tuple, float]] = []  # (it, settings, since)
 
-    def take(self) -> _TimedConnection:
+    def take(self, deadline: float) -> _TimedConnection:
+        """A connection for one hand-over, which must be over by `deadline`."""
         mail = current_app.extensions["mail"]
         settings = (mail.server, mail.port, mail.use_ssl, mail.use_tls, mail.username,
                     mail.password, current_app.config["MAIL_TIMEOUT"],
@@ -291,6 +360,7 @@ class _KeptConnections:
                 if not self._idle:
                     break
                 connection, kept_for, idle_since = self._idle.pop()
+            connection.host.deadline = deadline
             try:
                 if kept_for == settings and time.monotonic() - idle_since < SMTP_REUSE_SECONDS \
                         and connection.host.noop()[0] == 250:
@@ -299,7 +369,7 @@ class _KeptConnections:
                 pass
             _close(connection)
         connection = _TimedConnection(mail)
-        connection.host = connection.configure_host()
+        connection.host = connection.configure_host(deadline)
         connection.settings = settings
         return connection
 
@@ -311,17 +381,24 @@ class _KeptConnections:
             self._idle = [kept for kept in self._idle if now - kept[2] < SMTP_REUSE_SECONDS]
             self._idle.append((connection, connection.settings, now))
         for kept, _, _ in stale:
-            _close(kept)
+            _close(kept, connection.host.deadline)  # within the hand-over that found them
 
     def close_all(self) -> None:
         """Close the idle connections (the dispatcher stopping, or the process ending)."""
         with self._lock:
             idle, self._idle = self._idle, []
         for connection, _, _ in idle:
-            _close(connection)
+            _close(connection, time.monotonic() + QUIT_SECONDS)
 
 
-def _close(connection: _TimedConnection) -> None:
+# How long a connection closed outside any hand-over may take to say QUIT.
+QUIT_SECONDS = 2.0
+
+
+def _close(connection: _TimedConnection, deadline: Optional[float] = None) -> None:
+    """Say QUIT (by `deadline`, else the connection's own) and close the connection."""
+    if deadline is not None:
+        connection.host.deadline = deadline
     try:
         connection.host.quit()
     except (OSError, smtplib.SMTPException):
@@ -382,16 +459,20 @@ def _id_domain(sender) -> str:
         return _local_hostname()
 
 
-def send_email(item: Delivery, subject: str, text: str,
-               html: Optional[str] = None) -> HandedOver:
-    """Hand an email (a plain-text part and, when given, an HTML part) to the SMTP server."""
+def send_email(item: Delivery, subject: str, text: str, html: Optional[str] = None, *,
+               deadline: Optional[float] = None) -> HandedOver:
+    """Hand an email (a plain-text part and, when given, an HTML part) to the SMTP server,
+    all of it by `deadline` (time.monotonic(); MAIL_TIMEOUT from now if not given)."""
+    started = time.monotonic()
+    if deadline is None:
+        deadline = started + current_app.config["MAIL_TIMEOUT"]
     message = _Message(subject=subject, recipients=[_recipient(item)], body=text, html=html)
     message.msgId = make_msgid(domain=_id_domain(message.sender))
     # RFC 3834: an automatic message, to which out-of-office replies are not sent.
     message.extra_headers = {"Auto-Submitted": "auto-generated",
                              "X-ClientGate-Ref": item.client_ref or ""}
     try:
-        connection = kept_connections.take()
+        connection = kept_connections.take(deadline)
         try:
             connection.send(message)
         except BaseException:
@@ -419,6 +500,11 @@ def send_email(item: Delivery, subject: str, text: str,
         raise DeliveryError(f"the mail server's certificate could not be verified ({why})") \
             from exc
     except (OSError, smtplib.SMTPException) as exc:
+        if time.monotonic() >= deadline:
+            # Cut short at the deadline: retried like a server that did not answer.
+            allowed = max(1, round(deadline - started))
+            raise DeliveryError(f"the mail server was too slow (not done within {allowed} "
+                                f"second{'' if allowed == 1 else 's'})") from exc
         raise DeliveryError(f"the mail server could not be reached ({type(exc).__name__})") from exc
     except UNWRITABLE as exc:
         raise DeliveryError(
@@ -454,7 +540,8 @@ def _setup_refusal(item: Delivery, exc: smtplib.SMTPResponseException) -> Delive
     return DeliveryError(f"{reason} ({exc.smtp_code})")
 
 
-def _send_sms(item: Delivery, subject: str, text: str) -> HandedOver:
+def _send_sms(item: Delivery, subject: str, text: str, *,
+              deadline: Optional[float] = None) -> HandedOver:
     from services.delivery import sms
 
     # A code is of no use after its give-up moment (its expiry), and Vonage would otherwise
@@ -463,7 +550,7 @@ def _send_sms(item: Delivery, subject: str, text: str) -> HandedOver:
     if item.kind in CODE_KINDS and item.give_up_at is not None:
         valid_for = clock.as_utc(item.give_up_at) - clock.now()
     parts = sms.send_sms(item.destination, text, client_ref=item.client_ref,
-                         valid_for=valid_for)
+                         valid_for=valid_for, deadline=deadline)
     return HandedOver(parts[0], parts if len(parts) > 1 else ())
 
 
@@ -504,9 +591,17 @@ def _send_to_outbox(item: Delivery, subject: str, text: str) -> HandedOver:
     return HandedOver("outbox")
 
 
-def hand_over(item: Delivery, subject: str, text: str,
-              html: Optional[str] = None) -> HandedOver:
-    """Send through the channel's transport; returns what the provider said of it."""
+def handover_seconds(channel: str, config=None) -> float:
+    """How long one hand-over on `channel` may take in all: MAIL_TIMEOUT for an email,
+    VONAGE_TIMEOUT for a text (config.check_claim_time weighs the claim against them)."""
+    config = config or current_app.config
+    return float(config["MAIL_TIMEOUT"] if channel == "email" else config["VONAGE_TIMEOUT"])
+
+
+def hand_over(item: Delivery, subject: str, text: str, html: Optional[str] = None, *,
+              deadline: Optional[float] = None) -> HandedOver:
+    """Send through the channel's transport, by `deadline` (time.monotonic(); the channel's
+    own time from now if not given); returns what the provider said of it."""
     if not channel_configured(item.channel):
         if not current_app.config.get("OUTBOX_WITHOUT_SERVER"):
             # Production: never print a message (it may hold a code) in place of sending it.
@@ -515,8 +610,8 @@ def hand_over(item: Delivery, subject: str, text: str,
                 else "text messages are not set up", permanent=True)
         return _send_to_outbox(item, subject, text)
     if item.channel == "email":
-        return send_email(item, subject, text, html)
-    return _send_sms(item, subject, text)
+        return send_email(item, subject, text, html, deadline=deadline)
+    return _send_sms(item, subject, text, deadline=deadline)
 
 
 # --- the dispatcher -------------------------------------------------------------------
@@ -529,6 +624,19 @@ def claim_lease() -> timedelta:
     """How long a claim lasts: DISPATCHER_CLAIM_SECONDS, or CLAIM_LEASE."""
     seconds = current_app.config.get("DISPATCHER_CLAIM_SECONDS")
     return timedelta(seconds=seconds) if seconds else CLAIM_LEASE
+
+
+def _deadline(item: Delivery) -> float:
+    """When the hand-over of this claimed message must be over, on time.monotonic(): after
+    its channel's time (handover_seconds), and never later than two thirds into its claim.
+    The last third is left to record the result before another process may claim the message
+    (and for servers' clocks a little apart); the start check makes the claim at least three
+    times the channel's time, so a hand-over begun at once gets all of it."""
+    seconds = handover_seconds(item.channel)
+    if item.claimed_until is not None:
+        claim_left = clock.as_utc(item.claimed_until) - clock.now() - claim_lease() / 3
+        seconds = min(seconds, claim_left.total_seconds())
+    return time.monotonic() + seconds
 
 
 def claim_due(limit: int = 20, worker: Optional[str] = None) -> list[int]:
@@ -578,8 +686,12 @@ _GIVE_UP = (
     .values(status="failed", failed_at=bindparam("at"), last_error=bindparam("reason"),
             code_encrypted=None, claimed_until=None)
 )
+# Only while the claim is still this process's (the claim's worker and attempt): one that ran
+# out and was taken by another process is that process's to record.
 _SENT = (
-    update(_messages).where(_messages.c.id == bindparam("delivery"))
+    update(_messages)
+    .where(_messages.c.id == bindparam("delivery"), _messages.c.claimed_by == bindparam("worker"),
+           _messages.c.attempts == bindparam("attempt"))
     .values(status="sent", sent_at=bindparam("at"), provider_ref=bindparam("ref"),
             provider_parts=bindparam("parts"), code_encrypted=None, claimed_until=None)
 )
@@ -642,7 +754,8 @@ _MESSAGE_WITH_SIGN_IN = (select(Delivery).options(joinedload(Delivery.sign_in))
 
 
 def process(delivery_id: int) -> str:
-    """Send one claimed message and record what happened; returns its new status."""
+    """Send one claimed message and record what happened; returns its new status ("claim
+    lost" if it was sent after another process had claimed it)."""
     item = db.session.scalar(_MESSAGE_WITH_SIGN_IN, {"delivery": delivery_id})
     if item is None:
         return "missing"
@@ -666,11 +779,14 @@ def process(delivery_id: int) -> str:
     attempt = item.attempts
     try:
         subject, text, html = render(item, code)
+        deadline = _deadline(item)
+        if deadline <= time.monotonic():  # claimed long before its turn came (a busy process)
+            raise DeliveryError("its claim ran out before it could be sent")
         # Let go of the database while the mail server or Vonage takes its time: the row
         # stays claimed, and a slow server must not hold a connection open per message.
         db.session.expunge(item)
         db.session.commit()
-        handed = hand_over(item, subject, text, html)
+        handed = hand_over(item, subject, text, html, deadline=deadline)
     except DeliveryError as exc:
         db.session.rollback()
         item = db.session.get(Delivery, delivery_id)
@@ -686,16 +802,25 @@ def process(delivery_id: int) -> str:
         status = item.status
         db.session.commit()
         return status
-    # One UPDATE by id: `item` (let go of above) still holds what the audit event needs.
-    db.session.connection().execute(_SENT, {
+    # One UPDATE by id and claim: `item` (let go of above) still holds what the audit event
+    # needs.
+    recorded = db.session.connection().execute(_SENT, {
         "delivery": delivery_id, "at": clock.now(), "ref": handed.ref,
-        "parts": dict.fromkeys(handed.parts, "sent") or None})
+        "parts": dict.fromkeys(handed.parts, "sent") or None,
+        "worker": worker_name(), "attempt": attempt}).rowcount == 1
+    detail = {"channel": item.channel, "attempts": item.attempts,
+              "transport": "outbox" if handed.ref == "outbox" else item.channel}
+    if not recorded:
+        # The claim ran out and another process took the message (a pause the deadline
+        # could not cut short: the process stopped, the database slow to answer): it may
+        # arrive twice. Said in the trail and the log; the row is the other process's.
+        detail["claim_lost"] = True
+        log.warning("delivery %s: handed over after its claim ran out; another process had "
+                    "claimed it, so it may arrive twice", delivery_id)
     audit.record("delivery_sent", user_id=item.user_id, sign_in_id=item.sign_in_id,
-                 delivery_id=item.id, outcome="sent",
-                 detail={"channel": item.channel, "attempts": item.attempts,
-                         "transport": "outbox" if handed.ref == "outbox" else item.channel})
+                 delivery_id=item.id, outcome="sent", detail=detail)
     db.session.commit()
-    return "sent"
+    return "sent" if recorded else "claim lost"
 
 
 def _claim_held(item: Optional[Delivery], attempt: Optional[int] = None) -> bool:

@@ -17,6 +17,7 @@ import hmac
 import importlib.metadata
 import logging
 import re
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Mapping, Optional
@@ -81,20 +82,28 @@ def message_type(text: str) -> str:
     return "text" if all(ch in _GSM for ch in text) else "unicode"
 
 
-def _client() -> HttpClient:
-    """The SDK's HTTP client, for the SMS API only.
+def _client(seconds: float) -> HttpClient:
+    """The SDK's HTTP client, for the SMS API only, done within `seconds`.
 
     Not the SDK's `Vonage` class: that builds a client for each of its fifteen APIs (voice,
     video, verify...) and imports them all, 10 MB more in every worker that sends a text.
+
+    One try only (the dispatcher retries, with backoff, within the message's claim): the SDK
+    would otherwise try a refused connection 4 times and a dropped one 10. requests' timeouts
+    bound each step: a quarter of `seconds` to connect, another for TLS (urllib3 gives the
+    handshake the connect timeout), and half for Vonage's answer.
     """
     from vonage_http_client import Auth, HttpClient, HttpClientOptions
 
     config = current_app.config
     client = HttpClient(
         Auth(api_key=config["VONAGE_API_KEY"], api_secret=config["VONAGE_API_SECRET"]),
-        HttpClientOptions(rest_host=config["VONAGE_REST_HOST"], timeout=15),
+        HttpClientOptions(rest_host=config["VONAGE_REST_HOST"], max_retries=0,
+                          pool_connections=1, pool_maxsize=1),
         _sdk_version(),
     )
+    # The options take whole seconds for both steps; requests takes (connect, read).
+    client._timeout = (seconds / 4, seconds / 2)
     if config.get("VONAGE_CA_BUNDLE"):
         # Tests trust their stub's own certificate, for this client only. requests lets
         # REQUESTS_CA_BUNDLE (and proxy variables) in the environment override a session's
@@ -153,11 +162,12 @@ def ttl_ms(valid_for: timedelta) -> int:
 
 
 def send_sms(to: str, text: str, *, client_ref: Optional[str] = None,
-             valid_for: Optional[timedelta] = None) -> tuple[str, ...]:
-    """Hand one SMS to Vonage; returns the message id of each part it went out in (a long
-    text is several), or raises DeliveryError. With
-    `valid_for`, the phone network stops trying once it has passed (a phone switched on
-    hours later does not get a code long dead)."""
+             valid_for: Optional[timedelta] = None,
+             deadline: Optional[float] = None) -> tuple[str, ...]:
+    """Hand one SMS to Vonage by `deadline` (time.monotonic(); VONAGE_TIMEOUT from now if not
+    given); returns the message id of each part it went out in (a long text is several), or
+    raises DeliveryError. With `valid_for`, the phone network stops trying once it has passed
+    (a phone switched on hours later does not get a code long dead)."""
     # The SMS API's part of the SDK, with pydantic, adds ~13 MB to a process: it loads with
     # the first text message, not in every worker of a portal that sends none.
     from pydantic import ValidationError
@@ -166,6 +176,11 @@ def send_sms(to: str, text: str, *, client_ref: Optional[str] = None,
     from vonage_sms.errors import PartialFailureError, SmsError
     from vonage_utils import VonageError
 
+    seconds = current_app.config["VONAGE_TIMEOUT"]
+    if deadline is not None:
+        seconds = min(seconds, deadline - time.monotonic())
+    if seconds <= 0:
+        raise DeliveryError("its time to be handed to the text message service ran out")
     client = None
     try:
         message = SmsMessage(
@@ -173,7 +188,7 @@ def send_sms(to: str, text: str, *, client_ref: Optional[str] = None,
             client_ref=client_ref, type=message_type(text),
             ttl=ttl_ms(valid_for) if valid_for is not None else None,
         )
-        client = _client()
+        client = _client(seconds)
         response = Sms(client).send(message)
         parts = tuple(part.message_id for part in response.messages if part.message_id)
     except PartialFailureError as exc:

@@ -350,7 +350,7 @@ def test_a_code_whose_sign_in_ends_during_a_failed_hand_over_stays_cancelled(
     user_id = add_user(app)
     assert Browser(app).log_in().status_code == 302
 
-    def ended_meanwhile(item, *args):
+    def ended_meanwhile(item, *args, **kwargs):
         codes.end_pending_sign_ins(db.session.get(User, user_id), by="client")
         db.session.commit()
         raise DeliveryError("the mail server could not be reached")

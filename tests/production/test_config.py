@@ -157,3 +157,18 @@ def test_development_refuses_what_cannot_work_and_keeps_the_console_outbox():
     DevelopmentConfig.check(development)  # a test mailbox service, on the developer's machine
     with pytest.raises(RuntimeError, match="MAIL_USE_TLS and MAIL_USE_SSL are both on"):
         DevelopmentConfig.check({**development, "MAIL_USE_TLS": True, "MAIL_USE_SSL": True})
+
+
+def test_with_vonage_the_claim_must_outlast_three_text_hand_overs_too():
+    """A text's hand-over (Vonage's connection, TLS and answer, VONAGE_TIMEOUT) was not
+    counted: a claim of 45 s with MAIL_TIMEOUT=15 left less than three of them."""
+    settings = {**SETTINGS, "SECRET_KEY": secrets.token_urlsafe(48), "MAIL_TIMEOUT": 15,
+                "DISPATCHER_CLAIM_SECONDS": 45, "VONAGE_TIMEOUT": Config.VONAGE_TIMEOUT}
+    Config.check(settings)  # email only
+    with pytest.raises(RuntimeError, match=r"DISPATCHER_CLAIM_SECONDS \(45\) must be at least "
+                                           r"three times the 20 s a text message may take"):
+        Config.check({**settings, "VONAGE_API_KEY": "key"})
+    Config.check({**settings, "VONAGE_API_KEY": "key", "DISPATCHER_CLAIM_SECONDS": 60})
+    Config.check({**SETTINGS, "SECRET_KEY": secrets.token_urlsafe(48), "VONAGE_API_KEY": "key",
+                  "MAIL_TIMEOUT": Config.MAIL_TIMEOUT, "VONAGE_TIMEOUT": Config.VONAGE_TIMEOUT,
+                  "DISPATCHER_CLAIM_SECONDS": Config.DISPATCHER_CLAIM_SECONDS})  # the defaults
