@@ -1,8 +1,9 @@
 """The code page in real Chromium: a message that fails for good while the page is open, an
-account paused from elsewhere."""
+account paused from elsewhere, and the way out at its foot ("Start again")."""
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 import pytest
@@ -106,3 +107,39 @@ def test_a_pause_from_elsewhere_offers_a_new_password_live(viewport, live_server
         assert_fits_phone(page, "code-paused")
     assert_accessible(page, "code-paused")
     screenshot(page, "ux-code-paused")
+
+
+@pytest.mark.parametrize("viewport", [DESKTOP, PHONE], ids=lambda v: f"{v['width']}px")
+def test_start_again_warns_on_login_and_the_new_sign_in_tells_other_tabs(
+        viewport, live_server, new_context, smtp):
+    context = new_context(viewport, phone=viewport is PHONE)
+    page, other = context.new_page(), context.new_page()
+    log_in(page, live_server)
+    page.wait_for_url("**/login/code")
+    sent_at = page.locator("[data-code-page]").get_attribute("data-sent-at")
+    other.goto(live_server("/login/code"))  # the same code page in a second tab
+    other.evaluate("window.sameDocument = true")
+
+    start_again = page.get_by_role("link", name="Start again")
+    expect(page.locator("#start-again")).to_have_text("Not you, or want to stop? Start again")
+    if viewport is PHONE:
+        assert_fits_phone(page, "code")
+    screenshot(page, "ux-code-start-again")
+    start_again.click()
+    page.wait_for_url("**/login")
+    # The single-tab guard warns, as for Log In after Back: a code is on its way.
+    guard = page.locator('[data-guard="pending"]')
+    expect(guard).to_contain_text(f"We sent a code at {sent_at}")
+    expect(guard).to_contain_text("will stop working")
+    expect(page.locator("[data-login-form] button[type=submit]")).to_have_text(
+        "Send me a new code")
+
+    clock.advance(timedelta(minutes=1))  # so the two codes have different times
+    log_in(page, live_server)  # a new sign-in from there, like any other
+    page.wait_for_url("**/login/code")
+    assert page.locator("[data-code-page]").get_attribute("data-sent-at") != sent_at
+    alert = other.locator("#tab-guard")
+    expect(alert).to_contain_text("you signed in again at", timeout=SOON)
+    assert other.evaluate("window.sameDocument") is True
+    expect(alert.get_by_role("link", name=re.compile(r"^Enter the \d\d:\d\d code$"))) \
+        .to_be_visible()
