@@ -68,8 +68,7 @@ def _fewer_codes(user: User, totp_form: Optional[TotpConfirmForm]) -> dict:
         secret = totp.secret_of(app)
         uri = totp.provisioning_uri(user, secret)
         # The otpauth:// address opens the app on this phone; the QR code carries it to another.
-        setup = {"key": secret, "secret": totp.grouped(secret), "uri": uri,
-                 "qr": totp.qr_data_uri(uri)}
+        setup = {"secret": totp.grouped(secret), "uri": uri, "qr": totp.qr_data_uri(uri)}
     return {
         "passkeys": passkeys.passkeys_of(user), "passkey_form": PasskeyAddForm(formdata=None),
         "remove_form": RemoveForm(formdata=None), "totp_app": app, "totp_setup": setup,
