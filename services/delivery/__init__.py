@@ -165,11 +165,13 @@ def describe(item: Optional[Delivery]) -> tuple[str, str]:
         return "none", "No message has been queued."
     if item.status in ("queued", "sending") and item.attempts and item.last_error:
         return "retrying", "Sending failed for a moment; we are trying again."
-    where = "the mail server" if item.channel == "email" else "the text message service"
+    # "Sent" is as far as we can see an email go; a text's network may report it delivered.
+    sent = ("Sent. It can take a few minutes to arrive." if item.channel == "email"
+            else "Sent to your mobile network.")
     return {
         "queued": ("queued", "Waiting to be sent."),
         "sending": ("sending", "Being sent now."),
-        "sent": ("sent", f"Handed to {where}."),
+        "sent": ("sent", sent),
         "delivered": ("delivered", "Delivered to your phone."),
         "failed": ("failed", f"Could not be sent: {_for_clients(item.last_error)}."),
         "cancelled": ("cancelled", "Not sent: this sign-in had already ended."),

@@ -65,7 +65,7 @@ def test_every_page(viewport, live_server, new_context, smtp):
 
     log_in(page, live_server)
     page.wait_for_url("**/login/code")
-    expect(page.locator("#delivery-status")).to_contain_text("Handed to", timeout=SOON)
+    expect(page.locator("#delivery-status")).to_contain_text("Sent", timeout=SOON)
     code = code_from(smtp, 1)
     check(page, "code")
     page.get_by_text("Not received a code?").click()
@@ -143,7 +143,7 @@ def test_every_page(viewport, live_server, new_context, smtp):
     log_in(texts, live_server, "texts@example.com")
     texts.wait_for_url("**/login/code")
     expect(texts.locator(".lead")).to_contain_text("•••• ••• 123")
-    expect(texts.locator("#delivery-status")).to_contain_text("text message service",
+    expect(texts.locator("#delivery-status")).to_contain_text("Sent to your mobile network",
                                                               timeout=SOON)
     texts.get_by_text("Not received a code?").click()
     expect(texts.get_by_role("button", name="Send by email instead")).to_be_disabled()

@@ -36,7 +36,7 @@ def test_without_vonage_an_sms_client_gets_email_and_is_told(production_app, smt
     mail = smtp.wait_for(1)[0]
     assert mail.to == [SMS_EMAIL] and mail.code
     page = b.text("/login/code")
-    assert "Handed to the mail server" in page and "text message service" not in page
+    assert "Sent. It can take a few minutes to arrive" in page and "mobile network" not in page
     assert mail.code not in capfd.readouterr().out
     assert b.enter_code(mail.code).status_code == 302
 

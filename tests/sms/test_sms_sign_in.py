@@ -54,7 +54,7 @@ def test_sms_sign_in_end_to_end(app, sms_user, vonage, deliver, browser):
     assert item.provider_ref == sent.message_id
     assert item.code_encrypted is None
 
-    assert "Handed to the text message service" in browser.text("/login/code")
+    assert "Sent to your mobile network" in browser.text("/login/code")
     assert browser.enter_code(sent.code).status_code == 302
     assert browser.get("/portal").status_code == 200
     # The code's digits are nowhere in the audit trail.
