@@ -25,6 +25,7 @@ from forms import ChoiceForm, CodeForm, LoginForm, LogoutForm, ResendForm
 from models import SignIn, User
 from services import audit, clock, contact, delivery, emails
 from services.signin import codes, limits, passwords, phone_proofs, sessions
+from services.accounts import lifecycle
 from services.authenticators import sign_ins, totp, trusted_devices
 from services.masking import mask_destination
 from services.support.timeline import device_words
@@ -109,7 +110,8 @@ def _begin(user: User, next_url: Optional[str]):
         session.pop("choice", None)
         pause = cap = None
         if refusal.reason == "locked":
-            pause = paused_words(refusal.until, account=True)
+            pause = paused_words(refusal.until, account=True,
+                                 reset_ends_it=lifecycle.reset_ends_a_lock(user))
         else:
             cap = _cap_words(refusal, _code_still_usable(user))
         return render_template("auth/login.html", form=LoginForm(formdata=None),
@@ -241,10 +243,11 @@ def _trusted_device_sign_in(user: User, next_url: Optional[str]):
     return _finish_sign_in(sign_in, amr=trusted_devices.AMR)
 
 
-def paused_words(until: datetime, *, account: bool) -> dict:
-    """What templates/auth/_paused.html says: until when, how long, and whether it is the
-    account's own lock (told only to the right password) or the pause of an email address."""
-    return {"until": until, "account": account,
+def paused_words(until: datetime, *, account: bool, reset_ends_it: bool = False) -> dict:
+    """What templates/auth/_paused.html says: until when, how long, whether it is the
+    account's own lock (told only to the right password) or the pause of an email address, and
+    (for the account's own) whether a new password by email would end it."""
+    return {"until": until, "account": account, "reset_ends_it": reset_ends_it,
             "wait": limits.wait_in_words((until - clock.now()).total_seconds())}
 
 
@@ -327,7 +330,9 @@ def _code_page(sign_in: Optional[SignIn], form: CodeForm, *, problem: Optional[d
     paused_until = _account_pause(sign_in) if sign_in is not None else None
     return render_template(
         "auth/code.html", form=form, sign_in=sign_in, problem=problem,
-        pause=paused_words(paused_until, account=True) if paused_until else None,
+        pause=paused_words(paused_until, account=True,
+                           reset_ends_it=lifecycle.reset_ends_a_lock(sign_in.user))
+        if paused_until else None,
         delivery=latest, delivery_state=state, delivery_text=state_text,
         resend_form=ResendForm(), resend_wait=codes.resend_wait(sign_in) if sign_in else 0,
         resends_left=codes.MAX_RESENDS - sign_in.resend_count if sign_in else 0,

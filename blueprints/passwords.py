@@ -6,7 +6,7 @@ GET on a link only shows a form (mail scanners open links); a POST with a CSRF t
 from __future__ import annotations
 
 from flask import (
-    Blueprint, flash, redirect, render_template, request, session, url_for,
+    Blueprint, current_app, flash, redirect, render_template, request, session, url_for,
 )
 from flask_login import current_user, login_required, logout_user
 
@@ -84,6 +84,12 @@ def _take_new_password(check: tokens.Check, template: str, by: str):
     if current_user.is_authenticated and current_user.id == user.id:
         logout_user()  # its session has just ended with the rest
         session.clear()
+    if user.is_locked(clock.now()):  # codes by text or app: the lock guards them too
+        flash(f"Your password is saved. Signing in is still paused until "
+              f"{clock.local(user.locked_until, current_app.config['PORTAL_TIMEZONE']):%H:%M}, "
+              "because of too many wrong passwords or codes; then sign in with your email "
+              "address and new password.", "success")
+        return redirect(url_for("auth.login"))
     flash("Your password is saved" + (", and signing in is no longer paused" if paused else "")
           + ". Now sign in with your email address and new password; we will send you a code "
           "as usual.", "success")

@@ -42,10 +42,18 @@ HOW = {
 # Ways of setting a password that recover an account (the client may not be the only one
 # in it): they also remove its passkeys, which sign in without the password.
 RECOVERY = ("reset", "cli")
-# Ways of setting a password with a link from the account's mailbox, which prove the client
-# is who they say: they lift a lock from wrong passwords or codes (the guesses were at the
-# old password), so "now sign in" is true.
+# Ways of setting a password with a link from the account's mailbox: for an account whose
+# codes come by email they lift a lock from wrong passwords or codes (the guesses were at the
+# old password), so "now sign in" is true. Not where codes come by text or from an app:
+# there the lock also guards that second factor, and whoever held the mailbox could otherwise
+# buy ten more guesses at it with each reset link (three an hour).
 MAILBOX_PROVED = ("reset", "invitation")
+
+
+def reset_ends_a_lock(user: User) -> bool:
+    """Whether a new password set with a link from the mailbox lifts this account's lock: only
+    where the mailbox is already the way the codes come, so lifting gives it nothing more."""
+    return user.channel == "email"
 
 
 def set_password(user: User, password: str, *, by: str, keep_token: Optional[str] = None,
@@ -63,7 +71,8 @@ def set_password(user: User, password: str, *, by: str, keep_token: Optional[str
     ended = end_sessions(user, keep_token)
     end_pending_sign_ins(user, by="password")
     tokens.revoke(user, "reset", "email")
-    if by in MAILBOX_PROVED and (user.is_locked(clock.now()) or limits.failures_counted(user)):
+    if by in MAILBOX_PROVED and reset_ends_a_lock(user) and (
+            user.is_locked(clock.now()) or limits.failures_counted(user)):
         limits.unlock_account(user, by=by)
     audit.record("password_set", user_id=user.id, actor_id=actor.id if actor else None,
                  detail={"by": by, "sessions_ended": ended, "passkeys_removed": len(removed)})

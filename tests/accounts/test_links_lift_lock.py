@@ -93,3 +93,26 @@ def test_accepting_an_invitation_lifts_the_lock(app, smtp, deliver):
     answer = b.log_in("anna@example.com", NEW)
     assert answer.status_code == 302 and answer.headers["Location"] == "/login/code"
     assert _unlocks(app) == [{"by": "invitation", "was_locked": True}]
+
+
+def test_where_codes_come_by_text_a_reset_leaves_the_lock_and_says_so(app, smtp, deliver):
+    """There the lock also guards the second factor: whoever holds the mailbox must not buy
+    ten more guesses at the texted code with each reset link."""
+    from tests.conftest import add_user
+
+    add_user(app, "texts@example.com", channel="sms", phone="+447400123456")
+    b = Browser(app)
+    answer = _wrong_passwords(b, limits.FAILURES_BEFORE_LOCK, "texts@example.com")
+    assert answer.status_code == 429
+    count = len(smtp.messages)
+    b.post("/password/forgot", {"email": "texts@example.com"})
+    reset = _link(smtp, deliver, "texts@example.com", "/password/reset/", count + 1)
+    assert b.post(reset, {"password": NEW, "confirm": NEW}).status_code == 302
+    assert "Signing in is still paused until" in b.text("/login")
+    assert user_by_email(app, "texts@example.com").locked_until is not None
+    assert _unlocks(app) == []
+    again = b.log_in("texts@example.com", NEW)
+    assert again.status_code == 429
+    page = again.get_data(as_text=True)
+    assert "the link we email you ends the pause" not in page
+    assert "you can set a new one now" in page
