@@ -332,9 +332,10 @@ def check_portal_url(value: str | None) -> None:
     parts = urlsplit(value)
     try:
         parts.port  # a port that is not a number, or over 65535, raises here
+        usable = parts.scheme.lower() in ("http", "https") and bool(parts.hostname)
     except ValueError:
-        parts = parts._replace(scheme="")
-    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        usable = False
+    if not usable:
         raise RuntimeError(
             f"PORTAL_URL must be a full address like https://portal.firm.co.uk, not {value!r}")
 

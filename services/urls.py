@@ -8,7 +8,7 @@ message the real site sends.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Optional
 from urllib.parse import urlsplit
 
 from flask import current_app
@@ -27,19 +27,25 @@ def portal_host() -> str:
 DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
-def portal_origin() -> str:
-    """Scheme, host and port of the public address, e.g. https://portal.firm.co.uk.
-
-    Written as browsers write an origin (RFC 6454): lower case, no default port, no user
-    name. A PORTAL_URL of https://Portal.Firm.co.uk:443 still matches what a browser sends
-    in Origin and in a passkey's signed client data.
-    """
-    parts = urlsplit(portal_url())
+def origin_of(url: str) -> Optional[str]:
+    """Scheme, host and port of an address, written as browsers write an origin (RFC 6454):
+    lower case, no default port, no user name; None for an address that cannot be read."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:  # an unclosed IPv6 bracket, a port that is not one
+        return None
     scheme, host = parts.scheme.lower(), parts.hostname or ""
     if ":" in host:
         host = f"[{host}]"  # an IPv6 address
-    port = "" if parts.port in (None, DEFAULT_PORTS.get(scheme)) else f":{parts.port}"
-    return f"{scheme}://{host}{port}"
+    return f"{scheme}://{host}" + ("" if port in (None, DEFAULT_PORTS.get(scheme)) else f":{port}")
+
+
+def portal_origin() -> str:
+    """The public address's origin, e.g. https://portal.firm.co.uk: a PORTAL_URL of
+    https://Portal.Firm.co.uk:443 still matches what a browser sends in Origin and in a
+    passkey's signed client data (config.check_portal_url has made sure it can be read)."""
+    return origin_of(portal_url())
 
 
 def absolute_url(endpoint: str, **values: Any) -> str:

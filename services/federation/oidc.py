@@ -49,7 +49,7 @@ from services import audit, clock, keys
 from services.signin import sessions
 from services.federation import access
 from services.federation.apps import find_client
-from services.urls import DEFAULT_PORTS, absolute_url, portal_url
+from services.urls import absolute_url, origin_of, portal_url
 
 log = logging.getLogger("clientgate.oidc")
 
@@ -263,27 +263,13 @@ def add_client(name: str, redirect_uris: list[str], *, public: bool = False,
     return NewClient(row, secret)
 
 
-def _origin(uri: str) -> Optional[str]:
-    """The origin of an address as browsers write it in Origin (RFC 6454): lower case, no
-    default port. None for one that cannot be read."""
-    try:
-        parts = urlsplit(uri)
-        port = parts.port
-    except ValueError:
-        return None
-    scheme, host = parts.scheme.lower(), parts.hostname or ""
-    if ":" in host:
-        host = f"[{host}]"  # an IPv6 address
-    return f"{scheme}://{host}" + ("" if port in (None, DEFAULT_PORTS.get(scheme)) else f":{port}")
-
-
 def is_browser_app_origin(origin: str) -> bool:
     """True for the origin of a public client's redirect address: a single-page app there may
     read the token and userinfo endpoints' answers (CORS). A confidential client's server
     calls them itself, so its origin gets nothing."""
     registered = db.session.scalars(select(OAuthClient.redirect_uris)
                                     .where(OAuthClient.secret_hash.is_(None)))
-    return any(_origin(uri) == origin for uris in registered for uri in uris or [])
+    return any(origin_of(uri) == origin for uris in registered for uri in uris or [])
 
 
 def list_clients() -> list[OAuthClient]:
@@ -805,7 +791,8 @@ def login_is_stale(grant, started: Optional[datetime]) -> bool:
         max_age = int(raw)
     except ValueError:
         raise InvalidRequestError("max_age must be a number of seconds.",
-                                  redirect_uri=grant.redirect_uri, state=grant.request.payload.state)
+                                  redirect_uri=grant.redirect_uri,
+                                  state=grant.request.payload.state)
     return (clock.now() - started).total_seconds() > max(max_age, 0)
 
 
