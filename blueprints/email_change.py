@@ -28,9 +28,7 @@ def never_cache(response):
 def change():
     user = current_user._get_current_object()
     form = ChangeEmailForm()
-    pending = tokens.latest(user, "email")
-    if pending is not None and not tokens.check_row(pending).ok:
-        pending = None
+    pending = email_change.waiting(user)
 
     def page(status: int = 422):
         return render_template("account/email.html", form=form, user=user,

@@ -13,7 +13,7 @@ from extensions import db
 from models import AuthSession, SignIn, User
 from services import audit, clock
 from services.signin import codes, phone_proofs, sessions
-from services.accounts import tokens
+from services.accounts import email_change, tokens
 from services.authenticators import trusted_devices
 from services.support.timeline import device_words
 
@@ -106,8 +106,8 @@ class SignedOut:
 
 def pending_email_change(user: User) -> Optional[str]:
     """The new sign-in email waiting for its link to be used, if there is one."""
-    row = tokens.latest(user, "email")
-    return row.new_email if row is not None and tokens.check_row(row).ok else None
+    row = email_change.waiting(user)
+    return row.new_email if row is not None else None
 
 
 def sign_out_everywhere_else(user: User, current_token: Optional[str],
@@ -124,10 +124,10 @@ def sign_out_everywhere_else(user: User, current_token: Optional[str],
     ended = sessions.revoke_live(user.id, keep_token=current_token)
     ended += codes.end_pending_sign_ins(user, by="client")
     ended += trusted_devices.forget_all(user.id, "signed out elsewhere", keep_mark=current_mark)
-    email_change = pending_email_change(user) is not None
+    change_stopped = pending_email_change(user) is not None
     tokens.revoke(user, "email")
     phone_proof = phone_proofs.cancel_proof(user) is not None
     audit.record("signed_out_elsewhere", user_id=user.id,
-                 detail={"ended": ended, "email_change_stopped": email_change,
+                 detail={"ended": ended, "email_change_stopped": change_stopped,
                          "phone_proof_stopped": phone_proof})
-    return SignedOut(ended, email_change, phone_proof)
+    return SignedOut(ended, change_stopped, phone_proof)

@@ -38,6 +38,12 @@ def address_problem(user: User, new_email: str) -> Optional[str]:
     return None
 
 
+def waiting(user: User) -> Optional[AccountToken]:
+    """The latest request for a new sign-in email whose link can still be used, if any."""
+    row = tokens.latest(user, "email")
+    return row if row is not None and tokens.check_row(row).ok else None
+
+
 def next_request_at(user: User) -> Optional[datetime]:
     """When this account may ask for another new address, if it has asked REQUESTS_PER_HOUR
     times in the last hour; else None.
