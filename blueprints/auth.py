@@ -328,11 +328,11 @@ def _code_page(sign_in: Optional[SignIn], form: CodeForm, *, problem: Optional[d
     latest = delivery.latest_for(sign_in) if sign_in is not None else None
     state, state_text = delivery_words(latest)
     paused_until = _account_pause(sign_in) if sign_in is not None else None
+    reset_ends_pause = sign_in is not None and lifecycle.reset_ends_a_lock(sign_in.user)
     return render_template(
         "auth/code.html", form=form, sign_in=sign_in, problem=problem,
-        pause=paused_words(paused_until, account=True,
-                           reset_ends_it=lifecycle.reset_ends_a_lock(sign_in.user))
-        if paused_until else None,
+        pause=paused_words(paused_until, account=True, reset_ends_it=reset_ends_pause)
+        if paused_until else None, reset_ends_pause=reset_ends_pause,
         delivery=latest, delivery_state=state, delivery_text=state_text,
         resend_form=ResendForm(), resend_wait=codes.resend_wait(sign_in) if sign_in else 0,
         resends_left=codes.MAX_RESENDS - sign_in.resend_count if sign_in else 0,

@@ -88,8 +88,12 @@
             return { title: 'Signing in is paused', lines: [
               'For your safety, signing in to this account is paused until ' +
                 data.paused_until_local + ', because of too many wrong passwords or codes.',
-              'You can try again then, or set a new password now: the link we email you ' +
-                'ends the pause.'
+              // As templates/auth/_paused.html: a reset ends it only where codes come by email.
+              codePage.getAttribute('data-reset-ends-pause') === 'yes'
+                ? 'You can try again then, or set a new password now: the link we email you ' +
+                  'ends the pause.'
+                : 'You can try again then. If you have forgotten your password, you can set ' +
+                  'a new one now.'
             ], action: { href: urls.forgot, text: 'Set a new password' } };
           }
           return { title: 'This sign-in has been stopped', lines: [
