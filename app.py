@@ -383,7 +383,7 @@ def register_template_helpers(app: Flask) -> None:
     @app.template_filter("hhmm")
     def hhmm(moment) -> str:
         """"10:05" in the portal's time zone."""
-        return clock.local(moment, tz).strftime("%H:%M") if moment else ""
+        return clock.hhmm(moment, tz) if moment else ""
 
     @app.template_filter("when")
     def when(moment) -> str:

@@ -194,7 +194,7 @@ def _prove():
         flash("That was too many wrong codes, so we have stopped checking this number. "
               "Nothing has changed. Enter the number again to get a new code.", "error")
     elif check.outcome == phone_proofs.EXPIRED:
-        flash(f"That code ran out at {_hhmm(check.proof.expires_at)}: codes work for 10 minutes. "
+        flash(f"That code ran out at {clock.hhmm(check.proof.expires_at)}: codes work for 10 minutes. "
               "Nothing has changed. Enter the number again to get a new code.", "error")
     else:
         flash("There is no new number waiting to be confirmed. Enter your number to get a code.",
@@ -240,10 +240,6 @@ def _proof_action():
     else:
         flash(_wait_message(started), "warning")
     return redirect(url_for("account.security"))
-
-
-def _hhmm(moment) -> str:
-    return clock.local(moment, current_app.config["PORTAL_TIMEZONE"]).strftime("%H:%M")
 
 
 # --- the authenticator app (services/authenticators/totp.py) ------------------------------

@@ -435,7 +435,7 @@ def resend():
         left = result.resends_left
         sent = (f"We have sent the same code to {where} instead." if result.switched
                 else f"We have sent the same code to {where} again.")
-        flash(f"{sent} It is still the code sent at {_hhmm(sign_in.created_at)}. "
+        flash(f"{sent} It is still the code sent at {clock.hhmm(sign_in.created_at)}. "
               + (f"You can ask {left} more time{'s' if left != 1 else ''}." if left
                  else "That was the last resend for this sign-in."), "success")
     elif result.reason == "cooldown" and delivery.failed_for(sign_in):
@@ -452,10 +452,6 @@ def resend():
         flash("This sign-in has ended, so its code cannot be sent again. "
               "Please sign in again.", "warning")
     return redirect(url_for("auth.code"))
-
-
-def _hhmm(moment: datetime) -> str:
-    return clock.local(moment, current_app.config["PORTAL_TIMEZONE"]).strftime("%H:%M")
 
 
 @bp.route("/login/code/status")
@@ -487,9 +483,6 @@ def status_document(sign_in, latest, *, current_id: Optional[int], newer: Option
     `paused_until`: the account of a sign-in its lock stopped is paused until then (the page
     then offers a new password, not "Sign in again")."""
 
-    def hhmm(moment: datetime) -> str:
-        return clock.local(moment, tz).strftime("%H:%M")
-
     state, state_text = delivery_words(latest)
     pending = sign_in.status == "pending"
     return {
@@ -499,9 +492,9 @@ def status_document(sign_in, latest, *, current_id: Optional[int], newer: Option
         "channel": sign_in.channel,
         "destination": _mask(sign_in),
         "sent_at": sign_in.created_at.isoformat(),
-        "sent_at_local": hhmm(sign_in.created_at),
+        "sent_at_local": clock.hhmm(sign_in.created_at, tz),
         "expires_at": sign_in.expires_at.isoformat(),
-        "expires_at_local": hhmm(sign_in.expires_at),
+        "expires_at_local": clock.hhmm(sign_in.expires_at, tz),
         "delivery": {
             "state": state, "text": state_text,
             "at": (latest.sent_at or latest.created_at).isoformat() if latest else None,
@@ -510,12 +503,12 @@ def status_document(sign_in, latest, *, current_id: Optional[int], newer: Option
         "superseded": sign_in.status == "superseded",
         "superseded_at": sign_in.ended_at.isoformat() if newer else None,
         "newer": {
-            "sign_in": newer.id, "sent_at_local": hhmm(newer.created_at),
+            "sign_in": newer.id, "sent_at_local": clock.hhmm(newer.created_at, tz),
             "destination": _mask(newer), "here": current_id == newer.id,
         } if newer else None,
         "resend_wait": codes.resend_wait(sign_in) if pending else None,
         "resends_left": codes.MAX_RESENDS - sign_in.resend_count,
-        "paused_until_local": hhmm(paused_until) if paused_until else None,
+        "paused_until_local": clock.hhmm(paused_until, tz) if paused_until else None,
     }
 
 

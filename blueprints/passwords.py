@@ -6,7 +6,7 @@ GET on a link only shows a form (mail scanners open links); a POST with a CSRF t
 from __future__ import annotations
 
 from flask import (
-    Blueprint, current_app, flash, redirect, render_template, request, session, url_for,
+    Blueprint, flash, redirect, render_template, request, session, url_for,
 )
 from flask_login import current_user, login_required, logout_user
 
@@ -86,7 +86,7 @@ def _take_new_password(check: tokens.Check, template: str, by: str):
         session.clear()
     if user.is_locked(clock.now()):  # codes by text or app: the lock guards them too
         flash(f"Your password is saved. Signing in is still paused until "
-              f"{clock.local(user.locked_until, current_app.config['PORTAL_TIMEZONE']):%H:%M}, "
+              f"{clock.hhmm(user.locked_until)}, "
               "because of too many wrong passwords or codes; then sign in with your email "
               "address and new password.", "success")
         return redirect(url_for("auth.login"))

@@ -34,6 +34,18 @@ def as_utc(moment: datetime | None) -> datetime | None:
     return moment.astimezone(timezone.utc)
 
 
-def local(moment: datetime, tz_name: str) -> datetime:
-    """Convert a stored time to the portal's time zone, for people to read."""
-    return as_utc(moment).astimezone(ZoneInfo(tz_name))
+def local(moment: datetime, tz_name: str | None = None) -> datetime:
+    """Convert a stored time to the portal's time zone, for people to read: `tz_name`, or the
+    running app's PORTAL_TIMEZONE."""
+    return as_utc(moment).astimezone(ZoneInfo(tz_name or _portal_timezone()))
+
+
+def hhmm(moment: datetime, tz_name: str | None = None) -> str:
+    """"10:05": a stored time as the clients and staff of the portal read it."""
+    return local(moment, tz_name).strftime("%H:%M")
+
+
+def _portal_timezone() -> str:
+    from flask import current_app  # only a request or a command asks without naming the zone
+
+    return current_app.config["PORTAL_TIMEZONE"]

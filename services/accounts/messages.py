@@ -12,8 +12,6 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Optional
 
-from flask import current_app
-
 from models import AccountToken, Delivery, User
 from services import audit, clock, delivery, keys
 from services.accounts import tokens
@@ -40,8 +38,7 @@ NOT_SENT = {
 
 def when(moment: datetime) -> str:
     """"10:05 on 1 December 2026" in the portal's time zone."""
-    return clock.local(moment, current_app.config["PORTAL_TIMEZONE"]).strftime(
-        "%H:%M on %-d %B %Y")
+    return clock.local(moment).strftime("%H:%M on %-d %B %Y")
 
 
 def common_links() -> dict:

@@ -91,10 +91,6 @@ def wait_in_words(seconds: float) -> str:
     return text
 
 
-def _hhmm(moment: datetime) -> str:
-    return clock.local(moment, current_app.config["PORTAL_TIMEZONE"]).strftime("%H:%M")
-
-
 @dataclass
 class Refusal:
     """Why a request was refused, and until when: the page shows `message`, status 429."""
@@ -155,7 +151,7 @@ def lock_refusal(user: User) -> Optional[Refusal]:
     until = user.locked_until
     return Refusal(
         "locked", until,
-        f"For your safety, signing in to this account is paused until {_hhmm(until)} "
+        f"For your safety, signing in to this account is paused until {clock.hhmm(until)} "
         f"(in {wait_in_words((until - at).total_seconds())}), because of too many wrong "
         "passwords or codes. We have emailed you about it. If you need to sign in sooner, "
         "please contact us.",
@@ -206,13 +202,11 @@ def lock_account(user: User) -> Refusal:
     )
     if not already_locked:
         # One email per lock; a lock made longer while it lasts does not mail the client again.
-        tz = current_app.config["PORTAL_TIMEZONE"]
-        local_until = clock.local(until, tz)
         delivery.queue_message(
             user_id=user.id, channel="email", destination=user.email, kind="notice",
             template="lockout",
             values={
-                "until": local_until.strftime("%H:%M on %-d %B %Y"),
+                "until": clock.local(until).strftime("%H:%M on %-d %B %Y"),
                 "wait": wait_in_words(delay.total_seconds()),
                 "failures": FAILURES_BEFORE_LOCK,
             },
@@ -338,7 +332,7 @@ def code_send_refusal(user: User, ip: Optional[str]) -> Optional[Refusal]:
             "account_cap", until,
             f"We have sent this account {sent} codes in the last hour, which is "
             f"the most we send. Please wait {wait_in_words((until - at).total_seconds())} "
-            f"(until {_hhmm(until)}), then try again. Your latest code may still arrive.",
+            f"(until {clock.hhmm(until)}), then try again. Your latest code may still arrive.",
         )
     if ip:
         if by_network:
@@ -351,7 +345,7 @@ def code_send_refusal(user: User, ip: Optional[str]) -> Optional[Refusal]:
             return Refusal(
                 "ip_cap", until,
                 "A lot of codes have been sent from your network in the last hour. Please "
-                f"wait {wait_in_words((until - at).total_seconds())} (until {_hhmm(until)}), "
+                f"wait {wait_in_words((until - at).total_seconds())} (until {clock.hhmm(until)}), "
                 "then try again.",
             )
     return None
@@ -573,7 +567,7 @@ def email_key(email: str) -> str:
 def paused_message(until: datetime) -> str:
     """The words for a paused email address, the same whether or not it has an account."""
     at = clock.now()
-    return (f"For safety, signing in with this email address is paused until {_hhmm(until)} "
+    return (f"For safety, signing in with this email address is paused until {clock.hhmm(until)} "
             f"(in {wait_in_words((until - at).total_seconds())}), because of too many wrong "
             "passwords or codes. If this is your account, we have emailed you about it. If "
             "you need to sign in sooner, please contact us.")

@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Optional
 
-from flask import current_app
 from sqlalchemy import func, select, update
 
 from extensions import db
@@ -34,10 +33,6 @@ ACCEPTED, WRONG, EXPIRED, LOCKED, NONE = "accepted", "wrong", "expired", "locked
 REAUTH_WINDOW = timedelta(minutes=10)
 # Wrong passwords for one session before it is ended: a stolen session gets no further.
 MAX_WRONG_PASSWORDS = 5
-
-
-def _local(moment: datetime, fmt: str = "%H:%M") -> str:
-    return clock.local(moment, current_app.config["PORTAL_TIMEZONE"]).strftime(fmt)
 
 
 # --- the proof ------------------------------------------------------------------------
@@ -133,7 +128,7 @@ def start_proof(user: User, phone: str, *, ip: Optional[str] = None) -> ProofSta
     proof.code_hash = codes.hash_code(codes.proof_scope(proof.id), code)
     delivery.queue_message(
         user_id=user.id, channel="sms", destination=phone, kind="phone_proof",
-        template="phone_proof", values={"expires_at": _local(proof.expires_at)},
+        template="phone_proof", values={"expires_at": clock.hhmm(proof.expires_at)},
         code_encrypted=keys.encrypt_secret(code), give_up_at=proof.expires_at,
     )
     audit.record("phone_proof_started", user_id=user.id,
@@ -284,7 +279,7 @@ def notify(user: User, summary: str) -> Delivery:
     return delivery.queue_message(
         user_id=user.id, channel="email", destination=user.email, kind="notice",
         template="security_change",
-        values={"change": summary, "when": _local(clock.now(), "%H:%M on %-d %B %Y")},
+        values={"change": summary, "when": clock.local(clock.now()).strftime("%H:%M on %-d %B %Y")},
     )
 
 

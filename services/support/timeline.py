@@ -70,7 +70,7 @@ def device_words(user_agent: Optional[str]) -> str:
 
 
 def _hhmm(moment: Optional[datetime], tz: str) -> str:
-    return clock.local(moment, tz).strftime("%H:%M") if moment else "?"
+    return clock.hhmm(moment, tz) if moment else "?"
 
 
 def _parse_time(value) -> Optional[datetime]:
