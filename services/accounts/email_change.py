@@ -19,7 +19,7 @@ from extensions import db
 from models import AccountToken, Event, User
 from services import audit, clock, emails
 from services.accounts import messages, tokens
-from services.signin.codes import end_pending_sign_ins
+from services.signin.codes import end_pending_sign_ins, hold_account
 from services.accounts.lifecycle import end_sessions
 from services.authenticators import trusted_devices
 from services.masking import mask_destination
@@ -51,7 +51,13 @@ def next_request_at(user: User) -> Optional[datetime]:
     Each request emails the address typed (a link, or a note that it has an account) and the
     account's own address: the per-minute limits alone would let a signed-in client send 20
     of each an hour to anyone. Only the account's own requests count, so the answer says
-    nothing about other accounts."""
+    nothing about other accounts.
+
+    The account's row is locked first, until the caller commits (with the request, or with
+    the refusal): requests posted at once, on one server's workers or on several servers,
+    then count one after another, and none reads "two so far" while another is sending the
+    third."""
+    hold_account(user)
     decider = db.session.scalar(
         select(Event.created_at)
         .where(Event.user_id == user.id, Event.type == "email_change_requested",

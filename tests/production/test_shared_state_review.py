@@ -1,0 +1,98 @@
+"""State that must hold across servers and workers: a review (docs/operators-guide.md, 14).
+
+Each test runs two app instances on one database, as two servers (or two gunicorn workers)
+share one: each has its own process state (app.extensions, its fast paths' memory), and only
+the database is common. Requests "at once" are threads, one request each, as a sync gunicorn
+worker serves one request at a time: two requests overlap only when they are in different
+workers, on one server or on two.
+
+To make a race certain rather than lucky, every request pauses just after its check and
+before its write until all have arrived (tests/conftest.py pause_in, 2 s at most). Where the
+check and the write are not under one lock, all pass the check before any writes; where they
+are, the first holds the lock and the others wait for it, then see its write.
+"""
+
+from __future__ import annotations
+
+import threading
+from contextlib import contextmanager
+
+import pytest
+from sqlalchemy import func, select
+
+from app import create_app
+from extensions import db
+from models import Event
+from services.accounts import email_change
+from tests.conftest import TEST_PASSWORD, add_user, make_config, pause_in, running_app
+from tests.oidc.conftest import signed_in
+
+AT_ONCE = 4
+
+
+@contextmanager
+def two_servers(tmp_path, databases, smtp=None, **settings):
+    """Two app instances ("servers") on one fresh database, with the same settings."""
+    config = make_config(tmp_path, smtp, SQLALCHEMY_DATABASE_URI=databases.new(), **settings)
+    with running_app(config) as first:
+        second = create_app(config)  # the tables are there: the first made them
+        try:
+            yield first, second
+        finally:
+            with second.app_context():
+                db.session.remove()
+                db.engine.dispose()
+
+
+def _at_once(requests) -> list[int]:
+    """Each request (a function returning a response) in its own thread, all let go together."""
+    statuses: list[int] = []
+    start = threading.Barrier(len(requests))
+
+    def run(request) -> None:
+        start.wait(timeout=30)
+        statuses.append(request().status_code)
+
+    threads = [threading.Thread(target=run, args=(request,)) for request in requests]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    return statuses
+
+
+def _events(app, type_: str) -> int:
+    with app.app_context():
+        count = db.session.scalar(select(func.count(Event.id)).where(Event.type == type_))
+        db.session.remove()
+        return count
+
+
+# --- the email change: "at most three an hour" ---------------------------------------------
+
+def test_three_email_changes_an_hour_hold_for_requests_at_once_on_two_servers(
+        tmp_path, databases, smtp, monkeypatch):
+    """Each request for a new sign-in address emails two people, so the account may ask
+    REQUESTS_PER_HOUR times an hour. The count is read from the database, but four requests
+    posted at once (two on each server) each read "none yet" before any wrote, and all four
+    were sent."""
+    with two_servers(tmp_path, databases, smtp) as (one, two):
+        add_user(one)
+        browser = signed_in(one, smtp)
+        token = browser.csrf_for("/account/email")  # kept in the session: read it first
+        cookie = browser.client.get_cookie("clientgate_session").value
+        pause_in(monkeypatch, email_change, "request_change", AT_ONCE)
+
+        def ask(app, n: int):
+            def post():
+                client = app.test_client()
+                client.set_cookie("clientgate_session", cookie)
+                return client.post("/account/email", data={
+                    "email": f"new{n}@example.com", "current_password": TEST_PASSWORD,
+                    "csrf_token": token})
+            return post
+
+        statuses = _at_once([ask(one, 1), ask(two, 2), ask(one, 3), ask(two, 4)])
+
+        assert _events(one, "email_change_requested") == email_change.REQUESTS_PER_HOUR
+        assert sorted(statuses) == [302] * email_change.REQUESTS_PER_HOUR + [429]
