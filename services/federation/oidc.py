@@ -920,10 +920,34 @@ def _noted_lately(type_: str, client: Optional[OAuthClient]) -> bool:
     return any((detail or {}).get("client_id") == client_id for detail in details)
 
 
+def _first_note(type_: str, client: Optional[OAuthClient]) -> bool:
+    """Whether this request is the one to note a `type_` event about this app from this
+    address (see _noted_lately); if so, the caller records it and commits.
+
+    Requests arrive at once on several workers and servers, and each would read "not noted
+    yet" before any wrote. So one not noted lately takes a lock for this app, address and
+    type until commit, and asks again: the others wait, then find the note. On PostgreSQL an
+    advisory lock (there is no row to lock before the note); on SQLite a locking read, which
+    takes the database's write lock (db_setup.py). Only the first request in NOTE_WINDOW
+    takes it."""
+    if _noted_lately(type_, client):
+        return False
+    if db.session.get_bind().dialect.name == "postgresql":
+        name = f"oidc-note:{type_}:{audit.client_ip()}:{client.client_id if client else ''}"
+        key = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
+        db.session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
+    else:
+        db.session.execute(select(Event.id).limit(1).with_for_update())
+    if _noted_lately(type_, client):
+        db.session.commit()  # noted meanwhile by another request: let go of the lock
+        return False
+    return True
+
+
 def note_app_sign_in(client: OAuthClient, user: Optional[User]) -> None:
     """An app sent the browser to sign in (before anyone is signed in: once per app and
     address in NOTE_WINDOW)."""
-    if user is None and _noted_lately("oidc_login_asked", client):
+    if user is None and not _first_note("oidc_login_asked", client):
         return
     audit.record("oidc_login_asked", user_id=user.id if user else None, detail=_app(client))
     db.session.commit()
@@ -944,7 +968,7 @@ def note_bad_request(client: Optional[OAuthClient], error: OAuth2Error,
     With nobody signed in, once per app and address in NOTE_WINDOW; a signed-in client's
     each time, for their support timeline (the request limit bounds them)."""
     login = current_login()
-    if login is None and _noted_lately("oidc_bad_request", client):
+    if login is None and not _first_note("oidc_bad_request", client):
         return
     detail = {**_app(client), "error": error.error,
               "description": audit.clip(error.description, 200)}

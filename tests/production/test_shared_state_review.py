@@ -23,9 +23,10 @@ from sqlalchemy import func, select
 from app import create_app
 from extensions import db
 from models import Event
+from services import audit
 from services.accounts import email_change
 from tests.conftest import TEST_PASSWORD, add_user, make_config, pause_in, running_app
-from tests.oidc.conftest import signed_in
+from tests.oidc.conftest import authorize_url, pkce, register, signed_in
 
 AT_ONCE = 4
 
@@ -96,3 +97,33 @@ def test_three_email_changes_an_hour_hold_for_requests_at_once_on_two_servers(
 
         assert _events(one, "email_change_requested") == email_change.REQUESTS_PER_HOUR
         assert sorted(statuses) == [302] * email_change.REQUESTS_PER_HOUR + [429]
+
+
+# --- OpenID Connect: anonymous requests noted once per app and address in 10 minutes --------
+
+def test_anonymous_authorization_requests_at_once_on_two_servers_are_noted_once(
+        tmp_path, databases, monkeypatch):
+    """/oauth/authorize from nobody signed in writes one audit row per app and address in
+    NOTE_WINDOW, so a script asking it (within its request limit) cannot fill the audit
+    trail. Four requests at once on two servers each read "not noted yet" and all wrote."""
+    with two_servers(tmp_path, databases) as (one, two):
+        add_user(one)
+        rp = register(one)
+        def ask(app, unknown: bool):
+            def get():
+                extra = {"client_id": "cg-" + "B" * 24} if unknown else {}
+                return app.test_client().get(authorize_url(rp, pkce()[1], **extra))
+            return get
+
+        restore = pause_in(monkeypatch, audit, "record", AT_ONCE)
+        statuses = _at_once([ask(one, False), ask(two, False), ask(one, False),
+                             ask(two, False)])
+        restore()
+        assert statuses == [302] * AT_ONCE
+        assert _events(one, "oidc_login_asked") == 1
+
+        # An unknown app: refused on our own page, and noted once too.
+        pause_in(monkeypatch, audit, "record", AT_ONCE)
+        statuses = _at_once([ask(one, True), ask(two, True), ask(one, True), ask(two, True)])
+        assert statuses == [400] * AT_ONCE
+        assert _events(one, "oidc_bad_request") == 1
