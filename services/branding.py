@@ -39,7 +39,9 @@ class Brand:
 
     @property
     def logo_src(self) -> Optional[str]:
-        return self.logo_url or ("/brand/logo" if self.logo_file else None)
+        """The logo's address on pages: an https one as it is, or this app's file by its
+        version (blueprints/branding.py keeps only that for a day)."""
+        return self.logo_url or (f"/brand/logo?v={self.version}" if self.logo_file else None)
 
     @property
     def stylesheet(self) -> str:

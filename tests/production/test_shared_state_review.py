@@ -14,6 +14,7 @@ are, the first holds the lock and the others wait for it, then see its write.
 
 from __future__ import annotations
 
+import re
 import threading
 from contextlib import contextmanager
 
@@ -127,3 +128,35 @@ def test_anonymous_authorization_requests_at_once_on_two_servers_are_noted_once(
         statuses = _at_once([ask(one, True), ask(two, True), ask(one, True), ask(two, True)])
         assert statuses == [400] * AT_ONCE
         assert _events(one, "oidc_bad_request") == 1
+
+
+# --- the firm's look: each server's own, from its settings -----------------------------------
+
+def test_a_look_asked_by_version_from_a_server_with_another_is_not_kept_for_a_day(tmp_path):
+    """Each server reads PORTAL_COLOUR and PORTAL_LOGO at start (app.extensions["brand"]),
+    and pages ask for /brand.css and /brand/logo by its version, kept for a day. While the
+    servers are restarted one by one with a new look, a page from a restarted server asks for
+    the new version, and the request may land on a server not yet restarted: its old look was
+    kept for a day under the new version's address, so browsers (and any cache between) went
+    on showing the old look after every server had the new one."""
+    (tmp_path / "old.png").write_bytes(b"\x89PNG old logo")
+    (tmp_path / "new.png").write_bytes(b"\x89PNG new logo")
+    restarted = create_app(make_config(tmp_path, PORTAL_COLOUR="#0b3d2e",
+                                       PORTAL_LOGO=str(tmp_path / "new.png")))
+    not_yet = create_app(make_config(tmp_path, PORTAL_COLOUR="#1f4e8c",
+                                     PORTAL_LOGO=str(tmp_path / "old.png")))
+    page = restarted.test_client().get("/login").get_data(as_text=True)
+    sheet = re.search(r'href="(/brand\.css\?v=\w+)"', page).group(1)
+    logo = re.search(r'class="brand-logo" src="([^"]+)"', page).group(1)
+
+    # The restarted server's own answers are kept for a day.
+    for asked in (sheet, logo):
+        assert restarted.test_client().get(asked).headers["Cache-Control"] \
+            == "public, max-age=86400"
+    # The other server answers with what it has, for now, but nobody keeps it.
+    old_sheet = not_yet.test_client().get(sheet)
+    assert "#1f4e8c" in old_sheet.get_data(as_text=True)
+    assert old_sheet.headers["Cache-Control"] == "no-cache"
+    old_logo = not_yet.test_client().get(logo)
+    assert old_logo.data == b"\x89PNG old logo"
+    assert old_logo.headers["Cache-Control"] == "no-cache"
