@@ -34,6 +34,7 @@ WRONG_CODES = "wrong_codes"
 SIGNED_IN = "signed_in"
 WAITING = "waiting"
 ENDED_BY_STAFF = "ended_by_staff"
+ENDED = "ended"  # by the client's own step or a change to the account, not by staff
 # OpenID Connect (services/federation/oidc.py): an app the rules keep out, a wrong address.
 APP_NOT_ALLOWED = "app_not_allowed"
 APP_REDIRECT_MISMATCH = "app_redirect_mismatch"
@@ -120,6 +121,42 @@ def _where(item) -> str:
 
 def _handler(channel: str) -> str:
     return "the text message service" if channel == "sms" else "the mail server"
+
+
+# Sign-ins ended (status "cancelled") by something other than a staff action, by the `by`
+# of their `signin_cancelled` event (services.signin.codes.end_pending_sign_ins), and why.
+ENDED_BECAUSE = {
+    "client": "The client chose “sign out everywhere else”.",
+    "password": "The password changed, which ends every sign-in waiting for a code.",
+    "email": "The sign-in email address changed, which ends every sign-in waiting for a code.",
+    "deactivated": "The account was deactivated.",
+    "passkey": "The client signed in with a passkey instead, which ends every sign-in "
+               "waiting for a code.",
+    "device": "The client signed in on a browser trusted to skip the code, which ends every "
+              "sign-in waiting for a code.",
+}
+
+
+def _cancellation(facts: SignInFacts):
+    return next((e for e in facts.events if e.type == "signin_cancelled"), None)
+
+
+def ended_because(facts: SignInFacts) -> Optional[str]:
+    """Why a cancelled sign-in ended when staff did not end it, in words; None otherwise."""
+    event = _cancellation(facts)
+    detail = event.detail if event is not None and isinstance(event.detail, dict) else {}
+    return ENDED_BECAUSE.get(detail.get("by"))
+
+
+def ended_by_staff(facts: SignInFacts) -> Optional[str]:
+    """Who of the staff ended a cancelled sign-in from the console ("staff" when their
+    account is gone), or None when no one did."""
+    event = _cancellation(facts)
+    if event is None or ended_because(facts) is not None:
+        return None
+    if event.actor_id or (isinstance(event.detail, dict) and event.detail.get("by") == "support"):
+        return facts.actors.get(event.actor_id) or "staff"
+    return None
 
 
 # --- the rules ----------------------------------------------------------------------------
@@ -336,10 +373,16 @@ def _outcome(facts: SignInFacts, words: _Words, now: datetime) -> list[Finding]:
             f"Still waiting for the code: made at {words.at(sign_in.created_at)}, it works "
             f"until {words.at(sign_in.expires_at)}.")]
     if sign_in.status == "cancelled":
-        by = next((facts.actors.get(e.actor_id) for e in facts.events
-                   if e.type == "signin_cancelled" and e.actor_id), None)
-        return [Finding(ENDED_BY_STAFF, INFO,
-            f"Ended by {by or 'staff'} at {words.at(sign_in.ended_at)}.")]
+        why, staff = ended_because(facts), ended_by_staff(facts)
+        if why is not None:
+            event = _cancellation(facts)
+            by = f" By {facts.actors[event.actor_id]}." if event.actor_id in facts.actors else ""
+            return [Finding(ENDED, INFO, f"Ended at {words.at(sign_in.ended_at)}. {why}{by}")]
+        if staff:
+            return [Finding(ENDED_BY_STAFF, INFO,
+                f"Ended by {staff} at {words.at(sign_in.ended_at)}.")]
+        return [Finding(ENDED, INFO, f"Ended at {words.at(sign_in.ended_at)}, before its code "
+                                     "was used.")]
     return []
 
 

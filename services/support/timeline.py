@@ -13,19 +13,10 @@ from typing import Optional
 
 from services import clock
 from services.signin.codes import MAX_RESENDS, MAX_WRONG_CODES
-from services.support.diagnosis import SignInFacts
+from services.support.diagnosis import ENDED_BECAUSE, SignInFacts, ended_because, ended_by_staff
 from services.masking import mask_destination
 
 OK, WARN, BAD, PLAIN = "ok", "warn", "bad", "plain"
-
-# Sign-ins ended by something other than a staff action (services.accounts), and why.
-ENDED_BECAUSE = {
-    "client": "The client chose “sign out everywhere else”.",
-    "password": "The password changed, which ends every sign-in waiting for a code.",
-    "email": "The sign-in email address changed, which ends every sign-in waiting for a code.",
-    "deactivated": "The account was deactivated.",
-}
-
 
 @dataclass(frozen=True)
 class Step:
@@ -282,8 +273,10 @@ class _Teller:
     def _signin_cancelled(self, event, detail, item):
         if detail.get("by") in ENDED_BECAUSE:
             return ("Ended", ENDED_BECAUSE[detail["by"]], PLAIN)
-        by = self.facts.actors.get(event.actor_id, "staff")
-        return ("Ended by staff", f"Ended by {by} from the support console.", PLAIN)
+        if event.actor_id or detail.get("by") == "support":
+            by = self.facts.actors.get(event.actor_id, "staff")
+            return ("Ended by staff", f"Ended by {by} from the support console.", PLAIN)
+        return ("Ended", "Before its code was used.", PLAIN)
 
     def _other(self, event, detail, item):
         outcome = (event.outcome or "").lower()
@@ -327,6 +320,9 @@ def ending(facts: SignInFacts, tz: str) -> str:
     at = _hhmm(sign_in.ended_at, tz)
     if sign_in.status == "pending":
         return f"Waiting for the code (it works until {_hhmm(sign_in.expires_at, tz)})"
+    if sign_in.status == "cancelled" and not ended_by_staff(facts):
+        why = ended_because(facts)
+        return f"Ended at {at}" + (f": {why[:1].lower()}{why[1:].rstrip('.')}" if why else "")
     return {
         "completed": f"Signed in at {at}",
         "superseded": f"Replaced by a newer sign-in at {at}",
