@@ -64,6 +64,14 @@ def _hhmm(moment: Optional[datetime], tz: str) -> str:
     return clock.hhmm(moment, tz) if moment else "?"
 
 
+def _on_day(moment: datetime, day_of: datetime, tz: str) -> str:
+    """"10:05", or "10:05 on 5 Dec" when that is not the day of `day_of`."""
+    local = clock.local(moment, tz)
+    if local.date() == clock.local(day_of, tz).date():
+        return local.strftime("%H:%M")
+    return f"{local.strftime('%H:%M')} on {local.strftime('%-d %b')}"
+
+
 def _parse_time(value) -> Optional[datetime]:
     try:
         return clock.as_utc(datetime.fromisoformat(value)) if isinstance(value, str) else None
@@ -453,7 +461,9 @@ def activity_step(event, actors: dict, tz: str) -> Step:
     elif extra.get("by") == "cli":
         detail = f"{detail} From the server's command line.".strip()
     if event.type == "account_locked" and _parse_time(extra.get("until")):
-        detail = f"{detail} Locked until {_hhmm(_parse_time(extra['until']), tz)}."
+        # A lock may last a day: its end is said with the day when that is not the lock's.
+        until = _on_day(_parse_time(extra["until"]), event.created_at, tz)
+        detail = f"{detail} Locked until {until}."
     if event.type == "link_refused":
         what_link = {"invitation": "An invitation link", "reset": "A password link",
                      "email": "An email confirmation link"}.get(extra.get("purpose"), "A link")
