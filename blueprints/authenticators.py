@@ -20,7 +20,7 @@ from blueprints.safety import (
 from extensions import db
 from forms import PasskeyAddForm, PasskeyAnswerForm, PasskeySignInForm, RemoveForm
 from models import User
-from services import audit
+from services import audit, contact
 from services.signin import limits, phone_proofs, sessions
 from services.authenticators import passkeys, sign_ins, trusted_devices
 from services.support.timeline import device_words, sign_in_method
@@ -31,15 +31,22 @@ NO_SCRIPT = ("Passkeys need JavaScript, which is turned off or blocked in this b
              "Sign in with your email and password instead.")
 TRY_AGAIN = "That did not work. Please try again, or sign in with your email and password."
 
-SIGN_IN_PROBLEMS = {
-    "expired": "That took too long, so we stopped waiting for the passkey. Please try again.",
-    "unknown": "We do not know that passkey. It may have been removed from your account. "
-               "Sign in with your email and password instead.",
-    "invalid": TRY_AGAIN,
-    "clone": "We could not accept that passkey, to keep your account safe. Please sign in with "
-             "your email and password, and contact us if this happens again.",
-    "inactive": "This account cannot sign in at the moment. Please contact us.",
-}
+
+def sign_in_problem(problem: str) -> str:
+    """Why a passkey did not sign in, in words; made when said, so that "contact us" says how
+    when PORTAL_CONTACT is set."""
+    return {
+        "expired": "That took too long, so we stopped waiting for the passkey. Please try again.",
+        "unknown": "We do not know that passkey. It may have been removed from your account. "
+                   "Sign in with your email and password instead.",
+        "invalid": TRY_AGAIN,
+        "clone": "We could not accept that passkey, to keep your account safe. Please sign in "
+                 "with your email and password, and if this happens again, "
+                 f"{contact.contact_us()}.",
+        "inactive": f"This account cannot sign in at the moment. Please {contact.contact_us()}.",
+    }[problem]
+
+
 ADD_PROBLEMS = {
     "expired": "That took too long. Please try adding the passkey again.",
     "invalid": "Your device did not make a passkey we could use. Please try again.",
@@ -89,7 +96,7 @@ def passkey_sign_in():
                                           form.credential.data)
     if not used.ok:
         db.session.commit()  # the challenge is used up and the refusal recorded
-        return _error(SIGN_IN_PROBLEMS[used.problem], 403 if used.problem != "invalid" else 400)
+        return _error(sign_in_problem(used.problem), 403 if used.problem != "invalid" else 400)
     user, passkey = used.user, used.passkey
     next_url = safe_next(request.args.get("next"))
     sign_in = sign_ins.record_codeless(user, sign_ins.PASSKEY, passkey.name, next_url=next_url)

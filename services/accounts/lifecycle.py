@@ -16,7 +16,7 @@ from sqlalchemy import func, select, update
 
 from extensions import db
 from models import Delivery, User
-from services import audit, clock, delivery, keys
+from services import audit, clock, contact, delivery, keys
 from services.signin import limits, passwords, sessions
 from services.accounts import messages, policy, tokens
 from services.signin.codes import end_pending_sign_ins
@@ -170,26 +170,6 @@ class LinkRefusal:
     message: str
 
 
-LINK_WORDS = {
-    "reset": {
-        tokens.EXPIRED: LinkRefusal(
-            "This link has run out",
-            "Links to set a new password work for one hour. Ask for a new one below."),
-        tokens.USED: LinkRefusal(
-            "This link has already been used",
-            "Each link works once. If you still need a new password, ask for a new link."),
-    },
-    "invitation": {
-        tokens.EXPIRED: LinkRefusal(
-            "This invitation has run out",
-            "Invitations work for 7 days. To get a new one, enter your email address on the "
-            "“Forgotten your password?” page, or contact us."),
-        tokens.USED: LinkRefusal(
-            "This invitation has already been used",
-            "Your password is already set: sign in with your email address and password. "
-            "If you have forgotten the password, set a new one."),
-    },
-}
 NOT_VALID = LinkRefusal(
     "This link does not work",
     "It may have been replaced by a newer one, or something changed on the account since it "
@@ -197,7 +177,24 @@ NOT_VALID = LinkRefusal(
 
 
 def refusal(purpose: str, outcome: str) -> LinkRefusal:
-    return LINK_WORDS.get(purpose, {}).get(outcome, NOT_VALID)
+    """Why a link of this purpose cannot be used; made when said, so that "contact us" says
+    how when PORTAL_CONTACT is set."""
+    return {
+        ("reset", tokens.EXPIRED): LinkRefusal(
+            "This link has run out",
+            "Links to set a new password work for one hour. Ask for a new one below."),
+        ("reset", tokens.USED): LinkRefusal(
+            "This link has already been used",
+            "Each link works once. If you still need a new password, ask for a new link."),
+        ("invitation", tokens.EXPIRED): LinkRefusal(
+            "This invitation has run out",
+            "Invitations work for 7 days. To get a new one, enter your email address on the "
+            f"“Forgotten your password?” page, or {contact.contact_us()}."),
+        ("invitation", tokens.USED): LinkRefusal(
+            "This invitation has already been used",
+            "Your password is already set: sign in with your email address and password. "
+            "If you have forgotten the password, set a new one."),
+    }.get((purpose, outcome), NOT_VALID)
 
 
 def note_refused_link(check: tokens.Check, purpose: str) -> None:

@@ -35,7 +35,7 @@ from sqlalchemy import bindparam, delete, func, select, text
 
 from extensions import db, limiter
 from models import AddressFailure, Delivery, Event, SignIn, User
-from services import addresses, audit, clock, delivery, emails
+from services import addresses, audit, clock, contact, delivery, emails, urls
 from services.signin import codes
 
 # --- lockout --------------------------------------------------------------------------
@@ -154,7 +154,7 @@ def lock_refusal(user: User) -> Optional[Refusal]:
         f"For your safety, signing in to this account is paused until {clock.hhmm(until)} "
         f"(in {wait_in_words((until - at).total_seconds())}), because of too many wrong "
         "passwords or codes. We have emailed you about it. If you need to sign in sooner, "
-        "please contact us.",
+        f"please {contact.contact_us()}.",
     )
 
 
@@ -201,7 +201,11 @@ def lock_account(user: User) -> Refusal:
                 "minutes": int(delay.total_seconds() // 60), "extended": already_locked},
     )
     if not already_locked:
+        # Imported here: lifecycle imports this module (a new password lifts the lock).
+        from services.accounts import lifecycle
+
         # One email per lock; a lock made longer while it lasts does not mail the client again.
+        # Where a reset ends the lock, it says so: sooner than waiting, and no one to call.
         delivery.queue_message(
             user_id=user.id, channel="email", destination=user.email, kind="notice",
             template="lockout",
@@ -209,6 +213,8 @@ def lock_account(user: User) -> Refusal:
                 "until": clock.local(until).strftime("%H:%M on %-d %B %Y"),
                 "wait": wait_in_words(delay.total_seconds()),
                 "failures": FAILURES_BEFORE_LOCK,
+                "reset_ends_pause": lifecycle.reset_ends_a_lock(user),
+                "forgot_url": urls.absolute_url("passwords.forgot"),
             },
         )
     return lock_refusal(user)
@@ -562,15 +568,6 @@ def email_key(email: str) -> str:
     """The keyed hash an address is counted under (SECRET_KEY; never the address), in its
     one spelling (services.emails.canonical) however it was typed."""
     return _keyed("email", emails.canonical(email)[:254]).split(":", 1)[1]
-
-
-def paused_message(until: datetime) -> str:
-    """The words for a paused email address, the same whether or not it has an account."""
-    at = clock.now()
-    return (f"For safety, signing in with this email address is paused until {clock.hhmm(until)} "
-            f"(in {wait_in_words((until - at).total_seconds())}), because of too many wrong "
-            "passwords or codes. If this is your account, we have emailed you about it. If "
-            "you need to sign in sooner, please contact us.")
 
 
 def _hold_address(key: str) -> None:
