@@ -480,6 +480,10 @@ def activity_step(event, actors: dict, tz: str) -> Step:
             detail = f"{detail} By {actors[event.actor_id]}."
     if event.type == "code_refused":
         detail = _REFUSALS.get(event.outcome or "", detail)
+        until = _parse_time(extra.get("until"))
+        if until is not None and event.outcome in ("account_cap", "ip_cap"):
+            # What the client was told, and needs to hear again: an unlock does not lift it.
+            detail = f"{detail} None can be sent until {_on_day(until, event.created_at, tz)}."
     if event.type in ("email_change_requested", "email_changed") and extra.get("to"):
         detail = f"To {extra['to']}."
     if event.type == "password_set" and extra.get("by") in ("reset", "change", "invitation"):
