@@ -148,13 +148,20 @@ def lock_refusal(user: User) -> Optional[Refusal]:
     at = clock.now()
     if not user.is_locked(at):
         return None
+    from services.accounts import lifecycle  # it imports this module
+
     until = user.locked_until
+    if lifecycle.reset_ends_a_lock(user):
+        sooner = ("To sign in sooner, set a new password with “Forgotten your password?”: the "
+                  f"link we email you ends the pause. If you need help, please "
+                  f"{contact.contact_us()}.")
+    else:
+        sooner = f"If you need to sign in sooner, please {contact.contact_us()}."
     return Refusal(
         "locked", until,
         f"For your safety, signing in to this account is paused until {clock.hhmm(until)} "
         f"(in {wait_in_words((until - at).total_seconds())}), because of too many wrong "
-        "passwords or codes. We have emailed you about it. If you need to sign in sooner, "
-        f"please {contact.contact_us()}.",
+        f"passwords or codes. We have emailed you about it. {sooner}",
     )
 
 

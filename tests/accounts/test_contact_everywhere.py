@@ -82,9 +82,11 @@ def test_a_passkey_of_a_switched_off_account_says_how_to_contact_us(portal, smtp
 
 # --- the account's lock, flashed when a signed-in client is stopped (limits.lock_refusal) --
 
-def test_the_lock_flashed_to_a_signed_in_client_says_how_to_contact_us(portal, smtp):
+@pytest.mark.parametrize("channel", ["email", "sms"])
+def test_the_lock_flashed_to_a_signed_in_client_says_how_to_contact_us(portal, smtp, channel):
     add_user(portal, CLIENT)
     b = _signed_in(portal, smtp)
+    _change_user(portal, channel=channel, phone="+447400123456")
     clock.advance(timedelta(minutes=11))  # past the minutes in which no password is asked
     _change_user(portal, locked_until=clock.now() + timedelta(minutes=15))
     answer = b.post("/account/password", {"current_password": "anything",
@@ -92,7 +94,13 @@ def test_the_lock_flashed_to_a_signed_in_client_says_how_to_contact_us(portal, s
     assert answer.status_code == 302 and answer.headers["Location"] == "/login"
     page = b.text("/login")
     assert "signing in to this account is paused until" in page
-    assert f"If you need to sign in sooner, please {_contact_us(portal)}." in page
+    if channel == "email":  # a new password set with the emailed link ends the pause
+        assert ("To sign in sooner, set a new password with “Forgotten your password?”: the "
+                "link we email you ends the pause. If you need help, please "
+                f"{_contact_us(portal)}.") in page
+    else:  # it would not: the texted code is the second factor the lock guards
+        assert f"If you need to sign in sooner, please {_contact_us(portal)}." in page
+        assert "ends the pause" not in page
 
 
 # --- an expired invitation (lifecycle.refusal) ----------------------------------------
@@ -163,5 +171,9 @@ def test_the_lockout_email_makes_no_such_promise_where_codes_come_by_text(portal
     _, text = _lockout_email(portal, smtp)
     assert ("If it was you: wait until then and sign in again as usual, or contact us and we "
             "can lift the pause sooner.\n") in text
-    assert "new password" not in text and "/password/forgot" not in text
+    assert "Quicker still" not in text and "the pause ends" not in text
+    # Someone else may know the password: changing it is right whatever the pause does.
+    assert ("If it was not you: someone may know your password. Please change it: set a new "
+            "password at http://localhost/password/forgot, or contact us and we will help "
+            "you.") in text
     _ends_with_how(portal, text)
