@@ -108,7 +108,7 @@ def refusals(staff: User, user: User) -> dict[str, str]:
 @bp.route("/clients/<int:user_id>")
 def client(user_id: int):
     user = _client_or_404(user_id)
-    page = support.client_page(user, id_arg("before"), _tz())
+    page = support.client_page(user, id_arg("before"), _tz(), start=id_arg("sign_in"))
     return render_template("support/client.html", page=page, actions=ACTIONS,
                            may_change=may_change(current_user, user), tz=_tz(),
                            refused=refusals(current_user, user),

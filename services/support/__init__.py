@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Iterable, Iterator, Optional
 
-from sqlalchemy import func, or_, select
-from sqlalchemy.orm import defer
+from sqlalchemy import and_, func, or_, select
+from sqlalchemy.orm import aliased, defer
 
 from extensions import db
 from models import Delivery, Event, SignIn, User
@@ -98,6 +98,8 @@ class ProblemRow:
 
     view: SignInView
     user: User
+    # The sign-in to begin the client's page at, when it is not on their newest page.
+    start: Optional[int] = None
 
 
 @dataclass
@@ -253,27 +255,38 @@ def load_views(sign_ins: list[SignIn], context: Iterable[SignIn] = (),
     return views
 
 
-def _page_of_sign_ins(user_id: int, before: Optional[int], size: int):
-    """A page of a user's sign-ins, newest first, plus one older row for context."""
+def _anchor(user_id: int, sign_in_id: Optional[int]):
+    if not valid_id(sign_in_id):
+        return None
+    return db.session.execute(
+        select(SignIn.created_at, SignIn.id)
+        .where(SignIn.id == sign_in_id, SignIn.user_id == user_id)
+    ).first()
+
+
+def _page_of_sign_ins(user_id: int, before: Optional[int], size: int,
+                      start: Optional[int] = None):
+    """A page of a user's sign-ins, newest first, plus one older row for context: those older
+    than the sign-in `before`, or else from the sign-in `start` on (a link to one sign-in)."""
     conditions = [SignIn.user_id == user_id]
-    anchor = None
-    if valid_id(before):
-        anchor = db.session.execute(
-            select(SignIn.created_at, SignIn.id)
-            .where(SignIn.id == before, SignIn.user_id == user_id)
-        ).first()
+    anchor = _anchor(user_id, before)
     if anchor is not None:
         # `created_at <=` keeps this an index range scan; the rest breaks ties by id.
         conditions += [SignIn.created_at <= anchor.created_at,
                        or_(SignIn.created_at < anchor.created_at, SignIn.id < anchor.id)]
+    elif (anchor := _anchor(user_id, start)) is not None:
+        conditions += [SignIn.created_at <= anchor.created_at,
+                       or_(SignIn.created_at < anchor.created_at, SignIn.id <= anchor.id)]
     rows = _sign_ins(*conditions, order=(SignIn.created_at.desc(), SignIn.id.desc()),
                      limit=size + 1)
     return rows[:size], rows[size:], anchor is not None
 
 
-def client_page(user: User, before: Optional[int], tz: str) -> ClientPage:
-    """A client's settings, a page of their sign-ins with diagnoses, and other activity."""
-    shown, extra, paged = _page_of_sign_ins(user.id, before, PAGE_SIZE)
+def client_page(user: User, before: Optional[int], tz: str,
+                start: Optional[int] = None) -> ClientPage:
+    """A client's settings, a page of their sign-ins with diagnoses, and other activity; the
+    page older than the sign-in `before`, or beginning at the sign-in `start`."""
+    shown, extra, paged = _page_of_sign_ins(user.id, before, PAGE_SIZE, start)
     views = load_views(shown, context=extra, tz=tz)
     pending = db.session.scalar(
         select(func.count()).select_from(SignIn)
@@ -353,8 +366,26 @@ def recent_problems(tz: str, hidden: tuple[str, ...] = (), *, days: int = PROBLE
     ordered = [sign_ins[i] for i in newest if i in sign_ins]
     users = {u.id: u for u in db.session.scalars(
         select(User).where(User.id.in_({s.user_id for s in ordered})))}
-    return [ProblemRow(view=view, user=users[view.sign_in.user_id])
+    deep = _off_the_newest_page([s.id for s in ordered])
+    return [ProblemRow(view=view, user=users[view.sign_in.user_id],
+                       start=view.sign_in.id if view.sign_in.id in deep else None)
             for view in load_views(ordered, tz=tz)]
+
+
+def _off_the_newest_page(sign_in_ids: list[int]) -> set[int]:
+    """Those of these sign-ins with a page's worth of their client's sign-ins since, so that
+    a link to the client's newest page would not show them. One query; each counts only
+    its client's sign-ins since (days, within the caps), by the user and time index."""
+    newer = aliased(SignIn)
+    counts = db.session.execute(
+        select(SignIn.id, func.count(newer.id))
+        .join(newer, and_(newer.user_id == SignIn.user_id,
+                          or_(newer.created_at > SignIn.created_at,
+                              and_(newer.created_at == SignIn.created_at,
+                                   newer.id > SignIn.id))))
+        .where(SignIn.id.in_(sign_in_ids)).group_by(SignIn.id)
+    ).all()
+    return {sign_in_id for sign_in_id, count in counts if count >= PAGE_SIZE}
 
 
 @dataclass
