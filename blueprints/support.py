@@ -19,7 +19,7 @@ from blueprints.safety import id_arg, no_store
 from extensions import csrf, db
 from forms import SupportActionForm
 from models import User
-from services import clock, support
+from services import audit, clock, support
 from services.signin import limits
 
 bp = Blueprint("support", __name__, url_prefix="/support")
@@ -68,11 +68,24 @@ def _tz() -> str:
     return current_app.config["PORTAL_TIMEZONE"]
 
 
-def _client_or_404(user_id: int) -> User:
+def _client_or_404(user_id: int, action: Optional[str] = None) -> User:
     user = support.get_user(user_id)
+    if user is not None and action is not None and not may_view(current_user, user):
+        note_refused(user, action, "hidden")
     if user is None or not may_view(current_user, user):
         abort(404)
     return user
+
+
+def note_refused(user: Optional[User], action: str, why: str) -> None:
+    """Record a staff POST refused for want of the right, with a valid CSRF token (checked
+    before any view): the console offers no such form, so it was made by hand or on a page
+    gone stale. The answer stays as it was (403, or 404 where the account is not to exist)."""
+    if request.method != "POST":
+        return
+    audit.record("staff_action_refused", user_id=user.id if user else None,
+                 actor_id=current_user.id, outcome=why, detail={"action": action[:60]})
+    db.session.commit()
 
 
 def may_view(staff: User, user: User) -> bool:
@@ -137,11 +150,13 @@ def export(user_id: int):
 @limits.staff_changes
 def action(user_id: int, name: str):
     chosen = ACTIONS.get(name)
-    user = _client_or_404(user_id)
+    user = _client_or_404(user_id, name if chosen else None)
     if chosen is None:
         abort(404)
     refusal = chosen.refused(current_user, user)
     allowed = may_change(current_user, user) and refusal is None
+    if not allowed:
+        note_refused(user, name, "staff account" if refusal is None else "own account")
     # An action the page does not offer is not run either: a hand-made POST must not do
     # what the console would not (say, send an invitation to an account switched off).
     applies = chosen.applies(user)

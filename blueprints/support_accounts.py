@@ -13,6 +13,7 @@ from flask_login import current_user
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
+from blueprints import support as support_views
 from blueprints.support import ACTIONS, Action, bp
 from extensions import db
 from forms import ImportClientsForm, NewClientForm, StaffRoleForm
@@ -247,6 +248,7 @@ def staff():
 @limits.staff_changes
 def staff_role(user_id: int):
     if not _is_admin():
+        support_views.note_refused(support.get_user(user_id), "role", "admin only")
         abort(404)
     user = support.get_user(user_id)
     if user is None:

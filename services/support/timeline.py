@@ -368,6 +368,7 @@ ACTIVITY = {
     "email_changed": ("Sign-in email changed", "", WARN),
     "signed_out_elsewhere": ("Signed out everywhere else", "", PLAIN),
     "code_refused": ("No code sent", "", WARN),
+    "staff_action_refused": ("Staff action refused", "", BAD),
     # OpenID Connect (services/federation/oidc.py).
     "oidc_code_issued": ("Signed in to an app", "", OK),
     "oidc_denied": ("Kept out of an app by the access rules", "", BAD),
@@ -396,6 +397,13 @@ _REFUSALS = {"deactivated": "The account is switched off.",
              "locked": "The password was right, but the account is locked, so no code was sent.",
              "account_cap": "Too many codes for this account in an hour.",
              "ip_cap": "Too many codes from this network in an hour."}
+
+
+# Why a staff POST was refused (blueprints.support.note_refused).
+_STAFF_REFUSALS = {"staff account": "only an admin may change a staff account",
+                   "own account": "no one may do that to their own account",
+                   "hidden": "only an admin may see an admin's account",
+                   "admin only": "only an admin may change roles"}
 
 
 # Why a passkey was refused, for support (services/authenticators/passkeys.py outcomes).
@@ -478,6 +486,10 @@ def activity_step(event, actors: dict, tz: str) -> Step:
                   else "Nothing was sent (too many asked for lately, or the account is off).")
         if event.actor_id in actors:
             detail = f"{detail} By {actors[event.actor_id]}."
+    if event.type == "staff_action_refused":
+        why = _STAFF_REFUSALS.get(event.outcome or "", "they may not do it")
+        who = actors.get(event.actor_id, "A member of staff")
+        detail = f"{who} asked to “{extra.get('action', '?')}” this account, refused: {why}."
     if event.type == "code_refused":
         detail = _REFUSALS.get(event.outcome or "", detail)
         until = _parse_time(extra.get("until"))
