@@ -486,6 +486,8 @@ def activity_step(event, actors: dict, tz: str) -> Step:
                   else "Nothing was sent (too many asked for lately, or the account is off).")
         if event.actor_id in actors:
             detail = f"{detail} By {actors[event.actor_id]}."
+    if event.type == "role_set" and extra.get("from") and extra.get("to"):
+        detail = f"From {extra['from']} to {extra['to']}. {detail}".strip()
     if event.type == "staff_action_refused":
         why = _STAFF_REFUSALS.get(event.outcome or "", "they may not do it")
         who = actors.get(event.actor_id, "A member of staff")
