@@ -160,3 +160,34 @@ def test_a_look_asked_by_version_from_a_server_with_another_is_not_kept_for_a_da
     old_logo = not_yet.test_client().get(logo)
     assert old_logo.data == b"\x89PNG old logo"
     assert old_logo.headers["Cache-Control"] == "no-cache"
+
+
+# --- OpenID Connect signing keys: each process keeps the keys it has read ---------------------
+
+def test_a_key_rotated_on_one_server_is_the_one_the_other_signs_with_at_once(
+        tmp_path, databases):
+    """Each process keeps the private keys it has decrypted (app.extensions["oidc_keys"], by
+    kid: a key never changes), but which key is current is read from the database with
+    every request, so a rotation on one server is seen by the other at once. (A guard: this
+    held before the review.)"""
+    from services.federation import oidc
+
+    with two_servers(tmp_path, databases) as (one, two):
+        first = one.test_client().get("/oauth/jwks").get_json()["keys"]
+        with one.app_context():
+            old = oidc.ensure_signing_key()
+            oidc._private_key(old)  # kept by this process now
+            db.session.remove()
+        with two.app_context():
+            new, _ = oidc.rotate_key()
+            db.session.commit()
+            new_kid = new.kid
+            db.session.remove()
+
+        published = one.test_client().get("/oauth/jwks").get_json()["keys"]
+        assert [key["kid"] for key in first] == [old.kid]
+        assert [key["kid"] for key in published] == [new_kid, old.kid]
+        with one.app_context():
+            assert oidc.ensure_signing_key().kid == new_kid
+            assert oidc._private_key(oidc.ensure_signing_key()).kid == new_kid
+            db.session.remove()
