@@ -74,6 +74,10 @@ def _reactivate(user: User, staff: User) -> support.ActionResult:
 def _send_reset(user: User, staff: User) -> support.ActionResult:
     if not (user.is_active and user.has_password):
         return support.ActionResult(False, f"{user.email} cannot get a reset link now.")
+    just_sent = support.link_just_sent(user, "reset")
+    if just_sent is not None:
+        return support.ActionResult(False, support.link_just_sent_words(
+            user, just_sent, "A link to set a new password"))
     problem = invitations.link_cap_problem(user)
     if problem:
         return support.ActionResult(False, problem)
@@ -83,6 +87,10 @@ def _send_reset(user: User, staff: User) -> support.ActionResult:
 
 
 def _resend_invitation(user: User, staff: User) -> support.ActionResult:
+    just_sent = support.link_just_sent(user, "invitation")
+    if just_sent is not None:
+        return support.ActionResult(False, support.link_just_sent_words(
+            user, just_sent, "An invitation"))
     problem = invitations.resend(user, staff)
     if problem:
         return support.ActionResult(False, problem)

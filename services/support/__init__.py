@@ -19,7 +19,7 @@ from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import aliased, defer
 
 from extensions import db
-from models import Delivery, Event, SignIn, User
+from models import AccountToken, Delivery, Event, SignIn, User
 from services import audit, clock, emails
 from services.signin import codes, limits, phone_proofs
 from services.support import diagnosis, timeline
@@ -480,6 +480,51 @@ def end_pending(user: User, staff: User) -> ActionResult:
     count = len(ended)
     return ActionResult(True, f"Ended {count} sign-in{'s' if count != 1 else ''} of "
                               f"{user.email}; their codes no longer work.")
+
+
+# A staff "send a link" repeated this soon after the same action is a double click, or two
+# of the staff at once, not a new need: the first link's email has left, the link still
+# works, and a new link would end it, so the client would open a link that no longer works.
+# (Replaced before its email left, a link costs nothing: that email is cancelled unsent.)
+LINK_AGAIN_AFTER = timedelta(minutes=1)
+# The staff action that sends each kind of link, by its audit event.
+_LINK_ACTIONS = {"reset": "password_reset_requested", "invitation": "invitation_resent"}
+
+
+def link_just_sent(user: User, purpose: str) -> Optional[AccountToken]:
+    """The live link of `purpose` that staff sent this account with the same action less
+    than LINK_AGAIN_AFTER ago, and whose email has left; None when there is none.
+
+    Takes the account's row lock first (on SQLite, the write lock), so that of two posts at
+    once the second reads the first's link; the caller commits or rolls back."""
+    db.session.execute(select(User.id).where(User.id == user.id).with_for_update())
+    since = clock.now() - LINK_AGAIN_AFTER
+    row = db.session.scalar(
+        select(AccountToken).where(
+            AccountToken.user_id == user.id, AccountToken.purpose == purpose,
+            AccountToken.used_at.is_(None), AccountToken.revoked_at.is_(None),
+            AccountToken.created_by_id.is_not(None), AccountToken.created_at > since)
+        .order_by(AccountToken.created_at.desc()).limit(1))
+    if row is None:
+        return None
+    by_staff = db.session.scalar(
+        select(Event.id).where(Event.user_id == user.id, Event.type == _LINK_ACTIONS[purpose],
+                               Event.actor_id.is_not(None), Event.created_at > since).limit(1))
+    left = db.session.scalar(
+        select(Delivery.id).where(Delivery.user_id == user.id, Delivery.kind == purpose,
+                                  Delivery.sent_at.is_not(None),
+                                  Delivery.created_at >= row.created_at).limit(1))
+    return row if by_staff is not None and left is not None else None
+
+
+def link_just_sent_words(user: User, row: AccountToken, what: str) -> str:
+    """What staff are told when a link was sent a moment ago, and nothing more is sent."""
+    from services.accounts.messages import when
+
+    return (f"{what} went to {user.email} at {clock.hhmm(row.created_at)}, under a minute "
+            f"ago, and its link works until {when(row.expires_at)}. Nothing more was sent: a "
+            f"new link would end that one. If they need another, send it from "
+            f"{clock.hhmm(row.created_at + LINK_AGAIN_AFTER)}.")
 
 
 # --- export ---------------------------------------------------------------------------
