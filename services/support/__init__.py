@@ -90,6 +90,10 @@ class ClientPage:
     locked: bool
     phone: str
     phone_is_uk_mobile: bool
+    # How the next sign-in's code comes (codes.channel_for), which is not always the channel
+    # the client chose, and why not, in words ("" when it is).
+    codes_by: str = "email"
+    codes_by_note: str = ""
 
 
 @dataclass
@@ -297,7 +301,21 @@ def client_page(user: User, before: Optional[int], tz: str,
         pending=pending, activity=account_activity(user, tz), locked=user.is_locked(clock.now()),
         phone=mask_destination("sms", user.phone),
         phone_is_uk_mobile=bool(user.phone) and uk_mobile(user.phone) == user.phone,
+        codes_by=codes.channel_for(user), codes_by_note=_codes_by_note(user),
     )
+
+
+def _codes_by_note(user: User) -> str:
+    """Why the next code will not come the way the client chose, or "" when it will."""
+    if codes.channel_for(user) == user.channel:
+        return ""
+    if user.channel == "sms":
+        return ("they chose text messages, but no mobile number is set" if not user.phone
+                else "they chose text messages, but this server has no text message service "
+                     "set up")
+    if user.channel == "totp":
+        return "they chose an authenticator app, but its setup was not finished"
+    return ""
 
 
 def account_activity(user: User, tz: str, limit: int = ACTIVITY_LIMIT) -> list[timeline.Step]:
