@@ -19,7 +19,7 @@ from models import Delivery, User
 from services import audit, clock, contact, delivery, keys
 from services.signin import limits, passwords, sessions
 from services.accounts import messages, policy, tokens
-from services.signin.codes import end_pending_sign_ins
+from services.signin.codes import end_pending_sign_ins, hold_account
 from services.authenticators import passkeys, trusted_devices
 
 # Reset emails one account may be sent in an hour; more requests are answered the same
@@ -124,6 +124,10 @@ def prepare_reset(item: Delivery) -> Optional[str]:
     """
     user = db.session.scalar(select(User).where(User.email == item.destination))
     usable = user is not None and user.is_active
+    if usable:
+        # Counted under the account's row lock: the senders of every worker and server
+        # prepare requests at once, and each must see the links the others have made.
+        hold_account(user)
     if usable and _links_sent_lately(user.id) >= RESETS_PER_HOUR:
         reason = "capped"
     else:

@@ -191,3 +191,48 @@ def test_a_key_rotated_on_one_server_is_the_one_the_other_signs_with_at_once(
             assert oidc.ensure_signing_key().kid == new_kid
             assert oidc._private_key(oidc.ensure_signing_key()).kid == new_kid
             db.session.remove()
+
+
+# --- "Forgotten your password?": at most three links an hour --------------------------------
+
+def test_three_reset_links_an_hour_hold_for_requests_prepared_at_once_on_two_servers(
+        tmp_path, databases, smtp, monkeypatch):
+    """A reset request is looked up in the dispatcher (lifecycle.prepare_reset), which sends a
+    link only while the account has had fewer than RESETS_PER_HOUR in the hour. Four requests
+    prepared at once by the senders of two servers each counted "none yet" before any had
+    written its link, and all four were sent."""
+    from models import Delivery
+    from services import delivery
+    from services.accounts import lifecycle
+
+    with two_servers(tmp_path, databases, smtp) as (one, two):
+        add_user(one)
+        with one.app_context():
+            for _ in range(AT_ONCE):
+                lifecycle.request_reset("client@example.com")
+            db.session.commit()
+            ids = delivery.claim_due(limit=AT_ONCE)
+            db.session.remove()
+        assert len(ids) == AT_ONCE
+        pause_in(monkeypatch, audit, "record", AT_ONCE)  # after the count, before the link
+        start = threading.Barrier(AT_ONCE)
+
+        def prepare(app, delivery_id: int) -> None:
+            start.wait(timeout=30)
+            with app.app_context():
+                delivery.process(delivery_id)
+                db.session.remove()
+
+        threads = [threading.Thread(target=prepare, args=(app, delivery_id))
+                   for app, delivery_id in zip((one, two, one, two), ids)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+
+        with one.app_context():
+            kinds = db.session.execute(
+                select(Delivery.kind, Delivery.status).where(Delivery.id.in_(ids))).all()
+            db.session.remove()
+        sent = [kind for kind, status in kinds if status != "cancelled"]
+        assert sent == ["reset"] * lifecycle.RESETS_PER_HOUR, kinds
