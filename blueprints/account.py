@@ -6,7 +6,8 @@ import hashlib
 from typing import Optional
 
 from flask import (
-    Blueprint, current_app, flash, redirect, render_template, request, session, url_for,
+    Blueprint, current_app, flash, get_flashed_messages, redirect, render_template, request,
+    session, url_for,
 )
 from flask_login import current_user, login_required
 
@@ -40,27 +41,63 @@ def _user() -> User:
     return current_user._get_current_object()
 
 
+# After ten minutes the password is asked again (safety.password_again), by one form at a time:
+# the settings form, unless the client chose another (its button opens a second step,
+# ?confirm=<step>, or ?remove=<id> for a passkey's row), which then asks instead.
+CONFIRMED_STEPS = {"passkey-add": "passkey-password", "totp-start": "totp-password",
+                   "totp-remove": "totp-remove-password"}
+
+
+def _confirming(settings_sent: bool) -> Optional[str]:
+    """The one form whose password box the page shows: "settings", "passkey-remove", a
+    CONFIRMED_STEPS name, or None (within ten minutes of signing in, none asks)."""
+    if _recently_signed_in():
+        return None
+    if settings_sent:
+        return "settings"
+    for step, box in CONFIRMED_STEPS.items():
+        # A refusal flashed beside a box (a wrong password) keeps that box on the page.
+        if get_flashed_messages(category_filter=[f"password-again:{box}"]):
+            return step
+    chosen = request.args.get("confirm")
+    if chosen in CONFIRMED_STEPS:
+        return chosen
+    return "passkey-remove" if id_arg("remove") is not None else "settings"
+
+
 def _page(form: Optional[SecurityForm] = None, proof_form: Optional[PhoneProofForm] = None,
-          status: int = 200, totp_form: Optional[TotpConfirmForm] = None):
+          status: int = 200, totp_form: Optional[TotpConfirmForm] = None,
+          settings_step: bool = False):
     user = _user()
     proof = phone_proofs.pending_proof(user)
     db.session.commit()
     latest = phone_proofs.proof_delivery(proof) if proof else None
     state, state_text = delivery.describe(latest)
-    if form is None:
+    confirming = _confirming(settings_sent=form is not None)
+    if form is None and proof is not None:
+        # Folded under the proof as "use a different number": what was asked, to correct.
+        form = SecurityForm(formdata=None, channel=session.get("proof_channel", "sms"),
+                            phone=national(proof.phone))
+    elif form is None:
         form = SecurityForm(formdata=None, channel=user.channel, phone=national(user.phone))
+    if settings_step and set(form.errors) <= {"password"}:
+        # Save was pressed with no box shown: the box now asked for, where the browser
+        # scrolls and the keyboard opens.
+        form.password.render_kw = {**(form.password.render_kw or {}), "autofocus": True}
     if proof_form is None:
         proof_form = PhoneProofForm(formdata=None, channel=session.get("proof_channel", "sms"))
     return render_template(
         "account/security.html", user=user, form=form, proof=proof, proof_form=proof_form,
         national=national,
-        needs_password=not _recently_signed_in(), delivery_state=state, delivery_text=state_text,
-        sms_offered=delivery.sms_offered(),
-        **_fewer_codes(user, totp_form),
+        needs_password=not _recently_signed_in(), confirming=confirming,
+        settings_step=settings_step,
+        delivery_state=state, delivery_text=state_text, sms_offered=delivery.sms_offered(),
+        **_fewer_codes(user, totp_form, confirming),
     ), status
 
 
-def _fewer_codes(user: User, totp_form: Optional[TotpConfirmForm]) -> dict:
+def _fewer_codes(user: User, totp_form: Optional[TotpConfirmForm],
+                 confirming: Optional[str]) -> dict:
     """What the passkeys, authenticator app and trusted devices sections show."""
     app = totp.authenticator_of(user)
     setup = None
@@ -69,8 +106,11 @@ def _fewer_codes(user: User, totp_form: Optional[TotpConfirmForm]) -> dict:
         uri = totp.provisioning_uri(user, secret)
         # The otpauth:// address opens the app on this phone; the QR code carries it to another.
         setup = {"secret": totp.grouped(secret), "uri": uri, "qr": totp.qr_data_uri(uri)}
+    # The name typed before "Add a passkey" opened its second step comes with it.
+    name = request.args.get("name", "")[:60] if confirming == "passkey-add" else ""
     return {
-        "passkeys": passkeys.passkeys_of(user), "passkey_form": PasskeyAddForm(formdata=None),
+        "passkeys": passkeys.passkeys_of(user),
+        "passkey_form": PasskeyAddForm(formdata=None, name=name),
         "remove_form": RemoveForm(formdata=None), "totp_app": app, "totp_setup": setup,
         "totp_elsewhere": setup is None and totp.setup_waiting(user) is not None,
         # A passkey the client chose to remove, whose row now asks for the password.
@@ -129,6 +169,10 @@ def _change():
         flash("Nothing has changed: that is how you get your codes already.", "info")
         return redirect(url_for("account.security"))
     if not _recently_signed_in():
+        if "password" not in request.form:
+            # Saved while another form was asking for the password (or from a page shown
+            # within the ten minutes): this form now asks, calmly, not as a mistake.
+            return _page(form, status=422, settings_step=True)
         if not form.password.data:
             form.password.errors.append("Enter your password to make this change.")
             return _page(form, status=422)
@@ -297,8 +341,8 @@ def _totp():
     if not stopping_setup:
         refused = password_again(
             request.form.get("password"),
-            url_for("account.security", _anchor="authenticator-app"),
-            field="totp-password" if action == "totp-start" else "totp-remove-password")
+            url_for("account.security", confirm=action, _anchor="authenticator-app"),
+            field=CONFIRMED_STEPS[action])
         if refused is not None:
             return refused
     if action == "totp-start":
