@@ -402,6 +402,12 @@ def register_cli(app: Flask) -> None:
     register(app)
 
 
+def shared_limits_missing(config) -> bool:
+    """Whether production counts request limits in each worker's memory (no Redis set)."""
+    return (bool(config["RATELIMIT_ENABLED"]) and not config["OUTBOX_WITHOUT_SERVER"]
+            and config["RATELIMIT_STORAGE_URI"].startswith("memory://"))
+
+
 def start_background(app: Flask) -> None:
     """Start the dispatcher where the app serves requests, and say where messages go."""
     context = click.get_current_context(silent=True)
@@ -419,6 +425,11 @@ def start_background(app: Flask) -> None:
             app.logger.warning(
                 "No %s is set: text messages are not offered; clients who chose them get "
                 "their codes by email.", " or ".join(names))
+    if shared_limits_missing(app.config):
+        app.logger.warning(
+            "RATELIMIT_STORAGE_URI is not set: each gunicorn worker counts the request limits "
+            "on its own, so with several workers they are that many times looser. Set "
+            "RATELIMIT_STORAGE_URI=redis://127.0.0.1:6379/0 (operator's guide, section 2).")
     with app.app_context():
         passwords.warm_up()
     give_back()  # what building the app and the dummy hash left free in the heap
