@@ -11,6 +11,7 @@ from extensions import db
 from models import SignIn, User
 from services import clock, support
 from services.signin import codes
+from tests.conftest import add_user
 
 
 def _sign_ins(app, user_id: int, n: int) -> list[int]:
@@ -48,3 +49,17 @@ def test_a_sign_in_on_the_newest_page_links_to_the_newest_page(app, client_id, s
     [troubled] = _sign_ins(app, client_id, 1)
     front = staff.text("/support")
     assert f'href="/support/clients/{client_id}#sign-in-{troubled}"' in front
+
+
+def test_another_clients_sign_in_in_the_address_shows_nothing_of_theirs(app, client_id, staff):
+    other = add_user(app, "other@example.com")
+    [theirs] = _sign_ins(app, other, 1)
+    with app.app_context():
+        codes.start_sign_in(db.session.get(User, client_id), ip="127.0.0.1", user_agent="test")
+        db.session.commit()
+    for value in (str(theirs), "0", "-1", "x", str(2**40)):
+        answer = staff.get(f"/support/clients/{client_id}?sign_in={value}")
+        assert answer.status_code == 200
+        page = answer.get_data(as_text=True)
+        assert f'id="sign-in-{theirs}"' not in page and "other@example.com" not in page
+        assert "Newest sign-ins" not in page  # the client's own newest page
