@@ -540,7 +540,7 @@ def link_just_sent_words(user: User, row: AccountToken, what: str) -> str:
     from services.accounts.messages import when
 
     return (f"{what} went to {user.email} at {clock.hhmm(row.created_at)}, under a minute "
-            f"ago, and its link works until {when(row.expires_at)}. Nothing more was sent: a "
+            f"ago; the link in it works until {when(row.expires_at)}. Nothing more was sent: a "
             f"new link would end that one. If they need another, send it from "
             f"{clock.hhmm(row.created_at + LINK_AGAIN_AFTER)}.")
 
