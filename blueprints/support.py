@@ -136,14 +136,16 @@ def export(user_id: int):
         # and no record of an export nobody asked for. The button is on the client's page.
         flash("To export this client's sign-ins, use the button on this page.", "info")
         return redirect(url_for("support.client", user_id=user.id), 303)
+    stamp = clock.local(clock.now(), _tz()).strftime("%Y-%m-%d")
+    headers = {"Content-Disposition":
+               f'attachment; filename="sign-ins-client-{user.id}-{stamp}.csv"'}
+    if request.method == "HEAD":
+        # Flask answers HEAD with the GET view: headers only, no download, so no record.
+        return Response(mimetype="text/csv", headers=headers)
     support.record_export(user, current_user)
     db.session.commit()
-    stamp = clock.local(clock.now(), _tz()).strftime("%Y-%m-%d")
-    return Response(
-        stream_with_context(support.export_csv(user.id, _tz())), mimetype="text/csv",
-        headers={"Content-Disposition":
-                 f'attachment; filename="sign-ins-client-{user.id}-{stamp}.csv"'},
-    )
+    return Response(stream_with_context(support.export_csv(user.id, _tz())),
+                    mimetype="text/csv", headers=headers)
 
 
 @bp.route("/clients/<int:user_id>/actions/<name>", methods=["GET", "POST"])
