@@ -181,3 +181,19 @@ def test_an_app_setup_begun_here_is_not_hidden_by_a_proof(client_in, vonage, del
     page = client_in.text(PAGE)
     assert re.search(r"<h1[^>]*>Confirm your new number</h1>", page)
     assert secret_from(page) == secret and 'id="authenticator-app"' in page
+
+
+def test_a_step_just_opened_waits_in_its_password_box(client_in):
+    """The client pressed a button that asks for the password first: the cursor is in the
+    box (on a phone, the keyboard opens), and only there; the plain page focuses nothing."""
+    add_passkey(client_in, SoftKey(), name="Old phone")
+    clock.advance(timedelta(minutes=11))
+    assert "autofocus" not in client_in.text(PAGE)
+    passkey_id = re.search(r'\?remove=(\d+)', client_in.text(PAGE)).group(1)
+    for step, box in [("?confirm=passkey-add", "passkey-password"),
+                      ("?confirm=totp-start", "totp-password"),
+                      (f"?remove={passkey_id}", f"passkey-remove-password-{passkey_id}")]:
+        page = client_in.text(PAGE + step)
+        focused = [b for b in PASSWORD_BOX.findall(page) if "autofocus" in b]
+        assert len(focused) == 1 and f'id="{box}"' in focused[0], step
+        assert page.count("autofocus") == 1, step
