@@ -1,0 +1,75 @@
+"""A client's whole journey in real Chromium, at phone and desktop widths, as a review walks it.
+
+An invitation link, a first password, signing in with a code by email, the portal, logging
+out, a forgotten password and signing in again; and the turns it can take. Each test asserts
+what a review of its screenshots found wrong, so the fix stays fixed.
+"""
+
+from __future__ import annotations
+
+import pytest
+from playwright.sync_api import expect
+
+from tests.accounts.conftest import link_in
+from tests.browser.conftest import (
+    DESKTOP, PHONE, assert_accessible, assert_fits_phone, code_from, screenshot,
+)
+
+pytestmark = pytest.mark.browser
+
+SOON = 8000  # ms: the code page asks for its delivery status every 2.5 s
+ANNA = "anna@example.com"
+FIRST_PASSWORD = "plum tree by the river"
+VIEWPORTS = pytest.mark.parametrize("viewport", [DESKTOP, PHONE],
+                                    ids=lambda v: f"{v['width']}px")
+
+
+def looked_at(page, name: str) -> None:
+    """The checks every page of the journey gets, and its screenshot."""
+    if page.viewport_size["width"] <= 400:
+        assert_fits_phone(page, name)
+    assert_accessible(page, name)
+    screenshot(page, name)
+
+
+def accept_invitation(page, server, smtp) -> None:
+    """The firm invites Anna; she opens the link in the email and chooses her password."""
+    result = server.app.test_cli_runner().invoke(
+        args=["users", "invite", ANNA, "--name", "Anna Smith"])
+    assert result.exit_code == 0, result.output
+    smtp.wait_for(1)
+    page.goto(link_in(smtp.last_to(ANNA).text, "/welcome/"))
+    expect(page.locator("h1")).to_have_text("Welcome, Anna Smith")
+    looked_at(page, "journey-welcome")
+    page.fill("input[name=password]", FIRST_PASSWORD)
+    page.fill("input[name=confirm]", FIRST_PASSWORD)
+    page.get_by_role("button", name="Save my password").click()
+    expect(page.locator(".notice-success")).to_contain_text("Your password is saved")
+    page.wait_for_url("**/login")
+
+
+def password_step(page, password: str = FIRST_PASSWORD) -> None:
+    """Email and password on the login page; ends on the code page."""
+    page.fill("input[name=email]", ANNA)
+    page.fill("input[name=password]", password)
+    page.locator("[data-login-form] button[type=submit]").click()
+    page.wait_for_url("**/login/code")
+
+
+@VIEWPORTS
+def test_the_code_page_says_a_thing_once(viewport, live_server, new_context, smtp):
+    """Once an email is sent, its status said "It can take a few minutes to arrive." and the
+    line under it began with the same sentence again."""
+    page = new_context(viewport, phone=viewport is PHONE).new_page()
+    accept_invitation(page, live_server, smtp)
+    password_step(page)
+    expect(page.locator("#delivery-text")).to_have_text(
+        "Sent. It can take a few minutes to arrive.", timeout=SOON)
+    looked_at(page, "journey-code-sent")
+    main = page.locator("main").inner_text()
+    assert main.count("It can take a few minutes to arrive") == 1, main
+    expect(page.locator("main")).to_contain_text("junk or spam folder")
+    page.fill("input[name=code]", code_from(smtp, 2, ANNA))
+    page.get_by_role("button", name="Continue").click()
+    page.wait_for_url("**/portal")
+    looked_at(page, "journey-portal")
