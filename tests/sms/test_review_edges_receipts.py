@@ -1,0 +1,59 @@
+"""Review of the receipt webhook's edges (/webhooks/vonage/dlr): what a forged or odd receipt
+can do, through every way Vonage may send one."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select
+
+from extensions import db
+from models import Delivery, Event
+from tests.sms.conftest import SMS_EMAIL, SMS_PHONE
+
+DLR = "/webhooks/vonage/dlr"
+
+
+@pytest.fixture
+def sent(app, sms_user, vonage, deliver, browser):
+    """An SMS sign-in whose code the stub accepted; returns what the stub received."""
+    assert browser.log_in(SMS_EMAIL).status_code == 302
+    deliver()
+    return vonage.last_to(SMS_PHONE)
+
+
+def _delivery(app) -> Delivery:
+    with app.app_context():
+        item = db.session.scalars(select(Delivery)).one()
+        db.session.expunge(item)
+        return item
+
+
+def _receipt_events(app) -> list[Event]:
+    with app.app_context():
+        rows = db.session.scalars(select(Event).where(Event.type == "delivery_receipt")).all()
+        db.session.expunge_all()
+        return rows
+
+
+@pytest.mark.parametrize("change", [
+    lambda f: f.update({"client-ref": f["client-ref"] + "\x00"}),  # a 500 on PostgreSQL
+    lambda f: f.update({"network-code": "234\x0010"}),  # kept in the event's detail
+    lambda f: f.update({"extra\x00": "x"}),
+    lambda f: f.update({"err-code": "2\n"}),
+])
+def test_a_control_character_in_a_json_receipt_is_refused_before_any_query(
+        app, sent, vonage, browser, change):
+    """Forms and queries with a NUL are refused in front of every route (app.py); a JSON
+    body is not. On PostgreSQL a NUL in the client reference was a 500 (text cannot hold
+    one), and one in another field was stored in the event's JSON detail, after which every
+    later receipt for that message was a 500 ("unsupported Unicode escape sequence")."""
+    fields = vonage.receipt(sent, "buffered")
+    change(fields)
+    response = browser.client.post(DLR, json=fields)
+    assert response.status_code == 400, response.get_data(as_text=True)
+    assert "malformed" in response.json["error"]
+    assert _receipt_events(app) == []
+    # The genuine receipt that follows is heard.
+    response = browser.client.post(DLR, json=vonage.receipt(sent, "delivered"))
+    assert response.status_code == 200, response.get_data(as_text=True)
+    assert _delivery(app).status == "delivered"
