@@ -73,3 +73,26 @@ def test_the_code_page_says_a_thing_once(viewport, live_server, new_context, smt
     page.get_by_role("button", name="Continue").click()
     page.wait_for_url("**/portal")
     looked_at(page, "journey-portal")
+
+
+@VIEWPORTS
+def test_a_second_tab_names_the_code_on_its_way_in_its_title(viewport, live_server,
+                                                             new_context, smtp):
+    """The single-tab guard's page led with "You already have a code on its way", but its
+    title, the tab's name and what a screen reader says first, still said "Log in"."""
+    context = new_context(viewport, phone=viewport is PHONE)
+    page = context.new_page()
+    accept_invitation(page, live_server, smtp)
+    password_step(page)
+    sent_at = page.locator("[data-code-page]").get_attribute("data-sent-at")
+
+    second = context.new_page()
+    second.goto(live_server("/login"))
+    guard = second.locator('[data-guard="pending"]')
+    expect(guard).to_contain_text(f"We sent a code at {sent_at}")
+    looked_at(second, "journey-second-tab")
+    portal = live_server.app.config["PORTAL_NAME"]
+    expect(second).to_have_title(f"You already have a code on its way – {portal}")
+    guard.get_by_role("link", name="Enter that code").click()
+    second.wait_for_url("**/login/code")
+    expect(second).to_have_title(f"Enter your code – {portal}")
