@@ -1,25 +1,25 @@
 """The development outbox: messages that would have been sent, when no server is configured.
 
 Registered only in development (DEV_OUTBOX), never in production; and even then it answers
-only this machine. Development answers to "localhost", a name any browser can send, so
-a development server reachable from elsewhere (`flask run --host 0.0.0.0`) would otherwise
-show every sign-in code to whoever asked.
+only a request made on this machine, not one relayed by a proxy or tunnel running here.
+Development answers to "localhost", a name any browser can send, so a development server
+reachable from elsewhere (`flask run --host 0.0.0.0`, a tunnel) would otherwise show every
+sign-in code to whoever asked.
 """
 
-from ipaddress import ip_address
+from flask import Blueprint, abort, current_app, render_template
 
-from flask import Blueprint, abort, current_app, render_template, request
+from blueprints.health import from_this_machine
 
 bp = Blueprint("dev", __name__, url_prefix="/dev")
 
 
 @bp.before_request
 def this_machine_only():
-    try:
-        local = ip_address(request.remote_addr or "").is_loopback
-    except ValueError:
-        local = False
-    if not local:
+    # Not only a loopback address: a tunnel or proxy on this machine (ngrok or cloudflared,
+    # often started to let Vonage's receipts reach a development server) connects from
+    # loopback too, for whoever is at the other end.
+    if not from_this_machine():
         abort(404)
 
 

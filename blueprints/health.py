@@ -45,7 +45,17 @@ def may_see_details() -> bool:
     given = request.headers.get("Authorization", "")
     if token and hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
         return True
-    if any(name in request.headers for name in ("X-Forwarded-For", "X-Real-IP", "Forwarded")):
+    return from_this_machine()
+
+
+# Headers a proxy or tunnel (nginx, Caddy, ngrok, cloudflared) adds for the browser it relays.
+RELAYED = ("X-Forwarded-For", "X-Real-IP", "Forwarded")
+
+
+def from_this_machine() -> bool:
+    """A request made on this machine itself: from a loopback address, and not relayed by
+    a proxy or tunnel running here (whose connections also come from loopback)."""
+    if any(name in request.headers for name in RELAYED):
         return False  # relayed by a proxy on this machine: the asker is somewhere else
     try:
         return ipaddress.ip_address(request.remote_addr or "").is_loopback
