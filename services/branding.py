@@ -103,14 +103,33 @@ def accessible_colour(value: str) -> tuple[str, Optional[str]]:
     )
 
 
+# A host name of DNS labels (the Content-Security-Policy names it as it is: anything else
+# there, a ";" or a space, would add directives of its own to every page's policy).
+HOST_NAME = re.compile(r"^(?=.{1,253}$)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
+                       r"(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*$")
+
+
+def _https_logo(value: str) -> str:
+    """An https logo address, checked so that its origin is a plain host (and port)."""
+    wrong = ValueError(f"PORTAL_LOGO must be an https:// address or a file, not {value!r}")
+    if any(ch.isspace() or ord(ch) < 32 or ord(ch) == 127 for ch in value):
+        raise wrong
+    parts = urlsplit(value)
+    try:
+        parts.port  # not a number, or over 65535
+    except ValueError:
+        raise wrong from None
+    if (parts.scheme != "https" or not parts.hostname or "@" in parts.netloc
+            or not HOST_NAME.match(parts.hostname)):
+        raise wrong
+    return value
+
+
 def read_logo(value: str) -> tuple[Optional[str], Optional[bytes], Optional[str]]:
     """(address, None, None) for an https logo; (None, bytes, type) for a file."""
     value = value.strip()
     if value.lower().startswith(("http://", "https://")):
-        parts = urlsplit(value)
-        if parts.scheme != "https" or not parts.hostname:
-            raise ValueError(f"PORTAL_LOGO must be an https:// address or a file, not {value!r}")
-        return value, None, None
+        return _https_logo(value), None, None
     path = Path(value)
     kind = LOGO_TYPES.get(path.suffix.lower())
     if kind is None:
@@ -144,5 +163,5 @@ def logo_origin(brand: Brand) -> Optional[str]:
     """The origin of an https logo, which the Content-Security-Policy must allow."""
     if not brand.logo_url:
         return None
-    parts = urlsplit(brand.logo_url)
-    return f"{parts.scheme}://{parts.netloc}"
+    parts = urlsplit(brand.logo_url)  # checked by read_logo: a plain host, no user or password
+    return f"https://{parts.hostname}" + (f":{parts.port}" if parts.port else "")
