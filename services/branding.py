@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
@@ -125,22 +126,32 @@ def _https_logo(value: str) -> str:
     return value
 
 
+def _logo_file(value: str) -> bytes:
+    """The logo file's bytes, never reading more than LOGO_MAX_BYTES (+1) of it: a wrong
+    path to something huge, or endless (/dev/zero, a pipe), must not fill the memory of
+    every worker at start."""
+    path = Path(value)
+    try:
+        if not stat.S_ISREG(path.stat().st_mode):
+            raise ValueError(f"PORTAL_LOGO {value!r} cannot be read: it is not a file")
+        with path.open("rb") as file:
+            data = file.read(LOGO_MAX_BYTES + 1)
+    except OSError as error:
+        raise ValueError(f"PORTAL_LOGO {value!r} cannot be read: {error.strerror}") from None
+    if len(data) > LOGO_MAX_BYTES:
+        raise ValueError(f"PORTAL_LOGO {value!r} is over 512 KB; a logo needs far less")
+    return data
+
+
 def read_logo(value: str) -> tuple[Optional[str], Optional[bytes], Optional[str]]:
     """(address, None, None) for an https logo; (None, bytes, type) for a file."""
     value = value.strip()
     if value.lower().startswith(("http://", "https://")):
         return _https_logo(value), None, None
-    path = Path(value)
-    kind = LOGO_TYPES.get(path.suffix.lower())
+    kind = LOGO_TYPES.get(Path(value).suffix.lower())
     if kind is None:
         raise ValueError(f"PORTAL_LOGO {value!r} must be a .png, .jpg, .gif, .webp or .svg file")
-    try:
-        data = path.read_bytes()
-    except OSError as error:
-        raise ValueError(f"PORTAL_LOGO {value!r} cannot be read: {error.strerror}") from None
-    if len(data) > LOGO_MAX_BYTES:
-        raise ValueError(f"PORTAL_LOGO {value!r} is over 512 KB; a logo needs far less")
-    return None, data, kind
+    return None, _logo_file(value), kind
 
 
 def load(config) -> Brand:
