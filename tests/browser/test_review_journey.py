@@ -96,3 +96,34 @@ def test_a_second_tab_names_the_code_on_its_way_in_its_title(viewport, live_serv
     guard.get_by_role("link", name="Enter that code").click()
     second.wait_for_url("**/login/code")
     expect(second).to_have_title(f"Enter your code – {portal}")
+
+
+GAP_JS = """() => {
+  const notice = document.getElementById('code-problem').getBoundingClientRect();
+  const box = document.querySelector('input[name=code]').getBoundingClientRect();
+  return box.top - notice.bottom;
+}"""
+
+
+@VIEWPORTS
+def test_a_wrong_code_is_told_beside_the_code_box(viewport, live_server, new_context, smtp):
+    """"That code is not right" stood at the top of the card, with the sent-at line, the
+    delivery status and its hint between it and the box to type the code into again (about
+    300 px on a phone), while a code of the wrong length was told at the box itself."""
+    page = new_context(viewport, phone=viewport is PHONE).new_page()
+    accept_invitation(page, live_server, smtp)
+    password_step(page)
+    code = code_from(smtp, 2, ANNA)
+    wrong = "000000" if code != "000000" else "111111"
+    for tries_left in (4, 3, 2):
+        page.fill("input[name=code]", wrong)
+        page.get_by_role("button", name="Continue").click()
+        problem = page.locator("#code-problem")
+        expect(problem).to_contain_text(f"That code is not right. Check it against the newest "
+                                        f"message and try again. You have {tries_left} tries left.")
+        gap = page.evaluate(GAP_JS)
+        assert 0 < gap < 120, f"the message is {gap} px above the code box"
+    looked_at(page, "journey-wrong-code")
+    page.fill("input[name=code]", code)
+    page.get_by_role("button", name="Continue").click()
+    page.wait_for_url("**/portal")
