@@ -127,3 +127,27 @@ def test_a_wrong_code_is_told_beside_the_code_box(viewport, live_server, new_con
     page.fill("input[name=code]", code)
     page.get_by_role("button", name="Continue").click()
     page.wait_for_url("**/portal")
+
+
+LOOK_JS = """el => { const s = getComputedStyle(el);
+  return [s.backgroundColor, s.borderTopColor, s.borderTopStyle].join(' '); }"""
+
+
+@VIEWPORTS
+def test_the_email_address_shown_for_a_new_password_does_not_look_typeable(
+        viewport, live_server, new_context, smtp):
+    """On "Welcome" and "Choose a new password" the email address, there for password
+    managers and not to be changed, sat in a box drawn like the password boxes under it: a
+    client tapped it to type and nothing happened."""
+    page = new_context(viewport, phone=viewport is PHONE).new_page()
+    result = live_server.app.test_cli_runner().invoke(
+        args=["users", "invite", ANNA, "--name", "Anna Smith"])
+    assert result.exit_code == 0, result.output
+    smtp.wait_for(1)
+    page.goto(link_in(smtp.last_to(ANNA).text, "/welcome/"))
+    address = page.locator("input[name=username]")
+    expect(address).to_have_value(ANNA)
+    expect(address).to_have_attribute("readonly", "")
+    typeable = page.locator("input[name=password]").evaluate(LOOK_JS)
+    assert address.evaluate(LOOK_JS) != typeable, "it looks like a box to type in"
+    looked_at(page, "journey-welcome-address")
