@@ -6,8 +6,10 @@ import sys
 
 import click
 from flask import Flask, current_app
-from flask.cli import AppGroup, with_appcontext
+from flask.cli import AppGroup, ScriptInfo, with_appcontext
 from sqlalchemy import func, select
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from extensions import db
 from models import CLI_CHANNELS, ROLES, User
@@ -15,7 +17,53 @@ from services import audit, clock, emails, phones
 from services.signin import limits, passwords, sessions
 from services.accounts import invitations, lifecycle, policy
 
-users = AppGroup("users", help="Add and manage users.")
+
+# SQLSTATEs of a table or column that is not there (PostgreSQL): an un-upgraded schema.
+_MISSING_SCHEMA = {"42P01", "42703"}
+
+
+def database_problem(error: DBAPIError, database_url: str | None) -> str:
+    """One line for an operator about a database error: what is wrong and what to do."""
+    reason = str(getattr(error, "orig", None) or error).strip().splitlines()[0]
+    try:
+        where = f" at {make_url(database_url).render_as_string(hide_password=True)}"
+    except Exception:  # the URL itself is broken: say nothing of it, show no password
+        where = ""
+    sqlstate = getattr(getattr(error, "orig", None), "sqlstate", None)
+    if sqlstate in _MISSING_SCHEMA or reason.startswith(("no such table", "no such column")):
+        return (f"The database{where} has no ClientGate tables yet, or those of an older "
+                f"release ({reason}). Run `flask --app app db upgrade` first, then this "
+                "command again.")
+    if isinstance(error, (OperationalError, InterfaceError)):
+        if (database_url or "").startswith("sqlite"):
+            check = ("that the SQLite file's folder exists and the clientgate user may read "
+                     "and write it")
+        else:
+            check = "that PostgreSQL is running (`systemctl status postgresql`)"
+        return f"Cannot reach the database{where}: {reason}. Check DATABASE_URL, and {check}."
+    return f"The database{where} refused this: {reason}"
+
+
+class DatabaseCommand(click.Command):
+    """A command that uses the app's database: a database error is one line saying what to
+    do, with exit code 1, not a traceback."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except DBAPIError as error:
+            info = ctx.find_object(ScriptInfo)
+            url = info.load_app().config.get("SQLALCHEMY_DATABASE_URI") if info else None
+            raise click.ClickException(database_problem(error, url)) from None
+
+
+class DatabaseGroup(AppGroup):
+    """An AppGroup whose commands are DatabaseCommands."""
+
+    command_class = DatabaseCommand
+
+
+users = DatabaseGroup("users", help="Add and manage users.")
 
 def _find(email: str) -> User:
     user = db.session.scalar(select(User).where(func.lower(User.email) == emails.canonical(email)))
@@ -188,7 +236,7 @@ DEMO_ACCOUNTS = (
 DEMO_PASSWORD = "correct horse battery"
 
 
-@click.command("demo")
+@click.command("demo", cls=DatabaseCommand)
 @with_appcontext
 def demo():
     """Add demo accounts (development), and print them with their password."""
@@ -207,7 +255,7 @@ def demo():
 
 # --- flask oidc ... : the apps that sign in through ClientGate (OpenID Connect) ------------
 
-oidc_cli = AppGroup("oidc", help="Apps that sign their users in through ClientGate.")
+oidc_cli = DatabaseGroup("oidc", help="Apps that sign their users in through ClientGate.")
 
 
 @oidc_cli.command("add-client")
