@@ -8,6 +8,8 @@ collide with old ones. The source is read in one snapshot and never written.
 
 from __future__ import annotations
 
+import os
+import re
 from dataclasses import dataclass, field
 from typing import Callable, Optional
 
@@ -139,6 +141,20 @@ def _reset_sequences(target: Connection, tables: list[Table]) -> list[str]:
     return done
 
 
+def _check_source_exists(source_url: str) -> None:
+    """A SQLite source that is not there would be created empty, and then be refused as "not a
+    ClientGate database": a mistyped path (three slashes for four) is named as what it is."""
+    url = make_url(database_url(source_url))
+    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:") \
+            or url.database.startswith("file:"):
+        return
+    path = os.path.abspath(url.database)
+    if not os.path.isfile(path):
+        raise CopyRefused(f"There is no SQLite database file at {path}. Check --from: an "
+                          "absolute path is written with four slashes, as in "
+                          "sqlite:////var/lib/clientgate/clientgate.db.")
+
+
 def make_engine(url: str) -> Engine:
     """An engine for a database URL, with the same SQLite settings as the app."""
     engine = create_engine(database_url(url), hide_parameters=True)
@@ -151,6 +167,7 @@ def copy_database(source_url: str, target_url: str, *, check_idle: bool = True,
     """Copy every table from source to target (same schema revision, empty target)."""
     if database_url(source_url) == database_url(target_url):
         raise CopyRefused("The source and the target are the same database.")
+    _check_source_exists(source_url)
     tables = list(db.metadata.sorted_tables)
     report = CopyReport()
     source_engine, target_engine = make_engine(source_url), make_engine(target_url)
@@ -184,9 +201,10 @@ def _parsed(option: str, url: str) -> URL:
     """The database URL given to `option`, or a ClickException saying how one is written."""
     try:
         return make_url(database_url(url))
-    except ArgumentError:
+    except (ArgumentError, ValueError):  # ValueError: a port that is not a number
+        shown = re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", url)  # never echo a password
         raise click.ClickException(
-            f"{option} {url!r} is not a database URL. Write it like "
+            f"{option} {shown!r} is not a database URL. Write it like "
             "sqlite:////var/lib/clientgate/clientgate.db or "
             "postgresql://clientgate:PASSWORD@localhost/clientgate.") from None
 
