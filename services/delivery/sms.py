@@ -252,6 +252,8 @@ EXPIRED_REASON = ("your phone did not receive it in time (it may be switched off
 SIGNATURE_MAX_AGE = timedelta(minutes=15)
 MAX_RECEIPT_FIELDS = 40
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# Vonage's field names ("messageId", "err-code", "client-ref"...).
+_FIELD_NAME = re.compile(r"[A-Za-z0-9._-]{1,64}")
 MAX_RECEIPT_VALUE = 500
 
 # Vonage's HMAC signature methods (VONAGE_SIGNATURE_METHOD); "md5hash" is MD5 over the text
@@ -349,8 +351,12 @@ def check_receipt_fields(params: Mapping[str, str]) -> Optional[str]:
     if len(params) > MAX_RECEIPT_FIELDS:
         return "too many fields"
     for key, value in params.items():
-        if not isinstance(value, str) or len(key) > 64 or len(value) > MAX_RECEIPT_VALUE:
+        if not isinstance(value, str) or len(value) > MAX_RECEIPT_VALUE:
             return "a field is not a short text"
+        # The signed text replaces "&" and "=" in values, not in names: a name holding them
+        # could swallow the fields before it and still sign the same (_signed_text).
+        if not _FIELD_NAME.fullmatch(key):
+            return "a field name is not a plain word"
         # A JSON body is not checked for NULs as forms and queries are (app.py): PostgreSQL
         # refuses a NUL in a query (a 500), and one kept in an event's detail breaks every
         # later look at that message's receipts. Vonage sends no control characters.
