@@ -109,11 +109,12 @@ def add_user(email: str, role: str, phone: str | None, channel: str, password_st
         raise click.UsageError(f"A user with the email address {email} already exists.")
     e164 = None
     if phone:
-        e164 = phones.uk_mobile(phone)
-        if e164 is None:
-            raise click.UsageError(
-                f"{phone!r} is not a UK mobile number; SMS codes work only for UK mobiles."
-            )
+        check = phones.check_uk_mobile(phone)
+        if not check.ok:
+            raise click.UsageError(f"--phone {phone!r}: {check.problem} SMS codes work only "
+                                   "for UK mobiles (they start 07); leave out --phone for codes "
+                                   "by email.")
+        e164 = check.e164
     if channel == "sms" and e164 is None:
         raise click.UsageError("--channel sms needs --phone with a UK mobile number.")
     password = _read_password(password_stdin, email)
