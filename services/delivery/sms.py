@@ -433,13 +433,16 @@ def _apply(item: Delivery, params: Mapping[str, str], fingerprint: str) -> None:
             parts[part] = "delivered"
         if all(state == "delivered" for state in parts.values()):
             item.status, item.delivered_at = "delivered", at
-    elif status in ("failed", "rejected", "expired") and (
-            parts.get(part) if parts else item.status) != "delivered":
+    elif status in ("failed", "rejected", "expired"):
+        # The network's reason goes in the record even when a part already delivered makes
+        # this report change nothing ("delivery_status" then says "delivered"): support
+        # reads it in the timeline, where "gave no reason" would not be true.
         reason = EXPIRED_REASON if status == "expired" else RECEIPT_ERRORS.get(
             err_code, "the phone network could not deliver it")
-        if parts:
-            parts[part] = "failed"
-        item.status, item.failed_at, item.last_error = "failed", at, reason
+        if (parts.get(part) if parts else item.status) != "delivered":
+            if parts:
+                parts[part] = "failed"
+            item.status, item.failed_at, item.last_error = "failed", at, reason
     if parts:
         item.provider_parts = parts
     item.provider_ref = item.provider_ref or params["messageId"]

@@ -82,3 +82,20 @@ def test_a_signed_receipt_cannot_be_regrouped_by_its_field_names(
     # The receipt as Vonage signed it is heard, with its reason.
     assert browser.client.post(DLR, data=fields).status_code == 200
     assert "switched off" in _delivery(app).last_error
+
+
+def test_a_failure_reported_after_delivery_changes_nothing_but_keeps_its_reason(
+        app, sent, vonage, browser):
+    """Out of order: delivered, then failed. The text stays delivered (for the client and
+    support alike), and the late report is recorded with the network's own reason, not
+    as "the phone network gave no reason"."""
+    assert browser.client.post(DLR, data=vonage.receipt(sent, "delivered")).status_code == 200
+    late = vonage.receipt(sent, "failed", err_code="3")
+    assert browser.client.post(DLR, data=late).status_code == 200
+    item = _delivery(app)
+    assert item.status == "delivered" and item.failed_at is None and item.last_error is None
+    assert "Delivered to your phone" in browser.text("/login/code")
+    [_, failure] = sorted(_receipt_events(app), key=lambda e: e.id)
+    assert failure.outcome == "failed"
+    assert failure.detail["reason"] == "the number is not in use"
+    assert failure.detail["delivery_status"] == "delivered"
