@@ -19,7 +19,10 @@ def _receipt_fields() -> tuple[Optional[dict[str, str]], Optional[str]]:
     if request.method == "GET":
         source = request.args
     elif request.is_json:
-        body = request.get_json(silent=True)
+        try:
+            body = request.get_json(silent=True)
+        except RecursionError:  # "[[[[..." within the size limit: not a ValueError, a 500
+            return None, "the body is not a JSON object"
         if not isinstance(body, dict):
             return None, "the body is not a JSON object"
         if not all(isinstance(v, (str, int, float)) and not isinstance(v, bool)

@@ -99,3 +99,17 @@ def test_a_failure_reported_after_delivery_changes_nothing_but_keeps_its_reason(
     assert failure.outcome == "failed"
     assert failure.detail["reason"] == "the number is not in use"
     assert failure.detail["delivery_status"] == "delivered"
+
+
+@pytest.mark.parametrize("body", [
+    "[" * 30000 + "]" * 30000,
+    '{"messageId": ' + "[" * 30000,
+])
+def test_a_deeply_nested_json_body_is_a_400_not_a_500(app, sent, browser, body):
+    """Python's JSON parser raises RecursionError, not ValueError, for nesting this deep, and
+    Flask's silent get_json lets it through: an anonymous post was a 500."""
+    assert len(body) < app.config["MAX_CONTENT_LENGTH"]
+    response = browser.client.post(DLR, data=body, content_type="application/json")
+    assert response.status_code == 400, response.get_data(as_text=True)
+    assert "malformed" in response.json["error"]
+    assert _receipt_events(app) == []
