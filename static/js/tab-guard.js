@@ -130,6 +130,9 @@
       var hadFocus = false;
       codePage.setAttribute('data-status', data.status);
       if (title) title.textContent = message.title;
+      // The tab's name says it too, as the page does when loaded afresh ("<heading> – <portal>").
+      var portal = document.title.indexOf(' \u2013 ');
+      document.title = message.title + (portal >= 0 ? document.title.slice(portal) : '');
       var link = show(message.lines, message.action);
       // Only the heading and the alert stay: the form and notices belong to a dead code.
       Array.prototype.forEach.call(codePage.children, function (child) {

@@ -7,8 +7,12 @@ what a review of its screenshots found wrong, so the fix stays fixed.
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from playwright.sync_api import expect
+
+from services import clock
 
 from tests.accounts.conftest import link_in
 from tests.browser.conftest import (
@@ -151,3 +155,39 @@ def test_the_email_address_shown_for_a_new_password_does_not_look_typeable(
     typeable = page.locator("input[name=password]").evaluate(LOOK_JS)
     assert address.evaluate(LOOK_JS) != typeable, "it looks like a box to type in"
     looked_at(page, "journey-welcome-address")
+
+
+@VIEWPORTS
+def test_a_code_page_that_learns_its_code_died_says_so_in_its_title(viewport, live_server,
+                                                                   new_context, smtp):
+    """When a sign-in in another browser stopped this page's code, its heading changed at
+    once to "This code no longer works", but the tab still read "Enter your code"."""
+    phone = viewport is PHONE
+    page = new_context(viewport, phone=phone).new_page()
+    accept_invitation(page, live_server, smtp)
+    password_step(page)
+    page.evaluate("window.sameDocument = true")
+    clock.advance(timedelta(minutes=2))
+
+    other = new_context(viewport, phone=phone).new_page()
+    other.goto(live_server("/login"))
+    password_step_with_choice(other)
+
+    expect(page.locator("#code-title")).to_have_text("This code no longer works", timeout=SOON)
+    portal = live_server.app.config["PORTAL_NAME"]
+    expect(page).to_have_title(f"This code no longer works – {portal}")
+    assert page.evaluate("window.sameDocument") is True
+    looked_at(page, "journey-code-stopped-live")
+    page.reload()
+    expect(page).to_have_title(f"This code no longer works – {portal}")  # as the server says
+
+
+def password_step_with_choice(page) -> None:
+    """The password in a second browser while a code is on its way: ask for a new code."""
+    page.fill("input[name=email]", ANNA)
+    page.fill("input[name=password]", FIRST_PASSWORD)
+    page.locator("[data-login-form] button[type=submit]").click()
+    expect(page.locator("h1")).to_have_text("A code is already on its way")
+    page.get_by_text("Send a new code").click()
+    page.get_by_role("button", name="Continue").click()
+    page.wait_for_url("**/login/code")
