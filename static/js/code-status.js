@@ -53,7 +53,12 @@
       el.hidden = failed;
     });
     var heading = title && title.getAttribute(failed ? 'data-title-failed' : 'data-title-waiting');
-    if (heading) title.textContent = heading;
+    if (heading && title.textContent !== heading) {
+      title.textContent = heading;
+      // The tab's name says it too, as the page does when loaded afresh ("<heading> – <portal>").
+      var portal = document.title.indexOf(' \u2013 ');
+      document.title = heading + (portal >= 0 ? document.title.slice(portal) : '');
+    }
     if (hadFocus) {
       var next = document.querySelector('#delivery-failed a, #delivery-failed button');
       if (next) next.focus();

@@ -191,3 +191,24 @@ def password_step_with_choice(page) -> None:
     page.get_by_text("Send a new code").click()
     page.get_by_role("button", name="Continue").click()
     page.wait_for_url("**/login/code")
+
+
+@VIEWPORTS
+def test_a_code_that_could_not_be_sent_says_so_in_the_title_too(viewport, live_server,
+                                                                new_context, smtp):
+    """When Anna's code could not be sent, the heading changed live to "Your code could not be
+    sent" and the tab still read "Enter your code"."""
+    page = new_context(viewport, phone=viewport is PHONE).new_page()
+    accept_invitation(page, live_server, smtp)
+    smtp.stop()  # the mail server is down when she signs in
+    password_step(page)
+    page.evaluate("window.sameDocument = true")
+    expect(page.locator("#delivery-status")).to_contain_text("trying again", timeout=SOON)
+    smtp.refuse_with = "550 No such mailbox"  # back, and refusing the address for good
+    smtp.start()
+    clock.advance(timedelta(seconds=6))
+    expect(page.locator("h1")).to_have_text("Your code could not be sent", timeout=SOON + 2000)
+    portal = live_server.app.config["PORTAL_NAME"]
+    expect(page).to_have_title(f"Your code could not be sent – {portal}")
+    assert page.evaluate("window.sameDocument") is True
+    looked_at(page, "journey-code-not-sent-live")
