@@ -44,17 +44,40 @@ def database_problem(error: DBAPIError, database_url: str | None) -> str:
     return f"The database{where} refused this: {reason}"
 
 
+def _explained(ctx: click.Context, invoke):
+    """Run `invoke`; a database error becomes one line saying what to do (exit code 1)."""
+    try:
+        return invoke(ctx)
+    except DBAPIError as error:
+        info = ctx.find_object(ScriptInfo)
+        url = info.load_app().config.get("SQLALCHEMY_DATABASE_URI") if info else None
+        raise click.ClickException(database_problem(error, url)) from None
+
+
 class DatabaseCommand(click.Command):
     """A command that uses the app's database: a database error is one line saying what to
     do, with exit code 1, not a traceback."""
 
     def invoke(self, ctx: click.Context):
-        try:
-            return super().invoke(ctx)
-        except DBAPIError as error:
-            info = ctx.find_object(ScriptInfo)
-            url = info.load_app().config.get("SQLALCHEMY_DATABASE_URI") if info else None
-            raise click.ClickException(database_problem(error, url)) from None
+        return _explained(ctx, super().invoke)
+
+
+class _ExplainedMigrations(click.Group):
+    """Flask-Migrate's `db` group, whose commands' database errors are explained likewise."""
+
+    def invoke(self, ctx: click.Context):
+        return _explained(ctx, super().invoke)
+
+
+def _explain_migrations(app: Flask) -> None:
+    """`flask --app app db upgrade` on a stopped PostgreSQL or a missing SQLite folder printed
+    a traceback: the same group, with the same commands, now says what to check."""
+    group = app.cli.commands.get("db")
+    if group is None or not isinstance(group, click.Group):
+        return  # a web worker: Flask-Migrate is not loaded (app.register_migrations)
+    app.cli.add_command(_ExplainedMigrations(
+        name=group.name, commands=group.commands, callback=group.callback, params=group.params,
+        help=group.help, short_help=group.short_help))
 
 
 class DatabaseGroup(AppGroup):
@@ -346,6 +369,7 @@ def register(app: Flask) -> None:
     from services.data_copy import db_copy
     from services.support.retention import prune_command
 
+    _explain_migrations(app)
     app.cli.add_command(users)
     if app.config["ENV_NAME"] != "production":
         # Demo accounts share one known password: never on a production install (issue 11).
