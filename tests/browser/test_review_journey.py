@@ -212,3 +212,27 @@ def test_a_code_that_could_not_be_sent_says_so_in_the_title_too(viewport, live_s
     expect(page).to_have_title(f"Your code could not be sent – {portal}")
     assert page.evaluate("window.sameDocument") is True
     looked_at(page, "journey-code-not-sent-live")
+
+
+@VIEWPORTS
+def test_an_older_code_is_told_beside_the_code_box(viewport, live_server, new_context, smtp):
+    """"That code is from your sign-in at 10:00; use the one sent at 10:05" asks for the code
+    again, as "not right" does, but stood at the top of the card, far from the box."""
+    page = new_context(viewport, phone=viewport is PHONE).new_page()
+    accept_invitation(page, live_server, smtp)
+    password_step(page)
+    older = code_from(smtp, 2, ANNA)
+    clock.advance(timedelta(minutes=1))
+    page.get_by_role("link", name="Start again").click()
+    page.wait_for_url("**/login")
+    password_step(page)  # "Send me a new code"
+    newer = code_from(smtp, 3, ANNA)
+    page.fill("input[name=code]", older)
+    page.get_by_role("button", name="Continue").click()
+    expect(page.locator("#code-problem")).to_contain_text("That code is from your sign-in at")
+    gap = page.evaluate(GAP_JS)
+    assert 0 < gap < 120, f"the message is {gap} px above the code box"
+    looked_at(page, "journey-older-code")
+    page.fill("input[name=code]", newer)
+    page.get_by_role("button", name="Continue").click()
+    page.wait_for_url("**/portal")
