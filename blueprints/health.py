@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hmac
 import ipaddress
+import logging
 
 from flask import Blueprint, current_app, request
 from sqlalchemy import func, select, text
@@ -14,6 +15,7 @@ from models import Delivery, DispatcherBeat
 from services import clock, delivery
 
 bp = Blueprint("health", __name__)
+log = logging.getLogger("clientgate.health")
 
 # Dispatchers beat every 10 s; one that missed three beats is taken for dead.
 BEAT_FRESH = delivery.HEARTBEAT_EVERY * 3
@@ -30,8 +32,11 @@ def healthz():
     """
     try:
         db.session.execute(text("SELECT 1"))
-    except Exception:  # any database failure means "not healthy", never a 500 page
+    except Exception as error:  # any database failure means "not healthy", never a 500 page
         db.session.rollback()
+        # The monitor sees only "unreachable"; the operator it alerts finds why in the log.
+        why = (str(error).strip().splitlines() or [""])[0][:300]
+        log.warning("healthz: the database did not answer (%s: %s)", type(error).__name__, why)
         return {"status": "error", "database": "unreachable"}, 503
     if not may_see_details():
         return {"status": "ok"}
