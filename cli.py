@@ -106,7 +106,17 @@ def _read_password(from_stdin: bool, email: str) -> str:
                 "The password on standard input is not UTF-8 text. Type it at the prompt "
                 "instead (leave out --password-stdin), or pass it as UTF-8.") from None
     else:
-        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+        try:
+            password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+        except click.Abort:
+            if sys.stdin.isatty():
+                raise  # Ctrl-C at the prompt: "Aborted!"
+            # Standard input ended: a script, or ssh without a terminal.
+            click.echo()  # after the "Password: " prompt
+            raise click.UsageError(
+                "No password was typed: there is no terminal to type it at. Run the command "
+                "in a terminal, or pass the password on standard input with "
+                "--password-stdin.") from None
     problem = policy.problem(password, email=email,
                              firm=current_app.config["PORTAL_NAME"])
     if problem:

@@ -20,3 +20,16 @@ def test_users_add_says_why_a_phone_number_is_refused(app, phone, reason):
     assert result.exit_code == 2, result.output
     assert reason in result.output, result.output
     assert "leave out --phone for codes by email" in result.output  # what to do instead
+
+
+@pytest.mark.parametrize("args", [("users", "add", "new@example.com"),
+                                  ("users", "set-password", "someone@example.com")])
+def test_no_password_typed_without_a_terminal_says_to_use_password_stdin(app, args):
+    from tests.conftest import add_user
+
+    add_user(app, "someone@example.com")
+    # Run from a script or `ssh server clientgate ...` without a terminal: stdin is empty.
+    result = invoke(app, *args, input="")
+    assert result.exit_code == 2, result.output
+    assert "Aborted" not in result.output
+    assert "--password-stdin" in result.output, result.output
