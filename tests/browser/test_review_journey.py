@@ -13,6 +13,7 @@ import pytest
 from playwright.sync_api import expect
 
 from services import clock
+from services.signin import limits
 
 from tests.accounts.conftest import link_in
 from tests.browser.conftest import (
@@ -236,3 +237,96 @@ def test_an_older_code_is_told_beside_the_code_box(viewport, live_server, new_co
     page.fill("input[name=code]", newer)
     page.get_by_role("button", name="Continue").click()
     page.wait_for_url("**/portal")
+
+
+RESET_PASSWORD = "kettle on the windowsill"
+
+
+@VIEWPORTS
+def test_the_whole_journey(viewport, live_server, new_context, smtp):
+    """Invitation, first password, code, portal, Back, preferences, log out, a forgotten
+    password, a new one, signing in again; then a code left to run out, and a paused account.
+    Every page is checked and photographed for the review."""
+    phone = viewport is PHONE
+    portal = live_server.app.config["PORTAL_NAME"]
+    page = new_context(viewport, phone=phone).new_page()
+    accept_invitation(page, live_server, smtp)
+    looked_at(page, "journey-login-after-welcome")
+    password_step(page)
+    expect(page).to_have_title(f"Enter your code – {portal}")
+    page.fill("input[name=code]", code_from(smtp, 2, ANNA))
+    page.get_by_role("button", name="Continue").click()
+    page.wait_for_url("**/portal")
+    expect(page.locator("main")).to_contain_text("You are signed in as Anna Smith")
+
+    page.go_back()  # Back after signing in: the code page is over, so the portal stays
+    page.wait_for_url("**/portal")
+    expect(page.locator("h1")).to_have_text("Welcome")
+    looked_at(page, "journey-back-after-sign-in")
+
+    page.locator("header").get_by_role("link", name="Account").click()
+    page.wait_for_url("**/account/security")
+    expect(page.locator("main")).to_contain_text(ANNA)
+    looked_at(page, "journey-preferences")
+
+    page.locator("header").get_by_role("button", name="Log out").click()
+    page.wait_for_url("**/login")
+    expect(page.locator("body")).to_contain_text("You have logged out.")
+    looked_at(page, "journey-logged-out")
+
+    page.get_by_role("link", name="Forgotten your password?").click()
+    page.wait_for_url("**/password/forgot")
+    looked_at(page, "journey-forgot")
+    page.fill("input[name=email]", ANNA)
+    page.get_by_role("button", name="Send me a link").click()
+    expect(page.locator("h1")).to_have_text("Check your email")
+    looked_at(page, "journey-forgot-sent")
+    smtp.wait_for(3)
+    page.goto(link_in(smtp.last_to(ANNA).text, "/password/reset/"))
+    expect(page.locator("h1")).to_have_text("Choose a new password")
+    page.fill("input[name=password]", RESET_PASSWORD)
+    page.fill("input[name=confirm]", RESET_PASSWORD + " 2")
+    page.get_by_role("button", name="Save my new password").click()
+    expect(page.locator("#confirm-error")).to_contain_text("not the same")
+    looked_at(page, "journey-reset-mismatch")
+    page.fill("input[name=password]", RESET_PASSWORD)
+    page.fill("input[name=confirm]", RESET_PASSWORD)
+    page.get_by_role("button", name="Save my new password").click()
+    expect(page.locator(".notice-success")).to_contain_text("Your password is saved")
+    page.wait_for_url("**/login")
+
+    password_step(page, RESET_PASSWORD)
+    code = newest_code(smtp, 5)  # invitation, code, reset link, "password changed", code
+    clock.advance(timedelta(minutes=11))  # the code is left to run out
+    page.fill("input[name=code]", code)
+    page.get_by_role("button", name="Continue").click()
+    expect(page.locator("h1")).to_have_text("Your code has run out")
+    expect(page).to_have_title(f"Your code has run out – {portal}")
+    looked_at(page, "journey-code-ran-out")
+    page.get_by_role("link", name="Sign in again").click()
+    page.wait_for_url("**/login")
+    password_step(page, RESET_PASSWORD)
+    page.fill("input[name=code]", newest_code(smtp, 6))
+    page.get_by_role("button", name="Continue").click()
+    page.wait_for_url("**/portal")
+
+    # Someone else guesses at her password in another browser until the account is paused.
+    other = new_context(viewport, phone=phone).new_page()
+    other.goto(live_server("/login"))
+    for attempt in range(limits.FAILURES_BEFORE_LOCK):
+        other.fill("input[name=email]", ANNA)
+        other.fill("input[name=password]", f"not her password {attempt}")
+        other.locator("[data-login-form] button[type=submit]").click()
+        other.wait_for_url("**/login")
+    paused = other.locator("#paused")
+    expect(paused).to_contain_text("is paused until")
+    looked_at(other, "journey-paused")
+    paused.get_by_role("link", name="Set a new password").click()
+    other.wait_for_url("**/password/forgot")
+
+
+def newest_code(smtp, count: int) -> str:
+    """The code in the newest sign-in code message, once `count` messages have come."""
+    smtp.wait_for(count)
+    return next(mail.code for mail in reversed(smtp.messages)
+                if "sign-in code" in mail.subject and ANNA in mail.to)
