@@ -194,6 +194,11 @@ class _Teller:
             return ("Delivered", "The phone network says it reached the phone.", OK)
         if outcome in ("failed", "rejected", "expired"):
             reason = detail.get("reason") or "the phone network gave no reason"
+            if detail.get("delivery_status") == "delivered":
+                # Out of order: the network had already said the text reached the phone.
+                return ("Phone network update",
+                        f"A late report said it was not delivered ({reason}), after the "
+                        "network had said it reached the phone: it stays delivered.", PLAIN)
             return ("Not delivered", f"{reason[:1].upper()}{reason[1:]}.", BAD)
         return ("Phone network update", f"It says: {outcome or 'no status'}.", PLAIN)
 

@@ -334,3 +334,25 @@ def test_only_the_newest_troubled_sign_in_shows_its_steps_open(app, client_id, s
     page = staff.text(f"/support/clients/{client_id}")
     assert page.count('<details class="steps" open>') == 1
     assert page.count('<details class="steps" >') == 2
+
+
+def test_sms_a_failure_reported_after_delivery_is_not_told_as_not_delivered(app, vonage, deliver,
+                                                                            phone):
+    """Receipts can come out of order: "delivered", then "failed". The text stays delivered,
+    and support is not told it did not arrive."""
+    add_user(app, "mobile@example.com", channel="sms", phone="+447400123456")
+    assert phone.log_in("mobile@example.com").status_code == 302
+    deliver()
+    sent = vonage.wait_for(1)[0]
+    with app.app_context():
+        for status, extra in (("delivered", {}), ("failed", {"err_code": "3"})):
+            assert sms.receive_receipt(vonage.receipt(sent, status, **extra)).http_status == 200
+            db.session.commit()
+
+    [view] = views(app, sign_ins(app)[0].user_id)
+    told = {s.what: s for s in view.steps}
+    assert "Delivered" in told and "Not delivered" not in told
+    assert ("A late report said it was not delivered (the number is not in use), after the "
+            "network had said it reached the phone: it stays delivered."
+            ) in told["Phone network update"].detail
+    assert not any(f.kind == diagnosis.SMS_UNREACHABLE for f in view.findings)
