@@ -54,11 +54,28 @@ def _explained(ctx: click.Context, invoke):
         raise click.ClickException(database_problem(error, url)) from None
 
 
-class DatabaseCommand(click.Command):
-    """A command that uses the app's database: a database error is one line saying what to
-    do, with exit code 1, not a traceback."""
+def _check_text(ctx: click.Context) -> None:
+    """Arguments that are not UTF-8 (a terminal set to Latin-1, a name pasted from a
+    Windows-1252 file) reach Python with lone surrogates, which no database or email takes."""
+    for param in ctx.command.params:
+        value = ctx.params.get(param.name)
+        for text in value if isinstance(value, (tuple, list)) else (value,):
+            if not isinstance(text, str):
+                continue
+            try:
+                text.encode("utf-8")
+            except UnicodeEncodeError:
+                raise click.UsageError(
+                    f"{param.get_error_hint(ctx)} is not UTF-8 text. Set the terminal to UTF-8 "
+                    "(`locale` should say UTF-8) and type it again.", ctx) from None
+
+
+class AdminCommand(click.Command):
+    """A command of the admin line: an argument that is not UTF-8 text, or a database error,
+    is one line saying what to do (exit codes 2 and 1), not a traceback."""
 
     def invoke(self, ctx: click.Context):
+        _check_text(ctx)
         return _explained(ctx, super().invoke)
 
 
@@ -80,13 +97,13 @@ def _explain_migrations(app: Flask) -> None:
         help=group.help, short_help=group.short_help))
 
 
-class DatabaseGroup(AppGroup):
-    """An AppGroup whose commands are DatabaseCommands."""
+class AdminGroup(AppGroup):
+    """An AppGroup whose commands are AdminCommands."""
 
-    command_class = DatabaseCommand
+    command_class = AdminCommand
 
 
-users = DatabaseGroup("users", help="Add and manage users.")
+users = AdminGroup("users", help="Add and manage users.")
 
 def _find(email: str) -> User:
     user = db.session.scalar(select(User).where(func.lower(User.email) == emails.canonical(email)))
@@ -270,7 +287,7 @@ DEMO_ACCOUNTS = (
 DEMO_PASSWORD = "correct horse battery"
 
 
-@click.command("demo", cls=DatabaseCommand)
+@click.command("demo", cls=AdminCommand)
 @with_appcontext
 def demo():
     """Add demo accounts (development), and print them with their password."""
@@ -289,7 +306,7 @@ def demo():
 
 # --- flask oidc ... : the apps that sign in through ClientGate (OpenID Connect) ------------
 
-oidc_cli = DatabaseGroup("oidc", help="Apps that sign their users in through ClientGate.")
+oidc_cli = AdminGroup("oidc", help="Apps that sign their users in through ClientGate.")
 
 
 @oidc_cli.command("add-client")

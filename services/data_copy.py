@@ -22,6 +22,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
+from cli import AdminCommand
 from config import database_url
 from db_setup import configure_engine
 from extensions import db
@@ -209,7 +210,7 @@ def _parsed(option: str, url: str) -> URL:
             "postgresql://clientgate:PASSWORD@localhost/clientgate.") from None
 
 
-@click.command("db-copy")
+@click.command("db-copy", cls=AdminCommand)
 @click.option("--from", "source", required=True, metavar="URL",
               help="Database to copy from, e.g. sqlite:////var/lib/clientgate/clientgate.db")
 @click.option("--to", "target", metavar="URL",

@@ -16,7 +16,7 @@ from flask import current_app
 from flask.cli import with_appcontext
 from sqlalchemy import delete, or_, select
 
-from cli import DatabaseCommand
+from cli import AdminCommand
 from config import RETENTION_MAX_DAYS
 from extensions import db
 from models import (
@@ -133,7 +133,7 @@ def prune(days: int, *, batch: int = BATCH) -> PruneResult:
     return result
 
 
-@click.command("prune", cls=DatabaseCommand)
+@click.command("prune", cls=AdminCommand)
 @click.option("--days", type=click.IntRange(min=MIN_DAYS, max=RETENTION_MAX_DAYS), default=None,
               help=f"Keep this many days of history, from {MIN_DAYS} to {RETENTION_MAX_DAYS} "
                    "(default: RETENTION_DAYS, 90).")
