@@ -330,3 +330,23 @@ def newest_code(smtp, count: int) -> str:
     smtp.wait_for(count)
     return next(mail.code for mail in reversed(smtp.messages)
                 if "sign-in code" in mail.subject and ANNA in mail.to)
+
+
+@VIEWPORTS
+def test_after_a_code_that_did_not_work_the_cursor_waits_in_the_code_box(
+        viewport, live_server, new_context, smtp):
+    """After "That code is not right" (or a code of the wrong length) the page came back with
+    nothing focused: on a phone, one more tap on the box before typing the code again."""
+    page = new_context(viewport, phone=viewport is PHONE).new_page()
+    accept_invitation(page, live_server, smtp)
+    password_step(page)
+    expect(page.locator("input[name=code]")).not_to_be_focused()  # a fresh page: read it first
+    code = code_from(smtp, 2, ANNA)
+    for wrong in ("12345", "000000" if code != "000000" else "111111"):
+        page.fill("input[name=code]", wrong)
+        page.get_by_role("button", name="Continue").click()
+        page.wait_for_load_state("load")
+        expect(page.locator("input[name=code]")).to_be_focused()
+    page.keyboard.type(code)
+    page.keyboard.press("Enter")
+    page.wait_for_url("**/portal")
