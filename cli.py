@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
+from db_setup import SQLITE_BUSY_TIMEOUT_MS
 from extensions import db
 from models import CLI_CHANNELS, ROLES, User
 from services import audit, clock, emails, phones
@@ -34,6 +35,11 @@ def database_problem(error: DBAPIError, database_url: str | None) -> str:
         return (f"The database{where} has no ClientGate tables yet, or those of an older "
                 f"release ({reason}). Run `flask --app app db upgrade` first, then this "
                 "command again.")
+    if reason.startswith("database is locked"):  # SQLite, held past the busy timeout
+        return (f"The database{where} is busy: another process has held it for "
+                f"{SQLITE_BUSY_TIMEOUT_MS // 1000} seconds "
+                f"({reason}). Try again in a minute; if it stays busy, look for a stuck "
+                "`sqlite3` session or backup (`fuser` on the file names it).")
     if isinstance(error, (OperationalError, InterfaceError)):
         if (database_url or "").startswith("sqlite"):
             check = ("that the SQLite file's folder exists and the clientgate user may read "
