@@ -44,6 +44,7 @@ class CopyReport:
 
     rows: dict[str, int] = field(default_factory=dict)
     sequences_reset: list[str] = field(default_factory=list)
+    committed: bool = False
 
 
 def _revision(conn: Connection) -> Optional[str]:
@@ -191,7 +192,13 @@ def copy_database(source_url: str, target_url: str, *, check_idle: bool = True,
                     if copied != report.rows[table.name]:
                         raise CopyRefused(f"{table.name}: {report.rows[table.name]} rows read "
                                           f"but {copied} in the target; nothing was copied.")
+            report.committed = True
             source.rollback()
+    except KeyboardInterrupt:
+        # Ctrl-C: before the commit the target's transaction is rolled back and nothing was
+        # written (the caller says so); after it, the copy is whole and is reported as done.
+        if not report.committed:
+            raise
     finally:
         source_engine.dispose()
         target_engine.dispose()
@@ -233,6 +240,10 @@ def db_copy(source: str, target: Optional[str], even_if_running: bool):
         )
     except CopyRefused as exc:
         raise click.ClickException(str(exc)) from None
+    except KeyboardInterrupt:  # Ctrl-C: the target's transaction was rolled back
+        click.echo()
+        raise click.ClickException("Stopped: nothing was written to the target. Run the copy "
+                                   "again when you are ready.") from None
     except SQLAlchemyError as exc:
         reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
         raise click.ClickException(
