@@ -172,6 +172,9 @@ def login():
         # that asked for a fresh sign-in gets one: the form, then a new session.
         return redirect(next_url or url_for("portal.home"))
     form = LoginForm()
+    if "login_email" in session and request.method == "GET":
+        # Just set a password with a link from the mailbox: one box fewer to fill in.
+        form.email.data = session.pop("login_email")
     waiting = browser_sign_in()
     if waiting is not None and (not waiting.is_pending or codes.expire_if_due(waiting)):
         db.session.commit()

@@ -16,7 +16,7 @@ from blueprints.safety import (
 from extensions import db
 from forms import ChangePasswordForm, ForgotPasswordForm, NewPasswordForm
 from services import audit, clock
-from services.signin import limits
+from services.signin import codes, limits
 from services.accounts import lifecycle, policy, tokens
 from services.authenticators import passkeys
 
@@ -84,6 +84,7 @@ def _take_new_password(check: tokens.Check, template: str, by: str):
     if current_user.is_authenticated and current_user.id == user.id:
         logout_user()  # its session has just ended with the rest
         session.clear()
+    session["login_email"] = user.email  # the sign-in page fills it in (auth.login)
     if user.is_locked(clock.now()):  # codes by text or app: the lock guards them too
         flash(f"Your password is saved. Signing in is still paused until "
               f"{clock.hhmm(user.locked_until)}, "
@@ -91,9 +92,19 @@ def _take_new_password(check: tokens.Check, template: str, by: str):
               "address and new password.", "success")
         return redirect(url_for("auth.login"))
     flash("Your password is saved" + (", and signing in is no longer paused" if paused else "")
-          + ". Now sign in with your email address and new password; we will send you a code "
-          "as usual.", "success")
+          + f". Now sign in with your email address and new password; {_then(user, by)}.",
+          "success")
     return redirect(url_for("auth.login"))
+
+
+def _then(user, by: str) -> str:
+    """What comes after the password, in the words of someone who has (or has not yet) done
+    it: a first sign-in is not "as usual"."""
+    channel = codes.channel_for(user)
+    if channel == "totp":
+        return "then enter the code your authenticator app shows"
+    sent = "text you" if channel == "sms" else "email you"
+    return f"we will {sent} a sign-in code" + (" as usual" if by != "invitation" else "")
 
 
 @bp.route("/password/reset/<token>", methods=["GET", "POST"])
