@@ -392,3 +392,22 @@ def test_an_import_racing_another_imports_nothing_and_names_the_row(app, sign_in
     text = answer.get_data(as_text=True)
     assert "already has an account" in text and "Nothing has been imported" in text
     assert user_by_email(app, "anna@example.com") is None
+
+
+def test_a_password_set_by_the_operator_ends_the_invitation_still_waiting(
+        app, smtp, deliver, sign_in):
+    """`users set-password` for someone invited: the welcome link must not set it again (the
+    link's fingerprint of the account has changed with the password: tokens.py)."""
+    staff = staff_browser(app, sign_in)
+    count = len(smtp.messages)
+    staff.post("/support/clients/new", {"email": "anna@example.com", "name": "Anna",
+                                        "phone": "", "channel": "email"})
+    mail_path = invitation_path(smtp, deliver, "anna@example.com", count + 1)
+    result = app.test_cli_runner().invoke(
+        args=["users", "set-password", "anna@example.com", "--password-stdin"], input=NEW + "\n")
+    assert result.exit_code == 0, result.output
+
+    anna = Browser(app)
+    refused = anna.get(mail_path)
+    assert refused.status_code == 410
+    assert anna.log_in("anna@example.com", NEW).headers["Location"] == "/login/code"
