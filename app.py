@@ -17,7 +17,9 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from blueprints.safety import CSP, HSTS, SECURITY_HEADERS
-from config import INSTANCE_DIR, Config, config_from_environment, trusted_hosts
+from config import (
+    INSTANCE_DIR, Config, SettingsError, config_from_environment, trusted_hosts,
+)
 from extensions import csrf, db, limiter, login_manager, mail
 from heap_setup import GivingBackEnvironment, give_back
 from services import clock, delivery, urls
@@ -28,6 +30,16 @@ log = logging.getLogger("clientgate")
 
 def create_app(config_class: Optional[type[Config]] = None) -> Flask:
     """Build the app: configuration, extensions, blueprints, CLI, error pages, headers."""
+    try:
+        return _build_app(config_class)
+    except SettingsError as refused:
+        if click.get_current_context(silent=True) is None:
+            raise  # a server's start: the journal keeps it whole
+        # A command (`clientgate users list`): the setting's problem on one line, exit 1.
+        raise click.ClickException(str(refused)) from None
+
+
+def _build_app(config_class: Optional[type[Config]]) -> Flask:
     config_class = config_class or config_from_environment()
     app = Flask(__name__, instance_path=str(INSTANCE_DIR))
     app.jinja_environment = GivingBackEnvironment  # each template compiled, its scraps freed
@@ -159,7 +171,7 @@ def register_branding(app: Flask) -> None:
     try:
         brand = app.extensions["brand"] = branding.load(app.config)
     except ValueError as error:
-        raise RuntimeError(str(error)) from None
+        raise SettingsError(str(error)) from None
     if branding.logo_origin(brand):
         extend_csp(app, "img-src", branding.logo_origin(brand))
     app.jinja_env.globals["brand"] = brand

@@ -17,6 +17,10 @@ INSTANCE_DIR = BASE_DIR / "instance"
 load_dotenv(BASE_DIR / ".env")
 
 
+class SettingsError(RuntimeError):
+    """A setting with which ClientGate must not start; the message says what to change."""
+
+
 def env_bool(name: str, default: bool = False) -> bool:
     """Read a yes/no environment variable ("1", "true", "yes", "on" mean yes)."""
     value = os.environ.get(name)
@@ -32,7 +36,7 @@ def env_int(name: str, default: int) -> int:
     try:
         return int(value)
     except ValueError:
-        raise RuntimeError(f"{name} must be a whole number, not {value!r}") from None
+        raise SettingsError(f"{name} must be a whole number, not {value!r}") from None
 
 
 def database_url(raw: str | None) -> str:
@@ -181,7 +185,7 @@ class Config:
         check_secret_key(config.get("SECRET_KEY"))
         check_portal_url(config.get("PORTAL_URL"))
         if not config.get("MAIL_SERVER"):
-            raise RuntimeError(
+            raise SettingsError(
                 "MAIL_SERVER is not set. Production sends every sign-in code through a mail "
                 "server (codes are never written to the log): set MAIL_SERVER, MAIL_PORT and "
                 "the other MAIL_ settings in the environment or in .env."
@@ -206,15 +210,15 @@ MAKE_SECRET_KEY = "python3 -c 'import secrets; print(secrets.token_urlsafe(48))'
 def check_secret_key(value: str | None) -> None:
     """SECRET_KEY must be set, not the example's placeholder, and long enough not to guess."""
     if not value or not value.strip():
-        raise RuntimeError(
+        raise SettingsError(
             "SECRET_KEY is not set. Put a long random value in the environment or in .env, "
             f"for example the output of: {MAKE_SECRET_KEY}")
     if value.strip() in PLACEHOLDER_SECRET_KEYS:
-        raise RuntimeError(
+        raise SettingsError(
             "SECRET_KEY is still the example file's placeholder, which anyone can read. "
             f"Replace it with the output of: {MAKE_SECRET_KEY}")
     if len(value) < SECRET_KEY_MIN_LENGTH:
-        raise RuntimeError(
+        raise SettingsError(
             f"SECRET_KEY is too short: it needs at least {SECRET_KEY_MIN_LENGTH} characters "
             f"(this one has {len(value)}). A short key can be guessed, and whoever has it can "
             f"sign in as anyone. Replace it with the output of: {MAKE_SECRET_KEY}")
@@ -233,7 +237,7 @@ def check_sender(value) -> None:
     domain = address.rpartition("@")[2].rstrip(".").lower()
     if "@" in address and "." in domain and not domain.endswith(".localhost"):
         return
-    raise RuntimeError(
+    raise SettingsError(
         f"MAIL_DEFAULT_SENDER must be an address at your firm's domain, not {value!r}: mail "
         "from it would be refused or put in junk by clients' mail providers. Set it, for "
         "example MAIL_DEFAULT_SENDER='Smith & Co <portal@smithandco.co.uk>', using an address "
@@ -250,7 +254,7 @@ def check_mail_settings(config: dict, *, password_in_clear: bool = False) -> Non
     network in clear; `password_in_clear` allows the last (development)."""
     starttls, implicit_tls = config.get("MAIL_USE_TLS"), config.get("MAIL_USE_SSL")
     if starttls and implicit_tls:
-        raise RuntimeError(
+        raise SettingsError(
             "MAIL_USE_TLS and MAIL_USE_SSL are both on, and no mail server can do both: every "
             "message would fail. Keep one: MAIL_USE_SSL=1 for a server that speaks TLS from "
             "the start (usually port 465), or MAIL_USE_TLS=1 for one that starts it with "
@@ -261,28 +265,28 @@ def check_mail_settings(config: dict, *, password_in_clear: bool = False) -> Non
     # Half a login logs in as no one. A relay on this machine usually takes mail without a
     # login, so there it is only unused, and the dispatcher says so in the log instead.
     if username and not password and not local:
-        raise RuntimeError(
+        raise SettingsError(
             "MAIL_USERNAME is set but MAIL_PASSWORD is not, so ClientGate would not log in to "
             "the mail server at all. Set MAIL_PASSWORD too, or remove MAIL_USERNAME if the "
             "server takes mail without a login.")
     if password and not username and not local:
-        raise RuntimeError(
+        raise SettingsError(
             "MAIL_PASSWORD is set but MAIL_USERNAME is not, so ClientGate would not log in to "
             "the mail server at all. Set MAIL_USERNAME to the account the password is for.")
     if password and not (starttls or implicit_tls) and not local and not password_in_clear:
-        raise RuntimeError(
+        raise SettingsError(
             f"MAIL_PASSWORD would be sent to {config.get('MAIL_SERVER')} in clear: set "
             "MAIL_USE_TLS=1 (STARTTLS, usually port 587) or MAIL_USE_SSL=1 (usually port "
             "465). Only a relay on this machine (MAIL_SERVER=localhost, 127.0.0.1 or ::1) "
             "may be given a password without TLS.")
     port = config.get("MAIL_PORT")
     if port is not None and not 1 <= int(port) <= 65535:
-        raise RuntimeError(
+        raise SettingsError(
             f"MAIL_PORT must be a port number from 1 to 65535, not {port}: usually 587 with "
             "MAIL_USE_TLS, 465 with MAIL_USE_SSL, or 25 for a relay on this machine.")
     timeout = config.get("MAIL_TIMEOUT")
     if timeout is not None and int(timeout) <= 0:
-        raise RuntimeError(
+        raise SettingsError(
             f"MAIL_TIMEOUT must be a number of seconds above 0 (20 by default), not "
             f"{timeout}: it is how long ClientGate waits for the mail server before trying "
             "again later.")
@@ -300,7 +304,7 @@ def check_claim_time(claim_seconds, mail_timeout, vonage_timeout=None) -> None:
     if vonage_timeout is not None and vonage_timeout > longest:
         longest, what = int(vonage_timeout), f"the {vonage_timeout} s a text message may take"
     if int(claim_seconds) < 3 * longest:
-        raise RuntimeError(
+        raise SettingsError(
             f"DISPATCHER_CLAIM_SECONDS ({claim_seconds}) must be at least three times "
             f"{what}, that is {3 * longest}: a message is left to one worker that long, and "
             "its hand-over must be over well within it, or another worker could send it "
@@ -315,7 +319,7 @@ RETENTION_MAX_DAYS = 36500
 def check_retention_days(value) -> None:
     """RETENTION_DAYS must be a number of days `prune` can count back."""
     if value is not None and not 1 <= int(value) <= RETENTION_MAX_DAYS:
-        raise RuntimeError(
+        raise SettingsError(
             f"RETENTION_DAYS must be a number of days up to {RETENTION_MAX_DAYS} (a hundred "
             f"years), not {value}: it is how much sign-in history `flask prune` keeps (90 by "
             "default, 7 at least).")
@@ -324,7 +328,7 @@ def check_retention_days(value) -> None:
 def check_portal_url(value: str | None) -> None:
     """PORTAL_URL must be an absolute http(s) address with a host name."""
     if not value:
-        raise RuntimeError(
+        raise SettingsError(
             "PORTAL_URL is not set. Set it to the address clients use, for example "
             "PORTAL_URL=https://portal.firm.co.uk: links in messages and the code line of a "
             "text message name it, and requests for any other host are refused."
@@ -336,13 +340,13 @@ def check_portal_url(value: str | None) -> None:
     except ValueError:
         usable = False
     if not usable:
-        raise RuntimeError(
+        raise SettingsError(
             f"PORTAL_URL must be a full address like https://portal.firm.co.uk, not {value!r}")
 
 
 def check_signature_method(value: str | None) -> None:
     if value not in SIGNATURE_METHODS:
-        raise RuntimeError(
+        raise SettingsError(
             f"VONAGE_SIGNATURE_METHOD must be one of {', '.join(SIGNATURE_METHODS)}, "
             f"not {value!r}")
 
@@ -441,6 +445,6 @@ def config_from_environment() -> type[Config]:
     try:
         return CONFIGS[name]
     except KeyError:
-        raise RuntimeError(
+        raise SettingsError(
             f"CLIENTGATE_ENV must be one of {', '.join(CONFIGS)}, not {name!r}"
         ) from None
