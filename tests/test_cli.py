@@ -127,3 +127,17 @@ def test_db_copy_says_what_a_database_url_looks_like(app):
         assert "'nonsense' is not a database URL" in result.output, result.output
         assert "sqlite:////var/lib/clientgate/clientgate.db" in result.output
         assert isinstance(result.exception, SystemExit)  # a message, not a traceback
+
+
+def test_names_with_control_characters_are_refused_not_printed_to_the_terminal(app):
+    """`users list` and `oidc list-clients` print names as they are: an escape sequence in one
+    would be run by the operator's terminal."""
+    invited = invoke(app, "users", "invite", "anna@example.com", "--name", "Anna\x1b[2J")
+    assert invited.exit_code != 0 and "control character" in invited.output
+    assert user(app, "anna@example.com") is None
+    added = invoke(app, "oidc", "add-client", "Files\x1b]0;x\x07",
+                   "--redirect-uri", "https://files.example.com/cb")
+    assert added.exit_code != 0 and "control characters" in added.output
+    assert "\x1b" not in invoke(app, "oidc", "list-clients").output
+    # A name in any script, with its joiners, is still welcome.
+    assert invoke(app, "users", "invite", "zoe@example.com", "--name", "Zoë Brontë").exit_code == 0

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import io
+import unicodedata
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import NamedTuple, Optional
@@ -91,6 +92,10 @@ def check(candidate: Candidate, taken: Optional[set[str]] = None) -> Candidate:
         candidate.refuse("email", f"{candidate.email} already has an account.")
     if len(candidate.name) > MAX_NAME_LENGTH:
         candidate.refuse("name", f"The name is longer than {MAX_NAME_LENGTH} characters.")
+    elif any(unicodedata.category(ch) == "Cc" for ch in candidate.name):
+        # An escape sequence would reach the operator's terminal through `users list`.
+        candidate.refuse("name", "The name has a control character in it (pasted from "
+                                 "somewhere?): type it again.")
     if candidate.phone.strip():
         verdict = check_uk_mobile(candidate.phone)
         if verdict.ok:

@@ -246,6 +246,8 @@ def add_client(name: str, redirect_uris: list[str], *, public: bool = False,
     name = name.strip()
     if not name or len(name) > 120:
         raise ValueError("The name must be 1 to 120 characters long.")
+    if not _fits_a_column(name):  # an escape sequence would reach `oidc list-clients`
+        raise ValueError("The name must not contain control characters.")
     if not redirect_uris:
         raise ValueError("Give at least one --redirect-uri.")
     uris = [_check_uri(u) for u in redirect_uris]
