@@ -5,7 +5,10 @@ from __future__ import annotations
 from typing import Optional
 
 import pytest
+from sqlalchemy import select
 
+from extensions import db
+from models import Delivery, Event
 from tests.conftest import Browser, add_user
 from tests.vonage_stub import VonageStub
 
@@ -50,3 +53,30 @@ def sms_sign_in(app, vonage, deliver, browser):
         return b
 
     return run
+
+
+# --- delivery receipts ------------------------------------------------------------------
+
+@pytest.fixture
+def sent(app, sms_user, vonage, deliver, browser):
+    """An SMS sign-in whose code the stub accepted; returns what the stub received."""
+    assert browser.log_in(SMS_EMAIL).status_code == 302
+    deliver()
+    return vonage.last_to(SMS_PHONE)
+
+
+def only_delivery(app) -> Delivery:
+    """The one message in the outbox, as it is now."""
+    with app.app_context():
+        item = db.session.scalars(select(Delivery)).one()
+        db.session.expunge(item)
+        return item
+
+
+def receipt_events(app) -> list[Event]:
+    """The receipts recorded, oldest first."""
+    with app.app_context():
+        rows = db.session.scalars(select(Event).where(Event.type == "delivery_receipt")
+                                  .order_by(Event.id)).all()
+        db.session.expunge_all()
+        return rows

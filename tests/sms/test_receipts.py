@@ -14,34 +14,11 @@ from extensions import db
 from models import Delivery, Event
 from services import clock
 from services.delivery import sms
-from tests.sms.conftest import SMS_EMAIL, SMS_PHONE
+from tests.sms.conftest import only_delivery, receipt_events
 from tests.vonage_stub import sign
 
 DLR = "/webhooks/vonage/dlr"
 SECRET = "receipt-signing-secret-0123456789"
-
-
-@pytest.fixture
-def sent(app, sms_user, vonage, deliver, browser):
-    """An SMS sign-in whose code the stub accepted; returns what the stub received."""
-    assert browser.log_in(SMS_EMAIL).status_code == 302
-    deliver()
-    return vonage.last_to(SMS_PHONE)
-
-
-def _delivery(app) -> Delivery:
-    with app.app_context():
-        item = db.session.scalars(select(Delivery)).one()
-        db.session.expunge(item)
-        return item
-
-
-def _receipt_events(app) -> list[Event]:
-    with app.app_context():
-        rows = db.session.scalars(select(Event).where(Event.type == "delivery_receipt")
-                                  .order_by(Event.id)).all()
-        db.session.expunge_all()
-        return rows
 
 
 def _send(browser, how: str, fields: dict):
@@ -54,10 +31,10 @@ def _send(browser, how: str, fields: dict):
 
 
 def _unchanged(app, before: Delivery) -> None:
-    after = _delivery(app)
+    after = only_delivery(app)
     assert (after.status, after.delivered_at, after.failed_at, after.last_error) == (
         before.status, before.delivered_at, before.failed_at, before.last_error)
-    assert _receipt_events(app) == []
+    assert receipt_events(app) == []
 
 
 # --- genuine receipts -----------------------------------------------------------------
@@ -67,10 +44,10 @@ def test_delivered_receipt_is_recorded(app, sent, vonage, browser, how):
     response = _send(browser, how, vonage.receipt(sent, "delivered"))
     assert response.status_code == 200, response.get_data(as_text=True)
     assert response.json["result"] == "recorded"
-    item = _delivery(app)
+    item = only_delivery(app)
     assert item.status == "delivered"
     assert item.delivered_at is not None and item.delivered_at >= item.sent_at - timedelta(minutes=1)
-    [event] = _receipt_events(app)
+    [event] = receipt_events(app)
     assert event.outcome == "delivered" and event.delivery_id == item.id
     assert event.sign_in_id == item.sign_in_id
     assert "Delivered to your phone" in browser.text("/login/code")
@@ -79,50 +56,50 @@ def test_delivered_receipt_is_recorded(app, sent, vonage, browser, how):
 def test_failed_receipt_shows_the_reason(app, sent, vonage, browser):
     response = _send(browser, "form", vonage.receipt(sent, "failed", err_code="2"))
     assert response.status_code == 200
-    item = _delivery(app)
+    item = only_delivery(app)
     assert item.status == "failed" and item.failed_at is not None
     assert "switched off or out of signal" in item.last_error
     page = browser.text("/login/code")
     assert "Could not be sent: the phone was switched off or out of signal" in page
     assert "Send by email instead" in page
-    assert _receipt_events(app)[0].detail["err_code"] == "2"
+    assert receipt_events(app)[0].detail["err_code"] == "2"
 
 
 def test_rejected_receipt_is_a_failure(app, sent, vonage, browser):
     assert _send(browser, "get", vonage.receipt(sent, "rejected", err_code="6")).status_code == 200
-    item = _delivery(app)
+    item = only_delivery(app)
     assert item.status == "failed" and "spam" in item.last_error
 
 
 def test_expired_receipt(app, sent, vonage, browser):
     assert _send(browser, "get", vonage.receipt(sent, "expired", err_code="1")).status_code == 200
-    item = _delivery(app)
+    item = only_delivery(app)
     assert item.status == "failed" and item.failed_at is not None
     assert "did not receive it in time" in item.last_error
-    assert _receipt_events(app)[0].outcome == "expired"
+    assert receipt_events(app)[0].outcome == "expired"
 
 
 @pytest.mark.parametrize("status", ["accepted", "buffered", "unknown"])
 def test_progress_receipts_change_no_status(app, sent, vonage, browser, status):
     assert _send(browser, "get", vonage.receipt(sent, status)).status_code == 200
-    assert _delivery(app).status == "sent"
-    assert _receipt_events(app)[0].outcome == status
+    assert only_delivery(app).status == "sent"
+    assert receipt_events(app)[0].outcome == status
 
 
 def test_delivered_after_failure_wins_but_not_the_reverse(app, sent, vonage, browser):
     _send(browser, "get", vonage.receipt(sent, "failed", err_code="7"))
     _send(browser, "get", vonage.receipt(sent, "delivered"))
-    assert _delivery(app).status == "delivered"
+    assert only_delivery(app).status == "delivered"
     _send(browser, "get", vonage.receipt(sent, "expired"))
-    assert _delivery(app).status == "delivered"
+    assert only_delivery(app).status == "delivered"
 
 
 def test_replayed_receipt_is_harmless(app, sent, vonage, browser):
     fields = vonage.receipt(sent, "delivered")
     assert _send(browser, "get", fields).status_code == 200
-    first = _delivery(app).delivered_at
+    first = only_delivery(app).delivered_at
     assert _send(browser, "get", fields).status_code == 200
-    assert _delivery(app).status == "delivered" and _delivery(app).delivered_at >= first
+    assert only_delivery(app).status == "delivered" and only_delivery(app).delivered_at >= first
 
 
 def test_receipts_need_no_csrf_token_but_other_posts_do(app, sent, vonage, browser):
@@ -144,7 +121,7 @@ def test_signed_receipt_is_recorded(app, sent, vonage, browser, method, how):
     fields = vonage.receipt(sent, "delivered", signature_secret=SECRET, method=method)
     response = _send(browser, how, fields)
     assert response.status_code == 200, response.get_data(as_text=True)
-    assert _delivery(app).status == "delivered"
+    assert only_delivery(app).status == "delivered"
 
 
 def test_signed_receipt_may_omit_the_client_ref(app, sent, vonage, browser):
@@ -154,7 +131,7 @@ def test_signed_receipt_may_omit_the_client_ref(app, sent, vonage, browser):
     fields.update(timestamp=str(int(time.time())), nonce="abc")
     fields["sig"] = sign(fields, SECRET, "sha256")
     assert _send(browser, "get", fields).status_code == 200
-    assert _delivery(app).status == "delivered"
+    assert only_delivery(app).status == "delivered"
 
 
 def test_values_with_ampersand_and_equals_are_signed_as_vonage_does(app, sent, vonage, browser):
@@ -166,7 +143,7 @@ def test_values_with_ampersand_and_equals_are_signed_as_vonage_does(app, sent, v
 
 def test_forged_signature(app, sent, vonage, browser):
     app.config["VONAGE_SIGNATURE_SECRET"] = SECRET
-    before = _delivery(app)
+    before = only_delivery(app)
     fields = vonage.receipt(sent, "delivered", signature_secret=SECRET)
     fields["status"] = "failed"  # changed after signing
     response = _send(browser, "get", fields)
@@ -187,7 +164,7 @@ def test_forged_signature(app, sent, vonage, browser):
 ])
 def test_tampered_signed_receipts_are_refused(app, sent, vonage, browser, tamper):
     app.config["VONAGE_SIGNATURE_SECRET"] = SECRET
-    before = _delivery(app)
+    before = only_delivery(app)
     fields = vonage.receipt(sent, "delivered", signature_secret=SECRET, method="md5hash")
     tamper(fields)
     assert _send(browser, "get", fields).status_code == 403
@@ -196,7 +173,7 @@ def test_tampered_signed_receipts_are_refused(app, sent, vonage, browser, tamper
 
 def test_unsigned_receipt_is_refused_when_a_secret_is_set(app, sent, vonage, browser):
     app.config["VONAGE_SIGNATURE_SECRET"] = SECRET
-    before = _delivery(app)
+    before = only_delivery(app)
     assert _send(browser, "form", vonage.receipt(sent, "delivered")).status_code == 403
     _unchanged(app, before)
 
@@ -204,7 +181,7 @@ def test_unsigned_receipt_is_refused_when_a_secret_is_set(app, sent, vonage, bro
 @pytest.mark.parametrize("age", [timedelta(minutes=20), -timedelta(minutes=20)])
 def test_stale_signed_receipt_is_refused(app, sent, vonage, browser, age):
     app.config["VONAGE_SIGNATURE_SECRET"] = SECRET
-    before = _delivery(app)
+    before = only_delivery(app)
     stamp = int((clock.now() - age).timestamp())
     fields = vonage.receipt(sent, "delivered", signature_secret=SECRET, timestamp=stamp)
     response = _send(browser, "get", fields)
@@ -245,7 +222,7 @@ def test_signatures_made_by_the_vonage_sdk_are_accepted(method):
     lambda f: f.update({f"field{i}": "x" for i in range(50)}),
 ])
 def test_malformed_receipts(app, sent, vonage, browser, change):
-    before = _delivery(app)
+    before = only_delivery(app)
     fields = vonage.receipt(sent, "delivered")
     change(fields)
     for how in ("get", "form", "json"):
@@ -261,14 +238,14 @@ def test_malformed_receipts(app, sent, vonage, browser, change):
     b"\x00\xff\xfe binary",
 ])
 def test_malformed_json_bodies(app, sent, browser, body):
-    before = _delivery(app)
+    before = only_delivery(app)
     response = browser.client.post(DLR, data=body, content_type="application/json")
     assert response.status_code == 400
     _unchanged(app, before)
 
 
 def test_repeated_field_is_malformed(app, sent, vonage, browser):
-    before = _delivery(app)
+    before = only_delivery(app)
     fields = vonage.receipt(sent, "delivered")
     query = "&".join(f"{k}={v}" for k, v in fields.items()) + "&status=failed"
     assert browser.client.get(f"{DLR}?{query}").status_code == 400
@@ -276,7 +253,7 @@ def test_repeated_field_is_malformed(app, sent, vonage, browser):
 
 
 def test_empty_and_binary_posts(app, sent, browser):
-    before = _delivery(app)
+    before = only_delivery(app)
     assert browser.client.get(DLR).status_code == 400
     assert browser.client.post(DLR).status_code == 400
     assert browser.client.post(DLR, data=b"\x00\x01\x02", content_type="application/octet-stream"
@@ -292,7 +269,7 @@ def test_empty_and_binary_posts(app, sent, browser):
     lambda f: f.pop("client-ref"),  # unsigned and without our reference: cannot be trusted
 ])
 def test_unknown_receipts(app, sent, vonage, browser, change):
-    before = _delivery(app)
+    before = only_delivery(app)
     fields = vonage.receipt(sent, "delivered")
     change(fields)
     response = _send(browser, "get", fields)
@@ -301,7 +278,7 @@ def test_unknown_receipts(app, sent, vonage, browser, change):
 
 
 def test_receipt_from_another_account(app, sent, vonage, browser):
-    before = _delivery(app)
+    before = only_delivery(app)
     fields = vonage.receipt(sent, "delivered", api_key="someone-else")
     assert _send(browser, "get", fields).status_code == 403
     _unchanged(app, before)
@@ -324,7 +301,7 @@ def test_receipt_before_the_send_is_recorded_asks_to_retry(app, sent, vonage, br
         db.session.commit()
     response = _send(browser, "get", vonage.receipt(sent, "delivered"))
     assert response.status_code == 409
-    assert _delivery(app).status == "sending"
+    assert only_delivery(app).status == "sending"
     with app.app_context():
         assert db.session.scalar(select(func.count(Event.id))
                                  .where(Event.type == "delivery_receipt")) == 0

@@ -4,35 +4,10 @@ can do, through every way Vonage may send one."""
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import select
 
-from extensions import db
-from models import Delivery, Event
-from tests.sms.conftest import SMS_EMAIL, SMS_PHONE
+from tests.sms.conftest import only_delivery, receipt_events
 
 DLR = "/webhooks/vonage/dlr"
-
-
-@pytest.fixture
-def sent(app, sms_user, vonage, deliver, browser):
-    """An SMS sign-in whose code the stub accepted; returns what the stub received."""
-    assert browser.log_in(SMS_EMAIL).status_code == 302
-    deliver()
-    return vonage.last_to(SMS_PHONE)
-
-
-def _delivery(app) -> Delivery:
-    with app.app_context():
-        item = db.session.scalars(select(Delivery)).one()
-        db.session.expunge(item)
-        return item
-
-
-def _receipt_events(app) -> list[Event]:
-    with app.app_context():
-        rows = db.session.scalars(select(Event).where(Event.type == "delivery_receipt")).all()
-        db.session.expunge_all()
-        return rows
 
 
 @pytest.mark.parametrize("change", [
@@ -52,11 +27,11 @@ def test_a_control_character_in_a_json_receipt_is_refused_before_any_query(
     response = browser.client.post(DLR, json=fields)
     assert response.status_code == 400, response.get_data(as_text=True)
     assert "malformed" in response.json["error"]
-    assert _receipt_events(app) == []
+    assert receipt_events(app) == []
     # The genuine receipt that follows is heard.
     response = browser.client.post(DLR, json=vonage.receipt(sent, "delivered"))
     assert response.status_code == 200, response.get_data(as_text=True)
-    assert _delivery(app).status == "delivered"
+    assert only_delivery(app).status == "delivered"
 
 
 SECRET = "receipt-signing-secret-0123456789"
@@ -78,10 +53,10 @@ def test_a_signed_receipt_cannot_be_regrouped_by_its_field_names(
     regrouped["err-code=2&message-timestamp"] = stamp
     response = browser.client.post(DLR, data=regrouped)
     assert response.status_code == 400, response.get_data(as_text=True)
-    assert _receipt_events(app) == [] and _delivery(app).status == "sent"
+    assert receipt_events(app) == [] and only_delivery(app).status == "sent"
     # The receipt as Vonage signed it is heard, with its reason.
     assert browser.client.post(DLR, data=fields).status_code == 200
-    assert "switched off" in _delivery(app).last_error
+    assert "switched off" in only_delivery(app).last_error
 
 
 def test_a_failure_reported_after_delivery_changes_nothing_but_keeps_its_reason(
@@ -92,10 +67,10 @@ def test_a_failure_reported_after_delivery_changes_nothing_but_keeps_its_reason(
     assert browser.client.post(DLR, data=vonage.receipt(sent, "delivered")).status_code == 200
     late = vonage.receipt(sent, "failed", err_code="3")
     assert browser.client.post(DLR, data=late).status_code == 200
-    item = _delivery(app)
+    item = only_delivery(app)
     assert item.status == "delivered" and item.failed_at is None and item.last_error is None
     assert "Delivered to your phone" in browser.text("/login/code")
-    [_, failure] = sorted(_receipt_events(app), key=lambda e: e.id)
+    [_, failure] = receipt_events(app)
     assert failure.outcome == "failed"
     assert failure.detail["reason"] == "the number is not in use"
     assert failure.detail["delivery_status"] == "delivered"
@@ -112,4 +87,4 @@ def test_a_deeply_nested_json_body_is_a_400_not_a_500(app, sent, browser, body):
     response = browser.client.post(DLR, data=body, content_type="application/json")
     assert response.status_code == 400, response.get_data(as_text=True)
     assert "malformed" in response.json["error"]
-    assert _receipt_events(app) == []
+    assert receipt_events(app) == []

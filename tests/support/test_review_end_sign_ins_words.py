@@ -4,21 +4,13 @@ its code comes from."""
 
 from __future__ import annotations
 
-from datetime import timedelta
-
-from services import clock
-from tests.authenticators.conftest import secret_from, totp_now
+from tests.authenticators.conftest import set_up_app  # noqa: F401 - a fixture
 from tests.conftest import Browser
 from tests.support.conftest import CLIENT, PHONE_UA
 
 
-def test_a_sign_in_waiting_for_an_app_code_is_listed_as_one(app, client_id, sign_in, staff):
-    b = sign_in(CLIENT)
-    assert b.post("/account/security", {"form": "totp-start"}).status_code == 302
-    secret = secret_from(b.text("/account/security"))
-    assert b.post("/account/security", {"form": "totp-confirm",
-                                        "code": totp_now(secret)}).status_code == 302
-    clock.advance(timedelta(seconds=30))
+def test_a_sign_in_waiting_for_an_app_code_is_listed_as_one(app, client_id, set_up_app, staff):
+    set_up_app()  # CLIENT's codes now come from the app
 
     other = Browser(app, user_agent=PHONE_UA)
     assert other.log_in(CLIENT).status_code == 302  # waiting for the app's code

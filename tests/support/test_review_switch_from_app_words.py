@@ -4,24 +4,16 @@ and that their number is kept. It says what is true: codes come from the app now
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 from extensions import db
 from models import User
-from services import clock
-from tests.authenticators.conftest import secret_from, totp_now
+from tests.authenticators.conftest import set_up_app  # noqa: F401 - a fixture
 from tests.conftest import Browser
 from tests.support.conftest import CLIENT, PHONE_UA
 
 
 def test_switching_an_app_client_to_email_says_where_codes_come_from_now(app, client_id,
-                                                                           sign_in, staff):
-    b = sign_in(CLIENT)
-    assert b.post("/account/security", {"form": "totp-start"}).status_code == 302
-    secret = secret_from(b.text("/account/security"))
-    assert b.post("/account/security", {"form": "totp-confirm",
-                                        "code": totp_now(secret)}).status_code == 302
-    clock.advance(timedelta(seconds=30))
+                                                                           set_up_app, staff):
+    set_up_app()  # CLIENT's codes now come from the app
 
     url = f"/support/clients/{client_id}/actions/switch-to-email"
     page = staff.text(url)
