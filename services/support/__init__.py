@@ -514,8 +514,9 @@ def link_just_sent(user: User, purpose: str) -> Optional[AccountToken]:
     than LINK_AGAIN_AFTER ago, and whose email has left; None when there is none.
 
     Takes the account's row lock first (on SQLite, the write lock), so that of two posts at
-    once the second reads the first's link; the caller commits or rolls back."""
-    db.session.execute(select(User.id).where(User.id == user.id).with_for_update())
+    once the second reads the first's link; the caller commits or rolls back. The lock is
+    codes.hold_account's, which an audit row already written cannot deadlock with."""
+    codes.hold_account(user)
     since = clock.now() - LINK_AGAIN_AFTER
     row = db.session.scalar(
         select(AccountToken).where(
