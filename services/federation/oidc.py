@@ -40,9 +40,10 @@ from cryptography.fernet import InvalidToken
 from flask import Flask, current_app, g, session
 from flask import request as flask_request
 from joserfc.jwk import KeySet, RSAKey
-from sqlalchemy import delete, select, text, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import joinedload
 
+from db_setup import hold_named_lock
 from extensions import db
 from models import AuthSession, Event, OAuthClient, OAuthCode, OAuthToken, OIDCSigningKey, User
 from services import audit, clock, keys
@@ -312,21 +313,14 @@ def _published_rows() -> list[OIDCSigningKey]:
     ))
 
 
-# PostgreSQL's advisory lock for making or rotating keys (any fixed 64-bit number).
-_KEYS_LOCK = int.from_bytes(hashlib.sha256(b"clientgate:" + KEY_PURPOSE).digest()[:8], "big",
-                            signed=True)
+# The lock for making or rotating keys (db_setup.hold_named_lock).
+_KEYS_LOCK = "clientgate:" + KEY_PURPOSE.decode()
 
 
 def _lock_signing_keys() -> None:
-    """Hold the signing keys' lock until commit: one worker at a time makes or rotates a key.
-
-    On PostgreSQL an advisory lock (before the first key there is no row to lock); on SQLite
-    a locking read, which takes the database's write lock (db_setup.py).
-    """
-    if db.session.get_bind().dialect.name == "postgresql":
-        db.session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _KEYS_LOCK})
-    else:
-        db.session.execute(select(OIDCSigningKey.id).limit(1).with_for_update())
+    """Hold the signing keys' lock until commit: one worker at a time makes or rotates a key
+    (before the first key there is no row to lock)."""
+    hold_named_lock(db.session, _KEYS_LOCK)
 
 
 def _current_key() -> Optional[OIDCSigningKey]:
@@ -928,18 +922,12 @@ def _first_note(type_: str, client: Optional[OAuthClient]) -> bool:
 
     Requests arrive at once on several workers and servers, and each would read "not noted
     yet" before any wrote. So one not noted lately takes a lock for this app, address and
-    type until commit, and asks again: the others wait, then find the note. On PostgreSQL an
-    advisory lock (there is no row to lock before the note); on SQLite a locking read, which
-    takes the database's write lock (db_setup.py). Only the first request in NOTE_WINDOW
-    takes it."""
+    type until commit (there is no row to lock before the note), and asks again: the others
+    wait, then find the note. Only the first request in NOTE_WINDOW takes it."""
     if _noted_lately(type_, client):
         return False
-    if db.session.get_bind().dialect.name == "postgresql":
-        name = f"oidc-note:{type_}:{audit.client_ip()}:{client.client_id if client else ''}"
-        key = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
-        db.session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
-    else:
-        db.session.execute(select(Event.id).limit(1).with_for_update())
+    hold_named_lock(db.session,
+                    f"oidc-note:{type_}:{audit.client_ip()}:{client.client_id if client else ''}")
     if _noted_lately(type_, client):
         db.session.commit()  # noted meanwhile by another request: let go of the lock
         return False

@@ -33,6 +33,7 @@ from flask import current_app, has_request_context, jsonify, request, session
 from flask_login import current_user
 from sqlalchemy import bindparam, delete, func, select, text
 
+from db_setup import hold_named_lock
 from extensions import db, limiter
 from models import AddressFailure, Delivery, Event, SignIn, User
 from services import addresses, audit, clock, contact, delivery, emails, urls
@@ -583,9 +584,7 @@ def _hold_address(key: str) -> None:
     address alike. (On SQLite the count is read before the write lock, so two posted at the
     very same moment may both read nine and the pause come one later: alike for any address.)"""
     if db.session.get_bind().dialect.name == "postgresql":
-        lock_key = int.from_bytes(hashlib.sha256(f"address:{key}".encode()).digest()[:8],
-                                  "big", signed=True)
-        db.session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": lock_key})
+        hold_named_lock(db.session, f"address:{key}")
 
 
 def _address_rows(key: str, kind: str, since: datetime):
