@@ -316,6 +316,17 @@ def assert_fields_labelled(page, name: str) -> None:
     assert not problems, f"{name}: {problems}"
 
 
+def look(page, name: str, *, labelled: bool = True) -> None:
+    """The checks a page gets before it is photographed: every field labelled (unless
+    `labelled` is False), axe, no sideways scrolling at phone width; then its screenshot."""
+    if labelled:
+        assert_fields_labelled(page, name)
+    assert_accessible(page, name)
+    if page.viewport_size["width"] <= 400:
+        assert_fits_phone(page, name)
+    screenshot(page, name)
+
+
 def pytest_terminal_summary(terminalreporter):
     """Say where this run's screenshots are, so people look at them."""
     if _saved:

@@ -20,8 +20,7 @@ from models import AuthSession
 from services import clock
 from tests.conftest import TEST_PASSWORD
 from tests.browser.conftest import (
-    DESKTOP, PHONE, assert_accessible, assert_fields_labelled, assert_fits_phone, code_from,
-    log_in, screenshot,
+    DESKTOP, PHONE, code_from, log_in, look,
 )
 
 pytestmark = pytest.mark.browser
@@ -44,14 +43,6 @@ def virtual_authenticator(context, page) -> None:
         "hasUserVerification": True, "isUserVerified": True,
         "automaticPresenceSimulation": True,
     }})
-
-
-def look(page, name: str) -> None:
-    assert_fields_labelled(page, name)
-    assert_accessible(page, name)
-    if page.viewport_size["width"] <= 400:
-        assert_fits_phone(page, name)
-    screenshot(page, name)
 
 
 def sign_in_by_email(page, server, smtp, *, remember: bool = False) -> None:

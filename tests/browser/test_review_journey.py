@@ -17,7 +17,7 @@ from services.signin import limits
 
 from tests.accounts.conftest import link_in
 from tests.browser.conftest import (
-    DESKTOP, PHONE, assert_accessible, assert_fits_phone, code_from, screenshot,
+    DESKTOP, PHONE, code_from, look,
 )
 
 pytestmark = pytest.mark.browser
@@ -29,14 +29,6 @@ VIEWPORTS = pytest.mark.parametrize("viewport", [DESKTOP, PHONE],
                                     ids=lambda v: f"{v['width']}px")
 
 
-def looked_at(page, name: str) -> None:
-    """The checks every page of the journey gets, and its screenshot."""
-    if page.viewport_size["width"] <= 400:
-        assert_fits_phone(page, name)
-    assert_accessible(page, name)
-    screenshot(page, name)
-
-
 def accept_invitation(page, server, smtp) -> None:
     """The firm invites Anna; she opens the link in the email and chooses her password."""
     result = server.app.test_cli_runner().invoke(
@@ -45,7 +37,7 @@ def accept_invitation(page, server, smtp) -> None:
     smtp.wait_for(1)
     page.goto(link_in(smtp.last_to(ANNA).text, "/welcome/"))
     expect(page.locator("h1")).to_have_text("Welcome, Anna Smith")
-    looked_at(page, "journey-welcome")
+    look(page, "journey-welcome", labelled=False)
     page.fill("input[name=password]", FIRST_PASSWORD)
     page.fill("input[name=confirm]", FIRST_PASSWORD)
     page.get_by_role("button", name="Save my password").click()
@@ -70,14 +62,14 @@ def test_the_code_page_says_a_thing_once(viewport, live_server, new_context, smt
     password_step(page)
     expect(page.locator("#delivery-text")).to_have_text(
         "Sent. It can take a few minutes to arrive.", timeout=SOON)
-    looked_at(page, "journey-code-sent")
+    look(page, "journey-code-sent", labelled=False)
     main = page.locator("main").inner_text()
     assert main.count("It can take a few minutes to arrive") == 1, main
     expect(page.locator("main")).to_contain_text("junk or spam folder")
     page.fill("input[name=code]", code_from(smtp, 2, ANNA))
     page.get_by_role("button", name="Continue").click()
     page.wait_for_url("**/portal")
-    looked_at(page, "journey-portal")
+    look(page, "journey-portal", labelled=False)
 
 
 @VIEWPORTS
@@ -95,7 +87,7 @@ def test_a_second_tab_names_the_code_on_its_way_in_its_title(viewport, live_serv
     second.goto(live_server("/login"))
     guard = second.locator('[data-guard="pending"]')
     expect(guard).to_contain_text(f"We sent a code at {sent_at}")
-    looked_at(second, "journey-second-tab")
+    look(second, "journey-second-tab", labelled=False)
     portal = live_server.app.config["PORTAL_NAME"]
     expect(second).to_have_title(f"You already have a code on its way – {portal}")
     guard.get_by_role("link", name="Enter that code").click()
@@ -128,7 +120,7 @@ def test_a_wrong_code_is_told_beside_the_code_box(viewport, live_server, new_con
                                         f"message and try again. You have {tries_left} tries left.")
         gap = page.evaluate(GAP_JS)
         assert 0 < gap < 120, f"the message is {gap} px above the code box"
-    looked_at(page, "journey-wrong-code")
+    look(page, "journey-wrong-code", labelled=False)
     page.fill("input[name=code]", code)
     page.get_by_role("button", name="Continue").click()
     page.wait_for_url("**/portal")
@@ -155,7 +147,7 @@ def test_the_email_address_shown_for_a_new_password_does_not_look_typeable(
     expect(address).to_have_attribute("readonly", "")
     typeable = page.locator("input[name=password]").evaluate(LOOK_JS)
     assert address.evaluate(LOOK_JS) != typeable, "it looks like a box to type in"
-    looked_at(page, "journey-welcome-address")
+    look(page, "journey-welcome-address", labelled=False)
 
 
 @VIEWPORTS
@@ -178,7 +170,7 @@ def test_a_code_page_that_learns_its_code_died_says_so_in_its_title(viewport, li
     portal = live_server.app.config["PORTAL_NAME"]
     expect(page).to_have_title(f"This code no longer works – {portal}")
     assert page.evaluate("window.sameDocument") is True
-    looked_at(page, "journey-code-stopped-live")
+    look(page, "journey-code-stopped-live", labelled=False)
     page.reload()
     expect(page).to_have_title(f"This code no longer works – {portal}")  # as the server says
 
@@ -212,7 +204,7 @@ def test_a_code_that_could_not_be_sent_says_so_in_the_title_too(viewport, live_s
     portal = live_server.app.config["PORTAL_NAME"]
     expect(page).to_have_title(f"Your code could not be sent – {portal}")
     assert page.evaluate("window.sameDocument") is True
-    looked_at(page, "journey-code-not-sent-live")
+    look(page, "journey-code-not-sent-live", labelled=False)
 
 
 @VIEWPORTS
@@ -233,7 +225,7 @@ def test_an_older_code_is_told_beside_the_code_box(viewport, live_server, new_co
     expect(page.locator("#code-problem")).to_contain_text("That code is from your sign-in at")
     gap = page.evaluate(GAP_JS)
     assert 0 < gap < 120, f"the message is {gap} px above the code box"
-    looked_at(page, "journey-older-code")
+    look(page, "journey-older-code", labelled=False)
     page.fill("input[name=code]", newer)
     page.get_by_role("button", name="Continue").click()
     page.wait_for_url("**/portal")
@@ -251,7 +243,7 @@ def test_the_whole_journey(viewport, live_server, new_context, smtp):
     portal = live_server.app.config["PORTAL_NAME"]
     page = new_context(viewport, phone=phone).new_page()
     accept_invitation(page, live_server, smtp)
-    looked_at(page, "journey-login-after-welcome")
+    look(page, "journey-login-after-welcome", labelled=False)
     password_step(page)
     expect(page).to_have_title(f"Enter your code – {portal}")
     page.fill("input[name=code]", code_from(smtp, 2, ANNA))
@@ -262,25 +254,25 @@ def test_the_whole_journey(viewport, live_server, new_context, smtp):
     page.go_back()  # Back after signing in: the code page is over, so the portal stays
     page.wait_for_url("**/portal")
     expect(page.locator("h1")).to_have_text("Welcome")
-    looked_at(page, "journey-back-after-sign-in")
+    look(page, "journey-back-after-sign-in", labelled=False)
 
     page.locator("header").get_by_role("link", name="Account").click()
     page.wait_for_url("**/account/security")
     expect(page.locator("main")).to_contain_text(ANNA)
-    looked_at(page, "journey-preferences")
+    look(page, "journey-preferences", labelled=False)
 
     page.locator("header").get_by_role("button", name="Log out").click()
     page.wait_for_url("**/login")
     expect(page.locator("body")).to_contain_text("You have logged out.")
-    looked_at(page, "journey-logged-out")
+    look(page, "journey-logged-out", labelled=False)
 
     page.get_by_role("link", name="Forgotten your password?").click()
     page.wait_for_url("**/password/forgot")
-    looked_at(page, "journey-forgot")
+    look(page, "journey-forgot", labelled=False)
     page.fill("input[name=email]", ANNA)
     page.get_by_role("button", name="Send me a link").click()
     expect(page.locator("h1")).to_have_text("Check your email")
-    looked_at(page, "journey-forgot-sent")
+    look(page, "journey-forgot-sent", labelled=False)
     smtp.wait_for(3)
     page.goto(link_in(smtp.last_to(ANNA).text, "/password/reset/"))
     expect(page.locator("h1")).to_have_text("Choose a new password")
@@ -288,7 +280,7 @@ def test_the_whole_journey(viewport, live_server, new_context, smtp):
     page.fill("input[name=confirm]", RESET_PASSWORD + " 2")
     page.get_by_role("button", name="Save my new password").click()
     expect(page.locator("#confirm-error")).to_contain_text("not the same")
-    looked_at(page, "journey-reset-mismatch")
+    look(page, "journey-reset-mismatch", labelled=False)
     page.fill("input[name=password]", RESET_PASSWORD)
     page.fill("input[name=confirm]", RESET_PASSWORD)
     page.get_by_role("button", name="Save my new password").click()
@@ -302,7 +294,7 @@ def test_the_whole_journey(viewport, live_server, new_context, smtp):
     page.get_by_role("button", name="Continue").click()
     expect(page.locator("h1")).to_have_text("Your code has run out")
     expect(page).to_have_title(f"Your code has run out – {portal}")
-    looked_at(page, "journey-code-ran-out")
+    look(page, "journey-code-ran-out", labelled=False)
     page.get_by_role("link", name="Sign in again").click()
     page.wait_for_url("**/login")
     password_step(page, RESET_PASSWORD)
@@ -320,7 +312,7 @@ def test_the_whole_journey(viewport, live_server, new_context, smtp):
         other.wait_for_url("**/login")
     paused = other.locator("#paused")
     expect(paused).to_contain_text("is paused until")
-    looked_at(other, "journey-paused")
+    look(other, "journey-paused", labelled=False)
     paused.get_by_role("link", name="Set a new password").click()
     other.wait_for_url("**/password/forgot")
 

@@ -12,8 +12,7 @@ from playwright.sync_api import expect
 
 from tests.accounts.conftest import link_in
 from tests.browser.conftest import (
-    DESKTOP, PHONE, assert_accessible, assert_fields_labelled, assert_fits_phone,
-    screenshot, sign_in_through_pages,
+    DESKTOP, PHONE, assert_fits_phone, look, screenshot, sign_in_through_pages,
 )
 
 pytestmark = pytest.mark.browser
@@ -51,14 +50,6 @@ def types_of(page, *names: str) -> list[str]:
     return [page.locator(f"input[name={name}]").get_attribute("type") for name in names]
 
 
-def check_looks(page, name: str, phone: bool) -> None:
-    assert_fields_labelled(page, name)
-    if phone:
-        assert_fits_phone(page, name)
-    assert_accessible(page, name)
-    screenshot(page, name)
-
-
 @pytest.mark.parametrize("viewport", [DESKTOP, PHONE], ids=lambda v: f"{v['width']}px")
 def test_reset_page_shows_the_new_password_then_sends_it_hidden(viewport, live_server,
                                                                  new_context, smtp):
@@ -83,7 +74,7 @@ def test_reset_page_shows_the_new_password_then_sends_it_hidden(viewport, live_s
     expect(box).to_have_value(ANOTHER)  # the typing is kept when it is shown
     for name in ("autocapitalize", "autocorrect", "spellcheck"):
         assert box.get_attribute(name) in ("none", "off", "false"), name
-    check_looks(page, "show-password-reset-shown", phone)
+    look(page, "show-password-reset-shown")
 
     # The keyboard alone: Space hides it again, Enter shows it.
     page.keyboard.press("Space")
@@ -124,7 +115,7 @@ def test_change_password_shows_the_new_one_never_the_current(viewport, live_serv
     switch.click()
     assert types_of(page, "current_password", "password", "confirm") == [
         "password", "text", "text"]
-    check_looks(page, "show-password-change-shown", phone)
+    look(page, "show-password-change-shown")
 
     page.evaluate(RECORD_TYPES_ON_SUBMIT)
     page.get_by_role("button", name="Change my password").click()
@@ -135,7 +126,7 @@ def test_change_password_shows_the_new_one_never_the_current(viewport, live_serv
     # The page comes back with the switch as new: hidden boxes, "Show password".
     expect(page.get_by_role("button", name="Show password")).to_be_visible()
     assert types_of(page, "password", "confirm") == ["password", "password"]
-    check_looks(page, "show-password-change-done", phone)
+    look(page, "show-password-change-done")
 
     page.locator("header").get_by_role("button", name="Log out").click()
     page.wait_for_url("**/login")
@@ -154,7 +145,7 @@ def test_invitation_page_has_the_switch_too(live_server, new_context, smtp):
     page.fill("input[name=confirm]", NEW_PASSWORD)
     page.get_by_role("button", name="Show password").click()
     assert types_of(page, "password", "confirm") == ["text", "text"]
-    check_looks(page, "show-password-welcome-shown", True)
+    look(page, "show-password-welcome-shown")
     page.get_by_role("button", name="Save my password").click()
     expect(page.locator(".notice-success")).to_contain_text("Your password is saved")
     sign_in_through_pages(page, live_server, smtp, 2, "anna@example.com", NEW_PASSWORD)

@@ -13,22 +13,13 @@ from playwright.sync_api import expect
 from services import clock
 from tests.conftest import TEST_PASSWORD
 from tests.browser.conftest import (
-    DESKTOP, PHONE, assert_accessible, assert_fields_labelled, assert_fits_phone, screenshot,
-    sign_in_through_pages,
+    DESKTOP, PHONE, look, sign_in_through_pages,
 )
 from tests.browser.test_passkeys import virtual_authenticator
 
 pytestmark = pytest.mark.browser
 
 VIEWPORTS = pytest.mark.parametrize("viewport", [DESKTOP, PHONE], ids=lambda v: f"{v['width']}px")
-
-
-def look(page, name: str) -> None:
-    assert_fields_labelled(page, name)
-    assert_accessible(page, name)
-    if page.viewport_size["width"] <= 400:
-        assert_fits_phone(page, name)
-    screenshot(page, name)
 
 
 def visible_password_boxes(page) -> list[str]:
