@@ -292,6 +292,7 @@ def client_page(user: User, before: Optional[int], tz: str,
     page older than the sign-in `before`, or beginning at the sign-in `start`."""
     shown, extra, paged = _page_of_sign_ins(user.id, before, PAGE_SIZE, start)
     views = load_views(shown, context=extra, tz=tz)
+    channel = codes.channel_for(user)  # how the next code comes
     pending = db.session.scalar(
         select(func.count()).select_from(SignIn)
         .where(SignIn.user_id == user.id, SignIn.status == "pending")
@@ -301,13 +302,14 @@ def client_page(user: User, before: Optional[int], tz: str,
         pending=pending, activity=account_activity(user, tz), locked=user.is_locked(clock.now()),
         phone=mask_destination("sms", user.phone),
         phone_is_uk_mobile=bool(user.phone) and uk_mobile(user.phone) == user.phone,
-        codes_by=codes.channel_for(user), codes_by_note=_codes_by_note(user),
+        codes_by=channel, codes_by_note=_codes_by_note(user, channel),
     )
 
 
-def _codes_by_note(user: User) -> str:
-    """Why the next code will not come the way the client chose, or "" when it will."""
-    if codes.channel_for(user) == user.channel:
+def _codes_by_note(user: User, channel: str) -> str:
+    """Why the next code will not come the way the client chose (it comes by `channel`, from
+    codes.channel_for), or "" when it will."""
+    if channel == user.channel:
         return ""
     if user.channel == "sms":
         return ("they chose text messages, but no mobile number is set" if not user.phone
