@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import Optional
 from urllib.parse import urlsplit
 
+from services.urls import origin_of
+
 log = logging.getLogger("clientgate")
 
 AA_NORMAL_TEXT = 4.5
@@ -174,5 +176,5 @@ def logo_origin(brand: Brand) -> Optional[str]:
     """The origin of an https logo, which the Content-Security-Policy must allow."""
     if not brand.logo_url:
         return None
-    parts = urlsplit(brand.logo_url)  # checked by read_logo: a plain host, no user or password
-    return f"https://{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+    # read_logo checked it: https, a plain host and port, no user or password.
+    return origin_of(brand.logo_url)
