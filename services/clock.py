@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 _offset = timedelta(0)
@@ -43,6 +43,13 @@ def local(moment: datetime, tz_name: str | None = None) -> datetime:
 def hhmm(moment: datetime, tz_name: str | None = None) -> str:
     """"10:05": a stored time as the clients and staff of the portal read it."""
     return local(moment, tz_name).strftime("%H:%M")
+
+
+def hhmm_on(moment: datetime, day: date, tz_name: str | None = None) -> str:
+    """"10:05", or "10:05 on 28 Nov" when `moment` is not on the local date `day`."""
+    found = local(moment, tz_name)
+    text = found.strftime("%H:%M")
+    return text if found.date() == day else f"{text} on {found.strftime('%-d %b')}"
 
 
 def _portal_timezone() -> str:

@@ -85,9 +85,7 @@ class _Words:
         """"10:05", or "10:05 on 28 Nov" when it is not the sign-in's day."""
         if moment is None:
             return "an unknown time"
-        local = clock.local(moment, self.tz)
-        text = local.strftime("%H:%M")
-        return text if local.date() == self.day else f"{text} on {local.strftime('%-d %b')}"
+        return clock.hhmm_on(moment, self.day, self.tz)
 
 
 def minutes(delta: timedelta) -> str:

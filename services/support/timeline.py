@@ -66,10 +66,7 @@ def _hhmm(moment: Optional[datetime], tz: str) -> str:
 
 def _on_day(moment: datetime, day_of: datetime, tz: str) -> str:
     """"10:05", or "10:05 on 5 Dec" when that is not the day of `day_of`."""
-    local = clock.local(moment, tz)
-    if local.date() == clock.local(day_of, tz).date():
-        return local.strftime("%H:%M")
-    return f"{local.strftime('%H:%M')} on {local.strftime('%-d %b')}"
+    return clock.hhmm_on(moment, clock.local(day_of, tz).date(), tz)
 
 
 def _parse_time(value) -> Optional[datetime]:
