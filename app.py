@@ -18,7 +18,8 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from blueprints.safety import CSP, HSTS, SECURITY_HEADERS
 from config import (
-    INSTANCE_DIR, Config, SettingsError, config_from_environment, trusted_hosts,
+    INSTANCE_DIR, Config, SettingsError, config_from_environment, refuse_unreadable,
+    trusted_hosts,
 )
 from extensions import csrf, db, limiter, login_manager, mail
 from heap_setup import GivingBackEnvironment, give_back
@@ -44,6 +45,7 @@ def _build_app(config_class: Optional[type[Config]]) -> Flask:
     app = Flask(__name__, instance_path=str(INSTANCE_DIR))
     app.jinja_environment = GivingBackEnvironment  # each template compiled, its scraps freed
     app.config.from_object(config_class)
+    refuse_unreadable(app.config)
     config_class.check(app.config)
     secure, cookie = app.config["SESSION_COOKIE_SECURE"], app.config["SESSION_COOKIE_NAME"]
     if secure and not cookie.startswith("__"):

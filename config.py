@@ -21,22 +21,52 @@ class SettingsError(RuntimeError):
     """A setting with which ClientGate must not start; the message says what to change."""
 
 
-def env_bool(name: str, default: bool = False) -> bool:
-    """Read a yes/no environment variable ("1", "true", "yes", "on" mean yes)."""
-    value = os.environ.get(name)
-    if value is None or value.strip() == "":
+class Unreadable:
+    """An environment value that could not be read, kept until the app is built.
+
+    The settings are read when this module is imported, before any command has a chance to
+    turn an error into one line; refusing there would give the operator a traceback with the
+    reason last. `refuse_unreadable` raises it when the app is built (app.create_app).
+    """
+
+    def __init__(self, problem: str):
+        self.problem = problem
+
+    def __repr__(self) -> str:
+        return f"Unreadable({self.problem!r})"
+
+
+def env_bool(name: str, default: bool = False) -> bool | Unreadable:
+    """Read a yes/no environment variable: "1", "true", "yes", "on" or "0", "false", "no", "off".
+
+    Anything else is refused rather than read as no: `SESSION_COOKIE_SECURE=ture` must not
+    quietly turn the cookie's Secure flag off.
+    """
+    value = (os.environ.get(name) or "").strip().lower()
+    if not value:
         return default
-    return value.strip().lower() in {"1", "true", "yes", "on"}
+    if value in {"1", "true", "yes", "on"}:
+        return True
+    if value in {"0", "false", "no", "off"}:
+        return False
+    return Unreadable(f"{name} must be 1 or 0 (yes or no), not {os.environ[name].strip()!r}")
 
 
-def env_int(name: str, default: int) -> int:
+def env_int(name: str, default: int) -> int | Unreadable:
     value = os.environ.get(name, "").strip()
     if not value:
         return default
     try:
         return int(value)
     except ValueError:
-        raise SettingsError(f"{name} must be a whole number, not {value!r}") from None
+        return Unreadable(f"{name} must be a whole number, not {value!r}")
+
+
+def refuse_unreadable(config: dict) -> None:
+    """Refuse to start with a setting whose environment value could not be read."""
+    for value in config.values():
+        if isinstance(value, Unreadable):
+            raise SettingsError(value.problem)
 
 
 def database_url(raw: str | None) -> str:
