@@ -1,6 +1,7 @@
 /* Account page: "Add a passkey". Sends the name (and the password, when asked) for a
    challenge, lets the browser make a passkey (unlocked by fingerprint, face or PIN), sends it
-   back, and reloads the page, which then lists it. Without passkey support it says so. */
+   back, and reloads the page, which then lists it. Without passkey support it says so, on
+   the first step already when the page asks for the password first. */
 (function () {
   'use strict';
   var form = document.querySelector('[data-passkey-add]');
@@ -20,6 +21,9 @@
         'Chrome, Safari, Edge or Firefox. You can still sign in with your password and a code.');
     return;
   }
+  // After ten minutes the page first asks for the password (a plain GET to the same page);
+  // only that second step makes the passkey.
+  if (!form.hasAttribute('data-options-url')) return;
 
   function field(name) {
     var input = form.querySelector('[name=' + name + ']');

@@ -131,3 +131,21 @@ def test_a_number_being_proved_leads_with_its_code(viewport, live_server, new_co
     expect(page.locator(".flashes")).to_contain_text("07400 123456 is confirmed")
     expect(page.locator("h1")).to_have_text("How you get your sign-in codes")
     expect(page.locator("#passkeys")).to_be_visible()
+
+
+def test_a_browser_without_passkeys_is_told_before_the_password_step(live_server, new_context,
+                                                                     smtp):
+    """After ten minutes "Add a passkey" first asks for the password: a browser that cannot
+    make one is told there, not after the password is typed."""
+    context = new_context(DESKTOP)
+    context.add_init_script("delete window.PublicKeyCredential;")
+    page = context.new_page()
+    sign_in_through_pages(page, live_server, smtp, 1)
+    clock.advance(timedelta(minutes=11))
+    page.goto(live_server("/account/security"))
+    passkeys = page.locator("#passkeys")
+    expect(passkeys.get_by_role("button", name="Add a passkey")).to_be_disabled()
+    expect(passkeys.get_by_role("alert")).to_contain_text("This browser cannot make passkeys.")
+    # The rest of the page is as it was: the settings form keeps its password box.
+    assert visible_password_boxes(page) == ["password"]
+    look(page, "ux-security-no-passkeys")
