@@ -346,6 +346,16 @@ def _find_delivery(message_id: str, client_ref: Optional[str], signed: bool) -> 
     )
 
 
+def _our_reference(client_ref: Optional[str]) -> bool:
+    """Whether a text of ours carries this reference. Every text we send has one from the
+    moment it is queued, so a receipt naming another is for someone else's message."""
+    if not client_ref:
+        return True  # no reference to tell by: it may still be ours (_find_delivery)
+    return db.session.scalar(
+        select(Delivery.id).where(Delivery.client_ref == client_ref, Delivery.channel == "sms")
+    ) is not None
+
+
 def check_receipt_fields(params: Mapping[str, str]) -> Optional[str]:
     """Why a receipt is malformed, or None when its shape is right."""
     if len(params) > MAX_RECEIPT_FIELDS:
@@ -391,6 +401,10 @@ def receive_receipt(params: Mapping[str, str]) -> ReceiptResult:
 
     item = _find_delivery(params["messageId"], params.get("client-ref"), signed)
     if item is None:
+        if signed and not _our_reference(params.get("client-ref")):
+            # Vonage's own receipt for a message some other program sent from this account
+            # (its webhook is one per account): taken, so that it is not retried for a day.
+            return ReceiptResult(200, "not one of our messages")
         return ReceiptResult(404, "unknown message")
     if item.status in ("queued", "sending"):
         # The receipt overtook our own record of the send: Vonage will try again shortly.

@@ -277,6 +277,26 @@ def test_unknown_receipts(app, sent, vonage, browser, change):
     _unchanged(app, before)
 
 
+def test_a_signed_receipt_for_another_programs_text_is_taken_and_ignored(app, sent, vonage,
+                                                                          browser):
+    """Vonage sends every receipt of the account to its one webhook and retries for a day
+    whatever is not taken: a signed receipt for a text that is not ours is answered 200."""
+    app.config["VONAGE_SIGNATURE_SECRET"] = SECRET
+    before = only_delivery(app)
+    fields = vonage.receipt(sent, "delivered", signature_secret=SECRET)
+    fields.update(messageId="0C000000DEADBEEF", **{"client-ref": secrets.token_hex(20)})
+    fields["sig"] = sign(fields, SECRET)
+    response = _send(browser, "get", fields)
+    assert response.status_code == 200 and response.json["result"] == "not one of our messages"
+    _unchanged(app, before)
+    # Our reference with another text's id is still refused: that is no honest receipt.
+    fields = vonage.receipt(sent, "delivered", signature_secret=SECRET)
+    fields.update(messageId="0C000000DEADBEEF")
+    fields["sig"] = sign(fields, SECRET)
+    assert _send(browser, "get", fields).status_code == 404
+    _unchanged(app, before)
+
+
 def test_receipt_from_another_account(app, sent, vonage, browser):
     before = only_delivery(app)
     fields = vonage.receipt(sent, "delivered", api_key="someone-else")
