@@ -47,7 +47,8 @@ ACTIONS = {
     "switch-to-email": Action("Switch to codes by email", support.switch_to_email,
                               applies=support.can_switch_to_email),
     "unlock": Action("Unlock the account", support.unlock, applies=support.is_locked),
-    "end-sign-ins": Action("End pending sign-ins", support.end_pending),
+    "end-sign-ins": Action("End pending sign-ins", support.end_pending,
+                           applies=support.has_pending),
 }
 
 

@@ -459,6 +459,13 @@ def is_locked(user: User) -> bool:
     return user.is_locked(clock.now())
 
 
+def has_pending(user: User) -> bool:
+    """Whether any sign-in of the user is still waiting for a code."""
+    return db.session.scalar(
+        select(SignIn.id).where(SignIn.user_id == user.id, SignIn.status == "pending").limit(1)
+    ) is not None
+
+
 def pending_sign_ins(user: User) -> list[SignIn]:
     """The user's sign-ins still waiting for a code."""
     return list(db.session.scalars(

@@ -150,6 +150,13 @@ def test_an_ended_sign_in_code_no_longer_works(app, client_id, staff, smtp, deli
     assert browser.get("/portal").status_code == 302
 
 
+def test_end_pending_sign_ins_is_offered_only_while_one_waits(app, client_id, staff, browser):
+    button = f'href="/support/clients/{client_id}/actions/end-sign-ins"'
+    assert button not in staff.text(f"/support/clients/{client_id}")
+    browser.log_in()
+    assert button in staff.text(f"/support/clients/{client_id}")
+
+
 def test_end_with_nothing_pending_says_so(app, client_id, staff):
     page = staff.text(f"/support/clients/{client_id}/actions/end-sign-ins")
     assert "has no sign-in waiting for a code" in page
