@@ -643,16 +643,45 @@ class Issuer(IssuerParameter):
         return portal_url()
 
 
+class NoBearerToken(OAuth2Error):
+    """A request with no Bearer token at all: 401 naming the scheme, and no error code or
+    other error information (RFC 6750 3.1), as for a client unaware it must send one."""
+
+    error = "no_token"
+    status_code = 401
+
+    def get_body(self):
+        return []
+
+    def get_headers(self):
+        return super().get_headers() + [("WWW-Authenticate", "Bearer")]
+
+
+class TokenSentTwice(InvalidRequestError):
+    """The access token in more than one place at once (RFC 6750 2, 3.1)."""
+
+    def get_headers(self):
+        return super().get_headers() + [("WWW-Authenticate", 'Bearer error="invalid_request"')]
+
+
 class BearerProtector(ResourceProtector):
-    """Bearer tokens in the Authorization header, or in a POSTed form (RFC 6750 2.1, 2.2)."""
+    """Bearer tokens in the Authorization header, or in a POSTed form (RFC 6750 2.1, 2.2).
+
+    Authlib answers a request without one with its own error codes (`missing_authorization`,
+    `unsupported_token_type`), which RFC 6750 does not define and apps cannot read."""
 
     def parse_request_authorization(self, request):
-        if not request.headers.get("Authorization") and flask_request.method == "POST" \
-                and flask_request.mimetype == "application/x-www-form-urlencoded":
-            token = flask_request.form.get("access_token")
-            if token:
-                return self.get_token_validator("bearer"), token
-        return super().parse_request_authorization(request)
+        header = request.headers.get("Authorization")
+        in_form = flask_request.form.get("access_token") if flask_request.method == "POST" \
+            and flask_request.mimetype == "application/x-www-form-urlencoded" else None
+        if header and in_form:
+            raise TokenSentTwice("Send the access token in one place only.")
+        if in_form:
+            return self.get_token_validator("bearer"), in_form
+        scheme, _, token = (header or "").strip().partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise NoBearerToken()
+        return self.get_token_validator("bearer"), token.strip()
 
 
 class AuthorizationParameters(FlaskOAuth2Payload):

@@ -1,0 +1,54 @@
+"""The userinfo endpoint's refusals in the words of RFC 6750 3.1 (OpenID Connect Core 5.3.3).
+
+A request with no access token (or one offered in a scheme other than Bearer) was answered
+`WWW-Authenticate: bearer error="missing_authorization"` or `error="unsupported_token_type"`:
+neither is an error code RFC 6750 defines, and for a request that carries no credentials the
+resource server should say only which scheme it takes. A token sent twice (the header and a
+form) was taken from the header; RFC 6750 names that `invalid_request`.
+"""
+
+from __future__ import annotations
+
+from tests.oidc.conftest import authorize_url, code_from, exchange, pkce
+
+
+def _access_token(sign_in, rp) -> tuple:
+    b = sign_in()
+    verifier, challenge = pkce()
+    back = code_from(b.get(authorize_url(rp, challenge)))
+    return b, exchange(b.client, rp, back["code"], verifier).get_json()["access_token"]
+
+
+def _challenge(response) -> str:
+    return response.headers["WWW-Authenticate"]
+
+
+def test_a_request_without_a_token_is_told_the_scheme_and_nothing_else(app, rp):
+    client = app.test_client()
+    for response in (client.get("/oauth/userinfo"),
+                     client.post("/oauth/userinfo", data={}),
+                     client.get("/oauth/userinfo", headers={"Authorization": "Basic YTpi"}),
+                     client.get("/oauth/userinfo", headers={"Authorization": "Bearer"})):
+        assert response.status_code == 401
+        assert _challenge(response).lower().startswith("bearer")
+        assert "error" not in _challenge(response)  # RFC 6750 3.1: no error code here
+        assert "missing_authorization" not in response.get_data(as_text=True)
+        assert "unsupported_token_type" not in response.get_data(as_text=True)
+
+
+def test_a_wrong_token_is_invalid_token(app, rp):
+    response = app.test_client().get("/oauth/userinfo", headers={"Authorization": "Bearer nope"})
+    assert response.status_code == 401 and 'error="invalid_token"' in _challenge(response)
+    assert response.get_json()["error"] == "invalid_token"
+
+
+def test_a_token_sent_two_ways_at_once_is_invalid_request(sign_in, rp):
+    b, token = _access_token(sign_in, rp)
+    response = b.client.post("/oauth/userinfo", data={"access_token": token},
+                             headers={"Authorization": f"Bearer {token}"})
+    assert response.status_code == 400 and response.get_json()["error"] == "invalid_request"
+    assert 'error="invalid_request"' in _challenge(response)
+    # Each way alone still works.
+    assert b.client.post("/oauth/userinfo", data={"access_token": token}).status_code == 200
+    assert b.client.get("/oauth/userinfo",
+                        headers={"Authorization": f"Bearer {token}"}).status_code == 200
