@@ -32,7 +32,8 @@ from authlib.oauth2.rfc7636 import CodeChallenge
 from authlib.oauth2.rfc9207 import IssuerParameter
 from authlib.oidc.core import AuthorizationCodeMixin, UserInfo, UserInfoEndpoint
 from authlib.oidc.core.errors import (
-    LoginRequiredError, RequestNotSupportedError, RequestURINotSupportedError,
+    AccountSelectionRequiredError, ConsentRequiredError, LoginRequiredError,
+    RequestNotSupportedError, RequestURINotSupportedError,
 )
 from authlib.oidc.core.grants import OpenIDCode
 from authlib.oidc.rpinitiated import EndSessionEndpoint
@@ -499,15 +500,36 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
 
 
 def _refuse_what_is_not_offered(data) -> None:
-    """A request object, a request_uri or a response_mode other than query would change what
-    the app gets; ignored, the app would never learn they had no effect (OIDC Core 6.1, 6.2,
-    and discovery says they are not supported), so each is an error sent back to it."""
+    """A request object, a request_uri, a response_mode other than query or a prompt not
+    offered would change what the app gets; ignored, the app would never learn they had no
+    effect (OIDC Core 6.1, 6.2, 3.1.2.1, and discovery says they are not supported), so each
+    is an error sent back to it."""
     if "request" in data:
         raise RequestNotSupportedError("Request objects (request) are not supported.")
     if "request_uri" in data:
         raise RequestURINotSupportedError("request_uri is not supported.")
     if data.get("response_mode", "query") != "query":
         raise InvalidRequestError("Only response_mode=query is offered.")
+    _refuse_prompts_not_offered((data.get("prompt") or "").split())
+
+
+# The prompt values offered (discovery's prompt_values_supported).
+PROMPTS = ("none", "login")
+
+
+def _refuse_prompts_not_offered(prompts: list[str]) -> None:
+    """prompt=select_account or consent asks for a step ClientGate has no page for, and a
+    code for whoever is signed in would pretend it was taken: OIDC Core 3.1.2.1 says such an
+    OP MUST answer with an error. A value not offered at all is invalid_request (Initiating
+    User Registration 1.0, 4). `none` with anything else is Authlib's invalid_request."""
+    if "none" in prompts and len(prompts) > 1:
+        return
+    if "select_account" in prompts:
+        raise AccountSelectionRequiredError("Choosing an account is not offered.")
+    if "consent" in prompts:
+        raise ConsentRequiredError("Asking for consent is not offered.")
+    if any(prompt not in PROMPTS for prompt in prompts):
+        raise InvalidRequestError("Only the prompt values none and login are offered.")
 
 
 class S256CodeChallenge(CodeChallenge):
@@ -794,7 +816,7 @@ def discovery() -> dict[str, Any]:
         "authorization_response_iss_parameter_supported": True,
         "claims_supported": ["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "amr",
                              "email", "email_verified", "name"],
-        "prompt_values_supported": ["none", "login"],
+        "prompt_values_supported": list(PROMPTS),
         "request_parameter_supported": False,
         "request_uri_parameter_supported": False,
         "claims_parameter_supported": False,
