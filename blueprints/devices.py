@@ -10,7 +10,7 @@ from blueprints.safety import id_arg, no_store
 from extensions import db
 from forms import RemoveForm, SignOutElsewhereForm
 from services.signin import limits, phone_proofs
-from services.accounts import devices
+from services.accounts import devices, lifecycle
 from services.authenticators import passkeys, trusted_devices
 
 bp = Blueprint("devices", __name__)
@@ -50,7 +50,10 @@ def sign_out_others():
     ended = devices.sign_out_everywhere_else(
         current_user._get_current_object(), session.get("sid"),
         request.cookies.get(trusted_devices.cookie_name()))
+    fresh = lifecycle.new_session_token(session.get("sid"))  # a copy of the cookie dies too
     db.session.commit()
+    if fresh:
+        session["sid"] = fresh
     flash(_signed_out_words(ended), "success")
     return redirect(url_for("devices.index"))
 

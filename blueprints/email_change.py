@@ -79,7 +79,11 @@ def confirm(token: str):
     try:
         result = email_change.confirm(check, session.get("sid") if here else None)
         if result.ok:
+            # A copy of this browser's cookie dies with the other sessions.
+            fresh = lifecycle.new_session_token(session.get("sid")) if here else None
             db.session.commit()
+            if fresh:
+                session["sid"] = fresh
     except IntegrityError:
         # Two accounts confirming one new address at once both pass the check; the unique
         # index stops the second, which is told so rather than shown an error page.

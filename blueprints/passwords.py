@@ -150,7 +150,10 @@ def change():
         return page()
     ended = lifecycle.set_password(user, form.password.data, by="change",
                                    keep_token=session.get("sid"))
+    fresh = lifecycle.new_session_token(session.get("sid"))  # a copy of the cookie dies too
     db.session.commit()
+    if fresh:
+        session["sid"] = fresh
     flash("Your password is changed. " + (
         "We have signed you out everywhere else. " if ended else "")
         + "We have emailed you a note of this change." + (
