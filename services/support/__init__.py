@@ -139,8 +139,33 @@ def hidden_roles(staff: User) -> tuple[str, ...]:
     return () if staff.role == "admin" else ("admin",)
 
 
+# Staff see a client's number only as "•••• ••• 456". So a number is found by the whole of it
+# (as the client says it on the phone) or by the three digits shown: a search by any other part
+# would show whether a digit is there, and a hundred searches would rebuild the number.
+SHOWN_DIGITS = 3
+PHONE_SEARCH_WORDS = ("To find someone by phone number, type the whole number, like 07400 "
+                      "123456, or its last three digits.")
+
+
+def _phone_condition(text: str):
+    """The condition finding a number typed whole or by its last three digits, or None, and
+    whether what was typed is only some other part of a number (said on the page)."""
+    digits = re.sub(r"\D", "", text)
+    if not digits or len(digits) < len(re.sub(r"[\s+()\-.]", "", text)):
+        return None, False  # letters as well: an email address, or part of one
+    if len(digits) == SHOWN_DIGITS:
+        return User.phone.like(f"%{digits}"), False
+    international = text.startswith(("+", "00"))
+    whole = uk_mobile(text) or ("+" + digits.removeprefix("00") if international else None)
+    if whole is None:
+        return None, len(digits) > SHOWN_DIGITS
+    # A number that is no UK mobile may be part of one: if nothing is found, say how to search.
+    return User.phone == whole, whole != uk_mobile(text)
+
+
 def find_clients(query: Optional[str], hidden: tuple[str, ...] = ()) -> SearchResult:
-    """Users whose email or phone number contains what support typed.
+    """Users whose email address contains what support typed, or whose phone number is it
+    (whole, or its last three digits).
 
     Accounts of `hidden` roles are left out in the query itself, so that what the page says
     ("No one's email ..." or "Showing the first 50") cannot tell that one matched."""
@@ -155,10 +180,9 @@ def find_clients(query: Optional[str], hidden: tuple[str, ...] = ()) -> SearchRe
     # one is matched in the same letters.
     needle = emails.canonical(text)
     conditions = [User.email.ilike(f"%{_like_escape(needle)}%", escape="\\")]
-    digits = re.sub(r"\D", "", text)
-    if len(digits) >= 3 and len(digits) >= len(re.sub(r"[\s+()\-.]", "", text)):
-        # "07400 123456" is stored as +447400123456: match without the leading 0.
-        conditions.append(User.phone.like(f"%{digits[1:] if digits[0] == '0' else digits}%"))
+    phone, part_of_a_number = _phone_condition(text)
+    if phone is not None:
+        conditions.append(phone)
     users = db.session.scalars(
         select(User).where(or_(*conditions), User.role.not_in(hidden))
         .order_by(User.email).limit(SEARCH_LIMIT + 1)
@@ -166,6 +190,8 @@ def find_clients(query: Optional[str], hidden: tuple[str, ...] = ()) -> SearchRe
     result = SearchResult(users=list(users[:SEARCH_LIMIT]), more=len(users) > SEARCH_LIMIT)
     if not users:
         result.message = f"No one’s email address or phone number contains “{text}”."
+        if part_of_a_number:
+            result.message += " " + PHONE_SEARCH_WORDS
     return result
 
 

@@ -89,19 +89,35 @@ def test_a_huge_query_string_is_refused_cleanly(app, staff):
     assert response.status_code in (200, 414, 431)
 
 
-def test_find_a_client_by_part_of_their_email_or_phone(app, staff):
+def test_find_a_client_by_part_of_their_email_or_their_whole_phone(app, staff):
     add_user(app, "jane.smith@example.com")
     add_user(app, "mobile.person@example.com", channel="sms", phone="+447400123456")
+    add_user(app, "abroad@example.com", channel="email", phone="+33612345678")
     add_user(app, "other@example.org")
 
-    page = staff.text("/support?q=SMITH")
+    def search(typed: str) -> str:
+        return staff.get("/support", query_string={"q": typed}).get_data(as_text=True)
+
+    page = search("SMITH")
     assert "jane.smith@example.com" in page and "other@example.org" not in page
-    for typed in ("07400 123456", "+44 7400 123456", "123456", "7400-123"):
-        page = staff.get("/support", query_string={"q": typed}).get_data(as_text=True)
-        assert "mobile.person@example.com" in page, typed
-        assert "•••• ••• 456" in page and "7400123456" not in page
-    page = staff.text("/support?q=nobody-here")
+    # The whole number in any spelling, or the three digits staff are shown.
+    for typed in ("07400 123456", "+44 7400 123456", "447400123456", "0044 7400 123456", "456"):
+        page = search(typed)
+        assert "mobile.person@example.com" in page and "•••• ••• 456" in page, typed
+    assert "7400123456" not in search("456")
+    assert "abroad@example.com" in search("+33 6 12 34 56 78")
+    page = search("nobody-here")
     assert "No one’s email address or phone number contains “nobody-here”" in page
+
+
+@pytest.mark.parametrize("typed", ["123456", "7400-123", "3456", "07400 12345", "+44 7400 1234"])
+def test_part_of_a_number_finds_no_one_and_says_how_to_search(app, staff, typed):
+    """Staff see numbers as "•••• ••• 456": finding one by any other part would tell, a digit
+    at a time, what the mask hides."""
+    add_user(app, "mobile.person@example.com", channel="sms", phone="+447400123456")
+    page = staff.get("/support", query_string={"q": typed}).get_data(as_text=True)
+    assert "mobile.person@example.com" not in page
+    assert "type the whole number, like 07400 123456, or its last three digits" in page
 
 
 def test_like_wildcards_in_the_search_match_only_themselves(app, staff):
