@@ -215,6 +215,15 @@ def refusal(purpose: str, outcome: str) -> LinkRefusal:
             "This invitation has run out",
             "Invitations work for 7 days. To get a new one, enter your email address on the "
             f"“Forgotten your password?” page, or {contact.contact_us()}."),
+        ("email", tokens.EXPIRED): LinkRefusal(
+            "This link has run out",
+            "Links to confirm a new email address work for one hour. Nothing has changed: you "
+            "still sign in with your current address. To use the new one, sign in and ask "
+            "again."),
+        ("email", tokens.USED): LinkRefusal(
+            "This link has already been used",
+            "The new address was confirmed when the link was first used, so you now sign in "
+            "with it. There is nothing more to do."),
         ("invitation", tokens.USED): LinkRefusal(
             "This invitation has already been used",
             "Your password is already set: sign in with your email address and password. "
