@@ -137,6 +137,8 @@ def parse_rules(text: Optional[str], hosts: set[str]) -> list[Rule]:
 
 
 _PATH_PARAMETERS = re.compile(r";[^/]*")
+# A path with none of these reads the same every way (path_readings): the common case.
+_READ_ALIKE = re.compile(r"[%;\\#]|/\.|//")
 
 
 def normal_path(path: str) -> str:
@@ -150,14 +152,60 @@ def normal_path(path: str) -> str:
     as written still covers it read this way.
     """
     path = unquote(path or "/").replace("\\", "/")
-    path = _PATH_PARAMETERS.sub("", path)
-    if not path.startswith("/"):
-        path = "/" + path
+    return _merged(_PATH_PARAMETERS.sub("", path))
+
+
+def _rooted(path: str) -> str:
+    return path if path.startswith("/") else "/" + path
+
+
+def _merged(path: str) -> str:
+    """`.`, `..` and `//` resolved as a file system does (`a//../b` is `b`)."""
+    path = _rooted(path)
     normal = posixpath.normpath(path)
     normal = "/" + normal.lstrip("/")  # normpath keeps a leading "//"
     if path.endswith("/") and normal != "/":
         normal += "/"
     return normal
+
+
+def _dot_segments_removed(path: str) -> str:
+    """`.` and `..` resolved as RFC 3986 (5.2.4) and WHATWG URLs do: `//` is an empty
+    segment that `..` takes away, so `/admin//../x` is `/admin/x`."""
+    kept: list[str] = []
+    segments = _rooted(path).split("/")[1:]
+    for segment in segments:
+        if segment == "..":
+            if kept:
+                kept.pop()
+        elif segment != ".":
+            kept.append(segment)
+    if segments and segments[-1] in (".", ".."):
+        kept.append("")
+    return "/" + "/".join(kept)
+
+
+def path_readings(path: str) -> set[str]:
+    """Every way an app behind may read `path`, for the rules to judge each one.
+
+    The web server passes the path on as the browser wrote it, and apps read it in different
+    ways: as sent (routers matching by prefix take `/admin/../x` for the admin area),
+    decoded once or (wrongly) twice, with `;...` parameters dropped before decoding (Tomcat,
+    Spring) or after, a backslash as a slash (IIS), `..` resolved with `//` merged (a file
+    system) or kept as an empty segment (RFC 3986, WHATWG URLs), a `#` kept in the path.
+    normal_path's reading is among them.
+    """
+    if path.startswith("/") and not _READ_ALIKE.search(path):
+        return {path}
+    readings: set[str] = set()
+    for sent in {path, _PATH_PARAMETERS.sub("", path)}:
+        once = unquote(sent)
+        for decoded in {sent, once, unquote(once)}:
+            for slashed in {decoded, decoded.replace("\\", "/")}:
+                for text in {slashed, _PATH_PARAMETERS.sub("", slashed)}:
+                    readings.update((_rooted(text), _merged(text),
+                                     _dot_segments_removed(text)))
+    return readings
 
 
 def build_policy(config) -> Policy:
@@ -213,20 +261,34 @@ def is_listed_host(host: Optional[str], policy_: Optional[Policy] = None) -> boo
 
 def rule_for(url: str, policy_: Optional[Policy] = None) -> tuple[Optional[Rule], bool]:
     """The rule deciding `url` (longest prefix), and whether its host is a listed one."""
+    rule, _, listed = _rules_for(url, policy_ or policy())
+    return rule, listed
+
+
+def _rules_for(url: str, policy_: Policy) -> tuple[Optional[Rule], list[Rule], bool]:
+    """The rule deciding normal_path's reading of `url`, the rules deciding each of its other
+    readings (path_readings), and whether its host is a listed one."""
     parts = urlsplit(url)
     parts.port  # noqa: B018 - raises ValueError for a port out of range
     host = (parts.hostname or "").lower().rstrip(".")
-    policy_ = policy_ or policy()
     if not is_listed_host(host, policy_) or parts.scheme not in ("http", "https"):
-        return None, False
-    path = normal_path(parts.path)
+        return None, [], False
+    rules = [rule for rule in policy_.rules if rule.host == host]
+    deciding = _best(rules, normal_path(parts.path))
+    readings = path_readings(parts.path or "/")
+    if parts.fragment:  # not sent by browsers; a server that keeps it in the path may clean it
+        readings |= path_readings((parts.path or "/") + "#" + parts.fragment)
+    others = [rule for rule in (_best(rules, path) for path in readings)
+              if rule is not None and rule is not deciding]
+    return deciding, others, True
+
+
+def _best(rules: list[Rule], path: str) -> Optional[Rule]:
     best: Optional[Rule] = None
-    for rule in policy_.rules:
-        if rule.host == host and rule.covers(path) and (
-            best is None or len(rule.prefix) > len(best.prefix)
-        ):
+    for rule in rules:
+        if rule.covers(path) and (best is None or len(rule.prefix) > len(best.prefix)):
             best = rule
-    return best, True
+    return best
 
 
 def decide(user, url: Optional[str], policy_: Optional[Policy] = None) -> Decision:
@@ -246,11 +308,16 @@ def decide(user, url: Optional[str], policy_: Optional[Policy] = None) -> Decisi
                                          "for, so the access rules cannot be applied.")
         return Decision(True, None, "There are no access rules: every signed-in user may enter.")
     try:
-        rule, listed = rule_for(url, policy_)
+        rule, others, listed = _rules_for(url, policy_)
     except ValueError:  # a malformed address (e.g. a bad port)
         return Decision(False, None, "That address could not be read.")
     if not listed:
         return Decision(False, None, "That address is not one of the sites this portal guards.")
+    # The app may read the path another way than normal_path: a rule closing any reading to
+    # this user closes the address.
+    refusing = [other for other in others if not other.admits(user.role)]
+    if refusing and (rule is None or rule.admits(user.role)):
+        rule = max(refusing, key=lambda other: len(other.prefix))
     if rule is None:
         return Decision(True, None, "No rule names this address: every signed-in user may enter.")
     if rule.admits(user.role):

@@ -1,0 +1,182 @@
+"""Fifth review, through Debian's nginx and caddy running the guide's files (docs/forward-auth/).
+
+The app behind is a raw HTTP server that shows exactly what reached it (request line and
+headers) and answers a WebSocket handshake with 101, then echoes what it is sent.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import socket
+import socketserver
+import threading
+from urllib.parse import urlsplit
+
+import pytest
+
+from tests.conftest import free_port
+from tests.federation.conftest import clientgate_under_gunicorn
+from tests.federation.web_servers import (CADDY, NGINX, Caddy, Client, Nginx, caddy_site,
+                                          nginx_site)
+from tests.production.conftest import module_smtp  # noqa: F401 - fixture
+
+pytestmark = [pytest.mark.slow]
+needs_nginx = pytest.mark.skipif(not os.path.exists(NGINX), reason="no Debian nginx")
+needs_caddy = pytest.mark.skipif(not os.path.exists(CADDY), reason="no Debian caddy")
+
+WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+
+
+class _Handler(socketserver.StreamRequestHandler):
+    def handle(self) -> None:
+        head = b""
+        while b"\r\n\r\n" not in head:
+            chunk = self.request.recv(65536)
+            if not chunk:
+                return
+            head += chunk
+        head, _, rest = head.partition(b"\r\n\r\n")
+        line, *fields = head.decode("latin-1").split("\r\n")
+        headers = [tuple(part.strip() for part in f.split(":", 1)) for f in fields if ":" in f]
+        named = {name.lower(): value for name, value in headers}
+        if named.get("upgrade", "").lower() == "websocket":
+            accept = base64.b64encode(hashlib.sha1(
+                (named.get("sec-websocket-key", "") + WS_GUID).encode()).digest()).decode()
+            self.request.sendall(
+                ("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                 f"Connection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n\r\n").encode())
+            if rest:
+                self.request.sendall(rest)
+            while True:
+                data = self.request.recv(65536)
+                if not data:
+                    return
+                self.request.sendall(data)
+        body = json.dumps({"line": line, "headers": headers}).encode()
+        self.request.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                             b"Connection: close\r\nContent-Length: "
+                             + str(len(body)).encode() + b"\r\n\r\n" + body)
+
+
+class RawApp:
+    """The firm's app on 127.0.0.1, in a thread."""
+
+    def __init__(self) -> None:
+        socketserver.ThreadingTCPServer.allow_reuse_address = True
+        self.server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), _Handler)
+        self.server.daemon_threads = True
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def send(port: int, host: str, target: str, headers: dict, timeout: float = 20):
+    """One raw request: (status, headers in lower case, body, the open socket)."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    lines = [f"GET {target} HTTP/1.1", f"Host: {host}"]
+    lines += [f"{name}: {value}" for name, value in headers.items()]
+    sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    status_line, *fields = head.decode("latin-1").split("\r\n")
+    found = {}
+    for field in fields:
+        name, _, value = field.partition(":")
+        found[name.strip().lower()] = value.strip()
+    status = int(status_line.split()[1])
+    if status != 101:
+        length = int(found.get("content-length", "0") or 0)
+        while len(body) < length:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            body += chunk
+    return status, found, body, sock
+
+
+def cookie_of(client: Client) -> str:
+    return "; ".join(f"{k}={v}" for k, v in client.cookies.items())
+
+
+def what_the_app_got(body: bytes) -> dict:
+    return json.loads(body)
+
+
+@pytest.fixture(scope="module")
+def nginx_front(tmp_path_factory, module_smtp):  # noqa: F811
+    port = free_port()
+    folder = tmp_path_factory.mktemp("review5-nginx")
+    app = RawApp()
+    rules = "localhost/files/ any Shared files; localhost/files/staff/ support,admin"
+    with clientgate_under_gunicorn(folder, module_smtp, f"http://localhost:{port}",
+                                   ACCESS_RULES=rules) as (gunicorn, _):
+        nginx = Nginx(folder, nginx_site("localhost", port, gunicorn.port, app.port), port)
+        try:
+            nginx.start()
+            client = Client(port, f"localhost:{port}")
+            client.sign_in(module_smtp)
+            yield type("Front", (), {"port": port, "host": f"localhost:{port}",
+                                     "client": client})
+        finally:
+            nginx.stop()
+            app.stop()
+
+
+PORTAL, FILES = "portal.cg.localhost", "files.cg.localhost"
+
+
+@pytest.fixture(scope="module")
+def caddy_front(tmp_path_factory, module_smtp):  # noqa: F811
+    port = free_port()
+    folder = tmp_path_factory.mktemp("review5-caddy")
+    app = RawApp()
+    with clientgate_under_gunicorn(
+        folder, module_smtp, f"http://{PORTAL}:{port}", PROTECTED_HOSTS=FILES,
+        SESSION_COOKIE_DOMAIN="cg.localhost",
+        ACCESS_RULES=f"{FILES} any Shared files; {FILES}/staff/ support,admin",
+    ) as (gunicorn, _):
+        caddy = Caddy(folder, caddy_site(PORTAL, FILES, port, gunicorn.port, app.port), port)
+        try:
+            caddy.start()
+            client = Client(port, f"{PORTAL}:{port}")
+            client.sign_in(module_smtp)
+            yield type("Front", (), {"port": port, "host": f"{FILES}:{port}",
+                                     "portal": f"http://{PORTAL}:{port}", "client": client})
+        finally:
+            caddy.stop()
+            app.stop()
+
+
+# --- a closed area reached through an open one ------------------------------------------------
+
+@needs_nginx
+@pytest.mark.parametrize("path", ["/files/staff/../plans", "/files/staff/%2e%2e/plans",
+                                  "/files/staff//../plans"])
+def test_nginx_passes_no_path_the_app_reads_as_the_staff_area(nginx_front, path):
+    status, _, body, sock = send(nginx_front.port, nginx_front.host, path,
+                                 {"Cookie": cookie_of(nginx_front.client)})
+    sock.close()
+    assert status == 403, body[:300]
+    assert b"You cannot open this page" in body
+
+
+@needs_caddy
+@pytest.mark.parametrize("path", ["/staff/../plans", "/staff/%2e%2e/plans",
+                                  "/staff//../plans"])
+def test_caddy_passes_no_path_the_app_reads_as_the_staff_area(caddy_front, path):
+    status, _, body, sock = send(caddy_front.port, caddy_front.host, path,
+                                 {"Cookie": cookie_of(caddy_front.client)})
+    sock.close()
+    assert status == 403, body[:300]
+    assert b"You cannot open this page" in body
