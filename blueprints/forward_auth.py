@@ -32,6 +32,10 @@ csrf.exempt(bp)
 
 
 @bp.route("/auth/verify", methods=["GET", "HEAD"])
+# Caddy passes a browser's WebSocket handshake (Upgrade: websocket) on in the question, and
+# Werkzeug routes such a request only to a rule marked for WebSockets: without this one, every
+# handshake to a protected app was a 400.
+@bp.route("/auth/verify", methods=["GET"], websocket=True, endpoint="verify_websocket")
 def verify():
     """200 with the Remote-* headers for a live session allowed here; else 401, 302 or 403."""
     config = current_app.config

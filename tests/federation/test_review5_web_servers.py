@@ -180,3 +180,37 @@ def test_caddy_passes_no_path_the_app_reads_as_the_staff_area(caddy_front, path)
     sock.close()
     assert status == 403, body[:300]
     assert b"You cannot open this page" in body
+
+
+# --- WebSockets -------------------------------------------------------------------------------
+
+HANDSHAKE = {"Connection": "Upgrade", "Upgrade": "websocket", "Sec-WebSocket-Version": "13",
+             "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=="}
+
+
+def assert_tunnel_open(sock) -> None:
+    sock.sendall(b"\x81\x05hello")
+    got = b""
+    while len(got) < 7:
+        chunk = sock.recv(64)
+        if not chunk:
+            break
+        got += chunk
+    sock.close()
+    assert got == b"\x81\x05hello"
+
+
+@needs_caddy
+def test_a_websocket_reaches_the_app_through_caddy_for_a_signed_in_client(caddy_front):
+    status, headers, body, sock = send(caddy_front.port, caddy_front.host, "/live",
+                                       {**HANDSHAKE, "Cookie": cookie_of(caddy_front.client)})
+    assert status == 101, body[:300]
+    assert_tunnel_open(sock)
+    # Without a session, the handshake is sent to sign in; to a closed area, refused.
+    status, headers, _, sock = send(caddy_front.port, caddy_front.host, "/live", HANDSHAKE)
+    sock.close()
+    assert status == 302 and headers["location"].startswith(caddy_front.portal + "/login?next=")
+    status, _, _, sock = send(caddy_front.port, caddy_front.host, "/staff/live",
+                              {**HANDSHAKE, "Cookie": cookie_of(caddy_front.client)})
+    sock.close()
+    assert status == 403
