@@ -69,11 +69,12 @@ def _take_new_password(check: tokens.Check, template: str, by: str):
     if problem:
         form.password.errors.append(problem)
         return _new_password_page(template, form, user, 422)
-    if not tokens.use(check.token):
+    if not lifecycle.use_link(check):
         db.session.rollback()
-        words = lifecycle.refusal(check.token.purpose, tokens.USED)
+        outcome = lifecycle.link_outcome(check.token)
+        words = lifecycle.refusal(check.token.purpose, outcome)
         return render_template("passwords/link_refused.html", refusal=words,
-                               purpose=check.token.purpose, outcome=tokens.USED), 410
+                               purpose=check.token.purpose, outcome=outcome), 410
     # A link from the mailbox lifts a pause from wrong passwords or codes: say so, to a client
     # who was told signing in is paused.
     paused = user.is_locked(clock.now())

@@ -20,7 +20,7 @@ from models import AccountToken, Event, User
 from services import audit, clock, emails
 from services.accounts import messages, tokens
 from services.signin.codes import end_pending_sign_ins, hold_account
-from services.accounts.lifecycle import end_sessions
+from services.accounts.lifecycle import end_sessions, link_outcome, refusal
 from services.authenticators import trusted_devices
 from services.masking import mask_destination
 from services.urls import absolute_url
@@ -117,10 +117,13 @@ def confirm(check: tokens.Check, keep_token: Optional[str]) -> Confirmed:
     """Use a valid proof link: the address changes (the caller commits, and meets the unique
     index if another account took the address since the check here)."""
     row, user = check.token, check.user
+    # The account's row first, as a reset link takes it: used at once, one goes after the
+    # other, and the second finds its link ended (lifecycle.use_link).
+    hold_account(user)
     if db.session.scalar(select(User.id).where(User.email == row.new_email)) is not None:
         return taken(row.new_email)
     if not tokens.use(row):
-        return Confirmed(False, message="This link has already been used.")
+        return Confirmed(False, message=refusal("email", link_outcome(row)).message)
     old = user.email
     user.email = row.new_email
     trusted_devices.forget_all(user.id, "email changed")

@@ -91,6 +91,25 @@ def end_sessions(user: User, keep_token: Optional[str] = None) -> int:
     return sessions.revoke_live(user.id, keep_token=keep_token)
 
 
+def use_link(check: tokens.Check) -> bool:
+    """Use up a link found valid, once, holding the account's row until the caller commits;
+    False when it cannot be used any more.
+
+    A reset link and a link to a new sign-in address, used at once, would each use itself up
+    and then wait to end the other (on PostgreSQL a deadlock, and a 500 for one of them). Held
+    first, they go one after the other, and the second finds its link ended by the first."""
+    hold_account(check.user)
+    return tokens.use(check.token)
+
+
+def link_outcome(row) -> str:
+    """What a link that could not be used up turned out to be, read again after the request
+    that got there first (used, withdrawn, or its account changed)."""
+    db.session.refresh(row)
+    outcome = tokens.check_row(row).outcome
+    return tokens.USED if outcome == tokens.VALID else outcome
+
+
 def new_session_token(token: Optional[str]) -> Optional[str]:
     """Give the live session with this token a new token, and return it (None when there is no
     such session); the caller commits and puts it in the cookie.
