@@ -16,7 +16,7 @@ from blueprints.safety import (
 from extensions import db
 from forms import ChangePasswordForm, ForgotPasswordForm, NewPasswordForm
 from services import audit, clock
-from services.signin import codes, limits
+from services.signin import codes, limits, sessions
 from services.accounts import lifecycle, policy, tokens
 from services.authenticators import passkeys
 
@@ -54,7 +54,16 @@ def _link(token: str, purpose: str):
 
 
 def _new_password_page(template: str, form: NewPasswordForm, user, status: int = 200):
-    return render_template(template, form=form, user=user, rules=policy), status
+    return render_template(template, form=form, user=user, rules=policy,
+                           other=_someone_else_here(user)), status
+
+
+def _someone_else_here(user):
+    """The account signed in in this browser, when it is not the one whose password the link
+    sets (a shared computer): saving signs it out here, so that the sign-in page is next."""
+    if current_user.is_authenticated and current_user.id != user.id:
+        return current_user._get_current_object()
+    return None
 
 
 def _take_new_password(check: tokens.Check, template: str, by: str):
@@ -78,23 +87,29 @@ def _take_new_password(check: tokens.Check, template: str, by: str):
     # A link from the mailbox lifts a pause from wrong passwords or codes: say so, to a client
     # who was told signing in is paused.
     paused = user.is_locked(clock.now())
+    other = _someone_else_here(user)
+    signed_out = f" We have signed {other.email} out of this browser." if other else ""
     lifecycle.set_password(user, form.password.data, by=by)
     if by == "invitation":
         audit.record("invitation_accepted", user_id=user.id)
+    if other is not None:
+        sessions.revoke(session.get("sid"))
+        audit.record("logout", user_id=other.id,
+                     detail={"reason": "another account's password was set in this browser"})
     db.session.commit()
-    if current_user.is_authenticated and current_user.id == user.id:
-        logout_user()  # its session has just ended with the rest
+    if current_user.is_authenticated:
+        logout_user()  # this account's session ended with the rest; another's just now
         session.clear()
     session["login_email"] = user.email  # the sign-in page fills it in (auth.login)
     if user.is_locked(clock.now()):  # codes by text or app: the lock guards them too
         flash(f"Your password is saved. Signing in is still paused until "
               f"{clock.hhmm(user.locked_until)}, "
               "because of too many wrong passwords or codes; then sign in with your email "
-              "address and new password.", "success")
+              "address and new password." + signed_out, "success")
         return redirect(url_for("auth.login"))
     flash("Your password is saved" + (", and signing in is no longer paused" if paused else "")
-          + f". Now sign in with your email address and new password; {_then(user, by)}.",
-          "success")
+          + f". Now sign in with your email address and new password; {_then(user, by)}."
+          + signed_out, "success")
     return redirect(url_for("auth.login"))
 
 
