@@ -165,19 +165,33 @@ def _fresh_login_done(login) -> bool:
     return True
 
 
-def _to_login(client: OAuthClient, again: bool):
+def _subject_carried() -> Optional[str]:
+    """The `sub` an app's id_token_hint named, carried through the sign-in in the marker."""
+    marker = _parameters().get("cg_reauth")
+    if not _marker_is_current(marker):
+        return None
+    carried = _marker_signer().loads(marker)
+    return carried[2] if len(carried) > 2 and isinstance(carried[2], str) else None
+
+
+def _to_login(client: OAuthClient, again: bool, expected: Optional[str]):
     """Send the browser through ClientGate's own sign-in, then back to this request (as a
     GET, whichever way it came).
 
     `again` (prompt=login, max_age): the session this browser has stays until the new
     sign-in replaces it (blueprints/auth.py ends it then), so a link alone signs nobody out.
+    `expected`: the `sub` the app's id_token_hint named. The hint itself (some 900
+    characters) could never come back through the sign-in (MAX_NEXT_LENGTH), so the
+    marker carries the one thing it says.
     """
     args = _parameters().to_dict(flat=False)
+    args.pop("id_token_hint", None)
     if again:
         flash(f"For your safety, {client.name} asks you to sign in again before it opens.",
               "info")
     # The sign-in about to happen is fresh: on the way back prompt=login and max_age are met.
-    args["cg_reauth"] = [_marker_signer().dumps([clock.now().timestamp(), secrets.token_urlsafe(8)])]
+    args["cg_reauth"] = [_marker_signer().dumps([clock.now().timestamp(),
+                                                 secrets.token_urlsafe(8), expected])]
     back = url_for("oidc.authorize") + "?" + urlencode(args, doseq=True)
     if len(back) > MAX_NEXT_LENGTH:
         # It could not come back after the sign-in (safe_next), and the client would land on
@@ -216,11 +230,16 @@ def authorize():
     except oidc.OAuth2Error as error:
         return oidc.error_redirect(error)
     fresh = _fresh_login_done(login)
-    if user is None or (not fresh and (grant.prompt == "login" or stale)):
+    # The app named another person (id_token_hint): they must sign in here first.
+    expected = oidc.subject_hinted(grant) or _subject_carried()
+    someone_else = user is not None and oidc.names_someone_else(grant, user, expected)
+    if user is None or (not fresh and (grant.prompt == "login" or stale or someone_else)):
         if oidc.shows_no_page(grant):
             return oidc.error_redirect(oidc.login_required(grant))
         oidc.note_app_sign_in(client, user)
-        return _to_login(client, again=user is not None)
+        return _to_login(client, again=user is not None, expected=expected)
+    if someone_else:  # signed in again just now, and still not the person the app named
+        return oidc.error_redirect(oidc.login_required(grant))
     decision = oidc.access_decision(user, client)
     if not decision.allowed:
         oidc.note_refusal(client, user, decision.reason)

@@ -40,6 +40,8 @@ from authlib.oidc.rpinitiated import EndSessionEndpoint
 from cryptography.fernet import InvalidToken
 from flask import Flask, current_app, g, session
 from flask import request as flask_request
+from joserfc import jwt
+from joserfc.errors import JoseError
 from joserfc.jwk import KeySet, RSAKey
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import joinedload
@@ -920,6 +922,36 @@ def shows_no_page(grant) -> bool:
     """prompt=none: the app asks that ClientGate show nothing, and answer at once (OIDC Core
     3.1.2.1), so whatever stops the sign-in goes back to the app as an error."""
     return grant.request.payload.data.get("prompt") == "none"
+
+
+def _our_id_token_claims(id_token: str) -> Optional[dict[str, Any]]:
+    """The claims of an id_token this provider signed (expired or not), or None."""
+    try:
+        token = jwt.decode(id_token, KeySet.import_key_set(jwks()), algorithms=[SIGNING_ALG])
+    except (JoseError, ValueError):
+        return None
+    return token.claims if token.claims.get("iss") == portal_url() else None
+
+
+def subject_hinted(grant) -> Optional[str]:
+    """The `sub` the request's id_token_hint names, when it is one of ours; else None."""
+    hint = grant.request.payload.data.get("id_token_hint")
+    claims = _our_id_token_claims(hint) if hint else None
+    return claims.get("sub") if claims else None
+
+
+def names_someone_else(grant, user: User, expected: Optional[str]) -> bool:
+    """True when the app expects another user than `user` (OIDC Core 3.1.2.1): `expected`
+    is the `sub` its id_token_hint named (subject_hinted, or carried through a sign-in),
+    and a code for whoever is signed in on this browser (someone else at a shared computer)
+    must not be handed over in that person's place.
+
+    A hint we cannot read (not ours, or signed with a key no longer published) names nobody
+    we can check: a silent request (prompt=none) is then refused, since it must not guess;
+    a request that may show a page goes on as if it had no hint."""
+    if expected is None:
+        return bool(grant.request.payload.data.get("id_token_hint")) and shows_no_page(grant)
+    return expected != subject(user)
 
 
 def login_required(grant) -> OAuth2Error:
