@@ -11,7 +11,8 @@ from blueprints.safety import (
 )
 from extensions import db
 from forms import ChangeEmailForm, ConfirmForm
-from services.signin import limits
+from services import audit
+from services.signin import limits, sessions
 from services.accounts import email_change, lifecycle, messages, tokens
 
 bp = Blueprint("email_change", __name__)
@@ -100,6 +101,11 @@ def confirm(token: str):
         flash(message, "success")
         return redirect(url_for("email_change.change"))
     if current_user.is_authenticated:
+        # Another account signed in here: signed out on the server, not only in the cookie.
+        sessions.revoke(session.get("sid"))
+        audit.record("logout", user_id=current_user.id,
+                     detail={"reason": "another account's new address was confirmed here"})
+        db.session.commit()
         logout_user()
         session.clear()
     flash(message + " Sign in with your new address.", "success")

@@ -1,0 +1,42 @@
+"""A new-address link confirmed in a browser where another account is signed in.
+
+The confirmation signs this browser out, to sign in with the new address; for another
+account signed in here, it only dropped the cookie: that account's session stayed live on
+the server, so a copy of the cookie still opened it (SECURITY.md 3.8: signing out ends the
+session on the server). Now it is ended there too, and the trail says why.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from extensions import db
+from models import Event
+from tests.accounts.conftest import link_in, path_of
+from tests.conftest import TEST_PASSWORD, Browser, add_user
+
+NEW = "new.address@example.com"
+OTHER = "partner@example.com"
+COOKIE = "clientgate_session"
+
+
+def test_the_other_account_signed_in_here_is_signed_out_on_the_server(app, user, smtp,
+                                                                     deliver, sign_in):
+    add_user(app, OTHER)
+    client = sign_in(b=Browser(app))
+    count = len(smtp.messages)
+    assert client.post("/account/email", {"email": NEW,
+                                          "current_password": TEST_PASSWORD}).status_code == 302
+    deliver()
+    smtp.wait_for(count + 2)
+    path = path_of(link_in(smtp.last_to(NEW).text, "/account/email/confirm/"))
+
+    shared = sign_in(OTHER, b=Browser(app))
+    copy = app.test_client()
+    copy.set_cookie(COOKIE, shared.client.get_cookie(COOKIE).value)
+    answer = shared.post(path, {})
+    assert answer.status_code == 302 and answer.headers["Location"] == "/login"
+    assert shared.get("/portal").status_code == 302
+    assert copy.get("/portal").status_code == 302  # the session ended on the server too
+    with app.app_context():
+        assert db.session.scalar(select(Event).where(Event.type == "logout")) is not None
