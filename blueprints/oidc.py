@@ -225,10 +225,7 @@ def authorize():
     client = grant.client.row
     login = oidc.current_login()
     started = login.created_at if login else None
-    try:
-        stale = oidc.login_is_stale(grant, started)
-    except oidc.OAuth2Error as error:
-        return oidc.error_redirect(error)
+    stale = oidc.login_is_stale(grant, started)  # max_age was checked with the request
     fresh = _fresh_login_done(login)
     # The app named another person (id_token_hint): they must sign in here first.
     expected = oidc.subject_hinted(grant) or _subject_carried()

@@ -495,6 +495,7 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
         Client.get_allowed_scope leaves it out next."""
         data = self.request.payload.data
         _refuse_what_is_not_offered(data)
+        _max_age(data)  # a number of seconds, or refused before any sign-in
         for name in ("scope", "nonce"):
             if not _fits_a_column(data.get(name)):
                 raise InvalidRequestError(
@@ -831,18 +832,26 @@ def validate_authorization(user: Optional[User]):
     return server.get_consent_grant(AuthorizationRequest(flask_request), end_user=user)
 
 
+def _max_age(data) -> Optional[int]:
+    """The request's max_age: a whole number of seconds, 0 or more (OIDC Core 3.1.2.1), or
+    None when not sent (or sent empty: RFC 6749 3.1). Checked with the other parameters,
+    so a signed-out client is not sent through the sign-in only for the app to get an
+    error at the end."""
+    raw = data.get("max_age")
+    if raw is None or raw == "":
+        return None
+    if not (raw.isascii() and raw.isdigit()):
+        raise InvalidRequestError("max_age must be a whole number of seconds.")
+    # More than 12 digits is longer than any sign-in (and int() refuses 4,300 digits).
+    return int(raw) if len(raw) <= 12 else None
+
+
 def login_is_stale(grant, started: Optional[datetime]) -> bool:
     """True when the request's max_age says the sign-in is too old (OIDC Core 3.1.2.1)."""
-    raw = grant.request.payload.data.get("max_age")
-    if raw is None or started is None:
+    max_age = _max_age(grant.request.payload.data)
+    if max_age is None or started is None:
         return False
-    try:
-        max_age = int(raw)
-    except ValueError:
-        raise InvalidRequestError("max_age must be a number of seconds.",
-                                  redirect_uri=grant.redirect_uri,
-                                  state=grant.request.payload.state)
-    return (clock.now() - started).total_seconds() > max(max_age, 0)
+    return (clock.now() - started).total_seconds() > max_age
 
 
 def issue_code(grant, user: User):
