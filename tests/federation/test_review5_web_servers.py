@@ -214,3 +214,19 @@ def test_a_websocket_reaches_the_app_through_caddy_for_a_signed_in_client(caddy_
                               {**HANDSHAKE, "Cookie": cookie_of(caddy_front.client)})
     sock.close()
     assert status == 403
+
+
+# --- what Caddy puts into the question and passes to the app ------------------------------------
+
+@needs_caddy
+@pytest.mark.parametrize("query", ["q=" + "a" * 4078, "name=%00", "next=x&csrf_token=1"])
+def test_the_apps_query_string_stays_out_of_caddys_question(caddy_front, query):
+    # forward_auth's `uri /auth/verify` kept the page's query: ClientGate was asked
+    # /auth/verify?<the app's query>, so a long one met gunicorn's 4094-byte request line
+    # (414) though X-Forwarded-Uri names it whole, and a %00 in it ClientGate's "not text"
+    # page (400).
+    status, _, body, sock = send(caddy_front.port, caddy_front.host, "/search?" + query,
+                                 {"Cookie": cookie_of(caddy_front.client)})
+    sock.close()
+    assert status == 200, body[:300]
+    assert what_the_app_got(body)["line"] == f"GET /search?{query} HTTP/1.1"
