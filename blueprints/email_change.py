@@ -92,9 +92,9 @@ def confirm(token: str):
         result = email_change.taken(new_email)
     if not result.ok:
         db.session.rollback()
-        flash(result.message, "error")
-        return render_template("account/email_confirm.html", form=form,
-                               new_email=new_email), 409
+        # Said in place of the button, which could only be refused again.
+        return render_template("account/email_confirm.html", form=form, new_email=new_email,
+                               refused=result.message), 409
     message = (f"Done: you now sign in with {result.new_email}. We have told {result.old_email} "
                "about the change and signed you out everywhere else.")
     if here:
