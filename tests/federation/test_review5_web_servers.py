@@ -230,3 +230,18 @@ def test_the_apps_query_string_stays_out_of_caddys_question(caddy_front, query):
     sock.close()
     assert status == 200, body[:300]
     assert what_the_app_got(body)["line"] == f"GET /search?{query} HTTP/1.1"
+
+
+@needs_caddy
+def test_no_remote_header_of_the_browsers_reaches_the_app_through_caddy(caddy_front):
+    # Some servers (CGI, PHP, older Puma) read Remote_User as Remote-User: a browser's own
+    # must not reach the app beside ClientGate's.
+    forged = {"Remote_User": "9", "Remote_Email": "boss@example.com", "remote_groups": "admin",
+              "Remote-User": "9", "Cookie": cookie_of(caddy_front.client)}
+    status, _, body, sock = send(caddy_front.port, caddy_front.host, "/x", forged)
+    sock.close()
+    assert status == 200, body[:300]
+    remote = [(name.lower(), value) for name, value in what_the_app_got(body)["headers"]
+              if name.lower().replace("_", "-").startswith("remote-")]
+    assert sorted(remote) == [("remote-email", "client@example.com"), ("remote-groups", "client"),
+                              ("remote-name", "client@example.com"), ("remote-user", "1")]
