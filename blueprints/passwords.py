@@ -17,7 +17,7 @@ from extensions import db
 from forms import ChangePasswordForm, ForgotPasswordForm, NewPasswordForm
 from services import audit, clock
 from services.signin import codes, limits, sessions
-from services.accounts import lifecycle, policy, tokens
+from services.accounts import devices, lifecycle, policy, tokens
 from services.authenticators import passkeys
 
 bp = Blueprint("passwords", __name__)
@@ -164,6 +164,9 @@ def change():
     if problem:
         form.password.errors.append(problem)
         return page()
+    # A new password stops a change of address still waiting for its link (whoever asked
+    # may not be the owner); the owner who asked is told, or its link just "does not work".
+    waiting = devices.pending_email_change(user)
     ended = lifecycle.set_password(user, form.password.data, by="change",
                                    keep_token=session.get("sid"))
     fresh = lifecycle.new_session_token(session.get("sid"))  # a copy of the cookie dies too
@@ -173,6 +176,9 @@ def change():
     flash("Your password is changed. " + (
         "We have signed you out everywhere else. " if ended else "")
         + "We have emailed you a note of this change." + (
+        f" We have also stopped the change of your sign-in email address to "
+        f"{waiting} that was waiting: to use that address, ask again."
+        if waiting else "") + (
         " Your passkeys still sign you in without it: remove any you do not recognise on "
         "the “Your devices” page." if passkeys.passkeys_of(user) else ""), "success")
     return redirect(url_for("passwords.change"))
