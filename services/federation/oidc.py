@@ -27,7 +27,7 @@ from authlib.oauth2.rfc6749 import (
     AccessDeniedError, ClientMixin, InvalidClientError, InvalidGrantError, InvalidRequestError,
     OAuth2Error, OAuth2Request, TokenMixin, UnsupportedResponseTypeError, grants,
 )
-from authlib.oauth2.rfc6750 import BearerTokenValidator
+from authlib.oauth2.rfc6750 import BearerTokenValidator, InsufficientScopeError
 from authlib.oauth2.rfc7636 import CodeChallenge
 from authlib.oauth2.rfc9207 import IssuerParameter
 from authlib.oidc.core import AuthorizationCodeMixin, UserInfo, UserInfoEndpoint
@@ -689,6 +689,15 @@ class TokenSentTwice(InvalidRequestError):
         return super().get_headers() + [("WWW-Authenticate", 'Bearer error="invalid_request"')]
 
 
+class ScopeWithoutOpenID(InsufficientScopeError):
+    """A token without the scope userinfo needs, with the challenge RFC 6750 3 requires of
+    every refusal (Authlib's has none)."""
+
+    def get_headers(self):
+        return super().get_headers() + [
+            ("WWW-Authenticate", 'Bearer error="insufficient_scope", scope="openid"')]
+
+
 class BearerProtector(ResourceProtector):
     """Bearer tokens in the Authorization header, or in a POSTed form (RFC 6750 2.1, 2.2).
 
@@ -707,6 +716,12 @@ class BearerProtector(ResourceProtector):
         if scheme.lower() != "bearer" or not token.strip():
             raise NoBearerToken()
         return self.get_token_validator("bearer"), token.strip()
+
+    def validate_request(self, scopes, request, **kwargs):
+        try:
+            return super().validate_request(scopes, request, **kwargs)
+        except InsufficientScopeError:
+            raise ScopeWithoutOpenID() from None
 
 
 class AuthorizationParameters(FlaskOAuth2Payload):

@@ -52,3 +52,18 @@ def test_a_token_sent_two_ways_at_once_is_invalid_request(sign_in, rp):
     assert b.client.post("/oauth/userinfo", data={"access_token": token}).status_code == 200
     assert b.client.get("/oauth/userinfo",
                         headers={"Authorization": f"Bearer {token}"}).status_code == 200
+
+
+def test_a_token_without_openid_is_insufficient_scope_with_its_challenge(sign_in, rp):
+    """RFC 6750 3: a refused request MUST carry WWW-Authenticate; the 403 had none. A token
+    from a request without `openid` (plain OAuth) cannot read userinfo (OIDC Core 5.3)."""
+    b = sign_in()
+    verifier, challenge = pkce()
+    back = code_from(b.get(authorize_url(rp, challenge, scope="email")))
+    body = exchange(b.client, rp, back["code"], verifier).get_json()
+    assert "id_token" not in body
+    response = b.client.get("/oauth/userinfo",
+                            headers={"Authorization": f"Bearer {body['access_token']}"})
+    assert response.status_code == 403 and response.get_json()["error"] == "insufficient_scope"
+    assert _challenge(response).startswith('Bearer error="insufficient_scope"')
+    assert 'scope="openid"' in _challenge(response)
