@@ -216,6 +216,22 @@ def test_a_websocket_reaches_the_app_through_caddy_for_a_signed_in_client(caddy_
     assert status == 403
 
 
+@needs_nginx
+def test_a_websocket_reaches_the_app_through_nginx_for_a_signed_in_client(nginx_front):
+    status, _, body, sock = send(nginx_front.port, nginx_front.host, "/files/live",
+                                 {**HANDSHAKE, "Cookie": cookie_of(nginx_front.client)})
+    assert status == 101, body[:300]
+    assert_tunnel_open(sock)
+    status, headers, _, sock = send(nginx_front.port, nginx_front.host, "/files/live",
+                                    HANDSHAKE)
+    sock.close()
+    assert status == 302 and "/login?next=" in headers["location"]
+    status, _, _, sock = send(nginx_front.port, nginx_front.host, "/files/staff/live",
+                              {**HANDSHAKE, "Cookie": cookie_of(nginx_front.client)})
+    sock.close()
+    assert status == 403
+
+
 # --- what Caddy puts into the question and passes to the app ------------------------------------
 
 @needs_caddy
@@ -245,3 +261,4 @@ def test_no_remote_header_of_the_browsers_reaches_the_app_through_caddy(caddy_fr
               if name.lower().replace("_", "-").startswith("remote-")]
     assert sorted(remote) == [("remote-email", "client@example.com"), ("remote-groups", "client"),
                               ("remote-name", "client@example.com"), ("remote-user", "1")]
+
