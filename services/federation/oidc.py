@@ -428,6 +428,10 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
             raise InvalidRequestError("The redirect_uri is not registered for this client.")
         return redirect_uri
 
+    def validate_token_request(self) -> None:
+        _refuse_repeated(self.request.form, TOKEN_PARAMETERS)
+        super().validate_token_request()
+
     def save_authorization_code(self, code: str, request) -> None:
         payload = request.payload
         login = current_login()
@@ -494,12 +498,31 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
         A scope we do not offer is no error (Authlib's check would make it invalid_scope):
         Client.get_allowed_scope leaves it out next."""
         data = self.request.payload.data
+        _refuse_repeated(data, AUTHORIZATION_PARAMETERS)
         _refuse_what_is_not_offered(data)
         _max_age(data)  # a number of seconds, or refused before any sign-in
         for name in ("scope", "nonce"):
             if not _fits_a_column(data.get(name)):
                 raise InvalidRequestError(
                     f"{name} must be at most {MAX_STORED_PARAMETER} printable characters.")
+
+
+# Parameters of an authorization request Authlib does not itself refuse when repeated
+# (it checks response_type, client_id, redirect_uri, scope, state and the PKCE pair).
+AUTHORIZATION_PARAMETERS = ("nonce", "prompt", "max_age", "id_token_hint", "login_hint",
+                            "display", "ui_locales", "acr_values", "claims", "response_mode",
+                            "request", "request_uri")
+# Every parameter of a token request.
+TOKEN_PARAMETERS = ("grant_type", "code", "redirect_uri", "code_verifier", "client_id",
+                    "client_secret")
+
+
+def _refuse_repeated(data, names: tuple[str, ...]) -> None:
+    """A parameter given twice is invalid_request (RFC 6749 3.1, 3.2): whatever read the other
+    value (a proxy, a log, the app) would see another request than ours."""
+    repeated = next((name for name in names if len(data.getlist(name)) > 1), None)
+    if repeated is not None:
+        raise InvalidRequestError(f"{repeated} is given more than once.")
 
 
 def _refuse_what_is_not_offered(data) -> None:
