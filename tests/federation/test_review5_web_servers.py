@@ -262,3 +262,42 @@ def test_no_remote_header_of_the_browsers_reaches_the_app_through_caddy(caddy_fr
     assert sorted(remote) == [("remote-email", "client@example.com"), ("remote-groups", "client"),
                               ("remote-name", "client@example.com"), ("remote-user", "1")]
 
+
+
+# --- headers that name another page or host -------------------------------------------------
+
+# IIS (URL Rewrite), Symfony before 3.4.14 and Zend read X-Original-URL / X-Rewrite-URL as the
+# address asked for (CVE-2018-14773); apps told to trust their proxy build links from
+# Forwarded, X-Forwarded-Host and -Prefix. ClientGate judged the request line, so a browser's
+# own would choose another page, or the host in the app's links.
+FORGED_ADDRESS = {"X-Original-URL": "/files/staff/plans", "X-Rewrite-URL": "/files/staff/plans",
+                  "Forwarded": "host=evil.example", "X-Forwarded-Host": "evil.example",
+                  "X-Forwarded-Prefix": "/evil"}
+
+
+def forwarded_to_the_app(body: bytes) -> dict:
+    named = {name.lower(): value for name, value in what_the_app_got(body)["headers"]}
+    return {name: named.get(name) for name in (
+        "x-original-url", "x-rewrite-url", "forwarded", "x-forwarded-host", "x-forwarded-prefix")}
+
+
+@needs_nginx
+def test_nginx_passes_the_app_no_address_of_the_browsers_own(nginx_front):
+    status, _, body, sock = send(nginx_front.port, nginx_front.host, "/files/report",
+                                 {**FORGED_ADDRESS, "Cookie": cookie_of(nginx_front.client)})
+    sock.close()
+    assert status == 200, body[:300]
+    assert forwarded_to_the_app(body) == {
+        "x-original-url": None, "x-rewrite-url": None, "forwarded": None,
+        "x-forwarded-host": "localhost", "x-forwarded-prefix": None}
+
+
+@needs_caddy
+def test_caddy_passes_the_app_no_address_of_the_browsers_own(caddy_front):
+    status, _, body, sock = send(caddy_front.port, caddy_front.host, "/report",
+                                 {**FORGED_ADDRESS, "Cookie": cookie_of(caddy_front.client)})
+    sock.close()
+    assert status == 200, body[:300]
+    assert forwarded_to_the_app(body) == {
+        "x-original-url": None, "x-rewrite-url": None, "forwarded": None,
+        "x-forwarded-host": caddy_front.host, "x-forwarded-prefix": None}
