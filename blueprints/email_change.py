@@ -68,8 +68,9 @@ def confirm(token: str):
     if not check.ok:
         lifecycle.note_refused_link(check, "email")
         db.session.commit()
-        return render_template("passwords/link_refused.html", purpose="email",
-                               refusal=lifecycle.refusal("email", check.outcome)), 410
+        outcome = lifecycle.refused_outcome(check)
+        return render_template("passwords/link_refused.html", purpose="email", outcome=outcome,
+                               refusal=lifecycle.refusal("email", outcome)), 410
     form = ConfirmForm()
     if request.method == "GET" or not form.validate_on_submit():
         return render_template("account/email_confirm.html", form=form,

@@ -48,9 +48,10 @@ def _link(token: str, purpose: str):
         return check, None
     lifecycle.note_refused_link(check, purpose)
     db.session.commit()
-    words = lifecycle.refusal(purpose, check.outcome)
+    outcome = lifecycle.refused_outcome(check)
+    words = lifecycle.refusal(purpose, outcome)
     return check, (render_template("passwords/link_refused.html", refusal=words,
-                                   purpose=purpose, outcome=check.outcome), 410)
+                                   purpose=purpose, outcome=outcome), 410)
 
 
 def _new_password_page(template: str, form: NewPasswordForm, user, status: int = 200):

@@ -220,9 +220,32 @@ NOT_VALID = LinkRefusal(
     "was sent. Use the newest email we sent, or ask for a new link.")
 
 
+# A link refused because the firm switched its account off (or withdrew the invitation),
+# whatever else became of it: no new link will come, so "ask for a new one" is no way on.
+SWITCHED_OFF = "switched_off"
+
+
+def refused_outcome(check: tokens.Check) -> str:
+    """What the person holding a refused link is told it is: SWITCHED_OFF for an account the
+    firm has switched off (its owner was emailed when it was), else the link's own outcome."""
+    if check.user is not None and not check.user.is_active:
+        return SWITCHED_OFF
+    return check.outcome
+
+
 def refusal(purpose: str, outcome: str) -> LinkRefusal:
     """Why a link of this purpose cannot be used; made when said, so that "contact us" says
     how when PORTAL_CONTACT is set."""
+    if outcome == SWITCHED_OFF:
+        if purpose == "invitation":
+            return LinkRefusal(
+                "This invitation has been withdrawn",
+                "The firm has withdrawn this invitation, so the link no longer works. If you "
+                f"think that is a mistake, please {contact.contact_us()}.")
+        return LinkRefusal(
+            "Your account is switched off",
+            "The firm has switched your account off, so this link cannot be used. To have it "
+            f"switched on again, please {contact.contact_us()}.")
     return {
         ("reset", tokens.EXPIRED): LinkRefusal(
             "This link has run out",
