@@ -27,6 +27,7 @@ from authlib.oauth2.rfc6749 import (
     AccessDeniedError, ClientMixin, InvalidClientError, InvalidGrantError, InvalidRequestError,
     OAuth2Error, OAuth2Request, TokenMixin, UnsupportedResponseTypeError, grants,
 )
+from authlib.oauth2.rfc6749.util import extract_basic_authorization
 from authlib.oauth2.rfc6750 import BearerTokenValidator, InsufficientScopeError
 from authlib.oauth2.rfc7636 import CodeChallenge
 from authlib.oauth2.rfc9207 import IssuerParameter
@@ -793,10 +794,24 @@ class Server(AuthorizationServer):
 
     def authenticate_client(self, request, methods, endpoint="token"):
         try:
+            _refuse_two_ways_to_authenticate(request)
             return super().authenticate_client(request, methods, endpoint)
         except UnicodeDecodeError:
             raise InvalidClientError(status_code=401,
                                      description="The client credentials are not text.") from None
+
+
+def _refuse_two_ways_to_authenticate(request) -> None:
+    """Basic credentials and a client_secret in the form at once, or a form client_id naming
+    another app than the Basic one: invalid_request (RFC 6749 2.3, 5.2), not whichever
+    Authlib happens to try first."""
+    client_id, _ = extract_basic_authorization(request.headers)
+    if client_id is None:
+        return
+    form = request.form
+    if form.get("client_secret") is not None or form.get("client_id", client_id) != client_id:
+        raise InvalidRequestError("Authenticate the client one way only: the Authorization "
+                                  "header or the form.")
 
 
 server = Server()
