@@ -13,7 +13,6 @@ import os
 import socket
 import socketserver
 import threading
-from urllib.parse import urlsplit
 
 import pytest
 
@@ -61,13 +60,16 @@ class _Handler(socketserver.StreamRequestHandler):
                              + str(len(body)).encode() + b"\r\n\r\n" + body)
 
 
+class _Server(socketserver.ThreadingTCPServer):
+    allow_reuse_address = True
+    daemon_threads = True
+
+
 class RawApp:
     """The firm's app on 127.0.0.1, in a thread."""
 
     def __init__(self) -> None:
-        socketserver.ThreadingTCPServer.allow_reuse_address = True
-        self.server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), _Handler)
-        self.server.daemon_threads = True
+        self.server = _Server(("127.0.0.1", 0), _Handler)
         self.port = self.server.server_address[1]
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
