@@ -736,10 +736,10 @@ class BearerProtector(ResourceProtector):
             raise TokenSentTwice("Send the access token in one place only.")
         if in_form:
             return self.get_token_validator("bearer"), in_form
-        scheme, _, token = (header or "").strip().partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
+        parts = (header or "").split(None, 1)  # any whitespace after the scheme, as before
+        if len(parts) != 2 or parts[0].lower() != "bearer":
             raise NoBearerToken()
-        return self.get_token_validator("bearer"), token.strip()
+        return self.get_token_validator("bearer"), parts[1].strip()
 
     def validate_request(self, scopes, request, **kwargs):
         try:

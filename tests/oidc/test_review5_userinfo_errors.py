@@ -48,10 +48,11 @@ def test_a_token_sent_two_ways_at_once_is_invalid_request(sign_in, rp):
                              headers={"Authorization": f"Bearer {token}"})
     assert response.status_code == 400 and response.get_json()["error"] == "invalid_request"
     assert 'error="invalid_request"' in _challenge(response)
-    # Each way alone still works.
+    # Each way alone still works, the scheme in any case and after any whitespace.
     assert b.client.post("/oauth/userinfo", data={"access_token": token}).status_code == 200
-    assert b.client.get("/oauth/userinfo",
-                        headers={"Authorization": f"Bearer {token}"}).status_code == 200
+    for header in (f"Bearer {token}", f"bearer {token}", f"Bearer\t{token}", f"Bearer  {token}"):
+        assert b.client.get("/oauth/userinfo",
+                            headers={"Authorization": header}).status_code == 200, header
 
 
 def test_a_token_without_openid_is_insufficient_scope_with_its_challenge(sign_in, rp):
