@@ -73,7 +73,10 @@ def confirm(token: str):
                                refusal=lifecycle.refusal("email", outcome)), 410
     form = ConfirmForm()
     if request.method == "GET" or not form.validate_on_submit():
-        return render_template("account/email_confirm.html", form=form,
+        # Another account signed in here is signed out of this browser by confirming: said first.
+        other = current_user if current_user.is_authenticated \
+            and current_user.id != check.token.user_id else None
+        return render_template("account/email_confirm.html", form=form, other=other,
                                new_email=check.token.new_email), \
             200 if request.method == "GET" else 422
     here = current_user.is_authenticated and current_user.id == check.token.user_id
@@ -103,6 +106,7 @@ def confirm(token: str):
         return redirect(url_for("email_change.change"))
     if current_user.is_authenticated:
         # Another account signed in here: signed out on the server, not only in the cookie.
+        message += f" We have signed {current_user.email} out of this browser."
         sessions.revoke(session.get("sid"))
         audit.record("logout", user_id=current_user.id,
                      detail={"reason": "another account's new address was confirmed here"})
