@@ -106,7 +106,7 @@ def passkey_sign_in():
                  detail={"passkey_id": passkey.id, "name": passkey.name,
                          "authenticator": "multi-factor cryptographic",
                          "sign_count": passkey.sign_count})
-    start_session(user, sign_in.id, passkeys.AMR)
+    start_session(user, sign_in.id, passkeys.amr_for(passkey))
     return jsonify({"redirect": next_url or url_for("portal.home")})
 
 

@@ -42,8 +42,15 @@ MAX_CREDENTIAL_ID_BYTES = 1023  # WebAuthn Level 3, 5.1 (credential ids are at m
 # RFC 8176: a hardware-secured key ("hwk"), the person present at the device ("user"), and
 # more than one factor ("mfa"): the key, unlocked by a fingerprint, face or PIN (user
 # verification is required). Which of those unlocked it the authenticator does not say, so
-# neither "fpt" nor "pin" is claimed.
+# neither "fpt" nor "pin" is claimed. A synced passkey (backed up, WebAuthn's BS flag) leaves
+# the device's hardware to travel between the client's devices: a software-secured key ("swk").
 AMR = ["hwk", "user", "mfa"]
+SYNCED_AMR = ["swk", "user", "mfa"]
+
+
+def amr_for(passkey: Passkey) -> list[str]:
+    """The session's amr for a sign-in with this passkey, as its last answer described it."""
+    return SYNCED_AMR if passkey.backed_up else AMR
 
 REGISTER, SIGN_IN = "register", "sign_in"
 

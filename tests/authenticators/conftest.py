@@ -41,8 +41,11 @@ def unb64(text: str) -> bytes:
 class SoftKey:
     """A passkey in software: one ES256 key pair, a credential id and a signature counter."""
 
-    def __init__(self, *, counter_starts: int = 0) -> None:
+    def __init__(self, *, counter_starts: int = 0, synced: bool = False) -> None:
         self.key = ec.generate_private_key(ec.SECP256R1())
+        # A synced passkey (iCloud Keychain, Google Password Manager): backup eligible and
+        # backed up (WebAuthn's BE and BS flags), in every answer.
+        self.backup_flags = 0x08 | 0x10 if synced else 0
         self.credential_id = os.urandom(16)
         self.count = counter_starts
         self.user_handle: Optional[str] = None
@@ -59,7 +62,8 @@ class SoftKey:
         numbers = self.key.public_key().public_numbers()
         cose = {1: 2, 3: -7, -1: 1, -2: numbers.x.to_bytes(32, "big"),
                 -3: numbers.y.to_bytes(32, "big")}
-        flags = 0x01 | (0x04 if verified else 0) | 0x40  # user present, verified, key attached
+        flags = (0x01 | (0x04 if verified else 0) | 0x40  # user present, verified, key attached
+                 | self.backup_flags)
         auth_data = (hashlib.sha256(rp_id.encode()).digest() + bytes([flags])
                      + self.count.to_bytes(4, "big") + bytes(16)
                      + len(self.credential_id).to_bytes(2, "big") + self.credential_id
@@ -79,7 +83,7 @@ class SoftKey:
              verified: bool = True, count: Optional[int] = None) -> str:
         """navigator.credentials.get(): a signed answer to the challenge, as JSON."""
         self.count = self.count + 1 if count is None else count
-        flags = 0x01 | (0x04 if verified else 0)
+        flags = 0x01 | (0x04 if verified else 0) | self.backup_flags
         auth_data = (hashlib.sha256(rp_id.encode()).digest() + bytes([flags])
                      + self.count.to_bytes(4, "big"))
         client_data = self._client_data("webauthn.get", options["challenge"], origin)

@@ -57,6 +57,18 @@ def test_add_a_passkey_and_sign_in_with_it_without_password_or_code(app, sign_in
     assert "Last used" in fresh.text("/account/security")
 
 
+def test_a_synced_passkey_is_recorded_as_a_software_key(app, sign_in):
+    """RFC 8176's "hwk" is a key kept in the device's hardware; a passkey the browser says is
+    backed up (synced between the client's devices) is "swk"."""
+    key = SoftKey(synced=True)
+    add_passkey(sign_in(), key, name="Synced")
+    assert sign_in_with(Browser(app), key).status_code == 200
+    with app.app_context():
+        assert db.session.scalar(select(Passkey.backed_up)) is True
+        row = db.session.scalars(select(AuthSession).order_by(AuthSession.id.desc())).first()
+        assert row.amr == ["swk", "user", "mfa"]
+
+
 def test_a_challenge_answers_once(app, sign_in):
     key = SoftKey()
     add_passkey(sign_in(), key)
