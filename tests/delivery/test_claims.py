@@ -70,12 +70,14 @@ def _signed_in(app) -> Browser:
 
 def test_a_server_slow_at_every_step_is_cut_short_at_mail_timeout_and_retried(tmp_path):
     """Four steps of 0.6 s each: every one within MAIL_TIMEOUT=1, the hand-over not. It was
-    let run for 2.4 s, past its 3 s claim's share, where another worker may send it again."""
+    let run for 2.4 s; with a 3 s claim, past the claim's share, where another worker may send
+    it again. (The claim here is longer, so that a busy machine's slow start of the send cannot
+    use up the claim before the hand-over begins, which is another refusal.)"""
     server = SlowSMTPServer()
     server.start()
     try:
         with running_app(make_config(tmp_path, server, MAIL_TIMEOUT=1,
-                                     DISPATCHER_CLAIM_SECONDS=3)) as app:
+                                     DISPATCHER_CLAIM_SECONDS=20)) as app:
             b = _signed_in(app)
             run(app)
             item = only_delivery(app)
