@@ -303,3 +303,35 @@ def test_caddy_passes_the_app_no_address_of_the_browsers_own(caddy_front):
     assert forwarded_to_the_app(body) == {
         "x-original-url": None, "x-rewrite-url": None, "forwarded": None,
         "x-forwarded-host": caddy_front.host, "x-forwarded-prefix": None}
+
+
+# The client's address: the app's X-Forwarded-For was the web server's word, but a browser's
+# own X-Real-IP and True-Client-IP passed, which apps read first (chi's RealIP, so Gitea):
+# a client could pose as another address in the app's logs and limits.
+FORGED_CLIENT = {"X-Real-IP": "203.0.113.9", "True-Client-IP": "203.0.113.9",
+                 "X-Forwarded-For": "203.0.113.9"}
+
+
+def client_address_headers(body: bytes) -> dict:
+    named = {name.lower(): value for name, value in what_the_app_got(body)["headers"]}
+    return {name: named.get(name) for name in ("x-real-ip", "true-client-ip", "x-forwarded-for")}
+
+
+@needs_nginx
+def test_nginx_tells_the_app_the_clients_real_address_only(nginx_front):
+    status, _, body, sock = send(nginx_front.port, nginx_front.host, "/files/report",
+                                 {**FORGED_CLIENT, "Cookie": cookie_of(nginx_front.client)})
+    sock.close()
+    assert status == 200, body[:300]
+    assert client_address_headers(body) == {
+        "x-real-ip": "127.0.0.1", "true-client-ip": None, "x-forwarded-for": "127.0.0.1"}
+
+
+@needs_caddy
+def test_caddy_tells_the_app_the_clients_real_address_only(caddy_front):
+    status, _, body, sock = send(caddy_front.port, caddy_front.host, "/report",
+                                 {**FORGED_CLIENT, "Cookie": cookie_of(caddy_front.client)})
+    sock.close()
+    assert status == 200, body[:300]
+    assert client_address_headers(body) == {
+        "x-real-ip": "127.0.0.1", "true-client-ip": None, "x-forwarded-for": "127.0.0.1"}
