@@ -33,7 +33,7 @@ from authlib.oauth2.rfc7636 import CodeChallenge
 from authlib.oauth2.rfc9207 import IssuerParameter
 from authlib.oidc.core import AuthorizationCodeMixin, UserInfo, UserInfoEndpoint
 from authlib.oidc.core.errors import (
-    AccountSelectionRequiredError, ConsentRequiredError, LoginRequiredError,
+    AccountSelectionRequiredError, LoginRequiredError,
     RequestNotSupportedError, RequestURINotSupportedError,
 )
 from authlib.oidc.core.grants import OpenIDCode
@@ -540,23 +540,25 @@ def _refuse_what_is_not_offered(data) -> None:
     _refuse_prompts_not_offered((data.get("prompt") or "").split())
 
 
-# The prompt values offered (discovery's prompt_values_supported).
-PROMPTS = ("none", "login")
+# The prompt values offered (discovery's prompt_values_supported). `consent` is met as well:
+# the apps are the firm's own, and the firm gave its clients' consent when it registered one
+# (`flask oidc add-client`), so there is nothing more to ask. An app that sends it always
+# (some do, to be given a refresh token) must not be turned away for it.
+PROMPTS = ("none", "login", "consent")
 
 
 def _refuse_prompts_not_offered(prompts: list[str]) -> None:
-    """prompt=select_account or consent asks for a step ClientGate has no page for, and a
-    code for whoever is signed in would pretend it was taken: OIDC Core 3.1.2.1 says such an
-    OP MUST answer with an error. A value not offered at all is invalid_request (Initiating
-    User Registration 1.0, 4). `none` with anything else is Authlib's invalid_request."""
+    """prompt=select_account asks for a step ClientGate has no page for (one browser holds
+    one person's session), and a code for whoever is signed in would pretend it was taken:
+    OIDC Core 3.1.2.1 says such an OP MUST answer with an error. A value not offered at all is
+    invalid_request (Initiating User Registration 1.0, 4). `none` with anything else is
+    Authlib's invalid_request."""
     if "none" in prompts and len(prompts) > 1:
         return
     if "select_account" in prompts:
         raise AccountSelectionRequiredError("Choosing an account is not offered.")
-    if "consent" in prompts:
-        raise ConsentRequiredError("Asking for consent is not offered.")
     if any(prompt not in PROMPTS for prompt in prompts):
-        raise InvalidRequestError("Only the prompt values none and login are offered.")
+        raise InvalidRequestError("Only the prompt values none, login and consent are offered.")
 
 
 class S256CodeChallenge(CodeChallenge):

@@ -1,12 +1,12 @@
 """prompt values ClientGate does not offer are refused, not silently read as "no prompt".
 
 Discovery says `prompt_values_supported: ["none", "login"]`, yet `prompt=select_account`,
-`prompt=consent` or any other value sent a signed-in browser straight back to the app with a
-code for whoever was signed in. OpenID Connect Core 3.1.2.1: an OP that cannot obtain an
-account choice MUST return an error (account_selection_required), one that cannot obtain
-consent MUST too (consent_required); a value not offered is invalid_request (Initiating User
-Registration 1.0, 4). Each goes back to the app's registered address, with state and iss,
-before any sign-in.
+or any other value sent a signed-in browser straight back to the app with a code for whoever
+was signed in. OpenID Connect Core 3.1.2.1: an OP that cannot obtain an account choice MUST
+return an error (account_selection_required); a value not offered is invalid_request
+(Initiating User Registration 1.0, 4). Each goes back to the app's registered address, with
+state and iss, before any sign-in. `consent` is met: the firm consented for its clients when
+it registered its own app, and apps that always send it must keep working.
 """
 
 from __future__ import annotations
@@ -21,8 +21,6 @@ from tests.oidc.conftest import REDIRECT, authorize_url, code_from, exchange, pk
 
 @pytest.mark.parametrize("prompt, error", [
     ("select_account", "account_selection_required"),
-    ("consent", "consent_required"),
-    ("login consent", "consent_required"),
     ("create", "invalid_request"),
     ("bogus", "invalid_request"),
     ("none consent", "invalid_request"),
@@ -44,5 +42,8 @@ def test_the_prompts_we_offer_still_work(app, sign_in, rp):
     asked = b.get(authorize_url(rp, pkce()[1], prompt="login"))
     assert urlsplit(asked.headers["Location"]).path == "/login"
     assert code_from(b.get(authorize_url(rp, pkce()[1], prompt="")))["code"]
+    assert code_from(b.get(authorize_url(rp, pkce()[1], prompt="consent")))["code"]
+    asked = b.get(authorize_url(rp, pkce()[1], prompt="login consent"))
+    assert urlsplit(asked.headers["Location"]).path == "/login"
     doc = b.client.get("/.well-known/openid-configuration").get_json()
-    assert doc["prompt_values_supported"] == ["none", "login"]
+    assert doc["prompt_values_supported"] == ["none", "login", "consent"]
