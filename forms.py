@@ -220,6 +220,18 @@ class ConfirmForm(FlaskForm):
     submit = SubmitField("Confirm")
 
 
+class ConfirmNewEmailForm(ConfirmForm):
+    """A new address confirmed in a browser not signed in to the account: the link alone came
+    to whoever owns that address, a stranger if the client mistyped it."""
+
+    current_password = PasswordField(
+        "Your password",
+        validators=[DataRequired("Enter your password."),
+                    Length(max=1024, message="That password is too long.")],
+        render_kw={"autocomplete": "current-password"},
+    )
+
+
 class NewClientForm(FlaskForm):
     """Support: invite one client."""
 

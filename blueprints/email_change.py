@@ -10,9 +10,9 @@ from blueprints.safety import (
     current_password_right, no_store, token_in_address, wrong_current_password,
 )
 from extensions import db
-from forms import ChangeEmailForm, ConfirmForm
+from forms import ChangeEmailForm, ConfirmForm, ConfirmNewEmailForm
 from services import audit
-from services.signin import limits, sessions
+from services.signin import limits, passwords, sessions
 from services.accounts import email_change, lifecycle, messages, tokens
 
 bp = Blueprint("email_change", __name__)
@@ -71,15 +71,27 @@ def confirm(token: str):
         outcome = lifecycle.refused_outcome(check)
         return render_template("passwords/link_refused.html", purpose="email", outcome=outcome,
                                refusal=lifecycle.refusal("email", outcome)), 410
-    form = ConfirmForm()
-    if request.method == "GET" or not form.validate_on_submit():
-        # Another account signed in here is signed out of this browser by confirming: said first.
-        other = current_user if current_user.is_authenticated \
-            and current_user.id != check.token.user_id else None
-        return render_template("account/email_confirm.html", form=form, other=other,
-                               new_email=check.token.new_email), \
-            200 if request.method == "GET" else 422
     here = current_user.is_authenticated and current_user.id == check.token.user_id
+    # Signed in here, the client has proved who they are. Elsewhere the link alone is not
+    # enough: a mistyped address would hand the account to whoever owns it (they would
+    # confirm, then reset the password to their own mailbox). The password is asked too.
+    form = ConfirmForm() if here else ConfirmNewEmailForm()
+    # Another account signed in here is signed out of this browser by confirming: said first.
+    other = current_user if current_user.is_authenticated and not here else None
+
+    def page(status: int = 422):
+        return render_template("account/email_confirm.html", form=form, other=other,
+                               new_email=check.token.new_email), status
+
+    if request.method == "GET":
+        return page(200)
+    if not form.validate_on_submit():
+        return page()
+    if not here:
+        refused = _password_refused(check.user, form.current_password.data)
+        if refused:
+            form.current_password.errors.append(refused)
+            return page()
     new_email = check.token.new_email
     try:
         result = email_change.confirm(check, session.get("sid") if here else None)
@@ -115,3 +127,21 @@ def confirm(token: str):
         session.clear()
     flash(message + " Sign in with your new address.", "success")
     return redirect(url_for("auth.login"))
+
+
+def _password_refused(user, typed: str) -> str | None:
+    """Why the password given with a new-address link is refused, or None when it is right.
+    A wrong one counts towards the account's lock, as at /login; a locked account's password
+    is not checked at all."""
+    refusal = limits.lock_refusal(user)
+    if refusal is None and passwords.verify_password(user, typed):
+        return None
+    if refusal is None:
+        audit.record("password_failed", user_id=user.id, outcome="wrong",
+                     detail={"where": "new address link"})
+        refusal = limits.note_failure(user)
+        db.session.commit()
+    if refusal is not None:
+        return refusal.message
+    return ("That is not the password of the account. Enter the password you sign in with "
+            "now; the address has not changed yet.")

@@ -89,7 +89,8 @@ def test_a_link_opened_in_another_browser_signs_that_browser_out_to_log_in(app, 
     smtp.wait_for(2)
     path = path_of(link_in(smtp.last_to(NEW).text, "/account/email/confirm/"))
     phone = Browser(app)
-    answer = phone.post(path, {})
+    # Not signed in there: the password too, so that the link alone cannot move the account.
+    answer = phone.post(path, {"current_password": TEST_PASSWORD})
     assert answer.status_code == 302 and answer.headers["Location"] == "/login"
     assert b.get("/portal").status_code == 302  # every session ended
     assert user_by_email(app, NEW) is not None
@@ -110,7 +111,8 @@ def test_two_accounts_confirming_one_new_address_at_once_get_an_answer(app, smtp
         links.append(path_of(link_in(smtp.last_to("shared@example.com").text,
                                      "/account/email/confirm/")))
     posts = [(Browser(app), path) for path in links]
-    posts = [(b, path, {"csrf_token": b.csrf_for(path)}) for b, path in posts]
+    posts = [(b, path, {"csrf_token": b.csrf_for(path), "current_password": TEST_PASSWORD})
+             for b, path in posts]
     # Both pass the "does another account have it?" check before either writes.
     restore = pause_in(monkeypatch, email_change.tokens, "use", 2)
     answers: list = [None, None]

@@ -37,7 +37,7 @@ def test_the_other_account_signed_in_here_is_signed_out_on_the_server(app, user,
     assert f"<strong>{OTHER}</strong> is signed in on this browser" in shared.text(path)
     copy = app.test_client()
     copy.set_cookie(COOKIE, shared.client.get_cookie(COOKIE).value)
-    answer = shared.post(path, {})
+    answer = shared.post(path, {"current_password": TEST_PASSWORD})
     assert answer.status_code == 302 and answer.headers["Location"] == "/login"
     assert f"signed {OTHER} out of this browser" in shared.text("/login")
     assert shared.get("/portal").status_code == 302
