@@ -135,5 +135,6 @@ def confirm(check: tokens.Check, keep_token: Optional[str]) -> Confirmed:
                  detail={"from": mask_destination("email", old),
                          "to": mask_destination("email", user.email), "sessions_ended": ended})
     messages.queue_notice(user, "email_changed", destination=old,
-                          values={"new_email": mask_destination("email", user.email)})
+                          values={"new_email": mask_destination("email", user.email),
+                                  "kept_here": keep is not None})
     return Confirmed(True, old_email=old, new_email=user.email)
