@@ -58,6 +58,25 @@ def sign_out_others():
     return redirect(url_for("devices.index"))
 
 
+@bp.route("/account/devices/<int:session_id>/sign-out", methods=["POST"])
+@limits.account_changes
+@login_required
+def sign_out_device(session_id: int):
+    """Sign one other device out: the one the client does not recognise, or left signed in."""
+    if not SignOutElsewhereForm().validate_on_submit():
+        flash("That page had been open too long, so nothing was done. Please try again.",
+              "warning")
+    elif devices.sign_out_device(current_user._get_current_object(), session_id,
+                                 session.get("sid")):
+        db.session.commit()
+        flash("That device is now signed out. If you do not recognise it, also change your "
+              "password, and remove it from the devices that skip the code if it is there.",
+              "success")
+    else:
+        flash("That device was already signed out. Nothing has changed.", "info")
+    return redirect(url_for("devices.index", _anchor="signed-in"))
+
+
 def _signed_out_words(ended: devices.SignedOut) -> str:
     if not ended.anything:
         return "You were not signed in anywhere else. Nothing has changed."

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 from typing import Optional
 
 from flask import current_app
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from extensions import db
 from models import AuthSession, SignIn, User
@@ -108,6 +108,22 @@ def pending_email_change(user: User) -> Optional[str]:
     """The new sign-in email waiting for its link to be used, if there is one."""
     row = email_change.waiting(user)
     return row.new_email if row is not None else None
+
+
+def sign_out_device(user: User, session_id: int, current_token: Optional[str]) -> bool:
+    """End one other live session of the user, the one the devices page lists as
+    `session_id`; False when there is none such (this browser's own, someone else's, or one
+    already over). The caller commits."""
+    current_hash = sessions.token_hash(current_token) if current_token else None
+    ended = db.session.execute(
+        update(AuthSession)
+        .where(AuthSession.id == session_id, *_live_conditions(user.id),
+               AuthSession.token_hash != current_hash)
+        .values(revoked_at=clock.now())
+    ).rowcount
+    if ended:
+        audit.record("signed_out_device", user_id=user.id, detail={"session_id": session_id})
+    return bool(ended)
 
 
 def sign_out_everywhere_else(user: User, current_token: Optional[str],

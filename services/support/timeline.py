@@ -369,6 +369,7 @@ ACTIVITY = {
     "email_change_requested": ("New email address asked for", "", PLAIN),
     "email_changed": ("Sign-in email changed", "", WARN),
     "signed_out_elsewhere": ("Signed out everywhere else", "", PLAIN),
+    "signed_out_device": ("Signed out one device", "From the client's devices page.", PLAIN),
     "code_refused": ("No code sent", "", WARN),
     "staff_action_refused": ("Staff action refused", "", BAD),
     # OpenID Connect (services/federation/oidc.py).

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
+from sqlalchemy import select
+
+from extensions import db
+from models import Event
 from services import clock
-from tests.conftest import request_code, wrong_code
+from tests.conftest import Browser, add_user, request_code, wrong_code
 
 
 def test_devices_lists_each_browser_in_words_and_marks_this_one(app, user, sign_in, phone,
@@ -67,3 +72,52 @@ def test_account_pages_link_to_password_email_and_devices(app, user, sign_in):
         text = b.text(page)
         for path in ("/account/password", "/account/email", "/account/devices"):
             assert f'href="{path}' in text, (page, path)
+
+
+def _session_ids(page: str) -> list[int]:
+    """The sessions the devices page offers to sign out (all but the browser looking)."""
+    return [int(n) for n in re.findall(r"/account/devices/(\d+)/sign-out", page)]
+
+
+def test_sign_out_one_device_ends_that_session_only(app, user, sign_in, phone, desktop, browser):
+    sign_in(b=phone)
+    sign_in(b=browser)
+    sign_in(b=desktop)
+    page = desktop.text("/account/devices")
+    assert "Sign out this device" in page
+    others = _session_ids(page)
+    assert len(others) == 2  # not this one: "Sign out everywhere else" is for that, and logout
+    phone_page = phone.text("/account/devices")
+    [phone_session] = set(others) - set(_session_ids(phone_page))  # the one the phone lacks
+    answer = desktop.post(f"/account/devices/{phone_session}/sign-out",
+                          form_page="/account/devices")
+    assert answer.status_code == 302
+    assert "That device is now signed out" in desktop.text("/account/devices")
+    assert phone.get("/portal").status_code == 302
+    assert browser.get("/portal").status_code == 200 and desktop.get("/portal").status_code == 200
+    again = desktop.post(f"/account/devices/{phone_session}/sign-out",
+                         form_page="/account/devices")
+    assert again.status_code == 302
+    assert "already signed out. Nothing has changed" in desktop.text("/account/devices")
+    with app.app_context():
+        assert db.session.scalar(select(Event.detail).where(
+            Event.type == "signed_out_device")) == {"session_id": phone_session}
+
+
+def test_no_one_signs_out_their_own_device_or_another_account_s_this_way(app, user, sign_in,
+                                                                         desktop, phone):
+    sign_in(b=desktop)
+    add_user(app, "other@example.com")
+    other = sign_in("other@example.com", b=Browser(app))
+    sign_in(b=phone)
+    [desktop_session] = _session_ids(phone.text("/account/devices"))
+    # Another account cannot end this client's session by its number.
+    other.post(f"/account/devices/{desktop_session}/sign-out", form_page="/account/devices")
+    assert desktop.get("/portal").status_code == 200
+    # Nor does the desktop end itself by its own number (logout does that).
+    desktop.post(f"/account/devices/{desktop_session}/sign-out", form_page="/account/devices")
+    assert desktop.get("/portal").status_code == 200
+    # Without the form's token nothing happens.
+    forged = phone.client.post(f"/account/devices/{desktop_session}/sign-out", data={})
+    assert forged.status_code in (302, 400)
+    assert desktop.get("/portal").status_code == 200

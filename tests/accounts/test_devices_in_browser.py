@@ -63,3 +63,21 @@ def test_devices_page_lists_passkeys_and_a_change_waiting(viewport, live_server,
     page.goto(live_server("/account/devices"))
     expect(page.locator("#passkeys")).not_to_contain_text("A phone I have never seen")
     expect(page.locator("#passkeys")).to_contain_text("Work laptop")
+
+
+@pytest.mark.parametrize("viewport", [DESKTOP, PHONE], ids=lambda v: f"{v['width']}px")
+def test_one_other_device_is_signed_out_from_its_row(viewport, live_server, new_context, smtp):
+    check = Checker(viewport)
+    elsewhere = new_context(DESKTOP).new_page()
+    sign_in_through_pages(elsewhere, live_server, smtp, 1)
+    page = new_context(viewport, phone=viewport["width"] <= 400).new_page()
+    sign_in_through_pages(page, live_server, smtp, 2)
+    page.goto(live_server("/account/devices"))
+    signed_in = page.locator("#signed-in")
+    expect(signed_in.get_by_role("button", name=re.compile("^Sign out"))).to_have_count(2)
+    check(page, "devices-two")
+    signed_in.get_by_role("button", name=re.compile("^Sign out this device: HeadlessChrome")).click()
+    expect(page.locator(".notice-success")).to_contain_text("That device is now signed out")
+    expect(signed_in.locator(".device")).to_have_count(1)
+    elsewhere.goto(live_server("/portal"))
+    expect(elsewhere).to_have_url(re.compile("/login"))
