@@ -129,7 +129,7 @@ def nginx_front(tmp_path_factory, module_smtp):  # noqa: F811
             client = Client(port, f"localhost:{port}")
             client.sign_in(module_smtp)
             yield type("Front", (), {"port": port, "host": f"localhost:{port}",
-                                     "client": client})
+                                     "client": client, "folder": folder})
         finally:
             nginx.stop()
             app.stop()
@@ -335,3 +335,17 @@ def test_caddy_tells_the_app_the_clients_real_address_only(caddy_front):
     assert status == 200, body[:300]
     assert client_address_headers(body) == {
         "x-real-ip": "127.0.0.1", "true-client-ip": None, "x-forwarded-for": "127.0.0.1"}
+
+
+@needs_nginx
+def test_nginx_logs_no_link_token(nginx_front):
+    """The forward-auth file replaces the portal's own (guide, section 7), so it keeps its
+    access log without the one-time tokens of reset, invitation and new-address links."""
+    token = "tok" + "e" * 40
+    for path in (f"/password/reset/{token}", f"/welcome/{token}",
+                 f"/account/email/confirm/{token}"):
+        Client(nginx_front.port, nginx_front.host).get(path)
+    nginx_front.client.get("/portal")
+    log = (nginx_front.folder / "site-access.log").read_text()
+    assert "/welcome/..." in log and "/password/reset/..." in log and "GET /portal" in log
+    assert token not in log

@@ -148,10 +148,16 @@ def request(port: int, method: str, path: str, host: str, headers: Optional[dict
 def nginx_site(host: str, port: int, clientgate_port: int, upstream_port: int) -> str:
     """docs/forward-auth/nginx.conf with the test's host and ports, over plain HTTP."""
     text = (DOCS / "nginx.conf").read_text()
-    text = re.sub(r"\n\s*ssl_(certificate|reject_handshake)[^\n]*", "", text)
+    # No TLS and no IPv6 here; the port-80 servers (a redirect, and the catch-all) get a port
+    # of their own, and the access log (without tokens) goes to the test's folder.
+    text = re.sub(r"\n\s*(ssl_[a-z_]+|listen \[::\]:\d+)[^\n]*", "", text)
     text = text.replace("listen 443 ssl http2 default_server;",
                         f"listen 127.0.0.1:{port} default_server;")
     text = text.replace("listen 443 ssl http2;", f"listen 127.0.0.1:{port};")
+    plain = free_port()
+    text = text.replace("listen 80 default_server;", f"listen 127.0.0.1:{plain} default_server;")
+    text = text.replace("listen 80;", f"listen 127.0.0.1:{plain};")
+    text = text.replace("/var/log/nginx/access.log", "site-access.log")  # in nginx's -p folder
     text = text.replace("portal.firm.co.uk", host)
     text = text.replace("127.0.0.1:8000", f"127.0.0.1:{clientgate_port}")
     return text.replace("127.0.0.1:8080", f"127.0.0.1:{upstream_port}")
