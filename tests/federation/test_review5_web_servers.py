@@ -13,6 +13,7 @@ import os
 import socket
 import socketserver
 import threading
+import time
 
 import pytest
 
@@ -346,6 +347,11 @@ def test_nginx_logs_no_link_token(nginx_front):
                  f"/account/email/confirm/{token}"):
         Client(nginx_front.port, nginx_front.host).get(path)
     nginx_front.client.get("/portal")
-    log = (nginx_front.folder / "site-access.log").read_text()
+    log_file = nginx_front.folder / "site-access.log"
+    for _ in range(50):  # nginx writes a request's line just after its answer has gone
+        log = log_file.read_text()
+        if "GET /portal" in log:
+            break
+        time.sleep(0.1)
     assert "/welcome/..." in log and "/password/reset/..." in log and "GET /portal" in log
     assert token not in log

@@ -40,13 +40,16 @@ def site(tmp_path):
 
 def test_the_access_log_keeps_no_link_token(site):
     for path in (f"/welcome/{TOKEN}", f"/password/reset/{TOKEN}?from=mail",
-                 f"/account/email/confirm/{TOKEN}", "/login?next=/portal"):
+                 f"/account/email/confirm/{TOKEN}", "/login?next=/portal",
+                 # an app's id_token_hint holds the client's name and address
+                 f"/oauth/logout?id_token_hint={TOKEN}", f"/oauth/authorize?id_token_hint={TOKEN}"):
         request(site.port, "GET", path, "portal.example.co.uk")
     # nginx writes a request's line after its answer has gone: stopped, it has written all.
     site.nginx.stop()
     logged = site.log.read_text()
     assert TOKEN not in logged
     assert "GET /welcome/... " in logged and "GET /password/reset/... " in logged
+    assert "GET /oauth/logout?... " in logged and "GET /oauth/authorize?... " in logged
     assert "GET /login?next=/portal " in logged  # everything else as it came
 
 
