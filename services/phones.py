@@ -90,6 +90,10 @@ def check_uk_mobile(raw: str | None) -> PhoneCheck:
         return PhoneCheck(problem=f"That is a number from {_CROWN_DEPENDENCIES[region]}, "
                                   "not the UK.")
     if not phonenumbers.is_valid_number(number) or region != "GB":
+        if len(str(number.national_number)) == 10 and str(number.national_number)[0] == "7":
+            # A mobile's 11 digits, but no number in use (07700 900..., kept for drama).
+            return PhoneCheck(problem="That is not a UK phone number in use. Please check the "
+                                      "digits.")
         return PhoneCheck(problem="That is not a complete UK phone number: a UK mobile number "
                                   "has 11 digits, like 07400 123456.")
     kind = phonenumbers.number_type(number)

@@ -93,6 +93,8 @@ def test_other_uk_mobiles(typed, e164):
     # too short or too long
     ("07400 12345", "not a complete"),
     ("07400 1234567", "not a complete"),
+    # eleven digits, but no number in use: Ofcom keeps 07700 900000-900999 for drama
+    ("07700 900123", "not a UK phone number in use"),
     ("0740", "too short"),
     ("12", "too short"),
     ("+", "too short"),
