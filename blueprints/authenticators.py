@@ -147,6 +147,9 @@ def passkey_add_options():
     form = PasskeyAddForm()
     if not form.validate_on_submit():
         return _error(next(iter(form.errors.values()))[0] if form.errors else TRY_AGAIN, 422)
+    if not passkeys.room_for_another(user):
+        # Said now: given a challenge, the device would make and keep a passkey we then refuse.
+        return _error(ADD_PROBLEMS["too_many"], 422)
     if not phone_proofs.recently_signed_in(session.get("sid")):
         if not form.password.data:
             return _error("Enter your password to add a passkey: you signed in more than "

@@ -121,6 +121,12 @@ def passkeys_of(user: User) -> list[Passkey]:
         select(Passkey).where(Passkey.user_id == user.id).order_by(Passkey.created_at)))
 
 
+def room_for_another(user: User) -> bool:
+    """Whether the account may have one more passkey. Asked before the browser is given a
+    challenge: once the device has made a passkey it keeps it, even if we then refuse it."""
+    return len(passkeys_of(user)) < MAX_PASSKEYS
+
+
 def clean_name(raw: Optional[str]) -> str:
     """The name a client gave a passkey, tidied; a default when they gave none."""
     name = " ".join((raw or "").split())[:NAME_LENGTH]
@@ -175,7 +181,7 @@ def finish_registration(user: User, handle: Optional[str], credential: str) -> R
     row = _take_challenge(handle, REGISTER)
     if row is None or row.user_id != user.id:
         return Registered(False, problem="expired")
-    if len(passkeys_of(user)) >= MAX_PASSKEYS:
+    if not room_for_another(user):  # one added since the options (another tab)
         return Registered(False, problem="too_many")
     rp_id, origin = _relying_party()
     try:
