@@ -24,7 +24,7 @@ from pyotp.utils import strings_equal
 from sqlalchemy import select
 
 from extensions import db
-from models import TotpAuthenticator, User
+from models import SignIn, TotpAuthenticator, User
 from services import audit, clock
 from services.keys import fernet_for
 
@@ -143,7 +143,24 @@ def remove(user: User) -> bool:
     if user.channel == "totp":
         user.channel = "email"
     audit.record("totp_removed", user_id=user.id, detail={"was_confirmed": was_live})
+    if was_live:
+        _end_sign_ins_waiting_for_the_app(user)
     return was_live
+
+
+def _end_sign_ins_waiting_for_the_app(user: User) -> None:
+    """A sign-in waiting for an app code could never be finished now: every code the phone
+    still shows would be "not right", counted towards the lock. Ended, its code page says
+    so and signing in again sends a code by email."""
+    # codes imports this module (it judges app codes with it).
+    from services.signin import codes
+
+    waiting = db.session.scalars(select(SignIn).where(
+        SignIn.user_id == user.id, SignIn.status == "pending", SignIn.channel == "totp")).all()
+    for sign_in in waiting:
+        if codes.end_sign_in(sign_in, "cancelled"):
+            audit.record("signin_cancelled", user_id=user.id, sign_in_id=sign_in.id,
+                         detail={"by": "totp_removed"})
 
 
 # --- checking a code ------------------------------------------------------------------
