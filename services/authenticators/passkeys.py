@@ -26,7 +26,7 @@ from datetime import timedelta
 from typing import Optional
 
 from flask import current_app
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 
 from extensions import db
 from models import Passkey, User, WebAuthnChallenge
@@ -321,18 +321,30 @@ def finish_authentication(handle: Optional[str], credential: str) -> Used:
                      detail={"step": "sign_in", "passkey_id": passkey.id,
                              "name": passkey.name, "reason": str(error)[:200]})
         return Used(False, problem="invalid")
-    if (new_count or passkey.sign_count) and new_count <= passkey.sign_count:
-        # Two copies of one key would each count on their own: a count that fails to go up
-        # means a copy may exist. Synced passkeys always send 0, so they never trip this.
-        audit.record("passkey_clone_warning", user_id=passkey.user_id, outcome="refused",
-                     detail={"passkey_id": passkey.id, "name": passkey.name,
-                             "stored_count": passkey.sign_count, "given_count": new_count})
-        return Used(False, passkey=passkey, problem="clone")
+    stored_count = passkey.sign_count
+    if (new_count or stored_count) and new_count <= stored_count:
+        return _clone_warning(passkey, stored_count, new_count)
     if not user.is_active:
         audit.record("passkey_refused", user_id=user.id, outcome="inactive",
                      detail={"step": "sign_in", "passkey_id": passkey.id, "name": passkey.name})
         return Used(False, problem="inactive")
-    passkey.sign_count = verified.new_sign_count
-    passkey.backed_up = bool(verified.credential_backed_up)
-    passkey.last_used_at = clock.now()
+    # The count moves on only from the one read above: two answers checked at once (a copy
+    # of the key used at the same moment) would otherwise both pass, each having read the
+    # old count. The second waits for the first's row and then finds it moved.
+    moved = db.session.execute(
+        update(Passkey).where(Passkey.id == passkey.id, Passkey.sign_count == stored_count)
+        .values(sign_count=verified.new_sign_count,
+                backed_up=bool(verified.credential_backed_up), last_used_at=clock.now()))
+    if moved.rowcount != 1:
+        db.session.refresh(passkey)
+        return _clone_warning(passkey, passkey.sign_count, new_count)
     return Used(True, user=user, passkey=passkey)
+
+
+def _clone_warning(passkey: Passkey, stored_count: int, given_count: int) -> Used:
+    """Two copies of one key would each count on their own: a count that fails to go up
+    means a copy may exist. Synced passkeys always send 0, so they never trip this."""
+    audit.record("passkey_clone_warning", user_id=passkey.user_id, outcome="refused",
+                 detail={"passkey_id": passkey.id, "name": passkey.name,
+                         "stored_count": stored_count, "given_count": given_count})
+    return Used(False, passkey=passkey, problem="clone")
