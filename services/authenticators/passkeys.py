@@ -27,6 +27,7 @@ from typing import Optional
 
 from flask import current_app
 from sqlalchemy import delete, select, update
+from sqlalchemy.exc import IntegrityError
 
 from extensions import db
 from models import Passkey, User, WebAuthnChallenge
@@ -214,7 +215,16 @@ def finish_registration(user: User, handle: Optional[str], credential: str) -> R
         backed_up=bool(verified.credential_backed_up), created_at=clock.now(),
     )
     db.session.add(passkey)
-    db.session.flush()
+    challenge_id = row.id
+    try:
+        db.session.flush()
+    except IntegrityError:
+        # The same credential stored since the check above, by a request checked at the same
+        # moment (the unique index stops it): told, not a 500. The rollback brings back the
+        # challenge this answer used, so it goes again.
+        db.session.rollback()
+        db.session.execute(delete(WebAuthnChallenge).where(WebAuthnChallenge.id == challenge_id))
+        return Registered(False, problem="duplicate")
     audit.record("passkey_added", user_id=user.id, outcome="ok",
                  detail={"passkey_id": passkey.id, "name": passkey.name,
                          "synced": passkey.backed_up})
