@@ -132,6 +132,8 @@ ENDED_BECAUSE = {
                "waiting for a code.",
     "device": "The client signed in on a browser trusted to skip the code, which ends every "
               "sign-in waiting for a code.",
+    "totp_removed": "The client stopped using the authenticator app, which ends a sign-in "
+                    "waiting for one of its codes.",
 }
 
 

@@ -63,3 +63,15 @@ def test_a_sign_in_staff_ended_still_names_them(app, client_id, smtp, deliver, p
     [ended] = [v for v in views(app, client_id) if v.sign_in.status == "cancelled"]
     assert "Ended by support@example.com" in " ".join(f.text for f in ended.findings)
     assert ended.ending.startswith("Ended by staff at") or "support@example.com" in ended.ending
+
+
+def test_a_sign_in_ended_by_removing_the_app_says_so(app, client_id, smtp, deliver, phone):
+    from services.signin import codes
+
+    start(phone, smtp, deliver)  # waiting for its code
+    with app.app_context():
+        codes.end_pending_sign_ins(db.session.get(User, client_id), by="totp_removed")
+        db.session.commit()
+    [ended] = [v for v in views(app, client_id) if v.sign_in.status == "cancelled"]
+    words = " ".join([ended.ending] + [f.text for f in ended.findings])
+    assert "stopped using the authenticator app" in words and "staff" not in words, words
