@@ -9,8 +9,8 @@ from flask_login import current_user, login_required
 from blueprints.safety import id_arg, no_store
 from extensions import db
 from forms import RemoveForm, SignOutElsewhereForm
-from services.signin import limits, phone_proofs
-from services.accounts import devices, lifecycle
+from services.signin import limits, phone_proofs, sessions
+from services.accounts import devices
 from services.authenticators import passkeys, trusted_devices
 
 bp = Blueprint("devices", __name__)
@@ -50,7 +50,7 @@ def sign_out_others():
     ended = devices.sign_out_everywhere_else(
         current_user._get_current_object(), session.get("sid"),
         request.cookies.get(trusted_devices.cookie_name()))
-    fresh = lifecycle.new_session_token(session.get("sid"))  # a copy of the cookie dies too
+    fresh = sessions.rotate(session.get("sid"))  # a copy of the cookie dies too
     db.session.commit()
     if fresh:
         session["sid"] = fresh

@@ -97,7 +97,7 @@ def confirm(token: str):
         result = email_change.confirm(check, session.get("sid") if here else None)
         if result.ok:
             # A copy of this browser's cookie dies with the other sessions.
-            fresh = lifecycle.new_session_token(session.get("sid")) if here else None
+            fresh = sessions.rotate(session.get("sid")) if here else None
             db.session.commit()
             if fresh:
                 session["sid"] = fresh

@@ -170,7 +170,7 @@ def change():
     waiting = devices.pending_email_change(user)
     ended = lifecycle.set_password(user, form.password.data, by="change",
                                    keep_token=session.get("sid"))
-    fresh = lifecycle.new_session_token(session.get("sid"))  # a copy of the cookie dies too
+    fresh = sessions.rotate(session.get("sid"))  # a copy of the cookie dies too
     db.session.commit()
     if fresh:
         session["sid"] = fresh

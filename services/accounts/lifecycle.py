@@ -7,7 +7,6 @@ email through the outbox.
 
 from __future__ import annotations
 
-import secrets
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Optional
@@ -16,7 +15,7 @@ from flask import current_app
 from sqlalchemy import func, select, update
 
 from extensions import db
-from models import AuthSession, Delivery, User
+from models import Delivery, User
 from services import audit, clock, contact, delivery, keys
 from services.signin import limits, passwords, sessions
 from services.accounts import messages, policy, tokens
@@ -108,26 +107,6 @@ def link_outcome(row) -> str:
     db.session.refresh(row)
     outcome = tokens.check_row(row).outcome
     return tokens.USED if outcome == tokens.VALID else outcome
-
-
-def new_session_token(token: Optional[str]) -> Optional[str]:
-    """Give the live session with this token a new token, and return it (None when there is no
-    such session); the caller commits and puts it in the cookie.
-
-    For the session a change keeps while it ends every other one (a new password, a new email
-    address confirmed here, "sign out everywhere else"): whoever copied this browser's cookie
-    held this session too, and must lose it with the rest. The session stays the same row, so
-    when it began, how it signed in and the apps' tokens it holds are unchanged."""
-    if not token:
-        return None
-    fresh = secrets.token_urlsafe(32)
-    changed = db.session.execute(
-        update(AuthSession)
-        .where(AuthSession.token_hash == sessions.token_hash(token),
-               AuthSession.revoked_at.is_(None))
-        .values(token_hash=sessions.token_hash(fresh))
-    ).rowcount
-    return fresh if changed == 1 else None
 
 
 # --- forgotten passwords --------------------------------------------------------------

@@ -89,6 +89,25 @@ _WITH_USER = (select(AuthSession).options(joinedload(AuthSession.user))
               .where(AuthSession.token_hash == bindparam("token_hash")))
 
 
+def rotate(token: Optional[str]) -> Optional[str]:
+    """Give the live session with this token a new token, and return it (None when there is no
+    such session); the caller commits and puts it in the cookie.
+
+    For the session a change keeps while it ends every other one (a new password, a new email
+    address confirmed here, "sign out everywhere else"): whoever copied this browser's cookie
+    held this session too, and must lose it with the rest. The session stays the same row, so
+    when it began, how it signed in and the apps' tokens it holds are unchanged."""
+    if not token:
+        return None
+    fresh = secrets.token_urlsafe(32)
+    changed = db.session.execute(
+        update(AuthSession)
+        .where(AuthSession.token_hash == _hash(token), AuthSession.revoked_at.is_(None))
+        .values(token_hash=_hash(fresh))
+    ).rowcount
+    return fresh if changed == 1 else None
+
+
 def started_at(token: Optional[str]) -> Optional[datetime]:
     """When the session with this token began, that is when its sign-in finished."""
     if not token:
