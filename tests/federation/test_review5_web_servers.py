@@ -130,7 +130,8 @@ def nginx_front(tmp_path_factory, module_smtp):  # noqa: F811
             client = Client(port, f"localhost:{port}")
             client.sign_in(module_smtp)
             yield type("Front", (), {"port": port, "host": f"localhost:{port}",
-                                     "client": client, "folder": folder})
+                                     "client": client, "folder": folder, "app": "/files",
+                                     "forwarded_host": "localhost"})
         finally:
             nginx.stop()
             app.stop()
@@ -155,31 +156,32 @@ def caddy_front(tmp_path_factory, module_smtp):  # noqa: F811
             client = Client(port, f"{PORTAL}:{port}")
             client.sign_in(module_smtp)
             yield type("Front", (), {"port": port, "host": f"{FILES}:{port}",
-                                     "portal": f"http://{PORTAL}:{port}", "client": client})
+                                     "portal": f"http://{PORTAL}:{port}", "client": client,
+                                     "app": "", "forwarded_host": f"{FILES}:{port}"})
         finally:
             caddy.stop()
             app.stop()
 
 
+@pytest.fixture(params=[pytest.param("nginx", marks=needs_nginx),
+                        pytest.param("caddy", marks=needs_caddy)])
+def front(request):
+    """Each web server in turn, in front of the same raw app: nginx serves it under /files/
+    of the portal's host, Caddy on a host of its own."""
+    return request.getfixturevalue(f"{request.param}_front")
+
+
+def send_to_app(front, path: str, headers: dict):
+    """`send` to the app's `path` through this front, signed in."""
+    return send(front.port, front.host, front.app + path,
+                {**headers, "Cookie": cookie_of(front.client)})
+
+
 # --- a closed area reached through an open one ------------------------------------------------
 
-@needs_nginx
-@pytest.mark.parametrize("path", ["/files/staff/../plans", "/files/staff/%2e%2e/plans",
-                                  "/files/staff//../plans"])
-def test_nginx_passes_no_path_the_app_reads_as_the_staff_area(nginx_front, path):
-    status, _, body, sock = send(nginx_front.port, nginx_front.host, path,
-                                 {"Cookie": cookie_of(nginx_front.client)})
-    sock.close()
-    assert status == 403, body[:300]
-    assert b"You cannot open this page" in body
-
-
-@needs_caddy
-@pytest.mark.parametrize("path", ["/staff/../plans", "/staff/%2e%2e/plans",
-                                  "/staff//../plans"])
-def test_caddy_passes_no_path_the_app_reads_as_the_staff_area(caddy_front, path):
-    status, _, body, sock = send(caddy_front.port, caddy_front.host, path,
-                                 {"Cookie": cookie_of(caddy_front.client)})
+@pytest.mark.parametrize("path", ["/staff/../plans", "/staff/%2e%2e/plans", "/staff//../plans"])
+def test_no_path_the_app_reads_as_the_staff_area_passes(front, path):
+    status, _, body, sock = send_to_app(front, path, {})
     sock.close()
     assert status == 403, body[:300]
     assert b"You cannot open this page" in body
@@ -203,37 +205,17 @@ def assert_tunnel_open(sock) -> None:
     assert got == b"\x81\x05hello"
 
 
-@needs_caddy
-def test_a_websocket_reaches_the_app_through_caddy_for_a_signed_in_client(caddy_front):
-    status, headers, body, sock = send(caddy_front.port, caddy_front.host, "/live",
-                                       {**HANDSHAKE, "Cookie": cookie_of(caddy_front.client)})
+def test_a_websocket_reaches_the_app_for_a_signed_in_client(front):
+    status, _, body, sock = send_to_app(front, "/live", HANDSHAKE)
     assert status == 101, body[:300]
     assert_tunnel_open(sock)
     # Without a session, the handshake is sent to sign in; to a closed area, refused.
-    status, headers, _, sock = send(caddy_front.port, caddy_front.host, "/live", HANDSHAKE)
-    sock.close()
-    assert status == 302 and headers["location"].startswith(caddy_front.portal + "/login?next=")
-    status, _, _, sock = send(caddy_front.port, caddy_front.host, "/staff/live",
-                              {**HANDSHAKE, "Cookie": cookie_of(caddy_front.client)})
-    sock.close()
-    assert status == 403
-
-
-@needs_nginx
-def test_a_websocket_reaches_the_app_through_nginx_for_a_signed_in_client(nginx_front):
-    status, _, body, sock = send(nginx_front.port, nginx_front.host, "/files/live",
-                                 {**HANDSHAKE, "Cookie": cookie_of(nginx_front.client)})
-    assert status == 101, body[:300]
-    assert_tunnel_open(sock)
-    status, headers, _, sock = send(nginx_front.port, nginx_front.host, "/files/live",
-                                    HANDSHAKE)
+    status, headers, _, sock = send(front.port, front.host, front.app + "/live", HANDSHAKE)
     sock.close()
     assert status == 302 and "/login?next=" in headers["location"]
-    status, _, _, sock = send(nginx_front.port, nginx_front.host, "/files/staff/live",
-                              {**HANDSHAKE, "Cookie": cookie_of(nginx_front.client)})
+    status, _, _, sock = send_to_app(front, "/staff/live", HANDSHAKE)
     sock.close()
     assert status == 403
-
 
 # --- what Caddy puts into the question and passes to the app ------------------------------------
 
@@ -284,27 +266,13 @@ def forwarded_to_the_app(body: bytes) -> dict:
         "x-original-url", "x-rewrite-url", "forwarded", "x-forwarded-host", "x-forwarded-prefix")}
 
 
-@needs_nginx
-def test_nginx_passes_the_app_no_address_of_the_browsers_own(nginx_front):
-    status, _, body, sock = send(nginx_front.port, nginx_front.host, "/files/report",
-                                 {**FORGED_ADDRESS, "Cookie": cookie_of(nginx_front.client)})
+def test_the_app_gets_no_address_of_the_browsers_own(front):
+    status, _, body, sock = send_to_app(front, "/report", FORGED_ADDRESS)
     sock.close()
     assert status == 200, body[:300]
     assert forwarded_to_the_app(body) == {
         "x-original-url": None, "x-rewrite-url": None, "forwarded": None,
-        "x-forwarded-host": "localhost", "x-forwarded-prefix": None}
-
-
-@needs_caddy
-def test_caddy_passes_the_app_no_address_of_the_browsers_own(caddy_front):
-    status, _, body, sock = send(caddy_front.port, caddy_front.host, "/report",
-                                 {**FORGED_ADDRESS, "Cookie": cookie_of(caddy_front.client)})
-    sock.close()
-    assert status == 200, body[:300]
-    assert forwarded_to_the_app(body) == {
-        "x-original-url": None, "x-rewrite-url": None, "forwarded": None,
-        "x-forwarded-host": caddy_front.host, "x-forwarded-prefix": None}
-
+        "x-forwarded-host": front.forwarded_host, "x-forwarded-prefix": None}
 
 # The client's address: the app's X-Forwarded-For was the web server's word, but a browser's
 # own X-Real-IP and True-Client-IP passed, which apps read first (chi's RealIP, so Gitea):
@@ -318,25 +286,12 @@ def client_address_headers(body: bytes) -> dict:
     return {name: named.get(name) for name in ("x-real-ip", "true-client-ip", "x-forwarded-for")}
 
 
-@needs_nginx
-def test_nginx_tells_the_app_the_clients_real_address_only(nginx_front):
-    status, _, body, sock = send(nginx_front.port, nginx_front.host, "/files/report",
-                                 {**FORGED_CLIENT, "Cookie": cookie_of(nginx_front.client)})
+def test_the_app_is_told_the_clients_real_address_only(front):
+    status, _, body, sock = send_to_app(front, "/report", FORGED_CLIENT)
     sock.close()
     assert status == 200, body[:300]
     assert client_address_headers(body) == {
         "x-real-ip": "127.0.0.1", "true-client-ip": None, "x-forwarded-for": "127.0.0.1"}
-
-
-@needs_caddy
-def test_caddy_tells_the_app_the_clients_real_address_only(caddy_front):
-    status, _, body, sock = send(caddy_front.port, caddy_front.host, "/report",
-                                 {**FORGED_CLIENT, "Cookie": cookie_of(caddy_front.client)})
-    sock.close()
-    assert status == 200, body[:300]
-    assert client_address_headers(body) == {
-        "x-real-ip": "127.0.0.1", "true-client-ip": None, "x-forwarded-for": "127.0.0.1"}
-
 
 @needs_nginx
 def test_nginx_logs_no_link_token(nginx_front):
