@@ -24,7 +24,7 @@ from pyotp.utils import strings_equal
 from sqlalchemy import select
 
 from extensions import db
-from models import SignIn, TotpAuthenticator, User
+from models import TotpAuthenticator, User
 from services import audit, clock
 from services.keys import fernet_for
 
@@ -155,12 +155,7 @@ def _end_sign_ins_waiting_for_the_app(user: User) -> None:
     # codes imports this module (it judges app codes with it).
     from services.signin import codes
 
-    waiting = db.session.scalars(select(SignIn).where(
-        SignIn.user_id == user.id, SignIn.status == "pending", SignIn.channel == "totp")).all()
-    for sign_in in waiting:
-        if codes.end_sign_in(sign_in, "cancelled"):
-            audit.record("signin_cancelled", user_id=user.id, sign_in_id=sign_in.id,
-                         detail={"by": "totp_removed"})
+    codes.end_pending_sign_ins(user, by="totp_removed", channel="totp")
 
 
 # --- checking a code ------------------------------------------------------------------

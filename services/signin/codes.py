@@ -445,10 +445,13 @@ def _judge_app_code(sign_in: SignIn, code: str) -> CodeCheck:
     return _count_wrong(sign_in, result.steps_off)
 
 
-def end_pending_sign_ins(user: User, *, by: str, actor_id: Optional[int] = None) -> int:
-    """End the user's sign-ins still waiting for a code, so those codes stop working."""
+def end_pending_sign_ins(user: User, *, by: str, actor_id: Optional[int] = None,
+                         channel: Optional[str] = None) -> int:
+    """End the user's sign-ins still waiting for a code (those of one channel, if given), so
+    those codes stop working."""
     waiting = db.session.scalars(
-        select(SignIn).where(SignIn.user_id == user.id, SignIn.status == "pending")
+        select(SignIn).where(SignIn.user_id == user.id, SignIn.status == "pending",
+                             *([SignIn.channel == channel] if channel else []))
     ).all()
     ended = [sign_in for sign_in in waiting if end_sign_in(sign_in, "cancelled")]
     for sign_in in ended:
