@@ -290,3 +290,54 @@ def reactivate(user: User, actor: Optional[User], *, by: str = "support") -> boo
     if user.has_password:
         messages.queue_notice(user, "account_reactivated")
     return True
+
+
+# --- giving an account back -----------------------------------------------------------
+
+@dataclass(frozen=True)
+class Recovered:
+    """What giving an account back ended (for the operator's one line)."""
+
+    old_email: str
+    sessions_ended: int
+    passkeys_removed: int
+    app_removed: bool
+    phone_removed: bool
+    switched_on: bool
+
+
+def recover(user: User, new_email: Optional[str] = None, *, by: str = "cli") -> Recovered:
+    """Give an account back to its owner after someone else got into it: the sign-in address
+    becomes `new_email` (the owner's, checked by the caller) when given, and everything the
+    intruder could have set up to come back ends: sessions, sign-ins waiting for a code,
+    links, trusted devices, passkeys, the authenticator app and the mobile number (codes go
+    by email). A link to choose a new password goes to the address, since the intruder knows
+    the old one; an account switched off meanwhile is switched on again, since from now on
+    only the mailbox's owner can finish a sign-in. The caller commits.
+
+    Only staff can do this, having checked who they are talking to (SECURITY.md section 4):
+    the owner can no longer prove anything the intruder changed."""
+    from services.authenticators import totp  # it imports services.signin.codes
+
+    hold_account(user)
+    old_email = user.email
+    if new_email is not None:
+        user.email = new_email
+    ended = sessions.revoke_all_for(user.id)  # and the trusted devices
+    end_pending_sign_ins(user, by="recovered")
+    tokens.revoke(user)
+    removed = passkeys.remove_all(user.id, "account recovered")
+    app_removed = totp.remove(user)
+    phone_removed = user.phone is not None
+    user.phone, user.phone_verified_at, user.channel = None, None, "email"
+    from services.signin import phone_proofs
+
+    phone_proofs.cancel_proof(user)
+    audit.record("account_recovered", user_id=user.id, detail={
+        "by": by, "email_changed": new_email is not None and new_email != old_email,
+        "sessions_ended": ended, "passkeys_removed": len(removed), "app_removed": app_removed,
+        "phone_removed": phone_removed})
+    switched_on = reactivate(user, None, by=by)
+    if user.has_password:
+        send_reset(user)
+    return Recovered(old_email, ended, len(removed), app_removed, phone_removed, switched_on)

@@ -134,6 +134,7 @@ ENDED_BECAUSE = {
               "sign-in waiting for a code.",
     "totp_removed": "The client stopped using the authenticator app, which ends a sign-in "
                     "waiting for one of its codes.",
+    "recovered": "The operator gave the account back to its owner (users recover).",
 }
 
 
