@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.accounts.conftest import link_in, path_of
+from tests.accounts.conftest import new_address_link
 from tests.conftest import TEST_PASSWORD, Browser
 
 CLIENT, NEW = "client@example.com", "new.address@example.com"
@@ -15,15 +15,12 @@ CLIENT, NEW = "client@example.com", "new.address@example.com"
 @pytest.mark.parametrize("where", ["signed in here", "another browser"])
 def test_the_notice_says_which_sessions_were_ended(app, user, smtp, deliver, sign_in, where):
     b = sign_in()
+    path = new_address_link(b, smtp, deliver, NEW)
     count = len(smtp.messages)
-    b.post("/account/email", {"email": NEW, "current_password": TEST_PASSWORD})
-    deliver()
-    smtp.wait_for(count + 2)
-    path = path_of(link_in(smtp.last_to(NEW).text, "/account/email/confirm/"))
     confirming = b if where == "signed in here" else Browser(app)
     assert confirming.post(path, {"current_password": TEST_PASSWORD}).status_code == 302
     deliver()
-    smtp.wait_for(count + 3)
+    smtp.wait_for(count + 1)
     notice = smtp.last_to(CLIENT).text
     assert "was changed at" in notice
     kept = "we have signed it out everywhere except the browser where the change was confirmed"

@@ -8,8 +8,8 @@ be done instead: choose another address, or sign in.
 
 from __future__ import annotations
 
-from tests.accounts.conftest import link_in, path_of
-from tests.conftest import TEST_PASSWORD, add_user
+from tests.accounts.conftest import new_address_link
+from tests.conftest import add_user
 
 SHARED = "shared@example.com"
 
@@ -17,12 +17,7 @@ SHARED = "shared@example.com"
 def test_an_address_taken_meanwhile_is_refused_without_the_button_again(app, user, smtp,
                                                                         deliver, sign_in):
     b = sign_in()
-    count = len(smtp.messages)
-    assert b.post("/account/email", {"email": SHARED,
-                                     "current_password": TEST_PASSWORD}).status_code == 302
-    deliver()
-    smtp.wait_for(count + 2)
-    path = path_of(link_in(smtp.last_to(SHARED).text, "/account/email/confirm/"))
+    path = new_address_link(b, smtp, deliver, SHARED)
     add_user(app, SHARED)  # someone else's account has it now
 
     refused = b.post(path, {})

@@ -13,7 +13,7 @@ from sqlalchemy import select
 
 from extensions import db
 from models import Event
-from tests.accounts.conftest import link_in, path_of
+from tests.accounts.conftest import new_address_link
 from tests.conftest import TEST_PASSWORD, Browser, add_user
 
 NEW = "new.address@example.com"
@@ -25,12 +25,7 @@ def test_the_other_account_signed_in_here_is_signed_out_on_the_server(app, user,
                                                                      deliver, sign_in):
     add_user(app, OTHER)
     client = sign_in(b=Browser(app))
-    count = len(smtp.messages)
-    assert client.post("/account/email", {"email": NEW,
-                                          "current_password": TEST_PASSWORD}).status_code == 302
-    deliver()
-    smtp.wait_for(count + 2)
-    path = path_of(link_in(smtp.last_to(NEW).text, "/account/email/confirm/"))
+    path = new_address_link(client, smtp, deliver, NEW)
 
     shared = sign_in(OTHER, b=Browser(app))
     # Said before it happens, on the page with the button.

@@ -12,19 +12,14 @@ from __future__ import annotations
 from datetime import timedelta
 
 from services import clock
-from tests.accounts.conftest import link_in, path_of
-from tests.conftest import TEST_PASSWORD, Browser
+from tests.accounts.conftest import new_address_link
+from tests.conftest import Browser
 
 NEW = "new.address@example.com"
 
 
 def ask_for_link(b: Browser, smtp, deliver) -> str:
-    count = len(smtp.messages)
-    assert b.post("/account/email", {"email": NEW,
-                                     "current_password": TEST_PASSWORD}).status_code == 302
-    deliver()
-    smtp.wait_for(count + 2)
-    return path_of(link_in(smtp.last_to(NEW).text, "/account/email/confirm/"))
+    return new_address_link(b, smtp, deliver, NEW)
 
 
 def test_a_confirmation_link_used_already_says_the_address_was_changed(app, user, smtp,

@@ -10,20 +10,14 @@ from sqlalchemy import func, select
 from extensions import db
 from models import Event, User
 from services.signin import limits
-from tests.accounts.conftest import link_in, path_of
+from tests.accounts.conftest import new_address_link
 from tests.conftest import TEST_PASSWORD, Browser, user_by_email
 
 TYPO = "client@gmial.com"  # meant: client@gmail.com
 
 
 def _link_to_the_typo(app, smtp, deliver, sign_in) -> str:
-    b = sign_in()
-    count = len(smtp.messages)
-    assert b.post("/account/email", {"email": TYPO,
-                                     "current_password": TEST_PASSWORD}).status_code == 302
-    deliver()
-    smtp.wait_for(count + 1)
-    return path_of(link_in(smtp.last_to(TYPO).text, "/account/email/confirm/"))
+    return new_address_link(sign_in(), smtp, deliver, TYPO)
 
 
 def test_the_link_alone_does_not_move_the_account(app, user, smtp, deliver, sign_in):
@@ -61,11 +55,7 @@ def test_guessing_at_the_link_locks_the_account_as_at_login(app, user, smtp, del
 
 def test_signed_in_to_the_account_the_button_is_enough(app, user, smtp, deliver, sign_in):
     b = sign_in()
-    count = len(smtp.messages)
-    b.post("/account/email", {"email": TYPO, "current_password": TEST_PASSWORD})
-    deliver()
-    smtp.wait_for(count + 1)
-    path = path_of(link_in(smtp.last_to(TYPO).text, "/account/email/confirm/"))
+    path = new_address_link(b, smtp, deliver, TYPO)
     assert 'name="current_password"' not in b.text(path)
     assert b.post(path, {}).status_code == 302
     assert user_by_email(app, TYPO) is not None

@@ -19,8 +19,8 @@ from extensions import db
 from models import User
 from services.accounts import tokens
 from services.signin import passwords
-from tests.accounts.conftest import link_in, path_of
-from tests.conftest import TEST_PASSWORD, Browser, pause_in
+from tests.accounts.conftest import link_in, new_address_link, path_of
+from tests.conftest import Browser, pause_in
 
 CLIENT = "client@example.com"
 THEIRS = "someone.else@example.com"
@@ -30,12 +30,7 @@ NEW = "plum tree by the river"
 def test_a_reset_and_a_new_address_confirmed_at_once_do_not_both_happen(
         app, user, smtp, deliver, sign_in, monkeypatch):
     intruder = sign_in()
-    count = len(smtp.messages)
-    assert intruder.post("/account/email", {"email": THEIRS,
-                                            "current_password": TEST_PASSWORD}).status_code == 302
-    deliver()
-    smtp.wait_for(count + 2)
-    confirm = path_of(link_in(smtp.last_to(THEIRS).text, "/account/email/confirm/"))
+    confirm = new_address_link(intruder, smtp, deliver, THEIRS)
     owner = Browser(app)
     count = len(smtp.messages)
     assert owner.post("/password/forgot", {"email": CLIENT}).status_code == 200

@@ -13,7 +13,7 @@ from sqlalchemy import select
 
 from extensions import db
 from models import AuthSession
-from tests.accounts.conftest import link_in, path_of
+from tests.accounts.conftest import new_address_link
 from tests.conftest import TEST_PASSWORD, Browser
 
 NEW = "plum tree by the river"
@@ -61,13 +61,7 @@ def test_signing_out_everywhere_else_gives_this_browser_a_new_token(app, user, s
 def test_confirming_a_new_address_here_gives_this_browser_a_new_token(app, user, smtp,
                                                                      deliver, sign_in):
     b = sign_in()
-    count = len(smtp.messages)
-    assert b.post("/account/email", {"email": "new.address@example.com",
-                                     "current_password": TEST_PASSWORD}).status_code == 302
-    deliver()
-    smtp.wait_for(count + 2)
-    path = path_of(link_in(smtp.last_to("new.address@example.com").text,
-                           "/account/email/confirm/"))
+    path = new_address_link(b, smtp, deliver, "new.address@example.com")
     copy = copy_of(app, b)
     assert b.post(path, {}).status_code == 302
     assert b.get("/portal").status_code == 200
