@@ -468,6 +468,22 @@ def user_by_email(app, email: str) -> User:
         return db.session.scalar(select(User).where(User.email == email))
 
 
+def at_once(*calls, timeout: float = 30) -> list:
+    """Run each call in a thread of its own, all at once (with pause_in, they overlap where it
+    matters); their results, in the order given."""
+    results: list = [None] * len(calls)
+
+    def run(index, call):
+        results[index] = call()
+
+    threads = [threading.Thread(target=run, args=(i, call)) for i, call in enumerate(calls)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout)
+    return results
+
+
 def pause_in(monkeypatch, module, name: str, parties: int):
     """Make `module.name` wait, before doing its work, until `parties` requests are there (so
     requests posted at once really overlap); returns a function that puts the real one back."""

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import threading
-
 from sqlalchemy import select
 
 from extensions import db
 from models import AccountToken, Event, User
 from tests.accounts.conftest import link_in, path_of
-from tests.conftest import TEST_PASSWORD, Browser, add_user, pause_in, user_by_email
+from tests.conftest import TEST_PASSWORD, Browser, add_user, at_once, pause_in, user_by_email
 
 CLIENT = "client@example.com"
 NEW = "new.address@example.com"
@@ -115,16 +113,8 @@ def test_two_accounts_confirming_one_new_address_at_once_get_an_answer(app, smtp
              for b, path in posts]
     # Both pass the "does another account have it?" check before either writes.
     restore = pause_in(monkeypatch, email_change.tokens, "use", 2)
-    answers: list = [None, None]
-
-    def post(index, b, path, data):
-        answers[index] = b.client.post(path, data=data)
-
-    threads = [threading.Thread(target=post, args=(i, *p)) for i, p in enumerate(posts)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(20)
+    answers = at_once(*(lambda b=b, path=path, data=data: b.client.post(path, data=data)
+                        for b, path, data in posts))
     restore()
     assert sorted(a.status_code for a in answers) == [302, 409]
     [refused] = [a for a in answers if a.status_code == 409]

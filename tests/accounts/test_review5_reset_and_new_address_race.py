@@ -11,8 +11,6 @@ told plainly that its link no longer works.
 
 from __future__ import annotations
 
-import threading
-
 from sqlalchemy import select
 
 from extensions import db
@@ -20,7 +18,7 @@ from models import User
 from services.accounts import tokens
 from services.signin import passwords
 from tests.accounts.conftest import link_in, new_address_link, path_of
-from tests.conftest import Browser, pause_in
+from tests.conftest import Browser, at_once, pause_in
 
 CLIENT = "client@example.com"
 THEIRS = "someone.else@example.com"
@@ -42,16 +40,8 @@ def test_a_reset_and_a_new_address_confirmed_at_once_do_not_both_happen(
                              "csrf_token": owner.csrf_for(reset)}),
              (intruder, confirm, {"csrf_token": intruder.csrf_for(confirm)})]
     restore = pause_in(monkeypatch, tokens, "use", 2)
-    answers: list = [None, None]
-
-    def post(index, b, path, data):
-        answers[index] = b.client.post(path, data=data)
-
-    threads = [threading.Thread(target=post, args=(i, *p)) for i, p in enumerate(posts)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(30)
+    answers = at_once(*(lambda b=b, path=path, data=data: b.client.post(path, data=data)
+                        for b, path, data in posts))
     restore()
     statuses = [a.status_code for a in answers]
     assert 500 not in statuses, statuses

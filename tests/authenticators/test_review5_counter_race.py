@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import threading
-
 import webauthn
 from sqlalchemy import select
 
 from extensions import db
 from models import Event, Passkey
 from tests.authenticators.conftest import SoftKey, add_passkey, passkey_options
-from tests.conftest import Browser, pause_in
+from tests.conftest import Browser, at_once, pause_in
 
 
 def test_a_copied_key_answering_at_the_same_moment_is_still_a_clone_warning(
@@ -27,20 +25,12 @@ def test_a_copied_key_answering_at_the_same_moment_is_still_a_clone_warning(
     for browser in browsers:
         answers.append(key.sign(passkey_options(browser), count=2))
     restore = pause_in(monkeypatch, webauthn, "verify_authentication_response", parties=2)
-    results = [None, None]
-
-    def post(i):
-        results[i] = browsers[i].post("/login/passkey/verify", {"credential": answers[i]},
-                                      form_page="/login")
-
     # The CSRF tokens are read first, so the two posts overlap only in the check.
     for browser in browsers:
         browser.csrf_for("/login")
-    threads = [threading.Thread(target=post, args=(i,)) for i in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    results = at_once(*(lambda b=b, answer=answer: b.post(
+        "/login/passkey/verify", {"credential": answer}, form_page="/login")
+        for b, answer in zip(browsers, answers)))
     restore()
 
     statuses = sorted(r.status_code for r in results)

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import threading
-
 import webauthn
 from sqlalchemy import func, select
 
 from extensions import db
 from models import Passkey
 from tests.authenticators.conftest import SoftKey
-from tests.conftest import Browser, pause_in
+from tests.conftest import Browser, at_once, pause_in
 
 
 def test_the_same_passkey_added_twice_at_once_is_kept_once_never_a_500(
@@ -27,17 +25,9 @@ def test_the_same_passkey_added_twice_at_once_is_kept_once_never_a_500(
         answers.append(key.register(options))
     tokens = [browser.csrf_for("/account/security") for browser in browsers]
     restore = pause_in(monkeypatch, webauthn, "verify_registration_response", parties=2)
-    results = [None, None]
-
-    def post(i):
-        results[i] = browsers[i].post("/account/passkeys/verify",
-                                      {"credential": answers[i], "csrf_token": tokens[i]})
-
-    threads = [threading.Thread(target=post, args=(i,)) for i in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    results = at_once(*(lambda b=b, answer=answer, token=token: b.post(
+        "/account/passkeys/verify", {"credential": answer, "csrf_token": token})
+        for b, answer, token in zip(browsers, answers, tokens)))
     restore()
 
     statuses = sorted(r.status_code for r in results)
