@@ -84,6 +84,20 @@ def code_from(response) -> dict:
         "_to": location.split("?")[0]}
 
 
+def basic_auth(client_id: str, secret: str) -> dict:
+    """The Authorization header of a client authenticating with HTTP Basic (RFC 6749 2.3.1)."""
+    return {"Authorization": "Basic "
+            + base64.b64encode(f"{client_id}:{secret}".encode()).decode()}
+
+
+def token_form(b: Browser, rp: App) -> dict:
+    """A token request's form for a code just issued to signed-in `b`, with its verifier."""
+    verifier, challenge = pkce()
+    code = code_from(b.get(authorize_url(rp, challenge)))["code"]
+    return {"grant_type": "authorization_code", "code": code, "redirect_uri": rp.redirect_uri,
+            "code_verifier": verifier}
+
+
 def exchange(client, rp: App, code: str, verifier: Optional[str] = None, *,
              secret: Optional[str] = "use-rp", redirect_uri: Optional[str] = None):
     data = {"grant_type": "authorization_code", "code": code,
@@ -94,8 +108,7 @@ def exchange(client, rp: App, code: str, verifier: Optional[str] = None, *,
     if secret == "use-rp":
         secret = rp.secret
     if secret is not None:
-        basic = base64.b64encode(f"{rp.client_id}:{secret}".encode()).decode()
-        headers["Authorization"] = f"Basic {basic}"
+        headers = basic_auth(rp.client_id, secret)
     else:
         data["client_id"] = rp.client_id
     return client.post("/oauth/token", data=data, headers=headers)

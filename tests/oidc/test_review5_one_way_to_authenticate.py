@@ -7,16 +7,11 @@ header's word alone, whatever the form said.
 
 from __future__ import annotations
 
-import base64
-
 import pytest
 
-from tests.oidc.conftest import authorize_url, code_from, exchange, pkce
-
-
-def _basic(client_id: str, secret: str) -> dict:
-    return {"Authorization": "Basic " + base64.b64encode(f"{client_id}:{secret}".encode())
-            .decode()}
+from tests.oidc.conftest import (
+    authorize_url, basic_auth, code_from, exchange, pkce, token_form,
+)
 
 
 @pytest.mark.parametrize("form", [
@@ -25,27 +20,21 @@ def _basic(client_id: str, secret: str) -> dict:
 ])
 def test_basic_credentials_and_form_credentials_at_once_are_invalid_request(sign_in, rp, form):
     b = sign_in()
-    verifier, challenge = pkce()
-    code = code_from(b.get(authorize_url(rp, challenge)))["code"]
-    data = {"grant_type": "authorization_code", "code": code, "redirect_uri": rp.redirect_uri,
-            "code_verifier": verifier}
+    data = token_form(b, rp)
     data.update({k: rp.secret if v == "use-rp" else v for k, v in form.items()})
-    response = b.client.post("/oauth/token", data=data, headers=_basic(rp.client_id, rp.secret))
+    response = b.client.post("/oauth/token", data=data, headers=basic_auth(rp.client_id, rp.secret))
     assert response.status_code == 400 and response.get_json()["error"] == "invalid_request"
 
 
 def test_each_way_alone_and_basic_with_its_own_client_id_still_work(sign_in, rp):
     b = sign_in()
     for how in ("basic", "post", "basic and client_id"):
-        verifier, challenge = pkce()
-        code = code_from(b.get(authorize_url(rp, challenge)))["code"]
-        data = {"grant_type": "authorization_code", "code": code,
-                "redirect_uri": rp.redirect_uri, "code_verifier": verifier}
+        data = token_form(b, rp)
         headers = {}
         if how == "post":
             data.update(client_id=rp.client_id, client_secret=rp.secret)
         else:
-            headers = _basic(rp.client_id, rp.secret)
+            headers = basic_auth(rp.client_id, rp.secret)
             if how == "basic and client_id":
                 data["client_id"] = rp.client_id  # RFC 6749 3.2.1: a client MAY name itself
         assert b.client.post("/oauth/token", data=data, headers=headers).status_code == 200, how

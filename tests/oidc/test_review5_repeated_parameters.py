@@ -8,25 +8,23 @@ the other one (a proxy, a log, the app's own check) saw a different request from
 
 from __future__ import annotations
 
-import base64
 from urllib.parse import urlencode
 
 import pytest
 from werkzeug.datastructures import MultiDict
 
-from tests.oidc.conftest import REDIRECT, authorize_url, code_from, exchange, pkce
+from tests.oidc.conftest import (
+    REDIRECT, authorize_url, basic_auth, code_from, exchange, pkce, token_form,
+)
 
 
 @pytest.mark.parametrize("name", ["code", "code_verifier", "redirect_uri", "grant_type"])
 def test_a_token_request_repeating_a_parameter_is_invalid_request(sign_in, rp, name):
     b = sign_in()
-    verifier, challenge = pkce()
-    code = code_from(b.get(authorize_url(rp, challenge)))["code"]
-    fields = {"grant_type": "authorization_code", "code": code, "redirect_uri": rp.redirect_uri,
-              "code_verifier": verifier}
+    fields = token_form(b, rp)
     form = MultiDict(list(fields.items()) + [(name, fields[name])])
-    basic = base64.b64encode(f"{rp.client_id}:{rp.secret}".encode()).decode()
-    response = b.client.post("/oauth/token", data=form, headers={"Authorization": f"Basic {basic}"})
+    response = b.client.post("/oauth/token", data=form,
+                             headers=basic_auth(rp.client_id, rp.secret))
     assert response.status_code == 400 and response.get_json()["error"] == "invalid_request"
     assert "no-store" in response.headers["Cache-Control"]
 
