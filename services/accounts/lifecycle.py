@@ -17,10 +17,10 @@ from sqlalchemy import func, select, update
 from extensions import db
 from models import Delivery, User
 from services import audit, clock, contact, delivery, keys
-from services.signin import limits, passwords, sessions
+from services.signin import limits, passwords, phone_proofs, sessions
 from services.accounts import messages, policy, tokens
 from services.signin.codes import end_pending_sign_ins, hold_account
-from services.authenticators import passkeys, trusted_devices
+from services.authenticators import passkeys, totp, trusted_devices
 
 # Reset emails one account may be sent in an hour; more requests are answered the same
 # way but send nothing, so the form cannot be used to flood someone's inbox.
@@ -317,8 +317,6 @@ def recover(user: User, new_email: Optional[str] = None, *, by: str = "cli") -> 
 
     Only staff can do this, having checked who they are talking to (SECURITY.md section 4):
     the owner can no longer prove anything the intruder changed."""
-    from services.authenticators import totp  # it imports services.signin.codes
-
     hold_account(user)
     old_email = user.email
     if new_email is not None:
@@ -330,8 +328,6 @@ def recover(user: User, new_email: Optional[str] = None, *, by: str = "cli") -> 
     app_removed = totp.remove(user)
     phone_removed = user.phone is not None
     user.phone, user.phone_verified_at, user.channel = None, None, "email"
-    from services.signin import phone_proofs
-
     phone_proofs.cancel_proof(user)
     audit.record("account_recovered", user_id=user.id, detail={
         "by": by, "email_changed": new_email is not None and new_email != old_email,
