@@ -114,9 +114,11 @@ def index():
 
 def refusals(staff: User, user: User) -> dict[str, str]:
     """The actions that would apply to this account but this staff member may not run, and why."""
-    reasons = {name: chosen.refused(staff, user) for name, chosen in ACTIONS.items()
-               if chosen.applies(user)}
-    return {name: reason for name, reason in reasons.items() if reason}
+    # The refusal first: whether an action applies may cost a query (a waiting sign-in), and
+    # the page asks that again for the actions it offers.
+    reasons = {name: chosen.refused(staff, user) for name, chosen in ACTIONS.items()}
+    return {name: reason for name, reason in reasons.items()
+            if reason and ACTIONS[name].applies(user)}
 
 
 @bp.route("/clients/<int:user_id>")

@@ -155,12 +155,13 @@ def _phone_condition(text: str):
         return None, False  # letters as well: an email address, or part of one
     if len(digits) == SHOWN_DIGITS:
         return User.phone.like(f"%{digits}"), False
+    mobile = uk_mobile(text)
     international = text.startswith(("+", "00"))
-    whole = uk_mobile(text) or ("+" + digits.removeprefix("00") if international else None)
+    whole = mobile or ("+" + digits.removeprefix("00") if international else None)
     if whole is None:
         return None, len(digits) > SHOWN_DIGITS
     # A number that is no UK mobile may be part of one: if nothing is found, say how to search.
-    return User.phone == whole, whole != uk_mobile(text)
+    return User.phone == whole, mobile is None
 
 
 def find_clients(query: Optional[str], hidden: tuple[str, ...] = ()) -> SearchResult:
