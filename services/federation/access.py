@@ -53,11 +53,14 @@ class Rule:
     def admits(self, role: str) -> bool:
         return not self.roles or role in self.roles
 
-    def covers(self, path: str) -> bool:
-        """True if `path` is the prefix itself or lies under it (by whole path segments)."""
+    def covers(self, path: str, folded: bool = False) -> bool:
+        """True if `path` is the prefix itself or lies under it (by whole path segments);
+        `folded`: `path` is case-folded, so compare it with the prefix case-folded."""
         if self.prefix == "/":
             return True
         base = self.prefix.rstrip("/")
+        if folded:
+            base = base.casefold()
         return path == base or path.startswith(base + "/")
 
     def __str__(self) -> str:
@@ -278,15 +281,18 @@ def _rules_for(url: str, policy_: Policy) -> tuple[Optional[Rule], list[Rule], b
     readings = path_readings(parts.path or "/")
     if parts.fragment:  # not sent by browsers; a server that keeps it in the path may clean it
         readings |= path_readings((parts.path or "/") + "#" + parts.fragment)
-    others = [rule for rule in (_best(rules, path) for path in readings)
-              if rule is not None and rule is not deciding]
+    # Apps that ignore case (IIS, a Windows or macOS file system, routers told to) open
+    # /ADMIN/ as /admin/: each reading is judged case-folded too.
+    judged = [_best(rules, path) for path in readings]
+    judged += [_best(rules, path.casefold(), folded=True) for path in readings]
+    others = [rule for rule in judged if rule is not None and rule is not deciding]
     return deciding, others, True
 
 
-def _best(rules: list[Rule], path: str) -> Optional[Rule]:
+def _best(rules: list[Rule], path: str, folded: bool = False) -> Optional[Rule]:
     best: Optional[Rule] = None
     for rule in rules:
-        if rule.covers(path) and (best is None or len(rule.prefix) > len(best.prefix)):
+        if rule.covers(path, folded) and (best is None or len(rule.prefix) > len(best.prefix)):
             best = rule
     return best
 

@@ -51,6 +51,10 @@ def flask_app_behind() -> Flask:
     "/admin;%2F..%2F..%2Freport",    # Tomcat, Spring: `;...` dropped before decoding
     "/%2561dmin/",                   # an app that decodes twice
     "/report#/../admin/users",       # a server that keeps '#' in the path, then cleans it
+    "/ADMIN/users",                  # IIS, a Windows or macOS file system: case ignored
+    "/Admin",
+    "/%41dmin/",
+    "/public/../aDmin/x",
 ])
 def test_a_path_the_app_reads_as_closed_is_refused(rules_app, path):
     decision = access.decide(person("client"), "https://files.firm.co.uk" + path)
@@ -68,8 +72,22 @@ def test_the_first_of_them_really_opens_the_admin_area_of_a_flask_app():
 
 @pytest.mark.parametrize("path", [
     "/report.pdf", "/reports/2026/", "/a/../report.pdf", "/report;v=2.pdf", "/%7Eanna/",
-    "/administrator/..", "/dir/./file", "/admin-notes/../x",
+    "/administrator/..", "/dir/./file", "/admin-notes/../x", "/ADMINISTRATOR/", "/Reports/",
 ])
 def test_open_paths_stay_open(rules_app, path):
     decision = access.decide(person("client"), "https://files.firm.co.uk" + path)
     assert decision.allowed, (path, decision)
+
+
+def test_a_rule_written_in_capitals_closes_every_spelling(tmp_path):
+    app = create_app(make_config(
+        tmp_path, PORTAL_URL="https://portal.firm.co.uk", PROTECTED_HOSTS="files.firm.co.uk",
+        ACCESS_RULES="files.firm.co.uk any; files.firm.co.uk/Staff/ support",
+    ))
+    with app.app_context():
+        for path in ("/Staff/rota", "/staff/rota", "/STAFF/", "/sTaFf"):
+            decision = access.decide(person("client"), "https://files.firm.co.uk" + path)
+            assert not decision.allowed, path
+            assert decision.reason == "This address is open only to support staff."
+            assert access.decide(person("support"), "https://files.firm.co.uk" + path).allowed
+        assert access.decide(person("client"), "https://files.firm.co.uk/staffing/").allowed

@@ -179,7 +179,8 @@ def send_to_app(front, path: str, headers: dict):
 
 # --- a closed area reached through an open one ------------------------------------------------
 
-@pytest.mark.parametrize("path", ["/staff/../plans", "/staff/%2e%2e/plans", "/staff//../plans"])
+@pytest.mark.parametrize("path", ["/staff/../plans", "/staff/%2e%2e/plans", "/staff//../plans",
+                                  "/STAFF/plans", "/Staff"])
 def test_no_path_the_app_reads_as_the_staff_area_passes(front, path):
     status, _, body, sock = send_to_app(front, path, {})
     sock.close()
