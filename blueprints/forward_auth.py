@@ -2,7 +2,8 @@
 
 nginx's auth_request wants 200 or 401/403 and throws the body away; Caddy's forward_auth and
 Traefik's ForwardAuth (which send X-Forwarded-Method) pass a refusal on to the browser, so to
-them the endpoint answers what the browser should see: a redirect to sign in, or a page.
+them the endpoint answers what the browser should see: a redirect to sign in, or a page; to
+the app's own script (fetch, XMLHttpRequest) with no session, a 401 in JSON.
 """
 
 from __future__ import annotations
@@ -11,7 +12,8 @@ import logging
 from typing import Optional
 from urllib.parse import urlsplit
 
-from flask import Blueprint, Response, current_app, redirect, render_template, request, session
+from flask import (Blueprint, Response, current_app, jsonify, redirect, render_template, request,
+                   session)
 from werkzeug.wrappers import Request as WerkzeugRequest
 
 from blueprints.fast_path import FastPath
@@ -45,6 +47,8 @@ def verify():
     if user is None:
         if not for_browser:
             return Response(status=401)
+        if from_a_script(request):
+            return signed_out_for_script()
         target = safe_next(url)
         login = absolute_url("auth.login", next=target) if target else absolute_url("auth.login")
         return redirect(login, 302)
@@ -58,6 +62,27 @@ def verify():
     if not for_browser:
         return Response(status=403)
     return forbidden_page(user, url, decision)
+
+
+def from_a_script(asked) -> bool:
+    """A fetch(), an XMLHttpRequest or a WebSocket of the app's page, not a page the browser
+    opens. Browsers say so in Sec-Fetch-Mode; older ones, through jQuery and the like, in
+    X-Requested-With."""
+    mode = asked.headers.get("Sec-Fetch-Mode")
+    if mode is not None:
+        return mode != "navigate"
+    return asked.headers.get("X-Requested-With", "").lower() == "xmlhttprequest"
+
+
+def signed_out_for_script() -> Response:
+    """401 with what to do in JSON. A redirect to the sign-in page would be followed by the
+    browser unseen, and the app's script would get the page's HTML with a 200."""
+    response = jsonify(error="not_signed_in",
+                       message="Your sign-in has ended. Sign in again to go on.",
+                       sign_in=absolute_url("auth.login"))
+    response.status_code = 401
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 def set_up_wrong(decision: access.Decision) -> bool:

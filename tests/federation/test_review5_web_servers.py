@@ -188,6 +188,21 @@ def test_no_path_the_app_reads_as_the_staff_area_passes(front, path):
     assert b"You cannot open this page" in body
 
 
+def test_signed_out_the_apps_script_gets_401_in_json_and_a_page_the_sign_in(front):
+    # No session cookie: nginx asks twice (the 401, then the refusal with the method), Caddy
+    # once; both must pass the browser's Sec-Fetch-Mode on and ClientGate's answer back.
+    status, headers, body, sock = send(front.port, front.host, front.app + "/list.json",
+                                       {"Sec-Fetch-Mode": "cors", "Sec-Fetch-Dest": "empty"})
+    sock.close()
+    assert status == 401, body[:300]
+    assert headers["content-type"] == "application/json"
+    assert json.loads(body)["error"] == "not_signed_in"
+    status, headers, body, sock = send(front.port, front.host, front.app + "/list.json",
+                                       {"Sec-Fetch-Mode": "navigate"})
+    sock.close()
+    assert status == 302 and "/login?next=" in headers["location"]
+
+
 # --- WebSockets -------------------------------------------------------------------------------
 
 HANDSHAKE = {"Connection": "Upgrade", "Upgrade": "websocket", "Sec-WebSocket-Version": "13",

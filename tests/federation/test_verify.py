@@ -62,6 +62,24 @@ def test_without_a_session_nginx_gets_401_and_caddy_a_redirect_to_sign_in(browse
     assert parse_qs(location.query) == {"next": [FILES]}
 
 
+@pytest.mark.parametrize("script", [{"Sec-Fetch-Mode": "cors", "Sec-Fetch-Dest": "empty"},
+                                    {"Sec-Fetch-Mode": "same-origin"},
+                                    {"Sec-Fetch-Mode": "websocket"},
+                                    {"X-Requested-With": "XMLHttpRequest"}])
+def test_without_a_session_the_apps_own_script_gets_401_in_json_not_the_sign_in_page(
+        browser, user, script):
+    # A redirect is followed by fetch() unseen: the script got the sign-in page with a 200.
+    answer = verify(browser, {**CADDY, **script})
+    assert answer.status_code == 401 and "Location" not in answer.headers
+    assert answer.headers["Cache-Control"] == "no-store"
+    assert answer.get_json() == {"error": "not_signed_in",
+                                 "message": "Your sign-in has ended. Sign in again to go on.",
+                                 "sign_in": "http://localhost/login"}
+    # A page the browser opens still goes to sign in and back.
+    answer = verify(browser, {**CADDY, "Sec-Fetch-Mode": "navigate"})
+    assert answer.status_code == 302 and "/login?next=" in answer.headers["Location"]
+
+
 def test_a_live_session_gets_200_and_who_it_is(app, sign_in, user):
     b = sign_in()
     for headers in (NGINX, CADDY):
