@@ -271,27 +271,12 @@ def recover(email: str, new_email: str | None):
     user = _find(email)
     if new_email is not None:
         new_email = emails.canonical(new_email)
-        problem = emails.email_problem(new_email)
+        problem = lifecycle.owner_address_problem(user, new_email)
         if problem is not None:
             raise click.UsageError(f"--email {new_email!r}: {problem}")
-        owner = db.session.scalar(select(User.id).where(User.email == new_email))
-        if owner is not None and owner != user.id:
-            raise click.UsageError(f"{new_email} is another account's sign-in address.")
     done = lifecycle.recover(user, new_email, by="cli")
     db.session.commit()
-    ended = [f"{done.sessions_ended} session{'s' if done.sessions_ended != 1 else ''}"]
-    if done.passkeys_removed:
-        ended.append(f"{done.passkeys_removed} passkey{'s' if done.passkeys_removed != 1 else ''}")
-    if done.app_removed:
-        ended.append("the authenticator app")
-    if done.phone_removed:
-        ended.append("the mobile number")
-    moved = f" now signs in with {user.email};" if user.email != done.old_email else ""
-    link = (f" A link to choose a new password is on its way to {user.email}."
-            if user.has_password else "")
-    link += " The account is switched on again." if done.switched_on else ""
-    click.echo(f"{done.old_email}:{moved} ended {', '.join(ended)}, every link and trusted "
-               f"device; codes go by email.{link}")
+    click.echo(done.summary(user))
 
 
 @users.command("deactivate")

@@ -12,6 +12,7 @@ from wtforms.validators import (
     AnyOf, DataRequired, EqualTo, Length, Optional, ValidationError,
 )
 
+from services.accounts import lifecycle
 from services.signin.codes import normalise_code
 from services.emails import canonical, email_problem
 from services.phones import ONLY_UK_MOBILES
@@ -143,6 +144,34 @@ class SupportActionForm(FlaskForm):
 
     confirm = BooleanField(validators=[DataRequired("Tick the box to confirm.")])
     submit = SubmitField("Confirm")
+
+    def action_values(self) -> dict:
+        """What the action is given besides the account and the staff member."""
+        return {}
+
+
+class GiveBackForm(SupportActionForm):
+    """Giving an account back (the console's `users recover`): the owner's own address when
+    someone else changed the account's; empty keeps it."""
+
+    owner_email = EmailField(
+        "The owner's own email address",
+        validators=[Optional(), Length(max=254, message="That email address is too long.")],
+        filters=[lambda value: canonical(value) if isinstance(value, str) else value],
+        render_kw={"spellcheck": "false", "autocapitalize": "none", "autocomplete": "off"},
+    )
+
+    def __init__(self, account, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.account = account
+
+    def validate_owner_email(self, field) -> None:
+        problem = lifecycle.owner_address_problem(self.account, field.data)
+        if problem is not None:
+            raise ValidationError(problem)
+
+    def action_values(self) -> dict:
+        return {"owner_email": self.owner_email.data or None}
 
 
 # --- accounts without a shell (issue 12) -------------------------------------------------

@@ -40,6 +40,8 @@ class Action:
     # Why this staff member may not do it to this account all the same (say, switch off their
     # own), in words; None when they may.
     refused: Callable[[User, User], Optional[str]] = lambda staff, user: None
+    # The confirmation's form for this account; its action_values() are given to `run`.
+    form: Callable[[User], SupportActionForm] = lambda user: SupportActionForm()
 
 
 ACTIONS = {
@@ -165,9 +167,9 @@ def action(user_id: int, name: str):
     # An action the page does not offer is not run either: a hand-made POST must not do
     # what the console would not (say, send an invitation to an account switched off).
     applies = chosen.applies(user)
-    form = SupportActionForm()
+    form = chosen.form(user)
     if allowed and applies and form.validate_on_submit():
-        result = chosen.run(user, current_user._get_current_object())
+        result = chosen.run(user, current_user._get_current_object(), **form.action_values())
         db.session.commit()
         flash(result.message, "success" if result.changed else "info")
         return redirect(url_for("support.client", user_id=user.id))
@@ -175,6 +177,7 @@ def action(user_id: int, name: str):
         "support/confirm.html", form=form, action=chosen, name=name, user=user,
         allowed=allowed, refusal=refusal, locked=support.is_locked(user),
         pending=support.pending_sign_ins(user) if name == "end-sign-ins" else [],
+        address_change=support.last_address_change(user) if name == "give-back" else None,
     ), _refusal_status(allowed, applies)
 
 

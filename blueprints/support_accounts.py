@@ -16,7 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from blueprints import support as support_views
 from blueprints.support import ACTIONS, Action, bp
 from extensions import db
-from forms import ImportClientsForm, NewClientForm, StaffRoleForm
+from forms import GiveBackForm, ImportClientsForm, NewClientForm, StaffRoleForm
 from models import User
 from services import audit, support
 from services.signin import limits, sessions
@@ -105,6 +105,18 @@ def _revoke_invitation(user: User, staff: User) -> support.ActionResult:
     return support.ActionResult(False, f"{user.email} has no invitation waiting.")
 
 
+def _give_back(user: User, staff: User, owner_email: Optional[str]) -> support.ActionResult:
+    done = lifecycle.recover(user, owner_email, staff, by="support")
+    return support.ActionResult(True, done.summary(user))
+
+
+def _not_your_own_to_give_back(staff: User, user: User) -> Optional[str]:
+    if user.id == staff.id:
+        return ("This is your own account, so you cannot give it back here. If someone else "
+                "got into it, ask another admin to do it.")
+    return None
+
+
 ACTIONS.update({
     "send-reset": Action(
         "Send a link to set a new password", _send_reset,
@@ -130,6 +142,11 @@ ACTIONS.update({
         "Send the invitation again", _resend_invitation, applies=invitations.may_resend,
         explain=lambda u: f"We will email {u.email} a new invitation link, good for 7 days. "
                           "Earlier links stop working."),
+    "give-back": Action(
+        # For a client who says someone else got in (the notice of a changed address tells
+        # them to contact the firm): the console's `flask users recover`.
+        "Give the account back", _give_back, applies=lambda u: u.has_password,
+        refused=_not_your_own_to_give_back, form=GiveBackForm),
     "revoke-invitation": Action(
         "Withdraw the invitation", _revoke_invitation,
         applies=lambda u: not u.has_password and u.is_active,

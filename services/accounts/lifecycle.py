@@ -16,7 +16,7 @@ from sqlalchemy import func, select, update
 
 from extensions import db
 from models import Delivery, User
-from services import audit, clock, contact, delivery, keys
+from services import audit, clock, contact, delivery, emails, keys
 from services.signin import limits, passwords, phone_proofs, sessions
 from services.accounts import messages, policy, tokens
 from services.signin.codes import end_pending_sign_ins, hold_account
@@ -305,8 +305,37 @@ class Recovered:
     phone_removed: bool
     switched_on: bool
 
+    def summary(self, user: User) -> str:
+        """What was done, in one line: for the operator's terminal and the console's notice."""
+        ended = [f"{self.sessions_ended} session{'s' if self.sessions_ended != 1 else ''}"]
+        if self.passkeys_removed:
+            ended.append(f"{self.passkeys_removed} "
+                         f"passkey{'s' if self.passkeys_removed != 1 else ''}")
+        if self.app_removed:
+            ended.append("the authenticator app")
+        if self.phone_removed:
+            ended.append("the mobile number")
+        moved = f" now signs in with {user.email};" if user.email != self.old_email else ""
+        link = (f" A link to choose a new password is on its way to {user.email}."
+                if user.has_password else "")
+        link += " The account is switched on again." if self.switched_on else ""
+        return (f"{self.old_email}:{moved} ended {', '.join(ended)}, every link and trusted "
+                f"device; codes go by email.{link}")
 
-def recover(user: User, new_email: Optional[str] = None, *, by: str = "cli") -> Recovered:
+
+def owner_address_problem(user: User, email: str) -> Optional[str]:
+    """Why `email` (canonical) cannot be the address an account is given back to, or None."""
+    problem = emails.email_problem(email)
+    if problem is not None:
+        return problem
+    owner = db.session.scalar(select(User.id).where(User.email == email))
+    if owner is not None and owner != user.id:
+        return f"{email} is another account's sign-in address."
+    return None
+
+
+def recover(user: User, new_email: Optional[str] = None, actor: Optional[User] = None, *,
+            by: str = "cli") -> Recovered:
     """Give an account back to its owner after someone else got into it: the sign-in address
     becomes `new_email` (the owner's, checked by the caller) when given, and everything the
     intruder could have set up to come back ends: sessions, sign-ins waiting for a code,
@@ -321,19 +350,20 @@ def recover(user: User, new_email: Optional[str] = None, *, by: str = "cli") -> 
     old_email = user.email
     if new_email is not None:
         user.email = new_email
+    actor_id = actor.id if actor else None
     ended = sessions.revoke_all_for(user.id)  # and the trusted devices
-    end_pending_sign_ins(user, by="recovered")
+    end_pending_sign_ins(user, by="recovered", actor_id=actor_id)
     tokens.revoke(user)
     removed = passkeys.remove_all(user.id, "account recovered")
     app_removed = totp.remove(user)
     phone_removed = user.phone is not None
     user.phone, user.phone_verified_at, user.channel = None, None, "email"
     phone_proofs.cancel_proof(user)
-    audit.record("account_recovered", user_id=user.id, detail={
+    audit.record("account_recovered", user_id=user.id, actor_id=actor_id, detail={
         "by": by, "email_changed": new_email is not None and new_email != old_email,
         "sessions_ended": ended, "passkeys_removed": len(removed), "app_removed": app_removed,
         "phone_removed": phone_removed})
-    switched_on = reactivate(user, None, by=by)
+    switched_on = reactivate(user, actor, by=by)
     if user.has_password:
-        send_reset(user)
+        send_reset(user, actor)
     return Recovered(old_email, ended, len(removed), app_removed, phone_removed, switched_on)

@@ -501,6 +501,14 @@ def pending_sign_ins(user: User) -> list[SignIn]:
     ).all())
 
 
+def last_address_change(user: User) -> Optional[Event]:
+    """The latest change of the account's sign-in address, if the trail still has it: its
+    `detail` holds the old and new addresses, masked."""
+    return db.session.scalar(
+        select(Event).where(Event.user_id == user.id, Event.type == "email_changed")
+        .order_by(Event.created_at.desc(), Event.id.desc()).limit(1))
+
+
 def switch_to_email(user: User, staff: User) -> ActionResult:
     """Send this client's codes by email from now on (the caller commits)."""
     if not can_switch_to_email(user):

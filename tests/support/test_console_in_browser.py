@@ -60,7 +60,8 @@ def test_console_with_history(viewport, live_server, new_context, smtp):
     pages = {
         "support-search": "/support?q=client",
         "support-client-history": f"/support/clients/{client_id}",
-        "support-confirm": f"/support/clients/{client_id}/actions/end-sign-ins",
+        "support-give-back": f"/support/clients/{client_id}/actions/give-back",
+        "support-confirm": f"/support/clients/{client_id}/actions/end-sign-ins",  # goes on here
     }
     for name, path in pages.items():
         page.goto(live_server(path))
