@@ -12,6 +12,7 @@ then; on the new one the first holds the lock and the others wait for it, then a
 from __future__ import annotations
 
 import threading
+from functools import partial
 
 import pytest
 from sqlalchemy import func, select
@@ -19,7 +20,7 @@ from sqlalchemy import func, select
 from extensions import db
 from models import Delivery, SignIn
 from services import delivery
-from tests.conftest import Browser, add_user, make_config, pause_in, running_app
+from tests.conftest import Browser, add_user, at_once, make_config, pause_in, running_app
 
 AT_ONCE = 4
 
@@ -59,11 +60,7 @@ def _at_once(app, cookies: list[str], posts: list) -> list[int]:
         response = post(client)
         statuses.append(response.status_code)
 
-    threads = [threading.Thread(target=run, args=pair) for pair in zip(cookies, posts)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(60)
+    at_once(*(partial(run, *pair) for pair in zip(cookies, posts)), timeout=60)
     return statuses
 
 
@@ -118,11 +115,7 @@ def _cap_race(app, user_ids: list[int], ip: str) -> list[bool]:
             sent.append(refusal is None)
             db.session.remove()
 
-    threads = [threading.Thread(target=run, args=(uid,)) for uid in user_ids]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(60)
+    at_once(*(partial(run, uid) for uid in user_ids), timeout=60)
     return sent
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from functools import partial
 
 from sqlalchemy import select, text
 
@@ -10,7 +11,7 @@ from app import create_app
 from extensions import db
 from models import Delivery, User
 from services import delivery
-from tests.conftest import add_user, make_config, reset_schema
+from tests.conftest import add_user, at_once, make_config, reset_schema
 
 
 def queue_notices(app, count: int) -> list[int]:
@@ -43,11 +44,7 @@ def test_two_dispatchers_claiming_at_once_never_share_a_message(tmp_path, databa
             claimed[worker] = delivery.claim_due(limit=len(ids), worker=worker)
             db.session.remove()
 
-    threads = [threading.Thread(target=claim, args=(name,)) for name in ("a", "b")]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(60)
+    at_once(*(partial(claim, name) for name in ("a", "b")), timeout=60)
 
     assert not set(claimed["a"]) & set(claimed["b"]), "one message claimed by both"
     assert sorted(claimed["a"] + claimed["b"]) == sorted(ids), "a message was not claimed"
@@ -135,11 +132,7 @@ def judge_at_once(app, sign_in_id: int, typed: list[str]) -> list[str]:
             db.session.commit()
             db.session.remove()
 
-    threads = [threading.Thread(target=judge, args=(code,)) for code in typed]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(60)
+    at_once(*(partial(judge, code) for code in typed), timeout=60)
     return sorted(outcomes)
 
 
@@ -211,11 +204,7 @@ def test_sign_ins_of_one_client_at_once_leave_one_pending(tmp_path, databases):
             finally:
                 db.session.remove()
 
-    threads = [threading.Thread(target=sign_in) for _ in range(6)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(60)
+    at_once(*(sign_in for _ in range(6)), timeout=60)
     assert errors == []
     with app.app_context():
         statuses = sorted(db.session.scalars(select(SignIn.status)).all())

@@ -15,6 +15,7 @@ for it (tests/hardening/test_races.py does the same for resends and code caps).
 from __future__ import annotations
 
 import threading
+from functools import partial
 
 import pytest
 from sqlalchemy import func, select
@@ -24,7 +25,7 @@ from models import Delivery, Event, PhoneProof, SignIn
 from services import delivery
 from services.signin import codes, limits
 from tests.authenticators.conftest import set_up_app  # noqa: F401  (a fixture)
-from tests.conftest import Browser, pause_in, wrong_code
+from tests.conftest import Browser, at_once, pause_in, wrong_code
 from tests.sms.conftest import SMS_PHONE, vonage  # noqa: F401  (a fixture)
 
 AT_ONCE = 4
@@ -41,11 +42,7 @@ def _at_once(app, cookie: str, path: str, forms: list[dict]) -> list[int]:
         start.wait(timeout=30)
         statuses.append(client.post(path, data=form).status_code)
 
-    threads = [threading.Thread(target=run, args=(form,)) for form in forms]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(60)
+    at_once(*(partial(run, form) for form in forms), timeout=60)
     return statuses
 
 
