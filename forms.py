@@ -161,17 +161,35 @@ class GiveBackForm(SupportActionForm):
         render_kw={"spellcheck": "false", "autocapitalize": "none", "autocomplete": "off"},
     )
 
+    # The address the account signed in with when the page was shown: left empty, the box
+    # keeps that one, and the intruder may have moved the account since (a link to a new
+    # address asked for, then used while support was on the phone).
+    account_email = HiddenField(validators=[Length(max=254)])
+
     def __init__(self, account, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.account = account
+        if not self.is_submitted():
+            self.account_email.data = account.email
 
     def validate_owner_email(self, field) -> None:
         problem = lifecycle.owner_address_problem(self.account, field.data)
         if problem is not None:
             raise ValidationError(problem)
 
+    def validate(self, extra_validators=None) -> bool:
+        valid = super().validate(extra_validators)
+        moved = lifecycle.moved_since_shown(self.account, self.account_email.data)
+        if moved is not None:
+            # Shown again for the address as it is now, which a second confirm then accepts.
+            self.account_email.data = self.account.email
+            self.owner_email.errors = [*self.owner_email.errors, moved]
+            return False
+        return valid
+
     def action_values(self) -> dict:
-        return {"owner_email": self.owner_email.data or None}
+        return {"owner_email": self.owner_email.data or None,
+                "shown_email": self.account_email.data or None}
 
 
 # --- accounts without a shell (issue 12) -------------------------------------------------

@@ -20,6 +20,7 @@ from forms import GiveBackForm, ImportClientsForm, NewClientForm, StaffRoleForm
 from models import User
 from services import audit, support
 from services.signin import limits, sessions
+from services.signin.codes import hold_account
 from services.accounts import invitations, lifecycle
 
 
@@ -105,7 +106,15 @@ def _revoke_invitation(user: User, staff: User) -> support.ActionResult:
     return support.ActionResult(False, f"{user.email} has no invitation waiting.")
 
 
-def _give_back(user: User, staff: User, owner_email: Optional[str]) -> support.ActionResult:
+def _give_back(user: User, staff: User, owner_email: Optional[str],
+               shown_email: Optional[str] = None) -> support.ActionResult:
+    # The form checked the address its page was shown for; checked again under the account's
+    # row lock, read afresh, for a new address confirmed during this very request.
+    hold_account(user)
+    db.session.refresh(user)
+    moved = lifecycle.moved_since_shown(user, shown_email)
+    if moved is not None:
+        return support.ActionResult(False, moved)
     done = lifecycle.recover(user, owner_email, staff, by="support")
     return support.ActionResult(True, done.summary(user))
 

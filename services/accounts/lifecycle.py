@@ -334,6 +334,17 @@ def owner_address_problem(user: User, email: str) -> Optional[str]:
     return None
 
 
+def moved_since_shown(user: User, shown_email: Optional[str]) -> Optional[str]:
+    """What to tell staff when the account no longer signs in with the address their page was
+    shown for (someone moved it meanwhile), or None. Empty `shown_email` (a form made by
+    hand, or the command line) claims nothing."""
+    if not shown_email or shown_email == user.email:
+        return None
+    return (f"While this page was open, the account's sign-in address changed from "
+            f"{shown_email} to {user.email}. Nothing has been done. Check with the client "
+            "which address is theirs, then confirm again.")
+
+
 def recover(user: User, new_email: Optional[str] = None, actor: Optional[User] = None, *,
             by: str = "cli") -> Recovered:
     """Give an account back to its owner after someone else got into it: the sign-in address
