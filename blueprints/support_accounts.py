@@ -115,7 +115,10 @@ def _give_back(user: User, staff: User, owner_email: Optional[str],
     moved = lifecycle.moved_since_shown(user, shown_email)
     if moved is not None:
         return support.ActionResult(False, moved)
-    done = lifecycle.recover(user, owner_email, staff, by="support")
+    try:
+        done = lifecycle.recover(user, owner_email, staff, by="support")
+    except lifecycle.AddressTaken as taken:
+        return support.ActionResult(False, str(taken))
     return support.ActionResult(True, done.summary(user))
 
 

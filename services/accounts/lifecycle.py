@@ -13,6 +13,7 @@ from typing import Optional
 
 from flask import current_app
 from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
 
 from extensions import db
 from models import Delivery, User
@@ -334,6 +335,26 @@ def owner_address_problem(user: User, email: str) -> Optional[str]:
     return None
 
 
+class AddressTaken(Exception):
+    """The owner's address became another account's after the caller checked it; nothing of
+    the account has changed. str() says so in words."""
+
+
+def _move_to(user: User, new_email: str) -> None:
+    """Give the account the owner's address, checked again here under its row lock; raises
+    AddressTaken when another account has it, or takes it at this moment (the unique index
+    stops one of two requests for one address: here, in a savepoint, not at the commit)."""
+    problem = owner_address_problem(user, new_email)
+    if problem is None:
+        try:
+            with db.session.begin_nested():
+                user.email = new_email
+        except IntegrityError:
+            problem = f"{new_email} is another account's sign-in address."
+    if problem is not None:
+        raise AddressTaken(f"{problem} Nothing has changed.")
+
+
 def moved_since_shown(user: User, shown_email: Optional[str]) -> Optional[str]:
     """What to tell staff when the account no longer signs in with the address their page was
     shown for (someone moved it meanwhile), or None. Empty `shown_email` (a form made by
@@ -358,9 +379,10 @@ def recover(user: User, new_email: Optional[str] = None, actor: Optional[User] =
     Only staff can do this, having checked who they are talking to (SECURITY.md section 4):
     the owner can no longer prove anything the intruder changed."""
     hold_account(user)
+    db.session.refresh(user)  # as it is now, under the lock
     old_email = user.email
-    if new_email is not None:
-        user.email = new_email
+    if new_email is not None and new_email != old_email:
+        _move_to(user, new_email)
     actor_id = actor.id if actor else None
     ended = sessions.revoke_all_for(user.id)  # and the trusted devices
     end_pending_sign_ins(user, by="recovered", actor_id=actor_id)
