@@ -365,9 +365,10 @@ ACTIVITY = {
     "link_refused": ("Link did not work", "", WARN),
     "link_email_cancelled": ("Link email not sent", "", PLAIN),
     "account_deactivated": ("Account switched off", "Every session and sign-in ended.", BAD),
-    "account_recovered": ("Account given back", "By the operator (users recover): every "
-                          "session, link, passkey, the authenticator app and the mobile number "
-                          "ended; a link to choose a new password sent.", BAD),
+    # Who did it (staff, or the server's command line) is added as for every staff action.
+    "account_recovered": ("Account given back", "Every session, link, passkey, the "
+                          "authenticator app and the mobile number ended; a link to choose a "
+                          "new password sent.", BAD),
     "account_reactivated": ("Account switched on again", "", OK),
     "email_change_requested": ("New email address asked for", "", PLAIN),
     "email_changed": ("Sign-in email changed", "", WARN),
