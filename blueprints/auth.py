@@ -507,7 +507,8 @@ def status_document(sign_in, latest, *, current_id: Optional[int], newer: Option
         "superseded_at": sign_in.ended_at.isoformat() if newer else None,
         "newer": {
             "sign_in": newer.id, "sent_at_local": clock.hhmm(newer.created_at, tz),
-            "destination": _mask(newer), "here": current_id == newer.id,
+            "channel": newer.channel, "destination": _mask(newer),
+            "here": current_id == newer.id,
         } if newer else None,
         "resend_wait": codes.resend_wait(sign_in) if pending else None,
         "resends_left": codes.MAX_RESENDS - sign_in.resend_count,

@@ -14,6 +14,9 @@
   function pending() { return page.getAttribute('data-status') === 'pending'; }
   // No code box: the only message could not be sent, so there is no code to keep.
   function nothingToKeep() { return !field || field.closest('[hidden]') !== null; }
+  // An authenticator app's sign-in sent nothing: signing in again loses no code (the app's
+  // works for any sign-in), so Back goes back, to the login page that offers this one again.
+  var byApp = page.getAttribute('data-channel') === 'totp';
 
   function arm() {
     if (!history.state || history.state.codePage !== mine) {
@@ -63,7 +66,7 @@
       if (box) box.textContent = '';  // Forward again: nothing to warn about
     } else if (leaving) {
       return;
-    } else if (pending() && !nothingToKeep()) {
+    } else if (pending() && !nothingToKeep() && !byApp) {
       warn();
     } else {
       history.back();  // no code to keep: nothing to warn about, so Back goes on back

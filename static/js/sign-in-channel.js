@@ -30,7 +30,8 @@
       try {
         // Set then remove: other tabs get the event, nothing stays in storage.
         localStorage.setItem(NAME, JSON.stringify({ nonce: Math.random(), kind: message.kind,
-          signIn: message.signIn, sentAt: message.sentAt, destination: message.destination }));
+          signIn: message.signIn, sentAt: message.sentAt, destination: message.destination,
+          channel: message.channel }));
         localStorage.removeItem(NAME);
       } catch (e) { /* storage switched off: the code page's polling still finds out */ }
     },

@@ -58,6 +58,22 @@
       var again = { href: urls.login, text: 'Sign in again' };
       switch (data.status) {
         case 'superseded':
+          if (newer && newer.channel === 'totp') {
+            // A sign-in by authenticator app sent nothing: there is no code "sent to" anywhere.
+            if (newer.here || announced.indexOf(newer.sign_in) !== -1) {
+              return { title: 'This code no longer works', lines: [
+                'Your ' + sent + ' code no longer works: you signed in again at ' +
+                  newer.sent_at_local + ' in another tab.',
+                'That sign-in asks for the code from your authenticator app.'
+              ], action: { href: urls.code, text: 'Enter the code from your app' } };
+            }
+            return { title: 'This code no longer works', lines: [
+              'Your ' + sent + ' code no longer works: a new sign-in was started at ' +
+                newer.sent_at_local + ' in another browser or on another device.',
+              'If it was you, enter the code from your authenticator app there. If it was ' +
+                'not you, someone may know your password, so ' + tellUs + '.'
+            ], action: { href: urls.login, text: 'Sign in again here' } };
+          }
           if (newer && (newer.here || announced.indexOf(newer.sign_in) !== -1)) {
             return { title: 'This code no longer works', lines: [
               'Your ' + sent + ' code no longer works: you signed in again at ' +
@@ -159,7 +175,8 @@
       if (codePage.getAttribute('data-status') === 'pending') {
         tabs.post({ kind: 'started', signIn: mine,
                     sentAt: codePage.getAttribute('data-sent-at'),
-                    destination: codePage.getAttribute('data-destination') });
+                    destination: codePage.getAttribute('data-destination'),
+                    channel: codePage.getAttribute('data-channel') });
       }
     }
   }
@@ -179,6 +196,15 @@
       if (message.kind === 'started' && message.signIn !== known) {
         known = message.signIn;
         if (serverGuard) serverGuard.hidden = true;  // its time and address are out of date
+        if (message.channel === 'totp') {
+          // Nothing was sent, so nothing is lost by signing in here: no warning, only the way on.
+          show([
+            'You have just started signing in in another tab, with the code from your ' +
+              'authenticator app.',
+            'You can enter the code your app shows there, or here.'
+          ], { href: loginPage.getAttribute('data-code-url'), text: 'Enter the code from your app' });
+          return;
+        }
         demote();
         show([
           'You have just started signing in in another tab: we sent a code at ' +
