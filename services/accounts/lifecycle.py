@@ -22,6 +22,7 @@ from services.signin import limits, passwords, phone_proofs, sessions
 from services.accounts import messages, policy, tokens
 from services.signin.codes import end_pending_sign_ins, hold_account
 from services.authenticators import passkeys, totp, trusted_devices
+from services.masking import mask_destination
 
 # Reset emails one account may be sent in an hour; more requests are answered the same
 # way but send nothing, so the form cannot be used to flood someone's inbox.
@@ -396,6 +397,11 @@ def recover(user: User, new_email: Optional[str] = None, actor: Optional[User] =
         "by": by, "email_changed": new_email is not None and new_email != old_email,
         "sessions_ended": ended, "passkeys_removed": len(removed), "app_removed": app_removed,
         "phone_removed": phone_removed})
+    if user.email != old_email:
+        # As for any change of the sign-in address, the address left is told (no link in
+        # it): if a caller fooled staff into moving the account, its owner hears of it.
+        messages.queue_notice(user, "email_changed", destination=old_email, values={
+            "new_email": mask_destination("email", user.email), "kept_here": False})
     switched_on = reactivate(user, actor, by=by)
     if user.has_password:
         send_reset(user, actor)
