@@ -393,11 +393,15 @@ def recover(user: User, new_email: Optional[str] = None, actor: Optional[User] =
     phone_removed = user.phone is not None
     user.phone, user.phone_verified_at, user.channel = None, None, "email"
     phone_proofs.cancel_proof(user)
+    moved = user.email != old_email
     audit.record("account_recovered", user_id=user.id, actor_id=actor_id, detail={
-        "by": by, "email_changed": new_email is not None and new_email != old_email,
+        "by": by, "email_changed": moved,
+        # Masked, as an address change records them (support.last_address_change reads both).
+        **({"from": mask_destination("email", old_email),
+            "to": mask_destination("email", user.email)} if moved else {}),
         "sessions_ended": ended, "passkeys_removed": len(removed), "app_removed": app_removed,
         "phone_removed": phone_removed})
-    if user.email != old_email:
+    if moved:
         # As for any change of the sign-in address, the address left is told (no link in
         # it): if a caller fooled staff into moving the account, its owner hears of it.
         messages.queue_notice(user, "email_changed", destination=old_email, values={

@@ -502,11 +502,16 @@ def pending_sign_ins(user: User) -> list[SignIn]:
 
 
 def last_address_change(user: User) -> Optional[Event]:
-    """The latest change of the account's sign-in address, if the trail still has it: its
-    `detail` holds the old and new addresses, masked."""
-    return db.session.scalar(
-        select(Event).where(Event.user_id == user.id, Event.type == "email_changed")
-        .order_by(Event.created_at.desc(), Event.id.desc()).limit(1))
+    """The latest change of the account's sign-in address, if the trail still has it: by the
+    client's link (`email_changed`) or by giving the account back (`account_recovered` that
+    moved it). Its `detail` holds the old and new addresses, masked."""
+    for event in db.session.scalars(
+            select(Event).where(Event.user_id == user.id,
+                                Event.type.in_(("email_changed", "account_recovered")))
+            .order_by(Event.created_at.desc(), Event.id.desc()).limit(ACTIVITY_LIMIT)):
+        if event.type == "email_changed" or (event.detail or {}).get("email_changed"):
+            return event
+    return None
 
 
 def switch_to_email(user: User, staff: User) -> ActionResult:
