@@ -134,7 +134,8 @@ ENDED_BECAUSE = {
               "sign-in waiting for a code.",
     "totp_removed": "The client stopped using the authenticator app, which ends a sign-in "
                     "waiting for one of its codes.",
-    "recovered": "The operator gave the account back to its owner (users recover).",
+    "recovered": "The account was given back to its owner, which ends every sign-in waiting "
+                 "for a code.",
 }
 
 

@@ -282,7 +282,10 @@ class _Teller:
 
     def _signin_cancelled(self, event, detail, item):
         if detail.get("by") in ENDED_BECAUSE:
-            return ("Ended", ENDED_BECAUSE[detail["by"]], PLAIN)
+            # What ended it, and who when staff did (giving the account back, switching it off).
+            by = f" By {self.facts.actors[event.actor_id]}." \
+                if event.actor_id in self.facts.actors else ""
+            return ("Ended", f"{ENDED_BECAUSE[detail['by']]}{by}", PLAIN)
         if event.actor_id or detail.get("by") == "support":
             by = self.facts.actors.get(event.actor_id, "staff")
             return ("Ended by staff", f"Ended by {by} from the support console.", PLAIN)
