@@ -10,6 +10,29 @@
   var mine = page.getAttribute('data-sign-in');
   var sentAt = page.getAttribute('data-sent-at');
   var leaving = false;
+  // Each code typed loads this page again, a new entry in the tab's history: Back from a page
+  // that told of a wrong code meets the earlier copy of this page first. Once the client has
+  // chosen to leave, the mark (kept in this tab for a minute) lets those copies pass them on
+  // back. fresh-page.js forgets it on any other sign-in page.
+  var LEAVING = 'clientgate-leaving-code-page';
+
+  function markLeaving() {
+    try { sessionStorage.setItem(LEAVING, mine + ' ' + Date.now()); } catch (e) { /* off */ }
+  }
+  function unmarkLeaving() {
+    try { sessionStorage.removeItem(LEAVING); } catch (e) { /* storage switched off */ }
+  }
+  function leftEarlier() {
+    try {
+      var mark = (sessionStorage.getItem(LEAVING) || '').split(' ');
+      return mark[0] === mine && Date.now() - Number(mark[1]) < 60000;
+    } catch (e) { return false; }
+  }
+  function cameBack() {
+    var entry = window.performance && performance.getEntriesByType &&
+      performance.getEntriesByType('navigation')[0];
+    return entry ? entry.type === 'back_forward' : false;
+  }
 
   function pending() { return page.getAttribute('data-status') === 'pending'; }
   // No code box: the only message could not be sent, so there is no code to keep.
@@ -48,6 +71,7 @@
     row.className = 'button-row';
     row.appendChild(button('Stay and enter my code', 'button-primary', function () {
       box.textContent = '';
+      unmarkLeaving();
       arm();
       if (field) field.focus();
     }));
@@ -58,12 +82,14 @@
     box.appendChild(lead);
     box.appendChild(more);
     box.appendChild(row);
+    markLeaving();  // "Go back anyway", or Back pressed again, leaves
   }
 
   window.addEventListener('popstate', function (event) {
     var state = event.state;
     if (state && state.codePage === mine) {
       if (box) box.textContent = '';  // Forward again: nothing to warn about
+      unmarkLeaving();
     } else if (leaving) {
       return;
     } else if (pending() && !nothingToKeep() && !byApp) {
@@ -82,5 +108,12 @@
   });
   window.addEventListener('pageshow', function () { leaving = false; });
 
+  if (cameBack() && leftEarlier()) {
+    // An earlier copy of this page, met on the way back: on back, past its own extra entry.
+    leaving = true;
+    history.go(history.state && history.state.codePage === mine ? -2 : -1);
+    return;
+  }
+  unmarkLeaving();
   arm();
 })();
