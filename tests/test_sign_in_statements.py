@@ -15,7 +15,7 @@ from services import delivery
 from tests.conftest import TEST_PASSWORD, request_code, statements_of
 
 @pytest.mark.parametrize("limits_on", [False, True], ids=["limits off", "limits on"])
-def test_a_right_code_is_one_locked_read_and_each_row_written_once(app, user, smtp, deliver,
+def test_a_right_code_is_two_locked_reads_and_each_row_written_once(app, user, smtp, deliver,
                                                                      browser, limits_on):
     """With Flask-Limiter on, as in production, the code post's per-account limit takes the
     account from the session: the statements are the same as with it off."""
@@ -29,6 +29,7 @@ def test_a_right_code_is_one_locked_read_and_each_row_written_once(app, user, sm
     assert response.status_code == 302 and response.headers["Location"] == "/portal"
     assert ("X-RateLimit-Limit" in response.headers) is limits_on  # the limiter ran, or not
     assert seen == [
+        "SELECT",  # the account's row lock, taken first as on every path (no deadlock)
         "SELECT",  # the sign-in, under its lock, with its user
         "UPDATE sign_ins",  # completed, its code wiped
         "UPDATE deliveries",  # its messages: none keeps the code

@@ -366,9 +366,20 @@ def lock_sign_in(sign_in_id: int) -> Optional[SignIn]:
     codes typed at the same moment are judged one after the other: the right code signs in
     once, and every wrong one counts towards the five. (NO KEY UPDATE, as in
     hold_account.) One statement: the lock and the fresh read (populate_existing
-    overwrites what this session had loaded of the row). The user comes in the same query,
-    unlocked: judging a code asks whether the account is locked."""
+    overwrites what this session had loaded of the row). The user comes in the same query:
+    judging a code asks whether the account is locked.
+
+    The account's row is held first (hold_account), the order every other path takes them
+    in: a wrong code counts against the account (limits.note_failure) while a new sign-in of
+    the account, which holds the account, ends this one. In the other order the two deadlock
+    on PostgreSQL, and one client gets an error page."""
+    db.session.connection().execute(_HOLD_ACCOUNT_OF_SIGN_IN, {"sign_in": sign_in_id})
     return db.session.scalars(_LOCK_SIGN_IN, {"sign_in": sign_in_id}).one_or_none()
+
+
+_HOLD_ACCOUNT_OF_SIGN_IN = select(_users.c.id).where(
+    _users.c.id == select(SignIn.user_id).where(SignIn.id == bindparam("sign_in"))
+    .scalar_subquery()).with_for_update(key_share=True)
 
 
 _LOCK_SIGN_IN = (

@@ -1,14 +1,12 @@
 """Review 6: the order in which a wrong code and a new sign-in of one account take their locks.
 
-A wrong code locks its sign-in's row (codes.lock_sign_in), then the account's row to count the
+A wrong code locked its sign-in's row (codes.lock_sign_in), then the account's row to count the
 failure (limits.note_failure). The right password locks the account's row (limits' caps), then
 ends the account's pending sign-ins (codes.start_sign_in), which needs the sign-in's row. Two
 servers doing both at once for one client take the same two locks in opposite orders, and
-PostgreSQL ends one of them as a deadlock: a 500 for that client, and when it is the code post,
-its wrong code is not counted. The fix belongs in services/signin/codes.py (lock_sign_in takes
-the account's row before the sign-in's, the order every other path uses), outside this
-review's files: until then the test is an expected failure on PostgreSQL (strict, so it says
-so once fixed).
+PostgreSQL ended one of them as a deadlock: a 500 for that client, and when it was the code
+post, its wrong code was not counted. codes.lock_sign_in now holds the account's row before the
+sign-in's, the order every other path uses.
 """
 
 from __future__ import annotations
@@ -22,11 +20,8 @@ from extensions import db
 from models import SignIn, User
 from services.signin import codes, limits
 from tests.conftest import add_user, at_once, make_config, reset_schema
-from tests.production.conftest import DATABASE_KIND
 
 
-@pytest.mark.xfail(DATABASE_KIND == "postgresql", strict=True,
-                   reason="deadlock: codes.lock_sign_in locks the sign-in before the account")
 def test_a_wrong_code_and_a_new_sign_in_at_once_both_finish(tmp_path, databases):
     app = create_app(make_config(tmp_path, SQLALCHEMY_DATABASE_URI=databases.new()))
     reset_schema(app)
