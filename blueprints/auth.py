@@ -343,6 +343,9 @@ def _code_page(sign_in: Optional[SignIn], form: CodeForm, *, problem: Optional[d
         and sign_in.status == "superseded" else None,
         sms_unavailable=sign_in is not None and sign_in.channel == "email"
         and sign_in.user.channel == "sms" and not delivery.sms_offered(),
+        # Where the client was going (an app sent them to /login?next=...): signing in again
+        # from this page goes there too, as this sign-in would have.
+        again_next=safe_next(sign_in.next_url) if sign_in is not None else None,
     ), status
 
 
