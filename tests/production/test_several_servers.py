@@ -32,7 +32,7 @@ from joserfc.jwk import KeySet
 from sqlalchemy import func, select
 
 from extensions import db
-from models import Delivery, OIDCSigningKey, Passkey, SignIn, TrustedDevice, User
+from models import Delivery, Event, OIDCSigningKey, Passkey, SignIn, TrustedDevice, User
 from services import clock, delivery
 from services.signin import limits
 from tests.authenticators.conftest import ORIGIN, SoftKey
@@ -159,6 +159,16 @@ def worker_pids(server: Gunicorn) -> set[int]:
 
 def claimer_pid(row: Delivery) -> int:
     return int(row.claimed_by.rsplit(":", 1)[1])
+
+
+def _cut_short_hand_overs(app) -> set[str]:
+    """The client_refs of messages one of whose hand-overs was cut short at its deadline."""
+    with app.app_context():
+        found = db.session.execute(
+            select(Delivery.client_ref, Event.detail).join(Event, Event.delivery_id == Delivery.id)
+            .where(Event.type == "delivery_retry")).all()
+        db.session.remove()
+    return {ref for ref, detail in found if "too slow" in (detail or {}).get("reason", "")}
 
 
 def rows(app, **where) -> list[Delivery]:
@@ -724,11 +734,14 @@ def test_a_server_killed_mid_send_its_claims_go_out_from_the_other(
         lease_end = orphan.claimed_until.timestamp()
         assert min(arrived[row.client_ref]) >= lease_end - 0.5, (
             arrived[row.client_ref], lease_end, killed_at)
+    cut_short = _cut_short_hand_overs(db_app)
     for ref, times in arrived.items():
         times = sorted(times)
-        # A second copy could only come from a message A had handed over in full but not yet
-        # marked sent when it died; never within the claim time.
-        assert all(later - earlier >= CLAIM_SECONDS - 1
-                   for earlier, later in zip(times, times[1:])), (ref, times)
+        # A second copy within the claim time comes only from a hand-over cut short at its
+        # deadline that the mail server, slow to answer, took all the same (SECURITY.md: a
+        # send cut off after acceptance may repeat), which a loaded machine can cause. Else
+        # only from a message A had handed over in full but not yet marked sent when it died.
+        assert ref in cut_short or all(later - earlier >= CLAIM_SECONDS - 1
+                                       for earlier, later in zip(times, times[1:])), (ref, times)
     log = b.log()
     assert "Traceback" not in log and " ERROR " not in log, log[-4000:]
