@@ -179,7 +179,10 @@ class GiveBackForm(SupportActionForm):
 
     def validate(self, extra_validators=None) -> bool:
         valid = super().validate(extra_validators)
-        moved = lifecycle.moved_since_shown(self.account, self.account_email.data)
+        # Only a box left empty keeps whatever address the account has: an address typed is
+        # where the account goes, however it moved meanwhile.
+        moved = None if self.owner_email.data else lifecycle.moved_since_shown(
+            self.account, self.account_email.data)
         if moved is not None:
             # Shown again for the address as it is now, which a second confirm then accepts.
             self.account_email.data = self.account.email

@@ -112,7 +112,12 @@ def _give_back(user: User, staff: User, owner_email: Optional[str],
     # row lock, read afresh, for a new address confirmed during this very request.
     hold_account(user)
     db.session.refresh(user)
-    moved = lifecycle.moved_since_shown(user, shown_email)
+    if owner_email in (None, user.email):
+        # A double click (or two of the staff at once): the first gave it back, here.
+        just = support.given_back_just_now(user)
+        if just is not None:
+            return support.ActionResult(False, support.given_back_just_now_words(user, *just))
+    moved = lifecycle.moved_since_shown(user, shown_email) if owner_email is None else None
     if moved is not None:
         return support.ActionResult(False, moved)
     try:

@@ -585,6 +585,33 @@ def link_just_sent(user: User, purpose: str) -> Optional[AccountToken]:
     return row if by_staff is not None and left is not None else None
 
 
+def given_back_just_now(user: User) -> Optional[tuple[Event, AccountToken]]:
+    """The give-back by staff less than LINK_AGAIN_AFTER ago, with the link to choose a new
+    password it sent, when that link still works and its email has left; else None. Another
+    give-back now would only end that link (a double click, or two of the staff at once).
+    Takes the account's row lock, as link_just_sent does."""
+    link = link_just_sent(user, "reset")
+    if link is None:
+        return None
+    event = db.session.scalar(
+        select(Event).where(Event.user_id == user.id, Event.type == "account_recovered",
+                            Event.actor_id.is_not(None),
+                            Event.created_at > clock.now() - LINK_AGAIN_AFTER)
+        .order_by(Event.created_at.desc(), Event.id.desc()).limit(1))
+    return (event, link) if event is not None else None
+
+
+def given_back_just_now_words(user: User, event: Event, link: AccountToken) -> str:
+    """What staff are told when the account was given back a moment ago."""
+    from services.accounts.messages import when
+
+    who = db.session.scalar(select(User.email).where(User.id == event.actor_id)) or "staff"
+    return (f"{user.email} was given back at {clock.hhmm(event.created_at)}, under a minute "
+            f"ago, by {who}. Nothing more was done: the link to choose a new password went to "
+            f"{user.email} and works until {when(link.expires_at)}; giving it back again "
+            "would end that link.")
+
+
 def link_just_sent_words(user: User, row: AccountToken, what: str) -> str:
     """What staff are told when a link was sent a moment ago, and nothing more is sent."""
     from services.accounts.messages import when
