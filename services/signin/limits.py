@@ -379,14 +379,17 @@ def refuse_new_code(user: User, ip: Optional[str]) -> Optional[Refusal]:
 # Key functions read the request, so this part is request-facing glue for the blueprints.
 
 def _keyed(kind: str, value: str) -> str:
-    """A limiter key that does not put an email address in the limiter's storage (Redis)."""
+    """A limiter key that puts no email address, client address or account id in the
+    limiter's storage (Redis), keyed with SECRET_KEY: two installs sharing one Redis (a host
+    serving several firms, a staging copy beside production) count apart, where an address
+    or a row id (`user:1` is someone else in each database) would be counted for both."""
     digest = hmac.new(current_app.config["SECRET_KEY"].encode(), f"{kind}:{value}".encode(),
                       hashlib.sha256).hexdigest()[:32]
     return f"{kind}:{digest}"
 
 
 def _ip_key() -> str:
-    return f"ip:{addresses.limit_key(request.remote_addr)}"
+    return _keyed("ip", addresses.limit_key(request.remote_addr))
 
 
 def account_key_from_email() -> str:
@@ -407,13 +410,13 @@ def account_key_from_sign_in() -> str:
     user_id = session.get("signin_user")
     if not isinstance(user_id, int):
         user_id = db.session.scalar(select(SignIn.user_id).where(SignIn.id == sign_in_id))
-    return f"user:{user_id}" if user_id is not None else _ip_key()
+    return _keyed("user", str(user_id)) if user_id is not None else _ip_key()
 
 
 def account_key_from_current_user() -> str:
     """The signed-in account changing its preferences."""
     if has_request_context() and current_user.is_authenticated:
-        return f"user:{current_user.id}"
+        return _keyed("user", str(current_user.id))
     return _ip_key()
 
 
