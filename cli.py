@@ -274,7 +274,11 @@ def recover(email: str, new_email: str | None):
         problem = lifecycle.owner_address_problem(user, new_email)
         if problem is not None:
             raise click.UsageError(f"--email {new_email!r}: {problem}")
-    done = lifecycle.recover(user, new_email, by="cli")
+    try:
+        done = lifecycle.recover(user, new_email, by="cli")
+    except lifecycle.AddressTaken as taken:  # another account took it since the check above
+        db.session.rollback()
+        raise click.UsageError(f"--email {new_email!r}: {taken}") from None
     db.session.commit()
     click.echo(done.summary(user))
 

@@ -75,3 +75,23 @@ def test_an_account_switched_off_first_is_switched_on_with_the_link(app, user, s
     deliver()
     smtp.wait_for(count + 1)
     assert any("/password/reset/" in m.text for m in smtp.messages[count:])
+
+
+def test_an_address_taken_during_the_command_is_refused_in_one_line(app, user, monkeypatch):
+    """Another account can take the owner's address between the command's check and its
+    change (lifecycle._move_to checks again under the account's lock): one line, no
+    traceback, nothing changed."""
+    from services.accounts import lifecycle
+
+    def taken_meanwhile(account, new_email):
+        raise lifecycle.AddressTaken(f"{new_email} is another account's sign-in address. "
+                                     "Nothing has changed.")
+
+    monkeypatch.setattr(lifecycle, "_move_to", taken_meanwhile)
+    result = _cli(app, "recover", OWNER, "--email", "owner@example.org")
+    assert result.exit_code == 2, result.output
+    assert "owner@example.org is another account's sign-in address. Nothing has changed." \
+        in result.output
+    assert "Traceback" not in result.output
+    with app.app_context():
+        assert db.session.get(User, user).email == OWNER
