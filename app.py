@@ -12,6 +12,7 @@ from flask import (
     send_from_directory, session,
 )
 from flask.globals import request_ctx
+from flask_login import current_user
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
@@ -241,6 +242,12 @@ def _posted_from_this_site() -> bool:
 def register_errorhandlers(app: Flask) -> None:
     @app.errorhandler(CSRFError)
     def csrf_error(error: CSRFError):
+        if request.path in ("/login", "/login/code") and current_user.is_authenticated:
+            # Signed in meanwhile, in another tab of this browser: its sign-in gave the session
+            # a new token, so this older page's form no longer matches. Nothing was lost.
+            flash("You are already signed in: you finished signing in in another tab or window.",
+                  "info")
+            return redirect(request.full_path.rstrip("?"))
         if request.path in RETRYABLE_FORMS:
             flash("That page had been open too long, so nothing was sent. Please try again.",
                   "warning")
