@@ -21,7 +21,7 @@ from extensions import db
 from forms import PasskeyAddForm, PasskeyAnswerForm, PasskeySignInForm, RemoveForm
 from models import User
 from services import audit, contact
-from services.signin import limits, phone_proofs, sessions
+from services.signin import codes, limits, phone_proofs, sessions
 from services.authenticators import passkeys, sign_ins, trusted_devices
 from services.support.timeline import device_words, sign_in_method
 
@@ -174,6 +174,14 @@ def passkey_add():
     form = PasskeyAnswerForm()
     if not form.validate_on_submit():
         return _error(ADD_PROBLEMS["invalid"])
+    # The account held, then this session asked again: a new password, support giving the
+    # account back or switching it off may have ended it since this request began, and what
+    # it adds after that would outlive what they removed.
+    codes.hold_account(user)
+    if sessions.session_for_token(session.get("sid")) is None:
+        db.session.commit()
+        return jsonify({"redirect": url_for("auth.login"),
+                        "error": "You have been signed out, so the passkey was not added."}), 401
     added = passkeys.finish_registration(user, session.pop("passkey_add", None),
                                          form.credential.data)
     if not added.ok:
