@@ -28,7 +28,7 @@ import time
 
 from sqlalchemy import event, literal, text
 from sqlalchemy import select as select_statement
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DisconnectionError
 
 SQLITE_BUSY_TIMEOUT_MS = 15000
@@ -66,16 +66,18 @@ def _plain_read(context, statement: str) -> bool:
     return statement.lstrip()[:6].upper() == "SELECT" and not _LOCKS.search(statement)
 
 
-def hold_named_lock(session, name: str) -> None:
+def hold_named_lock(executor, name: str) -> None:
     """Hold a lock called `name` until the transaction ends, for work with no row to lock yet
-    (the first signing key, the first note of something). On PostgreSQL an advisory lock keyed
-    by the name's hash, so work under other names goes on; on SQLite a locking read, which
-    takes the database's write lock (above)."""
-    if session.get_bind().dialect.name == "postgresql":
+    (the first signing key, the first note of something, a database's migrations). On
+    PostgreSQL an advisory lock keyed by the name's hash, so work under other names goes on;
+    on SQLite a locking read, which takes the database's write lock (above). `executor`: a
+    Session or a Connection."""
+    bind = executor if isinstance(executor, Connection) else executor.get_bind()
+    if bind.dialect.name == "postgresql":
         key = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
-        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
+        executor.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
     else:
-        session.execute(select_statement(literal(1)).with_for_update())
+        executor.execute(select_statement(literal(1)).with_for_update())
 
 
 # A pooled connection unused for this long is pinged (one round trip) before it is used again.

@@ -5,6 +5,8 @@ from flask import current_app
 
 from alembic import context
 
+from db_setup import hold_named_lock
+
 # this is the Alembic Config object, which provides
 # access to the values within the .ini file in use.
 config = context.config
@@ -108,10 +110,17 @@ def run_migrations_online():
         context.configure(
             connection=connection,
             target_metadata=get_metadata(),
+            # One transaction for the whole upgrade on SQLite too (as on PostgreSQL), so
+            # the lock below is held to its end.
+            transactional_ddl=True,
             **conf_args
         )
 
         with context.begin_transaction():
+            # Two servers started at once each run `db upgrade` (the guide's unit does, before
+            # every start): the second waits here for the first to commit, then finds the
+            # database up to date, instead of creating the same tables again and failing.
+            hold_named_lock(connection, "clientgate migrations")
             context.run_migrations()
 
 
