@@ -176,15 +176,19 @@ def prepare_reset(item: Delivery) -> Optional[str]:
 delivery.PREPARERS["reset_request"] = prepare_reset
 
 
-def send_reset(user: User, actor: Optional[User] = None) -> None:
-    """Queue a new reset link to the user (ending earlier ones). The caller commits."""
+def send_reset(user: User, actor: Optional[User] = None, *, given_back: bool = False,
+               switched_on: bool = False) -> None:
+    """Queue a new reset link to the user (ending earlier ones). The caller commits.
+    `given_back`: the link comes with the account given back (recover), and the email says
+    why, not "someone asked"; `switched_on`, that the account is switched on again too."""
     token, row = tokens.issue(user, "reset", created_by=actor)
     audit.record("password_reset_requested", user_id=user.id, outcome="sent",
                  actor_id=actor.id if actor else None,
                  detail={"by": "support" if actor else "client"})
     db.session.flush()
     messages.queue_link(user, row, token, "password_reset",
-                        values={"when": messages.when(clock.now())})
+                        values={"when": messages.when(clock.now()), "given_back": given_back,
+                                "switched_on": switched_on})
 
 
 @dataclass(frozen=True)
@@ -282,14 +286,15 @@ def deactivate(user: User, actor: Optional[User], *, by: str = "support") -> boo
     return True
 
 
-def reactivate(user: User, actor: Optional[User], *, by: str = "support") -> bool:
-    """Switch the account on again."""
+def reactivate(user: User, actor: Optional[User], *, by: str = "support",
+               notify: bool = True) -> bool:
+    """Switch the account on again; `notify`: email the client to say so."""
     if user.is_active:
         return False
     user.deactivated_at = None
     audit.record("account_reactivated", user_id=user.id, actor_id=actor.id if actor else None,
                  detail={"by": by})
-    if user.has_password:
+    if notify and user.has_password:
         messages.queue_notice(user, "account_reactivated")
     return True
 
@@ -406,7 +411,8 @@ def recover(user: User, new_email: Optional[str] = None, actor: Optional[User] =
         # it): if a caller fooled staff into moving the account, its owner hears of it.
         messages.queue_notice(user, "email_changed", destination=old_email, values={
             "new_email": mask_destination("email", user.email), "kept_here": False})
-    switched_on = reactivate(user, actor, by=by)
+    # One email says all of it: the account back, switched on, and a new password to choose.
+    switched_on = reactivate(user, actor, by=by, notify=False)
     if user.has_password:
-        send_reset(user, actor)
+        send_reset(user, actor, given_back=True, switched_on=switched_on)
     return Recovered(old_email, ended, len(removed), app_removed, phone_removed, switched_on)

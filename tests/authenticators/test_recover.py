@@ -74,7 +74,12 @@ def test_an_account_switched_off_first_is_switched_on_with_the_link(app, user, s
     count = len(smtp.messages)
     deliver()
     smtp.wait_for(count + 1)
-    assert any("/password/reset/" in m.text for m in smtp.messages[count:])
+    # One email says it all: the account back and on again, and the link; no second one
+    # saying only that it is switched on (and to sign in with the password).
+    sent = [m.text for m in smtp.messages[count:] if OWNER in m.to]
+    [mail] = [text for text in sent if "/password/reset/" in text]
+    assert "It is switched on again." in mail
+    assert not any("has been switched on again" in text for text in sent)
 
 
 def test_an_address_taken_during_the_command_is_refused_in_one_line(app, user, monkeypatch):
