@@ -341,6 +341,8 @@ def _code_page(sign_in: Optional[SignIn], form: CodeForm, *, problem: Optional[d
         resends_left=codes.MAX_RESENDS - sign_in.resend_count if sign_in else 0,
         newer=codes.newest_successor(sign_in) if sign_in is not None
         and sign_in.status == "superseded" else None,
+        cancelled_because=codes.cancelled_because(sign_in) if sign_in is not None
+        and sign_in.status == "cancelled" else None,
         sms_unavailable=sign_in is not None and sign_in.channel == "email"
         and sign_in.user.channel == "sms" and not delivery.sms_offered(),
         # Where the client was going (an app sent them to /login?next=...): signing in again

@@ -456,6 +456,29 @@ def _judge_app_code(sign_in: SignIn, code: str) -> CodeCheck:
     return _count_wrong(sign_in, result.steps_off)
 
 
+# Why a sign-in was ended before its code was entered (its signin_cancelled event's "by"), for
+# the client on its code page: the page of whoever started it, so it blames no one.
+CANCELLED_BECAUSE = {
+    "client": "“Sign out everywhere else” was chosen on your account",
+    "password": "the account's password was changed",
+    "email": "the account's sign-in email address was changed",
+    "deactivated": "the account was switched off",
+    "passkey": "the account was signed in to with a passkey instead",
+    "device": "the account was signed in to on a browser that skips the code",
+    "totp_removed": "the authenticator app was removed from the account",
+    "recovered": "our staff secured the account after a call from its owner",
+    "support": "our support team ended it",
+}
+
+
+def cancelled_because(sign_in: SignIn) -> Optional[str]:
+    """Why this cancelled sign-in was ended, in words for its code page; None if not known."""
+    detail = db.session.scalar(
+        select(Event.detail).where(Event.sign_in_id == sign_in.id,
+                                   Event.type == "signin_cancelled").limit(1))
+    return CANCELLED_BECAUSE.get(detail.get("by")) if isinstance(detail, dict) else None
+
+
 def end_pending_sign_ins(user: User, *, by: str, actor_id: Optional[int] = None,
                          channel: Optional[str] = None) -> int:
     """End the user's sign-ins still waiting for a code (those of one channel, if given), so
