@@ -10,7 +10,7 @@ from flask import Blueprint, current_app, request
 from sqlalchemy import func, select, text
 from sqlalchemy.exc import SQLAlchemyError
 
-from extensions import db
+from extensions import db, limiter
 from models import Delivery, DispatcherBeat
 from services import clock, delivery
 
@@ -41,7 +41,20 @@ def healthz():
     if not may_see_details():
         return {"status": "ok"}
     return {"status": "ok", "database": "ok", **delivery_health(),
-            "missing": delivery.missing_settings()}
+            "limits": limits_health(), "missing": delivery.missing_settings()}
+
+
+def limits_health() -> dict:
+    """Where the request limits are counted and, with Redis, whether it answers now. A worker
+    whose Redis does not answer counts in its own memory (so limits are looser by the number
+    of workers) until it does: a monitor should alert on "reachable": false."""
+    if current_app.config.get("RATELIMIT_STORAGE_URI", "memory://").startswith("memory://"):
+        return {"storage": "memory"}
+    try:
+        reachable = bool(limiter.storage.check())  # one PING, 0.5 s at most
+    except Exception:  # a wrong password or host in the URI: not reachable, never a 500
+        reachable = False
+    return {"storage": "redis", "reachable": reachable}
 
 
 def may_see_details() -> bool:
