@@ -6,7 +6,7 @@ from __future__ import annotations
 from flask import Blueprint, flash, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_required
 
-from blueprints.safety import id_arg, no_store
+from blueprints.safety import id_arg, no_store, password_again
 from extensions import db
 from forms import RemoveForm, SignOutElsewhereForm
 from services.signin import limits, phone_proofs, sessions
@@ -35,6 +35,9 @@ def index():
         # `removing` is the passkey whose row now asks for it.
         needs_password=not phone_proofs.recently_signed_in(session.get("sid")),
         removing=id_arg("remove"),
+        # Signing out asks for it too (ASVS 7.5.2): the device whose button now asks, or all.
+        signing_out=("others" if request.args.get("sign_out") == "others"
+                     else id_arg("sign_out")),
     )
 
 
@@ -47,6 +50,12 @@ def sign_out_others():
         flash("That page had been open too long, so nothing was done. Please try again.",
               "warning")
         return redirect(url_for("devices.index"))
+    refused = password_again(
+        request.form.get("password"),
+        url_for("devices.index", sign_out="others"),
+        field="sign-out-others-password")
+    if refused is not None:
+        return refused
     ended = devices.sign_out_everywhere_else(
         current_user._get_current_object(), session.get("sid"),
         request.cookies.get(trusted_devices.cookie_name()))
@@ -66,8 +75,15 @@ def sign_out_device(session_id: int):
     if not SignOutElsewhereForm().validate_on_submit():
         flash("That page had been open too long, so nothing was done. Please try again.",
               "warning")
-    elif devices.sign_out_device(current_user._get_current_object(), session_id,
-                                 session.get("sid")):
+        return redirect(url_for("devices.index", _anchor="signed-in"))
+    refused = password_again(
+        request.form.get("password"),
+        url_for("devices.index", sign_out=session_id),
+        field=f"sign-out-password-{session_id}")
+    if refused is not None:
+        return refused
+    if devices.sign_out_device(current_user._get_current_object(), session_id,
+                               session.get("sid")):
         db.session.commit()
         flash("That device is now signed out. If you do not recognise it, also change your "
               "password, and remove it from the devices that skip the code if it is there.",

@@ -81,3 +81,24 @@ def test_one_other_device_is_signed_out_from_its_row(viewport, live_server, new_
     expect(signed_in.locator(".device")).to_have_count(1)
     elsewhere.goto(live_server("/portal"))
     expect(elsewhere).to_have_url(re.compile("/login"))
+
+
+@pytest.mark.parametrize("viewport", [DESKTOP, PHONE], ids=lambda v: f"{v['width']}px")
+def test_after_ten_minutes_signing_out_elsewhere_asks_for_the_password(
+        viewport, live_server, new_context, smtp):
+    check = Checker(viewport)
+    elsewhere = new_context(DESKTOP).new_page()
+    sign_in_through_pages(elsewhere, live_server, smtp, 1)
+    page = new_context(viewport, phone=viewport["width"] <= 400).new_page()
+    sign_in_through_pages(page, live_server, smtp, 2)
+    clock.advance(timedelta(minutes=11))
+    page.goto(live_server("/account/devices"))
+    page.get_by_role("link", name="Sign out everywhere else").click()
+    box = page.locator("#sign-out-others-password")
+    expect(box).to_be_focused()
+    check(page, "devices-sign-out-password")
+    box.fill(TEST_PASSWORD)
+    page.get_by_role("button", name="Sign out everywhere else").click()
+    expect(page.locator(".notice-success")).to_contain_text("signed out everywhere except here")
+    elsewhere.goto(live_server("/portal"))
+    expect(elsewhere).to_have_url(re.compile("/login"))
