@@ -7,13 +7,9 @@ from __future__ import annotations
 
 import re
 
-import pyotp
-
-from extensions import db
-from models import TotpAuthenticator
 from services import clock
-from services.authenticators import totp
-from tests.conftest import Browser, user_by_email
+from tests.authenticators.conftest import give_confirmed_app
+from tests.conftest import Browser
 
 
 def _words(html: str) -> str:
@@ -22,22 +18,8 @@ def _words(html: str) -> str:
     return re.sub(r" ([.,])", r"\1", text)  # "<strong>app</strong>." reads "app."
 
 
-def _app_for(app, email: str = "client@example.com") -> str:
-    """Give the account a confirmed authenticator app, as /account/security does."""
-    secret = pyotp.random_base32()
-    with app.app_context():
-        user = user_by_email(app, email)
-        user = db.session.merge(user)
-        db.session.add(TotpAuthenticator(
-            user_id=user.id, secret_encrypted=totp._fernet().encrypt(secret.encode()).decode(),
-            created_at=clock.now(), confirmed_at=clock.now()))
-        user.channel = "totp"
-        db.session.commit()
-    return secret
-
-
 def test_the_login_page_after_back_does_not_speak_of_a_code_sent(app, user):
-    _app_for(app)
+    give_confirmed_app(app)
     b = Browser(app)
     assert b.log_in().location.endswith("/login/code")
     with app.app_context():
@@ -53,7 +35,7 @@ def test_the_login_page_after_back_does_not_speak_of_a_code_sent(app, user):
 
 
 def test_the_question_in_another_browser_does_not_speak_of_a_code_sent(app, user):
-    _app_for(app)
+    give_confirmed_app(app)
     first = Browser(app)
     assert first.log_in().location.endswith("/login/code")
     with app.app_context():
@@ -74,7 +56,7 @@ def test_the_question_in_another_browser_does_not_speak_of_a_code_sent(app, user
 
 
 def test_a_sign_in_replaced_by_an_app_sign_in_says_what_replaced_it(app, user):
-    _app_for(app)
+    give_confirmed_app(app)
     first = Browser(app)
     first.log_in()
     second = Browser(app)

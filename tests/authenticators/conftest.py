@@ -127,6 +127,25 @@ def sign_in_with(b: Browser, key: SoftKey, **sign_options):
                   form_page="/login")
 
 
+def give_confirmed_app(app, email: str = "client@example.com") -> str:
+    """A confirmed authenticator app for the account, as finishing its setup on
+    /account/security leaves it (set_up_app does it through the page), its codes asked for
+    from the next sign-in; the secret, for totp_now."""
+    from extensions import db
+    from models import TotpAuthenticator, User
+    from services.authenticators import totp
+
+    secret = pyotp.random_base32()
+    with app.app_context():
+        user = db.session.scalar(db.select(User).where(User.email == email))
+        db.session.add(TotpAuthenticator(
+            user_id=user.id, secret_encrypted=totp._fernet().encrypt(secret.encode()).decode(),
+            created_at=clock.now(), confirmed_at=clock.now()))
+        user.channel = "totp"
+        db.session.commit()
+    return secret
+
+
 def totp_now(secret: str, offset_steps: int = 0) -> str:
     """What the client's app shows now (by the app's one clock), or some steps away."""
     return pyotp.TOTP(secret).at(clock.now().timestamp() + 30 * offset_steps)

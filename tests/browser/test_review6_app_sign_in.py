@@ -8,10 +8,8 @@ import pyotp
 import pytest
 from playwright.sync_api import expect
 
-from extensions import db
-from models import TotpAuthenticator, User
 from services import clock
-from services.authenticators import totp
+from tests.authenticators.conftest import give_confirmed_app
 from tests.browser.conftest import (
     DESKTOP, SMALL_PHONE, assert_accessible, assert_fits_phone, log_in, screenshot,
 )
@@ -21,22 +19,10 @@ pytestmark = pytest.mark.browser
 SOON = 8000
 
 
-def give_app(server, email: str = "client@example.com") -> str:
-    secret = pyotp.random_base32()
-    with server.app.app_context():
-        user = db.session.scalar(db.select(User).where(User.email == email))
-        db.session.add(TotpAuthenticator(
-            user_id=user.id, secret_encrypted=totp._fernet().encrypt(secret.encode()).decode(),
-            created_at=clock.now(), confirmed_at=clock.now()))
-        user.channel = "totp"
-        db.session.commit()
-    return secret
-
-
 @pytest.mark.parametrize("viewport", [DESKTOP, SMALL_PHONE], ids=lambda v: f"{v['width']}px")
 def test_back_from_an_app_sign_in_goes_back_to_a_page_that_offers_it(
         viewport, live_server, new_context):
-    secret = give_app(live_server)
+    secret = give_confirmed_app(live_server.app)
     page = new_context(viewport, phone=viewport is SMALL_PHONE).new_page()
     log_in(page, live_server)
     page.wait_for_url("**/login/code")
@@ -65,7 +51,7 @@ def test_back_from_an_app_sign_in_goes_back_to_a_page_that_offers_it(
 
 def test_another_tab_starting_an_app_sign_in_says_so_without_an_address(
         live_server, new_context):
-    give_app(live_server)
+    give_confirmed_app(live_server.app)
     context = new_context()
     login = context.new_page()
     login.goto(live_server("/login"))
@@ -84,7 +70,7 @@ def test_another_tab_starting_an_app_sign_in_says_so_without_an_address(
 
 def test_a_code_page_replaced_by_an_app_sign_in_elsewhere_names_the_app(
         live_server, new_context):
-    give_app(live_server)
+    give_confirmed_app(live_server.app)
     first = new_context().new_page()
     log_in(first, live_server)
     first.wait_for_url("**/login/code")
