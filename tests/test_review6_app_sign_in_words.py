@@ -18,12 +18,17 @@ def _words(html: str) -> str:
     return re.sub(r" ([.,])", r"\1", text)  # "<strong>app</strong>." reads "app."
 
 
-def test_the_login_page_after_back_does_not_speak_of_a_code_sent(app, user):
+def _app_sign_in_started(app) -> tuple[Browser, str]:
+    """A browser that gave the password of an account with an app; when (HH:MM)."""
     give_confirmed_app(app)
     b = Browser(app)
     assert b.log_in().location.endswith("/login/code")
     with app.app_context():
-        sent = clock.hhmm(clock.now())
+        return b, clock.hhmm(clock.now())
+
+
+def test_the_login_page_after_back_does_not_speak_of_a_code_sent(app, user):
+    b, sent = _app_sign_in_started(app)
 
     page = _words(b.text("/login"))  # Back, or "Start again"
     assert " to. " not in page and "sent a code" not in page, page
@@ -35,11 +40,7 @@ def test_the_login_page_after_back_does_not_speak_of_a_code_sent(app, user):
 
 
 def test_the_question_in_another_browser_does_not_speak_of_a_code_sent(app, user):
-    give_confirmed_app(app)
-    first = Browser(app)
-    assert first.log_in().location.endswith("/login/code")
-    with app.app_context():
-        sent = clock.hhmm(clock.now())
+    _, sent = _app_sign_in_started(app)  # the first browser
 
     second = Browser(app)
     assert second.log_in().location.endswith("/login")
