@@ -265,11 +265,15 @@ def paused_page(form: LoginForm, waiting: Optional[SignIn], until: datetime):
 
 def _answer_choice(next_url: Optional[str]):
     """The answer to "keep the code already sent, or send a new one?"."""
+    asked = session.get("choice")
+    # Where the client was going (an app's /login?next=...), kept when the question expired.
+    again = url_for("auth.login", next=safe_next(asked.get("next"))
+                    if isinstance(asked, dict) else None)
     choice = _pending_choice()
     form = ChoiceForm()
     if choice is None:
         flash("That question had expired. Please enter your email and password again.", "warning")
-        return redirect(url_for("auth.login"))
+        return redirect(again)
     if not form.validate_on_submit():
         elsewhere = db.session.get(SignIn, choice["sign_in_id"])
         form.nonce.data = choice.get("nonce")
@@ -283,7 +287,7 @@ def _answer_choice(next_url: Optional[str]):
         # starts nothing now.
         flash("That question had expired. Please enter your email and password again.",
               "warning")
-        return redirect(url_for("auth.login"))
+        return redirect(again)
     # One answer per question: the form must carry this question's nonce, and the server
     # must not have seen an answer to it already (a replayed cookie brings the question back).
     if user is None or not hmac.compare_digest(str(form.nonce.data or ""),
