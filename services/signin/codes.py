@@ -365,7 +365,7 @@ def lock_sign_in(sign_in_id: int) -> Optional[SignIn]:
     """Lock a sign-in (PostgreSQL's row lock, SQLite's write lock) and read it afresh, so
     codes typed at the same moment are judged one after the other: the right code signs in
     once, and every wrong one counts towards the five. (NO KEY UPDATE, as in
-    hold_account.) One statement: the lock and the fresh read (populate_existing
+    hold_account.) One statement locks and reads the sign-in afresh (populate_existing
     overwrites what this session had loaded of the row). The user comes in the same query:
     judging a code asks whether the account is locked.
 
@@ -459,7 +459,7 @@ def _judge_app_code(sign_in: SignIn, code: str) -> CodeCheck:
 # Why a sign-in was ended before its code was entered (its signin_cancelled event's "by"), for
 # the client on its code page: the page of whoever started it, so it blames no one.
 CANCELLED_BECAUSE = {
-    "client": "“Sign out everywhere else” was chosen on your account",
+    "client": "“Sign out everywhere else” was chosen on the account",
     "password": "the account's password was changed",
     "email": "the account's sign-in email address was changed",
     "deactivated": "the account was switched off",
