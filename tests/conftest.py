@@ -13,6 +13,7 @@ import functools
 import os
 import re
 import shutil
+import signal
 import socket
 import tempfile
 import threading
@@ -536,6 +537,16 @@ class RedisServer:
                 time.sleep(0.05)
         self.stop()
         raise AssertionError(f"redis-server did not answer within {timeout} s")
+
+    @contextmanager
+    def paused(self):
+        """Redis stopped answering (SIGSTOP: its connections stay open, nothing comes back,
+        as with a machine gone from the network) for the length of the block."""
+        os.kill(self.process.pid, signal.SIGSTOP)
+        try:
+            yield
+        finally:
+            os.kill(self.process.pid, signal.SIGCONT)
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:

@@ -5,9 +5,6 @@ second."""
 
 from __future__ import annotations
 
-import os
-import signal
-
 from app import create_app
 from extensions import limiter
 from tests.conftest import Browser, add_user, make_config, reset_schema
@@ -27,9 +24,6 @@ def test_with_redis_paused_the_login_page_still_answers(tmp_path, redis_server):
                                  RATELIMIT_STORAGE_URI=redis_server.url))
     reset_schema(app)
     add_user(app)
-    os.kill(redis_server.process.pid, signal.SIGSTOP)
-    try:
+    with redis_server.paused():
         answer = Browser(app).log_in(password="not the password")
-    finally:
-        os.kill(redis_server.process.pid, signal.SIGCONT)
     assert answer.status_code == 200  # the form again, with its message: counted in memory
