@@ -791,7 +791,9 @@ def process(delivery_id: int) -> str:
         handed = hand_over(item, subject, text, html, deadline=deadline)
     except DeliveryError as exc:
         db.session.rollback()
-        item = db.session.get(Delivery, delivery_id)
+        # Held from the check to the retry's commit: a claim another server takes meanwhile
+        # (this one's ran out) waits, then finds the message queued for later, not claimed.
+        item = db.session.get(Delivery, delivery_id, with_for_update=True)
         if not _claim_held(item, attempt):
             # Ended while it was being handed over (its sign-in over, its code wiped), or
             # claimed again by another sender: queueing it again would bring it back.
@@ -851,7 +853,7 @@ def process_safely(delivery_id: int) -> None:
 def _after_unexpected_error(delivery_id: int, exc: Exception) -> None:
     """Record an unexpected error as a failed attempt, if this process still holds the claim
     (a send that was recorded, or a claim another process took over, is left alone)."""
-    item = db.session.get(Delivery, delivery_id)
+    item = db.session.get(Delivery, delivery_id, with_for_update=True)  # as `process` does
     if not _claim_held(item):
         return
     reason = f"an unexpected error while sending ({type(exc).__name__})"

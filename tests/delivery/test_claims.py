@@ -214,3 +214,45 @@ def test_a_slow_text_message_service_is_cut_short_and_retried_once_per_claim(
             assert only_delivery(app).status == "sent"
     finally:
         stub.stop()
+
+
+def test_a_failed_hand_over_does_not_overwrite_a_claim_taken_over_meanwhile(app, smtp,
+                                                                            monkeypatch):
+    """A sender whose hand-over failed checks that it still holds the claim, then queues the
+    message again. Another server could claim the message between the two (its claim had run
+    out): the retry wrote over that claim, so the new holder's send was recorded against a
+    row that said "queued", and the message could be claimed a third time. The check now
+    holds the row, so the other server's claim waits for the retry and then finds the
+    message not yet due."""
+    _signed_in(app)
+    taken_over = []
+
+    def too_slow(item, *args, **kwargs):
+        clock.advance(delivery.claim_lease() + timedelta(seconds=1))
+        raise delivery.DeliveryError("the mail server was too slow")
+
+    def another_server_claims():
+        with app.app_context():  # another server's worker, on the same database
+            taken_over.extend(delivery.claim_due(worker="other-server:4242"))
+            db.session.remove()
+
+    retry_or_fail = delivery._retry_or_fail
+    other = threading.Thread(target=another_server_claims)
+
+    def checked_then_raced(item, reason, **kwargs):
+        other.start()
+        other.join(0.5)  # done at once unless the row is held
+        retry_or_fail(item, reason, **kwargs)
+
+    monkeypatch.setattr(delivery, "hand_over", too_slow)
+    monkeypatch.setattr(delivery, "_retry_or_fail", checked_then_raced)
+    with app.app_context():
+        [delivery_id] = delivery.claim_due()
+        delivery.process(delivery_id)
+    other.join(10)
+    item = only_delivery(app)
+    if taken_over:  # the other server's claim came first: the row must still say so
+        assert (item.status, item.claimed_by) == ("sending", "other-server:4242")
+    else:  # the retry came first: queued for its backoff, claimed by nobody
+        assert (item.status, item.claimed_until) == ("queued", None)
+        assert item.last_error == "the mail server was too slow"
