@@ -855,6 +855,7 @@ def _after_unexpected_error(delivery_id: int, exc: Exception) -> None:
     (a send that was recorded, or a claim another process took over, is left alone)."""
     item = db.session.get(Delivery, delivery_id, with_for_update=True)  # as `process` does
     if not _claim_held(item):
+        db.session.rollback()  # let the row go
         return
     reason = f"an unexpected error while sending ({type(exc).__name__})"
     _retry_or_fail(item, reason, permanent=item.attempts >= UNEXPECTED_ERROR_ATTEMPTS)
