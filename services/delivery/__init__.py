@@ -84,8 +84,10 @@ def _wake_after_commit() -> None:
     db.session.info["wake_dispatcher"] = True
 
 
-def queue_code(sign_in: SignIn, *, kind: str) -> int:
+def queue_code(sign_in: SignIn, *, kind: str, made_at: datetime) -> int:
     """Queue this sign-in's code for its channel (the caller commits); returns the message's id.
+    The message says the code was asked for at `made_at`: when the sign-in began, or later
+    for an authenticator app's sign-in switched to email.
 
     One plain INSERT, written at once (as audit.record writes): every sign-in queues a code,
     and nothing here needs the row as an object."""
@@ -93,7 +95,7 @@ def queue_code(sign_in: SignIn, *, kind: str) -> int:
     item = {
         "user_id": sign_in.user_id, "sign_in_id": sign_in.id, "kind": kind,
         "channel": sign_in.channel, "destination": sign_in.destination,
-        "payload": {"requested_at": sign_in.created_at.isoformat(),
+        "payload": {"requested_at": made_at.isoformat(),
                     "expires_at": sign_in.expires_at.isoformat()},
         "code_encrypted": sign_in.code_encrypted, "status": "queued", "attempts": 0,
         "next_attempt_at": at, "give_up_at": sign_in.expires_at,

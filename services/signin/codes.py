@@ -279,7 +279,7 @@ def start_sign_in(
     audit.record("signin_started", user_id=user.id, sign_in_id=sign_in.id,
                  detail={"channel": channel})
     if code:
-        delivery.queue_code(sign_in, kind="code")
+        delivery.queue_code(sign_in, kind="code", made_at=at)
     return sign_in
 
 
@@ -546,7 +546,8 @@ def resend_code(sign_in: SignIn, *, channel: Optional[str] = None) -> ResendResu
     if switching:
         sign_in.channel = channel
         sign_in.destination = destination_for(sign_in.user, channel)
-    delivery.queue_code(sign_in, kind="resend")
+    # The same code: every code lives CODE_LIFETIME from when it was made.
+    delivery.queue_code(sign_in, kind="resend", made_at=sign_in.expires_at - CODE_LIFETIME)
     audit.record("code_resend", user_id=sign_in.user_id, sign_in_id=sign_in.id,
                  detail={"channel": sign_in.channel, "count": sign_in.resend_count})
     return ResendResult(True, resends_left=MAX_RESENDS - sign_in.resend_count,
@@ -574,7 +575,7 @@ def _app_to_email(sign_in: SignIn) -> Optional[ResendResult]:
     db.session.refresh(sign_in)
     if not switched:
         return None
-    delivery.queue_code(sign_in, kind="code")
+    delivery.queue_code(sign_in, kind="code", made_at=at)
     audit.record("code_resend", user_id=sign_in.user_id, sign_in_id=sign_in.id,
                  detail={"channel": "email", "instead_of": "totp"})
     return ResendResult(True, resends_left=MAX_RESENDS - sign_in.resend_count)

@@ -168,6 +168,27 @@ def test_send_a_code_by_email_instead(app, set_up_app, smtp, deliver):
     assert b.enter_code(mail.code).status_code == 302
 
 
+def test_a_code_by_email_instead_says_when_it_was_asked_for(app, set_up_app, smtp, deliver):
+    """The email gave the time the sign-in began, minutes before the client asked for the
+    email, so a client comparing times took the new code for an old one."""
+    set_up_app()
+    b = Browser(app)
+    _log_in(b)
+    clock.advance(timedelta(minutes=7))
+    b.post("/login/code/resend", {"channel": "email"}, form_page="/login/code")
+    with app.app_context():
+        asked_at = clock.hhmm(clock.now())
+    deliver()
+    mail = smtp.messages[-1]
+    assert mail.subject.endswith(f"requested at {asked_at}")
+    assert f"You asked for it at {asked_at}" in mail.text
+    clock.advance(timedelta(minutes=1))
+    b.post("/login/code/resend", {}, form_page="/login/code")  # the same code again
+    deliver()
+    again = smtp.messages[-1]
+    assert (again.code, again.subject) == (mail.code, mail.subject)
+
+
 def test_stopping_the_app_goes_back_to_email(app, set_up_app, smtp, deliver):
     set_up_app()
     b = Browser(app)
