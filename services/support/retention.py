@@ -45,8 +45,10 @@ class PruneResult:
     phone_proofs: int = 0
 
 
-def _delete_ids(model, ids: list[int]) -> None:
-    db.session.execute(delete(model).where(model.id.in_(ids)))
+def _delete_ids(model, ids: list[int]) -> int:
+    """Delete these rows; returns how many this call deleted. Another server's prune may have
+    deleted some of them since they were found, and it counts those."""
+    return db.session.execute(delete(model).where(model.id.in_(ids))).rowcount or 0
 
 
 def _batches_before(model, cutoff: datetime, batch: int):
@@ -70,16 +72,14 @@ def _prune_sign_ins(cutoff: datetime, batch: int, result: PruneResult) -> None:
             delete(Event).where(Event.sign_in_id.in_(ids))).rowcount or 0
         result.deliveries += db.session.execute(
             delete(Delivery).where(Delivery.sign_in_id.in_(ids))).rowcount or 0
-        _delete_ids(SignIn, ids)
+        result.sign_ins += _delete_ids(SignIn, ids)
         db.session.commit()
-        result.sign_ins += len(ids)
 
 
 def _prune_events(cutoff: datetime, batch: int, result: PruneResult) -> None:
     for ids in _batches_before(Event, cutoff, batch):
-        _delete_ids(Event, ids)
+        result.events += _delete_ids(Event, ids)
         db.session.commit()
-        result.events += len(ids)
 
 
 def _prune_by_id(model, conditions, batch: int) -> int:
@@ -91,9 +91,8 @@ def _prune_by_id(model, conditions, batch: int) -> int:
         ).all()
         if not ids:
             return deleted
-        _delete_ids(model, list(ids))
+        deleted += _delete_ids(model, list(ids))
         db.session.commit()
-        deleted += len(ids)
         after = ids[-1]
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import event, func, select
+from sqlalchemy import delete, event, func, select
 
 from extensions import db
 from models import AuthSession, Delivery, Event, SignIn, User
@@ -193,3 +193,32 @@ def test_prune_forgets_heartbeats_of_workers_long_gone(app):
         db.session.commit()
         retention.prune(90)
         assert db.session.scalars(select(DispatcherBeat.worker)).all() == ["live:2"]
+
+
+
+def test_prune_counts_what_it_deleted_not_what_another_prune_deleted_first(app, client_id,
+                                                                         smtp, deliver, phone):
+    """Two servers' timers may prune at once. Each counted every row it found as deleted, so
+    together they printed twice what went."""
+    start(phone, smtp, deliver)
+    clock.advance(timedelta(days=91))
+    batches_before = retention._batches_before
+
+    def another_prune_deletes_each_batch_first(model, cutoff, batch):
+        for ids in batches_before(model, cutoff, batch):
+            with app.app_context():  # the other server, on the same database
+                db.session.execute(delete(Event).where(Event.sign_in_id.in_(ids)))
+                db.session.execute(delete(Delivery).where(Delivery.sign_in_id.in_(ids)))
+                db.session.execute(delete(model).where(model.id.in_(ids)))
+                db.session.commit()
+                db.session.remove()
+            yield ids
+
+    with app.app_context():
+        retention._batches_before = another_prune_deletes_each_batch_first
+        try:
+            result = retention.prune(90)
+        finally:
+            retention._batches_before = batches_before
+    assert (result.sign_ins, result.events, result.deliveries) == (0, 0, 0)
+    assert count(app, SignIn) == 0 and count(app, Event) == 0
