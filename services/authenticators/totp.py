@@ -20,6 +20,7 @@ from typing import Optional
 
 import pyotp
 from flask import current_app
+from cryptography.fernet import InvalidToken
 from pyotp.utils import strings_equal
 from sqlalchemy import select
 
@@ -60,12 +61,22 @@ def authenticator_of(user: User) -> Optional[TotpAuthenticator]:
 
 
 def confirmed_authenticator(user: User) -> Optional[TotpAuthenticator]:
+    """The app this client signs in with, if it can still check codes. One whose secret was
+    kept under another SECRET_KEY (the key was changed) can check none: its sign-ins go by
+    email until the client sets the app up again, rather than asking for codes that would all
+    be "not right" and count towards the lock."""
     found = authenticator_of(user)
-    return found if found is not None and found.confirmed_at is not None else None
+    if found is None or found.confirmed_at is None:
+        return None
+    return found if secret_of(found) is not None else None
 
 
-def secret_of(found: TotpAuthenticator) -> str:
-    return _fernet().decrypt(found.secret_encrypted.encode()).decode()
+def secret_of(found: TotpAuthenticator) -> Optional[str]:
+    """The app's secret, or None if it cannot be read (SECRET_KEY changed since it was kept)."""
+    try:
+        return _fernet().decrypt(found.secret_encrypted.encode()).decode()
+    except (InvalidToken, ValueError):
+        return None
 
 
 # --- setting it up --------------------------------------------------------------------
@@ -170,7 +181,10 @@ class TotpCheck:
 
 def check_code(found: TotpAuthenticator, code: str) -> TotpCheck:
     """Judge a 6-digit code against the app's secret now; a right code uses up its step."""
-    totp = pyotp.TOTP(secret_of(found), digits=DIGITS, interval=STEP_SECONDS)
+    secret = secret_of(found)
+    if secret is None:  # kept under another SECRET_KEY: no code can be right
+        return TotpCheck(WRONG)
+    totp = pyotp.TOTP(secret, digits=DIGITS, interval=STEP_SECONDS)
     now_step = step_at(clock.now())
     # Newest first, so a code typed just as it changed is matched to its own step.
     for offset in (0, -1, 1)[: 2 * WINDOW + 1]:

@@ -1,0 +1,51 @@
+"""The seventh review: the operator changes SECRET_KEY on a live install (it leaked in a pasted
+config, or a restore onto a new server used the wrong env file). Everything kept under the old
+key meets the new one; each test starts the app again with another key on the same database
+(review7_new_key) and checks what a client, support or the operator then meets."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from extensions import db
+from models import SignIn
+from tests.authenticators.conftest import give_confirmed_app, totp_now
+from tests.conftest import Browser
+from tests.security.review7_new_key import restarted_with_new_key, run_dispatcher, same_browser
+
+
+def _newest_sign_in(application) -> SignIn:
+    with application.app_context():
+        return db.session.scalars(select(SignIn).order_by(SignIn.id.desc())).first()
+
+
+# --- the authenticator app ---------------------------------------------------------------
+
+def test_an_app_kept_under_the_old_key_no_longer_asks_for_its_codes_a_code_comes_by_email(
+        app, user, smtp, tmp_path):
+    """Its secret cannot be read, so every code the phone shows would be "not right" (and,
+    before, a 500): the sign-in goes by email instead, as if there were no app."""
+    give_confirmed_app(app)
+    with restarted_with_new_key(tmp_path, smtp) as new:
+        client = Browser(new)
+        assert client.log_in().location.endswith("/login/code")
+        assert _newest_sign_in(new).channel == "email"
+        run_dispatcher(new)
+        answer = client.enter_code(smtp.last_to("client@example.com").code)
+        assert answer.status_code == 302 and answer.location.endswith("/portal")
+
+
+def test_an_app_code_for_a_sign_in_begun_before_the_change_is_answered_not_a_500(
+        app, user, smtp, tmp_path):
+    secret = give_confirmed_app(app)
+    before = Browser(app)
+    assert before.log_in().location.endswith("/login/code")  # waiting for the app's code
+    with restarted_with_new_key(tmp_path, smtp) as new:
+        client = same_browser(before, new)
+        # The session cookie is no longer good; the password again asks whether to keep the
+        # sign-in already waiting, and keeping it leads to the app's code page.
+        assert client.log_in().location.endswith("/login")
+        kept = client.post("/login", {"action": "keep"}, form_page="/login")
+        assert kept.location.endswith("/login/code")
+        answer = client.enter_code(totp_now(secret))
+        assert answer.status_code == 422, answer.get_data(as_text=True)[:300]
