@@ -123,8 +123,13 @@ def _host_name(host: str) -> str:
     return host.lower().rstrip(".")
 
 
+# The longest header gunicorn passes on (its limit_request_field_size): a longer address never
+# reaches ClientGate, and nginx takes request lines of up to 8 KB (large_client_header_buffers).
+LONGEST_ADDRESS = 8190
+
+
 def _printable(text: str) -> bool:
-    return len(text) <= 4096 and all(32 < ord(ch) < 127 for ch in text)
+    return len(text) <= LONGEST_ADDRESS and all(32 < ord(ch) < 127 for ch in text)
 
 
 def identity_headers(user: Identity) -> dict[str, str]:
