@@ -777,7 +777,16 @@ def process(delivery_id: int) -> str:
     needs_secret = item.kind in CODE_KINDS or bool(
         ((item.payload or {}).get("values") or {}).get("link_endpoint"))
     if needs_secret and code is None:
-        _fail(item, "the code could not be read back (was SECRET_KEY changed?)")
+        # Kept under an earlier SECRET_KEY (or damaged): no retry can read it. Support's
+        # timeline says what to do about it, the operator's log why such messages fail.
+        what = "code" if item.kind in CODE_KINDS else "link"
+        then = ("adding the number again sends a new code" if item.kind == "phone_proof"
+                else "signing in again sends a new code" if what == "code"
+                else "a new link is needed: send it again")
+        log.warning("delivery %s: its %s was kept under another SECRET_KEY and cannot be read "
+                    "back, so it is not sent (was SECRET_KEY changed?)", item.id, what)
+        _fail(item, f"its {what} was kept under the server's earlier secret key (SECRET_KEY "
+                    f"was changed) and cannot be read back; {then}")
         db.session.commit()
         return "failed"
     attempt = item.attempts
@@ -956,6 +965,7 @@ class Dispatcher:
     def _loop(self) -> None:
         poll = self.app.config["DISPATCHER_POLL_SECONDS"]
         last_beat = last_sweep = None
+        away = False  # the database could not be reached at the last round: said once
         while not self._stop.is_set():
             self._wake.clear()
             busy = False
@@ -977,13 +987,35 @@ class Dispatcher:
                         beat()
                         last_beat = clock.now()
                     self.last_round_at = clock.now()
-                except Exception:
-                    db.session.rollback()
-                    log.exception("dispatcher round failed; trying again shortly")
+                    if away:
+                        away = False
+                        log.warning("dispatcher: the database answers again; sending what "
+                                    "waited")
+                except Exception as error:
+                    _let_go(db.session.rollback)
+                    if not db_setup.database_away(error):
+                        log.exception("dispatcher round failed; trying again shortly")
+                    elif not away:
+                        # A restart or a backup's lock: one line, not a traceback a round.
+                        away = True
+                        why = (str(getattr(error, "orig", None) or error).strip().splitlines()
+                               or [""])[0][:300]
+                        log.warning("dispatcher: the database cannot be reached (%s: %s); "
+                                    "messages wait, and go out once it answers",
+                                    type(error).__name__, why)
                 finally:
-                    db.session.remove()
+                    _let_go(db.session.remove)
             if not busy:
                 self._wake.wait(poll)
+
+
+def _let_go(end: Callable[[], None]) -> None:
+    """End a session's work after a failed round; a connection the database already dropped
+    may fail to end, and must not take the dispatcher's thread with it."""
+    try:
+        end()
+    except Exception:  # noqa: BLE001 - the pool replaces the connection at its next checkout
+        pass
 
 
 @event.listens_for(db.session, "after_commit")

@@ -8,7 +8,7 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from extensions import db
-from models import SignIn
+from models import Delivery, SignIn
 from tests.authenticators.conftest import give_confirmed_app, totp_now
 from tests.conftest import Browser
 from tests.security.review7_new_key import restarted_with_new_key, run_dispatcher, same_browser
@@ -49,3 +49,46 @@ def test_an_app_code_for_a_sign_in_begun_before_the_change_is_answered_not_a_500
         assert kept.location.endswith("/login/code")
         answer = client.enter_code(totp_now(secret))
         assert answer.status_code == 422, answer.get_data(as_text=True)[:300]
+
+
+# --- messages queued under the old key ---------------------------------------------------
+
+def _only_delivery_to(application, address: str) -> Delivery:
+    with application.app_context():
+        return db.session.scalars(select(Delivery).where(Delivery.destination == address)).one()
+
+
+def test_a_code_queued_under_the_old_key_fails_saying_why_and_what_to_do(
+        app, user, smtp, tmp_path, caplog):
+    """Not dropped: failed, with a reason support can act on (not "the code"), a line in the
+    operator's log, and signing in again (a new code) gets the client in."""
+    before = Browser(app)
+    before.log_in()  # its code is queued, not yet sent, when the server restarts
+    with restarted_with_new_key(tmp_path, smtp) as new:
+        run_dispatcher(new)
+        item = _only_delivery_to(new, "client@example.com")
+        assert item.status == "failed" and item.code_encrypted is None
+        assert "earlier secret key" in item.last_error
+        assert "signing in again sends a new code" in item.last_error
+        assert any("cannot be read back" in record.getMessage() and record.levelname == "WARNING"
+                   for record in caplog.records)
+        client = same_browser(before, new)
+        question = client.log_in()
+        assert question.location.endswith("/login")
+        assert "could not be sent" in client.text("/login")
+        assert client.post("/login", {"action": "new"}, form_page="/login").location.endswith(
+            "/login/code")
+        run_dispatcher(new)
+        answer = client.enter_code(smtp.last_to("client@example.com").code)
+        assert answer.status_code == 302 and answer.location.endswith("/portal")
+
+
+def test_an_invitation_queued_under_the_old_key_fails_as_a_link_to_send_again(
+        app, smtp, tmp_path):
+    assert app.test_cli_runner().invoke(args=["users", "invite", "new@example.com"]).exit_code == 0
+    with restarted_with_new_key(tmp_path, smtp) as new:
+        run_dispatcher(new)
+        item = _only_delivery_to(new, "new@example.com")
+        assert item.status == "failed"
+        assert item.last_error.startswith("its link was kept under the server's earlier secret")
+        assert item.last_error.endswith("a new link is needed: send it again")
