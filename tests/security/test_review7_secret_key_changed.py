@@ -92,3 +92,50 @@ def test_an_invitation_queued_under_the_old_key_fails_as_a_link_to_send_again(
         assert item.status == "failed"
         assert item.last_error.startswith("its link was kept under the server's earlier secret")
         assert item.last_error.endswith("a new link is needed: send it again")
+
+
+# --- what does not depend on SECRET_KEY, and what simply asks again ----------------------
+
+def test_after_the_change_sessions_ask_to_sign_in_again_but_passkeys_and_sent_links_work(
+        app, user, smtp, deliver, sign_in, tmp_path):
+    from tests.authenticators.conftest import SoftKey, add_passkey, sign_in_with
+
+    signed_in = sign_in()
+    key = SoftKey()
+    assert add_passkey(signed_in, key)["status"] == 200
+    Browser(app).post("/password/forgot", {"email": "client@example.com"})
+    deliver()
+    reset = next(word for word in smtp.last_to("client@example.com").text.split()
+                 if "/password/reset/" in word)
+    with restarted_with_new_key(tmp_path, smtp) as new:
+        old = same_browser(signed_in, new)
+        assert old.get("/portal").location.endswith("/login?next=%2Fportal")
+        assert old.get("/auth/verify").status_code == 401
+        assert old.get("/login/code/status").status_code == 404
+        # A passkey answers a challenge with its own private key: nothing of SECRET_KEY's.
+        assert sign_in_with(Browser(new), key).get_json() == {"redirect": "/portal"}
+        # Link tokens are random and stored as plain hashes: a link sent before still works.
+        assert "Choose a new password" in Browser(new).text(reset[len("http://localhost"):])
+
+
+def test_a_client_whose_app_cannot_be_read_can_remove_it_and_set_it_up_again(
+        app, user, smtp, tmp_path):
+    from tests.authenticators.conftest import secret_from
+
+    give_confirmed_app(app)
+    with restarted_with_new_key(tmp_path, smtp) as new:
+        client = Browser(new)
+        client.log_in()
+        run_dispatcher(new)
+        client.enter_code(smtp.last_to("client@example.com").code)
+        removed = client.post("/account/security", {"form": "totp-remove"})
+        assert removed.status_code == 302
+        started = client.post("/account/security", {"form": "totp-start"})
+        assert started.status_code == 302, started.get_data(as_text=True)[:300]
+        secret = secret_from(client.text("/account/security"))
+        confirmed = client.post("/account/security", {"form": "totp-confirm",
+                                                      "code": totp_now(secret)})
+        assert confirmed.status_code == 302
+        with new.app_context():
+            from models import User
+            assert db.session.scalar(select(User.channel)) == "totp"
