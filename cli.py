@@ -112,7 +112,12 @@ class AdminGroup(AppGroup):
 users = AdminGroup("users", help="Add and manage users.")
 
 def _find(email: str) -> User:
-    user = db.session.scalar(select(User).where(func.lower(User.email) == emails.canonical(email)))
+    """The account EMAIL names: the one stored in exactly the spelling typed, or else the one
+    that signs in with it (its canonical spelling). Matching any spelling by lower() could
+    pick an old spelling the upgrade to one spelling left beside the account that signs in
+    (migration f3a8c1d07e52): `users deactivate` would then leave the live account on."""
+    user = db.session.scalar(select(User).where(User.email == email.strip())) \
+        or db.session.scalar(select(User).where(User.email == emails.canonical(email)))
     if user is None:
         raise click.UsageError(f"No user has the email address {email}.")
     return user

@@ -35,7 +35,12 @@ def upgrade():
         if spelled == email:
             continue
         if spelled in taken:
-            print(f"users.id {user_id}: {email!r} left as it is: {spelled!r} has an account")
+            # Left for the operator: it cannot sign in (sign-in looks up the one spelling),
+            # and the commands find it only when typed exactly as `users list` shows it.
+            print(f"users.id {user_id}: {email!r} left as it is, and it cannot sign in: "
+                  f"{spelled!r} is another account's address. Give it an address of its own "
+                  f"(flask --app app users recover {email!r} --email NEW) or switch it off "
+                  f"(flask --app app users deactivate {email!r}).")
             continue
         bind.execute(users.update().where(users.c.id == user_id).values(email=spelled))
         taken.discard(email)
