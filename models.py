@@ -126,7 +126,10 @@ class SignIn(db.Model):
     last_sent_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime())
     ip: Mapped[Optional[str]] = mapped_column(String(64))
     user_agent: Mapped[Optional[str]] = mapped_column(String(512))
-    next_url: Mapped[Optional[str]] = mapped_column(String(512))
+    # An app's whole sign-in request may come back through it (blueprints/safety.NEXT_LONGEST).
+    # SQLite holds no VARCHAR to its length, so its column stays as first declared.
+    next_url: Mapped[Optional[str]] = mapped_column(String(1024).with_variant(String(512),
+                                                                              "sqlite"))
 
     user: Mapped[User] = relationship(back_populates="sign_ins", foreign_keys=[user_id])
     superseded_by: Mapped[Optional["SignIn"]] = relationship(remote_side=[id])

@@ -18,7 +18,7 @@ from flask import (
 from flask_login import current_user, logout_user
 from itsdangerous import BadSignature, URLSafeSerializer
 
-from blueprints.safety import no_store, safe_next
+from blueprints.safety import NEXT_LONGEST, no_store, safe_next
 from extensions import csrf, db
 from forms import LogoutForm
 from models import OAuthClient, SignIn
@@ -30,9 +30,6 @@ if TYPE_CHECKING:
     from authlib.oauth2 import OAuth2Error
 
 bp = Blueprint("oidc", __name__)
-
-# The longest `next` the sign-in carries (blueprints/safety.safe_next, SignIn.next_url).
-MAX_NEXT_LENGTH = 512
 
 # How long the "you have just signed in again" marker on a forced re-login stays good.
 REAUTH_MARKER_SECONDS = 15 * 60
@@ -181,7 +178,7 @@ def _to_login(client: OAuthClient, again: bool, expected: Optional[str]):
     `again` (prompt=login, max_age): the session this browser has stays until the new
     sign-in replaces it (blueprints/auth.py ends it then), so a link alone signs nobody out.
     `expected`: the `sub` the app's id_token_hint named. The hint itself (some 900
-    characters) could never come back through the sign-in (MAX_NEXT_LENGTH), so the
+    characters) could never come back through the sign-in (NEXT_LONGEST), so the
     marker carries the one thing it says.
     """
     args = _parameters().to_dict(flat=False)
@@ -193,7 +190,7 @@ def _to_login(client: OAuthClient, again: bool, expected: Optional[str]):
     args["cg_reauth"] = [_marker_signer().dumps([clock.now().timestamp(),
                                                  secrets.token_urlsafe(8), expected])]
     back = url_for("oidc.authorize") + "?" + urlencode(args, doseq=True)
-    if len(back) > MAX_NEXT_LENGTH:
+    if len(back) > NEXT_LONGEST:
         # It could not come back after the sign-in (safe_next), and the client would land on
         # the portal with the app's sign-in silently lost: say so instead.
         return _refused("This app's sign-in did not work",

@@ -33,13 +33,20 @@ def id_arg(name: str) -> Optional[int]:
     return value if value is not None and 1 <= value <= MAX_ID else None
 
 
+# The longest `next` a sign-in carries (SignIn.next_url): room for an app's whole OpenID
+# Connect request, whose `state` may hold the page the client asked for (oauth2-proxy's does),
+# while the redirect to sign in, its address quoted once more, stays within the 4 KB of
+# response headers nginx reads by default (proxy_buffer_size).
+NEXT_LONGEST = 1024
+
+
 def safe_next(target: str | None) -> str | None:
     """`target` if it is a path on this site or an address on a listed host, else None.
 
     Listed: PORTAL_URL's host and PROTECTED_HOSTS (services/federation/access.py), so that
     after sign-in a client goes back to the protected app they asked for, and nowhere else.
     """
-    if not target or len(target) > 512:
+    if not target or len(target) > NEXT_LONGEST:
         return None
     if "\\" in target or any(ord(ch) < 32 or ord(ch) == 127 for ch in target):
         return None

@@ -8,6 +8,7 @@ JWKS; tests/oidc/test_relying_parties.py does the same through two client librar
 from __future__ import annotations
 
 import json
+import secrets
 import time
 from datetime import timedelta
 from urllib.parse import parse_qs, urlsplit
@@ -18,6 +19,7 @@ from joserfc.errors import BadSignatureError
 from joserfc.jwk import KeySet
 from sqlalchemy import select
 
+from blueprints.safety import NEXT_LONGEST
 from extensions import db, limiter
 from models import Event, OAuthClient, OAuthCode, OAuthToken, OIDCSigningKey
 from services import clock
@@ -580,7 +582,7 @@ def test_a_switched_off_account_gets_nothing_more(app, sign_in, rp):
 
 def test_a_request_too_long_to_survive_the_sign_in_gets_a_page(app, rp):
     b = Browser(app)
-    response = b.get(authorize_url(rp, pkce()[1], state="s" * 400))
+    response = b.get(authorize_url(rp, pkce()[1], state="s" * NEXT_LONGEST))
     assert response.status_code == 400 and "too long" in response.get_data(as_text=True)
     ok = b.get(authorize_url(rp, pkce()[1], state="s" * 100))
     assert urlsplit(ok.headers["Location"]).path == "/login"
@@ -616,3 +618,24 @@ def test_sign_in_pages_of_an_app_may_send_their_form_on_to_that_app_only(app, rp
     forged = authorize_url(rp, pkce()[1], redirect_uri="https://evil.example.net/cb")
     policy = b.get("/login?" + _q(next=forged)).headers["Content-Security-Policy"]
     assert "evil.example.net" not in policy
+
+
+def test_an_app_keeping_the_clients_page_in_its_state_goes_through_the_sign_in_and_back(
+        app, smtp, deliver, rp):
+    """oauth2-proxy's `state` is a nonce and the page the client asked for. With PKCE and a
+    nonce, its request came to some 470 characters, and with the "sent to sign in" mark the way
+    back through the sign-in was over the 512 it could carry: a signed-out client was told the
+    app's sign-in did not work."""
+    b = Browser(app)
+    verifier, challenge = pkce()
+    state = (secrets.token_urlsafe(32) + ":https://files.example.com/reports/2026/quarterly"
+             "?team=accounts&view=summary&sort=desc&page=3")
+    url = authorize_url(rp, challenge, state=state, nonce=secrets.token_urlsafe(32))
+    first = b.get(url)
+    assert first.status_code == 302, first.get_data(as_text=True)[:300]
+    back_to = parse_qs(urlsplit(first.headers["Location"]).query)["next"][0]
+    assert len(back_to) > 512
+    assert _sign_in_again(b, first.headers["Location"], smtp, deliver) == back_to
+    back = code_from(b.get(back_to))
+    assert (back["_to"], back["state"]) == (REDIRECT, state)
+    assert exchange(b.client, rp, back["code"], verifier).status_code == 200

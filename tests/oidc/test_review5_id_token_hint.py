@@ -97,7 +97,7 @@ def test_an_unreadable_hint_on_an_interactive_request_changes_nothing(sign_in, r
 def test_a_browser_signed_out_is_sent_to_sign_in_as_the_person_the_hint_names(
         app, sign_in, smtp, deliver, rp):
     """The hint (some 900 characters) made the way back through the sign-in too long to
-    carry (MAX_NEXT_LENGTH): a signed-out browser got "did not work" instead of the sign-in."""
+    carry (NEXT_LONGEST): a signed-out browser got "did not work" instead of the sign-in."""
     add_user(app, OTHER)
     hint = _id_token(sign_in(OTHER, b=Browser(app)), rp)
     b = Browser(app)
