@@ -8,7 +8,7 @@ from typing import Optional
 
 import click
 from flask import (
-    Flask, current_app, flash, make_response, redirect, render_template, request,
+    Flask, current_app, flash, g, make_response, redirect, render_template, request,
     send_from_directory, session,
 )
 from flask.globals import request_ctx
@@ -22,6 +22,7 @@ from config import (
     INSTANCE_DIR, Config, SettingsError, config_from_environment, refuse_unreadable,
     trusted_hosts,
 )
+from db_setup import database_away
 from extensions import csrf, db, limiter, login_manager, mail
 from heap_setup import GivingBackEnvironment, give_back
 from services import clock, delivery, urls
@@ -274,6 +275,11 @@ def register_errorhandlers(app: Flask) -> None:
 
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException):
+        original = getattr(error, "original_exception", None)
+        if original is not None and database_away(original):
+            # Raised after the route, while its answer was finished (an after_request hook
+            # that reads the database): Flask hands it over as a 500.
+            return database_away_page(original)
         messages = {
             400: "The request could not be understood.",
             404: "There is nothing at this address.",
@@ -308,11 +314,46 @@ def register_errorhandlers(app: Flask) -> None:
 
     @app.errorhandler(Exception)
     def server_error(error: Exception):
+        if database_away(error):
+            return database_away_page(error)
         # The route's rule, not the path: a link's one-time token is in the path.
         log.exception("unhandled error on %s %s", request.method,
                       request.url_rule.rule if request.url_rule else request.path)
         db.session.rollback()
         return render_error(500, "Something went wrong on our side. Please try again.")
+
+
+# The database restarting, failing over or locked by a backup: a minute is what it takes.
+DATABASE_AWAY_SECONDS = 60
+DATABASE_AWAY_WORDS = "We could not reach our records just now. Please try again in a minute."
+
+
+def database_away_page(error: Exception):
+    """503 with Retry-After and plain words, for a database that cannot be reached or is locked
+    (db_setup.database_away): passing trouble, not a fault, so one log line, no traceback. The
+    page asks nothing more of the database, and the sign-in form comes back with its email."""
+    why = (str(getattr(error, "orig", None) or error).strip().splitlines() or [""])[0][:300]
+    log.warning("the database could not be reached for %s %s (%s: %s); asked to try again",
+                request.method, request.url_rule.rule if request.url_rule else request.path,
+                type(error).__name__, why)
+    try:
+        db.session.rollback()
+    except Exception:  # noqa: BLE001 - a connection already lost: the pool replaces it
+        pass
+    if "_login_user" not in g:
+        # Who is signed in is the database's to say, and it is away: the page's menu (base.html)
+        # must not ask it, or this page fails too and the client gets a bare 500.
+        g._login_user = login_manager.anonymous_user()
+    headers = {"Retry-After": str(DATABASE_AWAY_SECONDS)}
+    if request.endpoint == "auth.login" and request.method == "POST" and "email" in request.form:
+        from forms import LoginForm
+
+        flash(DATABASE_AWAY_WORDS, "error")
+        page = render_template("auth/login.html", form=LoginForm(), waiting=None)
+        return page, 503, headers
+    response = make_response(render_error(503, DATABASE_AWAY_WORDS, headers=headers))
+    response.headers.update(headers)
+    return response
 
 
 def render_error(status: int, message: str, **extra):

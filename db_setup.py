@@ -24,12 +24,16 @@ from __future__ import annotations
 import hashlib
 import re
 import select
+import sqlite3
 import time
 
 from sqlalchemy import event, literal, text
 from sqlalchemy import select as select_statement
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import DisconnectionError
+from sqlalchemy.exc import (
+    DBAPIError, DisconnectionError, InterfaceError, OperationalError,
+)
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 SQLITE_BUSY_TIMEOUT_MS = 15000
 _WRITES = {"INSERT", "UPDATE", "DELETE", "REPLACE"}
@@ -243,3 +247,23 @@ def _configure_sqlite(engine: Engine) -> None:
             cursor.execute("BEGIN IMMEDIATE")
 
     before_each_statement(engine, begin_immediate)
+
+
+def database_away(error: BaseException) -> bool:
+    """Whether `error` says the database cannot be reached or used just now, not that this
+    request did something wrong: PostgreSQL restarting, failing over, refusing connections or
+    ending ours (pg_terminate_backend), the pool's wait for a connection running out, or SQLite's
+    write lock held past the busy timeout (a backup, a `sqlite3` shell in BEGIN IMMEDIATE).
+    Trying again in a minute is the cure for each."""
+    if isinstance(error, (DisconnectionError, PoolTimeout)):
+        return True
+    if not isinstance(error, DBAPIError):
+        return False
+    if error.connection_invalidated or isinstance(error, InterfaceError):
+        return True
+    if not isinstance(error, OperationalError):
+        return False
+    if isinstance(error.orig, sqlite3.Error):
+        # SQLite's OperationalError is also "no such table": only a lock is passing trouble.
+        return "locked" in str(error.orig) or "busy" in str(error.orig)
+    return True  # psycopg's: connection refused or lost, shutting down, starting up

@@ -1,0 +1,347 @@
+"""The database has a bad minute while clients sign in (seventh review).
+
+PostgreSQL stopped (the first half of `pg_ctl restart -m fast`: a package upgrade, a failover)
+and every connection ended (`pg_terminate_backend`), under a real `gunicorn 'app:create_app()'`
+with two workers, on a throwaway PostgreSQL this module may stop (scripts/pgtemp.py); and on
+SQLite a write lock held past the busy timeout (a backup, a `sqlite3` shell in BEGIN IMMEDIATE).
+
+While the database is away every step of a sign-in answers 503 with Retry-After and plain words
+(the sign-in form keeps its email), /auth/verify lets nobody in, /healthz says so; the
+dispatcher says so once, not a traceback every round, and sends what waited, each message once;
+once the database is back every worker answers again without a restart.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import sqlite3
+import time
+from datetime import timedelta
+
+import pytest
+
+import db_setup
+from extensions import db
+from services import clock, delivery
+from tests.conftest import AS_SERVERS_HASH, TEST_PASSWORD, SMTPServer, add_user, make_config
+from tests.production.conftest import DATABASE_KIND, Gunicorn, WebClient, flask_cli
+from tests.production.review7db_pg import RestartablePostgres, url_for_sqlalchemy
+
+on_postgresql = pytest.mark.skipif(
+    DATABASE_KIND != "postgresql",
+    reason="a PostgreSQL of the module's own, stopped and started: in the PostgreSQL pass")
+on_sqlite = pytest.mark.skipif(DATABASE_KIND != "sqlite", reason="SQLite's write lock")
+
+TRY_AGAIN = "Please try again in a minute."
+
+
+# --- PostgreSQL stopped, started, its connections ended --------------------------------
+
+@pytest.fixture(scope="module")
+def pg():
+    server = RestartablePostgres()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def smtp_sink():
+    server = SMTPServer()
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def db_app(pg, tmp_path_factory):
+    """This test process's own app on the server's database, to set up and to look."""
+    flask_cli("db", "upgrade", database_url=pg.url)
+    from app import create_app
+
+    application = create_app(make_config(
+        tmp_path_factory.mktemp("inspect"), SQLALCHEMY_DATABASE_URI=url_for_sqlalchemy(pg.url),
+        **AS_SERVERS_HASH))
+    for email in ("signed@example.com", "waiting@example.com", "newcomer@example.com",
+                  "after@example.com"):
+        add_user(application, email)
+    yield application
+    with application.app_context():
+        db.session.remove()
+        db.engine.dispose()
+
+
+@pytest.fixture(scope="module")
+def server(pg, db_app, smtp_sink, tmp_path_factory):
+    gunicorn = Gunicorn(pg.url, smtp_sink, tmp_path_factory.mktemp("gunicorn"), workers=2)
+    gunicorn.start()
+    try:
+        yield gunicorn
+    finally:
+        gunicorn.stop()
+
+
+@pytest.fixture
+def database_back(pg, server):
+    """However a test ends, the database is up again for the next."""
+    yield
+    if not (pg.data / "postmaster.pid").exists():
+        pg.up()
+
+
+def wait_until(condition, timeout: float = 20, every: float = 0.1):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(every)
+
+
+def code_for(smtp: SMTPServer, email: str) -> str:
+    def newest():
+        return next((m.code for m in reversed(smtp.messages) if email in m.to and m.code), None)
+
+    code = wait_until(newest)
+    assert code, f"no code reached {email}"
+    return code
+
+
+def signed_in(server: Gunicorn, smtp: SMTPServer, email: str, ip: str) -> WebClient:
+    client = password_given(server, email, ip)
+    status, headers, _ = client.post("/login/code", {"code": code_for(smtp, email)})
+    assert status == 302, status
+    return client
+
+
+def password_given(server: Gunicorn, email: str, ip: str) -> WebClient:
+    client = WebClient(server, ip)
+    client.get("/login")
+    status, headers, _ = client.post("/login", {"email": email, "password": TEST_PASSWORD})
+    assert (status, headers["Location"]) == (302, "/login/code")
+    assert client.get("/login/code")[0] == 200
+    return client
+
+
+def assert_try_again(answer, what: str) -> None:
+    status, headers, text = answer
+    assert status == 503, f"{what}: {status} {text[:300]}"
+    assert headers["Retry-After"] == "60", what
+    assert TRY_AGAIN in text, f"{what}: {text[:300]}"
+    assert "Traceback" not in text and "Internal Server Error" not in text, what
+
+
+def new_log(server: Gunicorn, since: int) -> str:
+    return server.log()[since:]
+
+
+@on_postgresql
+def test_while_the_database_is_down_each_step_says_try_again_in_a_minute_and_keeps_the_email(
+        pg, server, smtp_sink, database_back):
+    signed = signed_in(server, smtp_sink, "signed@example.com", "10.7.0.1")
+    waiting = password_given(server, "waiting@example.com", "10.7.0.2")
+    code = code_for(smtp_sink, "waiting@example.com")
+    newcomer = WebClient(server, "10.7.0.3")
+    newcomer.get("/login")
+    assert signed.get("/auth/verify")[0] == 200
+    log_from = len(server.log())
+
+    pg.down()
+    # The password post: the same form again, its email kept, the password not.
+    status, headers, page = answer = newcomer.post(
+        "/login", {"email": "newcomer@example.com", "password": TEST_PASSWORD})
+    assert_try_again(answer, "password post")
+    assert 'value="newcomer@example.com"' in page and TEST_PASSWORD not in page
+    assert "<h1>Log in</h1>" in page
+    # The code page, its poll, the code, another code, the portal.
+    assert_try_again(waiting.get("/login/code"), "code page")
+    status, headers, text = answer = waiting.get("/login/code/status")
+    assert headers["Content-Type"] == "application/json"
+    assert json.loads(text) == {"error": json.loads(text)["error"], "status": 503}
+    assert_try_again(answer, "status poll")
+    assert_try_again(waiting.post("/login/code", {"code": code}), "code post")
+    assert_try_again(waiting.post("/login/code/resend", {}), "resend")
+    assert_try_again(signed.get("/portal"), "portal")
+    # Forward-auth: nobody is let in. nginx's auth_request makes any answer but 2xx, 401 and
+    # 403 its own 500; Caddy shows the page.
+    status, headers, _ = signed.get("/auth/verify")
+    assert status == 503 and "Remote-User" not in headers
+    status, headers, text = server.request(
+        "GET", "/auth/verify", headers={"Cookie": cookie_of(signed), "X-Forwarded-Method": "GET"})
+    assert status == 503 and "Remote-User" not in headers and TRY_AGAIN in text
+    status, _, text = server.request("GET", "/healthz")
+    assert (status, json.loads(text)["database"]) == (503, "unreachable")
+
+    pg.up()
+    # Every worker answers again without a restart: their dropped connections are replaced.
+    assert wait_until(lambda: server.request("GET", "/healthz")[0] == 200, 10)
+    for _ in range(8):
+        assert signed.get("/portal")[0] == 200
+        status, headers, _ = signed.get("/auth/verify")
+        assert (status, headers["Remote-Email"]) == (200, "signed@example.com")
+    status, headers, _ = waiting.post("/login/code", {"code": code})
+    assert (status, headers["Location"]) == (302, "/portal")
+    status, headers, _ = newcomer.post(
+        "/login", {"email": "newcomer@example.com", "password": TEST_PASSWORD})
+    assert (status, headers["Location"]) == (302, "/login/code")
+    code_for(smtp_sink, "newcomer@example.com")
+    # Passing trouble, not a fault: a line each, not the app's "unhandled error".
+    log = new_log(server, log_from)
+    assert "unhandled error" not in log, log[-3000:]
+    assert "the database could not be reached for POST /login" in log
+
+
+def cookie_of(client: WebClient) -> str:
+    return "; ".join(f"{k}={v}" for k, v in client.cookies.items())
+
+
+def cpu_seconds(pid: int) -> float:
+    with open(f"/proc/{pid}/stat") as handle:
+        fields = handle.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / 100  # utime + stime, in clock ticks
+
+
+def worker_pids(server: Gunicorn) -> list[int]:
+    with open(f"/proc/{server.process.pid}/task/{server.process.pid}/children") as handle:
+        children = handle.read()
+    return [int(pid) for pid in children.split()]
+
+
+@on_postgresql
+def test_the_dispatcher_says_once_that_the_database_is_away_and_then_sends_each_message_once(
+        pg, server, db_app, smtp_sink, database_back):
+    # Three notices due in two seconds: the database goes away before any is sent.
+    with db_app.app_context():
+        for n in range(3):
+            item = delivery.queue_message(
+                user_id=None, channel="email", destination=f"notice{n}@example.com",
+                kind="notice", template="account_reactivated",
+                values={"when": "10:05", "login_url": "http://127.0.0.1/login",
+                        "forgot_url": "http://127.0.0.1/password/forgot"})
+            item.next_attempt_at = clock.now() + timedelta(seconds=2)
+        db.session.commit()
+        db.session.remove()
+        db.engine.dispose()
+    log_from = len(server.log())
+    workers = worker_pids(server)
+    cpu_before = sum(cpu_seconds(pid) for pid in workers)
+    pg.down()
+    time.sleep(7)  # three rounds or more of each worker's dispatcher (DISPATCHER_POLL_SECONDS)
+    away_cpu = sum(cpu_seconds(pid) for pid in workers) - cpu_before
+    pg.up()
+
+    def arrived():
+        return [m.to[0] for m in smtp_sink.messages if m.to[0].startswith("notice")]
+
+    assert wait_until(lambda: len(arrived()) >= 3, 20)
+    time.sleep(2.5)  # a round more: nothing is sent twice
+    assert sorted(arrived()) == [f"notice{n}@example.com" for n in range(3)]
+    assert away_cpu < 1.5, f"the workers spent {away_cpu} s of CPU waiting 7 s"
+    status, _, text = server.request("GET", "/healthz")
+    dispatchers = json.loads(text)["dispatcher"]
+    assert status == 200 and dispatchers["alive"] and dispatchers["workers"] == 2
+    assert wait_until(lambda: new_log(server, log_from).count(
+        "dispatcher: the database answers again") == 2, 5)
+    log = new_log(server, log_from)
+    assert "Traceback" not in log and " ERROR " not in log, log[-3000:]
+    assert log.count("dispatcher: the database cannot be reached") == 2, log[-3000:]
+    assert set(worker_pids(server)) == set(workers)  # no worker died meanwhile
+
+
+@on_postgresql
+def test_every_connection_ended_by_the_server_is_replaced_without_an_error(
+        pg, server, smtp_sink, database_back):
+    client = signed_in(server, smtp_sink, "after@example.com", "10.7.0.9")
+    for _ in range(6):  # each worker's pool holds connections
+        assert client.get("/portal")[0] == 200
+    log_from = len(server.log())
+    assert pg.terminate_all() >= 2
+    time.sleep(0.3)
+    for _ in range(8):
+        assert client.get("/portal")[0] == 200
+        assert client.get("/auth/verify")[0] == 200
+        assert server.request("GET", "/healthz")[0] == 200
+    time.sleep(2.5)  # each dispatcher's round too
+    log = new_log(server, log_from)
+    assert "Traceback" not in log and "WARNING" not in log and " ERROR " not in log, log
+
+
+# --- SQLite: a backup holding the write lock past the busy timeout -------------------------
+
+@pytest.fixture
+def locked_app(tmp_path, smtp, monkeypatch):
+    """An app on a SQLite file whose busy timeout is 0.3 s, not 15 (a test of its own)."""
+    from tests.conftest import running_app
+
+    monkeypatch.setattr(db_setup, "SQLITE_BUSY_TIMEOUT_MS", 300)
+    config = make_config(tmp_path, smtp, SQLALCHEMY_DATABASE_URI=f"sqlite:///{tmp_path}/x.db",
+                         DISPATCHER_POLL_SECONDS=0.1)
+    with running_app(config) as application:
+        yield application
+
+
+class WriteLock:
+    """A `sqlite3` shell's BEGIN IMMEDIATE on the app's database file."""
+
+    def __init__(self, app) -> None:
+        self.connection = sqlite3.connect(
+            app.config["SQLALCHEMY_DATABASE_URI"].removeprefix("sqlite:///"),
+            isolation_level=None)
+
+    def __enter__(self):
+        self.connection.execute("BEGIN IMMEDIATE")
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.connection.execute("ROLLBACK")
+        self.connection.close()
+
+
+@on_sqlite
+def test_a_write_lock_held_past_the_busy_timeout_asks_the_client_to_try_again(locked_app):
+    from tests.conftest import Browser
+
+    add_user(locked_app, "client@example.com")
+    browser = Browser(locked_app)
+    browser.get("/login")
+    with WriteLock(locked_app):
+        response = browser.post("/login", data={"email": "client@example.com",
+                                                "password": TEST_PASSWORD})
+        assert response.status_code == 503, response.status_code
+        assert response.headers["Retry-After"] == "60"
+        page = response.get_data(as_text=True)
+        assert TRY_AGAIN in page and 'value="client@example.com"' in page
+        assert locked_app.test_client().get("/healthz").status_code == 200  # reads go on
+    response = browser.post("/login", data={"email": "client@example.com",
+                                            "password": TEST_PASSWORD})
+    assert (response.status_code, response.headers["Location"]) == (302, "/login/code")
+
+
+@on_sqlite
+def test_the_dispatcher_waits_out_a_write_lock_saying_so_once(locked_app, smtp, caplog):
+    with locked_app.app_context():
+        item = delivery.queue_message(
+            user_id=None, channel="email", destination="notice@example.com", kind="notice",
+            template="account_reactivated",
+            values={"when": "10:05", "login_url": "http://x/login", "forgot_url": "http://x/f"})
+        item.next_attempt_at = clock.now() + timedelta(seconds=0.3)
+        db.session.commit()
+        db.session.remove()
+    dispatcher = locked_app.extensions["dispatcher"]
+    caplog.set_level(logging.INFO, logger="clientgate.delivery")
+    with WriteLock(locked_app):
+        dispatcher.start()
+        time.sleep(2)  # about five rounds, each waiting out the busy timeout
+        assert not smtp.messages
+    assert wait_until(lambda: smtp.messages, 10)
+    time.sleep(0.5)
+    assert [m.to for m in smtp.messages] == [["notice@example.com"]]
+    assert dispatcher.alive
+    said = [r for r in caplog.records if r.name == "clientgate.delivery"]
+    assert not [r for r in said if r.levelno >= logging.ERROR], [r.getMessage() for r in said]
+    away = [r for r in said if "cannot be reached" in r.getMessage()]
+    assert len(away) == 1 and re.search(r"database is locked", away[0].getMessage())
