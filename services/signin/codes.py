@@ -199,11 +199,27 @@ delivery.SWEEPS.append(expire_due_sign_ins)
 
 
 def pending_sign_in_of(user: User) -> Optional[SignIn]:
-    """The user's live sign-in, if any (the newest pending one whose code has not run out)."""
+    """The user's live sign-in, if any (the newest pending one whose code has not run out).
+
+    One whose code this server can no longer check is ended instead: made before SECRET_KEY
+    was changed, its code (kept encrypted, or the authenticator app's secret) cannot be read,
+    so "use the code already sent" would lead only to codes that are "not right" and count
+    towards the lock."""
     sign_in = db.session.scalar(_NEWEST_PENDING, {"user": user.id})
     if sign_in is None or expire_if_due(sign_in):
         return None
+    if not _checkable_here(sign_in):
+        if end_sign_in(sign_in, "cancelled"):
+            audit.record("signin_cancelled", user_id=user.id, sign_in_id=sign_in.id,
+                         detail={"by": "secret_key"})
+        return None
     return sign_in
+
+
+def _checkable_here(sign_in: SignIn) -> bool:
+    if sign_in.channel == "totp":
+        return totp.confirmed_authenticator(sign_in.user) is not None
+    return not sign_in.code_encrypted or keys.decrypt_secret(sign_in.code_encrypted) is not None
 
 
 # A user's pending sign-ins: asked on every password post, so built once.
@@ -468,6 +484,7 @@ CANCELLED_BECAUSE = {
     "totp_removed": "the authenticator app was removed from the account",
     "recovered": "our staff secured the account after a call from its owner",
     "support": "our support team ended it",
+    "secret_key": "our server's settings were changed",
 }
 
 

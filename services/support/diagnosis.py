@@ -136,6 +136,8 @@ ENDED_BECAUSE = {
                     "waiting for one of its codes.",
     "recovered": "The account was given back to its owner, which ends every sign-in waiting "
                  "for a code.",
+    "secret_key": "The server's SECRET_KEY was changed after its code was made, so the code "
+                  "could no longer be checked; it was ended when the client signed in again.",
 }
 
 
