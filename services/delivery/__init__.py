@@ -198,6 +198,13 @@ def render(item: Delivery, code: Optional[str]) -> tuple[str, str, Optional[str]
     else:
         template = payload["template"]
         values = dict(payload.get("values") or {})
+        # The links every notice may name come from PORTAL_URL, so they are made here when
+        # the payload lacks them: a message queued by an earlier release carries only what
+        # its template needed then (its lockout email, sent after the upgrade, said "set a
+        # new password at , or contact us").
+        for name, endpoint in (("login_url", "auth.login"), ("forgot_url", "passwords.forgot")):
+            if name not in values:
+                values[name] = urls.absolute_url(endpoint)
     # The WebOTP line of a text ("@portal.firm.co.uk #123456") names PORTAL_URL's host, never
     # a request's Host header, so a phishing site cannot get the code filled in (issue 11).
     values.update(code=code, portal=current_app.config["PORTAL_NAME"], kind=item.kind,

@@ -200,3 +200,14 @@ def test_a_command_naming_an_address_acts_on_the_account_that_signs_in_with_it(f
     assert role_of(firm, firm.ids["bob_old_spelling"]) == "admin"
     assert role_of(firm, firm.ids["bob"]) == "client"
     flask_cli("users", "set-role", "Bob@Example.com", "client", database_url=firm.url)
+
+
+def test_a_lockout_email_queued_before_the_upgrade_names_the_new_password_page(firm, app,
+                                                                               module_smtp):
+    """The lockout email asks a client who was not trying to sign in to set a new password
+    "at {{ forgot_url }}"; a release before that link came queued it without one, and it went
+    out as "set a new password at , or contact us"."""
+    dispatch(app)
+    mail = module_smtp.last_to("locked@example.com")
+    assert "set a new password at http://localhost/password/forgot" in mail.text
+    assert " at , " not in mail.text
