@@ -39,7 +39,7 @@ from authlib.oidc.core.errors import (
 from authlib.oidc.core.grants import OpenIDCode
 from authlib.oidc.rpinitiated import EndSessionEndpoint
 from cryptography.fernet import InvalidToken
-from flask import Flask, current_app, g, session
+from flask import Flask, current_app, g, jsonify, session
 from flask import request as flask_request
 from joserfc import jwt
 from joserfc.errors import JoseError
@@ -351,13 +351,17 @@ def ensure_signing_key() -> OIDCSigningKey:
     return current
 
 
+class SigningKeyUnreadable(RuntimeError):
+    """The signing key was kept under another SECRET_KEY; the operator must replace it."""
+
+
 def _private_key(row: OIDCSigningKey) -> RSAKey:
     cache = current_app.extensions.setdefault("oidc_keys", {})
     if row.kid not in cache:
         try:
             data = keys.fernet_for(KEY_PURPOSE).decrypt(row.private_key_encrypted.encode())
         except InvalidToken:
-            raise RuntimeError(
+            raise SigningKeyUnreadable(
                 "The OpenID Connect signing key cannot be read: SECRET_KEY has changed since "
                 "it was made. Run `flask --app app oidc rotate-key --replace-unreadable`."
             ) from None
@@ -931,7 +935,18 @@ def error_redirect(error: OAuth2Error):
 
 
 def token_response():
-    response = server.create_token_response()
+    try:
+        response = server.create_token_response()
+    except SigningKeyUnreadable as error:
+        # Every app's sign-in fails until the key is replaced: the app gets an answer it can
+        # read, the operator one line saying what to run (not a traceback per request), and
+        # the code stays unused.
+        db.session.rollback()
+        log.error("/oauth/token could not sign an id_token: %s", error)
+        response = jsonify(error="server_error",
+                           error_description="The sign-in service cannot sign tokens just now.")
+        response.status_code = 500
+        return response
     db.session.commit()
     return response
 

@@ -156,3 +156,36 @@ def test_a_client_whose_app_cannot_be_read_can_remove_it_and_set_it_up_again(
         with new.app_context():
             from models import User
             assert db.session.scalar(select(User.channel)) == "totp"
+
+
+# --- OpenID Connect ------------------------------------------------------------------------
+
+def test_an_app_asking_for_tokens_before_the_key_is_replaced_gets_json_and_one_log_line(
+        app, user, smtp, tmp_path, caplog):
+    """The signing key, kept under the old SECRET_KEY, cannot sign an id_token until the
+    operator runs `oidc rotate-key --replace-unreadable`. The token endpoint answered the app
+    with an HTML 500 page and logged a traceback as an unhandled error; it now answers in JSON,
+    as the app expects, and logs the one line that says what to run."""
+    import logging
+
+    from tests.oidc.conftest import authorize_url, code_from, exchange, pkce, register
+    from tests.oidc.conftest import signed_in
+
+    rp = register(app)
+    assert Browser(app).get("/oauth/jwks").status_code == 200  # the key made, under the old key
+    with restarted_with_new_key(tmp_path, smtp) as new:
+        b = signed_in(new, smtp)
+        verifier, challenge = pkce()
+        code = code_from(b.get(authorize_url(rp, challenge)))["code"]
+        with caplog.at_level(logging.ERROR):
+            answer = exchange(b.client, rp, code, verifier)
+        assert answer.status_code == 500
+        assert answer.get_json()["error"] == "server_error"
+        assert "no-store" in answer.headers["Cache-Control"]
+        logged = [r for r in caplog.records if r.levelno >= logging.ERROR]
+        assert [r.exc_info for r in logged] == [None]  # one line, no traceback
+        assert "--replace-unreadable" in logged[0].getMessage()
+        assert new.test_cli_runner().invoke(
+            args=["oidc", "rotate-key", "--replace-unreadable"]).exit_code == 0
+        code = code_from(b.get(authorize_url(rp, challenge)))["code"]
+        assert exchange(b.client, rp, code, verifier).status_code == 200
