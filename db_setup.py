@@ -99,6 +99,21 @@ def configure_engine(engine: Engine) -> None:
     check_before_use(engine)
     if engine.dialect.name == "postgresql":
         begin_at_first_write(engine)
+        give_up_connecting_after(engine, CONNECT_TIMEOUT_SECONDS)
+
+
+# A database server that takes the connection but never answers (hung, or a failover's address
+# whose packets go nowhere) held each request, and the dispatcher, for good: a worker until
+# gunicorn killed it, then the next. After this long the page says to try again in a minute.
+CONNECT_TIMEOUT_SECONDS = 5
+
+
+def give_up_connecting_after(engine: Engine, seconds: int) -> None:
+    """libpq's connect_timeout for each new connection, unless DATABASE_URL sets its own."""
+
+    @event.listens_for(engine, "do_connect")
+    def _connect_timeout(_dialect, _record, _cargs, cparams) -> None:
+        cparams.setdefault("connect_timeout", seconds)
 
 
 # Execution options for a write that is a transaction of its own: one atomic statement whose

@@ -40,3 +40,35 @@ class RestartablePostgres(pgtemp.TempPostgres):
 
 def url_for_sqlalchemy(url: str) -> str:
     return url.replace("postgresql://", "postgresql+psycopg://", 1)
+
+
+class SilentServer:
+    """A database address that takes connections and never answers: a hung server, or a
+    failover's address whose packets go nowhere, as a client's driver sees it."""
+
+    def __init__(self) -> None:
+        import socket
+        import threading
+
+        self.listener = socket.socket()
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(64)
+        self.port = self.listener.getsockname()[1]
+        self.taken: list = []
+        threading.Thread(target=self._take, daemon=True).start()
+
+    def _take(self) -> None:
+        try:
+            while True:
+                self.taken.append(self.listener.accept()[0])
+        except OSError:
+            return  # closed
+
+    @property
+    def url(self) -> str:
+        return f"postgresql+psycopg://clientgate@127.0.0.1:{self.port}/clientgate"
+
+    def close(self) -> None:
+        self.listener.close()
+        for connection in self.taken:
+            connection.close()

@@ -27,7 +27,7 @@ from extensions import db
 from services import clock, delivery
 from tests.conftest import AS_SERVERS_HASH, TEST_PASSWORD, SMTPServer, add_user, make_config
 from tests.production.conftest import DATABASE_KIND, Gunicorn, WebClient, flask_cli
-from tests.production.review7db_pg import RestartablePostgres, url_for_sqlalchemy
+from tests.production.review7db_pg import RestartablePostgres, SilentServer, url_for_sqlalchemy
 
 on_postgresql = pytest.mark.skipif(
     DATABASE_KIND != "postgresql",
@@ -268,6 +268,41 @@ def test_every_connection_ended_by_the_server_is_replaced_without_an_error(
     time.sleep(2.5)  # each dispatcher's round too
     log = new_log(server, log_from)
     assert "Traceback" not in log and "WARNING" not in log and " ERROR " not in log, log
+
+
+def within(seconds: float, call):
+    """call()'s result, or None if it has not answered in `seconds` (it is left waiting)."""
+    import threading
+
+    answer = []
+    thread = threading.Thread(target=lambda: answer.append(call()), daemon=True)
+    thread.start()
+    thread.join(seconds)
+    return answer[0] if answer else None
+
+
+@on_postgresql
+def test_a_database_that_takes_the_connection_and_never_answers_is_given_up_on(tmp_path):
+    from app import create_app
+    from tests.conftest import Browser
+
+    silent = SilentServer()
+    try:
+        app = create_app(make_config(tmp_path, SQLALCHEMY_DATABASE_URI=silent.url,
+                                     SQLALCHEMY_ENGINE_OPTIONS={}))
+        started = time.monotonic()
+        health = within(15, lambda: app.test_client().get("/healthz"))
+        assert health is not None, "/healthz was still waiting after 15 s"
+        assert health.status_code == 503 and time.monotonic() - started < 8
+        browser = Browser(app)
+        answer = within(15, lambda: browser.post(
+            "/login", {"email": "client@example.com", "password": TEST_PASSWORD}))
+        assert answer is not None, "the password post was still waiting after 15 s"
+        assert answer.status_code == 503 and TRY_AGAIN in answer.get_data(as_text=True)
+        with app.app_context():
+            db.engine.dispose()
+    finally:
+        silent.close()
 
 
 # --- SQLite: a backup holding the write lock past the busy timeout -------------------------
