@@ -112,6 +112,9 @@ def _fewer_codes(user: User, totp_form: Optional[TotpConfirmForm],
         "passkeys": passkeys.passkeys_of(user),
         "passkey_form": PasskeyAddForm(formdata=None, name=name),
         "remove_form": RemoveForm(formdata=None), "totp_app": app, "totp_setup": setup,
+        # Set up before SECRET_KEY was changed: its codes can no longer be checked.
+        "totp_unreadable": app is not None and app.confirmed_at is not None
+                           and totp.secret_of(app) is None,
         "totp_elsewhere": setup is None and totp.setup_waiting(user) is not None,
         # A passkey the client chose to remove, whose row now asks for the password.
         "removing": id_arg("remove"),

@@ -5,6 +5,9 @@ key meets the new one; each test starts the app again with another key on the sa
 
 from __future__ import annotations
 
+import html
+import re
+
 from sqlalchemy import select
 
 from extensions import db
@@ -145,6 +148,12 @@ def test_a_client_whose_app_cannot_be_read_can_remove_it_and_set_it_up_again(
         client.log_in()
         run_dispatcher(new)
         client.enter_code(smtp.last_to("client@example.com").code)
+        # The page said "Your codes come from your authenticator app" and nothing more.
+        page = " ".join(html.unescape(re.sub(r"<[^>]+>", "", client.text("/account/security")))
+                        .split())
+        assert "Your authenticator app has to be set up again" in page
+        assert "codes come by email to client@example.com until you do" in page
+        assert "Your codes come from your authenticator app" not in page
         removed = client.post("/account/security", {"form": "totp-remove"})
         assert removed.status_code == 302
         started = client.post("/account/security", {"form": "totp-start"})
