@@ -514,6 +514,9 @@ def activity_step(event, actors: dict, tz: str) -> Step:
         detail = {"reset": "With a link from a “forgotten password” email.",
                   "change": "By the client, from their account page.",
                   "invitation": "When they accepted the invitation."}[extra["by"]]
+    if event.type in ("delivery_failed", "delivery_retry") and extra.get("reason"):
+        # As a sign-in's message says in its timeline (_Teller): what went wrong, in words.
+        detail = f"{extra['reason'][:1].upper()}{extra['reason'][1:]}."
     if event.type == "delivery_queued" and extra.get("kind"):
         kind = extra['kind'].replace('_', ' ')
         article = "An" if kind[:1] in "aeiou" else "A"
