@@ -77,7 +77,9 @@ def db_app(pg, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def server(pg, db_app, smtp_sink, tmp_path_factory):
-    gunicorn = Gunicorn(pg.url, smtp_sink, tmp_path_factory.mktemp("gunicorn"), workers=2)
+    # A claim runs out in 9 s, not 90: a message left claimed is sent again within the test.
+    gunicorn = Gunicorn(pg.url, smtp_sink, tmp_path_factory.mktemp("gunicorn"), workers=2,
+                        DISPATCHER_CLAIM_SECONDS="9", MAIL_TIMEOUT="3")
     gunicorn.start()
     try:
         yield gunicorn
@@ -250,6 +252,47 @@ def test_the_dispatcher_says_once_that_the_database_is_away_and_then_sends_each_
     assert "Traceback" not in log and " ERROR " not in log, log[-3000:]
     assert log.count("dispatcher: the database cannot be reached") == 2, log[-3000:]
     assert set(worker_pids(server)) == set(workers)  # no worker died meanwhile
+
+
+def status_of_message(pg: RestartablePostgres, destination: str):
+    import psycopg
+
+    with psycopg.connect(pg.url) as connection:
+        row = connection.execute("SELECT status FROM deliveries WHERE destination = %s",
+                                 (destination,)).fetchone()
+    return row[0] if row else None
+
+
+@on_postgresql
+@pytest.mark.xfail(strict=True, reason=(
+    "not fixed (seventh review): services/delivery process() records a send once, and when the "
+    "database is away at that moment the message stays claimed and goes again when the claim "
+    "runs out (90 s in production). Recording the send should be retried until the database "
+    "answers, within the claim. Remove this mark with that fix."))
+def test_a_message_being_handed_over_as_the_database_goes_is_sent_once(
+        pg, server, db_app, smtp_sink, database_back):
+    with db_app.app_context():
+        delivery.queue_message(
+            user_id=None, channel="email", destination="handed@example.com", kind="notice",
+            template="account_reactivated",
+            values={"when": "10:05", "login_url": "http://127.0.0.1/login",
+                    "forgot_url": "http://127.0.0.1/password/forgot"})
+        db.session.commit()
+        db.session.remove()
+        db.engine.dispose()
+    smtp_sink.delay = 2.5  # the mail server takes its time over each message
+    try:
+        assert wait_until(lambda: status_of_message(pg, "handed@example.com") == "sending", 10)
+        time.sleep(0.3)
+        pg.down()  # while the mail server has the message
+        time.sleep(3)
+        pg.up()
+    finally:
+        smtp_sink.delay = 0
+    assert wait_until(lambda: status_of_message(pg, "handed@example.com") == "sent", 20)
+    time.sleep(1)
+    assert [m.to for m in smtp_sink.messages if m.to == ["handed@example.com"]] == [
+        ["handed@example.com"]]
 
 
 @on_postgresql
