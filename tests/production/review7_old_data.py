@@ -243,3 +243,107 @@ def fill_first_release(db: OldDatabase) -> dict:
         claimed_until=db.at(minutes=-2), give_up_at=db.at(hours=24))
     db.insert("dispatcher_beats", worker="old-server:1234", beat_at=db.at(minutes=-2))
     return ids
+
+
+def sha256(value: str) -> str:
+    return hashlib.sha256(value.encode()).hexdigest()
+
+
+def fernet(secret_key: str, purpose: bytes) -> Fernet:
+    return Fernet(base64.urlsafe_b64encode(derived_key(secret_key, purpose)))
+
+
+def bound_to(user_id: int, email: str, password_hash: str, active: bool = True) -> str:
+    """services.accounts.tokens.fingerprint: the account's state a link is bound to."""
+    return sha256(f"{user_id}\x1f{email}\x1f{password_hash}\x1f{active}")
+
+
+def fill_before_one_spelling(db: OldDatabase) -> dict:
+    """A database as the release before "one spelling" left it (b7e4d2a91c05): addresses
+    stored trimmed and lowercased only, links in the post, an app signing in through OpenID
+    Connect, an authenticator app, a passkey, a trusted browser and an account switched off."""
+    from joserfc.jwk import RSAKey
+    import pyotp
+
+    ids: dict = {}
+    ids["admin"] = admin = db.user("admin@firm.example", role="admin")
+    # Invited under a full-width spelling (the staff form lowercased only): the link waits.
+    ids["carol"] = carol = db.user("ｃａｒｏｌ@example.com", password_hash="")
+    ids["carol_link"] = token = secrets.token_urlsafe(32)
+    db.insert("account_tokens", user_id=carol, purpose="invitation", token_hash=sha256(token),
+              bound_to=bound_to(carol, "ｃａｒｏｌ@example.com", ""), new_email=None,
+              created_at=db.at(days=-1), expires_at=db.at(days=6), used_at=None,
+              revoked_at=None, created_by_id=admin)
+    # A reset link for an address whose domain the CLI stored as IDNA A-labels.
+    ids["fay"] = fay = db.user("fay@xn--exmple-cua.com")
+    ids["fay_link"] = token = secrets.token_urlsafe(32)
+    db.insert("account_tokens", user_id=fay, purpose="reset", token_hash=sha256(token),
+              bound_to=bound_to(fay, "fay@xn--exmple-cua.com", PASSWORD_HASH), new_email=None,
+              created_at=db.at(minutes=-5), expires_at=db.at(minutes=55), used_at=None,
+              revoked_at=None, created_by_id=None)
+    # A new address typed with a full-width letter, its confirmation link in the post.
+    ids["erin"] = erin = db.user("erin@example.com")
+    ids["erin_new"] = "ｅrin.new@example.com"
+    ids["erin_link"] = token = secrets.token_urlsafe(32)
+    db.insert("account_tokens", user_id=erin, purpose="email", token_hash=sha256(token),
+              bound_to=bound_to(erin, "erin@example.com", PASSWORD_HASH),
+              new_email=ids["erin_new"], created_at=db.at(minutes=-5),
+              expires_at=db.at(minutes=55), used_at=None, revoked_at=None, created_by_id=None)
+    ids["hal"] = db.user("hal@example.com", deactivated_at=db.at(days=-3), name="Hal Off")
+    # "Forgotten your password?" asked just before the servers stopped: the request waits in
+    # the outbox under the address as typed, for the dispatcher to look its account up.
+    ids["ivy"] = db.user("ivy@xn--exmple-cua.com")
+    ids["ivy_request"] = db.delivery(
+        None, None, kind="reset_request", channel="email", destination="ivy@xn--exmple-cua.com",
+        payload={"template": "password_reset", "values": {"when": "12:59 on 4 December 2026"}},
+        status="queued", minutes=-1, give_up_at=db.at(minutes=59))
+
+    # Gus signs in with an authenticator app, has a passkey and a trusted browser.
+    ids["gus"] = gus = db.user("gus@example.com", channel="totp", name="Gus")
+    ids["gus_secret"] = secret = pyotp.random_base32()
+    db.insert("totp_authenticators", user_id=gus,
+              secret_encrypted=fernet(db.secret_key, b"totp-secret").encrypt(
+                  secret.encode()).decode(),
+              created_at=db.at(days=-10), confirmed_at=db.at(days=-10),
+              last_step=None, last_used_at=db.at(days=-2))
+    db.insert("passkeys", user_id=gus, credential_id="b2xkLXBhc3NrZXk", public_key=b"\x01" * 77,
+              sign_count=3, user_handle="dXNlci1oYW5kbGU", name="Gus's phone",
+              transports=["internal", "hybrid"], backed_up=True, created_at=db.at(days=-9),
+              last_used_at=db.at(days=-1))
+    db.insert("trusted_devices", user_id=gus, token_hash=sha256("a trusted browser"),
+              created_at=db.at(days=-2), expires_at=db.at(days=28),
+              last_used_at=db.at(days=-1), ended_at=None, end_reason=None, ip="192.0.2.20",
+              user_agent="Mozilla/5.0 (iPhone) Safari/17", browser="Safari on iPhone")
+    db.insert("address_failures", email_key=sha256("somebody"), kind="wrong",
+              created_at=db.at(minutes=-10), paused_until=None)
+
+    # An app registered with `flask oidc add-client`, its signing key, a code and a token.
+    ids["app_client_id"] = client_id = secrets.token_urlsafe(16)
+    app_row = db.insert("oauth_clients", client_id=client_id, name="Client files",
+                        secret_hash=sha256("an app's secret"),
+                        redirect_uris=["https://files.firm.example/oauth2/callback"],
+                        post_logout_redirect_uris=[], created_at=db.at(days=-20))
+    ids["kid"] = kid = secrets.token_urlsafe(12)
+    key = RSAKey.generate_key(2048, parameters={"kid": kid, "use": "sig", "alg": "RS256"},
+                              private=True)
+    db.insert("oidc_signing_keys", kid=kid,
+              private_key_encrypted=fernet(db.secret_key, b"oidc-signing-key").encrypt(
+                  json.dumps(key.as_dict(private=True)).encode()).decode(),
+              public_jwk=key.as_dict(private=False), created_at=db.at(days=-20),
+              retired_at=None)
+    session = db.insert("auth_sessions", token_hash=secrets.token_hex(32), user_id=gus,
+                        sign_in_id=None, created_at=db.at(minutes=-30),
+                        last_seen_at=db.at(minutes=-1), revoked_at=None, ip="192.0.2.20",
+                        user_agent="Mozilla/5.0 (iPhone) Safari/17", amr=["otp"])
+    code = db.insert("oauth_codes", code_hash=sha256("a used code"), client_id=app_row,
+                     user_id=gus, auth_session_id=session,
+                     redirect_uri="https://files.firm.example/oauth2/callback",
+                     scope="openid email", nonce="n-0S6", code_challenge="x" * 43,
+                     code_challenge_method="S256", auth_time=db.at(minutes=-30),
+                     amr=["otp"], created_at=db.at(minutes=-29),
+                     expires_at=db.at(minutes=-28), used_at=db.at(minutes=-29))
+    ids["access_token"] = "an access token issued before the upgrade"
+    db.insert("oauth_tokens", token_hash=sha256(ids["access_token"]), client_id=app_row,
+              user_id=gus, code_id=code, auth_session_id=session, scope="openid email",
+              issued_at=db.at(minutes=-29), expires_at=db.at(minutes=30), revoked_at=None)
+    return ids

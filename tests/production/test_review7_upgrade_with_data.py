@@ -24,7 +24,8 @@ from services.emails import canonical
 from tests.conftest import Browser, make_config
 from tests.production.conftest import SECRET_KEY, Databases, flask_cli
 from tests.production.review7_old_data import (
-    FIRST_RELEASE, PASSWORD, OldDatabase, fill_first_release,
+    BEFORE_ONE_SPELLING, FIRST_RELEASE, PASSWORD, OldDatabase, fill_before_one_spelling,
+    fill_first_release,
 )
 
 
@@ -211,3 +212,116 @@ def test_a_lockout_email_queued_before_the_upgrade_names_the_new_password_page(f
     mail = module_smtp.last_to("locked@example.com")
     assert "set a new password at http://localhost/password/forgot" in mail.text
     assert " at , " not in mail.text
+
+
+# --- a firm upgrading from the release before one spelling ---------------------------------
+
+@pytest.fixture(scope="module")
+def later_firm(tmp_path_factory):
+    databases = Databases(tmp_path_factory.mktemp("before-one-spelling"))
+    url = databases.new()
+    try:
+        flask_cli("db", "upgrade", BEFORE_ONE_SPELLING, database_url=url)
+        old = OldDatabase(url, SECRET_KEY)
+        try:
+            ids = fill_before_one_spelling(old)
+        finally:
+            old.close()
+        yield Firm(url, ids, flask_cli("db", "upgrade", database_url=url))
+    finally:
+        databases.drop_all()
+
+
+@pytest.fixture(scope="module")
+def later_app(later_firm, module_smtp, tmp_path_factory):
+    config = make_config(tmp_path_factory.mktemp("later-app"), module_smtp,
+                         SQLALCHEMY_DATABASE_URI=database_url(later_firm.url),
+                         SECRET_KEY=SECRET_KEY)
+    application = create_app(config)
+    yield application
+    application.extensions["dispatcher"].stop()
+    with application.app_context():
+        db.session.remove()
+        db.engine.dispose()
+
+
+NEW_PASSWORD = "a brand new passphrase 2"
+
+
+def test_an_invitation_sent_before_the_upgrade_still_lets_the_client_in(later_firm, later_app,
+                                                                       module_smtp):
+    """The upgrade rewrote the invited address to its one spelling; the link was bound to the
+    account's state, address included, and must still work."""
+    browser = Browser(later_app)
+    link = f"/welcome/{later_firm.ids['carol_link']}"
+    assert browser.get(link).status_code == 200
+    saved = browser.post(link, {"password": NEW_PASSWORD, "confirm": NEW_PASSWORD})
+    assert saved.status_code == 302, words(saved.get_data(as_text=True))
+    count = len(module_smtp.messages)
+    assert browser.log_in("carol@example.com", NEW_PASSWORD).status_code == 302
+    dispatch(later_app)
+    module_smtp.wait_for(count + 1)
+    assert browser.enter_code(module_smtp.last_to("carol@example.com").code).status_code == 302
+
+
+def test_a_reset_link_sent_before_the_upgrade_still_works(later_firm, later_app):
+    browser = Browser(later_app)
+    page = browser.get(f"/password/reset/{later_firm.ids['fay_link']}")
+    assert page.status_code == 200, words(page.get_data(as_text=True))
+
+
+def test_a_new_address_typed_before_the_upgrade_is_confirmed_in_its_one_spelling(
+        later_firm, later_app, module_smtp):
+    """An address the old form stored with a full-width letter, confirmed after the upgrade,
+    must become the address the client signs in with, not one no sign-in can find."""
+    browser = Browser(later_app)
+    link = f"/account/email/confirm/{later_firm.ids['erin_link']}"
+    assert browser.get(link).status_code == 200
+    done = browser.post(link, {"current_password": PASSWORD})
+    assert done.status_code == 302, words(done.get_data(as_text=True))
+    with later_app.app_context():
+        assert db.session.get(User, later_firm.ids["erin"]).email == "erin.new@example.com"
+    sign_in(later_app, module_smtp, "erin.new@example.com")
+
+
+def test_a_new_password_asked_for_before_the_upgrade_is_sent_after_it(later_firm, later_app,
+                                                                     module_smtp):
+    """The request waits under the address as typed; the dispatcher looks the account up by
+    it, and the upgrade rewrote the account's address to its one spelling."""
+    dispatch(later_app)
+    with later_app.app_context():
+        request = db.session.get(Delivery, later_firm.ids["ivy_request"])
+        assert request.status == "sent", request.last_error
+    mail = module_smtp.last_to("ivy@xn--exmple-cua.com")  # the mail server's form of the domain
+    assert "/password/reset/" in mail.text
+
+
+def test_an_authenticator_app_client_signs_in_after_the_upgrade(later_firm, later_app):
+    import pyotp
+
+    browser = Browser(later_app)
+    assert browser.log_in("gus@example.com", PASSWORD).status_code == 302
+    done = browser.enter_code(pyotp.TOTP(later_firm.ids["gus_secret"]).now())
+    assert done.status_code == 302 and "/login" not in done.headers["Location"]
+    assert browser.get("/account/security").status_code == 200
+    assert browser.get("/account/devices").status_code == 200
+
+
+def test_an_app_signing_in_through_openid_connect_keeps_its_key_and_token(later_firm,
+                                                                         later_app):
+    client = later_app.test_client()
+    assert later_firm.ids["kid"] in client.get("/oauth/jwks").get_data(as_text=True)
+    info = client.get("/oauth/userinfo",
+                      headers={"Authorization": f"Bearer {later_firm.ids['access_token']}"})
+    assert info.status_code == 200 and info.json["sub"] == str(later_firm.ids["gus"])
+    listed = flask_cli("oidc", "list-clients", database_url=later_firm.url).stdout
+    assert "Client files" in listed and later_firm.ids["app_client_id"] in listed
+
+
+def test_support_and_users_list_read_the_later_rows(later_firm, later_app, module_smtp):
+    listed = flask_cli("users", "list", database_url=later_firm.url).stdout
+    assert re.search(r"hal@example\.com .* off", listed)
+    staff = sign_in(later_app, module_smtp, "admin@firm.example")
+    for user in ("gus", "hal", "fay", "carol"):
+        page = staff.get(f"/support/clients/{later_firm.ids[user]}")
+        assert page.status_code == 200, (user, words(page.get_data(as_text=True))[:500])
