@@ -11,9 +11,12 @@ One database per module, on this run's kind (SQLite, or PostgreSQL under scripts
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 
 import pytest
-from sqlalchemy import create_engine, select, text
+from sqlalchemy import create_engine, inspect, text
+from sqlalchemy.pool import NullPool
 
 from app import create_app
 from config import database_url
@@ -22,7 +25,9 @@ from models import Delivery, SignIn, User
 from services import delivery
 from services.emails import canonical
 from tests.conftest import Browser, make_config
-from tests.production.conftest import SECRET_KEY, Databases, flask_cli
+from tests.production.conftest import (
+    ROOT, SECRET_KEY, Databases, flask_cli, production_env,
+)
 from tests.production.review7_old_data import (
     BEFORE_ONE_SPELLING, FIRST_RELEASE, PASSWORD, OldDatabase, fill_before_one_spelling,
     fill_first_release,
@@ -325,3 +330,62 @@ def test_support_and_users_list_read_the_later_rows(later_firm, later_app, modul
     for user in ("gus", "hal", "fay", "carol"):
         page = staff.get(f"/support/clients/{later_firm.ids[user]}")
         assert page.status_code == 200, (user, words(page.get_data(as_text=True))[:500])
+
+
+# --- an upgrade killed midway ---------------------------------------------------------------
+
+# `flask db upgrade` that dies, as on SIGKILL or a power cut (no cleanup, no rollback sent),
+# as it starts the OpenID Connect migration: after the support-console indexes and
+# auth_sessions.amr have run in the upgrade's one transaction.
+DIES_MIDWAY = """
+import os, sys
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+
+@event.listens_for(Engine, "before_cursor_execute")
+def die(conn, cursor, statement, parameters, context, executemany):
+    if "CREATE TABLE oauth_clients" in statement:
+        os._exit(9)
+
+from flask.cli import main
+sys.argv = ["flask", "--app", "app", "db", "upgrade"]
+main()
+"""
+
+
+def test_an_upgrade_killed_midway_leaves_the_old_schema_and_rows_as_they_were(tmp_path):
+    """The migrations already run go back with the rest (one transaction, migrations/env.py,
+    on SQLite too), and the next upgrade starts afresh and finishes."""
+    databases = Databases(tmp_path)
+    url = databases.new()
+    engine = create_engine(database_url(url), poolclass=NullPool)  # no session kept open
+    try:
+        flask_cli("db", "upgrade", FIRST_RELEASE, database_url=url)
+        old = OldDatabase(url, SECRET_KEY)
+        try:
+            fill_first_release(old)
+        finally:
+            old.close()
+        with engine.connect() as conn:
+            users_before = conn.execute(text("SELECT id, email FROM users ORDER BY id")).all()
+        died = subprocess.run([sys.executable, "-c", DIES_MIDWAY], cwd=ROOT, timeout=120,
+                              env=production_env(url), capture_output=True, text=True)
+        assert died.returncode == 9, died.stderr
+        assert "Running upgrade 8a4b6c2d1e30 -> 439215e7b535" in died.stderr
+        with engine.connect() as conn:
+            found = inspect(conn)
+            assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() \
+                == FIRST_RELEASE
+            assert "oauth_clients" not in found.get_table_names()
+            assert "amr" not in {c["name"] for c in found.get_columns("auth_sessions")}
+            assert "ix_sign_ins_user_created" not in {
+                i["name"] for i in found.get_indexes("sign_ins")}
+            assert conn.execute(text("SELECT id, email FROM users ORDER BY id")).all() \
+                == users_before
+        flask_cli("db", "upgrade", database_url=url)
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT email FROM users WHERE email LIKE 'ann%'")) \
+                .scalar() == "ann.client@example.com"
+    finally:
+        engine.dispose()
+        databases.drop_all()
