@@ -242,6 +242,11 @@ def fill_first_release(db: OldDatabase) -> dict:
         status="sending", minutes=-3, attempts=1, claimed_by="old-server:1234",
         claimed_until=db.at(minutes=-2), give_up_at=db.at(hours=24))
     db.insert("dispatcher_beats", worker="old-server:1234", beat_at=db.at(minutes=-2))
+    # Sam was signed in when the servers stopped; the browser keeps the session's token.
+    ids["sam_token"] = token = secrets.token_urlsafe(32)
+    db.insert("auth_sessions", token_hash=sha256(token), user_id=ids["sam"], sign_in_id=None,
+              created_at=db.at(minutes=-20), last_seen_at=db.at(minutes=-2), revoked_at=None,
+              ip="192.0.2.30", user_agent="Mozilla/5.0 (Android 14) Chrome/120 Mobile")
     return ids
 
 
@@ -290,6 +295,9 @@ def fill_before_one_spelling(db: OldDatabase) -> dict:
               new_email=ids["erin_new"], created_at=db.at(minutes=-5),
               expires_at=db.at(minutes=55), used_at=None, revoked_at=None, created_by_id=None)
     ids["hal"] = db.user("hal@example.com", deactivated_at=db.at(days=-3), name="Hal Off")
+    # 254 characters, the most an address may have; its one spelling ("ﬀ" is "ff") has 255.
+    ids["long_address"] = "z" * 62 + "ﬀ@" + ".".join(["b" * 60] * 3) + ".example"
+    ids["zed"] = db.user(ids["long_address"])
     # "Forgotten your password?" asked just before the servers stopped: the request waits in
     # the outbox under the address as typed, for the dispatcher to look its account up.
     ids["ivy"] = db.user("ivy@xn--exmple-cua.com")

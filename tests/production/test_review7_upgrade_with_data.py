@@ -155,6 +155,23 @@ def test_a_code_queued_before_the_upgrade_is_sent_after_it(firm, app, module_smt
     assert "Codes now go by text message." in module_smtp.last_to("sam@example.com").text
 
 
+def test_a_browser_from_before_the_upgrade_keeps_its_sign_in_and_its_code_page(firm, app,
+                                                                              module_smtp):
+    """Cookies outlive the upgrade: one signed in stays signed in; one on the code page (the
+    first release's session held only the sign-in's id) takes the code that was waiting."""
+    signed_in = Browser(app)
+    with signed_in.client.session_transaction() as cookie:
+        cookie.update(sid=firm.ids["sam_token"], _user_id=str(firm.ids["sam"]), _fresh=True)
+    assert signed_in.get("/portal").status_code == 200
+    on_the_code_page = Browser(app)
+    with on_the_code_page.client.session_transaction() as cookie:
+        cookie["signin_id"] = firm.ids["dee_sign_in"]
+    dispatch(app)
+    done = on_the_code_page.enter_code(module_smtp.last_to("dee@example.com").code)
+    assert done.status_code == 302 and done.headers["Location"].endswith("/portal"), \
+        words(done.get_data(as_text=True))
+
+
 def test_an_old_client_signs_in_end_to_end_under_the_old_spelling_of_the_address(app, module_smtp):
     browser = sign_in(app, module_smtp, "Ann.Client@Example.COM")
     assert browser.get("/portal").status_code == 200
@@ -251,6 +268,17 @@ def later_app(later_firm, module_smtp, tmp_path_factory):
 
 
 NEW_PASSWORD = "a brand new passphrase 2"
+
+
+def test_an_address_whose_one_spelling_is_too_long_is_left_and_named_not_a_failed_upgrade(
+        later_firm):
+    """On PostgreSQL the rewritten address overflowed VARCHAR(254), and the whole upgrade
+    stopped with "value too long"; the firm's servers could not start on the new release."""
+    address = later_firm.ids["long_address"]
+    assert later_firm.rows("SELECT email FROM users WHERE id = :id",
+                           id=later_firm.ids["zed"])[0][0] == address
+    (said,) = [line for line in later_firm.upgraded.stdout.splitlines() if address in line]
+    assert "left as it is: its one spelling is longer than an address can be" in said
 
 
 def test_an_invitation_sent_before_the_upgrade_still_lets_the_client_in(later_firm, later_app,
