@@ -281,4 +281,7 @@ def database_away(error: BaseException) -> bool:
     if isinstance(error.orig, sqlite3.Error):
         # SQLite's OperationalError is also "no such table": only a lock is passing trouble.
         return "locked" in str(error.orig) or "busy" in str(error.orig)
-    return True  # psycopg's: connection refused or lost, shutting down, starting up
+    # psycopg's: connection refused or lost, shutting down, starting up, too many clients. Not
+    # a deadlock or a serialization failure (class 40): those are this code's to fix, and must
+    # stay errors with their traceback.
+    return not (getattr(error.orig, "sqlstate", None) or "").startswith("40")

@@ -348,6 +348,23 @@ def test_a_database_that_takes_the_connection_and_never_answers_is_given_up_on(t
         silent.close()
 
 
+def test_a_deadlock_is_a_fault_to_see_not_the_database_away():
+    """The earlier reviews found deadlocks by their tracebacks: a 503 and a warning line would
+    hide the next one."""
+    import psycopg.errors
+    from sqlalchemy.exc import OperationalError
+
+    def wrapped(orig):
+        return OperationalError("UPDATE users", {}, orig)
+
+    assert not db_setup.database_away(wrapped(psycopg.errors.DeadlockDetected("deadlock")))
+    assert not db_setup.database_away(wrapped(psycopg.errors.SerializationFailure("again")))
+    assert db_setup.database_away(wrapped(psycopg.errors.AdminShutdown("terminating")))
+    assert db_setup.database_away(wrapped(psycopg.errors.CannotConnectNow("starting up")))
+    assert db_setup.database_away(wrapped(sqlite3.OperationalError("database is locked")))
+    assert not db_setup.database_away(wrapped(sqlite3.OperationalError("no such table: users")))
+
+
 # --- SQLite: a backup holding the write lock past the busy timeout -------------------------
 
 @pytest.fixture
