@@ -1,11 +1,13 @@
 """A firm that has run ClientGate since its first release upgrades to this one.
 
 tests/production/test_migrations.py builds the schema from an empty database; firms upgrade
-databases full of rows. Here a database is built at the first release's revision, filled with
-the rows that release wrote (review7_old_data), upgraded with `flask db upgrade` as the
+databases full of rows. Here a database is built at an old revision, filled with the rows the
+app of that revision wrote (review7_old_data), upgraded with `flask db upgrade` as the
 operator's guide says, and then used: the old clients sign in, support reads their history,
-the messages waiting in the outbox go out, and the operator's commands find the right account.
-One database per module, on this run's kind (SQLite, or PostgreSQL under scripts/pgtemp.py).
+the messages and links in flight still work, and the operator's commands find the right
+account. Two such databases are shared by the module's tests (the first release, and the
+release before addresses were stored in one spelling), and one more is upgraded and killed
+midway; all on this run's kind (SQLite, or PostgreSQL under scripts/pgtemp.py).
 """
 
 from __future__ import annotations
