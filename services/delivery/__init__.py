@@ -16,6 +16,7 @@ import email.errors
 import email.policy
 import functools
 import io
+import itertools
 import logging
 import math
 import os
@@ -824,10 +825,34 @@ def process(delivery_id: int) -> str:
         status = item.status
         db.session.commit()
         return status
-    # One UPDATE by id and claim: `item` (let go of above) still holds what the audit event
-    # needs.
+    # Handed over: the send must be recorded, or the message goes again when its claim runs
+    # out. A database away for a moment (a restart, a failover, SQLite's lock held by a
+    # backup) is waited out while the claim lasts.
+    for tries in itertools.count():
+        try:
+            return _record_sent(item, handed, attempt)
+        except Exception as error:
+            db.session.rollback()
+            claim_left = (clock.as_utc(item.claimed_until) - clock.now()).total_seconds() \
+                if item.claimed_until is not None else 0
+            if not db_setup.database_away(error) or claim_left < RECORD_AGAIN_SECONDS:
+                raise
+            if not tries:
+                log.warning("delivery %s: handed over, but the database is away; recording "
+                            "the send when it answers", delivery_id)
+            time.sleep(RECORD_AGAIN_SECONDS)
+
+
+# How long to wait before recording a send again while the database is away.
+RECORD_AGAIN_SECONDS = 1.0
+
+
+def _record_sent(item: Delivery, handed: HandedOver, attempt: int) -> str:
+    """Mark a handed-over message sent, if this process still holds its claim, with the trail's
+    event; commits. One UPDATE by id and claim: `item` (let go of by `process`) still holds
+    what the audit event needs."""
     recorded = db.session.connection().execute(_SENT, {
-        "delivery": delivery_id, "at": clock.now(), "ref": handed.ref,
+        "delivery": item.id, "at": clock.now(), "ref": handed.ref,
         "parts": dict.fromkeys(handed.parts, "sent") or None,
         "worker": worker_name(), "attempt": attempt}).rowcount == 1
     detail = {"channel": item.channel, "attempts": item.attempts,
@@ -838,7 +863,7 @@ def process(delivery_id: int) -> str:
         # arrive twice. Said in the trail and the log; the row is the other process's.
         detail["claim_lost"] = True
         log.warning("delivery %s: handed over after its claim ran out; another process had "
-                    "claimed it, so it may arrive twice", delivery_id)
+                    "claimed it, so it may arrive twice", item.id)
     audit.record("delivery_sent", user_id=item.user_id, sign_in_id=item.sign_in_id,
                  delivery_id=item.id, outcome="sent", detail=detail)
     db.session.commit()

@@ -264,11 +264,6 @@ def status_of_message(pg: RestartablePostgres, destination: str):
 
 
 @on_postgresql
-@pytest.mark.xfail(strict=True, reason=(
-    "not fixed (seventh review): services/delivery process() records a send once, and when the "
-    "database is away at that moment the message stays claimed and goes again when the claim "
-    "runs out (90 s in production). Recording the send should be retried until the database "
-    "answers, within the claim. Remove this mark with that fix."))
 def test_a_message_being_handed_over_as_the_database_goes_is_sent_once(
         pg, server, db_app, smtp_sink, database_back):
     with db_app.app_context():
