@@ -326,7 +326,8 @@ def fill_before_one_spelling(db: OldDatabase) -> dict:
               created_at=db.at(minutes=-10), paused_until=None)
 
     # An app registered with `flask oidc add-client`, its signing key, a code and a token.
-    ids["app_client_id"] = client_id = secrets.token_urlsafe(16)
+    # Its client_id in the first OpenID Connect release's shape (no "cg-" in front yet).
+    ids["app_client_id"] = client_id = secrets.token_urlsafe(18)
     app_row = db.insert("oauth_clients", client_id=client_id, name="Client files",
                         secret_hash=sha256("an app's secret"),
                         redirect_uris=["https://files.firm.example/oauth2/callback"],
