@@ -82,8 +82,12 @@ def let_browser_apps_read(response):
 def let_the_code_form_return_to_the_app(response):
     """Sign-in pages started by an app may send their form on to that app (CSP form-action)."""
     if request.blueprint != "auth" or "Content-Security-Policy" not in response.headers \
-            or response.mimetype != "text/html" or 300 <= response.status_code < 400:
-        return response  # no form shown: JSON (the code page's status) or a redirect
+            or response.mimetype != "text/html" or 300 <= response.status_code < 400 \
+            or response.status_code >= 500:
+        # No form shown: JSON (the code page's status), a redirect, or our fault's page (one
+        # saying the database is away must not ask the database again). A form refused with
+        # a 4xx (a wrong code) is shown again, and may still go on to the app.
+        return response
     # The password page itself may finish the sign-in (a trusted device), so its `next` counts.
     # Only a `next` the sign-in itself would follow (a raw "http://[" is not an address).
     origin = apps.app_origin_for(safe_next(request.args.get("next")))

@@ -194,6 +194,8 @@ def test_while_the_database_is_down_each_step_says_try_again_in_a_minute_and_kee
     # Passing trouble, not a fault: a line each, not the app's "unhandled error".
     log = new_log(server, log_from)
     assert "unhandled error" not in log, log[-3000:]
+    # Nor a traceback from a hook that asked the database again for the error page.
+    assert "Traceback" not in log, log[-3000:]
     assert "the database could not be reached for POST /login" in log
 
 
