@@ -662,8 +662,12 @@ def claim_due(limit: int = 20, worker: Optional[str] = None) -> list[int]:
     candidates = db.session.connection().execute(
         _DUE_MESSAGES, {"at": at, "limit": limit}).all()
     claimed = []
-    for delivery_id, attempts, give_up_at, last_error in candidates:
-        if attempts and give_up_at is not None and clock.as_utc(give_up_at) <= at:
+    for delivery_id, kind, attempts, give_up_at, last_error in candidates:
+        # Its time ran out: tried before (a send cut short), or never tried while the server
+        # was stopped or before a backup was restored. A message with a PREPARER (a code, a
+        # link) is left to it: it ends the message in words of its own (the sign-in over).
+        if give_up_at is not None and clock.as_utc(give_up_at) <= at \
+                and (attempts or kind not in PREPARERS):
             _give_up(delivery_id, attempts, last_error, at)
             continue
         result = db.session.connection().execute(_CLAIM, {**claim, "delivery": delivery_id})
@@ -682,7 +686,8 @@ _DUE_NOW = (
     or_(_messages.c.claimed_until.is_(None), _messages.c.claimed_until < bindparam("at")),
 )
 _DUE_MESSAGES = (
-    select(_messages.c.id, _messages.c.attempts, _messages.c.give_up_at, _messages.c.last_error)
+    select(_messages.c.id, _messages.c.kind, _messages.c.attempts, _messages.c.give_up_at,
+           _messages.c.last_error)
     .where(*_DUE_NOW).order_by(_messages.c.next_attempt_at).limit(bindparam("limit"))
 )
 _CLAIM = (
@@ -710,10 +715,13 @@ _SENT = (
 
 
 def _give_up(delivery_id: int, attempts: int, last_error: Optional[str], at: datetime) -> None:
-    """Fail a message tried before whose time ran out, rather than claim it again: a send cut
-    short (a process killed, an error nobody expected) leaves it `sending`, and it must not be
-    claimed each lease for ever, shown as "Being sent now", its code kept."""
-    reason = f"{last_error or 'sending was interrupted'}; the time to send it ran out"
+    """Fail a message whose time ran out, rather than claim it again: a send cut short (a
+    process killed, an error nobody expected) leaves it `sending`, and it must not be claimed
+    each lease for ever, shown as "Being sent now", its code kept; one never tried would arrive
+    after whatever it was for had ended."""
+    reason = (f"{last_error or 'sending was interrupted'}; the time to send it ran out"
+              if attempts else "its time ran out before it could be sent (the server was "
+                               "stopped, or its database restored from a backup)")
     result = db.session.connection().execute(_GIVE_UP, {
         "delivery": delivery_id, "tried": attempts, "at": at, "reason": reason[:500]})
     if result.rowcount == 1:  # else another worker claimed or ended it meanwhile

@@ -20,7 +20,7 @@ from sqlalchemy import select
 
 from extensions import db
 from models import Delivery, Event
-from services import clock, delivery
+from services import clock, delivery, keys
 from services.delivery.handover import HandedOver
 from tests.conftest import (
     Browser, SMTPServer, _Handler, add_user, free_port, make_config, running_app,
@@ -256,3 +256,26 @@ def test_a_failed_hand_over_does_not_overwrite_a_claim_taken_over_meanwhile(app,
     else:  # the retry came first: queued for its backoff, claimed by nobody
         assert (item.status, item.claimed_until) == ("queued", None)
         assert item.last_error == "the mail server was too slow"
+
+
+def test_a_message_whose_time_ran_out_before_it_was_ever_tried_is_not_sent(app, smtp):
+    """Only a message tried before was given up when its time ran out. A check of a new mobile
+    number (10 minutes) still queued when the server stopped, or in a backup restored later,
+    went out hours after its check had ended: a code nobody could use."""
+    with app.app_context():
+        item = delivery.queue_message(
+            user_id=None, channel="email", destination="late@example.com", kind="phone_proof",
+            template="account_reactivated",
+            values={"when": "10:05", "login_url": "http://localhost/login",
+                    "forgot_url": "http://localhost/password/forgot"},
+            code_encrypted=keys.encrypt_secret("123456"),
+            give_up_at=clock.now() + timedelta(minutes=10))
+        db.session.commit()
+        delivery_id = item.id
+    clock.advance(timedelta(minutes=11))
+    with app.app_context():
+        delivery.run_once()
+        item = db.session.get(Delivery, delivery_id)
+        assert (item.status, item.attempts) == ("failed", 0)
+        assert "ran out before it could be sent" in item.last_error
+    assert not [m for m in smtp.messages if m.to == ["late@example.com"]]
