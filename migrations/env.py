@@ -1,6 +1,7 @@
 import logging
 from logging.config import fileConfig
 
+import click
 from flask import current_app
 
 from alembic import context
@@ -107,21 +108,52 @@ def run_migrations_online():
     connectable = get_engine()
 
     with connectable.connect() as connection:
-        context.configure(
-            connection=connection,
-            target_metadata=get_metadata(),
-            # One transaction for the whole upgrade on SQLite too (as on PostgreSQL), so
-            # the lock below is held to its end.
-            transactional_ddl=True,
-            **conf_args
-        )
+        sqlite = connection.dialect.name == "sqlite"
+        if sqlite:
+            _sqlite_foreign_keys(connection, on=False)
+        try:
+            context.configure(
+                connection=connection,
+                target_metadata=get_metadata(),
+                # One transaction for the whole upgrade on SQLite too (as on PostgreSQL), so
+                # the lock below is held to its end.
+                transactional_ddl=True,
+                **conf_args
+            )
 
-        with context.begin_transaction():
-            # Two servers started at once each run `db upgrade` (the guide's unit does, before
-            # every start): the second waits here for the first to commit, then finds the
-            # database up to date, instead of creating the same tables again and failing.
-            hold_named_lock(connection, "clientgate migrations")
-            context.run_migrations()
+            with context.begin_transaction():
+                # Two servers started at once each run `db upgrade` (the guide's unit does,
+                # before every start): the second waits here for the first to commit, then
+                # finds the database up to date, instead of creating the same tables again.
+                hold_named_lock(connection, "clientgate migrations")
+                context.run_migrations()
+                if sqlite:
+                    _check_foreign_keys(connection)
+        finally:
+            if sqlite and not connection.invalidated:  # a lost connection is not reused
+                _sqlite_foreign_keys(connection, on=True)
+
+
+def _sqlite_foreign_keys(connection, on: bool) -> None:
+    """Switch SQLite's foreign keys (db_setup turns them on) off for the migrations, and on
+    again after. A migration that SQLite cannot do in place (batch mode: a column's type, a
+    constraint) copies the table and drops the old one, and with foreign keys on, dropping
+    it deletes every row pointing at it (ON DELETE CASCADE): rebuilding sign_ins took a
+    firm's events and messages with it, without an error. The pragma is read only outside a
+    transaction, so it is set on the driver's connection before the upgrade's begins."""
+    connection.connection.driver_connection.execute(
+        f"PRAGMA foreign_keys = {'ON' if on else 'OFF'}")
+
+
+def _check_foreign_keys(connection) -> None:
+    """What foreign keys would have refused, refused at the end instead: the upgrade rolls
+    back, with one line saying where."""
+    broken = connection.exec_driver_sql("PRAGMA foreign_key_check").all()
+    if broken:
+        table, rowid, parent = broken[0][:3]
+        raise click.ClickException(
+            f"the upgrade would leave {len(broken)} row(s) pointing at rows that are not there "
+            f"(first: {table} row {rowid}, in {parent}); nothing was changed")
 
 
 if context.is_offline_mode():

@@ -18,17 +18,19 @@ import sys
 
 import pytest
 from sqlalchemy import create_engine, inspect, text
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.pool import NullPool
 
 from app import create_app
 from config import database_url
+from db_setup import configure_engine
 from extensions import db
 from models import Delivery, SignIn, User
 from services import delivery
 from services.emails import canonical
 from tests.conftest import Browser, make_config
 from tests.production.conftest import (
-    ROOT, SECRET_KEY, Databases, flask_cli, production_env,
+    DATABASE_KIND, ROOT, SECRET_KEY, Databases, flask_cli, production_env,
 )
 from tests.production.review7_old_data import (
     BEFORE_ONE_SPELLING, FIRST_RELEASE, PASSWORD, OldDatabase, fill_before_one_spelling,
@@ -466,4 +468,100 @@ def test_an_upgrade_killed_midway_leaves_the_old_schema_and_rows_as_they_were(tm
                 .scalar() == "ann.client@example.com"
     finally:
         engine.dispose()
+        databases.drop_all()
+
+
+# --- a migration that rebuilds a table on SQLite --------------------------------------------
+
+REBUILDS_SIGN_INS = '''"""a later release's migration that SQLite can do only by rebuilding sign_ins"""
+from alembic import op
+
+revision = "r7probe00001"
+down_revision = {head!r}
+branch_labels = None
+depends_on = None
+
+
+def upgrade():
+    with op.batch_alter_table("sign_ins", recreate="always"):
+        pass
+
+
+def downgrade():
+    pass
+'''
+
+DANGLING_EVENT = '''"""a migration that writes an event of an account that is not there"""
+from alembic import op
+
+revision = "r7probe00002"
+down_revision = "r7probe00001"
+branch_labels = None
+depends_on = None
+
+
+def upgrade():
+    op.execute("INSERT INTO events (created_at, type, user_id, detail)"
+               " VALUES (CURRENT_TIMESTAMP, 'x', 999999, '{}')")
+
+
+def downgrade():
+    pass
+'''
+
+
+@pytest.mark.skipif(DATABASE_KIND != "sqlite", reason="batch mode rebuilds tables on SQLite")
+def test_a_later_migration_rebuilding_a_table_keeps_the_rows_that_point_at_it(tmp_path):
+    """Alembic's batch mode on SQLite copies the table and drops the old one; with foreign
+    keys on, the drop deleted every event, message and session of those sign-ins (ON DELETE
+    CASCADE) and the upgrade reported success. migrations/env.py runs them with foreign keys
+    off and checks them at the end."""
+    import shutil
+
+    from alembic.config import Config as AlembicConfig
+    from alembic.script import ScriptDirectory
+
+    directory = tmp_path / "migrations"
+    shutil.copytree(ROOT / "migrations", directory,
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    config = AlembicConfig(str(directory / "alembic.ini"))
+    config.set_main_option("script_location", str(directory))
+    (head,) = ScriptDirectory.from_config(config).get_heads()
+    (directory / "versions" / "r7probe00001_rebuild_sign_ins.py").write_text(
+        REBUILDS_SIGN_INS.replace("{head!r}", repr(head)))
+
+    databases = Databases(tmp_path)
+    url = databases.new()
+    try:
+        flask_cli("db", "upgrade", FIRST_RELEASE, database_url=url)
+        old = OldDatabase(url, SECRET_KEY)
+        try:
+            fill_first_release(old)
+        finally:
+            old.close()
+        flask_cli("db", "upgrade", database_url=url)
+        before = row_counts(url)
+        flask_cli("db", "upgrade", "--directory", str(directory), database_url=url)
+        assert row_counts(url) == before
+        # A migration that would leave a row pointing at nothing is refused, in one line.
+        (directory / "versions" / "r7probe00002_dangling_event.py").write_text(
+            DANGLING_EVENT)
+        refused = flask_cli("db", "upgrade", "--directory", str(directory),
+                            database_url=url, check=False)
+        assert refused.returncode == 1
+        assert refused.stderr.splitlines()[-1] == (
+            "Error: the upgrade would leave 1 row(s) pointing at rows that are not there "
+            "(first: events row 41, in users); nothing was changed")
+        assert row_counts(url) == before
+        # And foreign keys still hold for the app afterwards (db_setup turns them on).
+        engine = create_engine(database_url(url), poolclass=NullPool)
+        configure_engine(engine)
+        try:
+            with pytest.raises(IntegrityError, match="(?i)foreign key"):
+                with engine.begin() as conn:
+                    conn.execute(text("INSERT INTO events (created_at, type, user_id, detail)"
+                                      " VALUES (CURRENT_TIMESTAMP, 'x', 999999, '{}')"))
+        finally:
+            engine.dispose()
+    finally:
         databases.drop_all()
