@@ -39,14 +39,21 @@ def derived_key(secret_key: str, purpose: bytes) -> bytes:
                 info=purpose).derive(secret_key.encode())
 
 
+def sha256(value: str) -> str:
+    return hashlib.sha256(value.encode()).hexdigest()
+
+
+def fernet(secret_key: str, purpose: bytes) -> Fernet:
+    return Fernet(base64.urlsafe_b64encode(derived_key(secret_key, purpose)))
+
+
 def code_hash(secret_key: str, sign_in_id: int, code: str) -> str:
     return hmac.new(derived_key(secret_key, b"code-hmac"), f"signin:{sign_in_id}:{code}".encode(),
                     hashlib.sha256).hexdigest()
 
 
 def encrypt_code(secret_key: str, code: str) -> str:
-    key = base64.urlsafe_b64encode(derived_key(secret_key, b"code-encryption"))
-    return Fernet(key).encrypt(code.encode()).decode()
+    return fernet(secret_key, b"code-encryption").encrypt(code.encode()).decode()
 
 
 class OldDatabase:
@@ -139,10 +146,6 @@ def code_payload(db: OldDatabase, minutes: float) -> dict:
     return {"requested_at": db.at(minutes=minutes).replace(tzinfo=timezone.utc).isoformat(),
             "expires_at": db.at(minutes=minutes + 10).replace(tzinfo=timezone.utc).isoformat(),
             "host": "portal.firm.example"}
-
-
-def dumps(value: Any) -> str:
-    return json.dumps(value)
 
 
 def fill_first_release(db: OldDatabase) -> dict:
@@ -248,14 +251,6 @@ def fill_first_release(db: OldDatabase) -> dict:
               created_at=db.at(minutes=-20), last_seen_at=db.at(minutes=-2), revoked_at=None,
               ip="192.0.2.30", user_agent="Mozilla/5.0 (Android 14) Chrome/120 Mobile")
     return ids
-
-
-def sha256(value: str) -> str:
-    return hashlib.sha256(value.encode()).hexdigest()
-
-
-def fernet(secret_key: str, purpose: bytes) -> Fernet:
-    return Fernet(base64.urlsafe_b64encode(derived_key(secret_key, purpose)))
 
 
 def bound_to(user_id: int, email: str, password_hash: str, active: bool = True) -> str:
