@@ -663,11 +663,12 @@ def claim_due(limit: int = 20, worker: Optional[str] = None) -> list[int]:
         _DUE_MESSAGES, {"at": at, "limit": limit}).all()
     claimed = []
     for delivery_id, kind, attempts, give_up_at, last_error in candidates:
-        # Its time ran out: tried before (a send cut short), or never tried while the server
-        # was stopped or before a backup was restored. A message with a PREPARER (a code, a
-        # link) is left to it: it ends the message in words of its own (the sign-in over).
+        # Its time ran out: tried before (a send cut short), or a code never tried while the
+        # server was stopped or before a backup was restored (a number's check, over). A code
+        # with a PREPARER is left to it, which ends it in words of its own (the sign-in over);
+        # a notice is still worth sending late: it tells of something that happened.
         if give_up_at is not None and clock.as_utc(give_up_at) <= at \
-                and (attempts or kind not in PREPARERS):
+                and (attempts or (kind in CODE_KINDS and kind not in PREPARERS)):
             _give_up(delivery_id, attempts, last_error, at)
             continue
         result = db.session.connection().execute(_CLAIM, {**claim, "delivery": delivery_id})
@@ -717,8 +718,8 @@ _SENT = (
 def _give_up(delivery_id: int, attempts: int, last_error: Optional[str], at: datetime) -> None:
     """Fail a message whose time ran out, rather than claim it again: a send cut short (a
     process killed, an error nobody expected) leaves it `sending`, and it must not be claimed
-    each lease for ever, shown as "Being sent now", its code kept; one never tried would arrive
-    after whatever it was for had ended."""
+    each lease for ever, shown as "Being sent now", its code kept; a code never tried would
+    arrive after its check had ended."""
     reason = (f"{last_error or 'sending was interrupted'}; the time to send it ran out"
               if attempts else "its time ran out before it could be sent (the server was "
                                "stopped, or its database restored from a backup)")
