@@ -107,6 +107,17 @@ def flask_cli(*args: str, database_url: str, check: bool = True, **extra: str):
 
 # --- gunicorn ----------------------------------------------------------------------------
 
+def wait_until(condition, timeout: float = 60, every: float = 0.1):
+    """Poll `condition` until it is true or `timeout` seconds pass; returns what it last
+    returned, for the assertion's message."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(every)
+
+
 class Gunicorn:
     """`gunicorn 'app:create_app()'` with several workers, as the operator's guide and its
     systemd unit start it."""

@@ -16,7 +16,7 @@ from aiosmtpd.controller import Controller
 
 from tests.conftest import TEST_PASSWORD, SMTPServer, _Handler
 from tests.production.conftest import DATABASE_KIND, TEST_URL, Gunicorn, WebClient, \
-    _admin_connect
+    _admin_connect, wait_until
 
 
 class _RefusingHandler(_Handler):
@@ -38,14 +38,6 @@ class GreylistingSMTP(SMTPServer):
                                       port=self.port)
         self._controller.start()
 
-
-def wait_until(condition, timeout: float = 20, every: float = 0.1):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(every)
 
 
 def code_for(smtp: SMTPServer, email: str, after: int = 0) -> str:
@@ -153,4 +145,4 @@ def message_state(rows, email: str) -> Optional[tuple]:
 
 
 __all__ = ["DATABASE_KIND", "AppDatabase", "Busy", "GreylistingSMTP", "code_for",
-           "message_state", "sign_in", "wait_until"]
+           "message_state", "sign_in"]

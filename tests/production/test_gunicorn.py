@@ -19,7 +19,7 @@ from extensions import db
 from models import Delivery, SignIn, User
 from services import delivery
 from tests.conftest import AS_SERVERS_HASH, TEST_PASSWORD, add_user, make_config
-from tests.production.conftest import MAIL_PASSWORD, SECRET_KEY, WebClient
+from tests.production.conftest import MAIL_PASSWORD, SECRET_KEY, WebClient, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -36,15 +36,6 @@ def db_app(server, tmp_path):
         db.session.remove()
         db.engine.dispose()
 
-
-def wait_until(condition, timeout: float = 60, every: float = 0.2):
-    """Poll `condition` until it is true; fail with what it last returned."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(every)
 
 
 def deliveries(app, **where) -> list[Delivery]:

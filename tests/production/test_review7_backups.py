@@ -22,9 +22,9 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import AS_SERVERS_HASH, TEST_PASSWORD, add_user, make_config
-from tests.production.conftest import DATABASE_KIND, Gunicorn, WebClient, flask_cli
+from tests.production.conftest import DATABASE_KIND, Gunicorn, WebClient, flask_cli, wait_until
 from tests.production.review7bk_live import (AppDatabase, Busy, GreylistingSMTP,
-                                              message_state, sign_in, wait_until)
+                                              message_state, sign_in)
 from tests.production.review7bk_script import (backups_in, restore_sqlite_as_the_guide_says,
                                                 run_backup, sqlite_rows)
 

@@ -26,7 +26,8 @@ import db_setup
 from extensions import db
 from services import clock, delivery
 from tests.conftest import AS_SERVERS_HASH, TEST_PASSWORD, SMTPServer, add_user, make_config
-from tests.production.conftest import DATABASE_KIND, Gunicorn, WebClient, flask_cli
+from tests.production.conftest import (DATABASE_KIND, Gunicorn, WebClient, flask_cli,
+                                       wait_until)
 from tests.production.review7db_pg import RestartablePostgres, SilentServer, url_for_sqlalchemy
 
 on_postgresql = pytest.mark.skipif(
@@ -94,14 +95,6 @@ def database_back(pg, server):
     if not (pg.data / "postmaster.pid").exists():
         pg.up()
 
-
-def wait_until(condition, timeout: float = 20, every: float = 0.1):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(every)
 
 
 def code_for(smtp: SMTPServer, email: str) -> str:

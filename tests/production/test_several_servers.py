@@ -39,7 +39,7 @@ from tests.authenticators.conftest import ORIGIN, SoftKey
 from tests.conftest import AS_SERVERS_HASH, TEST_PASSWORD, SMTPServer, add_user, make_config
 from tests.oidc.conftest import authorize_url, exchange, pkce, register
 from tests.production.conftest import (
-    DATABASE_KIND, Databases, Gunicorn, WebClient, flask_cli,
+    DATABASE_KIND, Databases, Gunicorn, WebClient, flask_cli, wait_until,
 )
 
 pytestmark = [
@@ -132,14 +132,6 @@ def db_app(cluster, tmp_path_factory):
         db.session.remove()
         db.engine.dispose()
 
-
-def wait_until(condition, timeout: float = 60, every: float = 0.2):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(every)
 
 
 def worker_pids(server: Gunicorn) -> set[int]:
