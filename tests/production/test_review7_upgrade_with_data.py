@@ -15,6 +15,7 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+from contextlib import contextmanager
 
 import pytest
 from sqlalchemy import create_engine, inspect, text
@@ -70,15 +71,17 @@ class Firm:
             engine.dispose()
 
 
-@pytest.fixture(scope="module")
-def firm(tmp_path_factory):
-    databases = Databases(tmp_path_factory.mktemp("first-release"))
+@contextmanager
+def firm_at(folder, revision: str, fill):
+    """A database built at `revision` and filled by `fill` in that revision's own tables; the
+    Firm's `upgrade` brings it to this release."""
+    databases = Databases(folder)
     url = databases.new()
     try:
-        flask_cli("db", "upgrade", FIRST_RELEASE, database_url=url)
+        flask_cli("db", "upgrade", revision, database_url=url)
         old = OldDatabase(url, SECRET_KEY)
         try:
-            ids = fill_first_release(old)
+            ids = fill(old)
         finally:
             old.close()
         yield Firm(url, ids, lambda: flask_cli("db", "upgrade", database_url=url))
@@ -86,17 +89,30 @@ def firm(tmp_path_factory):
         databases.drop_all()
 
 
-@pytest.fixture(scope="module")
-def app(firm, module_smtp, tmp_path_factory):
-    """The new release's app on the upgraded database, sending mail to the SMTP fixture."""
-    config = make_config(tmp_path_factory.mktemp("app"), module_smtp,
-                         SQLALCHEMY_DATABASE_URI=database_url(firm.url), SECRET_KEY=SECRET_KEY)
+@contextmanager
+def app_on(firm: Firm, smtp, folder):
+    """The new release's app on the firm's database, sending mail to `smtp`."""
+    config = make_config(folder, smtp, SQLALCHEMY_DATABASE_URI=database_url(firm.url),
+                         SECRET_KEY=SECRET_KEY)
     application = create_app(config)
     yield application
     application.extensions["dispatcher"].stop()
     with application.app_context():
         db.session.remove()
         db.engine.dispose()
+
+
+@pytest.fixture(scope="module")
+def firm(tmp_path_factory):
+    with firm_at(tmp_path_factory.mktemp("first-release"), FIRST_RELEASE,
+                 fill_first_release) as made:
+        yield made
+
+
+@pytest.fixture(scope="module")
+def app(firm, module_smtp, tmp_path_factory):
+    with app_on(firm, module_smtp, tmp_path_factory.mktemp("app")) as application:
+        yield application
 
 
 def dispatch(app) -> int:
@@ -267,31 +283,15 @@ def test_a_lockout_email_queued_before_the_upgrade_names_the_new_password_page(f
 
 @pytest.fixture(scope="module")
 def later_firm(tmp_path_factory):
-    databases = Databases(tmp_path_factory.mktemp("before-one-spelling"))
-    url = databases.new()
-    try:
-        flask_cli("db", "upgrade", BEFORE_ONE_SPELLING, database_url=url)
-        old = OldDatabase(url, SECRET_KEY)
-        try:
-            ids = fill_before_one_spelling(old)
-        finally:
-            old.close()
-        yield Firm(url, ids, lambda: flask_cli("db", "upgrade", database_url=url))
-    finally:
-        databases.drop_all()
+    with firm_at(tmp_path_factory.mktemp("before-one-spelling"), BEFORE_ONE_SPELLING,
+                 fill_before_one_spelling) as made:
+        yield made
 
 
 @pytest.fixture(scope="module")
 def later_app(later_firm, module_smtp, tmp_path_factory):
-    config = make_config(tmp_path_factory.mktemp("later-app"), module_smtp,
-                         SQLALCHEMY_DATABASE_URI=database_url(later_firm.url),
-                         SECRET_KEY=SECRET_KEY)
-    application = create_app(config)
-    yield application
-    application.extensions["dispatcher"].stop()
-    with application.app_context():
-        db.session.remove()
-        db.engine.dispose()
+    with app_on(later_firm, module_smtp, tmp_path_factory.mktemp("later-app")) as application:
+        yield application
 
 
 NEW_PASSWORD = "a brand new passphrase 2"
