@@ -69,12 +69,13 @@
       sentAt + ' one will stop working.';
     var row = document.createElement('div');
     row.className = 'button-row';
-    row.appendChild(button('Stay and enter my code', 'button-primary', function () {
+    var stay = button('Stay and enter my code', 'button-primary', function () {
       box.textContent = '';
       unmarkLeaving();
       arm();
       if (field) field.focus();
-    }));
+    });
+    row.appendChild(stay);
     row.appendChild(button('Go back anyway', 'button-secondary', function () {
       leaving = true;
       history.back();
@@ -82,6 +83,11 @@
     box.appendChild(lead);
     box.appendChild(more);
     box.appendChild(row);
+    // The question takes the focus, as a dialog would: a keyboard answers it where it is (Enter
+    // stays, Tab then Enter goes back, Escape stays), and the lead is read out with the button.
+    lead.id = 'back-warning-lead';
+    stay.setAttribute('aria-describedby', 'back-warning-lead');
+    stay.focus();
     markLeaving();  // "Go back anyway", or Back pressed again, leaves
   }
 
@@ -98,6 +104,14 @@
       history.back();  // no code to keep: nothing to warn about, so Back goes on back
     }
   });
+
+  if (box) {
+    box.addEventListener('keydown', function (event) {
+      if (event.key !== 'Escape' || !box.firstChild) return;
+      event.preventDefault();
+      box.querySelector('button').click();  // Escape: stay, as "Stay and enter my code"
+    });
+  }
 
   document.addEventListener('submit', function () { leaving = true; }, true);
   window.addEventListener('beforeunload', function (event) {
