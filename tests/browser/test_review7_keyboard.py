@@ -138,3 +138,80 @@ def test_sign_in_by_keyboard_alone(live_server, new_context, smtp):
     page.keyboard.press("Enter")
     page.wait_for_url("**/login")
     expect(page.locator('[data-guard="pending"]')).to_be_visible()
+
+
+FITS = """() => ({scroll: document.documentElement.scrollWidth,
+                 client: document.documentElement.clientWidth,
+                 cut: [...document.querySelectorAll('main *')].filter(e => {
+                   const r = e.getBoundingClientRect();
+                   return r.width > 0 && (r.right > document.documentElement.clientWidth + 1 || r.left < -1);
+                 }).map(e => e.tagName.toLowerCase() + '.' + e.className).slice(0, 5)})"""
+
+
+@pytest.mark.parametrize("viewport", [NARROW, ZOOMED], ids=["320px", "640px-is-200pc-zoom"])
+def test_client_pages_reflow_without_sideways_scrolling(viewport, live_server, new_context,
+                                                          smtp):
+    page = new_context(viewport).new_page()
+
+    def fits(name: str) -> None:
+        page.wait_for_load_state("load")
+        widths = page.evaluate(FITS)
+        assert widths["scroll"] <= widths["client"] and not widths["cut"], f"{name}: {widths}"
+        screenshot(page, f"review7-{name}")
+
+    page.goto(live_server("/login"))
+    fits("login")
+    page.fill("input[name=email]", "client@example.com")
+    page.locator("input[name=password]").focus()
+    press_and_load(page, "Enter")
+    fits("login-errors")
+    page.fill("input[name=password]", TEST_PASSWORD)
+    page.locator("input[name=password]").focus()
+    press_and_load(page, "Enter")
+    page.locator("#delivery-help summary").focus()
+    page.keyboard.press("Enter")
+    fits("code")
+
+    # The keep-or-new question, from another browser.
+    other = new_context(viewport).new_page()
+    other.goto(live_server("/login"))
+    other.fill("input[name=email]", "client@example.com")
+    other.fill("input[name=password]", TEST_PASSWORD)
+    other.locator("input[name=password]").focus()
+    press_and_load(other, "Enter")
+    expect(other.locator("h1")).to_have_text("A code is already on its way")
+    page, mine = other, page
+    fits("choice")
+    # By keyboard: Tab lands on the chosen answer (keep), Tab again on Continue.
+    page.keyboard.press("Tab")
+    page.keyboard.press("Tab")
+    page.keyboard.press("Tab")
+    expect(page.locator("#action-keep")).to_be_focused()
+    page.keyboard.press("Tab")
+    expect(page.get_by_role("button", name="Continue")).to_be_focused()
+    press_and_load(page, "Enter")
+    assert page.url.endswith("/login/code")
+    page.locator("input[name=code]").focus()
+    page.keyboard.type(code_from(smtp, 1))
+    press_and_load(page, "Enter")
+    assert page.url.endswith("/portal")
+    fits("portal")
+
+    page.goto(live_server("/account/security"))
+    fits("security")
+    clock.advance(timedelta(minutes=11))  # now its changes ask for the password again
+    page.goto(live_server("/account/devices"))
+    fits("devices")
+    link = page.get_by_role("link", name="Sign out everywhere else")
+    link.focus()
+    press_and_load(page, "Enter")
+    expect(page.locator("#sign-out-others-password")).to_be_focused()
+    fits("devices-password-again")
+
+    # Logging out by keyboard: the header's "Log out", after Home and Account.
+    page.goto(live_server("/portal"))
+    tab_to(page, lambda e: e["text"] == "Log out")
+    shows_focus(focused(page))
+    press_and_load(page, "Enter")
+    assert "/login" in page.url or page.locator("h1").inner_text()
+    fits("logged-out")
