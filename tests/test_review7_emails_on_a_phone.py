@@ -199,7 +199,15 @@ def problems_of(name: str, mail) -> list[str]:
     for leak in ("&amp;", "&#", "&lt;", "{{", "{%", "}}", "<p", "<a "):
         if leak in mail.text or leak in mail.subject:
             found.append(f"{leak!r} in the text or subject")
+    # RFC 5322 2.1.1: no line over 998 characters (the parts go as 8bit, unwrapped).
+    if max(len(line) for line in mail.raw.split(b"\r\n")) > 998:
+        found.append("a line over 998 characters")
     html = visible(mail.html)
+    for leak in ("&amp;", "&#", "&lt;", "{{", "{%", "}}"):
+        if leak in html.text:
+            found.append(f"{leak!r} shown in the HTML part")
+    if PORTAL not in html.text:
+        found.append("the firm's name is not whole in the HTML part")
     text_links = [link.rstrip(".,;:") for link in LINK.findall(mail.text)]
     html_links = [href for href in html.hrefs if href.startswith("http")]
     for link in text_links + html_links:
@@ -335,3 +343,4 @@ def test_every_email_on_a_phone_in_light_and_dark(firm, smtp, chromium):
     smtp.wait_for(count + 1)
     copied = smtp.last_to(STAFF).code.join(copied.split(mails["code"].code))
     assert b.enter_code(copied).headers.get("Location") == "/portal"
+
