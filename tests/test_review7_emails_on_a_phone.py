@@ -344,3 +344,15 @@ def test_every_email_on_a_phone_in_light_and_dark(firm, smtp, chromium):
     copied = smtp.last_to(STAFF).code.join(copied.split(mails["code"].code))
     assert b.enter_code(copied).headers.get("Location") == "/portal"
 
+
+
+def test_the_firms_number_is_one_tap_away_in_every_email_that_names_it(firm, smtp):
+    """PORTAL_CONTACT's number was a tel: link in the invitation and the new-password email
+    (their own HTML) but words in every notice, "contact us straight away" ones included."""
+    mails = every_email(firm, smtp)
+    naming = {name: mail for name, mail in mails.items() if "020 7946 0000" in mail.text}
+    assert {"invitation", "lockout", "email_changed", "password_changed"} <= set(naming)
+    for name, mail in naming.items():
+        hrefs = visible(mail.html).hrefs
+        assert "tel:02079460000" in hrefs and "mailto:help@smithandson.co.uk" in hrefs, \
+            (name, hrefs)
