@@ -129,6 +129,12 @@ def every_email(app, smtp) -> dict:
     for _ in range(limits.FAILURES_BEFORE_LOCK):
         assert stranger.log_in(NEW_ADDRESS, "not the password").status_code in (200, 429)
     mails["lockout"] = _arrived(smtp, deliver, count + 1, NEW_ADDRESS)
+
+    # Staff give the account back to the address it had.
+    count = len(smtp.messages)
+    assert staff.post(f"/support/clients/{user_id}/actions/give-back",
+                      {"owner_email": CLIENT, "confirm": "y"}).status_code == 302
+    mails["password_reset_given_back"] = _arrived(smtp, deliver, count + 1, CLIENT)
     return mails
 
 
@@ -228,7 +234,7 @@ def problems_of(name: str, mail) -> list[str]:
 def test_every_email_arrives_whole_and_its_two_parts_say_the_same(firm, smtp):
     """Headers, both parts, the same links (all at PORTAL_URL), times and code in each."""
     mails = every_email(firm, smtp)
-    assert len(mails) == 12
+    assert len(mails) == 13
     problems = [problem for name, mail in mails.items() for problem in problems_of(name, mail)]
     assert not problems, "\n".join(problems)
     # A client's name is words in the body, never a header of its own.
