@@ -1,7 +1,7 @@
 """The seventh review: every email as a client reads it on a phone.
 
-Each kind of message is made to happen through the front door (the Flask test client, the
-command line, staff's console) and read as it arrived at the test SMTP server: the headers,
+Each kind of message is made to happen through the front door (the Flask test client, as a
+client and as staff in the console) and read as it arrived at the test SMTP server: the headers,
 the plain-text part beside the HTML part, and the HTML part in headless Chromium at 360 and
 600 px wide, light and dark."""
 
@@ -15,11 +15,12 @@ from html.parser import HTMLParser
 
 import pytest
 
-from tests.browser.conftest import chromium, screenshot  # noqa: F401  (one Chromium a run)
-
+from services import delivery
 from services.signin import limits
 from tests.accounts.conftest import DESKTOP_UA, PHONE_UA, link_in
-from tests.conftest import TEST_PASSWORD, Browser, add_user, make_config, running_app
+from tests.browser.conftest import chromium, screenshot  # noqa: F401  (one Chromium a run)
+from tests.conftest import (TEST_PASSWORD, Browser, add_user, make_config, running_app,
+                            user_by_email)
 
 PORTAL = "Smith & Søn"
 # A host name without hyphens: a long address has nowhere a browser may break a line on its own.
@@ -36,7 +37,10 @@ LINK = re.compile(r"https?://[^\s<>\"]+")
 
 @pytest.fixture
 def firm(tmp_path, smtp):
-    """The app of a firm whose name has a letter beyond ASCII, behind https PORTAL_URL."""
+    """The app of a firm whose name has a letter beyond ASCII, behind https PORTAL_URL.
+
+    Requests come to it as `localhost` (TRUSTED_HOSTS): every link must still name PORTAL_URL,
+    never the Host a request named."""
     config = make_config(tmp_path, smtp, PORTAL_NAME=PORTAL, PORTAL_URL=PORTAL_URL,
                          PORTAL_CONTACT=CONTACT, TRUSTED_HOSTS=["localhost"],
                          MAIL_DEFAULT_SENDER=f"{PORTAL} <no-reply@smithandson.co.uk>")
@@ -52,7 +56,6 @@ def _arrived(smtp, deliver, count: int, to: str):
 
 def every_email(app, smtp) -> dict:
     """Each kind of email, made to happen as clients and staff make it; by template name."""
-    from services import delivery
 
     def deliver() -> None:
         with app.app_context():
@@ -113,9 +116,7 @@ def every_email(app, smtp) -> dict:
     mails["password_changed"] = _arrived(smtp, deliver, count + 1, NEW_ADDRESS)
 
     # Switched off and on by staff.
-    with app.app_context():
-        from tests.conftest import user_by_email
-        user_id = user_by_email(app, NEW_ADDRESS).id
+    user_id = user_by_email(app, NEW_ADDRESS).id
     for action, template in (("deactivate", "account_deactivated"),
                              ("reactivate", "account_reactivated")):
         count = len(smtp.messages)
@@ -340,7 +341,6 @@ def test_every_email_on_a_phone_in_light_and_dark(firm, smtp, chromium):
     context.close()
     assert copied.strip() == mails["code"].code, copied
 
-    from services import delivery
     b = Browser(firm, user_agent=PHONE_UA)
     count = len(smtp.messages)
     assert b.log_in(STAFF).status_code == 302
