@@ -362,3 +362,53 @@ def test_the_firms_number_is_one_tap_away_in_every_email_that_names_it(firm, smt
         hrefs = visible(mail.html).hrefs
         assert "tel:02079460000" in hrefs and "mailto:help@smithandson.co.uk" in hrefs, \
             (name, hrefs)
+
+
+def _png(width: int, height: int) -> bytes:
+    """A plain light-grey PNG of this size (a firm's logo)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (struct.pack(">I", len(data)) + kind + data
+                + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF))
+
+    rows = b"".join(b"\x00" + b"\xe0\xe4\xea" * width for _ in range(height))
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("width, height", [(600, 50), (200, 100)])
+def test_a_wide_logo_fits_a_phone_and_keeps_its_shape(tmp_path, smtp, chromium, width, height):
+    """PORTAL_LOGO of 600 x 50 px was drawn 432 px wide (36 px high) in a 360 px phone's
+    email: the phone zoomed out, or the client scrolled sideways to read every line. A logo
+    that fits is still drawn 36 px high."""
+    logo = tmp_path / "logo.png"
+    logo.write_bytes(_png(width, height))
+    config = make_config(tmp_path, smtp, PORTAL_NAME=PORTAL, PORTAL_URL=PORTAL_URL,
+                         PORTAL_LOGO=str(logo), TRUSTED_HOSTS=["localhost"])
+    with running_app(config) as app:
+        add_user(app, CLIENT)
+        Browser(app).post("/password/forgot", {"email": CLIENT})
+        with app.app_context():
+            delivery.run_once()
+        mail = smtp.wait_for(1)[0]
+    assert f'src="{PORTAL_URL}/brand/logo"' in mail.html
+    context = chromium.new_context(viewport=PHONE_WIDTHS[0], is_mobile=True, has_touch=True)
+    page = context.new_page()
+    page.route(f"{PORTAL_URL}/brand/logo",
+               lambda route: route.fulfill(body=logo.read_bytes(), content_type="image/png"))
+    page.set_content(mail.html, wait_until="load")
+    shape = page.evaluate("""() => { const i = document.querySelector('img');
+        const box = i.getBoundingClientRect();
+        return {loaded: i.naturalWidth, ratio: box.width / box.height, right: box.right,
+                height: box.height}; }""")
+    problems = page.evaluate(LOOK_JS, PHONE_WIDTHS[0]["width"])
+    screenshot(page, f"review7-email-logo-{width}x{height}")
+    context.close()
+    assert shape["loaded"] == width
+    assert not problems, problems
+    assert shape["right"] <= PHONE_WIDTHS[0]["width"], shape
+    assert abs(shape["ratio"] - width / height) < 0.2, shape  # its own shape
+    assert shape["height"] <= 36.5 and (width / height > 8 or shape["height"] > 35.5), shape
