@@ -22,7 +22,7 @@ from sqlalchemy import select, update
 
 from extensions import db
 from models import TrustedDevice, User
-from services import audit, clock
+from services import audit, clock, urls
 from services.authenticators import sign_ins
 
 LIFETIME = timedelta(days=30)
@@ -90,7 +90,8 @@ def notice(user_agent: Optional[str]) -> str:
     until = clock.local(clock.now() + LIFETIME, current_app.config["PORTAL_TIMEZONE"])
     return (f"“Don't ask for a code on this device” was ticked at a sign-in, so this browser "
             f"will not be asked for a code after your password until {until:%-d %B %Y}: "
-            f"{device_words(user_agent)}. You can stop this on your devices page.")
+            f"{device_words(user_agent)}. You can stop this on your devices page: "
+            f"{urls.absolute_url('devices.index')}")
 
 
 def set_cookie(response, token: str) -> None:

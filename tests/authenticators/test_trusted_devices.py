@@ -63,7 +63,8 @@ def test_the_client_is_emailed_when_a_browser_is_trusted(app, smtp, deliver):
     until = clock.local(clock.now() + timedelta(days=30), app.config["PORTAL_TIMEZONE"])
     assert f"will not be asked for a code after your password until {until:%-d %B %Y}" \
         in note.text
-    assert "devices page" in note.text and "change your password" in note.text
+    assert "devices page: http://localhost/account/devices" in note.text
+    assert "change your password" in note.text
 
 
 def test_without_the_tick_the_code_is_asked_next_time(app, smtp, deliver, sign_in):

@@ -29,7 +29,7 @@ def _ask_for_sms(b, phone="07400 123456", **extra):
 
 
 def _notices(smtp) -> list:
-    return [m for m in smtp.messages if "sign-in codes has changed" in m.subject]
+    return [m for m in smtp.messages if "sign-in settings have changed" in m.subject]
 
 
 def _events(app, type_: str) -> list[Event]:
