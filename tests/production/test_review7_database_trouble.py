@@ -300,7 +300,13 @@ def test_every_connection_ended_by_the_server_is_replaced_without_an_error(
         assert server.request("GET", "/healthz")[0] == 200
     time.sleep(2.5)  # each dispatcher's round too
     log = new_log(server, log_from)
-    assert "Traceback" not in log and "WARNING" not in log and " ERROR " not in log, log
+    # A dispatcher that found the database away in an earlier test says it answers again at
+    # its first good round after, which can fall in this test's time on a busy machine (seen
+    # once in a full run); a line of its own about this test's ended connections could not.
+    noted = [line for line in log.splitlines()
+             if ("Traceback" in line or "WARNING" in line or " ERROR " in line)
+             and "dispatcher: the database answers again" not in line]
+    assert not noted, log
 
 
 def within(seconds: float, call):
