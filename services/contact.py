@@ -27,6 +27,13 @@ def how() -> Optional[str]:
     return value.rstrip(" .") or None
 
 
+def address() -> Optional[str]:
+    """The email address in PORTAL_CONTACT, if it names one: where a reply to any of our
+    emails ("I never got my code") should go, rather than to a sender address no one reads."""
+    return next((found.group("email") for found in _REACHABLE.finditer(how() or "")
+                 if found.group("email")), None)
+
+
 def contact_us(words: str = "contact us") -> str:
     """The end of a sentence: "contact us", or "contact us: call 020 7946 0000" when set."""
     found = how()

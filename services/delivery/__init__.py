@@ -43,7 +43,7 @@ import db_setup
 from config import sender_address
 from extensions import db
 from models import Delivery, DispatcherBeat, SignIn
-from services import audit, clock, emails, keys, urls
+from services import audit, clock, contact, emails, keys, urls
 from services.delivery.handover import DeliveryError, HandedOver
 
 log = logging.getLogger("clientgate.delivery")
@@ -483,6 +483,7 @@ def send_email(item: Delivery, subject: str, text: str, html: Optional[str] = No
     # RFC 3834: an automatic message, to which out-of-office replies are not sent.
     message.extra_headers = {"Auto-Submitted": "auto-generated",
                              "X-ClientGate-Ref": item.client_ref or ""}
+    message.reply_to = contact.address()  # a reply reaches the firm, if it gave an address
     try:
         connection = kept_connections.take(deadline)
         try:

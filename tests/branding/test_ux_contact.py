@@ -66,6 +66,21 @@ def test_an_email_that_says_contact_us_ends_with_how(firm, smtp):
     assert mail.text.rstrip().endswith(f"Contact us: {HOW}.")
 
 
+def test_a_reply_to_any_email_goes_to_the_firms_address(firm, smtp):
+    """"I never got my code", written as a reply to an email, went to the sender address,
+    where no one reads; with an email address in PORTAL_CONTACT, it reaches the firm."""
+    Browser(firm).log_in(CLIENT)
+    _deliver(firm)
+    mail = smtp.wait_for(1)[-1]
+    assert mail.code and mail.headers["Reply-To"] == "help@smithco.co.uk"
+
+
+def test_without_an_address_to_write_to_an_email_has_no_reply_to(app, user, smtp, deliver):
+    Browser(app).log_in(CLIENT)
+    deliver()
+    assert "Reply-To" not in smtp.wait_for(1)[-1].headers
+
+
 def test_without_the_setting_the_email_keeps_its_words(app, user, smtp, deliver):
     b = Browser(app)
     for attempt in range(limits.FAILURES_BEFORE_LOCK):
