@@ -172,6 +172,19 @@ def log_in(page, server: LiveServer, email: str = "client@example.com",
     page.locator("[data-login-form] button[type=submit]").click()
 
 
+def go_back_anyway(page, sent_at: str) -> None:
+    """Back from the code page, then "Go back anyway" on its warning: the login page it lands
+    on still says a code sent at `sent_at` is on its way."""
+    from playwright.sync_api import expect
+
+    page.go_back()
+    warning = page.locator("#back-warning")
+    expect(warning).to_contain_text("Going back will not bring a new code")
+    warning.get_by_role("button", name="Go back anyway").click()
+    page.wait_for_url("**/login")
+    expect(page.locator('[data-guard="pending"]')).to_contain_text(sent_at)
+
+
 def sign_in_through_pages(page, server: LiveServer, smtp, count: int,
                           email: str = "client@example.com",
                           password: str = TEST_PASSWORD) -> None:

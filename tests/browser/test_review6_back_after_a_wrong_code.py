@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser.conftest import PHONE, code_from, log_in
+from tests.browser.conftest import PHONE, code_from, go_back_anyway, log_in
 
 pytestmark = pytest.mark.browser
 
@@ -32,12 +32,7 @@ def test_go_back_anyway_after_wrong_codes_reaches_the_login_page(
     sent_at = page.locator("[data-code-page]").get_attribute("data-sent-at")
     _wrong_codes(page, smtp, 2)
 
-    page.go_back()
-    warning = page.locator("#back-warning")
-    expect(warning).to_contain_text("Going back will not bring a new code")
-    warning.get_by_role("button", name="Go back anyway").click()
-    page.wait_for_url("**/login")
-    expect(page.locator('[data-guard="pending"]')).to_contain_text(sent_at)
+    go_back_anyway(page, sent_at)
 
 
 def test_a_second_back_after_a_wrong_code_leaves_and_stay_still_stays(

@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser.conftest import PHONE, log_in
+from tests.browser.conftest import PHONE, go_back_anyway, log_in
 
 pytestmark = pytest.mark.browser
 
@@ -23,10 +23,5 @@ def test_go_back_anyway_past_a_wrong_password_reaches_a_login_page(
     page.wait_for_url("**/login/code")
     sent_at = page.locator("[data-code-page]").get_attribute("data-sent-at")
 
-    page.go_back()
-    warning = page.locator("#back-warning")
-    expect(warning).to_contain_text("Going back will not bring a new code")
-    warning.get_by_role("button", name="Go back anyway").click()
-    page.wait_for_url("**/login")
-    expect(page.locator('[data-guard="pending"]')).to_contain_text(sent_at)
+    go_back_anyway(page, sent_at)
     expect(page.locator("input[name=email]")).to_be_visible()
