@@ -315,6 +315,16 @@ def _copy_empty_sqlite(config) -> bool:
     return True
 
 
+
+def let_go(application) -> None:
+    """Stop an app a test built on tables it keeps: its dispatcher, its session and its
+    pool's connections."""
+    application.extensions["dispatcher"].stop()
+    with application.app_context():
+        db.session.remove()
+        db.engine.dispose()
+
+
 @contextmanager
 def running_app(config):
     """An app on fresh tables; afterwards its dispatcher stops, its rows go (on PostgreSQL) or

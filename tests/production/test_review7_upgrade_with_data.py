@@ -29,7 +29,7 @@ from extensions import db
 from models import Delivery, SignIn, User
 from services import delivery
 from services.emails import canonical
-from tests.conftest import Browser, make_config
+from tests.conftest import Browser, let_go, make_config
 from tests.production.conftest import (
     DATABASE_KIND, ROOT, SECRET_KEY, Databases, flask_cli, production_env,
 )
@@ -96,10 +96,7 @@ def app_on(firm: Firm, smtp, folder):
                          SECRET_KEY=SECRET_KEY)
     application = create_app(config)
     yield application
-    application.extensions["dispatcher"].stop()
-    with application.app_context():
-        db.session.remove()
-        db.engine.dispose()
+    let_go(application)
 
 
 @pytest.fixture(scope="module")

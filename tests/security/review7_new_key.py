@@ -7,9 +7,8 @@ from __future__ import annotations
 from contextlib import contextmanager
 
 from app import create_app
-from extensions import db
 from services import delivery
-from tests.conftest import Browser, _pooled, make_config
+from tests.conftest import Browser, _pooled, let_go, make_config
 
 NEW_SECRET_KEY = "a-new-secret-key-after-the-old-one-leaked-0123456789"
 
@@ -23,10 +22,7 @@ def restarted_with_new_key(tmp_path, smtp):
     try:
         yield application
     finally:
-        application.extensions["dispatcher"].stop()
-        with application.app_context():
-            db.session.remove()
-            db.engine.dispose()
+        let_go(application)
 
 
 def same_browser(old: Browser, application) -> Browser:
