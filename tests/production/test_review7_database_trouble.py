@@ -51,14 +51,6 @@ def pg():
 
 
 @pytest.fixture(scope="module")
-def smtp_sink():
-    server = SMTPServer()
-    server.start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
 def db_app(pg, tmp_path_factory):
     """This test process's own app on the server's database, to set up and to look."""
     flask_cli("db", "upgrade", database_url=pg.url)
@@ -77,9 +69,9 @@ def db_app(pg, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def server(pg, db_app, smtp_sink, tmp_path_factory):
+def server(pg, db_app, module_smtp, tmp_path_factory):
     # A claim runs out in 9 s, not 90: a message left claimed is sent again within the test.
-    gunicorn = Gunicorn(pg.url, smtp_sink, tmp_path_factory.mktemp("gunicorn"), workers=2,
+    gunicorn = Gunicorn(pg.url, module_smtp, tmp_path_factory.mktemp("gunicorn"), workers=2,
                         DISPATCHER_CLAIM_SECONDS="9", MAIL_TIMEOUT="3")
     gunicorn.start()
     try:
@@ -136,10 +128,10 @@ def new_log(server: Gunicorn, since: int) -> str:
 
 @on_postgresql
 def test_while_the_database_is_down_each_step_says_try_again_in_a_minute_and_keeps_the_email(
-        pg, server, smtp_sink, database_back):
-    signed = signed_in(server, smtp_sink, "signed@example.com", "10.7.0.1")
+        pg, server, module_smtp, database_back):
+    signed = signed_in(server, module_smtp, "signed@example.com", "10.7.0.1")
     waiting = password_given(server, "waiting@example.com", "10.7.0.2")
-    code = code_for(smtp_sink, "waiting@example.com")
+    code = code_for(module_smtp, "waiting@example.com")
     newcomer = WebClient(server, "10.7.0.3")
     newcomer.get("/login")
     assert signed.get("/auth/verify")[0] == 200
@@ -183,7 +175,7 @@ def test_while_the_database_is_down_each_step_says_try_again_in_a_minute_and_kee
     status, headers, _ = newcomer.post(
         "/login", {"email": "newcomer@example.com", "password": TEST_PASSWORD})
     assert (status, headers["Location"]) == (302, "/login/code")
-    code_for(smtp_sink, "newcomer@example.com")
+    code_for(module_smtp, "newcomer@example.com")
     # Passing trouble, not a fault: a line each, not the app's "unhandled error".
     log = new_log(server, log_from)
     assert "unhandled error" not in log, log[-3000:]
@@ -210,7 +202,7 @@ def worker_pids(server: Gunicorn) -> list[int]:
 
 @on_postgresql
 def test_the_dispatcher_says_once_that_the_database_is_away_and_then_sends_each_message_once(
-        pg, server, db_app, smtp_sink, database_back):
+        pg, server, db_app, module_smtp, database_back):
     # Three notices due in two seconds: the database goes away before any is sent.
     with db_app.app_context():
         for n in range(3):
@@ -232,7 +224,7 @@ def test_the_dispatcher_says_once_that_the_database_is_away_and_then_sends_each_
     pg.up()
 
     def arrived():
-        return [m.to[0] for m in smtp_sink.messages if m.to[0].startswith("notice")]
+        return [m.to[0] for m in module_smtp.messages if m.to[0].startswith("notice")]
 
     assert wait_until(lambda: len(arrived()) >= 3, 20)
     time.sleep(2.5)  # a round more: nothing is sent twice
@@ -260,7 +252,7 @@ def status_of_message(pg: RestartablePostgres, destination: str):
 
 @on_postgresql
 def test_a_message_being_handed_over_as_the_database_goes_is_sent_once(
-        pg, server, db_app, smtp_sink, database_back):
+        pg, server, db_app, module_smtp, database_back):
     with db_app.app_context():
         delivery.queue_message(
             user_id=None, channel="email", destination="handed@example.com", kind="notice",
@@ -270,7 +262,7 @@ def test_a_message_being_handed_over_as_the_database_goes_is_sent_once(
         db.session.commit()
         db.session.remove()
         db.engine.dispose()
-    smtp_sink.delay = 2.5  # the mail server takes its time over each message
+    module_smtp.delay = 2.5  # the mail server takes its time over each message
     try:
         assert wait_until(lambda: status_of_message(pg, "handed@example.com") == "sending", 10)
         time.sleep(0.3)
@@ -278,17 +270,17 @@ def test_a_message_being_handed_over_as_the_database_goes_is_sent_once(
         time.sleep(3)
         pg.up()
     finally:
-        smtp_sink.delay = 0
+        module_smtp.delay = 0
     assert wait_until(lambda: status_of_message(pg, "handed@example.com") == "sent", 20)
     time.sleep(1)
-    assert [m.to for m in smtp_sink.messages if m.to == ["handed@example.com"]] == [
+    assert [m.to for m in module_smtp.messages if m.to == ["handed@example.com"]] == [
         ["handed@example.com"]]
 
 
 @on_postgresql
 def test_every_connection_ended_by_the_server_is_replaced_without_an_error(
-        pg, server, smtp_sink, database_back):
-    client = signed_in(server, smtp_sink, "after@example.com", "10.7.0.9")
+        pg, server, module_smtp, database_back):
+    client = signed_in(server, module_smtp, "after@example.com", "10.7.0.9")
     for _ in range(6):  # each worker's pool holds connections
         assert client.get("/portal")[0] == 200
     log_from = len(server.log())
