@@ -345,6 +345,12 @@ def database_away_page(error: Exception):
         # must not ask it, or this page fails too and the client gets a bare 500.
         g._login_user = login_manager.anonymous_user()
     headers = {"Retry-After": str(DATABASE_AWAY_SECONDS)}
+    if request.blueprint == "forward_auth":
+        from blueprints import forward_auth
+
+        response = forward_auth.database_away(DATABASE_AWAY_WORDS)
+        response.headers.update(headers)
+        return response
     if request.endpoint == "auth.login" and request.method == "POST" and "email" in request.form:
         from forms import LoginForm
 

@@ -102,14 +102,35 @@ def _page_of(url: Optional[str]) -> str:
 
 def forbidden_page(user, url, decision):
     """The 403 page in ClientGate's words, shown on the protected app's own address."""
-    response = Response(render_template(
-        "federation/forbidden.html", user=user, url=url if safe_next(url) else None,
-        reason=decision.reason, set_up_wrong=set_up_wrong(decision),
-        portal_home=absolute_url("portal.home"), asset_root=portal_origin(),
-    ), status=403)
-    # The page may be shown on another host than the portal's: its stylesheet and logo come
-    # from the portal, so the policy names the portal's origin beside 'self'.
+    return app_page("federation/forbidden.html", 403, user=user,
+                    url=url if safe_next(url) else None, reason=decision.reason,
+                    set_up_wrong=set_up_wrong(decision))
+
+
+def database_away(message: str) -> Response:
+    """/auth/verify's 503 while the database cannot be reached (app.database_away_page): nobody
+    is let in. Caddy and Traefik show the browser what this says, so it is a page on the app's
+    address (or JSON for the app's own script); nginx's guide file asks again for the same."""
+    if "X-Forwarded-Method" not in request.headers:
+        response = Response(status=503)
+    elif from_a_script(request):
+        response = jsonify(error="try_again", message=message)
+        response.status_code = 503
+    else:
+        url = forward_auth.original_url(request, current_app.config)
+        response = app_page("federation/try_again.html", 503, message=message,
+                            url=url if safe_next(url) else None)
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def app_page(template: str, status: int, **context) -> Response:
+    """One of ClientGate's pages shown on the protected app's address: its stylesheet, logo and
+    links come from the portal, so the policy names the portal's origin beside 'self'."""
     origin = portal_origin()
+    response = Response(render_template(
+        template, portal_home=absolute_url("portal.home"), asset_root=origin, **context),
+        status=status)
     logo = branding.logo_origin(current_app.extensions["brand"]) or ""
     response.headers["Content-Security-Policy"] = (
         f"default-src 'none'; style-src 'self' {origin}; img-src 'self' {origin} {logo} data:; "
