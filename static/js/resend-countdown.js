@@ -20,8 +20,17 @@
     if (hint && hint.textContent !== message) hint.textContent = message;
   }
 
+  // aria-disabled, not disabled: a disabled button leaves the Tab order, so a keyboard or
+  // screen-reader user would not find it during the wait, nor hear (aria-describedby) how long.
   function enable(yes) {
-    buttons.forEach(function (each) { each.disabled = !yes; });
+    buttons.forEach(function (each) {
+      if (yes) each.removeAttribute('aria-disabled');
+      else each.setAttribute('aria-disabled', 'true');
+    });
+  }
+
+  function waiting(each) {
+    return each.getAttribute('aria-disabled') === 'true';
   }
 
   function render() {
@@ -56,7 +65,11 @@
 
   buttons.forEach(function (each) {
     if (!each.form) return;
-    each.form.addEventListener('submit', function () {
+    each.form.addEventListener('submit', function (event) {
+      if (waiting(each)) {
+        event.preventDefault();  // the hint beside it already says how long
+        return;
+      }
       // One press, one resend: a second tap while the page loads would only be refused.
       setTimeout(function () { enable(false); }, 0);
     });

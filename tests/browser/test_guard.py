@@ -262,6 +262,15 @@ def test_live_delivery_status_and_resend_countdown(live_server, new_context, smt
     hint = page.locator("[data-resend-hint]")
     expect(resend).to_be_disabled()
     expect(hint).to_have_text(re.compile(r"You can ask again in \d+ seconds?\."))
+    # Still in the Tab order while it waits (aria-disabled), so the keyboard finds it and a
+    # screen reader reads the hint with it; pressing it then sends nothing.
+    resend.focus()
+    assert page.evaluate("document.activeElement.hasAttribute('data-resend-button')")
+    assert page.evaluate("document.activeElement.getAttribute('aria-describedby')") == "resend-hint"
+    page.keyboard.press("Enter")
+    page.wait_for_timeout(500)
+    assert page.evaluate("window.sameDocument") is True, "a press during the wait must not post"
+    assert len(smtp.messages) == 1
     before = int(re.search(r"\d+", hint.inner_text()).group())
     page.wait_for_timeout(2100)
     after = int(re.search(r"\d+", hint.inner_text()).group())
