@@ -8,6 +8,7 @@ transaction: either every row, or none.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 import unicodedata
@@ -174,6 +175,12 @@ def csv_text(raw: bytes) -> tuple[Optional[str], str]:
     is imported."""
     if raw.startswith(SPREADSHEET_MAGIC):
         return None, SPREADSHEET_FILE
+    if raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        # Excel's "Unicode Text" (tab-separated, UTF-16): read_csv finds the tabs.
+        try:
+            return raw.decode("utf-16"), ""
+        except UnicodeDecodeError:
+            return None, NOT_TEXT
     for encoding in ("utf-8-sig", "cp1252"):
         try:
             return raw.decode(encoding), ""
@@ -182,8 +189,56 @@ def csv_text(raw: bytes) -> tuple[Optional[str], str]:
     return None, NOT_TEXT
 
 
+# The headings people give these columns, lowercased, without spaces, dashes or underscores.
+HEADINGS = {
+    "email": ("email", "emailaddress", "mail"),
+    "name": ("name", "fullname", "clientname", "client", "contactname"),
+    "phone": ("phone", "mobile", "mobilenumber", "phonenumber", "mobilephone", "ukmobile",
+              "ukmobilenumber", "telephone", "tel", "cell", "mob"),
+}
+
+
+def _delimiter(text: str) -> str:
+    """What separates the cells: a comma, or the semicolon of a spreadsheet set up for a
+    country that writes 1,5, or the tab of rows pasted straight from a spreadsheet. The one
+    that splits the first line into the most cells wins; a comma when none splits it."""
+    first = next((line for line in text.splitlines() if line.strip()), "")
+    widths = {d: len(next(csv.reader([first], delimiter=d), [])) for d in (",", ";", "\t")}
+    return max(widths, key=lambda d: (widths[d], d == ","))
+
+
+def _heading(cell: str) -> Optional[str]:
+    """"email", "name" or "phone" for a heading people give that column, else None."""
+    word = "".join(cell.lower().replace("-", "").replace("_", "").split())
+    return next((about for about, words in HEADINGS.items() if word in words), None)
+
+
+def _columns(headings: list[str]) -> tuple[tuple, Optional[str]]:
+    """Which column holds the email, name and phone, read from the headings row; or why not."""
+    found: dict[str, int] = {}
+    for index, heading in enumerate(headings):
+        if not heading.strip():
+            continue
+        about = _heading(heading)
+        if about is None:
+            return (), (f"We do not know the column “{heading.strip()}” in the first row. "
+                        "Use the headings email, name and phone (name and phone may be left "
+                        "out), or take that column out.")
+        if about in found:
+            return (), f"The headings name the {about} column twice. Keep one."
+        found[about] = index
+    if "email" not in found:
+        return (), ("The first row has no email address, so we read it as the headings, but "
+                    "none of them is “email”. Put the headings email, name and phone over "
+                    "the columns, or start the file with the first client.")
+    return (found["email"], found.get("name"), found.get("phone")), None
+
+
 def read_csv(text: str) -> Preview:
-    """Check a CSV of `email,name,phone` (a header row is optional) before importing it."""
+    """Check a CSV of `email,name,phone` (a header row is optional) before importing it.
+
+    Cells may be separated by commas, semicolons or tabs; a first row of headings (any of
+    HEADINGS, in any order) says which column is which."""
     preview = Preview()
     text = text.lstrip("\ufeff")  # Excel's byte order mark
     if not text.strip():
@@ -194,12 +249,19 @@ def read_csv(text: str) -> Preview:
                                 "it from your spreadsheet as CSV, UTF-8, and try again.")
         return preview
     try:
-        lines = list(csv.reader(io.StringIO(text)))
+        lines = list(csv.reader(io.StringIO(text), delimiter=_delimiter(text)))
     except csv.Error as exc:
         preview.problems.append(f"The file is not a CSV we can read ({exc}).")
         return preview
     numbered = [(n, row) for n, row in enumerate(lines, start=1) if any(c.strip() for c in row)]
-    if numbered and [c.strip().lower() for c in numbered[0][1]][:1] == ["email"]:
+    columns = (0, 1, 2)
+    if numbered and not any("@" in cell for cell in numbered[0][1]) and any(
+            _heading(cell) for cell in numbered[0][1]):
+        # The headings, in whatever words and order people give them.
+        columns, problem = _columns(numbered[0][1])
+        if problem:
+            preview.problems.append(problem)
+            return preview
         numbered = numbered[1:]
     if len(numbered) > MAX_IMPORT_ROWS:
         preview.problems.append(f"The file has {len(numbered)} rows; import at most "
@@ -208,15 +270,22 @@ def read_csv(text: str) -> Preview:
     if not numbered:
         preview.problems.append("The file has a header but no clients.")
         return preview
-    addresses = [emails.canonical(row[0]) for _, row in numbered if row]
+    addresses = [emails.canonical(row[columns[0]]) for _, row in numbered
+                 if len(row) > columns[0]]
     taken = set(db.session.scalars(select(User.email).where(User.email.in_(addresses))).all())
     seen: dict[str, int] = {}
     for line, row in numbered:
-        cells = [c.strip() for c in row] + ["", "", ""]
-        candidate = Candidate(email=cells[0], name=cells[1], phone=cells[2], line=line,
-                              channel="email")
+        cells = [c.strip() for c in row]
+        email, name, phone = (cells[i] if i is not None and i < len(cells) else ""
+                              for i in columns)
+        candidate = Candidate(email=email, name=name, phone=phone, line=line, channel="email")
         check(candidate, taken)
-        if len(row) > 3 and any(c.strip() for c in row[3:]):
+        if any("\n" in c or "\r" in c for c in row):
+            # A quote mark opened and never closed swallows the rows after it into one cell.
+            candidate.refuse("row", "A quote mark (\") on this row is never closed, so the "
+                                    "rows after it were read as part of it. Take the quote "
+                                    "mark out, or close it.")
+        elif any(c.strip() for i, c in enumerate(row) if i not in columns):
             candidate.refuse("row", "The row has more than 3 columns (email, name, phone).")
         if candidate.email in seen:
             candidate.refuse("email", f"The same address is on row {seen[candidate.email]}.")
