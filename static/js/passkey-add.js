@@ -30,9 +30,20 @@
     return input ? input.value : '';
   }
 
+  // While it works the button says so with aria-disabled, not `disabled`: a disabled button
+  // loses the focus to <body>, and after a refusal (a fingerprint prompt cancelled) the keyboard
+  // would start again from the top of the page, away from the message and the button.
+  var busy = false;
+  function working(now) {
+    busy = now;
+    if (now) button.setAttribute('aria-disabled', 'true');
+    else button.removeAttribute('aria-disabled');
+  }
+
   form.addEventListener('submit', function (event) {
     event.preventDefault();
-    button.disabled = true;
+    if (busy) return;
+    working(true);
     message.hidden = true;
     var csrf = field('csrf_token');
     P.post(form.getAttribute('data-options-url'),
@@ -53,7 +64,7 @@
         throw new Error(answer[1].error || 'server');
       })
       .catch(function (error) {
-        button.disabled = false;
+        working(false);
         say(error && error.name && error.name !== 'Error' ? P.failureWords(error, 'add')
             : (error && error.message && error.message !== 'server' ? error.message
                : P.failureWords(null, 'add')));
