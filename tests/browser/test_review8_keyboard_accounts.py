@@ -48,6 +48,66 @@ def refused_box(page, box_id: str) -> None:
     in_view(page, box)
 
 
+@pytest.mark.parametrize("viewport", [DESKTOP, PHONE], ids=lambda v: f"{v['width']}px")
+def test_after_an_action_the_focus_is_where_the_client_is_looking(viewport, live_server,
+                                                                  new_context, smtp):
+    phone = viewport is PHONE
+    context = new_context(viewport, phone=phone)
+    page = context.new_page()
+    virtual_authenticator(context, page)
+    sign_in_by_email(page, live_server, smtp, remember=True)
+
+    # A passkey added: the page comes back at #passkeys, and the notice saying so is there,
+    # under the heading, with the focus, so it is seen and read out.
+    page.goto(live_server("/account/security"))
+    page.fill("input[name=name]", "Work laptop")
+    activate(page, page.get_by_role("button", name="Add a passkey"))
+    page.wait_for_url("**/account/security#passkeys")
+    notice = page.locator("#passkeys .notice-success")
+    expect(notice).to_be_focused()
+    expect(notice).to_contain_text("Your passkey “Work laptop” is ready")
+    in_view(page, notice)
+    assert_accessible(page, "security-passkey-added")
+    if phone:
+        assert_fits_phone(page, "security-passkey-added")
+    screenshot(page, "review8-passkey-added")
+
+    # Ten minutes on, each change asks for the password on its own step: the box has the focus.
+    clock.advance(timedelta(minutes=11))
+    page.goto(live_server("/account/security"))
+    activate(page, page.get_by_role("link", name="Remove the passkey Work laptop"))
+    expect(page.locator("#passkey-remove-password-1")).to_be_focused()
+    # A wrong password: the box keeps the focus and says why, so it is read out.
+    page.keyboard.type("not-the-password")
+    press_and_load(page)
+    refused_box(page, "passkey-remove-password-1")
+    screenshot(page, "review8-passkey-remove-refused")
+
+    page.goto(live_server("/account/security"))
+    activate(page, page.get_by_role("button", name="Set up an authenticator app"))
+    expect(page.locator("#totp-password")).to_be_focused()
+    page.keyboard.type("still-not-it")
+    press_and_load(page)
+    refused_box(page, "totp-password")
+    assert_accessible(page, "security-totp-refused")
+    screenshot(page, "review8-totp-refused")
+
+    # The devices page: the same for a passkey's Remove, and "Forget this device".
+    page.goto(live_server("/account/devices"))
+    activate(page, page.get_by_role("link", name="Remove the passkey Work laptop"))
+    expect(page.locator("#passkey-remove-password-1")).to_be_focused()
+    activate(page, page.get_by_role("button", name="Forget this device"))
+    page.wait_for_url("**/account/devices#trusted-devices")
+    notice = page.locator("#trusted-devices .notice-success")
+    expect(notice).to_be_focused()
+    expect(notice).to_contain_text("We have forgotten that device")
+    in_view(page, notice)
+    assert_accessible(page, "devices-forgotten")
+    if phone:
+        assert_fits_phone(page, "devices-forgotten")
+    screenshot(page, "review8-device-forgotten")
+
+
 def test_a_passkey_not_made_leaves_the_focus_on_its_button(live_server, new_context, smtp):
     """The client cancels the fingerprint prompt: the message is read out, and the keyboard is
     still on "Add a passkey", to try again, not back at the top of the page."""
