@@ -11,7 +11,7 @@ from typing import Callable, Optional
 
 from flask import (
     Blueprint, Response, abort, current_app, flash, redirect, render_template, request,
-    stream_with_context, url_for,
+    session, stream_with_context, url_for,
 )
 from flask_login import current_user
 
@@ -20,7 +20,7 @@ from extensions import csrf, db
 from forms import SupportActionForm
 from models import User
 from services import audit, clock, support
-from services.signin import limits
+from services.signin import limits, sessions
 
 bp = Blueprint("support", __name__, url_prefix="/support")
 # The staff check must come before the CSRF check, so that others get a 404 and not a
@@ -56,10 +56,24 @@ ACTIONS = {
 
 @bp.before_request
 def staff_only():
+    if not current_user.is_authenticated and _staff_session_ended():
+        # A staff member back from a long call: the console's own words, not "Page not found".
+        # Only a browser holding that staff session's cookie is told the console exists.
+        flash("Your session had ended, so nothing you sent was saved or done. Sign in again, "
+              "then do it again." if request.method == "POST" else
+              "Your session had ended. Sign in again to use the support console.", "warning")
+        back = request.path if request.method == "POST" else request.full_path.rstrip("?")
+        return redirect(url_for("auth.login", next=back))
     if not current_user.is_authenticated or not current_user.is_staff:
         abort(404)
     if request.method == "POST" and current_app.config.get("WTF_CSRF_ENABLED", True):
         csrf.protect()
+
+
+def _staff_session_ended() -> bool:
+    """Whether this browser's session, now ended, was a staff member's."""
+    user = sessions.ended_user(session.get("sid"))
+    return user is not None and user.is_staff
 
 
 @bp.after_request

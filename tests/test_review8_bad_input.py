@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import re
+from datetime import timedelta
 from html import unescape
 
 import pytest
@@ -15,7 +16,8 @@ from sqlalchemy import select
 
 from extensions import db
 from models import User
-from tests.conftest import Browser, add_user
+from services import clock
+from tests.conftest import TEST_PASSWORD, Browser, add_user
 from tests.support.conftest import DESKTOP_UA, STAFF
 
 IMPORT = "/support/clients/import"
@@ -94,3 +96,41 @@ def test_a_quote_never_closed_does_not_swallow_the_rows_after_it(app, staff):
     assert staff.post(IMPORT, {"text": text, "confirmed": "yes"},
                       form_page=IMPORT).status_code == 422
     assert invited(app) == {}
+
+
+# --- a staff member whose session ended -------------------------------------------------
+
+def test_a_staff_form_sent_after_the_session_ended_says_so_not_page_not_found(
+        app, staff, smtp, deliver, sign_in):
+    """Thirty minutes on the phone with a client, then "Send the invitation": the console
+    answered 404 "There is nothing at this address", as if it did not exist."""
+    token = staff.csrf_for("/support/clients/new")
+    clock.advance(timedelta(minutes=app.config["SESSION_IDLE_MINUTES"] + 1))
+    answer = staff.client.post("/support/clients/new", data={
+        "csrf_token": token, "email": "anna@example.com", "name": "Anna", "channel": "email"})
+    assert answer.status_code == 302
+    assert answer.location == "/login?next=/support/clients/new"
+    page = staff.get(answer.location)
+    assert "Your session had ended, so nothing you sent was saved or done" in words(page)
+    assert invited(app) == {}
+    # Signing in again leads back to the form.
+    count = len(smtp.messages)
+    assert staff.post(answer.location, {"email": STAFF, "password": TEST_PASSWORD}).status_code == 302
+    deliver()
+    smtp.wait_for(count + 1)
+    again = staff.enter_code(smtp.last_to(STAFF).code)
+    assert again.status_code == 302 and again.location == "/support/clients/new"
+    # A page opened after the session ended (a bookmark, a reload) says so, and leads back.
+    clock.advance(timedelta(minutes=app.config["SESSION_IDLE_MINUTES"] + 1))
+    answer = staff.get("/support?q=anna")
+    assert answer.status_code == 302 and answer.location == "/login?next=/support?q%3Danna"
+    assert "Sign in again to use the support console" in words(staff.get(answer.location))
+    # Nobody else learns the console is there: a client whose session ended, a browser
+    # without one, a staff member who logged out.
+    add_user(app)
+    client = sign_in()
+    clock.advance(timedelta(minutes=app.config["SESSION_IDLE_MINUTES"] + 1))
+    assert client.get("/support/clients/new").status_code == 404
+    assert Browser(app).get("/support").status_code == 404
+    staff.post("/logout", form_page="/support")
+    assert staff.get("/support").status_code == 404

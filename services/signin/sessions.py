@@ -147,6 +147,17 @@ def revoke_live(user_id: int, *conditions, keep_token: Optional[str] = None) -> 
     ).rowcount or 0
 
 
+def ended_user(token: Optional[str]) -> Optional[User]:
+    """The user whose session this token was, once it has ended (idle, too old, signed out
+    from elsewhere), if the account is still switched on; None for a live session or none."""
+    if not token:
+        return None
+    row = db.session.scalar(_WITH_USER, {"token_hash": _hash(token)})
+    if row is None or is_live(row) or not row.user.is_active:
+        return None
+    return row.user
+
+
 def session_for_token(token: Optional[str]) -> Optional[AuthSession]:
     """The live session whose token this is (its start, `amr` and sign-in), or None."""
     if not token:
