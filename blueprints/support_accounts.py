@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from typing import Optional
 
-from flask import abort, flash, redirect, render_template, request, url_for
+from flask import abort, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from blueprints import support as support_views
 from blueprints.support import ACTIONS, Action, bp
@@ -223,6 +224,25 @@ def import_clients():
     form.text.data = text
     return render_template("support/import.html", form=form, preview=preview), \
         200 if preview.ok else 422
+
+
+@bp.errorhandler(RequestEntityTooLarge)
+def too_large(error: RequestEntityTooLarge):
+    """A CSV over the request cap: the import page, saying how to send it, not a bare 413."""
+    from app import render_error
+
+    if not current_user.is_authenticated or not current_user.is_staff:
+        return render_error(404, "There is nothing at this address.")  # as staff_only says
+    if request.endpoint != "support.import_clients":
+        return render_error(413, "That was far more data than any form here takes.")
+    form = ImportClientsForm(formdata=None)
+    kib = (current_app.config.get("MAX_CONTENT_LENGTH") or 0) // 1024
+    form.file.errors = [
+        f"That is more than we can check at once: at most {kib} KB, enough for "
+        f"{invitations.MAX_IMPORT_ROWS} clients. Split the file into smaller ones, keeping the "
+        "first row of headings in each, and import them one after another. Nothing has been "
+        "imported."]
+    return render_template("support/import.html", form=form, preview=None), 413
 
 
 def _invite(candidate: invitations.Candidate) -> Optional[User]:

@@ -134,3 +134,19 @@ def test_a_staff_form_sent_after_the_session_ended_says_so_not_page_not_found(
     assert Browser(app).get("/support").status_code == 404
     staff.post("/logout", form_page="/support")
     assert staff.get("/support").status_code == 404
+
+
+def test_a_csv_over_the_size_cap_is_answered_on_the_import_page(app, staff):
+    """Before: a bare "That was far more data than any form here takes", off the console."""
+    rows = "".join(f"client{n}@example.com,Client Number {n},07400 {n:06d}\n" for n in range(2000))
+    answer = staff.post(IMPORT, {"file": (io.BytesIO(rows.encode()), "everyone.csv")},
+                        form_page=IMPORT, content_type="multipart/form-data")
+    assert answer.status_code == 413
+    text = words(answer)
+    assert "Import clients from a CSV" in text and "Check the file" in text
+    assert "That is more than we can check at once: at most 64 KB, enough for 500 clients" in text
+    assert "Split the file into smaller ones" in text
+    assert invited(app) == {}
+    # Anyone else still finds no console there.
+    answer = Browser(app).client.post(IMPORT, data={"text": "x" * 70_000})
+    assert answer.status_code == 404 and "Import clients" not in words(answer)
