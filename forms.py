@@ -14,7 +14,7 @@ from wtforms.validators import (
 
 from services.accounts import lifecycle
 from services.signin.codes import normalise_code
-from services.emails import canonical, email_problem
+from services.emails import as_typed, canonical, email_problem
 from services.phones import ONLY_UK_MOBILES
 
 
@@ -31,8 +31,9 @@ class LoginForm(FlaskForm):
         validators=[DataRequired("Enter your email address."),
                     Length(max=254, message="That email address is too long."),
                     one_email_rule],
-        # Phones often add a space after an autocompleted address.
-        filters=[lambda value: value.strip() if isinstance(value, str) else value],
+        # Phones often add a space after an autocompleted address; a pasted one may bring a
+        # name or invisible characters (services.emails.as_typed).
+        filters=[lambda value: as_typed(value) if isinstance(value, str) else value],
         render_kw={"autocomplete": "username", "spellcheck": "false", "autocapitalize": "none"},
     )
     password = PasswordField(

@@ -11,6 +11,7 @@ is handed to the mail server in the same IDNA 2008 form email_validator checked 
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from typing import Optional
 
@@ -25,13 +26,32 @@ NOT_SENDABLE = ("We cannot send codes to an address with letters such as ü or �
                 "Please use another email address.")
 
 
+# An address copied from an address book or an email's "To:" line: "Anna Smith <anna@…>".
+_NAMED = re.compile(r"[^<>]*<\s*([^<>\s]+@[^<>\s]+)\s*>")
+
+
+def as_typed(value: str) -> str:
+    """The address a person meant, from what they pasted: without the invisible characters a
+    copy brings along (a zero-width space, a direction mark, a byte order mark: none is ever
+    part of an address), without the name of "Anna Smith <anna@example.com>" or the
+    "mailto:" of a link, and trimmed. Anything else comes back as it was, trimmed."""
+    value = "".join(ch for ch in value if unicodedata.category(ch) != "Cf").strip()
+    named = _NAMED.fullmatch(value)
+    if named:
+        value = named.group(1)
+    if value[:7].lower() == "mailto:":
+        value = value[7:].strip()
+    return value
+
+
 def canonical(value: str) -> str:
     """The one spelling an address is stored and looked up by: trimmed, lowercased, NFKC
     (full-width letters become plain ones) and its domain as IDNA 2008 U-labels (so
-    `xn--exmple-cua.com` and `exämple.com` are one address, as they are one mailbox).
+    `xn--exmple-cua.com` and `exämple.com` are one address, as they are one mailbox), from
+    what was pasted (as_typed).
     A value that is no address comes back only trimmed and lowercased, for the checks to
     refuse in their own words."""
-    value = unicodedata.normalize("NFKC", value).strip().lower()
+    value = as_typed(unicodedata.normalize("NFKC", value)).lower()
     local, at, domain = value.rpartition("@")
     if not at or not local or not domain:
         return value

@@ -150,3 +150,48 @@ def test_a_csv_over_the_size_cap_is_answered_on_the_import_page(app, staff):
     # Anyone else still finds no console there.
     answer = Browser(app).client.post(IMPORT, data={"text": "x" * 70_000})
     assert answer.status_code == 404 and "Import clients" not in words(answer)
+
+
+# --- email addresses as people paste them -------------------------------------------------
+
+PASTED = {
+    "zero-width-space": "client@example.com\u200b",  # copied from a web page or a PDF
+    "direction-mark": "\u200eclient@example.com",
+    "address-book": "Client Name <Client@Example.com>",  # Outlook's "To:" line
+    "quoted-name": '"Name, Client" <client@example.com>',
+    "mailto-link": "mailto:client@example.com",
+}
+
+
+@pytest.mark.parametrize("pasted", PASTED.values(), ids=PASTED.keys())
+def test_an_address_pasted_with_what_came_along_signs_in(app, user, pasted):
+    """Before: "Enter an email address like name@example.com", for the client's own address."""
+    b = Browser(app)
+    answer = b.log_in(pasted)
+    assert answer.status_code == 302 and answer.location == "/login/code", words(answer)
+
+
+def test_a_pasted_address_counts_towards_the_same_pause(app, user):
+    """The per-address count of wrong passwords keys the address as it is looked up."""
+    from services.signin import limits
+
+    with app.app_context():
+        assert len({limits.email_key(p) for p in PASTED.values()}) == 1
+        assert limits.email_key(PASTED["address-book"]) == limits.email_key("client@example.com")
+
+
+def test_staff_paste_an_address_from_their_mail_program(app, staff, smtp, deliver):
+    answer = staff.post("/support/clients/new", {
+        "email": "Anna Smith <anna@example.com>", "name": "Anna Smith", "channel": "email"})
+    assert answer.status_code == 302, words(answer)
+    done = import_confirmed(staff, "email,name\nBob Jones <bob@example.com>,Bob Jones\n")
+    assert done.status_code == 302
+    assert set(invited(app)) == {"anna@example.com", "bob@example.com"}
+
+
+def test_a_client_pastes_a_new_address_with_a_name(app, user, sign_in):
+    b = sign_in()
+    answer = b.post("/account/email", {"email": "New Me <new@example.com>\u200b",
+                                       "current_password": TEST_PASSWORD})
+    assert answer.status_code == 302, words(answer)
+    assert "new@example.com" in words(b.get(answer.location))
