@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pyotp
 import pytest
 from playwright.sync_api import expect
 
@@ -128,3 +129,41 @@ def test_a_passkey_not_made_leaves_the_focus_on_its_button(live_server, new_cont
     expect(button).to_be_focused()
     expect(button).to_be_enabled()
     assert button.get_attribute("aria-disabled") is None
+
+
+def test_a_refused_choice_of_how_codes_come_names_its_error_and_takes_the_keyboard(
+        live_server, new_context, smtp):
+    """The authenticator app was removed in another tab, and "From my authenticator app" saved
+    here: the refusal is read with the choices, and its link in "There is a problem" takes the
+    keyboard to them (it named a <fieldset>, which cannot take the focus)."""
+    page = new_context(DESKTOP).new_page()
+    sign_in_by_email(page, live_server, smtp)
+    page.goto(live_server("/account/security"))
+    activate(page, page.get_by_role("button", name="Set up an authenticator app"))
+    key = page.locator("#totp-secret").inner_text()
+    page.fill("#authenticator-app input[name=code]", pyotp.TOTP(key).at(clock.now().timestamp()))
+    activate(page, page.get_by_role("button", name="Confirm and use this app"))
+    page.goto(live_server("/account/security"))
+    expect(page.get_by_label("From my authenticator app")).to_be_checked()
+
+    other = page.context.new_page()
+    other.goto(live_server("/account/security"))
+    other.get_by_role("button", name="Stop using the authenticator app").click()
+    expect(other.locator(".flashes")).to_contain_text("We have stopped using your authenticator")
+    other.close()
+
+    activate(page, page.get_by_role("button", name="Save changes"))
+    summary = page.locator(".error-summary")
+    expect(summary).to_be_focused()
+    for choice in page.locator("#channel input[type=radio]").all():
+        expect(choice).to_have_attribute("aria-describedby", "channel-error")
+    expect(page.locator("#channel-error")).to_contain_text("Set up your authenticator app")
+    page.keyboard.press("Tab")
+    expect(summary.get_by_role("link")).to_be_focused()
+    page.keyboard.press("Enter")
+    expect(page.locator("#channel")).to_be_focused()
+    page.keyboard.press("Tab")
+    # The app is gone, so its choice is too: none is ticked, and the first one is next.
+    expect(page.locator("#channel input[type=radio]").first).to_be_focused()
+    assert_accessible(page, "security-channel-refused")
+    screenshot(page, "review8-channel-refused")
