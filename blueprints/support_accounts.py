@@ -187,14 +187,24 @@ def new_client():
     candidate = invitations.check(invitations.Candidate(
         email=form.email.data, name=form.name.data or "", phone=form.phone.data or "",
         channel=form.channel.data, role=form.role.data if _is_admin() else "client"))
+    if candidate.only_taken and invitations.just_invited([candidate], _staff()):
+        # A double click: the first press invited them.
+        user = db.session.scalar(select(User).where(User.email == candidate.email))
+        return _invited(user)
     if not candidate.ok:
         for about, problem in candidate.issues:
             (form[about] if about in form else form.email).errors.append(problem)
         return render_template("support/new_client.html", form=form, is_admin=_is_admin()), 422
     user = _invite(candidate)
     if user is None:
-        form.email.errors.append(f"{candidate.email} already has an account.")
+        if invitations.just_invited([candidate], _staff()):
+            return _invited(db.session.scalar(select(User).where(User.email == candidate.email)))
+        form.email.errors.append(invitations.taken_words(candidate.email))
         return render_template("support/new_client.html", form=form, is_admin=_is_admin()), 422
+    return _invited(user)
+
+
+def _invited(user: User):
     flash(f"Invitation sent to {user.email}. Its link works for 7 days; you can see who has not "
           "accepted yet under Invitations.", "success")
     return redirect(url_for("support.client", user_id=user.id))
@@ -216,10 +226,10 @@ def import_clients():
     if form.confirmed.data == "yes" and preview.ok:
         invited = _import(preview)
         if invited is not None:
-            flash(f"Invited {len(invited)} client{'s' if len(invited) != 1 else ''}. Each gets "
-                  "an invitation email whose link works for 7 days.", "success")
-            return redirect(url_for("support.invitations"))
+            return _imported(len(invited))
         preview = _raced_preview(text)
+    if form.confirmed.data == "yes" and _pressed_twice(preview):
+        return _imported(len(preview.rows))
     db.session.rollback()
     form.text.data = text
     return render_template("support/import.html", form=form, preview=preview), \
@@ -243,6 +253,20 @@ def too_large(error: RequestEntityTooLarge):
         "first row of headings in each, and import them one after another. Nothing has been "
         "imported."]
     return render_template("support/import.html", form=form, preview=None), 413
+
+
+def _imported(count: int):
+    flash(f"Invited {count} client{'s' if count != 1 else ''}. Each gets an invitation email "
+          "whose link works for 7 days.", "success")
+    return redirect(url_for("support.invitations"))
+
+
+def _pressed_twice(preview: invitations.Preview) -> bool:
+    """Whether this confirmed file is the one this staff member imported a moment ago (a
+    double click): every row's only problem is that the first press invited it."""
+    return (bool(preview.rows) and not preview.problems
+            and all(row.only_taken for row in preview.rows)
+            and invitations.just_invited(preview.rows, _staff()))
 
 
 def _invite(candidate: invitations.Candidate) -> Optional[User]:

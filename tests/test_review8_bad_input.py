@@ -195,3 +195,42 @@ def test_a_client_pastes_a_new_address_with_a_name(app, user, sign_in):
                                        "current_password": TEST_PASSWORD})
     assert answer.status_code == 302, words(answer)
     assert "new@example.com" in words(b.get(answer.location))
+
+
+# --- double clicks ------------------------------------------------------------------------
+
+def test_a_double_click_on_send_the_invitation_says_it_was_sent(app, staff):
+    """Before: the second press answered "anna@example.com already has an account", as if
+    the invitation had failed."""
+    form = {"email": "anna@example.com", "name": "Anna", "phone": "07400 123456",
+            "channel": "sms"}
+    token = staff.csrf_for("/support/clients/new")
+    first = staff.client.post("/support/clients/new", data={"csrf_token": token, **form})
+    second = staff.client.post("/support/clients/new", data={"csrf_token": token, **form})
+    assert first.status_code == second.status_code == 302
+    assert second.location == first.location
+    assert "Invitation sent to anna@example.com" in words(staff.get(second.location))
+    assert list(invited(app)) == ["anna@example.com"]
+    # A changed name is another wish: the address is taken, and the form says so.
+    again = staff.client.post("/support/clients/new",
+                              data={"csrf_token": token, **form, "name": "Anne"})
+    assert again.status_code == 422
+    assert "anna@example.com already has an account." in words(again)
+
+
+def test_a_double_click_on_invite_these_clients_says_they_were_invited(app, staff):
+    """Before: the second press showed "Nothing has been imported", every row "already has an
+    account", though the first had invited them all."""
+    text = "email,name\nbob@example.com,Bob\ncarol@example.com,Carol\n"
+    staff.post(IMPORT, {"text": text})
+    token = staff.last_csrf
+    first = staff.client.post(IMPORT, data={"csrf_token": token, "text": text, "confirmed": "yes"})
+    second = staff.client.post(IMPORT, data={"csrf_token": token, "text": text, "confirmed": "yes"})
+    assert first.status_code == second.status_code == 302
+    page = words(staff.get(second.location))
+    assert "Invited 2 clients" in page and "Nothing has been imported" not in page
+    assert set(invited(app)) == {"bob@example.com", "carol@example.com"}
+    # The same file a minute later is a new wish: its rows are named as taken.
+    clock.advance(timedelta(minutes=2))
+    later = staff.client.post(IMPORT, data={"csrf_token": token, "text": text, "confirmed": "yes"})
+    assert later.status_code == 422 and "bob@example.com already has an account." in words(later)

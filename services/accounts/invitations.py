@@ -63,6 +63,15 @@ class Candidate:
         """Note a problem with the field it is about."""
         self.issues.append(Issue(about, message))
 
+    @property
+    def only_taken(self) -> bool:
+        """Whether the one thing wrong is that the address has an account already."""
+        return self.issues == [Issue("email", taken_words(self.email))]
+
+
+def taken_words(email: str) -> str:
+    return f"{email} already has an account."
+
 
 def _email_problem(email: str) -> Optional[str]:
     """The one rule for addresses (services.emails), worded for a row of a list."""
@@ -87,10 +96,10 @@ def check(candidate: Candidate, taken: Optional[set[str]] = None) -> Candidate:
     if problem:
         candidate.refuse("email", problem)
     elif taken is not None and candidate.email in taken:
-        candidate.refuse("email", f"{candidate.email} already has an account.")
+        candidate.refuse("email", taken_words(candidate.email))
     elif taken is None and db.session.scalar(
             select(User.id).where(User.email == candidate.email)) is not None:
-        candidate.refuse("email", f"{candidate.email} already has an account.")
+        candidate.refuse("email", taken_words(candidate.email))
     if len(candidate.name) > MAX_NAME_LENGTH:
         candidate.refuse("name", f"The name is longer than {MAX_NAME_LENGTH} characters.")
     elif any(unicodedata.category(ch) == "Cc" for ch in candidate.name):
@@ -112,6 +121,32 @@ def check(candidate: Candidate, taken: Optional[set[str]] = None) -> Candidate:
     if candidate.role not in ROLES:
         candidate.refuse("role", "That is not a role.")
     return candidate
+
+
+# A second press of "Send the invitation" (or "Invite these clients") within this time, by
+# the same staff member, is the same wish: told it is done, not that the address is taken.
+DOUBLE_PRESS = timedelta(minutes=1)
+
+
+def just_invited(candidates: list[Candidate], actor: User) -> bool:
+    """Whether every one of these candidates was invited, just as they are, by `actor` within
+    DOUBLE_PRESS and has not accepted yet: a second press of the button that invited them.
+    A changed name or number is no double press: the address is taken, as the form says."""
+    if not candidates:
+        return False
+    users = {u.email: u for u in db.session.scalars(
+        select(User).where(User.email.in_([c.email for c in candidates]))).all()}
+    if any(c.email not in users or users[c.email].has_password
+           or (users[c.email].name or "", users[c.email].phone, users[c.email].channel,
+               users[c.email].role) != (c.name, c.e164, c.channel, c.role)
+           for c in candidates):
+        return False
+    invited_now = set(db.session.scalars(
+        select(Event.user_id).where(
+            Event.type == "user_invited", Event.actor_id == actor.id,
+            Event.user_id.in_([u.id for u in users.values()]),
+            Event.created_at > clock.now() - DOUBLE_PRESS)).all())
+    return invited_now == {u.id for u in users.values()}
 
 
 def invite(candidate: Candidate, *, actor: Optional[User], by: str = "support") -> User:
