@@ -5,15 +5,20 @@ GET on a link only shows a form (mail scanners open links); a POST with a CSRF t
 
 from __future__ import annotations
 
+import hashlib
+from datetime import timedelta
+
 from flask import (
     Blueprint, flash, redirect, render_template, request, session, url_for,
 )
 from flask_login import current_user, login_required, logout_user
+from sqlalchemy import select
 
 from blueprints.safety import (
     current_password_right, no_store, token_in_address, wrong_current_password,
 )
 from extensions import db
+from models import Event
 from forms import ChangePasswordForm, ForgotPasswordForm, NewPasswordForm
 from services import audit, clock
 from services.signin import codes, limits, sessions
@@ -46,12 +51,42 @@ def _link(token: str, purpose: str):
     check = tokens.check(token, purpose)
     if check.ok:
         return check, None
+    if _pressed_twice(check):
+        # The first press saved the password; the browser shows this, the second, answer.
+        flash("Your password is saved: the button was pressed twice, and the first press "
+              "saved it. Now sign in with your email address and new password.", "success")
+        return check, redirect(url_for("auth.login"))
     lifecycle.note_refused_link(check, purpose)
     db.session.commit()
     outcome = lifecycle.refused_outcome(check)
     words = lifecycle.refusal(purpose, outcome)
     return check, (render_template("passwords/link_refused.html", refusal=words,
                                    purpose=purpose, outcome=outcome), 410)
+
+
+# A second press of "Save my password" comes within this time of the first.
+DOUBLE_PRESS = timedelta(minutes=1)
+
+
+def _form_mark() -> str:
+    """Names the page a new password was posted from: a second press of the same page posts
+    the same CSRF token; another browser's page, or a later one, has its own."""
+    posted = request.form.get("csrf_token", type=str) or ""
+    return hashlib.sha256(posted.encode()).hexdigest()[:16]
+
+
+def _pressed_twice(check: tokens.Check) -> bool:
+    """Whether this post is a second press of the very form whose first press just used the
+    link (a double click, or a press repeated while the first was under way)."""
+    if not (request.method == "POST" and check.outcome == tokens.USED
+            and check.user is not None and check.user.is_active
+            and check.token.used_at > clock.now() - DOUBLE_PRESS):
+        return False
+    marks = db.session.scalars(
+        select(Event.detail).where(Event.type == "password_set",
+                                   Event.user_id == check.user.id,
+                                   Event.created_at > clock.now() - DOUBLE_PRESS)).all()
+    return any((detail or {}).get("form") == _form_mark() for detail in marks)
 
 
 def _new_password_page(template: str, form: NewPasswordForm, user, status: int = 200):
@@ -90,7 +125,7 @@ def _take_new_password(check: tokens.Check, template: str, by: str):
     paused = user.is_locked(clock.now())
     other = _someone_else_here(user)
     signed_out = f" We have signed {other.email} out of this browser." if other else ""
-    lifecycle.set_password(user, form.password.data, by=by)
+    lifecycle.set_password(user, form.password.data, by=by, form_mark=_form_mark())
     if by == "invitation":
         audit.record("invitation_accepted", user_id=user.id)
     if other is not None:

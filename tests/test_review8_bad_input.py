@@ -18,9 +18,11 @@ from extensions import db
 from models import User
 from services import clock
 from tests.conftest import TEST_PASSWORD, Browser, add_user
-from tests.support.conftest import DESKTOP_UA, STAFF
+from tests.accounts.conftest import link_in, path_of
+from tests.support.conftest import CLIENT, DESKTOP_UA, STAFF
 
 IMPORT = "/support/clients/import"
+NEW = "plum tree by the river"
 
 
 def words(response) -> str:
@@ -234,3 +236,35 @@ def test_a_double_click_on_invite_these_clients_says_they_were_invited(app, staf
     clock.advance(timedelta(minutes=2))
     later = staff.client.post(IMPORT, data={"csrf_token": token, "text": text, "confirmed": "yes"})
     assert later.status_code == 422 and "bob@example.com already has an account." in words(later)
+
+
+@pytest.mark.parametrize("purpose", ["reset", "invitation"])
+def test_a_double_click_on_save_my_password_says_it_is_saved(app, smtp, deliver, staff, purpose):
+    """Before: the second press answered "This link has already been used... ask for a new
+    link", and the client, whose password had just been saved, asked for one."""
+    count = len(smtp.messages)
+    if purpose == "reset":
+        add_user(app)
+        assert Browser(app).post("/password/forgot", {"email": CLIENT}).status_code == 200
+    else:
+        staff.post("/support/clients/new", {"email": CLIENT, "name": "", "channel": "email"})
+    deliver()
+    smtp.wait_for(count + 1)
+    path = path_of(link_in(smtp.last_to(CLIENT).text, "/password/reset/" if purpose == "reset"
+                           else "/welcome/"))
+    b, other = Browser(app), Browser(app)
+    form = {"csrf_token": b.csrf_for(path), "password": NEW, "confirm": NEW}
+    other_token = other.csrf_for(path)  # the same link open in another browser too
+    first = b.client.post(path, data=form)
+    second = b.client.post(path, data=form)
+    assert first.status_code == second.status_code == 302
+    assert second.location == "/login"
+    page = words(b.get("/login"))
+    assert "Your password is saved" in page and "already been used" not in page
+    assert b.log_in(CLIENT, NEW).location == "/login/code"
+    # Another browser's page, even at once, is told the link was used, as before.
+    replay = other.client.post(path, data={**form, "csrf_token": other_token})
+    assert replay.status_code == 410 and "already been used" in words(replay)
+    # And so is this page a little later.
+    clock.advance(timedelta(minutes=2))
+    assert b.client.post(path, data=form).status_code == 410

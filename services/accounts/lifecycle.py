@@ -59,12 +59,14 @@ def reset_ends_a_lock(user: User) -> bool:
 
 
 def set_password(user: User, password: str, *, by: str, keep_token: Optional[str] = None,
-                 actor: Optional[User] = None, notify: bool = True) -> int:
+                 actor: Optional[User] = None, notify: bool = True,
+                 form_mark: Optional[str] = None) -> int:
     """Give the user this password (checked by the caller), end their sessions except the one
     with `keep_token`, their sign-ins waiting for a code and their links (and, when it
     recovers the account, its passkeys; when a link from the mailbox set it, a lock from
     wrong passwords or codes); audit and tell them.
-    Returns how many sessions ended. The caller commits."""
+    `form_mark` names the form that set it (blueprints/passwords.py tells a second press of
+    the same form by it). Returns how many sessions ended. The caller commits."""
     first = not user.has_password
     user.password_hash = passwords.hash_password(password)
     user.password_changed_at = clock.now()
@@ -77,7 +79,8 @@ def set_password(user: User, password: str, *, by: str, keep_token: Optional[str
             user.is_locked(clock.now()) or limits.failures_counted(user)):
         limits.unlock_account(user, by=by)
     audit.record("password_set", user_id=user.id, actor_id=actor.id if actor else None,
-                 detail={"by": by, "sessions_ended": ended, "passkeys_removed": len(removed)})
+                 detail={"by": by, "sessions_ended": ended, "passkeys_removed": len(removed),
+                         **({"form": form_mark} if form_mark else {})})
     if notify and not first:
         messages.queue_notice(user, "password_changed", values={
             "how": HOW.get(by, ""), "kept_here": keep_token is not None,
