@@ -15,8 +15,11 @@ import pytest
 from playwright.sync_api import expect
 
 from services import clock
-from tests.browser.conftest import DESKTOP, PHONE, assert_accessible, assert_fits_phone, screenshot
+from tests.browser.conftest import (
+    DESKTOP, PHONE, assert_accessible, assert_fits_phone, screenshot, sign_in_through_pages,
+)
 from tests.browser.test_passkeys import sign_in_by_email, virtual_authenticator
+from tests.conftest import add_user
 
 pytestmark = pytest.mark.browser
 
@@ -180,3 +183,46 @@ def test_a_refused_choice_of_how_codes_come_names_its_error_and_takes_the_keyboa
     expect(page.locator("#channel input[type=radio]").first).to_be_focused()
     assert_accessible(page, "security-channel-refused")
     screenshot(page, "review8-channel-refused")
+
+
+# A real-looking address with nowhere a browser breaks a line (no space, no hyphen).
+LONG_EMAIL = "jonathan.richardson@smithandpartnerssolicitors.co.uk"
+
+
+def test_a_support_action_by_keyboard_on_a_phone_for_a_long_address(live_server, new_context,
+                                                                     smtp):
+    """At 390 px, a client with a long address: their security page and the support console's
+    action for them fit the phone (the address in a choice's words, or in "Back to", made the
+    page wider, so the phone zoomed it out); the action is done by keyboard alone."""
+    client_id = add_user(live_server.app, LONG_EMAIL)
+    add_user(live_server.app, "staff@example.com", role="support")
+    client = new_context(PHONE, phone=True).new_page()
+    sign_in_through_pages(client, live_server, smtp, 1, email=LONG_EMAIL)
+    client.goto(live_server("/account/security"))
+    fits(client, "security-long-address")
+    screenshot(client, "review8-security-long-address")
+
+    page = new_context(PHONE, phone=True).new_page()
+    sign_in_through_pages(page, live_server, smtp, 2, email="staff@example.com")
+    page.goto(live_server(f"/support/clients/{client_id}"))
+    fits(page, "support-client-long-address")
+    activate(page, page.get_by_role("link", name="Send a link to set a new password"))
+    fits(page, "support-confirm-long-address")
+    assert_accessible(page, "support-confirm-long-address")
+    # Sent without the tick: the summary has the focus; its link takes the keyboard to the box.
+    activate(page, page.get_by_role("button", name="Send a link to set a new password"))
+    summary = page.locator(".error-summary")
+    expect(summary).to_be_focused()
+    page.keyboard.press("Tab")
+    page.keyboard.press("Enter")
+    tick = page.locator("#confirm")
+    expect(tick).to_be_focused()
+    expect(tick).to_have_attribute("aria-describedby", "confirm-error")
+    page.keyboard.press("Space")
+    expect(tick).to_be_checked()
+    screenshot(page, "review8-support-confirm-long-address")
+    page.keyboard.press("Tab")
+    expect(page.get_by_role("button", name="Send a link to set a new password")).to_be_focused()
+    press_and_load(page)
+    page.wait_for_url(f"**/support/clients/{client_id}")
+    expect(page.locator(".flashes [role=status]")).to_contain_text(LONG_EMAIL)
