@@ -1,10 +1,16 @@
-"""The eighth review, by keyboard and with a screen reader in mind: the client's account pages
-(security, devices) after an action or a refusal, where the page comes back at a #part of
-itself (#passkeys, #passkey-1, #authenticator-app, #trusted-devices).
+"""The eighth review, by keyboard and with a screen reader in mind, at 1280 and 390 px: the
+client's account pages (security, devices) and the support console's actions.
 
-A browser skips `autofocus` on a page whose address names an element, so before the fix the
-password box asked for again, its refusal and the notice of what was done were never focused or
-read out: the focus was on <body> and the notice was out of sight at the top of the page."""
+- A page that comes back at a #part of itself (#passkeys, #passkey-1, #authenticator-app,
+  #trusted-devices): a browser skips `autofocus` when the address names an element, so the
+  password box asked for again, its refusal and the notice of what was done were never focused
+  or read out (the focus was on <body>, the notice out of sight at the top of the page).
+- "Add a passkey" refused by the device: the focus stays on the button, beside the message.
+- A refused choice of how codes come: the error is linked to the choices, and its summary link
+  takes the keyboard there.
+- A long name or address with nowhere to break made a 390 px phone zoom the page out.
+- A support action done by keyboard alone on a phone.
+"""
 
 from __future__ import annotations
 
