@@ -187,76 +187,6 @@ def test_while_the_database_is_down_each_step_says_try_again_in_a_minute_and_kee
     assert "the database could not be reached for POST /login" in log
 
 
-PORTAL, FILES = "portal.cg.localhost", "files.cg.localhost"
-
-
-@pytest.fixture(scope="module")
-def fronted(pg, db_app, module_smtp, tmp_path_factory):
-    """ClientGate on this module's database behind the guide's two web servers: Caddy, with
-    the app on a sibling host of the portal, and nginx, with the app under /files/ of the
-    portal's host (another port: the session cookie is the domain's, whatever the port)."""
-    folder = tmp_path_factory.mktemp("fronted")
-    caddy_port, nginx_port = free_port(), free_port()
-    gunicorn = Gunicorn(
-        pg.url, module_smtp, folder, workers=2, PORTAL_URL=f"http://{PORTAL}:{caddy_port}",
-        PROXY_FIX_X_HOST="1", PROXY_FIX_X_PROTO="1", TRUSTED_HOSTS=f"127.0.0.1,{PORTAL}",
-        PROTECTED_HOSTS=FILES, SESSION_COOKIE_DOMAIN="cg.localhost",
-        ACCESS_RULES=f"{FILES} any Shared files; {PORTAL}/files/ any Files")
-    for name in ("caddy", "nginx"):
-        (folder / name).mkdir()
-    upstream = Upstream().start()
-    caddy = Caddy(folder / "caddy", caddy_site(PORTAL, FILES, caddy_port, gunicorn.port,
-                                               upstream.port), caddy_port)
-    nginx = Nginx(folder / "nginx", nginx_site(PORTAL, nginx_port, gunicorn.port,
-                                               upstream.port), nginx_port)
-    gunicorn.start()
-    try:
-        caddy.start()
-        nginx.start()
-        yield type("Fronted", (), {"caddy_port": caddy_port, "nginx_port": nginx_port,
-                                   "portal": f"http://{PORTAL}:{caddy_port}"})
-    finally:
-        nginx.stop()
-        caddy.stop()
-        upstream.stop()
-        gunicorn.stop()
-
-
-@on_postgresql
-def test_behind_caddy_and_nginx_a_protected_app_says_try_again_while_the_database_is_away(
-        pg, fronted, module_smtp, database_back):
-    through_caddy = Client(fronted.caddy_port, f"{PORTAL}:{fronted.caddy_port}")
-    through_caddy.sign_in(module_smtp, "after@example.com")
-    through_nginx = Client(fronted.nginx_port, f"{PORTAL}:{fronted.nginx_port}")
-    through_nginx.cookies = through_caddy.cookies
-    app_on_caddy = f"{FILES}:{fronted.caddy_port}"
-    assert through_caddy.get("/reports/2026?part=2", host=app_on_caddy)[0] == 200
-    assert through_nginx.get("/files/reports/")[0] == 200
-
-    pg.down()
-    # Caddy shows the browser what ClientGate answers: the page, on the app's address, with
-    # its stylesheet and links from the portal (a relative one would ask the app for them).
-    status, headers, page = through_caddy.get("/reports/2026?part=2", host=app_on_caddy)
-    assert (status, headers["Retry-After"]) == (503, "60"), page[:300]
-    assert TRY_AGAIN in page and "Remote-Email" not in page
-    assert f'href="{fronted.portal}/static/css/app.css' in page
-    assert f'href="http://{app_on_caddy}/reports/2026?part=2">Try this page again' in page
-    assert f'href="{fronted.portal}/portal">Go to your portal' in page
-    assert fronted.portal in headers["Content-Security-Policy"]
-    # The app's own script gets JSON it can read.
-    status, headers, text = through_caddy.get(
-        "/reports/data.json", host=app_on_caddy, headers={"Sec-Fetch-Mode": "cors"})
-    assert (status, json.loads(text)["error"]) == (503, "try_again")
-    # nginx makes ClientGate's 503 its own 500; the guide's error_page asks again.
-    status, headers, page = through_nginx.get("/files/reports/")
-    assert (status, headers["Retry-After"]) == (503, "60"), page[:300]
-    assert TRY_AGAIN in page and "nginx" not in page
-
-    pg.up()
-    assert wait_until(lambda: through_nginx.get("/files/reports/")[0] == 200, 10)
-    assert through_caddy.get("/reports/2026?part=2", host=app_on_caddy)[0] == 200
-
-
 def cookie_of(client: WebClient) -> str:
     return "; ".join(f"{k}={v}" for k, v in client.cookies.items())
 
@@ -424,6 +354,80 @@ def test_a_deadlock_is_a_fault_to_see_not_the_database_away():
     assert db_setup.database_away(wrapped(psycopg.errors.CannotConnectNow("starting up")))
     assert db_setup.database_away(wrapped(sqlite3.OperationalError("database is locked")))
     assert not db_setup.database_away(wrapped(sqlite3.OperationalError("no such table: users")))
+
+
+# --- behind the guide's web servers ---------------------------------------------------------
+
+PORTAL, FILES = "portal.cg.localhost", "files.cg.localhost"
+
+
+@pytest.fixture
+def fronted(pg, db_app, module_smtp, tmp_path):
+    """ClientGate on this module's database behind the guide's two web servers: Caddy, with
+    the app on a sibling host of the portal, and nginx, with the app under /files/ of the
+    portal's host (another port: the session cookie is the domain's, whatever the port).
+    For one test, the module's last on PostgreSQL: its dispatchers would count in the
+    others' /healthz for 30 s after it stops."""
+    folder = tmp_path
+    caddy_port, nginx_port = free_port(), free_port()
+    gunicorn = Gunicorn(
+        pg.url, module_smtp, folder, workers=2, PORTAL_URL=f"http://{PORTAL}:{caddy_port}",
+        PROXY_FIX_X_HOST="1", PROXY_FIX_X_PROTO="1", TRUSTED_HOSTS=f"127.0.0.1,{PORTAL}",
+        PROTECTED_HOSTS=FILES, SESSION_COOKIE_DOMAIN="cg.localhost",
+        ACCESS_RULES=f"{FILES} any Shared files; {PORTAL}/files/ any Files")
+    for name in ("caddy", "nginx"):
+        (folder / name).mkdir()
+    upstream = Upstream().start()
+    caddy = Caddy(folder / "caddy", caddy_site(PORTAL, FILES, caddy_port, gunicorn.port,
+                                               upstream.port), caddy_port)
+    nginx = Nginx(folder / "nginx", nginx_site(PORTAL, nginx_port, gunicorn.port,
+                                               upstream.port), nginx_port)
+    gunicorn.start()
+    try:
+        caddy.start()
+        nginx.start()
+        yield type("Fronted", (), {"caddy_port": caddy_port, "nginx_port": nginx_port,
+                                   "portal": f"http://{PORTAL}:{caddy_port}"})
+    finally:
+        nginx.stop()
+        caddy.stop()
+        upstream.stop()
+        gunicorn.stop()
+
+
+@on_postgresql
+def test_behind_caddy_and_nginx_a_protected_app_says_try_again_while_the_database_is_away(
+        pg, fronted, module_smtp, database_back):
+    through_caddy = Client(fronted.caddy_port, f"{PORTAL}:{fronted.caddy_port}")
+    through_caddy.sign_in(module_smtp, "after@example.com")
+    through_nginx = Client(fronted.nginx_port, f"{PORTAL}:{fronted.nginx_port}")
+    through_nginx.cookies = through_caddy.cookies
+    app_on_caddy = f"{FILES}:{fronted.caddy_port}"
+    assert through_caddy.get("/reports/2026?part=2", host=app_on_caddy)[0] == 200
+    assert through_nginx.get("/files/reports/")[0] == 200
+
+    pg.down()
+    # Caddy shows the browser what ClientGate answers: the page, on the app's address, with
+    # its stylesheet and links from the portal (a relative one would ask the app for them).
+    status, headers, page = through_caddy.get("/reports/2026?part=2", host=app_on_caddy)
+    assert (status, headers["Retry-After"]) == (503, "60"), page[:300]
+    assert TRY_AGAIN in page and "Remote-Email" not in page
+    assert f'href="{fronted.portal}/static/css/app.css' in page
+    assert f'href="http://{app_on_caddy}/reports/2026?part=2">Try this page again' in page
+    assert f'href="{fronted.portal}/portal">Go to your portal' in page
+    assert fronted.portal in headers["Content-Security-Policy"]
+    # The app's own script gets JSON it can read.
+    status, headers, text = through_caddy.get(
+        "/reports/data.json", host=app_on_caddy, headers={"Sec-Fetch-Mode": "cors"})
+    assert (status, json.loads(text)["error"]) == (503, "try_again")
+    # nginx makes ClientGate's 503 its own 500; the guide's error_page asks again.
+    status, headers, page = through_nginx.get("/files/reports/")
+    assert (status, headers["Retry-After"]) == (503, "60"), page[:300]
+    assert TRY_AGAIN in page and "nginx" not in page
+
+    pg.up()
+    assert wait_until(lambda: through_nginx.get("/files/reports/")[0] == 200, 10)
+    assert through_caddy.get("/reports/2026?part=2", host=app_on_caddy)[0] == 200
 
 
 # --- SQLite: a backup holding the write lock past the busy timeout -------------------------
