@@ -301,7 +301,11 @@ def assert_fits_phone(page, name: str) -> None:
     styled(page)
     widths = page.evaluate(
         "() => ({scroll: document.documentElement.scrollWidth, inner: window.innerWidth})")
-    assert widths["scroll"] <= widths["inner"], f"{name} scrolls sideways: {widths}"
+    # Against the phone's own width too: an emulated phone widens its window to a page that
+    # overflows (and zooms it out), so scroll <= inner alone passes a page too wide.
+    phone = page.viewport_size["width"]
+    assert widths["scroll"] <= widths["inner"] <= phone, (
+        f"{name} scrolls sideways or is zoomed out: {widths}, phone {phone}")
     small = page.evaluate(TAP_TARGETS_JS)
     assert not small, f"{name}: tap targets under 44 px: {small}"
 
