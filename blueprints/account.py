@@ -351,6 +351,10 @@ def _totp():
     if action == "totp-start":
         session["totp_setup"] = _setup_mark(totp.begin_setup(user))
         db.session.commit()
+        # Said, so that a screen reader hears what the press did (static/js/arrival-focus.js
+        # focuses it under the section's heading), not only the page's title again.
+        flash(f"Now add {current_app.config['PORTAL_NAME']} to your authenticator app: the "
+              "steps are below.", "info")
         return redirect(url_for("account.security", _anchor="authenticator-app"))
     session.pop("totp_setup", None)
     was_live = totp.remove(user)

@@ -25,6 +25,7 @@ def test_set_up_shows_the_secret_and_a_qr_code_and_needs_one_code(app, sign_in, 
     assert "Set up an authenticator app" in page and 'id="totp-secret"' not in page
     b.post("/account/security", {"form": "totp-start"})
     page = b.text("/account/security")
+    assert "to your authenticator app: the steps are below" in page  # what the press did
     secret = secret_from(page)
     assert len(secret) == 32
     assert 'src="data:image/svg+xml' in page  # segno's QR code, drawn here, no outside service
