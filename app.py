@@ -226,6 +226,9 @@ def register_oidc_provider(app: Flask) -> None:
 # Forms a client can come back to: a stale token sends them back there with a message.
 RETRYABLE_FORMS = ("/login", "/login/code", "/account/security",
                    "/password/forgot", "/account/password", "/account/email")
+# The forms of emailed links (a new password, an invitation, a new address): a GET of the same
+# address shows the form again and uses nothing up.
+LINK_FORMS = ("/password/reset/", "/welcome/", "/account/email/confirm/")
 
 
 def _posted_from_this_site() -> bool:
@@ -254,6 +257,10 @@ def register_errorhandlers(app: Flask) -> None:
                   "warning")
             # With its query: /login?next=... must still lead back to the app asked for.
             return redirect(request.full_path.rstrip("?"))
+        if request.path.startswith(LINK_FORMS):
+            flash("That page had been open too long, so nothing was saved. Please try again.",
+                  "warning")
+            return redirect(request.path)
         if request.path == "/logout":
             # Whoever presses "Log out" on a page left open too long wants out (issue 11), so
             # a form from this site logs out anyway. Another site's form is no wish of the
