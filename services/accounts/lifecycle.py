@@ -16,7 +16,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from extensions import db
-from models import Delivery, User
+from models import Delivery, Event, User
 from services import audit, clock, contact, delivery, emails, keys
 from services.signin import limits, passwords, phone_proofs, sessions
 from services.accounts import messages, policy, tokens
@@ -125,6 +125,25 @@ def _links_sent_lately(user_id: int) -> int:
     ) or 0
 
 
+# "Send me a link" pressed again within this time of an earlier press sends nothing more:
+# the link on its way still works.
+SAME_REQUEST = timedelta(minutes=1)
+
+
+def _link_just_made(user_id: int, item: Delivery) -> bool:
+    """Whether another "Send me a link" of this account's, asked for within SAME_REQUEST
+    before this one (or since), has already been made into a link (prepare_reset's own
+    record of it). Links staff or the command line sent do not count: those were not the
+    client's press."""
+    return db.session.scalar(
+        select(Event.id).join(Delivery, Delivery.id == Event.delivery_id).where(
+            Event.type == "password_reset_requested", Event.user_id == user_id,
+            Event.outcome == "sent", Delivery.id != item.id,
+            Delivery.created_at >= item.created_at - SAME_REQUEST,
+        ).limit(1)
+    ) is not None
+
+
 def request_reset(email: str) -> None:
     """"Forgotten your password?": queue a request for a reset link to the address typed.
 
@@ -154,6 +173,10 @@ def prepare_reset(item: Delivery) -> Optional[str]:
         hold_account(user)
     if usable and _links_sent_lately(user.id) >= RESETS_PER_HOUR:
         reason = "capped"
+    elif usable and _link_just_made(user.id, item):
+        # A double click on "Send me a link": a second link would end the first, and the
+        # client clicks the first email to arrive.
+        reason = "a link asked for under a minute before still works"
     else:
         reason = None if usable else "no usable account"
     audit.record("password_reset_requested", user_id=user.id if user else None,
