@@ -139,5 +139,8 @@ def test_names_with_control_characters_are_refused_not_printed_to_the_terminal(a
                    "--redirect-uri", "https://files.example.com/cb")
     assert added.exit_code != 0 and "control characters" in added.output
     assert "\x1b" not in invoke(app, "oidc", "list-clients").output
+    # Nor a name that turns itself around: "\u202enimda" shows as "admin".
+    turned = invoke(app, "users", "invite", "turned@example.com", "--name", "\u202enimda")
+    assert turned.exit_code != 0 and "turns the text around" in turned.output
     # A name in any script, with its joiners, is still welcome.
     assert invoke(app, "users", "invite", "zoe@example.com", "--name", "Zoë Brontë").exit_code == 0

@@ -27,6 +27,10 @@ from services.phones import check_uk_mobile
 MAX_NAME_LENGTH = 200
 MAX_IMPORT_ROWS = 500
 CSV_COLUMNS = ("email", "name", "phone")
+# Unicode's direction overrides, embeddings and isolates: in a name they reorder how it, and
+# the text after it, is shown. The plain direction marks (U+200E, U+200F) stay allowed: a
+# right-to-left name may need them.
+TURNS_TEXT_AROUND = frozenset(map(chr, [*range(0x202A, 0x202F), *range(0x2066, 0x206A)]))
 
 
 class Issue(NamedTuple):
@@ -106,6 +110,10 @@ def check(candidate: Candidate, taken: Optional[set[str]] = None) -> Candidate:
         # An escape sequence would reach the operator's terminal through `users list`.
         candidate.refuse("name", "The name has a control character in it (pasted from "
                                  "somewhere?): type it again.")
+    elif any(ch in TURNS_TEXT_AROUND for ch in candidate.name):
+        # "\u202enimda" shows as "admin" in the console, in emails and in `users list`.
+        candidate.refuse("name", "The name has a hidden character in it that turns the text "
+                                 "around (pasted from somewhere?): type it again.")
     if candidate.phone.strip():
         verdict = check_uk_mobile(candidate.phone)
         if verdict.ok:
