@@ -193,6 +193,14 @@ def find_clients(query: Optional[str], hidden: tuple[str, ...] = ()) -> SearchRe
         result.message = f"No one’s email address or phone number contains “{text}”."
         if part_of_a_number:
             result.message += " " + PHONE_SEARCH_WORDS
+        name, at, domain = needle.rpartition("@")
+        if name and at and "." in domain:
+            # A whole address with no account: the client may have typed another spelling
+            # (a mistyped domain), so no code was ever sent. Say so, and how to find theirs.
+            result.message += (
+                f" No account uses that address, so signing in with it sends no code. Search "
+                f"for “{name}” (the part before the @) to see accounts with that name, or "
+                "search their phone number, and ask the client which address they use.")
     return result
 
 

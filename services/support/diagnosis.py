@@ -8,6 +8,7 @@ tested with the rows of a real sign-in or with plain objects.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Callable, Optional
@@ -279,6 +280,11 @@ def _last_reason(facts: SignInFacts, item) -> Optional[str]:
     return reasons[-1] if reasons else None
 
 
+# A program's name for an error ("(ConnectionRefusedError)", "(OSError)"), which delivery
+# adds after its words for the operator's log.
+_PROGRAM_WORDS = re.compile(r" \((?:[A-Z]\w*(?:Error|Exception)|OSError)\)")
+
+
 def _delivery_failed(facts: SignInFacts, words: _Words, now: datetime) -> list[Finding]:
     found = []
     for item in facts.deliveries:
@@ -301,10 +307,16 @@ def _delivery_failed(facts: SignInFacts, words: _Words, now: datetime) -> list[F
                     f"{_plural(item.attempts, 'time')} before the sign-in ended at "
                     f"{words.at(facts.sign_in.ended_at)}.{advice}"))
         elif item.status in ("queued", "sending") and item.attempts and item.last_error:
+            # "could not be reached (ConnectionRefusedError)": the class name is for the
+            # operator's log; support needs to know whose side the fault is on.
+            error = _PROGRAM_WORDS.sub("", item.last_error)
+            ours = (f" This is a fault on our side, not the client's: tell them the code will "
+                    f"come once {_handler(item.channel)} answers again, and tell whoever runs "
+                    f"the server." if "could not be reached" in error else "")
             found.append(Finding(DELIVERY_FAILED, WARNING,
-                f"Sending {_where(item)} keeps failing: {item.last_error}. Tried "
+                f"Sending {_where(item)} keeps failing: {error}. Tried "
                 f"{_plural(item.attempts, 'time')} since {words.at(item.created_at)} "
-                f"({minutes(now - item.created_at)}); still trying."))
+                f"({minutes(now - item.created_at)}); still trying.{ours}"))
     return found
 
 
@@ -372,10 +384,33 @@ def _outcome(facts: SignInFacts, words: _Words, now: datetime) -> list[Finding]:
         after = (f", {minutes(sign_in.ended_at - min(sent))} after the code was sent"
                  if sent and sign_in.ended_at else "")
         return [Finding(SIGNED_IN, OK, f"Signed in at {words.at(sign_in.ended_at)}{after}.")]
-    if sign_in.status == "pending":
+    if sign_in.status == "pending" and sign_in.channel == "totp":
+        # Nothing is sent for these: "I never got my code" means the app is not at hand.
         return [Finding(WAITING, INFO,
-            f"Still waiting for the code: made at {words.at(sign_in.created_at)}, it works "
-            f"until {words.at(sign_in.expires_at)}.")]
+            f"Still waiting for a code from the client's authenticator app (started at "
+            f"{words.at(sign_in.created_at)}, open until {words.at(sign_in.expires_at)}). "
+            f"Nothing is sent by email or text for these: ask the client to open the app on "
+            f"their phone and type the code it shows now. If they no longer have the app, "
+            f"switch them to codes by email.")]
+    if sign_in.status == "pending":
+        text = (f"Still waiting for the code: made at {words.at(sign_in.created_at)}, it works "
+                f"until {words.at(sign_in.expires_at)}.")
+        handed = [d for d in _code_messages(facts) if d.sent_at and d.status != "failed"]
+        if handed:
+            item = handed[-1]
+            to = mask_destination(item.channel, item.destination)
+            if item.channel == "sms":
+                text += (f" The text was handed to the phone network at "
+                         f"{words.at(item.sent_at)}, to {to}. If it has not arrived, "
+                         f"check the number with the client; a phone that is off or "
+                         f"without signal gets it later.")
+            else:
+                text += (f" The email was handed to the mail server at "
+                         f"{words.at(item.sent_at)}, to {to}. If the client cannot "
+                         f"find it, ask them to look in their junk or spam folder, and "
+                         f"to check they are looking in that inbox (the address at the top of "
+                         f"this page), not another one.")
+        return [Finding(WAITING, INFO, text)]
     if sign_in.status == "cancelled":
         why, staff = ended_because(facts), ended_by_staff(facts)
         if why is not None:

@@ -1,0 +1,80 @@
+"""Review 8: a client on the phone says "I never got my code". For each cause, made for real,
+the client's page (or the search) tells support what happened and what to say or do."""
+
+from __future__ import annotations
+
+import html
+import re
+
+import pytest
+
+from tests.conftest import Browser, add_user
+from tests.support.conftest import hhmm, start, views
+
+
+def plain(page: str) -> str:
+    """What a person reads on the page: no tags, no scripts, one space between words."""
+    page = re.sub(r"<(script|style)[^>]*>.*?</\1>", " ", page, flags=re.S)
+    return " ".join(html.unescape(re.sub(r"<[^>]+>", " ", page)).split())
+
+
+def client_page(staff: Browser, user_id: int) -> str:
+    return plain(staff.text(f"/support/clients/{user_id}"))
+
+
+def test_an_email_handed_over_says_to_look_in_spam_and_in_the_right_inbox(
+        app, client_id, smtp, deliver, phone, staff):
+    """Was: only "Still waiting for the code", nothing to tell a client whose email went
+    through but who cannot see it."""
+    start(phone, smtp, deliver)
+    [view] = views(app, client_id)
+    sent = hhmm(app, view.facts.deliveries[0].sent_at)
+    page = client_page(staff, client_id)
+    assert (f"The email was handed to the mail server at {sent}, to c•••@example.com. If the "
+            "client cannot find it, ask them to look in their junk or spam folder, and to check "
+            "they are looking in that inbox") in page
+
+
+def test_mail_server_down_says_the_fault_is_ours_in_words_not_program_names(
+        app, client_id, smtp, deliver, phone, staff):
+    """Was: "could not be reached (ConnectionRefusedError)" and no word on whose fault."""
+    smtp.stop()
+    assert phone.log_in().status_code == 302
+    deliver()
+    page = client_page(staff, client_id)
+    section = page[page.index("Sign-ins"):page.index("Every step")]
+    assert "Error)" not in section
+    assert ("keeps failing: the mail server could not be reached. Tried 1 time" in section)
+    assert ("This is a fault on our side, not the client's: tell them the code will come once "
+            "the mail server answers again, and tell whoever runs the server.") in section
+
+
+def test_an_authenticator_app_sign_in_says_nothing_is_sent_and_to_open_the_app(
+        app, client_id, smtp, deliver, phone, staff):
+    """Was: "Still waiting for the code", as if a message were on its way."""
+    from tests.authenticators.conftest import give_confirmed_app
+
+    give_confirmed_app(app)
+    assert phone.log_in().status_code == 302
+    deliver()
+    assert not [m for m in smtp.messages if "client@example.com" in m.to]
+    page = client_page(staff, client_id)
+    assert "Nothing is sent by email or text for these: ask the client to open the app" in page
+    assert "If they no longer have the app, switch them to codes by email." in page
+
+
+def test_an_address_with_no_account_says_so_and_how_to_find_theirs(app, client_id, staff):
+    """Was: only "No one's email address ... contains", and support had to guess that no code
+    was sent and how else to search for a client who typed a wrong domain."""
+    Browser(app).log_in("client@exmaple.com")  # the client's typo: no account, no code
+    page = plain(staff.text("/support?q=client@exmaple.com"))
+    assert ("No account uses that address, so signing in with it sends no code. Search for "
+            "“client” (the part before the @) to see accounts with that name, or search their "
+            "phone number, and ask the client which address they use.") in page
+    assert "client@example.com" in plain(staff.text("/support?q=client"))
+
+
+@pytest.mark.parametrize("query", ["client@exa", "client"])
+def test_part_of_an_address_is_not_told_as_a_whole_one(app, client_id, staff, query):
+    page = plain(staff.text(f"/support?q={query}"))
+    assert "No account uses that address" not in page
