@@ -408,8 +408,8 @@ def _outcome(facts: SignInFacts, words: _Words, now: datetime) -> list[Finding]:
                 text += (f" The email was handed to the mail server at "
                          f"{words.at(item.sent_at)}, to {to}. If the client cannot "
                          f"find it, ask them to look in their junk or spam folder, and "
-                         f"to check they are looking in that inbox (the address at the top of "
-                         f"this page), not another one.")
+                         f"read them the address at the top of this page: if it is not the "
+                         f"inbox they are looking in, or is mistyped, the code went there.")
         return [Finding(WAITING, INFO, text)]
     if sign_in.status == "cancelled":
         why, staff = ended_because(facts), ended_by_staff(facts)

@@ -358,6 +358,9 @@ ACTIVITY = {
     "password_set": ("Password set", "", PLAIN),
     "role_set": ("Role changed", "", PLAIN),
     "delivery_queued": ("Message queued", "", PLAIN),
+    # A message of no sign-in (a lock notice, an invitation) handed over: not "Delivery sent
+    # · sent".
+    "delivery_sent": ("Message handed over", "", PLAIN),
     # Accounts without a shell (services.accounts).
     "user_invited": ("Invited", "An invitation email with a link good for 7 days.", PLAIN),
     "invitation_resent": ("Invitation sent again", "Earlier invitation links stopped working.",

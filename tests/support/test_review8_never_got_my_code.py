@@ -31,8 +31,9 @@ def test_an_email_handed_over_says_to_look_in_spam_and_in_the_right_inbox(
     sent = hhmm(app, view.facts.deliveries[0].sent_at)
     page = client_page(staff, client_id)
     assert (f"The email was handed to the mail server at {sent}, to c•••@example.com. If the "
-            "client cannot find it, ask them to look in their junk or spam folder, and to check "
-            "they are looking in that inbox") in page
+            "client cannot find it, ask them to look in their junk or spam folder, and read them "
+            "the address at the top of this page: if it is not the inbox they are looking in, or "
+            "is mistyped, the code went there.") in page
 
 
 def test_mail_server_down_says_the_fault_is_ours_in_words_not_program_names(
@@ -78,3 +79,17 @@ def test_an_address_with_no_account_says_so_and_how_to_find_theirs(app, client_i
 def test_part_of_an_address_is_not_told_as_a_whole_one(app, client_id, staff, query):
     page = plain(staff.text(f"/support?q={query}"))
     assert "No account uses that address" not in page
+
+
+def test_a_lock_notice_sent_reads_as_a_message_handed_over(app, client_id, phone, deliver, staff):
+    """Was: "Delivery sent · sent" in the account's other activity, after the lock notice that
+    tells the client their sign-ins are paused."""
+    from services.signin import limits
+
+    for _ in range(limits.FAILURES_BEFORE_LOCK):
+        phone.log_in(password="not the password at all")
+    deliver()
+    page = client_page(staff, client_id)
+    activity = page[page.index("Other account activity"):page.index("Sign-ins Newest")]
+    assert "Message handed over" in activity and "Delivery sent" not in activity
+    assert "Account locked Too many wrong passwords or codes. Locked until" in activity
