@@ -288,28 +288,33 @@ _PROGRAM_WORDS = re.compile(r" \((?:[A-Z]\w*(?:Error|Exception)|OSError)\)")
 def _delivery_failed(facts: SignInFacts, words: _Words, now: datetime) -> list[Finding]:
     found = []
     for item in facts.deliveries:
+        # "could not be reached (ConnectionRefusedError)": the class name is for the
+        # operator's log; support needs to know whose side the fault is on.
+        error = _PROGRAM_WORDS.sub("", item.last_error or "")
         advice = ""
         if item.channel == "sms":
             advice = " Offer to switch the client to email."
-        elif "refused" in (item.last_error or ""):
+        elif "refused" in error:
             advice = " Check the email address is right and the mailbox is not full."
+        if "could not be reached" in error or "could not be reached" in (
+                _last_reason(facts, item) or ""):
+            advice += (f" This was a fault on our side, not the client's: tell whoever runs the "
+                       f"server, and once {_handler(item.channel)} answers again the client "
+                       f"should sign in again for a new code.")
         if item.status == "failed" and not (item.channel == "sms" and item.sent_at):
             found.append(Finding(DELIVERY_FAILED, PROBLEM,
                 f"Delivery failed: {_where(item)} could not be sent: "
-                f"{item.last_error or 'no reason was given'} (gave up at "
+                f"{error or 'no reason was given'} (gave up at "
                 f"{words.at(item.failed_at)} after {_plural(item.attempts, 'try')}).{advice}"))
         elif item.status == "cancelled" and item.attempts and not item.sent_at:
             # Ending the sign-in overwrote last_error; the retry events keep the real reason.
-            reason = _last_reason(facts, item)
+            reason = _PROGRAM_WORDS.sub("", _last_reason(facts, item) or "")
             if reason:
                 found.append(Finding(DELIVERY_FAILED, PROBLEM,
                     f"Delivery failed: {_where(item)} could not be sent ({reason}); tried "
                     f"{_plural(item.attempts, 'time')} before the sign-in ended at "
                     f"{words.at(facts.sign_in.ended_at)}.{advice}"))
         elif item.status in ("queued", "sending") and item.attempts and item.last_error:
-            # "could not be reached (ConnectionRefusedError)": the class name is for the
-            # operator's log; support needs to know whose side the fault is on.
-            error = _PROGRAM_WORDS.sub("", item.last_error)
             ours = (f" This is a fault on our side, not the client's: tell them the code will "
                     f"come once {_handler(item.channel)} answers again, and tell whoever runs "
                     f"the server." if "could not be reached" in error else "")

@@ -93,3 +93,27 @@ def test_a_lock_notice_sent_reads_as_a_message_handed_over(app, client_id, phone
     activity = page[page.index("Other account activity"):page.index("Sign-ins Newest")]
     assert "Message handed over" in activity and "Delivery sent" not in activity
     assert "Account locked Too many wrong passwords or codes. Locked until" in activity
+
+
+def test_mail_server_down_until_the_code_ran_out_names_no_program_error(
+        app, client_id, smtp, deliver, phone, staff):
+    """Was: "could not be sent (the mail server could not be reached (ConnectionRefusedError))"
+    at the top of the client's page and in the list of sign-ins that went wrong."""
+    from datetime import timedelta
+
+    from services import clock
+    from services.signin import codes
+
+    smtp.stop()
+    assert phone.log_in().status_code == 302
+    deliver()
+    clock.advance(codes.CODE_LIFETIME + timedelta(seconds=1))
+    deliver()
+    page = client_page(staff, client_id)
+    findings = page[page.index("Sign-ins Newest"):page.index("Every step")]
+    assert "could not be sent (the mail server could not be reached); tried" in findings
+    assert ("This was a fault on our side, not the client's: tell whoever runs the server, and "
+            "once the mail server answers again the client should sign in again for a new code."
+            ) in findings
+    assert "Error" not in findings
+    assert "Error" not in plain(staff.text("/support")).split("Sign-ins that went wrong")[1]
