@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any, Callable, Optional
 
 from services import clock
-from services.signin.codes import MAX_WRONG_CODES
+from services.signin.codes import CODE_LIFETIME, MAX_WRONG_CODES
 from services.masking import mask_destination
 from services.phones import uk_mobile
 
@@ -373,6 +373,9 @@ def _expired(facts: SignInFacts, words: _Words, now: datetime) -> list[Finding]:
         text += " No code was typed at all" + (
             ": the message may not have arrived, or may be in a junk or spam folder."
             if handed else ", and the message was never handed over.")
+    if sign_in.channel != "totp":
+        text += (f" A code works for {minutes(CODE_LIFETIME)}: ask the client to sign in again "
+                 "and type the new code as soon as it arrives.")
     return [Finding(EXPIRED, PROBLEM, text)]
 
 

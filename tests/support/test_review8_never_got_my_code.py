@@ -117,3 +117,32 @@ def test_mail_server_down_until_the_code_ran_out_names_no_program_error(
             ) in findings
     assert "Error" not in findings
     assert "Error" not in plain(staff.text("/support")).split("Sign-ins that went wrong")[1]
+
+
+def test_a_code_typed_too_late_says_what_to_tell_the_client(app, client_id, smtp, deliver,
+                                                             phone, staff):
+    """Was: when the code ran out and when it was typed, but nothing to tell the client."""
+    from datetime import timedelta
+
+    from services import clock
+    from services.signin import codes
+
+    code = start(phone, smtp, deliver)
+    clock.advance(codes.CODE_LIFETIME + timedelta(minutes=2))
+    assert phone.enter_code(code).status_code == 422
+    assert ("A code works for 10 minutes: ask the client to sign in again and type the new code "
+            "as soon as it arrives.") in client_page(staff, client_id)
+
+
+def test_a_paused_account_says_no_code_is_sent_and_when_to_unlock(app, client_id, phone,
+                                                                   staff):
+    """Was: "Locked until 16:48" beside the settings, with nothing on what it means for a
+    client waiting for a code."""
+    from services.signin import limits
+
+    for _ in range(limits.FAILURES_BEFORE_LOCK):
+        phone.log_in(password="not the password at all")
+    assert phone.log_in().status_code == 429  # the right password: no code while paused
+    page = client_page(staff, client_id)
+    assert ("Too many wrong passwords or codes: no code is sent until then, even with the right "
+            "password. Unlock it if you are sure you are speaking to the client.") in page
