@@ -407,7 +407,11 @@ def _outcome(facts: SignInFacts, words: _Words, now: datetime) -> list[Finding]:
         if handed:
             item = handed[-1]
             to = mask_destination(item.channel, item.destination)
-            if item.channel == "sms":
+            if item.channel == "sms" and item.delivered_at:
+                text += (f" The phone network reported the text reached {to} at "
+                         f"{words.at(item.delivered_at)}: ask the client to look in the "
+                         f"messages on that phone, and check the number is theirs.")
+            elif item.channel == "sms":
                 text += (f" The text was handed to the phone network at "
                          f"{words.at(item.sent_at)}, to {to}. If it has not arrived, "
                          f"check the number with the client; a phone that is off or "

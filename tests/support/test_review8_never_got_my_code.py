@@ -146,3 +146,34 @@ def test_a_paused_account_says_no_code_is_sent_and_when_to_unlock(app, client_id
     page = client_page(staff, client_id)
     assert ("Too many wrong passwords or codes: no code is sent until then, even with the right "
             "password. Unlock it if you are sure you are speaking to the client.") in page
+
+
+@pytest.fixture
+def vonage(app, tmp_path):
+    from tests.vonage_stub import VonageStub
+
+    stub = VonageStub(tmp_path)
+    stub.start()
+    app.config.update(stub.app_config())
+    yield stub
+    stub.stop()
+
+
+def test_a_text_handed_over_then_delivered_says_so_and_where_to_look(
+        app, vonage, deliver, phone, staff):
+    """Was: only "Still waiting for the code", for a text the network said had arrived."""
+    from extensions import db
+    from services.delivery import sms
+
+    user_id = add_user(app, "mobile@example.com", channel="sms", phone="+447400123456")
+    assert phone.log_in("mobile@example.com").status_code == 302
+    deliver()
+    sent = vonage.wait_for(1)[0]
+    page = client_page(staff, user_id)
+    assert "to •••• ••• 456. If it has not arrived, check the number with the client" in page
+    with app.app_context():
+        assert sms.receive_receipt(vonage.receipt(sent, "delivered")).http_status == 200
+        db.session.commit()
+    page = client_page(staff, user_id)
+    assert "The phone network reported the text reached •••• ••• 456 at" in page
+    assert "ask the client to look in the messages on that phone" in page
