@@ -410,6 +410,15 @@ def recent_problems(tz: str, hidden: tuple[str, ...] = (), *, days: int = PROBLE
     hits += db.session.execute(
         shown(failed, Delivery.sign_in_id).order_by(Delivery.created_at.desc()).limit(limit)
     ).all()
+    # Still being retried after a failed try (the mail server down): not failed yet, but the
+    # client is waiting now, and the page must not say "Nothing has gone wrong" meanwhile.
+    retrying = (select(Delivery.created_at, Delivery.sign_in_id)
+                .where(Delivery.status.in_(("queued", "sending")), Delivery.attempts > 0,
+                       Delivery.last_error.is_not(None), Delivery.created_at >= since,
+                       Delivery.sign_in_id.is_not(None)))
+    hits += db.session.execute(
+        shown(retrying, Delivery.sign_in_id).order_by(Delivery.created_at.desc()).limit(limit)
+    ).all()
     newest: list[int] = []
     for _, sign_in_id in sorted(hits, key=lambda hit: hit[0], reverse=True):
         if sign_in_id not in newest:

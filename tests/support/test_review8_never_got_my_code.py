@@ -177,3 +177,17 @@ def test_a_text_handed_over_then_delivered_says_so_and_where_to_look(
     page = client_page(staff, user_id)
     assert "The phone network reported the text reached •••• ••• 456 at" in page
     assert "ask the client to look in the messages on that phone" in page
+
+
+def test_a_message_still_being_retried_is_listed_among_sign_ins_that_went_wrong(
+        app, client_id, smtp, deliver, phone, staff):
+    """Was: "Nothing has gone wrong in the last 7 days" on the console's front page while
+    the mail server was down and every client's code was waiting to be retried."""
+    smtp.stop()
+    assert phone.log_in().status_code == 302
+    deliver()
+    front = plain(staff.text("/support"))
+    section = front[front.index("Sign-ins that went wrong lately"):]
+    assert "Nothing has gone wrong" not in section
+    assert "client@example.com" in section
+    assert "keeps failing: the mail server could not be reached" in section
