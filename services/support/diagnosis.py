@@ -245,7 +245,9 @@ def _rapid(facts: SignInFacts, words: _Words, now: datetime) -> list[Finding]:
         text += (f" This one was replaced at {words.at(newer.created_at)} by a sign-in {source}, "
                  f"so its code (sent at {words.at(this.created_at)}) stopped working then.")
     elif this.id == last.id:
-        text += f" Only this last one's code, sent at {words.at(this.created_at)}, could work."
+        # Not "sent at" a code that has not left us (the mail server down, say).
+        made = "sent" if any(d.sent_at for d in _code_messages(facts)) else "made"
+        text += f" Only this last one's code, {made} at {words.at(this.created_at)}, could work."
     return [Finding(RAPID_SIGN_INS, WARNING, text)]
 
 

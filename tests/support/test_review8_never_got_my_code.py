@@ -191,3 +191,18 @@ def test_a_message_still_being_retried_is_listed_among_sign_ins_that_went_wrong(
     assert "Nothing has gone wrong" not in section
     assert "client@example.com" in section
     assert "keeps failing: the mail server could not be reached" in section
+
+
+def test_a_code_that_never_left_us_is_not_called_sent(app, client_id, smtp, deliver, phone,
+                                                      staff):
+    """Was: "Only this last one's code, sent at 16:44, could work" for a code the mail server,
+    down, had never taken."""
+    start(phone, smtp, deliver)
+    smtp.stop()
+    assert phone.log_in().status_code == 302  # Log in again: a new code, not handed over
+    deliver()
+    [newer, _] = views(app, client_id)
+    page = client_page(staff, client_id)
+    made = hhmm(app, newer.sign_in.created_at)
+    assert f"Only this last one's code, made at {made}, could work." in page
+    assert "Only this last one's code, sent at" not in page
