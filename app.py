@@ -9,7 +9,7 @@ from typing import Optional
 import click
 from flask import (
     Flask, current_app, flash, g, make_response, redirect, render_template, request,
-    send_from_directory, session,
+    send_from_directory, session, url_for,
 )
 from flask.globals import request_ctx
 from flask_login import current_user
@@ -257,10 +257,12 @@ def register_errorhandlers(app: Flask) -> None:
                   "warning")
             # With its query: /login?next=... must still lead back to the app asked for.
             return redirect(request.full_path.rstrip("?"))
-        if request.path.startswith(LINK_FORMS):
+        if request.path.startswith(LINK_FORMS) and request.endpoint:
             flash("That page had been open too long, so nothing was saved. Please try again.",
                   "warning")
-            return redirect(request.path)
+            # Built again from the route, not request.path: the token part is the client's
+            # text, decoded, and may hold anything (a newline would make no Location header).
+            return redirect(url_for(request.endpoint, **(request.view_args or {})))
         if request.path == "/logout":
             # Whoever presses "Log out" on a page left open too long wants out (issue 11), so
             # a form from this site logs out anyway. Another site's form is no wish of the

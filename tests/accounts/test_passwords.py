@@ -297,6 +297,9 @@ def test_reset_form_has_csrf(app, user, smtp, deliver, browser):
     with app.app_context():
         assert passwords.verify_password(db.session.get(User, user), TEST_PASSWORD)
     assert set_new(browser, path).status_code == 302
+    # The address is built again, quoted: a token part holding a newline is no error.
+    odd = browser.client.post("/password/reset/%0Ax", data={"password": NEW, "confirm": NEW})
+    assert (odd.status_code, odd.headers["Location"]) == (302, "/password/reset/%0Ax")
 
 
 def test_request_code_still_works(app, user, smtp, deliver, browser):
