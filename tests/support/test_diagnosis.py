@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-import pytest
 from sqlalchemy import select
 
 from extensions import db
@@ -17,7 +16,6 @@ from tests.conftest import Browser, add_user, user_by_email
 from tests.support.conftest import (
     CLIENT, DESKTOP_UA, PHONE_UA, finding, hhmm, kinds, start, views, wrong,
 )
-from tests.vonage_stub import VonageStub
 
 
 def sign_ins(app) -> list[SignIn]:
@@ -202,15 +200,6 @@ def test_expired_code_never_typed(app, client_id, smtp, deliver, phone):
 
 
 # --- SMS, through the real vonage SDK and the HTTPS stub --------------------------------
-
-@pytest.fixture
-def vonage(app, tmp_path):
-    stub = VonageStub(tmp_path)
-    stub.start()
-    app.config.update(stub.app_config())
-    yield stub
-    stub.stop()
-
 
 def test_sms_to_a_number_that_is_not_a_uk_mobile(app, vonage, deliver, phone, staff):
     # A number saved before the UK-only rule existed, as an old database may hold.

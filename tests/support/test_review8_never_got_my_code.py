@@ -148,17 +148,6 @@ def test_a_paused_account_says_no_code_is_sent_and_when_to_unlock(app, client_id
             "password. Unlock it if you are sure you are speaking to the client.") in page
 
 
-@pytest.fixture
-def vonage(app, tmp_path):
-    from tests.vonage_stub import VonageStub
-
-    stub = VonageStub(tmp_path)
-    stub.start()
-    app.config.update(stub.app_config())
-    yield stub
-    stub.stop()
-
-
 def test_a_text_handed_over_then_delivered_says_so_and_where_to_look(
         app, vonage, deliver, phone, staff):
     """Was: only "Still waiting for the code", for a text the network said had arrived."""
