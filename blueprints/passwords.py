@@ -6,7 +6,6 @@ GET on a link only shows a form (mail scanners open links); a POST with a CSRF t
 from __future__ import annotations
 
 import hashlib
-from datetime import timedelta
 
 from flask import (
     Blueprint, flash, redirect, render_template, request, session, url_for,
@@ -64,10 +63,6 @@ def _link(token: str, purpose: str):
                                    purpose=purpose, outcome=outcome), 410)
 
 
-# A second press of "Save my password" comes within this time of the first.
-DOUBLE_PRESS = timedelta(minutes=1)
-
-
 def _form_mark() -> str:
     """Names the page a new password was posted from: a second press of the same page posts
     the same CSRF token; another browser's page, or a later one, has its own."""
@@ -78,14 +73,15 @@ def _form_mark() -> str:
 def _pressed_twice(check: tokens.Check) -> bool:
     """Whether this post is a second press of the very form whose first press just used the
     link (a double click, or a press repeated while the first was under way)."""
+    since = clock.now() - lifecycle.DOUBLE_PRESS
     if not (request.method == "POST" and check.outcome == tokens.USED
             and check.user is not None and check.user.is_active
-            and check.token.used_at > clock.now() - DOUBLE_PRESS):
+            and check.token.used_at > since):
         return False
     marks = db.session.scalars(
         select(Event.detail).where(Event.type == "password_set",
                                    Event.user_id == check.user.id,
-                                   Event.created_at > clock.now() - DOUBLE_PRESS)).all()
+                                   Event.created_at > since)).all()
     return any((detail or {}).get("form") == _form_mark() for detail in marks)
 
 

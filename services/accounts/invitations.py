@@ -131,15 +131,10 @@ def check(candidate: Candidate, taken: Optional[set[str]] = None) -> Candidate:
     return candidate
 
 
-# A second press of "Send the invitation" (or "Invite these clients") within this time, by
-# the same staff member, is the same wish: told it is done, not that the address is taken.
-DOUBLE_PRESS = timedelta(minutes=1)
-
-
 def just_invited(candidates: list[Candidate], actor: User) -> bool:
     """Whether every one of these candidates was invited, just as they are, by `actor` within
-    DOUBLE_PRESS and has not accepted yet: a second press of the button that invited them.
-    A changed name or number is no double press: the address is taken, as the form says."""
+    lifecycle.DOUBLE_PRESS and has not accepted yet: a second press of the button that invited
+    them. A changed name or number is no double press: the address is taken, as the form says."""
     if not candidates:
         return False
     users = {u.email: u for u in db.session.scalars(
@@ -153,7 +148,7 @@ def just_invited(candidates: list[Candidate], actor: User) -> bool:
         select(Event.user_id).where(
             Event.type == "user_invited", Event.actor_id == actor.id,
             Event.user_id.in_([u.id for u in users.values()]),
-            Event.created_at > clock.now() - DOUBLE_PRESS)).all())
+            Event.created_at > clock.now() - lifecycle.DOUBLE_PRESS)).all())
     return invited_now == {u.id for u in users.values()}
 
 

@@ -125,13 +125,15 @@ def _links_sent_lately(user_id: int) -> int:
     ) or 0
 
 
-# "Send me a link" pressed again within this time of an earlier press sends nothing more:
-# the link on its way still works.
-SAME_REQUEST = timedelta(minutes=1)
+# A button pressed again within this time of the press that did its work is the same wish
+# (a double click, a press repeated while the page loads): "Send me a link" sends nothing
+# more, the link on its way still works; "Save my password" and staff's "Send the invitation"
+# (blueprints/passwords.py, invitations.just_invited) are told it is done.
+DOUBLE_PRESS = timedelta(minutes=1)
 
 
 def _link_just_made(user_id: int, item: Delivery) -> bool:
-    """Whether another "Send me a link" of this account's, asked for within SAME_REQUEST
+    """Whether another "Send me a link" of this account's, asked for within DOUBLE_PRESS
     before this one (or since), has already been made into a link (prepare_reset's own
     record of it). Links staff or the command line sent do not count: those were not the
     client's press."""
@@ -139,7 +141,7 @@ def _link_just_made(user_id: int, item: Delivery) -> bool:
         select(Event.id).join(Delivery, Delivery.id == Event.delivery_id).where(
             Event.type == "password_reset_requested", Event.user_id == user_id,
             Event.outcome == "sent", Delivery.id != item.id,
-            Delivery.created_at >= item.created_at - SAME_REQUEST,
+            Delivery.created_at >= item.created_at - DOUBLE_PRESS,
         ).limit(1)
     ) is not None
 
