@@ -293,13 +293,14 @@ def _delivery_failed(facts: SignInFacts, words: _Words, now: datetime) -> list[F
         # "could not be reached (ConnectionRefusedError)": the class name is for the
         # operator's log; support needs to know whose side the fault is on.
         error = _PROGRAM_WORDS.sub("", item.last_error or "")
+        # Ending the sign-in overwrites last_error; the retry events keep the real reason.
+        reason = _PROGRAM_WORDS.sub("", _last_reason(facts, item) or "")
         advice = ""
         if item.channel == "sms":
             advice = " Offer to switch the client to email."
         elif "refused" in error:
             advice = " Check the email address is right and the mailbox is not full."
-        if "could not be reached" in error or "could not be reached" in (
-                _last_reason(facts, item) or ""):
+        if "could not be reached" in error or "could not be reached" in reason:
             advice += (f" This was a fault on our side, not the client's: tell whoever runs the "
                        f"server, and once {_handler(item.channel)} answers again the client "
                        f"should sign in again for a new code.")
@@ -309,8 +310,6 @@ def _delivery_failed(facts: SignInFacts, words: _Words, now: datetime) -> list[F
                 f"{error or 'no reason was given'} (gave up at "
                 f"{words.at(item.failed_at)} after {_plural(item.attempts, 'try')}).{advice}"))
         elif item.status == "cancelled" and item.attempts and not item.sent_at:
-            # Ending the sign-in overwrote last_error; the retry events keep the real reason.
-            reason = _PROGRAM_WORDS.sub("", _last_reason(facts, item) or "")
             if reason:
                 found.append(Finding(DELIVERY_FAILED, PROBLEM,
                     f"Delivery failed: {_where(item)} could not be sent ({reason}); tried "
