@@ -206,6 +206,20 @@ def smtp():
     server.stop()
 
 
+@pytest.fixture
+def vonage(app, tmp_path):
+    """The app's texts through the real vonage SDK to Vonage's API stubbed on 127.0.0.1 over
+    HTTPS (tests/vonage_stub.py). tests/sms and tests/hardening have their own, which point
+    the app at it through their `app`."""
+    from tests.vonage_stub import VonageStub
+
+    stub = VonageStub(tmp_path)
+    stub.start()
+    app.config.update(stub.app_config())
+    yield stub
+    stub.stop()
+
+
 # --- the app -----------------------------------------------------------------------------
 
 def make_config(tmp_path, smtp_server: Optional[SMTPServer] = None, **overrides):

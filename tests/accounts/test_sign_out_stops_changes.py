@@ -3,14 +3,12 @@ would move the sign-in email, and a new mobile number waiting for its code."""
 
 from __future__ import annotations
 
-import pytest
 from sqlalchemy import select
 
 from extensions import db
 from models import AccountToken, Event, PhoneProof
 from tests.accounts.conftest import link_in, path_of
 from tests.conftest import TEST_PASSWORD, Browser, user_by_email
-from tests.vonage_stub import VonageStub
 
 CLIENT = "client@example.com"
 INTRUDER = "someone.else@example.net"
@@ -67,18 +65,8 @@ def test_a_client_alone_with_nothing_waiting_is_told_nothing_changed(app, user, 
     assert "stopped" not in page
 
 
-@pytest.fixture
-def texts(app, tmp_path):
-    """Vonage's SMS API on 127.0.0.1, so that a new number can be proved."""
-    stub = VonageStub(tmp_path)
-    stub.start()
-    app.config.update(stub.app_config())
-    yield stub
-    stub.stop()
-
-
 def test_signing_out_everywhere_else_stops_a_new_number_waiting_for_its_code(
-        app, user, smtp, deliver, sign_in, texts):
+        app, user, smtp, deliver, sign_in, vonage):
     intruder = sign_in(b=Browser(app))
     owner = sign_in(b=Browser(app))
     asked = intruder.post("/account/security", {"channel": "sms", "phone": "07400 123456"})
@@ -91,5 +79,5 @@ def test_signing_out_everywhere_else_stops_a_new_number_waiting_for_its_code(
     with app.app_context():
         assert db.session.scalar(select(PhoneProof.status)) == "cancelled"
     deliver()
-    assert texts.received == []  # its text had not gone yet, and now never will
+    assert vonage.received == []  # its text had not gone yet, and now never will
     assert user_by_email(app, CLIENT).phone is None

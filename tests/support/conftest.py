@@ -23,18 +23,6 @@ CSRF_TOKEN = re.compile(r'name="csrf_token" (?:type="hidden" )?value="[^"]+"')
 
 
 @pytest.fixture
-def vonage(app, tmp_path):
-    """Texts through the real vonage SDK to the HTTPS stub (tests/vonage_stub.py)."""
-    from tests.vonage_stub import VonageStub
-
-    stub = VonageStub(tmp_path)
-    stub.start()
-    app.config.update(stub.app_config())
-    yield stub
-    stub.stop()
-
-
-@pytest.fixture
 def client_id(app) -> int:
     return add_user(app, CLIENT)
 
