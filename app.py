@@ -12,11 +12,12 @@ from flask import (
     send_from_directory, session, url_for,
 )
 from flask.globals import request_ctx
-from flask_login import current_user
+from flask_login import current_user, login_url
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+from blueprints import kept_forms
 from blueprints.safety import CSP, HSTS, SECURITY_HEADERS
 from config import (
     INSTANCE_DIR, Config, SettingsError, config_from_environment, refuse_unreadable,
@@ -25,7 +26,7 @@ from config import (
 from db_setup import database_away
 from extensions import csrf, db, limiter, login_manager, mail
 from heap_setup import GivingBackEnvironment, give_back
-from services import clock, delivery, urls
+from services import clock, delivery
 from services.signin import limits, passwords, sessions
 
 log = logging.getLogger("clientgate")
@@ -137,6 +138,30 @@ def load_user(user_id: str):
     return sessions.user_for_token(session.get("sid"), user_id)
 
 
+@login_manager.unauthorized_handler
+def sign_in_first():
+    """A signed-in page asked without a live session: sign in, then back to it.
+
+    A form sent after the session ended (its token still good, as the browser kept the
+    cookie) says that nothing was done, and keeps what was typed for after the sign-in, as
+    the stale-token page does (kept_forms). The passkey page's script gets JSON to follow.
+    """
+    ended = sessions.ended_user(session.get("sid"))
+    if request.method == "POST":
+        kept = kept_forms.keep(ended.id if ended is not None else None)
+        flash("Your session had ended, so nothing you sent was saved. Sign in again" +
+              (", and what you typed will be filled in again (never a password)." if kept
+               else ", then try again."), "warning")
+        back = kept_forms.page_posted_from()
+        if request.accept_mimetypes.best == "application/json":
+            return {"error": "signed_out", "redirect": login_url("auth.login", back)}, 401
+    else:
+        flash("Your session had ended. Please sign in again." if ended is not None
+              else login_manager.login_message, "info")
+        back = request.full_path.rstrip("?")
+    return redirect(login_url("auth.login", back))
+
+
 def register_fast_paths(app: Flask) -> None:
     """The forward-auth question and the code page's poll: their common answers skip Flask
     (blueprints/fast_path.py). Inside ProxyFix, if any, so forwarded headers count."""
@@ -225,22 +250,11 @@ def register_oidc_provider(app: Flask) -> None:
 
 # Forms a client can come back to: a stale token sends them back there with a message.
 RETRYABLE_FORMS = ("/login", "/login/code", "/account/security",
-                   "/password/forgot", "/account/password", "/account/email")
+                   "/password/forgot", "/account/password", "/account/email",
+                   "/support/clients/new")
 # The forms of emailed links (a new password, an invitation, a new address): a GET of the same
 # address shows the form again and uses nothing up.
 LINK_FORMS = ("/password/reset/", "/welcome/", "/account/email/confirm/")
-
-
-def _posted_from_this_site() -> bool:
-    """True when the browser says the form came from one of this site's pages.
-
-    Browsers send Origin with every POST and Sec-Fetch-Site with every request; a request
-    with neither is not from a browser form, so it is not trusted either.
-    """
-    if request.headers.get("Sec-Fetch-Site") == "same-origin":
-        return True
-    origin = request.headers.get("Origin", "")
-    return bool(origin) and origin in (urls.portal_origin(), request.host_url.rstrip("/"))
 
 
 def register_errorhandlers(app: Flask) -> None:
@@ -253,8 +267,10 @@ def register_errorhandlers(app: Flask) -> None:
                   "info")
             return redirect(request.full_path.rstrip("?"))
         if request.path in RETRYABLE_FORMS:
-            flash("That page had been open too long, so nothing was sent. Please try again.",
-                  "warning")
+            kept = kept_forms.keep(current_user.id if current_user.is_authenticated else None)
+            flash("That page had been open too long, so nothing was sent. " +
+                  ("What you typed is filled in again (never a password): check it and send "
+                   "it again." if kept else "Please try again."), "warning")
             # With its query: /login?next=... must still lead back to the app asked for.
             return redirect(request.full_path.rstrip("?"))
         if request.path.startswith(LINK_FORMS) and request.endpoint:
@@ -270,7 +286,7 @@ def register_errorhandlers(app: Flask) -> None:
             from blueprints.auth import end_session
             from forms import LogoutForm
 
-            if _posted_from_this_site():
+            if kept_forms.posted_from_this_site():
                 end_session()
                 flash("You have logged out.", "success")
                 return redirect("/login")

@@ -11,6 +11,7 @@ from flask import (
 )
 from flask_login import current_user, login_required
 
+from blueprints import kept_forms
 from blueprints.safety import (
     current_password_right, id_arg, no_store, password_again, wrong_current_password,
 )
@@ -74,12 +75,14 @@ def _page(form: Optional[SecurityForm] = None, proof_form: Optional[PhoneProofFo
     latest = phone_proofs.proof_delivery(proof) if proof else None
     state, state_text = delivery.describe(latest)
     confirming = _confirming(settings_sent=form is not None)
-    if form is None and proof is not None:
-        # Folded under the proof as "use a different number": what was asked, to correct.
-        form = SecurityForm(formdata=None, channel=session.get("proof_channel", "sms"),
-                            phone=national(proof.phone))
-    elif form is None:
-        form = SecurityForm(formdata=None, channel=user.channel, phone=national(user.phone))
+    if form is None:
+        if proof is not None:
+            # Folded under the proof as "use a different number": what was asked, to correct.
+            shown = {"channel": session.get("proof_channel", "sms"),
+                     "phone": national(proof.phone)}
+        else:
+            shown = {"channel": user.channel, "phone": national(user.phone)}
+        form = SecurityForm(formdata=None, **(shown | kept_forms.given_back(user.id)))
     if settings_step and set(form.errors) <= {"password"}:
         # Save was pressed with no box shown: the box now asked for, where the browser
         # scrolls and the keyboard opens.

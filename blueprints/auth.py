@@ -17,6 +17,7 @@ from jinja2 import pass_eval_context
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import joinedload
 
+from blueprints import kept_forms
 from blueprints.fast_path import FastPath
 from blueprints.oidc import wants_fresh_sign_in
 from blueprints.safety import CSP, HSTS, NO_STORE, SECURITY_HEADERS, id_arg, no_store, safe_next
@@ -171,7 +172,7 @@ def login():
         # Signed in already (e.g. sent here by a protected app): straight on to it. An app
         # that asked for a fresh sign-in gets one: the form, then a new session.
         return redirect(next_url or url_for("portal.home"))
-    form = LoginForm()
+    form = LoginForm(**kept_forms.given_back())
     if "login_email" in session and request.method == "GET":
         # Just set a password with a link from the mailbox: one box fewer to fill in.
         form.email.data = session.pop("login_email")
@@ -400,8 +401,10 @@ def _finish_sign_in(sign_in: SignIn, *, amr: Optional[list[str]] = None,
     """The code was right: a fresh session (new token, new cookie), then the portal."""
     user = sign_in.user
     next_url = safe_next(sign_in.next_url)
+    kept = kept_forms.carry_over(user.id, next_url)
     sessions.revoke(session.get("sid"))  # a session this browser had is replaced, not left
     session.clear()
+    kept_forms.restore(kept)
     token = sessions.open_session(
         user, sign_in.id, amr=amr or sessions.CODE_AMR.get(sign_in.channel, ["pwd", "mfa"]))
     login_user(user)

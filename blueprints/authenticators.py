@@ -8,11 +8,14 @@ client understands; without JavaScript the same buttons lead to a page saying so
 
 from __future__ import annotations
 
+from typing import Optional
+
 from flask import (
     Blueprint, current_app, flash, jsonify, redirect, request, session, url_for,
 )
 from flask_login import current_user, login_required, login_user
 
+from blueprints import kept_forms
 from blueprints.safety import (
     count_wrong_password, current_password_right, no_store, password_again, safe_next,
     tries_left,
@@ -106,7 +109,7 @@ def passkey_sign_in():
                  detail={"passkey_id": passkey.id, "name": passkey.name,
                          "authenticator": "multi-factor cryptographic",
                          "sign_count": passkey.sign_count})
-    start_session(user, sign_in.id, passkeys.amr_for(passkey))
+    start_session(user, sign_in.id, passkeys.amr_for(passkey), next_url)
     return jsonify({"redirect": next_url or url_for("portal.home")})
 
 
@@ -116,11 +119,15 @@ def _options(options: str):
                                       mimetype="application/json")
 
 
-def start_session(user: User, sign_in_id: int, amr: list[str]) -> None:
+def start_session(user: User, sign_in_id: int, amr: list[str],
+                  next_url: Optional[str] = None) -> None:
     """A fresh server-side session (new token, new cookie) for a sign-in that is complete;
-    one this browser had is ended, not left to run out."""
+    one this browser had is ended, not left to run out. What a form held when the old one
+    ended goes on with it, for the page the client goes back to (kept_forms)."""
+    kept = kept_forms.carry_over(user.id, next_url)
     sessions.revoke(session.get("sid"))
     session.clear()
+    kept_forms.restore(kept)
     token = sessions.open_session(user, sign_in_id, amr=amr)
     login_user(user)
     session["sid"] = token

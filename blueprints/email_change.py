@@ -6,6 +6,7 @@ from flask import Blueprint, flash, redirect, render_template, request, session,
 from flask_login import current_user, login_required, logout_user
 from sqlalchemy.exc import IntegrityError
 
+from blueprints import kept_forms
 from blueprints.safety import (
     current_password_right, no_store, token_in_address, wrong_current_password,
 )
@@ -28,7 +29,7 @@ def never_cache(response):
 @login_required
 def change():
     user = current_user._get_current_object()
-    form = ChangeEmailForm()
+    form = ChangeEmailForm(**kept_forms.given_back(user.id))
     pending = email_change.waiting(user)
 
     def page(status: int = 422):

@@ -13,6 +13,7 @@ from flask import (
 from flask_login import current_user, login_required, logout_user
 from sqlalchemy import select
 
+from blueprints import kept_forms
 from blueprints.safety import (
     current_password_right, no_store, token_in_address, wrong_current_password,
 )
@@ -35,7 +36,7 @@ def never_cache(response):
 @bp.route("/password/forgot", methods=["GET", "POST"])
 @limits.forgotten_passwords
 def forgot():
-    form = ForgotPasswordForm()
+    form = ForgotPasswordForm(**kept_forms.given_back())
     if not form.validate_on_submit():
         return render_template("passwords/forgot.html", form=form), \
             422 if request.method == "POST" else 200

@@ -15,6 +15,7 @@ from flask import (
 )
 from flask_login import current_user
 
+from blueprints import kept_forms
 from blueprints.safety import id_arg, no_store
 from extensions import csrf, db
 from forms import SupportActionForm
@@ -56,24 +57,28 @@ ACTIONS = {
 
 @bp.before_request
 def staff_only():
-    if not current_user.is_authenticated and _staff_session_ended():
-        # A staff member back from a long call: the console's own words, not "Page not found".
-        # Only a browser holding that staff session's cookie is told the console exists.
-        flash("Your session had ended, so nothing you sent was saved or done. Sign in again, "
-              "then do it again." if request.method == "POST" else
-              "Your session had ended. Sign in again to use the support console.", "warning")
-        back = request.path if request.method == "POST" else request.full_path.rstrip("?")
-        return redirect(url_for("auth.login", next=back))
-    if not current_user.is_authenticated or not current_user.is_staff:
+    if not current_user.is_authenticated:
+        ended = sessions.ended_user(session.get("sid"))
+        if ended is not None and ended.is_staff:
+            return _sign_in_again(ended)
+        abort(404)
+    if not current_user.is_staff:
         abort(404)
     if request.method == "POST" and current_app.config.get("WTF_CSRF_ENABLED", True):
         csrf.protect()
 
 
-def _staff_session_ended() -> bool:
-    """Whether this browser's session, now ended, was a staff member's."""
-    user = sessions.ended_user(session.get("sid"))
-    return user is not None and user.is_staff
+def _sign_in_again(staff: User):
+    """A staff member back from a long call: the console's own words, not "Page not found".
+    Only a browser holding that staff session's cookie is told the console exists."""
+    if request.method != "POST":
+        flash("Your session had ended. Sign in again to use the support console.", "warning")
+        return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
+    kept = kept_forms.keep(staff.id)
+    flash("Your session had ended, so nothing you sent was saved or done. Sign in again" +
+          (", and what you typed will be filled in again." if kept else ", then do it again."),
+          "warning")
+    return redirect(url_for("auth.login", next=kept_forms.page_posted_from()))
 
 
 @bp.after_request

@@ -14,6 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from werkzeug.exceptions import RequestEntityTooLarge
 
+from blueprints import kept_forms
 from blueprints import support as support_views
 from blueprints.support import ACTIONS, Action, bp
 from extensions import db
@@ -178,7 +179,7 @@ ACTIONS.update({
 @bp.route("/clients/new", methods=["GET", "POST"])
 @limits.staff_changes
 def new_client():
-    form = NewClientForm()
+    form = NewClientForm(**kept_forms.given_back(current_user.id))
     if not _is_admin():
         form.role.data = "client"  # only an admin may invite staff
     if not form.validate_on_submit():
