@@ -492,13 +492,7 @@ def send_email(item: Delivery, subject: str, text: str, html: Optional[str] = No
             _close(connection)  # a failed send: the next message gets a new connection
             raise
     except smtplib.SMTPRecipientsRefused as exc:
-        # 5xx is final ("no such mailbox"); 4xx (greylisting, mailbox full) is worth retrying.
-        answers = [code for code, _ in exc.recipients.values()]
-        permanent = bool(answers) and all(500 <= code < 600 for code in answers)
-        raise DeliveryError(
-            f"the mail server refused the address ({', '.join(map(str, answers))})",
-            permanent=permanent,
-        ) from exc
+        raise _recipient_refusal(exc) from exc
     except smtplib.SMTPDataError as exc:
         # The message itself turned away (its content, its size): sent again, so would it be.
         permanent = 500 <= exc.smtp_code < 600
@@ -525,6 +519,48 @@ def send_email(item: Delivery, subject: str, text: str, html: Optional[str] = No
             permanent=True) from exc
     kept_connections.give_back(connection)
     return HandedOver()
+
+
+# An enhanced status code (RFC 3463) where RFC 2034 puts it, at the start of a reply line:
+# "4.2.2 Mailbox full". Its subject and detail say what the basic code cannot.
+_ENHANCED_CODE = re.compile(rb"^\s*([245])\.(\d{1,3})\.(\d{1,3})(?![\d.])", re.MULTILINE)
+
+
+def _mailbox_full(code: int, said: bytes) -> Optional[str]:
+    """The code words ("552 5.2.2", "452") of a recipient refused because the mailbox is
+    full, else None. An enhanced code decides when there is one: X.2.2 is "mailbox full",
+    while 452 4.5.3 (too many recipients) or 452 4.3.1 (the server's own disk) are not the
+    client's mailbox. Without one, 452 ("insufficient storage") and 552 ("exceeded storage
+    allocation") are how servers say it."""
+    enhanced = _ENHANCED_CODE.search(said or b"")
+    if enhanced is not None:
+        subject, detail = int(enhanced.group(2)), int(enhanced.group(3))
+        words = f"{code} {b'.'.join(enhanced.groups()).decode()}"
+        return words if (subject, detail) == (2, 2) else None
+    return str(code) if code in (452, 552) else None
+
+
+def _recipient_refusal(exc: smtplib.SMTPRecipientsRefused) -> DeliveryError:
+    """What a refused recipient means for the client and for retrying.
+
+    A full mailbox is said as such and retried, a 552 too, until the code runs out (a notice,
+    until NOTICE_GIVE_UP): the client can make room while support is on the phone with them,
+    and then the code they are waiting for comes; mail servers keep trying a full mailbox for
+    days; and RFC 5321 (4.5.3.1.10) asks clients to treat a 552 at RCPT as temporary (there,
+    for its old use as "too many recipients"). A code lives 10 minutes, so that is a handful
+    of tries with the backoff, not a flood. Any other 5xx ("no such user", 550 5.1.1) is
+    final; a 4xx (greylisting) is retried."""
+    refusals = list(exc.recipients.values())
+    answers = [code for code, _ in refusals]
+    full = [_mailbox_full(code, said) for code, said in refusals]
+    if full and all(full):
+        # No "refused" in these words: the support diagnosis reads that as a wrong address.
+        return DeliveryError(f"the client's mailbox is full ({', '.join(full)})")
+    permanent = bool(answers) and all(500 <= code < 600 for code in answers)
+    return DeliveryError(
+        f"the mail server refused the address ({', '.join(map(str, answers))})",
+        permanent=permanent,
+    )
 
 
 # A refusal before the recipient is named is about this firm's mail settings, not the client's

@@ -287,6 +287,15 @@ def _last_reason(facts: SignInFacts, item) -> Optional[str]:
 _PROGRAM_WORDS = re.compile(r" \((?:[A-Z]\w*(?:Error|Exception)|OSError)\)")
 
 
+# How services.delivery words a recipient refused because their mailbox is full (retried),
+# and a refusal for good (5xx: "no such user"); a 4xx refusal is "refused the address (4..)".
+_FULL_MAILBOX = "mailbox is full"
+_NO_SUCH_ADDRESS = re.compile(r"refused the address \(5")
+_FULL_ENDED = (" The client's mailbox is full, so it could not take the message: ask them to "
+               "delete some emails to make room and sign in again for a new code, or offer to "
+               "change their email address, or to send their codes by text.")
+
+
 def _delivery_failed(facts: SignInFacts, words: _Words, now: datetime) -> list[Finding]:
     found = []
     for item in facts.deliveries:
@@ -298,6 +307,12 @@ def _delivery_failed(facts: SignInFacts, words: _Words, now: datetime) -> list[F
         advice = ""
         if item.channel == "sms":
             advice = " Offer to switch the client to email."
+        elif _FULL_MAILBOX in error or _FULL_MAILBOX in reason:
+            advice = _FULL_ENDED
+        elif _NO_SUCH_ADDRESS.search(error):
+            advice = (" Check the email address is right: the client's mail server says that "
+                      "address does not take mail. Go through its spelling with the client; if "
+                      "it is wrong, change it for them.")
         elif "refused" in error:
             advice = " Check the email address is right and the mailbox is not full."
         if "could not be reached" in error or "could not be reached" in reason:
@@ -319,6 +334,13 @@ def _delivery_failed(facts: SignInFacts, words: _Words, now: datetime) -> list[F
             ours = (f" This is a fault on our side, not the client's: tell them the code will "
                     f"come once {_handler(item.channel)} answers again, and tell whoever runs "
                     f"the server." if "could not be reached" in error else "")
+            if _FULL_MAILBOX in error:
+                until = getattr(item, "give_up_at", None)
+                until = (f"; we keep trying while it works (until {words.at(until)})"
+                         if until else "")
+                ours = (f" Tell the client their mailbox is full: once they delete some emails "
+                        f"to make room, the code comes with our next try{until}. Or offer to "
+                        f"change their email address, or to send their codes by text.")
             found.append(Finding(DELIVERY_FAILED, WARNING,
                 f"Sending {_where(item)} keeps failing: {error}. Tried "
                 f"{_plural(item.attempts, 'time')} since {words.at(item.created_at)} "
