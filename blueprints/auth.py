@@ -315,9 +315,11 @@ def delivery_words(latest) -> tuple[str, str]:
     """delivery.describe for the client, on the code page and in its status answer alike. An
     email that could not be delivered is said plainly: the mail server's reason ("refused the
     address (550)") is for support, who read it in the timeline. A text's reasons are written
-    for clients ("the phone was switched off or out of signal") and stay."""
+    for clients ("the phone was switched off or out of signal") and stay, as does a full
+    mailbox's ("your email provider said your mailbox was full"): the client can make room."""
     state, text = delivery.describe(latest)
-    if state == "failed" and latest.channel == "email":
+    if state == "failed" and latest.channel == "email" \
+            and not delivery.held_by_full_mailbox(latest):
         return state, "Not delivered."
     return state, text
 
@@ -342,6 +344,7 @@ def _code_page(sign_in: Optional[SignIn], form: CodeForm, *, problem: Optional[d
         pause=paused_words(paused_until, account=True, reset_ends_it=reset_ends_pause)
         if paused_until else None, reset_ends_pause=reset_ends_pause,
         delivery=latest, delivery_state=state, delivery_text=state_text,
+        mailbox_full=delivery.held_by_full_mailbox(latest),
         resend_form=ResendForm(), resend_wait=codes.resend_wait(sign_in) if sign_in else 0,
         resends_left=codes.MAX_RESENDS - sign_in.resend_count if sign_in else 0,
         newer=codes.newest_successor(sign_in) if sign_in is not None
@@ -514,6 +517,8 @@ def status_document(sign_in, latest, *, current_id: Optional[int], newer: Option
             "state": state, "text": state_text,
             "at": (latest.sent_at or latest.created_at).isoformat() if latest else None,
             "attempts": latest.attempts if latest else 0,
+            # The code page's script shows what to do about a full mailbox by this.
+            "mailbox_full": delivery.held_by_full_mailbox(latest),
         },
         "superseded": sign_in.status == "superseded",
         "superseded_at": sign_in.ended_at.isoformat() if newer else None,

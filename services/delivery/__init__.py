@@ -152,11 +152,41 @@ def failed_for(sign_in: Optional[SignIn]) -> bool:
     return latest is not None and latest.status == "failed"
 
 
+# How a code email refused because the client's mailbox is full is recorded (its reply's codes
+# follow in brackets, "(552 5.2.2)"): the support diagnosis and the client's code page both
+# recognise the reason by it (mailbox_full).
+MAILBOX_FULL = "the client's mailbox is full"
+# What the client reads while a full mailbox holds their code back, and once it did until the
+# code ran out. No codes or server words: they gave the right password, so being told that
+# their own mailbox is full tells a stranger nothing.
+_FULL_RETRYING = ("Your email provider says your mailbox is full, so we could not deliver your "
+                  "code yet. Delete some emails (and empty your bin or deleted items) to make "
+                  "room: we will keep trying until the code runs out.")
+_FULL_FOR_CLIENTS = "your email provider said your mailbox was full"
+
+
+def mailbox_full(reason: Optional[str]) -> bool:
+    """Whether a message's reason (its last_error, or a retry's) is the client's full mailbox."""
+    return bool(reason) and MAILBOX_FULL in reason
+
+
+def held_by_full_mailbox(item) -> bool:
+    """Whether this message (a Delivery, or the poll's columns of one) is being retried, or
+    has failed, because the client's mailbox is full: the code page then says so."""
+    if item is None or not mailbox_full(item.last_error):
+        return False
+    retrying = item.status in ("queued", "sending") and bool(item.attempts)
+    return retrying or item.status == "failed"
+
+
 def _for_clients(reason: Optional[str]) -> str:
     """Why a message failed, as a client reads it: without the exception's name or the TLS
-    detail, which support sees in the timeline ("... could not be reached (OSError)")."""
+    detail, which support sees in the timeline ("... could not be reached (OSError)"), nor a
+    full mailbox's codes ("(552 5.2.2)")."""
     if not reason:
         return "unknown reason"
+    if mailbox_full(reason):
+        return _FULL_FOR_CLIENTS
     if reason.startswith("the mail server's certificate"):
         return "our mail server could not be reached safely"
     return re.sub(r" \([A-Z][A-Za-z]+\)$", "", reason)
@@ -167,6 +197,8 @@ def describe(item: Optional[Delivery]) -> tuple[str, str]:
     if item is None:
         return "none", "No message has been queued."
     if item.status in ("queued", "sending") and item.attempts and item.last_error:
+        if mailbox_full(item.last_error):
+            return "retrying", _FULL_RETRYING
         return "retrying", "Sending failed for a moment; we are trying again."
     # "Sent" is as far as we can see an email go; a text's network may report it delivered.
     sent = ("Sent. It can take a few minutes to arrive." if item.channel == "email"
@@ -555,7 +587,7 @@ def _recipient_refusal(exc: smtplib.SMTPRecipientsRefused) -> DeliveryError:
     full = [_mailbox_full(code, said) for code, said in refusals]
     if full and all(full):
         # No "refused" in these words: the support diagnosis reads that as a wrong address.
-        return DeliveryError(f"the client's mailbox is full ({', '.join(full)})")
+        return DeliveryError(f"{MAILBOX_FULL} ({', '.join(full)})")
     permanent = bool(answers) and all(500 <= code < 600 for code in answers)
     return DeliveryError(
         f"the mail server refused the address ({', '.join(map(str, answers))})",

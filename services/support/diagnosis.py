@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any, Callable, Optional
 
 from services import clock
+from services.delivery import mailbox_full
 from services.signin.codes import CODE_LIFETIME, MAX_WRONG_CODES
 from services.masking import mask_destination
 from services.phones import uk_mobile
@@ -287,9 +288,8 @@ def _last_reason(facts: SignInFacts, item) -> Optional[str]:
 _PROGRAM_WORDS = re.compile(r" \((?:[A-Z]\w*(?:Error|Exception)|OSError)\)")
 
 
-# How services.delivery words a recipient refused because their mailbox is full (retried),
-# and a refusal for good (5xx: "no such user"); a 4xx refusal is "refused the address (4..)".
-_FULL_MAILBOX = "mailbox is full"
+# How services.delivery words a refusal for good (5xx: "no such user"); a 4xx refusal is
+# "refused the address (4..)", and a full mailbox (retried) is delivery.mailbox_full.
 _NO_SUCH_ADDRESS = re.compile(r"refused the address \(5")
 _FULL_ENDED = (" The client's mailbox is full, so it could not take the message: ask them to "
                "delete some emails to make room and sign in again for a new code, or offer to "
@@ -307,7 +307,7 @@ def _delivery_failed(facts: SignInFacts, words: _Words, now: datetime) -> list[F
         advice = ""
         if item.channel == "sms":
             advice = " Offer to switch the client to email."
-        elif _FULL_MAILBOX in error or _FULL_MAILBOX in reason:
+        elif mailbox_full(error) or mailbox_full(reason):
             advice = _FULL_ENDED
         elif _NO_SUCH_ADDRESS.search(error):
             advice = (" Check the email address is right: the client's mail server says that "
@@ -334,7 +334,7 @@ def _delivery_failed(facts: SignInFacts, words: _Words, now: datetime) -> list[F
             ours = (f" This is a fault on our side, not the client's: tell them the code will "
                     f"come once {_handler(item.channel)} answers again, and tell whoever runs "
                     f"the server." if "could not be reached" in error else "")
-            if _FULL_MAILBOX in error:
+            if mailbox_full(error):
                 until = getattr(item, "give_up_at", None)
                 until = (f"; we keep trying while it works (until {words.at(until)})"
                          if until else "")

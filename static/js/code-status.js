@@ -40,6 +40,18 @@
       if (dot) dot.className = 'delivery-dot delivery-' + delivery.state;
       showWhatToDo(delivery.state === 'failed');
     }
+    showMailboxFull(delivery.mailbox_full === true);
+  }
+
+  // The client's mailbox is full: the page's words for that (delete some emails, or contact
+  // us) in place of "look in your junk folder" and "the address may be wrong".
+  function showMailboxFull(full) {
+    page.querySelectorAll('[data-if-full]').forEach(function (el) {
+      if (el.hidden === full) el.hidden = !full;
+    });
+    page.querySelectorAll('[data-unless-full]').forEach(function (el) {
+      if (el.hidden !== full) el.hidden = full;
+    });
   }
 
   // A message that could not be sent: say what to do instead of "it can take a few minutes".

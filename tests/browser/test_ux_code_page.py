@@ -68,6 +68,49 @@ def test_a_message_that_fails_for_good_takes_the_code_box_away_live_and_on_reloa
     expect(page.locator('[data-guard="pending"]')).to_contain_text("could not be sent")
 
 
+def test_a_full_mailbox_is_said_live_while_we_retry_and_once_the_code_ran_out(
+        live_server, new_context, smtp):
+    """The client's mail server says their mailbox is full: the open page tells them to make
+    room (or contact us) while we keep trying, then that it was full when the code ran out."""
+    live_server.app.config["PORTAL_CONTACT"] = "call 020 7946 0000"
+    smtp.refuse_with = "552 5.2.2 The email account that you tried to reach is over quota"
+    page = new_context(PHONE, phone=True).new_page()
+    log_in(page, live_server)
+    page.wait_for_url("**/login/code")
+    page.evaluate("window.sameDocument = true")
+    expect(page.locator("#delivery-text")).to_have_text(
+        "Your email provider says your mailbox is full, so we could not deliver your code yet. "
+        "Delete some emails (and empty your bin or deleted items) to make room: we will keep "
+        "trying until the code runs out.", timeout=SOON)
+    help_ = page.locator("#mailbox-full-help")
+    expect(help_).to_be_visible()
+    expect(help_.get_by_role("link", name="020 7946 0000")).to_have_attribute(
+        "href", "tel:02079460000")
+    expect(page.get_by_text("If it is not in your inbox")).to_be_hidden()
+    expect(page.locator("input[name=code]")).to_be_visible()  # it may yet come
+    main = page.locator("main").inner_text()
+    assert "552" not in main and "5.2.2" not in main and "quota" not in main
+    assert_fits_phone(page, "code-mailbox-full")
+    assert_accessible(page, "code-mailbox-full")
+    screenshot(page, "ux-code-mailbox-full")
+
+    clock.advance(timedelta(minutes=9, seconds=50))  # the next try is the last before it runs out
+    failed = page.locator("#delivery-failed")
+    expect(failed).to_contain_text("your email provider said your mailbox was full, and it "
+                                   "still was when the code ran out", timeout=SOON + 4000)
+    assert page.evaluate("window.sameDocument") is True, "it must change without a reload"
+    expect(page.locator("h1")).to_have_text("Your code could not be sent")
+    expect(failed.get_by_text("The address may be wrong")).to_be_hidden()
+    expect(help_).to_be_hidden()
+    expect(page.locator("input[name=code]")).to_be_hidden()
+    assert "5.2.2" not in page.locator("main").inner_text()
+    assert_accessible(page, "code-mailbox-full-failed")
+    screenshot(page, "ux-code-mailbox-full-failed")
+    live = page.locator("main").inner_text()
+    page.reload()
+    assert page.locator("main").inner_text() == live, "the reloaded page says the same"
+
+
 @pytest.mark.parametrize("viewport", [DESKTOP, PHONE], ids=lambda v: f"{v['width']}px")
 def test_a_pause_from_elsewhere_offers_a_new_password_live(viewport, live_server, new_context):
     """Wrong passwords in another browser pause the account: the open code page says so and
