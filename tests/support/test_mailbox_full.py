@@ -43,7 +43,7 @@ def assert_nothing_more_for_the_client(page: str, status: dict) -> None:
     """The mail server's reason is for support: the client is not told codes or causes."""
     for said in (page, status["delivery"]["text"]):
         for detail in ("452", "552", "550", "4.2.2", "5.2.2", "5.1.1", "mail server",
-                       "refused", "is full"):
+                       "refused", "client's"):
             assert detail not in said
 
 
@@ -76,9 +76,10 @@ def test_a_full_mailbox_is_retried_and_support_is_told_it_is_full(
            f"trying again at" in console
 
     page, status = client_sees(phone)
+    # The client is told their own mailbox is full (tests/test_code_page_mailbox_full.py).
     assert status["delivery"]["state"] == "retrying"
-    assert status["delivery"]["text"] == "Sending failed for a moment; we are trying again."
-    assert "Sending failed for a moment; we are trying again." in page
+    assert status["delivery"]["text"].startswith("Your email provider says your mailbox is full")
+    assert status["delivery"]["text"] in page
     assert "Your code could not be sent" not in page
     assert_nothing_more_for_the_client(page, status)
 
@@ -119,13 +120,13 @@ def test_a_mailbox_full_until_the_code_ran_out_says_so(
     assert "Check the email address is right" not in failed.text
     assert "The client's mailbox is full, so" in words(staff.text(f"/support/clients/{client_id}"))
 
-    # The client is told it could not be delivered, in the words used before: the address
-    # may be wrong or the mailbox full; which one is for support to say.
+    # The client is told their mailbox was full (tests/test_code_page_mailbox_full.py).
     page, status = client_sees(phone)
-    assert status["delivery"] == {**status["delivery"], "state": "failed",
-                                  "text": "Not delivered."}
-    assert ("We could not deliver your code to c•••@example.com. The address may be wrong, "
-            "or the mailbox may be full.") in page
+    assert status["delivery"] == {**status["delivery"], "state": "failed", "text":
+                                  "Could not be sent: your email provider said your mailbox "
+                                  "was full."}
+    assert ("We could not deliver your code to c•••@example.com: your email provider said "
+            "your mailbox was full") in page
     assert_nothing_more_for_the_client(page, status)
 
 
