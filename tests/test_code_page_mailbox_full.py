@@ -141,6 +141,8 @@ def test_while_we_retry_a_full_mailbox_the_page_says_to_make_room(
     assert 'href="tel:02079460000"' in page
     assert "The code works until" in seen
     assert JUNK not in seen  # the code is in no junk folder: it never came
+    assert "Look in your junk or spam folder" not in seen  # nor in "Not received a code?"
+    assert "Your mailbox is full: delete some emails to make room" in seen
     assert RETRYING not in seen and "Your code could not be sent" not in seen
     assert MAYBE_WRONG not in seen and WAS_FULL not in seen
 
@@ -221,6 +223,7 @@ def test_once_room_is_made_the_code_comes_and_the_page_says_sent(
     seen = visible(page)
     assert delivery_text(page) == "Sent. It can take a few minutes to arrive."
     assert JUNK in seen and "full" not in seen
+    assert "Look in your junk or spam folder" in seen
     status = status_answers(browser, monkeypatch)
     assert status["delivery"]["state"] == "sent"
     assert status["delivery"]["mailbox_full"] is False
