@@ -106,14 +106,28 @@ def configure_engine(engine: Engine) -> None:
 # whose packets go nowhere) held each request, and the dispatcher, for good: a worker until
 # gunicorn killed it, then the next. After this long the page says to try again in a minute.
 CONNECT_TIMEOUT_SECONDS = 5
+# A connection whose network goes silent (a database server on another host, its link or host
+# gone without a reset) waited for the kernel to give up: about 15 minutes of retransmissions
+# (tcp_retries2) for a statement sent, for ever for an answer awaited. Each is given up sooner,
+# well within gunicorn's 60 s timeout, so the request gets the "try again" page and the
+# dispatcher's next round a new connection (libpq's TCP settings, kept for the connection's
+# life; a Unix socket ignores them):
+# - a statement the server's host has not acknowledged within 20 s fails (TCP_USER_TIMEOUT);
+# - a connection that has heard nothing for 10 s is probed every 5 s, and after 3 unanswered
+#   probes fails. A slow statement is not cut short: the server's kernel answers the probes.
+NETWORK_SETTINGS = {"tcp_user_timeout": 20_000, "keepalives": 1, "keepalives_idle": 10,
+                    "keepalives_interval": 5, "keepalives_count": 3}
 
 
 def give_up_connecting_after(engine: Engine, seconds: int) -> None:
-    """libpq's connect_timeout for each new connection, unless DATABASE_URL sets its own."""
+    """libpq's connect_timeout and NETWORK_SETTINGS for each new connection, each unless
+    DATABASE_URL sets its own."""
 
     @event.listens_for(engine, "do_connect")
     def _connect_timeout(_dialect, _record, _cargs, cparams) -> None:
         cparams.setdefault("connect_timeout", seconds)
+        for name, value in NETWORK_SETTINGS.items():
+            cparams.setdefault(name, value)
 
 
 # Execution options for a write that is a transaction of its own: one atomic statement whose

@@ -5,6 +5,8 @@ at its first write or lock, as on SQLite (db_setup.begin_at_first_write)."""
 
 from __future__ import annotations
 
+import os
+import socket
 import time
 from contextlib import contextmanager
 
@@ -244,3 +246,47 @@ def test_the_code_caps_hold_the_account_and_the_address_until_commit(app, user, 
         db.session.commit()
         assert watcher.execute(advisory).scalar_one() == 0
         assert watcher.execute(row, {"user": user}).scalar_one() == user
+
+
+def _tcp_settings(dbapi_connection) -> dict:
+    """The TCP settings of a connection's socket, read from a copy of its descriptor."""
+    sock = socket.socket(fileno=os.dup(dbapi_connection.fileno()))
+    try:
+        if sock.family not in (socket.AF_INET, socket.AF_INET6):
+            pytest.skip("a Unix socket has no TCP settings")
+        tcp = socket.IPPROTO_TCP
+        return {"tcp_user_timeout": sock.getsockopt(tcp, socket.TCP_USER_TIMEOUT),
+                "keepalives": sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE),
+                "keepalives_idle": sock.getsockopt(tcp, socket.TCP_KEEPIDLE),
+                "keepalives_interval": sock.getsockopt(tcp, socket.TCP_KEEPINTVL),
+                "keepalives_count": sock.getsockopt(tcp, socket.TCP_KEEPCNT)}
+    finally:
+        sock.close()
+
+
+def test_a_network_gone_silent_is_given_up_on_within_gunicorns_timeout(engine):
+    """A database on another host whose link drops without a reset: a statement sent fails
+    after 20 s unacknowledged, and a connection waiting for an answer after 25 s of unanswered
+    probes (10 s quiet, then 3 probes 5 s apart), not after the kernel's 15 minutes."""
+    with engine.connect() as connection:
+        assert _tcp_settings(connection.connection.dbapi_connection) == \
+            db_setup.NETWORK_SETTINGS
+    user_timeout = db_setup.NETWORK_SETTINGS["tcp_user_timeout"] / 1000
+    probing = (db_setup.NETWORK_SETTINGS["keepalives_idle"]
+               + db_setup.NETWORK_SETTINGS["keepalives_interval"]
+               * db_setup.NETWORK_SETTINGS["keepalives_count"])
+    # The idle ping's wait and a new connection's, within the systemd unit's --timeout 60.
+    assert user_timeout + db_setup.CONNECT_TIMEOUT_SECONDS < 60 and probing < 60
+
+
+def test_database_url_settings_win_over_the_defaults(engine):
+    url = engine.url.update_query_dict({"tcp_user_timeout": "7000", "keepalives_idle": "42"})
+    other = create_engine(url, poolclass=NullPool)
+    db_setup.configure_engine(other)
+    try:
+        with other.connect() as connection:
+            settings = _tcp_settings(connection.connection.dbapi_connection)
+        assert settings["tcp_user_timeout"] == 7000 and settings["keepalives_idle"] == 42
+        assert settings["keepalives_count"] == db_setup.NETWORK_SETTINGS["keepalives_count"]
+    finally:
+        other.dispose()
