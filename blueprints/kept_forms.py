@@ -74,10 +74,11 @@ def keep(user_id: Optional[int]) -> bool:
 
 def carry_over(user_id: int, next_url: Optional[str]) -> Optional[dict]:
     """At a sign-in, which clears the session: what was kept, if this account typed it on the
-    page the sign-in goes on to. Given back to the new session with `restore`."""
+    page of this site the sign-in goes on to. Given back to the new session with `restore`."""
     kept = session.get("kept_form")
-    if (not isinstance(kept, dict) or kept.get("user") != user_id or not next_url
-            or urlsplit(next_url).path != kept.get("path")):
+    going_to = urlsplit(next_url or "")
+    if (not isinstance(kept, dict) or kept.get("user") != user_id or going_to.netloc
+            or going_to.path != kept.get("path")):
         return None
     return {**kept, "after_sign_in": True}
 

@@ -191,3 +191,20 @@ def test_a_page_asked_for_after_the_session_ended_says_so(app, user, sign_in):
     fresh = Browser(app)
     response = fresh.get("/account/security")
     assert "Please sign in to see that page." in fresh.text(response.location)
+
+
+def test_only_a_sign_in_going_back_to_that_page_of_this_site_carries_it(app):
+    from flask import session
+
+    from blueprints import kept_forms
+
+    with app.test_request_context("/login/code", method="POST"):
+        session["kept_form"] = {"path": "/account/security", "user": 1,
+                                "fields": {"phone": NEW_NUMBER}}
+        assert kept_forms.carry_over(1, "/account/security")["after_sign_in"] is True
+        assert kept_forms.carry_over(1, "/account/security?confirm=totp-start") is not None
+        # Another account, another page, nowhere, or an app's page with the same path.
+        assert kept_forms.carry_over(2, "/account/security") is None
+        assert kept_forms.carry_over(1, "/portal") is None
+        assert kept_forms.carry_over(1, None) is None
+        assert kept_forms.carry_over(1, "https://files.example.com/account/security") is None
