@@ -20,13 +20,15 @@ from flask import flash, request, session, url_for
 
 from services import urls
 
-# The boxes kept, by the page whose form they are in.
+# The boxes kept, by the endpoint of the page whose form they are in.
 KEPT_FIELDS = {
-    "/login": ("email",),
-    "/password/forgot": ("email",),
-    "/account/email": ("email",),
-    "/account/security": ("channel", "phone"),
-    "/support/clients/new": ("email", "name", "phone", "channel", "role"),
+    "auth.login": ("email",),
+    "passwords.forgot": ("email",),
+    "email_change.change": ("email",),
+    "account.security": ("channel", "phone"),
+    "support.new_client": ("email", "name", "phone", "channel", "role"),
+    # Giving an account back: the owner's own address, typed while on the phone to them.
+    "support.action": ("owner_email",),
 }
 # Characters kept of each: more than any of those boxes takes (the forms refuse longer).
 KEPT_LONGEST = 320
@@ -61,7 +63,7 @@ def page_posted_from() -> str:
 def keep(user_id: Optional[int]) -> bool:
     """Keep what this refused form held for its page, for `user_id` (None: a form used
     before signing in). True when something was kept."""
-    names = KEPT_FIELDS.get(request.path, ())
+    names = KEPT_FIELDS.get(request.endpoint or "", ())
     if not names or _CODE_FIELD in request.form or not posted_from_this_site():
         return False
     typed = {name: request.form[name][:KEPT_LONGEST]
@@ -102,5 +104,13 @@ def given_back(user_id: Optional[int] = None) -> dict:
     if kept.get("after_sign_in"):
         flash("Nothing was saved when your session ended. What you typed is filled in again "
               "below: check it, then send it again.", "info")
+    names = KEPT_FIELDS.get(request.endpoint or "", ())
     return {name: value for name, value in fields.items()
-            if name in KEPT_FIELDS[request.path] and isinstance(value, str)}
+            if name in names and isinstance(value, str)}
+
+
+def fill(form, user_id: int) -> None:
+    """`given_back` into a form made already: each kept box the form has."""
+    for name, value in given_back(user_id).items():
+        if name in form:
+            form[name].data = value

@@ -187,6 +187,7 @@ def action(user_id: int, name: str):
     # what the console would not (say, send an invitation to an account switched off).
     applies = chosen.applies(user)
     form = chosen.form(user)
+    kept_forms.fill(form, current_user.id)  # typed before the staff member's session ended
     if allowed and applies and form.validate_on_submit():
         result = chosen.run(user, current_user._get_current_object(), **form.action_values())
         db.session.commit()

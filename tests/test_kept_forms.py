@@ -152,6 +152,25 @@ def test_a_staff_invitation_typed_across_the_end_of_the_session_is_filled_in(
     assert user_by_email(app, "new.client@example.com") is None  # nobody was invited
 
 
+def test_the_owners_address_typed_to_give_an_account_back_is_kept_too(
+        app, sign_in, smtp, deliver):
+    staff_email = "help@example.com"
+    add_user(app, staff_email, role="support")
+    client_id = add_user(app, "client@example.com")
+    b = sign_in(staff_email)
+    page = f"/support/clients/{client_id}/actions/give-back"
+    token = b.csrf_for(page)
+    _idle_out(app)
+    response = b.client.post(page, data={"csrf_token": token, "owner_email": "own@example.org"},
+                             headers={**FROM_THIS_SITE, "Referer": f"http://localhost{page}"})
+    assert _next_of(response.location) == page
+    back_to = _sign_in_going_to(b, response.location, smtp, deliver, staff_email)
+    shown = b.text(back_to)
+    assert "Nothing was saved when your session ended" in shown
+    assert _box(shown, "owner_email") == "own@example.org"
+    assert user_by_email(app, "own@example.org") is None  # nothing was given back
+
+
 def test_a_post_only_action_after_the_session_ended_leads_back_to_its_page(app, user, sign_in):
     b = sign_in()
     token = b.csrf_for("/account/devices")
