@@ -6,6 +6,7 @@ both read them. Steps never carry a code: events and messages hold none to begin
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
@@ -87,6 +88,34 @@ def _channel_words(channel: str, destination: Optional[str]) -> str:
 
 def _tries(count: int) -> str:
     return f" after {count} tries" if count and count > 1 else ""
+
+
+# A network failure's program name at the end of a message's reason ("the mail server could
+# not be reached (ConnectionRefusedError)", as services.delivery records it for the log and
+# the operator), in words support can read out or pass on. A name not listed stays as it is.
+_FAILURE_WORDS = {
+    "ConnectionRefusedError": "it refused the connection",
+    "TimeoutError": "it did not answer in time",
+    "timeout": "it did not answer in time",
+    "gaierror": "its name was not found",
+    "ConnectionResetError": "the connection was cut",
+    "ConnectionAbortedError": "the connection was cut",
+    "BrokenPipeError": "the connection was cut",
+    "SMTPServerDisconnected": "it closed the connection",
+    "SMTPConnectError": "it would not start a conversation",
+    "SSLError": "a secure connection could not be made",
+    "SSLEOFError": "a secure connection could not be made",
+    "OSError": "a network error",
+}
+_PROGRAM_NAME = re.compile(r" \(([A-Za-z_]+)\)$")
+
+
+def reason_words(reason: str) -> str:
+    """A message's reason with the program's name of a network failure said in words."""
+    found = _PROGRAM_NAME.search(reason)
+    if found is None or found.group(1) not in _FAILURE_WORDS:
+        return reason
+    return f"{reason[:found.start()]}: {_FAILURE_WORDS[found.group(1)]}"
 
 
 def _sentence(text: str) -> str:
@@ -177,12 +206,14 @@ class _Teller:
     def _delivery_retry(self, event, detail, item):
         again = _parse_time(detail.get("next_attempt_at"))
         when = f"; trying again at {_hhmm(again, self.tz)}" if again else ""
-        return ("Sending failed for a moment", f"{detail.get('reason', 'no reason given')}{when}.",
+        return ("Sending failed for a moment",
+                f"{reason_words(detail.get('reason', 'no reason given'))}{when}.",
                 WARN)
 
     def _delivery_failed(self, event, detail, item):
         return ("Delivery failed",
-                f"{detail.get('reason', 'no reason given')}{_tries(detail.get('attempts', 0))}.",
+                f"{reason_words(detail.get('reason', 'no reason given'))}"
+                f"{_tries(detail.get('attempts', 0))}.",
                 BAD)
 
     def _delivery_receipt(self, event, detail, item):
@@ -297,7 +328,7 @@ class _Teller:
             return ("Delivered", "The phone network says it reached the phone.", OK)
         if event.type.startswith("delivery_") and outcome in ("failed", "expired", "rejected"):
             reason = detail.get("reason") or (item.last_error if item else None) or outcome
-            return ("Not delivered", f"{reason}.", BAD)
+            return ("Not delivered", f"{reason_words(reason)}.", BAD)
         by = f" by {self.facts.actors[event.actor_id]}" if event.actor_id in self.facts.actors else ""
         return (_humanise(event.type), f"{event.outcome or ''}{by}".strip(), PLAIN)
 
@@ -313,6 +344,7 @@ def steps(facts: SignInFacts, tz: str) -> list[Step]:
     # Receipts and cancellations may leave no event of their own: read them off the rows.
     receipt_events = {(e.delivery_id, (e.outcome or "").lower()) for e in facts.events
                       if e.type != "delivery_failed"}
+    default = "The phone network gave no reason"
     for item in facts.deliveries:
         if item.delivered_at and (item.id, "delivered") not in receipt_events:
             told.append(Step(item.delivered_at, "Delivered",
@@ -320,7 +352,7 @@ def steps(facts: SignInFacts, tz: str) -> list[Step]:
         if (item.status == "failed" and item.sent_at and item.failed_at
                 and not {(item.id, o) for o in ("failed", "rejected", "expired")} & receipt_events):
             told.append(Step(item.failed_at, "Not delivered",
-                             f"{item.last_error or 'The phone network gave no reason'}.", BAD))
+                             f"{reason_words(item.last_error or default)}.", BAD))
         if item.status == "cancelled" and not item.sent_at:
             told.append(Step(facts.sign_in.ended_at or item.created_at, "Not sent",
                              "The sign-in had ended before this message went out.", PLAIN))
@@ -519,7 +551,8 @@ def activity_step(event, actors: dict, tz: str) -> Step:
                   "invitation": "When they accepted the invitation."}[extra["by"]]
     if event.type in ("delivery_failed", "delivery_retry") and extra.get("reason"):
         # As a sign-in's message says in its timeline (_Teller): what went wrong, in words.
-        detail = f"{extra['reason'][:1].upper()}{extra['reason'][1:]}."
+        reason = reason_words(extra["reason"])
+        detail = f"{reason[:1].upper()}{reason[1:]}."
     if event.type == "delivery_queued" and extra.get("kind"):
         kind = extra['kind'].replace('_', ' ')
         article = "An" if kind[:1] in "aeiou" else "A"
