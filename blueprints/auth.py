@@ -316,10 +316,12 @@ def delivery_words(latest) -> tuple[str, str]:
     email that could not be delivered is said plainly: the mail server's reason ("refused the
     address (550)") is for support, who read it in the timeline. A text's reasons are written
     for clients ("the phone was switched off or out of signal") and stay, as does a full
-    mailbox's ("your email provider said your mailbox was full"): the client can make room."""
+    mailbox's ("your email provider said your mailbox was full"): the client can make room.
+    So does an email a mail server's security rules turned away ("our email was not accepted
+    on its way to you"): the client must not think their address is wrong."""
     state, text = delivery.describe(latest)
     if state == "failed" and latest.channel == "email" \
-            and not delivery.held_by_full_mailbox(latest):
+            and not delivery.held_by_full_mailbox(latest) and not delivery.held_by_policy(latest):
         return state, "Not delivered."
     return state, text
 
@@ -345,6 +347,7 @@ def _code_page(sign_in: Optional[SignIn], form: CodeForm, *, problem: Optional[d
         if paused_until else None, reset_ends_pause=reset_ends_pause,
         delivery=latest, delivery_state=state, delivery_text=state_text,
         mailbox_full=delivery.held_by_full_mailbox(latest),
+        refused_by_policy=delivery.held_by_policy(latest),
         resend_form=ResendForm(), resend_wait=codes.resend_wait(sign_in) if sign_in else 0,
         resends_left=codes.MAX_RESENDS - sign_in.resend_count if sign_in else 0,
         newer=codes.newest_successor(sign_in) if sign_in is not None
@@ -519,6 +522,9 @@ def status_document(sign_in, latest, *, current_id: Optional[int], newer: Option
             "attempts": latest.attempts if latest else 0,
             # The code page's script shows what to do about a full mailbox by this.
             "mailbox_full": delivery.held_by_full_mailbox(latest),
+            # And what to say when a mail server's security rules turned it away (not the
+            # client's address): the failure notice's data-if-policy part.
+            "refused_by_policy": delivery.held_by_policy(latest),
         },
         "superseded": sign_in.status == "superseded",
         "superseded_at": sign_in.ended_at.isoformat() if newer else None,

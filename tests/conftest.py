@@ -135,6 +135,8 @@ class _Handler:
         return "250 OK"
 
     async def handle_DATA(self, server, session, envelope):
+        if self.server.refuse_data_with:
+            return self.server.refuse_data_with
         if self.server.delay:
             import asyncio
 
@@ -158,6 +160,8 @@ class SMTPServer:
         self.port = free_port()
         self.messages: list[ReceivedMail] = []
         self.refuse_with: Optional[str] = None  # e.g. "550 no such user"
+        # The message's end refused, after its recipient was taken (e.g. "550 5.7.26 ...")
+        self.refuse_data_with: Optional[str] = None
         self.delay = 0.0
         self._cond = threading.Condition()
         self._controller: Optional[Controller] = None

@@ -179,6 +179,32 @@ def held_by_full_mailbox(item) -> bool:
     return retrying or item.status == "failed"
 
 
+# How a code email turned away under a mail server's security or policy rules is recorded (an
+# enhanced status code 5.7.X, RFC 3463: SPF, DKIM or DMARC not passing, the sending server's
+# reputation, a spam filter, a relay that does not take our mail), its reply's codes following
+# in brackets, "(550 5.7.26)". It is about the firm's mail, not the client's address: support's
+# diagnosis and the client's code page recognise it by these words (policy_refusal). No
+# "refused" in them: the diagnosis reads that as an address that takes no mail.
+POLICY_REFUSAL = ("our email was turned away under a mail server's security or spam rules, "
+                  "not for the client's address")
+# What the client reads once it was: not that their address may be wrong. A mail server on the
+# way (the firm's own relay, or the client's provider) turned it away, so no codes, no names.
+_POLICY_FOR_CLIENTS = "our email was not accepted on its way to you"
+
+
+def policy_refusal(reason: Optional[str]) -> bool:
+    """Whether a message's reason (its last_error, or a retry's) is a mail server's security
+    or policy rules turning our email away (5.7.X), not the client's address."""
+    return bool(reason) and POLICY_REFUSAL in reason
+
+
+def held_by_policy(item) -> bool:
+    """Whether this message (a Delivery, or the poll's columns of one) failed because a mail
+    server's security or policy rules turned it away: the code page then says it is not the
+    client's address nor anything they typed. Such a refusal is never retried."""
+    return item is not None and item.status == "failed" and policy_refusal(item.last_error)
+
+
 def _for_clients(reason: Optional[str]) -> str:
     """Why a message failed, as a client reads it: without the exception's name or the TLS
     detail, which support sees in the timeline ("... could not be reached (OSError)"), nor a
@@ -187,6 +213,8 @@ def _for_clients(reason: Optional[str]) -> str:
         return "unknown reason"
     if mailbox_full(reason):
         return _FULL_FOR_CLIENTS
+    if policy_refusal(reason):
+        return _POLICY_FOR_CLIENTS
     if reason.startswith("the mail server's certificate"):
         return "our mail server could not be reached safely"
     return re.sub(r" \([A-Z][A-Za-z]+\)$", "", reason)
@@ -524,8 +552,11 @@ def send_email(item: Delivery, subject: str, text: str, html: Optional[str] = No
             _close(connection)  # a failed send: the next message gets a new connection
             raise
     except smtplib.SMTPRecipientsRefused as exc:
-        raise _recipient_refusal(exc) from exc
+        raise _recipient_refusal(item, exc) from exc
     except smtplib.SMTPDataError as exc:
+        policy = _policy_refusal(exc.smtp_code, exc.smtp_error)
+        if policy is not None:
+            raise _policy_logged(item, policy, exc.smtp_error) from exc
         # The message itself turned away (its content, its size): sent again, so would it be.
         permanent = 500 <= exc.smtp_code < 600
         raise DeliveryError(
@@ -572,7 +603,45 @@ def _mailbox_full(code: int, said: bytes) -> Optional[str]:
     return str(code) if code in (452, 552) else None
 
 
-def _recipient_refusal(exc: smtplib.SMTPRecipientsRefused) -> DeliveryError:
+def _policy_refusal(code: int, said) -> Optional[str]:
+    """The code words ("550 5.7.26") of a reply turning our email away under a mail server's
+    security or policy rules, else None: a 5xx whose enhanced code (where _ENHANCED_CODE finds
+    one) is of class 5 and subject 7 ("550-5.7.26 This mail is unauthenticated", "550 5.7.1
+    Relaying denied", "550 5.7.708 Access denied", "5.7.509 DMARC").
+
+    Such a refusal is final, at RCPT or at DATA: what it is about (SPF, DKIM, DMARC, the
+    sending server's reputation, the relay's settings) is the firm's to mend and will not
+    change within a code's 10 minutes, and sending the same message again and again to a
+    server that called it unwanted only lowers that reputation further. A 4.7.X ("451 4.7.1
+    Greylisted", "421 4.7.0 try again later") is a passing refusal, not this: None, so it is
+    retried and worded as before."""
+    if not 500 <= code < 600:
+        return None
+    if isinstance(said, str):
+        said = said.encode("utf-8", "replace")
+    enhanced = _ENHANCED_CODE.search(said or b"")
+    if enhanced is None or enhanced.group(1) != b"5" or int(enhanced.group(2)) != 7:
+        return None
+    return f"{code} {b'.'.join(enhanced.groups()).decode()}"
+
+
+# An email address in a mail server's reply ("5.7.1 <c@example.com>: Relay access denied"):
+# left out of the operator's log, which needs the rule's words, not whose code it was.
+_ADDRESS_IN_REPLY = re.compile(r"<?[^\s<>]+@[^\s<>]+>?")
+
+
+def _policy_logged(item: Delivery, words: str, said) -> DeliveryError:
+    """A policy refusal, failed for good, and logged at ERROR with what the operator should
+    check: only they can mend it, and every client on that mail provider meets it."""
+    said = said.decode("utf-8", "replace") if isinstance(said, bytes) else str(said or "")
+    said = _ADDRESS_IN_REPLY.sub("<address>", said.replace("\n", " "))[:200]
+    log.error("delivery %s: %s (%s: %s): check SPF, DKIM and DMARC for MAIL_DEFAULT_SENDER's "
+              "domain, the sending server's reputation, and that MAIL_SERVER lets this login "
+              "relay to other domains. Not retried.", item.id, POLICY_REFUSAL, words, said)
+    return DeliveryError(f"{POLICY_REFUSAL} ({words})", permanent=True)
+
+
+def _recipient_refusal(item: Delivery, exc: smtplib.SMTPRecipientsRefused) -> DeliveryError:
     """What a refused recipient means for the client and for retrying.
 
     A full mailbox is said as such and retried, a 552 too, until the code runs out (a notice,
@@ -580,14 +649,18 @@ def _recipient_refusal(exc: smtplib.SMTPRecipientsRefused) -> DeliveryError:
     and then the code they are waiting for comes; mail servers keep trying a full mailbox for
     days; and RFC 5321 (4.5.3.1.10) asks clients to treat a 552 at RCPT as temporary (there,
     for its old use as "too many recipients"). A code lives 10 minutes, so that is a handful
-    of tries with the backoff, not a flood. Any other 5xx ("no such user", 550 5.1.1) is
-    final; a 4xx (greylisting) is retried."""
+    of tries with the backoff, not a flood. A mail server's security or policy rules (5.7.X,
+    _policy_refusal) are said as such and final. Any other 5xx ("no such user", 550 5.1.1) is
+    final; a 4xx (greylisting, 451 4.7.1 too) is retried."""
     refusals = list(exc.recipients.values())
     answers = [code for code, _ in refusals]
     full = [_mailbox_full(code, said) for code, said in refusals]
     if full and all(full):
         # No "refused" in these words: the support diagnosis reads that as a wrong address.
         return DeliveryError(f"{MAILBOX_FULL} ({', '.join(full)})")
+    policy = [_policy_refusal(code, said) for code, said in refusals]
+    if policy and all(policy):
+        return _policy_logged(item, ", ".join(policy), refusals[0][1])
     permanent = bool(answers) and all(500 <= code < 600 for code in answers)
     return DeliveryError(
         f"the mail server refused the address ({', '.join(map(str, answers))})",

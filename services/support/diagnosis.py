@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any, Callable, Optional
 
 from services import clock
-from services.delivery import mailbox_full
+from services.delivery import mailbox_full, policy_refusal
 from services.signin.codes import CODE_LIFETIME, MAX_WRONG_CODES
 from services.masking import mask_destination
 from services.phones import uk_mobile
@@ -294,6 +294,13 @@ _NO_SUCH_ADDRESS = re.compile(r"refused the address \(5")
 _FULL_ENDED = (" The client's mailbox is full, so it could not take the message: ask them to "
                "delete some emails to make room and sign in again for a new code, or offer to "
                "change their email address, or to send their codes by text.")
+# A mail server's security or spam rules turned our email away (delivery.policy_refusal, final):
+# the firm's mail settings, not the client's address, so nothing the client can change.
+_POLICY_ADVICE = (" This is on our side, not the client's: their email address is probably "
+                  "right, so do not ask them to change it or to check its spelling. Tell the "
+                  "firm's administrator: our mail settings need checking (SPF, DKIM and DMARC "
+                  "for our domain, or our mail provider's relay). Meanwhile offer to send the "
+                  "client's codes by text.")
 
 
 def _delivery_failed(facts: SignInFacts, words: _Words, now: datetime) -> list[Finding]:
@@ -309,6 +316,8 @@ def _delivery_failed(facts: SignInFacts, words: _Words, now: datetime) -> list[F
             advice = " Offer to switch the client to email."
         elif mailbox_full(error) or mailbox_full(reason):
             advice = _FULL_ENDED
+        elif policy_refusal(error) or policy_refusal(reason):
+            advice = _POLICY_ADVICE
         elif _NO_SUCH_ADDRESS.search(error):
             advice = (" Check the email address is right: the client's mail server says that "
                       "address does not take mail. Go through its spelling with the client; if "

@@ -40,17 +40,22 @@
       if (dot) dot.className = 'delivery-dot delivery-' + delivery.state;
       showWhatToDo(delivery.state === 'failed');
     }
-    showMailboxFull(delivery.mailbox_full === true);
+    showCause(delivery.mailbox_full === true, delivery.refused_by_policy === true);
   }
 
   // The client's mailbox is full: the page's words for that (delete some emails, or contact
-  // us) in place of "look in your junk folder" and "the address may be wrong".
-  function showMailboxFull(full) {
-    page.querySelectorAll('[data-if-full]').forEach(function (el) {
-      if (el.hidden === full) el.hidden = !full;
-    });
-    page.querySelectorAll('[data-unless-full]').forEach(function (el) {
-      if (el.hidden !== full) el.hidden = full;
+  // us) in place of "look in your junk folder" and "the address may be wrong". Or a mail
+  // server's security rules turned our email away: not "the address may be wrong" either, but
+  // that it is not the client's address, and to contact us. A part may answer to both
+  // (data-unless-full data-unless-policy): it shows only when neither hides it.
+  function showCause(full, policy) {
+    page.querySelectorAll('[data-if-full], [data-unless-full], [data-if-policy], ' +
+                          '[data-unless-policy]').forEach(function (el) {
+      var hide = (el.hasAttribute('data-if-full') && !full) ||
+                 (el.hasAttribute('data-unless-full') && full) ||
+                 (el.hasAttribute('data-if-policy') && !policy) ||
+                 (el.hasAttribute('data-unless-policy') && policy);
+      if (el.hidden !== hide) el.hidden = hide;
     });
   }
 
@@ -72,7 +77,10 @@
       document.title = heading + (portal >= 0 ? document.title.slice(portal) : '');
     }
     if (hadFocus) {
-      var next = document.querySelector('#delivery-failed a, #delivery-failed button');
+      // The first link or button that shows (the notice holds words for other cases, hidden).
+      var next = Array.prototype.find.call(
+        document.querySelectorAll('#delivery-failed a, #delivery-failed button'),
+        function (el) { return !el.closest('[hidden]'); });
       if (next) next.focus();
     }
   }
