@@ -18,6 +18,7 @@ from services import clock
 from services.support import diagnosis
 from tests.browser.conftest import (  # noqa: F401  (fixtures used by name)
     PHONE, assert_accessible, assert_fits_phone, chromium, live_server, log_in, new_context,
+    screenshot,
 )
 from tests.support.conftest import CLIENT, finding, views
 from tests.support.test_mailbox_full import message, words
@@ -228,5 +229,6 @@ def test_the_open_code_page_says_it_live_in_chromium(live_server, new_context, s
     assert "550" not in main and "5.7.26" not in main and "unauthenticated" not in main
     assert_fits_phone(page, "code-policy-refused")
     assert_accessible(page, "code-policy-refused")
+    screenshot(page, "code-policy-refused")
     page.reload()
     assert page.locator("main").inner_text() == main, "the reloaded page says the same"
