@@ -311,8 +311,9 @@ def _answer_choice(next_url: Optional[str]):
     return _begin(user, choice.get("next") or next_url)
 
 
-def delivery_words(latest) -> tuple[str, str]:
-    """delivery.describe for the client, on the code page and in its status answer alike. An
+def delivery_words(latest) -> tuple[str, str, Optional[str]]:
+    """delivery.describe for the client, on the code page and in its status answer alike, and
+    what holds the message back that the client is told of (delivery.held_back_by). An
     email that could not be delivered is said plainly: the mail server's reason ("refused the
     address (550)") is for support, who read it in the timeline. A text's reasons are written
     for clients ("the phone was switched off or out of signal") and stay, as does a full
@@ -320,10 +321,10 @@ def delivery_words(latest) -> tuple[str, str]:
     So does an email a mail server's security rules turned away ("our email was not accepted
     on its way to you"): the client must not think their address is wrong."""
     state, text = delivery.describe(latest)
-    if state == "failed" and latest.channel == "email" \
-            and not delivery.held_by_full_mailbox(latest) and not delivery.held_by_policy(latest):
-        return state, "Not delivered."
-    return state, text
+    held_by = delivery.held_back_by(latest)
+    if state == "failed" and latest.channel == "email" and held_by is None:
+        return state, "Not delivered.", None
+    return state, text, held_by
 
 
 def _account_pause(sign_in: SignIn) -> Optional[datetime]:
@@ -338,7 +339,7 @@ def _account_pause(sign_in: SignIn) -> Optional[datetime]:
 def _code_page(sign_in: Optional[SignIn], form: CodeForm, *, problem: Optional[dict] = None,
                status: int = 200):
     latest = delivery.latest_for(sign_in) if sign_in is not None else None
-    state, state_text = delivery_words(latest)
+    state, state_text, held_by = delivery_words(latest)
     paused_until = _account_pause(sign_in) if sign_in is not None else None
     reset_ends_pause = sign_in is not None and lifecycle.reset_ends_a_lock(sign_in.user)
     return render_template(
@@ -346,8 +347,8 @@ def _code_page(sign_in: Optional[SignIn], form: CodeForm, *, problem: Optional[d
         pause=paused_words(paused_until, account=True, reset_ends_it=reset_ends_pause)
         if paused_until else None, reset_ends_pause=reset_ends_pause,
         delivery=latest, delivery_state=state, delivery_text=state_text,
-        mailbox_full=delivery.held_by_full_mailbox(latest),
-        refused_by_policy=delivery.held_by_policy(latest),
+        mailbox_full=held_by == delivery.HELD_BY_FULL_MAILBOX,
+        refused_by_policy=held_by == delivery.HELD_BY_POLICY,
         resend_form=ResendForm(), resend_wait=codes.resend_wait(sign_in) if sign_in else 0,
         resends_left=codes.MAX_RESENDS - sign_in.resend_count if sign_in else 0,
         newer=codes.newest_successor(sign_in) if sign_in is not None
@@ -504,7 +505,7 @@ def status_document(sign_in, latest, *, current_id: Optional[int], newer: Option
     `paused_until`: the account of a sign-in its lock stopped is paused until then (the page
     then offers a new password, not "Sign in again")."""
 
-    state, state_text = delivery_words(latest)
+    state, state_text, held_by = delivery_words(latest)
     pending = sign_in.status == "pending"
     return {
         "sign_in": sign_in.id,
@@ -520,11 +521,11 @@ def status_document(sign_in, latest, *, current_id: Optional[int], newer: Option
             "state": state, "text": state_text,
             "at": (latest.sent_at or latest.created_at).isoformat() if latest else None,
             "attempts": latest.attempts if latest else 0,
-            # The code page's script shows what to do about a full mailbox by this.
-            "mailbox_full": delivery.held_by_full_mailbox(latest),
-            # And what to say when a mail server's security rules turned it away (not the
-            # client's address): the failure notice's data-if-policy part.
-            "refused_by_policy": delivery.held_by_policy(latest),
+            # The code page's script shows what to do about a full mailbox by these, and what
+            # to say when a mail server's security rules turned it away (not the client's
+            # address): the failure notice's data-if-full and data-if-policy parts.
+            "mailbox_full": held_by == delivery.HELD_BY_FULL_MAILBOX,
+            "refused_by_policy": held_by == delivery.HELD_BY_POLICY,
         },
         "superseded": sign_in.status == "superseded",
         "superseded_at": sign_in.ended_at.isoformat() if newer else None,

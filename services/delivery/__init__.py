@@ -170,15 +170,6 @@ def mailbox_full(reason: Optional[str]) -> bool:
     return bool(reason) and MAILBOX_FULL in reason
 
 
-def held_by_full_mailbox(item) -> bool:
-    """Whether this message (a Delivery, or the poll's columns of one) is being retried, or
-    has failed, because the client's mailbox is full: the code page then says so."""
-    if item is None or not mailbox_full(item.last_error):
-        return False
-    retrying = item.status in ("queued", "sending") and bool(item.attempts)
-    return retrying or item.status == "failed"
-
-
 # How a code email turned away under a mail server's security or policy rules is recorded (an
 # enhanced status code 5.7.X, RFC 3463: SPF, DKIM or DMARC not passing, the sending server's
 # reputation, a spam filter, a relay that does not take our mail), its reply's codes following
@@ -198,11 +189,26 @@ def policy_refusal(reason: Optional[str]) -> bool:
     return bool(reason) and POLICY_REFUSAL in reason
 
 
-def held_by_policy(item) -> bool:
-    """Whether this message (a Delivery, or the poll's columns of one) failed because a mail
-    server's security or policy rules turned it away: the code page then says it is not the
-    client's address nor anything they typed. Such a refusal is never retried."""
-    return item is not None and item.status == "failed" and policy_refusal(item.last_error)
+# What holds a message back that the client's code page tells them of (held_back_by).
+HELD_BY_FULL_MAILBOX = "full mailbox"
+HELD_BY_POLICY = "policy refusal"
+
+
+def held_back_by(item) -> Optional[str]:
+    """HELD_BY_FULL_MAILBOX while this message (a Delivery, or the poll's columns of one) is
+    retried, or once it failed, because the client's mailbox is full; HELD_BY_POLICY once it
+    failed because a mail server's security or policy rules turned it away (never retried):
+    the code page says so, and that it is not the client's address nor anything they typed.
+    Else None."""
+    if item is None:
+        return None
+    failed = item.status == "failed"
+    if mailbox_full(item.last_error) and (
+            failed or (item.status in ("queued", "sending") and bool(item.attempts))):
+        return HELD_BY_FULL_MAILBOX
+    if failed and policy_refusal(item.last_error):
+        return HELD_BY_POLICY
+    return None
 
 
 def _for_clients(reason: Optional[str]) -> str:
@@ -589,17 +595,30 @@ def send_email(item: Delivery, subject: str, text: str, html: Optional[str] = No
 _ENHANCED_CODE = re.compile(rb"^\s*([245])\.(\d{1,3})\.(\d{1,3})(?![\d.])", re.MULTILINE)
 
 
+def _enhanced_code(said) -> Optional[tuple[bytes, bytes, bytes]]:
+    """A reply's enhanced status code as (class, subject, detail), where _ENHANCED_CODE finds
+    one: b"5", b"2", b"2" for "552 5.2.2 Mailbox full"."""
+    if isinstance(said, str):
+        said = said.encode("utf-8", "replace")
+    found = _ENHANCED_CODE.search(said or b"")
+    return found.groups() if found is not None else None
+
+
+def _code_words(code: int, enhanced: tuple[bytes, bytes, bytes]) -> str:
+    """"552 5.2.2": a reply's basic and enhanced codes, as the recorded reasons give them."""
+    return f"{code} {b'.'.join(enhanced).decode()}"
+
+
 def _mailbox_full(code: int, said: bytes) -> Optional[str]:
     """The code words ("552 5.2.2", "452") of a recipient refused because the mailbox is
     full, else None. An enhanced code decides when there is one: X.2.2 is "mailbox full",
     while 452 4.5.3 (too many recipients) or 452 4.3.1 (the server's own disk) are not the
     client's mailbox. Without one, 452 ("insufficient storage") and 552 ("exceeded storage
     allocation") are how servers say it."""
-    enhanced = _ENHANCED_CODE.search(said or b"")
+    enhanced = _enhanced_code(said)
     if enhanced is not None:
-        subject, detail = int(enhanced.group(2)), int(enhanced.group(3))
-        words = f"{code} {b'.'.join(enhanced.groups()).decode()}"
-        return words if (subject, detail) == (2, 2) else None
+        subject, detail = int(enhanced[1]), int(enhanced[2])
+        return _code_words(code, enhanced) if (subject, detail) == (2, 2) else None
     return str(code) if code in (452, 552) else None
 
 
@@ -617,12 +636,10 @@ def _policy_refusal(code: int, said) -> Optional[str]:
     retried and worded as before."""
     if not 500 <= code < 600:
         return None
-    if isinstance(said, str):
-        said = said.encode("utf-8", "replace")
-    enhanced = _ENHANCED_CODE.search(said or b"")
-    if enhanced is None or enhanced.group(1) != b"5" or int(enhanced.group(2)) != 7:
+    enhanced = _enhanced_code(said)
+    if enhanced is None or enhanced[0] != b"5" or int(enhanced[1]) != 7:
         return None
-    return f"{code} {b'.'.join(enhanced.groups()).decode()}"
+    return _code_words(code, enhanced)
 
 
 # An email address in a mail server's reply ("5.7.1 <c@example.com>: Relay access denied"):
