@@ -82,7 +82,8 @@ def _page(form: Optional[SecurityForm] = None, proof_form: Optional[PhoneProofFo
                      "phone": national(proof.phone)}
         else:
             shown = {"channel": user.channel, "phone": national(user.phone)}
-        form = SecurityForm(formdata=None, **(shown | kept_forms.given_back(user.id)))
+        form = SecurityForm(formdata=None, **shown)
+        kept_forms.fill(form, user.id)
     if settings_step and set(form.errors) <= {"password"}:
         # Save was pressed with no box shown: the box now asked for, where the browser
         # scrolls and the keyboard opens.

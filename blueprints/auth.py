@@ -172,7 +172,8 @@ def login():
         # Signed in already (e.g. sent here by a protected app): straight on to it. An app
         # that asked for a fresh sign-in gets one: the form, then a new session.
         return redirect(next_url or url_for("portal.home"))
-    form = LoginForm(**kept_forms.given_back())
+    form = LoginForm()
+    kept_forms.fill(form)
     if "login_email" in session and request.method == "GET":
         # Just set a password with a link from the mailbox: one box fewer to fill in.
         form.email.data = session.pop("login_email")

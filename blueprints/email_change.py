@@ -29,7 +29,8 @@ def never_cache(response):
 @login_required
 def change():
     user = current_user._get_current_object()
-    form = ChangeEmailForm(**kept_forms.given_back(user.id))
+    form = ChangeEmailForm()
+    kept_forms.fill(form, user.id)
     pending = email_change.waiting(user)
 
     def page(status: int = 422):

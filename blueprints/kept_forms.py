@@ -76,7 +76,7 @@ def keep(user_id: Optional[int]) -> bool:
 
 def carry_over(user_id: int, next_url: Optional[str]) -> Optional[dict]:
     """At a sign-in, which clears the session: what was kept, if this account typed it on the
-    page of this site the sign-in goes on to. Given back to the new session with `restore`."""
+    page of this site the sign-in goes on to. Put back into the new session with `restore`."""
     kept = session.get("kept_form")
     going_to = urlsplit(next_url or "")
     if (not isinstance(kept, dict) or kept.get("user") != user_id or going_to.netloc
@@ -90,9 +90,17 @@ def restore(kept: Optional[dict]) -> None:
         session["kept_form"] = kept
 
 
-def given_back(user_id: Optional[int] = None) -> dict:
-    """For a page's GET: what its form held when it was refused, once, as the form's data
-    ({} when nothing was kept). After a sign-in between, the page says why it is filled in."""
+def fill(form, user_id: Optional[int] = None) -> None:
+    """For a page's GET: the boxes its form held when it was refused, into the form, once.
+    After a sign-in between, the page says why it is filled in."""
+    for name, value in _typed_before(user_id).items():
+        if name in form:
+            form[name].data = value
+
+
+def _typed_before(user_id: Optional[int]) -> dict:
+    """What this page's form held when it was refused, taken from the session ({} when nothing
+    was kept for this page and `user_id`, or on anything but a GET)."""
     kept = session.get("kept_form")
     if (request.method != "GET" or not isinstance(kept, dict)
             or kept.get("path") != request.path):
@@ -107,10 +115,3 @@ def given_back(user_id: Optional[int] = None) -> dict:
     names = KEPT_FIELDS.get(request.endpoint or "", ())
     return {name: value for name, value in fields.items()
             if name in names and isinstance(value, str)}
-
-
-def fill(form, user_id: int) -> None:
-    """`given_back` into a form made already: each kept box the form has."""
-    for name, value in given_back(user_id).items():
-        if name in form:
-            form[name].data = value

@@ -36,7 +36,8 @@ def never_cache(response):
 @bp.route("/password/forgot", methods=["GET", "POST"])
 @limits.forgotten_passwords
 def forgot():
-    form = ForgotPasswordForm(**kept_forms.given_back())
+    form = ForgotPasswordForm()
+    kept_forms.fill(form)
     if not form.validate_on_submit():
         return render_template("passwords/forgot.html", form=form), \
             422 if request.method == "POST" else 200

@@ -179,7 +179,8 @@ ACTIONS.update({
 @bp.route("/clients/new", methods=["GET", "POST"])
 @limits.staff_changes
 def new_client():
-    form = NewClientForm(**kept_forms.given_back(current_user.id))
+    form = NewClientForm()
+    kept_forms.fill(form, current_user.id)
     if not _is_admin():
         form.role.data = "client"  # only an admin may invite staff
     if not form.validate_on_submit():
