@@ -183,6 +183,12 @@ POLICY_REFUSAL = ("our email was turned away under a mail server's security or s
 _POLICY_FOR_CLIENTS = "our email was not accepted on its way to you"
 
 
+# How a recipient the mail server refused for another reason is recorded, its reply codes in
+# brackets: "(550)" (no such user: final) or "(451)" (retried). Support's diagnosis reads a
+# final one as an address that takes no mail.
+REFUSED_ADDRESS = "the mail server refused the address"
+
+
 def policy_refusal(reason: Optional[str]) -> bool:
     """Whether a message's reason (its last_error, or a retry's) is a mail server's security
     or policy rules turning our email away (5.7.X), not the client's address."""
@@ -680,7 +686,7 @@ def _recipient_refusal(item: Delivery, exc: smtplib.SMTPRecipientsRefused) -> De
         return _policy_logged(item, ", ".join(policy), refusals[0][1])
     permanent = bool(answers) and all(500 <= code < 600 for code in answers)
     return DeliveryError(
-        f"the mail server refused the address ({', '.join(map(str, answers))})",
+        f"{REFUSED_ADDRESS} ({', '.join(map(str, answers))})",
         permanent=permanent,
     )
 

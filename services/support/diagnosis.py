@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any, Callable, Optional
 
 from services import clock
-from services.delivery import mailbox_full, policy_refusal
+from services.delivery import REFUSED_ADDRESS, mailbox_full, policy_refusal
 from services.signin.codes import CODE_LIFETIME, MAX_WRONG_CODES
 from services.masking import mask_destination
 from services.phones import uk_mobile
@@ -290,7 +290,7 @@ _PROGRAM_WORDS = re.compile(r" \((?:[A-Z]\w*(?:Error|Exception)|OSError)\)")
 
 # How services.delivery words a refusal for good (5xx: "no such user"); a 4xx refusal is
 # "refused the address (4..)", and a full mailbox (retried) is delivery.mailbox_full.
-_NO_SUCH_ADDRESS = re.compile(r"refused the address \(5")
+_NO_SUCH_ADDRESS = re.compile(re.escape(REFUSED_ADDRESS) + r" \(5")
 _FULL_ENDED = (" The client's mailbox is full, so it could not take the message: ask them to "
                "delete some emails to make room and sign in again for a new code, or offer to "
                "change their email address, or to send their codes by text.")
