@@ -14,6 +14,7 @@ from wtforms.meta import DefaultMeta
 from wtforms.widgets import Input, html_params
 
 import forms
+from tests.conftest import request_code
 from forms import quick_html_params
 
 # What a box may be given to show: quotes, markup characters, and text that is already markup.
@@ -83,6 +84,22 @@ def test_every_form_renders_as_with_wtforms_own_widgets(app):
             for field in stock:
                 assert getattr(field.widget, "html_params", None) is not quick_html_params
             assert _rendered(quick) == _rendered(stock), form_class.__name__
+
+
+def test_labels_written_by_hand_read_as_wtforms_writes_them(app, user, browser, smtp, deliver):
+    """The field macro (templates/_macros.html) and the code page's "don't ask again" box
+    write their labels themselves, for the same reason: each is what the field's label
+    would give."""
+    request_code(browser, smtp, deliver)
+    code_page = browser.text("/login/code")
+    with app.test_request_context("/", method="POST"):
+        macro = app.jinja_env.from_string(
+            '{% from "_macros.html" import field %}{{ field(f) }}')
+        login, code = forms.LoginForm(), forms.CodeForm()
+        for box in (login.email, login.password, code.code):
+            assert box.label(class_="label") in macro.render(f=box)
+        assert code.code.label(class_="label") in code_page
+        assert code.remember.label() in code_page
 
 
 def test_the_login_page_uses_them(browser):
