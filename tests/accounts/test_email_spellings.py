@@ -88,3 +88,24 @@ def test_the_migration_rewrites_the_addresses_already_stored(tmp_path):
         assert "'dup@ｅｘａｍｐｌｅ.com' left as it is" in result.stdout + result.stderr
     finally:
         databases.drop_all()
+
+
+def test_a_plain_ascii_domain_is_kept_as_idna_would_give_it():
+    """canonical() does not ask IDNA about a lowercase ASCII domain with no xn-- label: IDNA
+    gives such a domain back as it is, or refuses it, which leaves it as it is too. Checked
+    against IDNA on awkward domains and on random strings of the characters domains use."""
+    import random
+
+    from services import emails
+
+    domains = ["example.com", "example.com.", "a..b", ".example", "-bad.com", "bad-.com",
+               "ab--cd.com", "under_score.com", "1.2.3.4", "[127.0.0.1]", "x" * 64 + ".com",
+               "a.b.c.d.e.f.g", "localhost", "exa mple.com", "ex%ample.com", "xn.com", "q--.a"]
+    alphabet = "abcdexyz019-._"
+    chance = random.Random(16)
+    domains += ["".join(chance.choice(alphabet) for _ in range(chance.randint(1, 12)))
+                for _ in range(3000)]
+    for domain in domains:
+        through_idna = emails._u_labels(domain)
+        expected = f"anna@{domain}" if through_idna is None else f"anna@{through_idna}"
+        assert canonical(f"anna@{domain}") == expected, domain
