@@ -38,9 +38,25 @@
     if (box.getAttribute('data-state') !== delivery.state) {
       box.setAttribute('data-state', delivery.state);
       if (dot) dot.className = 'delivery-dot delivery-' + delivery.state;
+      showLead(delivery.state);
       showWhatToDo(delivery.state === 'failed');
     }
     showCause(delivery.mailbox_full === true, delivery.refused_by_policy === true);
+  }
+
+  // The page's first line says the message was sent only once it was: while it is tried again
+  // (the mail server was down, the mailbox full) it says we are still trying, and the advice
+  // to look in the junk folder waits (data-unless-retrying); once given up, that we tried.
+  function showLead(state) {
+    var retrying = state === 'retrying';
+    var lead = state === 'failed' ? 'failed' : retrying ? 'retrying' : 'sent';
+    page.querySelectorAll('[data-lead]').forEach(function (el) {
+      var hide = el.getAttribute('data-lead') !== lead;
+      if (el.hidden !== hide) el.hidden = hide;
+    });
+    page.querySelectorAll('[data-unless-retrying]').forEach(function (el) {
+      if (el.hidden !== retrying) el.hidden = retrying;
+    });
   }
 
   // The client's mailbox is full: the page's words for that (delete some emails, or contact

@@ -250,10 +250,21 @@ def test_live_delivery_status_and_resend_countdown(live_server, new_context, smt
     status = page.locator("#delivery-status")
     assert status.get_attribute("role") == "status"
     expect(status).to_contain_text("trying again", timeout=SOON)
+    # Not "We sent", nor "look in your junk folder", while nothing has left (test_code_page_lead).
+    sent, trying = page.locator('[data-lead="sent"]'), page.locator('[data-lead="retrying"]')
+    junk = page.locator("[data-unless-retrying]")
+    expect(trying).to_be_visible()
+    expect(trying).to_have_text(re.compile(r"We are still trying to send your 6-digit code to "))
+    expect(sent).to_be_hidden()
+    expect(junk).to_be_hidden()
+    screenshot(page, "code-retrying")
 
     smtp.start()
     clock.advance(timedelta(seconds=6))  # past the first retry's wait
     expect(status).to_contain_text("Sent. It can take a few minutes to arrive", timeout=SOON + 2000)
+    expect(sent).to_be_visible()
+    expect(trying).to_be_hidden()
+    expect(junk).to_have_text("If it is not in your inbox, look in your junk or spam folder.")
     code = code_from(smtp, 1)
     assert page.evaluate("window.sameDocument") is True, "status must change without a reload"
 
