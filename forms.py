@@ -27,7 +27,7 @@ from services.phones import ONLY_UK_MOBILES
 #
 # WTForms' inputs write their attributes through the widget's `html_params`, which formats
 # each one through `Markup.format` (Python's string.Formatter): 85 µs for the code box's
-# twelve, a tenth of the login page's time. `html_params` is a static method of each input
+# twelve, and a sixth of the login page's instructions (bench/instructions.py). `html_params` is a static method of each input
 # widget so that it can be replaced; every form here replaces it with `quick_html_params`,
 # which writes the same text directly (tests/test_form_markup.py compares the two on every
 # field of every form).
@@ -40,7 +40,7 @@ def quick_html_params(**attributes) -> Markup:
     for name, value in sorted(attributes.items()):
         name = clean_key(name)
         if value is True:
-            written.append(str(escape(name)))
+            written.append(name)
         elif value is not False:
             # str(): Markup.replace would escape "&quot;" itself.
             text = str(escape(value)).replace('"', "&quot;")

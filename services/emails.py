@@ -64,7 +64,8 @@ def canonical(value: str) -> str:
         return value
     if domain.isascii() and "xn--" not in domain:
         # Most addresses: IDNA gives a lowercased ASCII domain back as it is, or refuses it
-        # (which leaves it as it is too), so there is nothing to convert (30 µs a call).
+        # (which leaves it as it is too), so there is nothing to convert: IDNA's round trip costs
+        # 29 µs, and a password post asks for the spelling three times.
         return value
     u_labels = _u_labels(domain)
     return value if u_labels is None else f"{local}@{u_labels}"
