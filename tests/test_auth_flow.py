@@ -73,7 +73,8 @@ def test_code_page_shows_send_time_in_portal_timezone(app, user, smtp, deliver, 
     start(browser, smtp, deliver)
     sign_in = sign_ins(app)[0]
     local = clock.local(sign_in.created_at, "Europe/London").strftime("%H:%M")
-    assert f"a 6-digit code at <strong>{local}</strong>" in browser.text("/login/code")
+    assert (f'a <span class="nowrap">6-digit</span> code at <strong>{local}</strong>'
+            in browser.text("/login/code"))
 
 
 @pytest.mark.parametrize("typed", [
