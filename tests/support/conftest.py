@@ -68,10 +68,15 @@ def finding(view: support.SignInView, kind: str):
     return matches[0]
 
 
-def hhmm(app, moment) -> str:
+def hhmm(app, moment, day_of=None) -> str:
+    """A time as the console says it: "23:58", or "00:03 on 5 Dec" when `day_of` (the sign-in
+    the words are about) was on another day, so a test run near midnight reads the same."""
     from services import clock
 
-    return clock.local(moment, app.config["PORTAL_TIMEZONE"]).strftime("%H:%M")
+    tz = app.config["PORTAL_TIMEZONE"]
+    if day_of is None:
+        return clock.hhmm(moment, tz)
+    return clock.hhmm_on(moment, clock.local(day_of, tz).date(), tz)
 
 
 def without_tokens(text: str) -> str:

@@ -45,8 +45,9 @@ def test_code_left_late_says_how_many_minutes(app, client_id, smtp, deliver, pho
     late = finding(view, diagnosis.LATE)
     item = view.facts.deliveries[0]
     assert "took 7 minutes to leave us" in late.text
-    assert f"queued at {hhmm(app, item.created_at)}" in late.text
-    assert f"handed to the mail server at {hhmm(app, item.sent_at)}" in late.text
+    day = view.sign_in.created_at
+    assert f"queued at {hhmm(app, item.created_at, day)}" in late.text
+    assert f"handed to the mail server at {hhmm(app, item.sent_at, day)}" in late.text
     assert late.severity == diagnosis.WARNING
 
 
@@ -73,8 +74,10 @@ def test_code_from_an_earlier_sign_in_names_both_times(app, client_id, smtp, del
     newer, older = views(app, client_id)
     mix_up = finding(newer, diagnosis.EARLIER_CODE)
     assert mix_up.severity == diagnosis.PROBLEM
-    assert (f"typed the code from their earlier sign-in at {hhmm(app, older.sign_in.created_at)}, "
-            f"not the code sent at {hhmm(app, newer.sign_in.created_at)}") in mix_up.text
+    day = newer.sign_in.created_at  # the words are about the newer sign-in
+    assert (f"typed the code from their earlier sign-in at "
+            f"{hhmm(app, older.sign_in.created_at, day)}, "
+            f"not the code sent at {hhmm(app, newer.sign_in.created_at, day)}") in mix_up.text
     # The same story, told from the older sign-in: it was replaced.
     assert diagnosis.RAPID_SIGN_INS in kinds(older)
     assert "from the same browser" in finding(older, diagnosis.RAPID_SIGN_INS).text
@@ -92,8 +95,9 @@ def test_code_typed_in_the_tab_whose_sign_in_was_replaced(app, client_id, smtp, 
 
     newer, older = views(app, client_id)
     mix_up = finding(older, diagnosis.EARLIER_CODE)
-    assert (f"typed a code for this sign-in from {hhmm(app, older.sign_in.created_at)}, but the "
-            f"sign-in at {hhmm(app, newer.sign_in.created_at)} had already replaced it"
+    day = older.sign_in.created_at  # the words are about the older sign-in
+    assert (f"typed a code for this sign-in from {hhmm(app, older.sign_in.created_at, day)}, "
+            f"but the sign-in at {hhmm(app, newer.sign_in.created_at, day)} had already replaced it"
             ) in mix_up.text
     rapid = finding(older, diagnosis.RAPID_SIGN_INS)
     assert "from a different browser or device" in rapid.text
@@ -105,13 +109,14 @@ def test_several_sign_ins_in_a_short_time(app, client_id, smtp, deliver, phone):
         clock.advance(timedelta(minutes=1))
 
     newest, middle, oldest = views(app, client_id)
-    times = ", ".join(hhmm(app, v.sign_in.created_at) for v in (oldest, middle, newest))
     for view in (newest, middle, oldest):
+        day = view.sign_in.created_at
+        times = ", ".join(hhmm(app, v.sign_in.created_at, day) for v in (oldest, middle, newest))
         rapid = finding(view, diagnosis.RAPID_SIGN_INS)
         assert f"3 sign-ins within 2 minutes ({times})" in rapid.text
         assert "presses Back, clicks Log in again, or opens a new tab" in rapid.text
     assert "Only this last one's code" in finding(newest, diagnosis.RAPID_SIGN_INS).text
-    assert (f"replaced at {hhmm(app, middle.sign_in.created_at)}"
+    assert (f"replaced at {hhmm(app, middle.sign_in.created_at, oldest.sign_in.created_at)}"
             in finding(oldest, diagnosis.RAPID_SIGN_INS).text)
 
 
@@ -185,8 +190,9 @@ def test_expired_code_typed_too_late(app, client_id, smtp, deliver, phone):
 
     [view] = views(app, client_id)
     expired = finding(view, diagnosis.EXPIRED)
-    assert (f"the one sent at {hhmm(app, view.sign_in.created_at)} ran out at "
-            f"{hhmm(app, view.sign_in.expires_at)}") in expired.text
+    day = view.sign_in.created_at
+    assert (f"the one sent at {hhmm(app, view.sign_in.created_at, day)} ran out at "
+            f"{hhmm(app, view.sign_in.expires_at, day)}") in expired.text
     assert "typed a code at" in expired.text and "2 minutes after that" in expired.text
 
 

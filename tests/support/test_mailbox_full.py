@@ -66,8 +66,8 @@ def test_a_full_mailbox_is_retried_and_support_is_told_it_is_full(
     assert "still trying" in full.text
     assert ("Tell the client their mailbox is full: once they delete some emails to make room, "
             f"the code comes with our next try; we keep trying while it works (until "
-            f"{hhmm(app, item.give_up_at)}). Or offer to change their email address, or to send "
-            "their codes by text.") in full.text
+            f"{hhmm(app, item.give_up_at, view.sign_in.created_at)}). Or offer to change their "
+            "email address, or to send their codes by text.") in full.text
     assert "refused" not in full.text and "Check the email address is right" not in full.text
 
     console = words(staff.text(f"/support/clients/{client_id}"))

@@ -28,7 +28,7 @@ def test_an_email_handed_over_says_to_look_in_spam_and_in_the_right_inbox(
     through but who cannot see it."""
     start(phone, smtp, deliver)
     [view] = views(app, client_id)
-    sent = hhmm(app, view.facts.deliveries[0].sent_at)
+    sent = hhmm(app, view.facts.deliveries[0].sent_at, view.sign_in.created_at)
     page = client_page(staff, client_id)
     assert (f"The email was handed to the mail server at {sent}, to c•••@example.com. If the "
             "client cannot find it, ask them to look in their junk or spam folder, and read them "
