@@ -7,6 +7,7 @@ import pytest
 from sqlalchemy import select
 
 from extensions import db, limiter
+from tests.conftest import Browser
 
 
 @pytest.fixture
@@ -23,6 +24,18 @@ def limits_on(app):
         return app
 
     return turn_on
+
+
+@pytest.fixture
+def from_ip(app):
+    """A browser whose requests come from the given address."""
+
+    def make(address: str) -> Browser:
+        b = Browser(app)
+        b.client.environ_base["REMOTE_ADDR"] = address
+        return b
+
+    return make
 
 
 @pytest.fixture

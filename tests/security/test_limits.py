@@ -44,18 +44,6 @@ def assert_wait_page(response, *, most_seconds: int) -> int:
     return seconds
 
 
-@pytest.fixture
-def from_ip(app):
-    """A browser whose requests come from the given address."""
-
-    def make(address: str) -> Browser:
-        b = Browser(app)
-        b.client.environ_base["REMOTE_ADDR"] = address
-        return b
-
-    return make
-
-
 # --- waits in words ------------------------------------------------------------------------
 
 @pytest.mark.parametrize("seconds, words", [
