@@ -37,9 +37,10 @@ class QuietMemoryStorage(MemoryStorage):
 
     limits 5.8's MemoryStorage starts a `threading.Timer` on a hit whenever the last one has
     run, and that timer walks every key 10 ms later: 1.4-1.9 threads and about 2 ms of CPU a
-    sign-in, in one process signing clients in one after another. The walk only frees memory: a count that has run out is dropped when it is read,
-    and a moving window counts only its live entries. So here the walk runs in the request
-    that comes `sweep_every` seconds after the last walk, and no thread is started.
+    sign-in, in one process signing clients in one after another. The walk only frees
+    memory: a count that has run out is dropped when it is read, and a moving window counts
+    only its live entries. So here the walk runs in the request that comes `sweep_every`
+    seconds after the last walk, and no thread is started.
 
     Its STORAGE_SCHEME puts it in place of limits' own class for "memory://" URIs (the limits
     registry keeps the last class named for a scheme). `__schedule_expiry` is the hook every
