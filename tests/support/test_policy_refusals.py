@@ -20,7 +20,7 @@ from tests.browser.conftest import (  # noqa: F401  (fixtures used by name)
     PHONE, assert_accessible, assert_fits_phone, chromium, live_server, log_in, new_context,
     screenshot,
 )
-from tests.support.conftest import CLIENT, finding, views
+from tests.support.conftest import CLIENT, finding, hhmm, views
 from tests.support.test_mailbox_full import message, words
 from tests.test_code_page_mailbox_full import (
     delivery_text, everything, status_answers, visible)
@@ -93,7 +93,8 @@ def test_unauthenticated_mail_fails_at_once_and_support_is_sent_to_the_firms_set
     failed = finding(view, diagnosis.DELIVERY_FAILED)
     assert failed.severity == diagnosis.PROBLEM
     assert (f"Delivery failed: the email to c•••@example.com could not be sent: {POLICY} "
-            f"(550 5.7.26) (gave up at") in failed.text
+            f"(550 5.7.26). We gave up at {hhmm(app, item.failed_at, view.sign_in.created_at)} "
+            "after 1 try.") in failed.text
     assert SUPPORT_ADVICE in failed.text
     assert SPELLING not in failed.text and "Check the email address is right" not in failed.text
     assert "full" not in failed.text
