@@ -331,7 +331,7 @@ def _delivery_failed(facts: SignInFacts, words: _Words, now: datetime) -> list[F
         if item.status == "failed" and not (item.channel == "sms" and item.sent_at):
             found.append(Finding(DELIVERY_FAILED, PROBLEM,
                 f"Delivery failed: {_where(item)} could not be sent: "
-                f"{(error or 'no reason was given').rstrip('.')}. We gave up at "
+                f"{error or 'no reason was given'}. We gave up at "
                 f"{words.at(item.failed_at)} after {_plural(item.attempts, 'try')}.{advice}"))
         elif item.status == "cancelled" and item.attempts and not item.sent_at:
             if reason:
