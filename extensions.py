@@ -44,8 +44,8 @@ class QuietMemoryStorage(MemoryStorage):
 
     Its STORAGE_SCHEME puts it in place of limits' own class for "memory://" URIs (the limits
     registry keeps the last class named for a scheme). `__schedule_expiry` is the hook every
-    hit calls; tests/security/test_limit_storage.py checks that this version of limits still
-    calls it.
+    hit calls: requirements.txt pins limits, and tests/security/test_limit_storage.py checks
+    that the pinned version still calls it.
     """
 
     STORAGE_SCHEME = ["memory"]
