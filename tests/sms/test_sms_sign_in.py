@@ -232,7 +232,8 @@ def test_a_failed_text_says_what_to_do_instead_of_wait(app, sms_user, vonage, de
     page = browser.text("/login/code")
     assert re.search(r'<p class="hint" data-unless-failed\s+hidden', page)  # not "can take minutes"
     assert re.search(r'<span data-lead="sent"\s+hidden>We sent', page)
-    assert re.search(r'<span data-lead="failed"\s+>We tried to send a ', page)
+    assert re.search(r'<span data-lead="failed"\s+>We tried to send a <span class="nowrap">'
+                     r'6-digit</span> code', page)
     failed = page[page.index('id="delivery-failed"'):]
     assert "hidden" not in failed[:failed.index(">")]
     assert "We could not send your code to" in _visible(failed)
