@@ -497,7 +497,21 @@ atexit.register(kept_connections.close_all)
 # base64 bodies); flattening them under the `email` package's compat32 policy writes them as
 # they are, where its SMTP policy parses each header back and folds it again. compat32 is
 # what Django's mail has always sent with; the bytes on the wire differ only in folding.
-_WIRE = email.policy.compat32.clone(linesep="\r\n")
+class _WirePolicy(email.policy.Compat32):
+    """compat32 that writes a header needing no folding as it is. compat32 wraps every header
+    in an `email.header.Header` and folds it, a fifth of the CPU of handing a code over; for
+    a value in ASCII, on one line and short enough, Header writes it back unchanged."""
+
+    def fold_binary(self, name, value):
+        if (isinstance(value, str) and value.isascii() and "\n" not in value
+                and "\r" not in value
+                and (self.max_line_length is None
+                     or len(name) + 2 + len(value) <= self.max_line_length)):
+            return f"{name}: {value}{self.linesep}".encode("ascii")
+        return super().fold_binary(name, value)
+
+
+_WIRE = _WirePolicy(linesep="\r\n")
 
 
 class _Message(Message):
