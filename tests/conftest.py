@@ -117,6 +117,7 @@ class ReceivedMail:
     html: str = ""  # the HTML part, when the message has one
     peer: Optional[tuple] = None  # the client's (address, port): one per SMTP connection
     raw: bytes = b""  # the message as it came over the wire
+    sender: str = ""  # the envelope's sender (MAIL FROM)
 
     @property
     def code(self) -> Optional[str]:
@@ -148,7 +149,7 @@ class _Handler:
             to=list(envelope.rcpt_tos), subject=str(message["Subject"]),
             text=body.get_content() if body else "", headers=dict(message.items()),
             html=html.get_content() if html else "", peer=tuple(session.peer),
-            raw=envelope.content,
+            raw=envelope.content, sender=envelope.mail_from,
         ))
         return "250 Message accepted"
 

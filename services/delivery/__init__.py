@@ -31,7 +31,7 @@ from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from email.header import Header
-from email.utils import make_msgid
+from email.utils import make_msgid, parseaddr
 from typing import Callable, Optional
 
 from flask import Flask, current_app, has_app_context, render_template
@@ -557,6 +557,14 @@ def _id_domain(sender) -> str:
         return _local_hostname()
 
 
+@functools.lru_cache(maxsize=8)
+def _sender_pair(sender: str) -> tuple[str, str]:
+    """MAIL_DEFAULT_SENDER as (name, address), read once. Flask-Mail reads an address given as
+    text with `email.utils.parseaddr` (a tokenizer in Python) every time it writes it; given
+    the pair, it writes it as it is. Recipients and the reply-to address go as pairs too."""
+    return parseaddr(sender)
+
+
 def send_email(item: Delivery, subject: str, text: str, html: Optional[str] = None, *,
                deadline: Optional[float] = None) -> HandedOver:
     """Hand an email (a plain-text part and, when given, an HTML part) to the SMTP server,
@@ -564,16 +572,18 @@ def send_email(item: Delivery, subject: str, text: str, html: Optional[str] = No
     started = time.monotonic()
     if deadline is None:
         deadline = started + current_app.config["MAIL_TIMEOUT"]
-    message = _Message(subject=subject, recipients=[_recipient(item)], body=text, html=html)
+    message = _Message(subject=subject, recipients=[("", _recipient(item))], body=text,
+                       html=html)
     message.msgId = make_msgid(domain=_id_domain(message.sender))
     # RFC 3834: an automatic message, to which out-of-office replies are not sent.
     message.extra_headers = {"Auto-Submitted": "auto-generated",
                              "X-ClientGate-Ref": item.client_ref or ""}
-    message.reply_to = contact.address()  # a reply reaches the firm, if it gave an address
+    reply_to = contact.address()  # a reply reaches the firm, if it gave an address
+    message.reply_to = ("", reply_to) if reply_to else None
     try:
         connection = kept_connections.take(deadline)
         try:
-            connection.send(message)
+            connection.send(message, envelope_from=_sender_pair(message.sender))
         except BaseException:
             _close(connection)  # a failed send: the next message gets a new connection
             raise

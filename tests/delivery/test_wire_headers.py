@@ -2,7 +2,9 @@
 
 services.delivery writes a header that needs no folding (ASCII, one line, short enough) as it
 is, without compat32's Header machinery. These tests compare its policy with compat32's for
-every kind of value a message carries and for values at the folding length.
+every kind of value a message carries and for values at the folding length. Flask-Mail is
+given each address as a (name, address) pair, which it writes without reading it again; the
+last test checks the envelope and the headers of a message sent to a real SMTP server.
 """
 
 from __future__ import annotations
@@ -13,7 +15,9 @@ from email.header import Header
 
 import pytest
 
+from services import delivery
 from services.delivery import _WIRE
+from tests.conftest import Browser, add_user, make_config, running_app
 
 COMPAT32 = email.policy.compat32.clone(linesep="\r\n")
 NAMES = ("Subject", "From", "To", "Reply-To", "Date", "Message-ID", "Content-Type",
@@ -61,3 +65,23 @@ def test_random_values_from_the_characters_headers_hold():
     for _ in range(3000):
         value = "".join(chance.choice(characters) for _ in range(chance.randint(0, 90)))
         same_as_compat32(chance.choice(NAMES), value)
+
+
+def test_an_email_names_its_sender_recipient_and_reply_to_on_the_wire(tmp_path, smtp):
+    """Flask-Mail gets each address as (name, address): the envelope and the headers name the
+    same people as when it read them from text."""
+    config = make_config(tmp_path, smtp, MAIL_DEFAULT_SENDER="Smith & Co <portal@smithco.co.uk>",
+                         PORTAL_CONTACT="help@smithco.co.uk or 020 7946 0000")
+    with running_app(config) as application:
+        add_user(application, "client@example.com")
+        assert Browser(application).log_in("client@example.com").status_code == 302
+        with application.app_context():
+            delivery.run_once()
+        mail = smtp.wait_for(1)[0]
+    assert mail.sender == "portal@smithco.co.uk"
+    assert mail.to == ["client@example.com"]
+    wire = email.message_from_bytes(mail.raw, policy=email.policy.default)
+    assert [(a.display_name, a.addr_spec) for a in wire["From"].addresses] == [
+        ("Smith & Co", "portal@smithco.co.uk")]
+    assert [a.addr_spec for a in wire["To"].addresses] == ["client@example.com"]
+    assert [a.addr_spec for a in wire["Reply-To"].addresses] == ["help@smithco.co.uk"]
