@@ -21,7 +21,7 @@ from blueprints import kept_forms
 from blueprints.safety import CSP, HSTS, SECURITY_HEADERS
 from config import (
     INSTANCE_DIR, Config, SettingsError, config_from_environment, refuse_unreadable,
-    trusted_hosts,
+    sender_text, trusted_hosts,
 )
 from db_setup import database_away
 from extensions import csrf, db, limiter, login_manager, mail
@@ -107,6 +107,10 @@ def register_extensions(app: Flask) -> None:
     db.init_app(app)
     register_migrations(app)
     csrf.init_app(app)
+    # Flask-Mail reads the sender with parseaddr, for which an unquoted comma in the firm's
+    # name ("Smith, Jones & Co <...>") separates two addresses: the name goes in quotes.
+    if app.config.get("MAIL_DEFAULT_SENDER"):
+        app.config["MAIL_DEFAULT_SENDER"] = sender_text(app.config["MAIL_DEFAULT_SENDER"])
     mail.init_app(app)
     limiter.init_app(app)
     login_manager.init_app(app)

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import os
+import re
 import secrets
-from email.utils import parseaddr
+from email.utils import parseaddr, quote, unquote
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -258,9 +259,38 @@ def check_secret_key(value: str | None) -> None:
             f"sign in as anyone. Replace it with the output of: {MAKE_SECRET_KEY}")
 
 
+# "Name <address>", the name quoted or not.
+_NAMED_ADDRESS = re.compile(r"\s*(?P<name>.*?)\s*<(?P<address>[^<>]*)>\s*", re.DOTALL)
+# The characters that make a name in a header ambiguous unless it is quoted (RFC 5322).
+_SPECIALS = re.compile(r'[][\\()<>@,:;".]')
+
+
+def sender_pair(value) -> tuple[str, str]:
+    """MAIL_DEFAULT_SENDER as (name, address): it may be "Name <address>", an address, or
+    (name, address). The name is everything before the "<", quoted or not: a firm called
+    "Smith, Jones & Co <portal@smithjones.co.uk>" is one sender, where email.utils.parseaddr
+    reads two addresses and keeps "Smith"."""
+    if isinstance(value, (tuple, list)):
+        return str(value[0] or ""), str(value[1] or "")
+    named = _NAMED_ADDRESS.fullmatch(value or "")
+    if named is None:
+        return "", parseaddr(value or "")[1]
+    return unquote(named["name"]), named["address"].strip()
+
+
 def sender_address(value) -> str:
-    """The address in MAIL_DEFAULT_SENDER: "Name <address>", an address, or (name, address)."""
-    return value[1] if isinstance(value, (tuple, list)) else parseaddr(value or "")[1]
+    """The address in MAIL_DEFAULT_SENDER."""
+    return sender_pair(value)[1]
+
+
+def sender_text(value) -> str:
+    """MAIL_DEFAULT_SENDER written so that Flask-Mail reads it back as the same sender: its
+    name in quotes when it holds a comma or another special character (Flask-Mail parses the
+    sender with parseaddr for every message)."""
+    name, address = sender_pair(value)
+    if not name:
+        return address
+    return f'"{quote(name)}" <{address}>' if _SPECIALS.search(name) else f"{name} <{address}>"
 
 
 def check_sender(value) -> None:

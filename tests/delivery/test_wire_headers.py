@@ -67,10 +67,18 @@ def test_random_values_from_the_characters_headers_hold():
         same_as_compat32(chance.choice(NAMES), value)
 
 
-def test_an_email_names_its_sender_recipient_and_reply_to_on_the_wire(tmp_path, smtp):
-    """Flask-Mail gets each address as (name, address): the envelope and the headers name the
-    same people as when it read them from text."""
-    config = make_config(tmp_path, smtp, MAIL_DEFAULT_SENDER="Smith & Co <portal@smithco.co.uk>",
+@pytest.mark.parametrize("name, sender", [
+    ("Smith & Co", "Smith & Co <portal@smithco.co.uk>"),
+    # A comma in the firm's name, unquoted: parseaddr alone reads "Smith" as the address.
+    ("Smith, Jones & Co", "Smith, Jones & Co <portal@smithco.co.uk>"),
+    ("Smith, Jones & Co", '"Smith, Jones & Co" <portal@smithco.co.uk>'),
+    ("Müller, Söhne & Co", "Müller, Söhne & Co <portal@smithco.co.uk>"),
+])
+def test_an_email_names_its_sender_recipient_and_reply_to_on_the_wire(
+        tmp_path, smtp, name, sender):
+    """The envelope and the headers name the sender MAIL_DEFAULT_SENDER names, the client and
+    the firm's contact address."""
+    config = make_config(tmp_path, smtp, MAIL_DEFAULT_SENDER=sender,
                          PORTAL_CONTACT="help@smithco.co.uk or 020 7946 0000")
     with running_app(config) as application:
         add_user(application, "client@example.com")
@@ -82,6 +90,6 @@ def test_an_email_names_its_sender_recipient_and_reply_to_on_the_wire(tmp_path, 
     assert mail.to == ["client@example.com"]
     wire = email.message_from_bytes(mail.raw, policy=email.policy.default)
     assert [(a.display_name, a.addr_spec) for a in wire["From"].addresses] == [
-        ("Smith & Co", "portal@smithco.co.uk")]
+        (name, "portal@smithco.co.uk")]
     assert [a.addr_spec for a in wire["To"].addresses] == ["client@example.com"]
     assert [a.addr_spec for a in wire["Reply-To"].addresses] == ["help@smithco.co.uk"]

@@ -64,7 +64,7 @@ def test_a_claim_shorter_than_three_mail_timeouts_is_refused():
 
 @pytest.mark.parametrize("sender", [
     None, "", "ClientGate <no-reply@localhost>", "portal@localhost", "Firm <portal@server1>",
-    "portal@app.localhost", "not an address",
+    "portal@app.localhost", "not an address", "Smith, portal@smithandco.co.uk",
 ])
 def test_a_sender_no_mail_provider_would_accept_is_refused(sender):
     """Mail from no-reply@localhost (the default) is handed over and then refused or filed
@@ -77,6 +77,7 @@ def test_a_sender_no_mail_provider_would_accept_is_refused(sender):
 @pytest.mark.parametrize("sender", [
     "portal@smithandco.co.uk", "Smith & Co <portal@smithandco.co.uk>",
     ("Smith & Co", "portal@smithandco.co.uk"), "Müller <portal@müller.de>",
+    "Smith, Jones & Co <portal@smithjones.co.uk>", '"Smith, Jones & Co" <portal@smithjones.co.uk>',
 ])
 def test_a_sender_at_a_domain_is_accepted(sender):
     Config.check({**SETTINGS, "SECRET_KEY": secrets.token_urlsafe(48),
