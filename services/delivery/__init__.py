@@ -31,7 +31,7 @@ from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from email.header import Header
-from email.utils import make_msgid, parseaddr
+from email.utils import make_msgid
 from typing import Callable, Optional
 
 from flask import Flask, current_app, has_app_context, render_template
@@ -40,7 +40,7 @@ from sqlalchemy import bindparam, event, func, or_, select, update
 from sqlalchemy.orm import joinedload
 
 import db_setup
-from config import sender_address
+from config import sender_address, sender_pair
 from extensions import db
 from models import Delivery, DispatcherBeat, SignIn
 from services import audit, clock, contact, emails, keys, urls
@@ -562,7 +562,7 @@ def _sender_pair(sender: str) -> tuple[str, str]:
     """MAIL_DEFAULT_SENDER as (name, address), read once. Flask-Mail reads an address given as
     text with `email.utils.parseaddr` (a tokenizer in Python) every time it writes it; given
     the pair, it writes it as it is. Recipients and the reply-to address go as pairs too."""
-    return parseaddr(sender)
+    return sender_pair(sender)
 
 
 def send_email(item: Delivery, subject: str, text: str, html: Optional[str] = None, *,
