@@ -228,6 +228,8 @@ class Config:
         check_mail_settings(config)
         check_sender(config.get("MAIL_DEFAULT_SENDER"))
         check_signature_method(config.get("VONAGE_SIGNATURE_METHOD"))
+        if config.get("VONAGE_API_KEY"):
+            check_sms_sender(config.get("VONAGE_SMS_FROM"))
         check_claim_time(config.get("DISPATCHER_CLAIM_SECONDS"), config.get("MAIL_TIMEOUT"),
                          config.get("VONAGE_TIMEOUT") if config.get("VONAGE_API_KEY") else None)
         check_retention_days(config.get("RETENTION_DAYS"))
@@ -408,6 +410,26 @@ def check_portal_url(value: str | None) -> None:
             f"PORTAL_URL must be a full address like https://portal.firm.co.uk, not {value!r}")
 
 
+# What networks show as a text message's sender: a name of up to 11 letters and digits (with
+# at least one letter; Vonage drops its spaces), or a number in international form.
+_SMS_SENDER_NAME = re.compile(r"(?=[ 0-9]*[A-Za-z])[A-Za-z0-9 ]+")
+_SMS_SENDER_NUMBER = re.compile(r"[1-9][0-9]{6,14}")
+
+
+def check_sms_sender(value) -> None:
+    """VONAGE_SMS_FROM must be a sender networks take; otherwise every code by text message
+    would fail at the first send, long after the start."""
+    text = str(value or "").strip()
+    if _SMS_SENDER_NUMBER.fullmatch(text):
+        return
+    if _SMS_SENDER_NAME.fullmatch(text) and len(text.replace(" ", "")) <= 11:
+        return
+    raise SettingsError(
+        f"VONAGE_SMS_FROM must be the name clients see as the sender, up to 11 letters and "
+        f"digits (for example SmithCo), or a phone number of your Vonage account in "
+        f"international form without the + (447700900123), not {value!r}.")
+
+
 def check_signature_method(value: str | None) -> None:
     if value not in SIGNATURE_METHODS:
         raise SettingsError(
@@ -453,6 +475,8 @@ class DevelopmentConfig(Config):
             config["SECRET_KEY"] = _instance_secret_key()
         check_portal_url(config.get("PORTAL_URL"))
         check_signature_method(config.get("VONAGE_SIGNATURE_METHOD"))
+        if config.get("VONAGE_API_KEY"):
+            check_sms_sender(config.get("VONAGE_SMS_FROM"))
         if config.get("MAIL_SERVER"):  # else messages go to the console and /dev/outbox
             check_mail_settings(config, password_in_clear=True)
 

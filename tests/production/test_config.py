@@ -13,7 +13,7 @@ from config import Config, PLACEHOLDER_SECRET_KEYS
 EXAMPLE = Path(__file__).resolve().parents[2] / "docs" / "clientgate.env.example"
 SETTINGS = {"PORTAL_URL": "https://portal.example.co.uk", "MAIL_SERVER": "smtp.example.co.uk",
             "MAIL_DEFAULT_SENDER": "Example & Co <portal@example.co.uk>",
-            "VONAGE_SIGNATURE_METHOD": "md5hash"}
+            "VONAGE_SIGNATURE_METHOD": "md5hash", "VONAGE_SMS_FROM": "ClientGate"}
 
 
 def example_secret_key() -> str:
@@ -173,3 +173,24 @@ def test_with_vonage_the_claim_must_outlast_three_text_hand_overs_too():
     Config.check({**SETTINGS, "SECRET_KEY": secrets.token_urlsafe(48), "VONAGE_API_KEY": "key",
                   "MAIL_TIMEOUT": Config.MAIL_TIMEOUT, "VONAGE_TIMEOUT": Config.VONAGE_TIMEOUT,
                   "DISPATCHER_CLAIM_SECONDS": Config.DISPATCHER_CLAIM_SECONDS})  # the defaults
+
+
+@pytest.mark.parametrize("sender", [
+    "Smith Jones Co", "Smith & Co", "Müller", "+447700900123", "00447700900123", "12345", "",
+])
+def test_a_text_message_sender_no_network_takes_stops_the_start(sender):
+    """Every code by text message would fail at its first send, long after the start."""
+    with pytest.raises(RuntimeError, match="VONAGE_SMS_FROM must be the name clients see"):
+        Config.check({**SETTINGS, "SECRET_KEY": secrets.token_urlsafe(48),
+                      "VONAGE_API_KEY": "key", "VONAGE_SMS_FROM": sender})
+
+
+@pytest.mark.parametrize("sender", ["SmithCo", "Smith Co", "ClientGate", "447700900123"])
+def test_a_text_message_sender_networks_take_is_accepted(sender):
+    Config.check({**SETTINGS, "SECRET_KEY": secrets.token_urlsafe(48),
+                  "VONAGE_API_KEY": "key", "VONAGE_SMS_FROM": sender})
+
+
+def test_without_vonage_the_text_message_sender_is_not_checked():
+    Config.check({**SETTINGS, "SECRET_KEY": secrets.token_urlsafe(48),
+                  "VONAGE_SMS_FROM": "Smith & Jones Chartered Accountants"})
