@@ -6,7 +6,7 @@ Jinja decides at each import whether the importing template has globals the impo
 `ctx.globals_keys - self.globals.keys()`: a set minus the keys of a `ChainMap`, which Python
 works out by asking the ChainMap about each key in turn, in Python. With the app's 23 globals
 that took about 45 µs an import; one sign-in makes six (the login page, the code page, the
-email), 0.9 M of its 51.6 M instructions outside the hash (`bench/instructions.py`).
+email), 0.8 M of its 51.6 M instructions outside the hash (`bench/instructions.py`).
 
 `AppTemplate` asks the same question with `set.issubset`, and leaves every other case to
 Jinja's own method, so a template with globals of its own still gets a module of its own.

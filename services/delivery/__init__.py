@@ -499,8 +499,8 @@ atexit.register(kept_connections.close_all)
 # what Django's mail has always sent with; the bytes on the wire differ only in folding.
 class _WirePolicy(email.policy.Compat32):
     """compat32 that writes a header needing no folding as it is. compat32 wraps every header
-    in an `email.header.Header` and folds it, a fifth of the CPU of handing a code over; for
-    a value in ASCII, on one line and short enough, Header writes it back unchanged."""
+    in an `email.header.Header` and folds it, an eighth of the instructions of handing a code
+    over; for a value in ASCII, on one line and short enough, Header writes it back unchanged."""
 
     def fold_binary(self, name, value):
         if (isinstance(value, str) and value.isascii() and "\n" not in value
