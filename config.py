@@ -410,9 +410,11 @@ def check_portal_url(value: str | None) -> None:
             f"PORTAL_URL must be a full address like https://portal.firm.co.uk, not {value!r}")
 
 
-# What networks show as a text message's sender: a name of up to 11 letters and digits (with
-# at least one letter; Vonage drops its spaces), or a number in international form.
-_SMS_SENDER_NAME = re.compile(r"(?=[ 0-9]*[A-Za-z])[A-Za-z0-9 ]+")
+# What Vonage's guide to sender identity allows in `from`: a name of up to 11 letters and
+# digits without spaces (at least one letter), or a number of up to 15 digits in international
+# form without a leading + or 00. Anything else "might be modified in transit or not
+# delivered at all".
+_SMS_SENDER_NAME = re.compile(r"(?=[0-9]*[A-Za-z])[A-Za-z0-9]{1,11}")
 _SMS_SENDER_NUMBER = re.compile(r"[1-9][0-9]{6,14}")
 
 
@@ -422,12 +424,12 @@ def check_sms_sender(value) -> None:
     text = str(value or "").strip()
     if _SMS_SENDER_NUMBER.fullmatch(text):
         return
-    if _SMS_SENDER_NAME.fullmatch(text) and len(text.replace(" ", "")) <= 11:
+    if _SMS_SENDER_NAME.fullmatch(text):
         return
     raise SettingsError(
         f"VONAGE_SMS_FROM must be the name clients see as the sender, up to 11 letters and "
-        f"digits (for example SmithCo), or a phone number of your Vonage account in "
-        f"international form without the + (447700900123), not {value!r}.")
+        f"digits with no spaces (for example SmithCo), or a phone number of your Vonage "
+        f"account in international form without the + (447700900123), not {value!r}.")
 
 
 def check_signature_method(value: str | None) -> None:

@@ -176,7 +176,8 @@ def test_with_vonage_the_claim_must_outlast_three_text_hand_overs_too():
 
 
 @pytest.mark.parametrize("sender", [
-    "Smith Jones Co", "Smith & Co", "Müller", "+447700900123", "00447700900123", "12345", "",
+    "SmithJonesCo", "Smith Co", "Smith & Co", "Müller", "+447700900123", "00447700900123",
+    "12345", "",
 ])
 def test_a_text_message_sender_no_network_takes_stops_the_start(sender):
     """Every code by text message would fail at its first send, long after the start."""
@@ -185,7 +186,7 @@ def test_a_text_message_sender_no_network_takes_stops_the_start(sender):
                       "VONAGE_API_KEY": "key", "VONAGE_SMS_FROM": sender})
 
 
-@pytest.mark.parametrize("sender", ["SmithCo", "Smith Co", "ClientGate", "447700900123"])
+@pytest.mark.parametrize("sender", ["SmithCo", "Smith2Co", "ClientGate", "447700900123"])
 def test_a_text_message_sender_networks_take_is_accepted(sender):
     Config.check({**SETTINGS, "SECRET_KEY": secrets.token_urlsafe(48),
                   "VONAGE_API_KEY": "key", "VONAGE_SMS_FROM": sender})
