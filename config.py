@@ -419,8 +419,8 @@ _SMS_SENDER_NUMBER = re.compile(r"[1-9][0-9]{6,14}")
 
 
 def check_sms_sender(value) -> None:
-    """VONAGE_SMS_FROM must be a sender networks take; otherwise every code by text message
-    would fail at the first send, long after the start."""
+    """VONAGE_SMS_FROM must be a sender networks take. Any other may be changed on the way or
+    never delivered, which the firm would learn from clients waiting for their codes."""
     text = str(value or "").strip()
     if _SMS_SENDER_NUMBER.fullmatch(text):
         return

@@ -180,7 +180,7 @@ def test_with_vonage_the_claim_must_outlast_three_text_hand_overs_too():
     "12345", "",
 ])
 def test_a_text_message_sender_no_network_takes_stops_the_start(sender):
-    """Every code by text message would fail at its first send, long after the start."""
+    """Texts from such a sender may be changed on the way or never delivered (Vonage)."""
     with pytest.raises(RuntimeError, match="VONAGE_SMS_FROM must be the name clients see"):
         Config.check({**SETTINGS, "SECRET_KEY": secrets.token_urlsafe(48),
                       "VONAGE_API_KEY": "key", "VONAGE_SMS_FROM": sender})
