@@ -227,9 +227,7 @@ class Config:
             )
         check_mail_settings(config)
         check_sender(config.get("MAIL_DEFAULT_SENDER"))
-        check_signature_method(config.get("VONAGE_SIGNATURE_METHOD"))
-        if config.get("VONAGE_API_KEY"):
-            check_sms_sender(config.get("VONAGE_SMS_FROM"))
+        check_text_message_settings(config)
         check_claim_time(config.get("DISPATCHER_CLAIM_SECONDS"), config.get("MAIL_TIMEOUT"),
                          config.get("VONAGE_TIMEOUT") if config.get("VONAGE_API_KEY") else None)
         check_retention_days(config.get("RETENTION_DAYS"))
@@ -432,6 +430,13 @@ def check_sms_sender(value) -> None:
         f"account in international form without the + (447700900123), not {value!r}.")
 
 
+def check_text_message_settings(config: dict) -> None:
+    """The Vonage settings production and development both check at the start."""
+    check_signature_method(config.get("VONAGE_SIGNATURE_METHOD"))
+    if config.get("VONAGE_API_KEY"):
+        check_sms_sender(config.get("VONAGE_SMS_FROM"))
+
+
 def check_signature_method(value: str | None) -> None:
     if value not in SIGNATURE_METHODS:
         raise SettingsError(
@@ -476,9 +481,7 @@ class DevelopmentConfig(Config):
         if not config.get("SECRET_KEY"):
             config["SECRET_KEY"] = _instance_secret_key()
         check_portal_url(config.get("PORTAL_URL"))
-        check_signature_method(config.get("VONAGE_SIGNATURE_METHOD"))
-        if config.get("VONAGE_API_KEY"):
-            check_sms_sender(config.get("VONAGE_SMS_FROM"))
+        check_text_message_settings(config)
         if config.get("MAIL_SERVER"):  # else messages go to the console and /dev/outbox
             check_mail_settings(config, password_in_clear=True)
 
